@@ -1,0 +1,45 @@
+# The workbench's commands. Every target installs first when .venv is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXPERIMENT ?= experiments/default.yaml
+TRIALS ?=
+WORKERS ?=
+PORT ?= 5000
+
+SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
+
+.PHONY: install search ui test bench notebooks lab clean
+
+install: $(STAMP)
+
+# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+search: $(STAMP)
+	$(BIN)/workbench search $(EXPERIMENT) $(SEARCH_FLAGS)
+
+ui: $(STAMP)
+	$(BIN)/workbench ui --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/workbench bench
+
+notebooks: $(STAMP)
+	$(BIN)/python -m workbench.notebooks
+
+lab: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,lab]'
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

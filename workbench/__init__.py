@@ -1,0 +1,1 @@
+"""Sparsity research workbench."""
