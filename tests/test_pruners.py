@@ -1,0 +1,260 @@
+"""Pruner behaviour: reached sparsity, pattern lock, progressive, hooks, resume, optimizer mode."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from pruner_helpers import MLP, ConvNet, batches, seeded, train
+from workbench.pruner import WeightPruningConfig, get_sparsity_ratio, prepare_pruning
+
+ITERATIVE = dict(start_step=1, end_step=13, pruning_frequency=4)
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "snip", "snip_momentum", "gradient"])
+@pytest.mark.parametrize("pattern,target", [("4x1", 0.8), ("1x1", 0.7), ("2:4", 0.5), ("channelx1", 0.5)])
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_reached_blockwise_sparsity_equals_target(criterion, pattern, target, scope):
+    model = seeded(MLP)
+    config = WeightPruningConfig(pattern=pattern, target_sparsity=target, pruning_type=criterion,
+                                 pruning_scope=scope, **ITERATIVE)
+    pruning, _ = train(model, config, 16)
+    units = sum(p.pattern.num_units(n) for p in pruning.pruners for n in p.modules)
+    pruned = sum(p.pattern.pruned_units(n, m) for p in pruning.pruners for n, m in p.pruned.items())
+    assert abs(pruned - target * pattern_units_ratio(pattern) * units) <= 1 * len(pruning.pruners[0].modules)
+    # masks hold on the weights themselves
+    for p in pruning.pruners:
+        for name, keep in p.masks.items():
+            assert bool((p.modules[name].weight[~keep] == 0).all())
+
+
+def pattern_units_ratio(pattern: str) -> float:
+    return 2.0 if pattern == "2:4" else 1.0  # 2:4 prunes the fraction target * M / N of its groups
+
+
+def test_iterative_sparsity_is_monotone_and_changes_only_on_pruning_steps():
+    model = seeded(MLP)
+    config = WeightPruningConfig(target_sparsity=0.8, pruning_type="magnitude", **ITERATIVE)
+    seen = []
+    train(model, config, 18, record=lambda step, p: seen.append((step, get_sparsity_ratio(p.pruners, model)[2])))
+    values = [v for _, v in seen]
+    assert all(a <= b + 1e-9 for a, b in zip(values, values[1:]))
+    changes = {step for (step, v), (_, prev) in zip(seen[1:], seen) if v != prev}
+    assert changes <= {5, 9, 13}
+    assert values[-1] == pytest.approx(0.8, abs=0.01)
+
+
+def test_pattern_lock_keeps_existing_zeros_and_adds_none():
+    model = seeded(MLP)
+    with torch.no_grad():
+        model.fc1.weight[model.fc1.weight.abs() < 0.1] = 0.0
+    before = model.fc1.weight.detach() == 0
+    pruning, _ = train(model, WeightPruningConfig(pruning_type="pattern_lock"), 10)
+    after = model.fc1.weight.detach() == 0
+    assert torch.equal(before, after)
+    assert int(before.sum()) > 0
+    assert bool((model.fc2.weight != 0).all())
+
+
+@pytest.mark.parametrize("ptype", ["scores", "linear"])
+def test_progressive_reaches_pure_block_sparsity(ptype):
+    model = seeded(MLP)
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type="snip_momentum_progressive",
+                                 start_step=1, end_step=17, pruning_frequency=8, progressive_type=ptype)
+    partial_seen = []
+
+    def record(step, p):
+        w = model.fc1.weight.detach().view(8, 4, 16) == 0
+        partial_seen.append(bool((w.any(1) & ~w.all(1)).any()))
+
+    pruning, _ = train(model, config, 20, record=record)
+    assert any(partial_seen), "progressive pruning never zeroed part of a block"
+    assert not partial_seen[-1]
+    for name in ("fc1", "fc2"):
+        w = getattr(model, name).weight.detach() == 0
+        blocks = w.view(w.shape[0] // 4, 4, w.shape[1])
+        assert torch.equal(blocks.all(1), blocks.any(1))
+    assert get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.75, abs=0.01)
+
+
+def test_repeated_on_step_begin_changes_nothing():
+    model = seeded(MLP)
+    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", target_sparsity=0.5,
+                                                          start_step=0, end_step=4, pruning_frequency=2))
+    pruning.on_train_begin()
+    pruning.on_step_begin(0)
+    masks = {n: m.clone() for n, m in pruning.pruners[0].pruned.items()}
+    with torch.no_grad():
+        model.fc1.weight.mul_(-3.0)  # would change a magnitude ranking if masks were recomputed
+    pruning.on_step_begin(0)
+    assert all(torch.equal(masks[n], m) for n, m in pruning.pruners[0].pruned.items())
+    assert pruning.mask_updates == 1
+
+
+@pytest.mark.parametrize("ptype", ["snip_momentum", "magnitude_progressive", "gradient"])
+def test_state_dict_round_trip_mid_schedule_equals_uninterrupted(ptype):
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type=ptype,
+                                 start_step=1, end_step=17, pruning_frequency=8, max_sparsity_ratio_per_op=0.9)
+    full = seeded(MLP)
+    train(full, config, 20)
+
+    first = seeded(MLP)
+    pruning, opt = train(first, config, 11)
+    checkpoint = copy.deepcopy({"model": first.state_dict(), "opt": opt.state_dict(),
+                                "pruning": pruning.state_dict()})
+    resumed = seeded(MLP, seed=123)  # different init: everything must come from the checkpoint
+    resumed.load_state_dict(checkpoint["model"])
+    opt2 = torch.optim.SGD(resumed.parameters(), lr=0.05, momentum=0.9)
+    opt2.load_state_dict(checkpoint["opt"])
+    pruning2 = prepare_pruning(resumed, config)
+    pruning2.load_state_dict(checkpoint["pruning"])
+    train(resumed, config, 20, pruning=pruning2, optimizer=opt2, start=11)
+    for a, b in zip(full.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_conv_and_linear_layers_are_pruned_in_one_pruner():
+    model = seeded(ConvNet)
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="snip_momentum", **ITERATIVE)
+    pruning, _ = train(model, config, 14)
+    names = set(pruning.pruners[0].modules)
+    assert names == {"conv1", "conv2", "fc"}
+    for name in ("conv1", "conv2"):
+        w = getattr(model, name).weight.detach()
+        view = (w.permute(0, 2, 3, 1).reshape(8, -1) == 0).view(2, 4, -1)
+        assert torch.equal(view.all(1), view.any(1)), "conv blocks must span 4 output channels"
+    assert get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.5, abs=0.01)
+
+
+def test_several_pruners_each_reach_their_own_target():
+    model = seeded(MLP)
+    config = WeightPruningConfig(
+        [{"op_names": ["fc1"], "target_sparsity": 0.25, "pattern": "1x1"},
+         {"op_names": ["fc2"], "target_sparsity": 0.5, "pattern": "2:4"}],
+        pruning_type="magnitude", target_sparsity=0.75, **ITERATIVE)
+    pruning, _ = train(model, config, 15)
+    assert len(pruning.pruners) == 2
+    assert float((model.fc1.weight == 0).float().mean()) == pytest.approx(0.25, abs=0.01)
+    assert float((model.fc2.weight == 0).float().mean()) == pytest.approx(0.5, abs=0.01)
+
+
+def test_optimizer_wrapping_equals_explicit_hooks():
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type="snip_momentum", **ITERATIVE)
+    explicit = seeded(MLP)
+    train(explicit, config, 16)
+    wrapped = seeded(MLP)
+    opt = torch.optim.SGD(wrapped.parameters(), lr=0.05, momentum=0.9)
+    pruning = prepare_pruning(wrapped, config, opt)
+    for x, y in batches(wrapped, 16):
+        nn.functional.cross_entropy(wrapped(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+    assert pruning.global_step == 16
+    for a, b in zip(explicit.parameters(), wrapped.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_min_and_max_sparsity_per_op_in_a_real_run():
+    model = seeded(MLP)
+    with torch.no_grad():
+        model.fc2.weight.mul_(0.01)  # fc2 would take nearly all the global pruning
+    config = WeightPruningConfig(pattern="1x1", target_sparsity=0.6, pruning_type="magnitude",
+                                 max_sparsity_ratio_per_op=0.7, min_sparsity_ratio_per_op=0.2, **ITERATIVE)
+    pruning, _ = train(model, config, 15)
+    fc1 = float((model.fc1.weight == 0).float().mean())
+    fc2 = float((model.fc2.weight == 0).float().mean())
+    assert fc2 == pytest.approx(0.7, abs=1 / 1024)
+    assert fc1 >= 0.2
+    assert pruning.pruners[0].pattern.keep_mask_layers.get("fc2")
+
+
+def test_group_lasso_shrinks_each_block_by_coeff_over_its_gradient_norm():
+    model = seeded(MLP)
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="magnitude",
+                                 reg_type="group_lasso", parameters={"reg_coeff": 0.02}, start_step=0, end_step=4)
+    pruning = prepare_pruning(model, config)
+    pruning.on_train_begin()
+    grad = torch.full_like(model.fc1.weight, 0.1)
+    grad[4:8] = 0.0  # a block with a zero gradient: r is capped as the formula says (inf -> 0 only)
+    model.fc1.weight.grad = grad
+    model.fc2.weight.grad = torch.full_like(model.fc2.weight, 0.5)
+    before = model.fc1.weight.detach().clone()
+    pruning.on_before_optimizer_step()
+    pruning.on_after_optimizer_step()
+    r = 0.02 / (0.1 * 2 + 1e-12)  # the block norm of four 0.1 entries is 0.2
+    assert torch.allclose(model.fc1.weight[:4], before[:4] * (1 - r))
+    reg = pruning.pruners[0].reg
+    assert reg.reg_terms["fc1"][1, 0] == pytest.approx(0.02 / 1e-12)
+
+
+def test_group_lasso_only_acts_between_start_and_end():
+    model = seeded(MLP)
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="magnitude",
+                                 reg_type="group_lasso", parameters={"reg_coeff": 0.02}, start_step=3, end_step=4)
+    pruning = prepare_pruning(model, config)
+    pruning.on_train_begin()
+    model.fc1.weight.grad = torch.full_like(model.fc1.weight, 0.1)
+    model.fc2.weight.grad = torch.full_like(model.fc2.weight, 0.1)
+    before = model.fc1.weight.detach().clone()
+    pruning.on_before_optimizer_step()
+    pruning.on_after_optimizer_step()  # step 0: outside start..end
+    assert torch.equal(model.fc1.weight.detach(), before)
+
+
+def test_gradient_criterion_at_step_zero_falls_back_to_magnitude(caplog):
+    model = seeded(MLP)
+    train(model, WeightPruningConfig(pruning_type="snip", target_sparsity=0.5, start_step=0, end_step=0), 2)
+    assert "magnitude" in caplog.text
+    pruning, _ = train(model, WeightPruningConfig(pruning_type="snip", target_sparsity=0.5, start_step=0,
+                                                  end_step=0), 1)
+    assert get_sparsity_ratio(pruning.pruners, model)[0] == pytest.approx(0.5, abs=0.01)
+
+
+def test_describe_explains_every_weighted_layer():
+    model = nn.Sequential()
+    model.add_module("enc", nn.Linear(16, 16))
+    model.add_module("norm", nn.LayerNorm(16))
+    model.add_module("skip", nn.Linear(16, 16))
+    model.add_module("odd", nn.Linear(16, 6))
+    model.add_module("head", nn.Linear(6, 2))
+    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", excluded_op_names=["sk.p"]))
+    reasons = {info.name: (info.pruned, info.reason) for info in pruning.describe()}
+    assert reasons["enc"][0] is True
+    assert "not a prunable type" in reasons["norm"][1]
+    assert "excluded_op_names" in reasons["skip"][1]
+    assert "not divisible" in reasons["odd"][1] and reasons["odd"][0] is False
+    assert "classifier head" in reasons["head"][1]
+
+
+def test_sparsity_ratio_reports_three_views():
+    model = seeded(MLP)
+    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", pattern="4x1",
+                                                          target_sparsity=0.5))
+    pruning.on_train_begin()
+    pruning.on_step_begin(0)
+    mm, overall, blockwise = get_sparsity_ratio(pruning.pruners, model)
+    pruned_params = 32 * 16 + 32 * 32
+    assert mm == pytest.approx(0.5, abs=1e-3)
+    assert overall == pytest.approx(0.5 * pruned_params / sum(p.numel() for p in model.parameters()))
+    assert blockwise == pytest.approx(0.5, abs=1e-3)
+
+
+def test_progressive_with_too_small_a_frequency_degrades_to_basic_pruning(caplog):
+    model = seeded(MLP)
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="magnitude_progressive",
+                                 start_step=1, end_step=9, pruning_frequency=2)
+    pruning, _ = train(model, config, 10)
+    assert "progressive_steps" in caplog.text
+    assert get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.5, abs=0.01)
+
+
+def test_every_registered_criterion_is_a_valid_pruning_type():
+    from workbench.pruner import CRITERIA, parse_valid_pruner_types
+    from workbench.pruner.config import CRITERION_NAMES
+
+    assert set(CRITERION_NAMES) <= set(CRITERIA)
+    valid = parse_valid_pruner_types()
+    assert all(c in valid and f"{c}_progressive" in valid for c in CRITERIA)
+    assert valid[-1] == "pattern_lock"

@@ -1,0 +1,69 @@
+"""The exact k-lowest selection behind global pruning, against a brute-force reference."""
+from __future__ import annotations
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.pruner import selection
+from workbench.pruner.selection import select_lowest
+
+
+def _reference(scores, k, lo, hi):
+    """Greedy walk over all scores in (value, layer, index) order."""
+    items = sorted((float(v), i, j) for i, s in enumerate(scores) for j, v in enumerate(s.reshape(-1).tolist()))
+    k = min(max(k, sum(lo)), sum(hi))
+    raw, total = [0] * len(scores), sum(lo)
+    for _, i, _ in items:
+        if total >= k:
+            break
+        raw[i] += 1
+        if lo[i] < raw[i] <= hi[i]:
+            total += 1
+    return [min(max(r, l), h) for r, l, h in zip(raw, lo, hi)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), layers=st.integers(1, 4), discrete=st.booleans())
+def test_matches_reference_with_ties_and_bounds(data, layers, discrete):
+    scores = []
+    for i in range(layers):
+        n = data.draw(st.integers(1, 30), label=f"n{i}")
+        vals = data.draw(st.lists(st.integers(0, 4) if discrete else st.floats(0, 1), min_size=n, max_size=n))
+        scores.append(torch.tensor(vals, dtype=torch.float32))
+    lo = [data.draw(st.integers(0, s.numel() // 2)) for s in scores]
+    hi = [data.draw(st.integers(l, s.numel())) for l, s in zip(lo, scores)]
+    k = data.draw(st.integers(0, sum(s.numel() for s in scores)))
+    masks, counts, _ = select_lowest(scores, k, lo=lo, hi=hi)
+    assert counts == _reference(scores, k, lo, hi)
+    for mask, count, s in zip(masks, counts, scores):
+        assert int(mask.sum()) == count
+        if 0 < count < s.numel():
+            assert s[mask].max() <= s[~mask].min()
+
+
+def test_large_inputs_use_the_sample_bracket_and_stay_exact(monkeypatch):
+    monkeypatch.setattr(selection, "_SAMPLE", 64)  # force a narrow bracket over many elements
+    g = torch.Generator().manual_seed(0)
+    scores = [torch.rand(5000, generator=g), torch.rand(3000, generator=g) * 0.5]
+    for k in (0, 1, 1234, 4000, 7999, 8000):
+        masks, counts, _ = select_lowest(scores, k)
+        assert sum(counts) == k
+        everything = torch.cat(scores)
+        if 0 < k < everything.numel():
+            chosen = torch.cat([s[m] for s, m in zip(scores, masks)])
+            rest = torch.cat([s[~m] for s, m in zip(scores, masks)])
+            assert chosen.max() <= rest.min()
+
+
+def test_ties_are_broken_by_layer_then_index():
+    scores = [torch.zeros(4), torch.zeros(4)]
+    masks, counts, _ = select_lowest(scores, 3)
+    assert counts == [3, 0]
+    assert masks[0].tolist() == [True, True, True, False]
+
+
+def test_capped_layers_are_reported():
+    scores = [torch.zeros(10), torch.ones(10)]
+    _, counts, capped = select_lowest(scores, 10, hi=[6, 10])
+    assert counts == [6, 4] and capped == [True, False]

@@ -1,0 +1,209 @@
+"""Pruning criteria: how important each weight is (a low score is pruned first).
+
+- ``magnitude``: ``|W|``, computed when masks are about to change.
+- ``gradient``: ``|dL/dW|``, computed before the optimizer step that precedes a mask update.
+- ``snip``: ``|W * dL/dW|``, likewise.
+- ``snip_momentum``: ``score = alpha * score + beta * |W * dL/dW|`` on every step that feeds a
+  mask update (alpha 0.9, beta 1.0).
+
+Scores are kept at the pattern's resolution (one value per NxM block for "mean"/"sum"
+reductions, which is exact because the reduction is linear) and computed in row chunks through
+one small scratch buffer, so no full-size temporary is allocated per step. Element-level scores
+are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
+pruning. ``low_memory_usage=True`` keeps scores in bfloat16.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+
+from .registry import Registry
+
+logger = logging.getLogger(__name__)
+
+CRITERIA = Registry("criterion")
+_CHUNK = 1 << 18  # elements per chunk: a 1 MiB float32 scratch buffer stays in cache
+
+
+def register_criterion(name: str):
+    """Class decorator registering a criterion under ``name``."""
+    return CRITERIA.register(name)
+
+
+def get_criterion(config: dict, modules: dict, pattern=None, *, element_level: bool = False):
+    """Build the criterion named by ``config["criterion_type"]`` for ``modules``.
+
+    Example:
+        >>> import torch
+        >>> c = get_criterion({"criterion_type": "magnitude"}, {"fc": torch.nn.Linear(4, 4)})
+        >>> c.on_step_begin(); c.scores["fc"].shape
+        torch.Size([4, 4])
+    """
+    return CRITERIA.lookup(config["criterion_type"])(modules, config, pattern, element_level=element_level)
+
+
+class PruningCriterion:
+    """Base criterion: holds ``scores`` ``{name: tensor}`` for the pruner's layers.
+
+    Args:
+        modules: ``{name: module}`` of the layers to score.
+        config: The resolved pruner config.
+        pattern: The pruner's pattern; scores are stored at its resolution. Without one,
+            element-level scores in the 2-D view are kept.
+        element_level: Keep element-level scores even where block scores would do.
+    """
+
+    needs_grad = False
+
+    def __init__(self, modules: dict, config: dict, pattern=None, *, element_level: bool = False) -> None:
+        self.modules = modules
+        self.config = config
+        self.pattern = pattern
+        self.element_level = element_level or pattern is None
+        self.dtype = torch.bfloat16 if config.get("low_memory_usage") else torch.float32
+        self.scores: dict[str, torch.Tensor] = {}
+        self._scratch = torch.empty(0)
+
+    def on_step_begin(self) -> None:
+        """Hook at the start of a step whose masks are about to change."""
+
+    def on_before_optimizer_step(self) -> None:
+        """Hook before ``optimizer.step()`` on a step that feeds a mask update."""
+
+    def on_after_optimizer_step(self) -> None:
+        """Hook after ``optimizer.step()``."""
+
+    def ensure_scores(self) -> None:
+        """Fill missing scores with magnitudes (a gradient criterion before any backward pass)."""
+        missing = [n for n in self.modules if n not in self.scores]
+        if missing:
+            logger.warning("no gradient scores yet for %d layers; using magnitude for this step", len(missing))
+            for name in missing:
+                self.scores[name] = self._compute(name, lambda w, g, out: torch.abs(w, out=out))
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _store_level(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
+        if self.element_level or self.pattern is None:
+            return elem2d
+        return self.pattern.reduce(name, elem2d)
+
+    def _layout(self, name: str):
+        from .layout import Layout
+
+        if self.pattern is not None and name in self.pattern.layouts:
+            return self.pattern.layouts[name]
+        return Layout(tuple(self.modules[name].weight.shape))
+
+    def _row_step(self, name: str, cols: int, rows: int) -> int:
+        bn = 1
+        if self.pattern is not None and not self.element_level and hasattr(self.pattern, "block"):
+            bn = self.pattern.block(name)[0]
+        step = max(bn, (_CHUNK // max(cols, 1)) // bn * bn)
+        return min(step, rows)
+
+    def _compute(self, name: str, elem_fn: Callable, *, into: torch.Tensor | None = None,
+                 alpha: float = 0.0, beta: float = 1.0) -> torch.Tensor:
+        """Score one layer chunk by chunk; accumulate ``alpha * into + beta * new`` if given."""
+        weight = self.modules[name].weight.detach()
+        grad = weight.grad if weight.grad is not None else self.modules[name].weight.grad
+        layout = self._layout(name)
+        with torch.no_grad():
+            if not layout.is_2d:
+                elem = elem_fn(weight, grad, torch.empty_like(weight))
+                new = self._store_level(name, layout.to_2d(elem)).to(self.dtype)
+                return new if into is None else into.mul_(alpha).add_(new, alpha=beta)
+            rows, cols = weight.shape
+            step = self._row_step(name, cols, rows)
+            if self._scratch.numel() < step * cols:
+                self._scratch = torch.empty(step * cols)
+            out = into
+            for r0 in range(0, rows, step):
+                r1 = min(r0 + step, rows)
+                buf = self._scratch[: (r1 - r0) * cols].view(r1 - r0, cols)
+                part = self._store_level(name, elem_fn(weight[r0:r1], None if grad is None else grad[r0:r1], buf))
+                if out is None:
+                    out = torch.empty((part.shape[0] * rows // (r1 - r0), part.shape[1]), dtype=self.dtype)
+                lo, hi = r0 * out.shape[0] // rows, r1 * out.shape[0] // rows
+                if into is None:
+                    out[lo:hi].copy_(part)
+                else:
+                    out[lo:hi].mul_(alpha).add_(part, alpha=beta)
+            return out
+
+
+@register_criterion("magnitude")
+class MagnitudeCriterion(PruningCriterion):
+    """``|W|``, computed at the start of a step whose masks change."""
+
+    def on_step_begin(self) -> None:
+        for name in self.modules:
+            self.scores[name] = self._compute(name, lambda w, g, out: torch.abs(w, out=out))
+
+
+class _GradientScoreCriterion(PruningCriterion):
+    """A criterion recomputed from the current gradient before the step preceding a mask update."""
+
+    needs_grad = True
+
+    @staticmethod
+    def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Element scores of a row chunk, written into ``out``."""
+        raise NotImplementedError
+
+    def on_before_optimizer_step(self) -> None:
+        for name, module in self.modules.items():
+            if module.weight.grad is not None:
+                self.scores[name] = self._compute(name, self.element_score)
+
+
+@register_criterion("gradient")
+class GradientCriterion(_GradientScoreCriterion):
+    """``|dL/dW|``, computed before the optimizer step preceding a mask update."""
+
+    @staticmethod
+    def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return torch.abs(g, out=out)
+
+
+@register_criterion("snip")
+class SnipCriterion(_GradientScoreCriterion):
+    """``|W * dL/dW|`` (SNIP, arXiv:1810.02340), computed before the preceding optimizer step."""
+
+    @staticmethod
+    def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return _snip(w, g, out)
+
+
+@register_criterion("snip_momentum")
+class SnipMomentumCriterion(PruningCriterion):
+    """``score = alpha * score + beta * |W * dL/dW|`` accumulated on every step that feeds a mask update.
+
+    Attributes:
+        alpha: How much of the previous score is kept (0.9).
+        beta: Weight of the current step's snip score (1.0).
+    """
+
+    needs_grad = True
+    accumulates = True
+
+    def __init__(self, modules: dict, config: dict, pattern=None, *, element_level: bool = False) -> None:
+        if pattern is not None and getattr(pattern, "reduce_type", "mean") == "max":
+            element_level = True  # max is not linear: the momentum must be kept per element
+        super().__init__(modules, config, pattern, element_level=element_level)
+        self.alpha = 0.9
+        self.beta = 1.0
+
+    def on_before_optimizer_step(self) -> None:
+        for name, module in self.modules.items():
+            if module.weight.grad is None:
+                continue
+            if name not in self.scores:
+                self.scores[name] = self._compute(name, _snip).mul_(self.beta)
+            else:
+                self._compute(name, _snip, into=self.scores[name], alpha=self.alpha, beta=self.beta)
+
+
+def _snip(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.mul(w, g, out=out).abs_()

@@ -1,0 +1,151 @@
+"""The pattern base class: which layers fit, and how scores become masks (global or local).
+
+A pattern splits every layer's 2-D weight view into *units*: blocks for NxM, groups of M
+for N:M. Criteria give scores, the pattern turns them into one score per unit, and
+:meth:`BasePattern.get_masks` prunes the lowest-scoring units so the pruner's layers reach the
+scheduled sparsity, either with one ranking over all layers (global scope) or per layer.
+
+Masks are stored as *pruned* bool tensors at the pattern's own resolution (block-sized for NxM,
+element-sized for N:M); :meth:`expand` gives the weight-shaped view.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from ..layout import Layout
+from ..selection import lowest_mask, select_lowest
+from .spec import PatternSpec, parse_pattern
+
+logger = logging.getLogger(__name__)
+
+
+class BasePattern:
+    """Base class of pruning patterns (the unit of pruning, e.g. a 4x1 block or an N:M group).
+
+    Args:
+        config: A resolved pruner config (see :func:`workbench.pruner.process_config`).
+        modules: ``{name: module}`` of the candidate layers; layers whose shape does not fit
+            the pattern are moved to :attr:`invalid_layers` with the reason.
+
+    Attributes:
+        pattern: The pattern string, e.g. ``"4x1"``.
+        is_global: Whether one ranking covers all layers (``pruning_scope == "global"``).
+        keep_mask_layers: Layers whose mask is frozen (they hit ``max_sparsity_ratio_per_op``).
+        invalid_layers: ``{name: reason}`` of layers skipped because of their shape.
+        modules: The valid layers.
+    """
+
+    spec: PatternSpec
+
+    def __init__(self, config: dict, modules: dict[str, nn.Module]) -> None:
+        self.config = config
+        self.spec = parse_pattern(config["pattern"])
+        self.pattern = self.spec.text
+        self.is_global = config.get("pruning_scope", "global") == "global"
+        self.target_sparsity = config.get("target_sparsity", 0.9)
+        self.max_sparsity_ratio_per_op = config.get("max_sparsity_ratio_per_op", 0.98)
+        self.min_sparsity_ratio_per_op = config.get("min_sparsity_ratio_per_op", 0.0)
+        self.keep_mask_layers: dict[str, bool] = {}
+        self.invalid_layers: dict[str, str] = {}
+        self.layouts: dict[str, Layout] = {}
+        self.modules: dict[str, nn.Module] = {}
+        for name, module in modules.items():
+            layout = Layout(tuple(module.weight.shape))
+            reason = self.check_layer(layout)
+            if reason:
+                self.invalid_layers[name] = reason
+                logger.warning("layer %s is not pruned: %s", name, reason)
+                continue
+            self.layouts[name] = layout
+            self.modules[name] = module
+
+    # ---- what a concrete pattern defines -------------------------------------------------
+    def check_layer(self, layout: Layout) -> str | None:
+        """Why a layer of this layout cannot take the pattern, or ``None`` if it can."""
+        raise NotImplementedError
+
+    def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
+        """Element scores of (a row range of) the 2-D view -> the stored score resolution."""
+        raise NotImplementedError
+
+    def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
+        """Stored scores -> one score per unit (lower is pruned first)."""
+        raise NotImplementedError
+
+    def mask_from_units(self, name: str, units: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+        """Pruned units -> the pruned mask at the pattern's resolution."""
+        raise NotImplementedError
+
+    def num_units(self, name: str) -> int:
+        """How many units the layer has."""
+        raise NotImplementedError
+
+    def pruned_units(self, name: str, pruned: torch.Tensor) -> int:
+        """How many units a pruned mask prunes."""
+        raise NotImplementedError
+
+    def unit_ratio(self, ratio: float) -> float:
+        """Element sparsity ratio -> fraction of units to prune."""
+        return ratio
+
+    def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
+        """A weight-shaped bool view of the pruned mask (``True`` = zeroed)."""
+        raise NotImplementedError
+
+    def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
+        """Zero the pruned weights in place."""
+        weight.masked_fill_(self.expand(name, pruned), 0.0)
+
+    def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""
+        raise NotImplementedError
+
+    def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
+        """``(pruned units, all units)`` measured on the weight (for blockwise reporting)."""
+        raise NotImplementedError
+
+    # ---- shared machinery ------------------------------------------------------------------
+    def empty_mask(self, name: str) -> torch.Tensor:
+        """A pruned mask that prunes nothing."""
+        return self.pruned_from_weight(name, torch.ones(self.layouts[name].shape))
+
+    def get_masks(
+        self, scores: dict[str, torch.Tensor], ratio: float, pre_masks: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """New pruned masks so the layers reach ``ratio`` (element sparsity) in total.
+
+        Global scope ranks every unit of every non-frozen layer together and honours the
+        per-layer bounds; a layer the ranking would push above ``max_sparsity_ratio_per_op``
+        is capped at exactly that ratio and frozen. Local scope ranks each layer alone.
+        """
+        names = list(self.modules)
+        free = [n for n in names if not self.keep_mask_layers.get(n)]
+        masks = {n: pre_masks[n] for n in names if n not in free}
+        if not free:
+            return masks
+        units = [self.unit_scores(n, scores[n]) for n in free]
+        sizes = [self.num_units(n) for n in free]
+        target = min(self.unit_ratio(ratio), 1.0)
+        lo = [min(math.ceil(self.unit_ratio(self.min_sparsity_ratio_per_op) * s - 1e-9), s) for s in sizes]
+        hi = [max(min(math.floor(self.unit_ratio(self.max_sparsity_ratio_per_op) * s + 1e-9), s), l)
+              for s, l in zip(sizes, lo)]
+        if self.is_global:
+            total = sum(self.num_units(n) for n in names)
+            frozen = sum(self.pruned_units(n, masks[n]) for n in masks)
+            chosen, _, capped = select_lowest(units, round(target * total) - frozen, lo=lo, hi=hi)
+            for name, was_capped in zip(free, capped):
+                if was_capped:
+                    self.keep_mask_layers[name] = True
+                    logger.info("layer %s capped at max_sparsity_ratio_per_op and frozen", name)
+        else:
+            chosen = [
+                lowest_mask(u, min(max(round(target * s), l), h))
+                for u, s, l, h in zip(units, sizes, lo, hi)
+            ]
+        for name, unit_mask in zip(free, chosen):
+            masks[name] = self.mask_from_units(name, unit_mask, scores[name])
+        return masks

@@ -1,0 +1,97 @@
+"""NxM block patterns: "4x1", "2x2", "1x1" (unstructured), "channelx1", "1xchannel".
+
+A block is N rows (output channels) by M columns of the weight's 2-D view and is kept or
+pruned whole. "channel" on a side means the block spans that whole dimension: "channelx1"
+prunes whole columns (one input position for all outputs), "1xchannel" whole rows.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..layout import Layout
+from . import register_pattern
+from .base import BasePattern
+
+
+@register_pattern("NxM")
+class NxMPattern(BasePattern):
+    """Blocks of N rows by M columns, scored by the reduction of their elements' scores.
+
+    The block score reduction is ``criterion_reduce_type``: "mean" (default), "sum" or "max".
+
+    Example:
+        >>> import torch
+        >>> from workbench.pruner.patterns import get_pattern
+        >>> p = get_pattern({"pattern": "4x1"}, {"fc": torch.nn.Linear(8, 8)})
+        >>> p.num_units("fc")
+        16
+    """
+
+    def __init__(self, config: dict, modules: dict) -> None:
+        self.reduce_type = config.get("criterion_reduce_type", "mean")
+        super().__init__(config, modules)
+
+    def block(self, name_or_layout: str | Layout) -> tuple[int, int]:
+        """``(rows, cols)`` of one block of the layer."""
+        layout = self.layouts[name_or_layout] if isinstance(name_or_layout, str) else name_or_layout
+        n, m = self.spec.n, self.spec.m
+        return (layout.rows if n == "channel" else n, layout.cols if m == "channel" else m)
+
+    def check_layer(self, layout: Layout) -> str | None:
+        bn, bm = self.block(layout)
+        if layout.rows % bn or layout.cols % bm:
+            return (f"2-D weight view {layout.rows}x{layout.cols} is not divisible by the "
+                    f"{self.pattern} block {bn}x{bm}")
+        return None
+
+    def grid(self, name: str, rows: int) -> tuple[int, int, int, int]:
+        """``(block rows, N, block columns, M)`` of ``rows`` rows of the layer's 2-D view."""
+        bn, bm = self.block(name)
+        return rows // bn, bn, self.layouts[name].cols // bm, bm
+
+    def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
+        r, bn, c, bm = self.grid(name, elem2d.shape[0])
+        if bn == bm == 1:
+            return elem2d
+        view = elem2d.reshape(r, bn, c, bm)
+        if self.reduce_type == "max":
+            return view.amax(dim=(1, 3))
+        out = view.sum(dim=(1, 3))
+        return out.div_(bn * bm) if self.reduce_type == "mean" else out
+
+    def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
+        r, _, c, _ = self.grid(name, self.layouts[name].rows)
+        return stored if stored.shape == (r, c) else self.reduce(name, stored)
+
+    def mask_from_units(self, name: str, units: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+        return units
+
+    def num_units(self, name: str) -> int:
+        r, _, c, _ = self.grid(name, self.layouts[name].rows)
+        return r * c
+
+    def pruned_units(self, name: str, pruned: torch.Tensor) -> int:
+        return int(torch.count_nonzero(pruned))
+
+    def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
+        layout = self.layouts[name]
+        r, bn, c, bm = self.grid(name, layout.rows)
+        full = pruned.view(r, 1, c, 1).expand(r, bn, c, bm).reshape(layout.rows, layout.cols)
+        return layout.from_2d(full)
+
+    def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
+        layout = self.layouts[name]
+        if layout.is_2d:
+            r, bn, c, bm = self.grid(name, layout.rows)
+            weight.view(r, bn, c, bm).masked_fill_(pruned.view(r, 1, c, 1), 0.0)
+        else:
+            weight.masked_fill_(self.expand(name, pruned), 0.0)
+
+    def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        layout = self.layouts[name]
+        r, bn, c, bm = self.grid(name, layout.rows)
+        nonzero = (layout.to_2d(weight.detach()) != 0).reshape(r, bn, c, bm)
+        return ~nonzero.any(dim=3).any(dim=1)
+
+    def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
+        return int(torch.count_nonzero(self.pruned_from_weight(name, weight))), self.num_units(name)

@@ -1,0 +1,157 @@
+"""The pruner base class: step counting, mask bookkeeping, hooks and state."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..patterns import get_pattern
+from ..schedulers import get_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+class BasePruner:
+    """Runs the pruning process of one pruner config over its layers.
+
+    The pruner counts steps itself: ``global_step`` advances in :meth:`on_after_optimizer_step`.
+    Step ``s`` is a pruning step iff ``start_step <= s <= end_step`` and
+    ``(s - start_step) % pruning_frequency == 0``; masks change in :meth:`on_step_begin` of a
+    pruning step and are applied to the weights at once and after every optimizer step.
+
+    Args:
+        config: A resolved pruner config (see :func:`workbench.pruner.process_config`).
+        modules: ``{name: module}`` of the layers this pruner owns.
+
+    Attributes:
+        modules: The layers actually pruned (those whose shape fits the pattern).
+        pattern: The pattern object; ``pattern.invalid_layers`` says which layers were skipped.
+        scheduler: Oneshot or iterative scheduler.
+        global_step: Steps seen so far.
+        current_sparsity_ratio: The ratio the last mask update aimed at.
+        target_sparsity_ratio: The final target, clipped to ``max_sparsity_ratio_per_op``.
+        mask_updates: How many times this pruner's masks changed.
+    """
+
+    def __init__(self, config: dict, modules: dict) -> None:
+        self.config = config
+        self.pattern = get_pattern(config, modules)
+        self.modules = self.pattern.modules
+        self.scheduler = get_scheduler(config)
+        self.start_step = int(config["start_step"])
+        self.end_step = int(config["end_step"])
+        self.pruning_frequency = int(config.get("pruning_frequency", 1))
+        self.max_sparsity_ratio_per_op = config.get("max_sparsity_ratio_per_op", 0.98)
+        self.target_sparsity_ratio = min(config["target_sparsity"], self.max_sparsity_ratio_per_op)
+        self.total_prune_steps = self.scheduler.total_prune_steps()
+        self.global_step = 0
+        self.current_sparsity_ratio = 0.0
+        self.init_sparsity_ratio = 0.0
+        self.mask_updates = 0
+        self._last_update = -1
+        self._begun = False
+        self.pruned = {name: self.pattern.empty_mask(name) for name in self.modules}
+
+    # ---- masks ---------------------------------------------------------------------------
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """``{name: bool tensor of the weight's shape}``, ``True`` where the weight is kept."""
+        return {name: ~self.pattern.expand(name, p) for name, p in self.pruned.items()}
+
+    def mask_weights(self) -> None:
+        """Zero the pruned weights in place (the formal pruning)."""
+        with torch.no_grad():
+            for name, pruned in self.pruned.items():
+                self.pattern.apply(name, self.modules[name].weight.data, pruned)
+
+    def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
+        """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""
+        with torch.no_grad():
+            for name, mask in input_masks.items():
+                self.modules[name].weight.data.mul_(mask.to(self.modules[name].weight.dtype))
+
+    def check_is_pruned_step(self, step: int) -> bool:
+        """Whether masks may change on ``step``."""
+        if step < self.start_step or step > self.end_step:
+            return False
+        return (step - self.start_step) % self.pruning_frequency == 0
+
+    def prune_step_index(self, step: int) -> int:
+        """k of the k-th pruning step (0-based)."""
+        return (step - self.start_step) // self.pruning_frequency
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def on_train_begin(self, dataloader=None) -> None:
+        """Start of training: masks from existing zeros when resuming a pruned checkpoint."""
+        if self._begun:
+            return
+        self._begun = True
+        if self.config.get("resume_from_pruned_checkpoint") or self.config.get("lock_init_sparsity"):
+            self.pruned = {n: self.pattern.pruned_from_weight(n, m.weight) for n, m in self.modules.items()}
+            units = sum(self.pattern.num_units(n) for n in self.modules) or 1
+            self.init_sparsity_ratio = sum(self.pattern.pruned_units(n, p) for n, p in self.pruned.items()) / units
+            self.current_sparsity_ratio = self.init_sparsity_ratio
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Start of an epoch (nothing to do)."""
+
+    def on_step_begin(self, local_step: int = 0) -> None:
+        """Start of a step: update masks if it is a pruning step (once per step)."""
+        if not self._begun:
+            self.on_train_begin()
+        self.update_masks(local_step)
+
+    def update_masks(self, local_step: int) -> None:
+        """Recompute masks on a pruning step."""
+
+    def on_before_optimizer_step(self) -> None:
+        """Before ``optimizer.step()``."""
+
+    def on_after_optimizer_step(self) -> None:
+        """After ``optimizer.step()``: keep pruned weights at zero, advance the step counter."""
+        self.mask_weights()
+        self.global_step += 1
+
+    def on_step_end(self) -> None:
+        """End of a step (nothing to do)."""
+
+    def on_epoch_end(self) -> None:
+        """End of an epoch (nothing to do)."""
+
+    def on_train_end(self) -> None:
+        """End of training: make sure the final masks are applied."""
+        self.mask_weights()
+
+    def on_before_eval(self) -> None:
+        """Before evaluation (nothing to do)."""
+
+    def on_after_eval(self) -> None:
+        """After evaluation (nothing to do)."""
+
+    # ---- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Masks, frozen layers and counters: everything needed to resume exactly."""
+        return {
+            "global_step": self.global_step,
+            "current_sparsity_ratio": self.current_sparsity_ratio,
+            "init_sparsity_ratio": self.init_sparsity_ratio,
+            "mask_updates": self.mask_updates,
+            "last_update": self._last_update,
+            "begun": self._begun,
+            "pruned": {n: p.clone() for n, p in self.pruned.items()},
+            "keep_mask_layers": dict(self.pattern.keep_mask_layers),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        missing = set(self.pruned) - set(state["pruned"])
+        if missing:
+            raise ValueError(f"pruner state_dict has no masks for layers {sorted(missing)}")
+        self.global_step = int(state["global_step"])
+        self.current_sparsity_ratio = float(state["current_sparsity_ratio"])
+        self.init_sparsity_ratio = float(state["init_sparsity_ratio"])
+        self.mask_updates = int(state["mask_updates"])
+        self._last_update = int(state["last_update"])
+        self._begun = bool(state["begun"])
+        self.pruned = {n: state["pruned"][n].clone() for n in self.pruned}
+        self.pattern.keep_mask_layers = dict(state["keep_mask_layers"])

@@ -1,0 +1,54 @@
+"""The pattern-lock pruner: fine-tune an already sparse model without changing its zeros."""
+from __future__ import annotations
+
+import torch
+
+from . import register_pruner
+from .base import BasePruner
+
+
+@register_pruner("pattern_lock")
+class PatternLockPruner(BasePruner):
+    """Keeps the zeros the weights have at ``on_train_begin`` and never prunes more.
+
+    The lock is element-wise (``W == 0``), whatever the pattern; the pattern is only used to
+    report blockwise sparsity. Zeros are re-applied after every optimizer step.
+
+    Example:
+        >>> import torch
+        >>> from workbench.pruner import WeightPruningConfig, prepare_pruning
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+        >>> with torch.no_grad(): model[0].weight[0] = 0
+        >>> pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="pattern_lock"))
+        >>> pruning.on_train_begin(); int(pruning.pruners[0].locked["0"].sum())
+        4
+    """
+
+    def __init__(self, config: dict, modules: dict) -> None:
+        super().__init__(config, modules)
+        self.locked: dict[str, torch.Tensor] = {}
+
+    def on_train_begin(self, dataloader=None) -> None:
+        if self._begun:
+            return
+        self._begun = True
+        self.locked = {n: m.weight.detach() == 0 for n, m in self.modules.items()}
+        self.pruned = {n: self.pattern.pruned_from_weight(n, m.weight) for n, m in self.modules.items()}
+
+    def mask_weights(self) -> None:
+        with torch.no_grad():
+            for name, zero in self.locked.items():
+                self.modules[name].weight.data.masked_fill_(zero, 0.0)
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        return {n: ~z for n, z in self.locked.items()}
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["locked"] = {n: z.clone() for n, z in self.locked.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.locked = {n: z.clone() for n, z in state["locked"].items()}

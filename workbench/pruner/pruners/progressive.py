@@ -1,0 +1,134 @@
+"""The progressive pruner: newly pruned blocks fade out over several sub-steps."""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from ..selection import select_lowest
+from . import register_pruner
+from .basic import BasicPruner
+
+logger = logging.getLogger(__name__)
+
+
+@register_pruner("progressive")
+class ProgressivePruner(BasicPruner):
+    """Structured (NxM) pruning whose new blocks are zeroed gradually between pruning steps.
+
+    On each pruning step the target block masks are computed as by :class:`BasicPruner`; the
+    blocks that are newly pruned are then zeroed over ``progressive_steps`` sub-steps spaced
+    ``pruning_frequency // progressive_steps`` steps apart, the first on the pruning step
+    itself, so that before the next pruning step those blocks are entirely zero.
+    ``progressive_type="scores"`` zeroes the lowest-scoring elements first (one ranking over
+    all layers when ``use_global`` is true, per layer otherwise); ``"linear"`` zeroes each
+    block row by row (element by element in row-major order when a block has fewer rows than
+    sub-steps). The last pruning step (``end_step``) applies its masks at once, since masks
+    may not change after ``end_step``. With ``pruning_frequency < progressive_steps`` there is no
+    room between pruning steps, so it prunes like the basic pruner and warns (INC did the same).
+    """
+
+    element_level_scores = True
+
+    def __init__(self, config: dict, modules: dict) -> None:
+        super().__init__(config, modules)
+        self.progressive_steps = int(config.get("progressive_steps", 4))
+        self.progressive_type = config.get("progressive_type", "scores")
+        self.use_global = bool(config.get("use_global", True))
+        if self.start_step != self.end_step and self.pruning_frequency < self.progressive_steps:
+            logger.warning(
+                "progressive pruning needs pruning_frequency >= progressive_steps (%d < %d); "
+                "masks change without interpolation", self.pruning_frequency, self.progressive_steps)
+            self.progressive_steps = 1
+        self.interval = max(1, self.pruning_frequency // self.progressive_steps)
+        self._stage: dict[str, torch.Tensor] = {}  # element-level: sub-step (1..P) that zeroes it
+        self._target: dict[str, torch.Tensor] = {}
+        self._origin = -1
+        self._partial_step = 0
+
+    def update_masks(self, local_step: int) -> None:
+        step = self.global_step
+        if step == self._last_update:
+            return
+        if self.check_is_pruned_step(step):
+            super().update_masks(local_step)
+            return
+        if self._target and (step - self._origin) % self.interval == 0:
+            self._last_update = step
+            self._advance((step - self._origin) // self.interval + 1)
+
+    def set_pruned(self, pruned: dict[str, torch.Tensor], ratio: float) -> None:
+        if self._target:  # a transition still running: finish it first
+            self._finish()
+        if self.progressive_steps <= 1 or self.global_step >= self.end_step:
+            super().set_pruned(pruned, ratio)
+            return
+        self.current_sparsity_ratio = ratio
+        self._target = pruned
+        self._origin = self.global_step
+        self._stage = self._stages(pruned)
+        self._advance(1)
+
+    def _stages(self, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """For each element of a newly pruned block, the sub-step (1..P) that zeroes it."""
+        steps = self.progressive_steps
+        new = {n: self.pattern.expand(n, target[n] & ~self.pruned[n]) for n in target}
+        new2d = {n: self.pattern.layouts[n].to_2d(m) for n, m in new.items()}
+        stage = {n: torch.zeros(m.shape, dtype=torch.uint8) for n, m in new2d.items()}
+        if self.progressive_type == "linear":
+            for n, m in new2d.items():
+                r, bn, c, bm = self.pattern.grid(n, m.shape[0])
+                pos = torch.arange(bn * bm).view(1, bn, 1, bm).expand(r, bn, c, bm).reshape(m.shape)
+                when = (pos * steps) // (bn * bm) + 1
+                stage[n] = torch.where(m, when, 0).to(torch.uint8)
+            return stage
+        scores = {n: torch.where(new2d[n], self.criterion.scores[n].float(), math.inf) for n in new2d}
+        groups = [list(scores)] if self.use_global else [[n] for n in scores]
+        for names in groups:
+            total = sum(int(torch.count_nonzero(new2d[n])) for n in names)
+            for j in range(steps, 0, -1):
+                chosen, _, _ = select_lowest([scores[n] for n in names], round(total * j / steps))
+                for n, c in zip(names, chosen):
+                    stage[n][c & new2d[n]] = j
+        return stage
+
+    def _advance(self, j: int) -> None:
+        if j >= self.progressive_steps:
+            self._finish()
+            return
+        self._partial_step = j
+        self.mask_updates += 1
+        self.mask_weights()
+
+    def _finish(self) -> None:
+        target = self._target
+        self._target, self._stage, self._origin, self._partial_step = {}, {}, -1, 0
+        super().set_pruned(target, self.current_sparsity_ratio)
+
+    def mask_weights(self) -> None:
+        super().mask_weights()
+        if not self._partial_step:
+            return
+        with torch.no_grad():
+            for name, stage in self._stage.items():
+                zero = (stage > 0) & (stage <= self._partial_step)
+                self.modules[name].weight.data.masked_fill_(self.pattern.layouts[name].from_2d(zero), 0.0)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["progressive"] = {
+            "stage": {n: s.clone() for n, s in self._stage.items()},
+            "target": {n: t.clone() for n, t in self._target.items()},
+            "origin": self._origin,
+            "partial_step": self._partial_step,
+        }
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        prog = state.get("progressive", {})
+        self._stage = {n: s.clone() for n, s in prog.get("stage", {}).items()}
+        self._target = {n: t.clone() for n, t in prog.get("target", {}).items()}
+        self._origin = int(prog.get("origin", -1))
+        self._partial_step = int(prog.get("partial_step", 0))

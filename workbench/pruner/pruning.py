@@ -1,0 +1,175 @@
+"""The object a training loop talks to: several pruners behind the ten hooks."""
+from __future__ import annotations
+
+import logging
+import types
+
+import torch
+from torch import nn
+
+from .config import process_config
+from .pruners import get_pruner
+from .sparsity import LayerInfo, classify_layers, layer_sparsity
+
+logger = logging.getLogger(__name__)
+
+_HOOKS = (
+    "on_epoch_begin", "on_before_optimizer_step", "on_after_optimizer_step", "on_step_end",
+    "on_epoch_end", "on_train_end", "on_before_eval", "on_after_eval",
+)
+
+
+class Pruning:
+    """Holds one pruner per pruner config and calls each pruner's hook in order.
+
+    Args:
+        model: The model to prune (weights are zeroed in place).
+        config: A :class:`WeightPruningConfig`, a config dict, or a YAML path.
+
+    Attributes:
+        model: The model.
+        pruners: One pruner per entry of ``pruning_configs``.
+        layers: A :class:`LayerInfo` for every weighted module: pruned or not, and why.
+
+    Example:
+        >>> import torch
+        >>> from workbench.pruner import WeightPruningConfig
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+        >>> pruning = Pruning(model, WeightPruningConfig(pruning_type="magnitude"))
+        >>> [(l.name, l.pruned) for l in pruning.describe()]
+        [('0', True), ('1', False)]
+    """
+
+    def __init__(self, model: nn.Module, config) -> None:
+        self.model = model
+        self.configs = process_config(config)
+        modules_per_config, self.layers = classify_layers(self.configs, model)
+        self.pruners = [get_pruner(cfg, mods) for cfg, mods in zip(self.configs, modules_per_config)]
+        invalid = {n: r for p in self.pruners for n, r in p.pattern.invalid_layers.items()}
+        for info in self.layers:
+            if info.name in invalid:
+                info.pruned, info.reason, info.pruner = False, invalid[info.name], None
+        self._handles: list = []
+
+    # ---- the ten hooks --------------------------------------------------------------------
+    def on_train_begin(self, dataloader=None) -> None:
+        """Start of training (pattern lock and resume read the existing zeros here)."""
+        for pruner in self.pruners:
+            pruner.on_train_begin(dataloader)
+
+    def on_step_begin(self, local_step: int = 0) -> None:
+        """Start of a step: masks change here on pruning steps (a repeated call is a no-op)."""
+        for pruner in self.pruners:
+            pruner.on_step_begin(local_step)
+
+    def __getattr__(self, name: str):
+        if name in _HOOKS:
+            def hook(*args, **kwargs):
+                for pruner in self.pruners:
+                    getattr(pruner, name)(*args, **kwargs)
+            hook.__name__ = name
+            return hook
+        raise AttributeError(name)
+
+    # ---- reporting ------------------------------------------------------------------------
+    @property
+    def mask_updates(self) -> int:
+        """How many times any pruner's masks changed (compare before/after a step)."""
+        return sum(p.mask_updates for p in self.pruners)
+
+    @property
+    def global_step(self) -> int:
+        """The step counter of the first pruner (all pruners advance together)."""
+        return self.pruners[0].global_step if self.pruners else 0
+
+    def describe(self) -> list[LayerInfo]:
+        """Every weighted module, pruned or not and why; available before training starts."""
+        return list(self.layers)
+
+    def layer_sparsity(self) -> dict[str, tuple[float, float]]:
+        """``{layer: (elementwise, blockwise)}`` sparsity of each pruned layer, from its weights."""
+        return layer_sparsity(self.pruners)
+
+    # ---- checkpointing --------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Masks, scores, step counters and frozen layers of every pruner, for exact resume."""
+        return {"pruners": [p.state_dict() for p in self.pruners]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output into pruners built from the same config."""
+        states = state.get("pruners", [])
+        if len(states) != len(self.pruners):
+            raise ValueError(f"state_dict has {len(states)} pruners; this config builds {len(self.pruners)}")
+        for pruner, pruner_state in zip(self.pruners, states):
+            pruner.load_state_dict(pruner_state)
+
+    # ---- optimizer wrapping ---------------------------------------------------------------
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Run the hooks from ``optimizer.step()`` and the model's forward pass.
+
+        Before each training-mode forward: ``on_step_begin`` (idempotent, so several forwards
+        per step are fine; the first also calls ``on_train_begin``); around ``optimizer.step()``:
+        ``on_before_optimizer_step`` and ``on_after_optimizer_step``.
+        """
+        begun = {"done": False}
+
+        def pre_forward(module, args):
+            if not module.training:
+                return
+            if not begun["done"]:
+                begun["done"] = True
+                self.on_train_begin()
+            self.on_step_begin(self.global_step)
+
+        original_step = optimizer.step
+        pruning = self
+
+        def step(opt, *args, **kwargs):
+            pruning.on_before_optimizer_step()
+            result = original_step(*args, **kwargs)
+            pruning.on_after_optimizer_step()
+            return result
+
+        optimizer.step = types.MethodType(step, optimizer)
+        optimizer.pruners = self.pruners
+        self._handles.append(self.model.register_forward_pre_hook(pre_forward))
+        self._restore = (optimizer, original_step)
+
+    def detach(self) -> None:
+        """Undo :meth:`attach`: remove the forward hook and restore ``optimizer.step``."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if getattr(self, "_restore", None):
+            optimizer, original_step = self._restore
+            optimizer.step = original_step
+            self._restore = None
+
+
+def prepare_pruning(model: nn.Module, config, optimizer: torch.optim.Optimizer | None = None,
+                    dataloader=None, loss_func=None, framework: str = "pytorch") -> Pruning:
+    """Build a :class:`Pruning` for ``model``; with an optimizer, hooks run by themselves.
+
+    Without an optimizer, call the ten hooks from the training loop. With one, the hooks
+    are installed around ``optimizer.step()`` and the model's forward so an unchanged
+    training loop prunes (see :meth:`Pruning.attach`). ``dataloader``, ``loss_func`` and
+    ``framework`` are accepted for INC compatibility (only PyTorch is supported).
+
+    Example:
+        >>> import torch
+        >>> from workbench.pruner import WeightPruningConfig
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> pruning = prepare_pruning(model, WeightPruningConfig(target_sparsity=0.5,
+        ...     pruning_type="magnitude", start_step=1, end_step=1), opt)
+        >>> for _ in range(3):
+        ...     model(torch.randn(4, 8)).sum().backward(); opt.step(); opt.zero_grad()
+        >>> float((model[0].weight == 0).float().mean())
+        0.5
+    """
+    if framework not in ("pytorch", "torch"):
+        raise ValueError(f"framework: {framework!r} is not supported; allowed: ['pytorch']")
+    pruning = Pruning(model, config)
+    if optimizer is not None:
+        pruning.attach(optimizer)
+    return pruning

@@ -1,0 +1,150 @@
+"""Exact selection of the k lowest-scoring units across layers, with per-layer bounds.
+
+Global pruning asks: over all layers of a pruner, which ``k`` blocks have the lowest scores,
+given that layer ``l`` may prune no fewer than ``lo[l]`` and no more than ``hi[l]`` of its own?
+Sorting (or ``kthvalue``) over the concatenated scores of a large model costs several dense
+training steps, so this module brackets the threshold with a small deterministic sample, counts
+exactly on either side of the bracket (two vectorised comparisons per layer), and ranks only the
+few scores inside it. The answer is exact; the sample only decides how much work it takes.
+
+Ties are broken deterministically: equal scores are taken in layer order, then in flat index
+order, so the same scores always give the same masks.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+_SAMPLE = 1 << 17
+_SIGMAS = 2.5  # bracket half-width in units of 1/sqrt(sample): ~5 standard deviations
+
+
+def select_lowest(
+    scores: list[torch.Tensor], k: int, *, lo: list[int] | None = None, hi: list[int] | None = None
+) -> tuple[list[torch.Tensor], list[int], list[bool]]:
+    """Choose exactly ``k`` lowest scores over ``scores`` (clamped to the bounds' total).
+
+    Args:
+        scores: One float tensor per layer (any shape; NaN is not allowed).
+        k: How many units to select in total.
+        lo: Per-layer minimum counts (default 0).
+        hi: Per-layer maximum counts (default the layer's size).
+
+    Returns:
+        ``(masks, counts, capped)``: a bool tensor per layer (``True`` = selected, same shape as
+        its scores), the number selected per layer, and whether the layer's own ranking wanted
+        more than ``hi`` (it was capped).
+
+    Example:
+        >>> import torch
+        >>> masks, counts, _ = select_lowest([torch.tensor([3., 1.]), torch.tensor([2., 0.])], 2)
+        >>> counts
+        [1, 1]
+    """
+    if not scores:
+        return [], [], []
+    flat = [s.reshape(-1) for s in scores]
+    sizes = [f.numel() for f in flat]
+    lo = [0] * len(flat) if lo is None else list(lo)
+    hi = list(sizes) if hi is None else list(hi)
+    k = min(max(k, sum(lo)), sum(hi))
+    lo_t, hi_t, below, upto, inside = _bracket(flat, sizes, k, lo, hi)
+    counts, raw = _resolve(inside, k, lo, hi, below)
+    masks = [
+        _lowest_mask(f, c, lo_t, hi_t, a, b, v).view(s.shape)
+        for f, c, a, b, v, s in zip(flat, counts, below, upto, inside, scores)
+    ]
+    return masks, counts, [r > h for r, h in zip(raw, hi)]
+
+
+def lowest_mask(score: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask of the ``k`` lowest entries of one tensor (ties by flat index)."""
+    return select_lowest([score], k)[0][0]
+
+
+def _clamp(x: int, low: int, high: int) -> int:
+    return min(max(x, low), high)
+
+
+def _split(f: torch.Tensor, lo_t: float, hi_t: float) -> tuple[int, int, torch.Tensor]:
+    """``(#f < lo_t, #f <= hi_t, sorted values in [lo_t, hi_t])`` with two comparisons."""
+    below_mask = f < lo_t if lo_t != -math.inf else None
+    upto_mask = f <= hi_t if hi_t != math.inf else None
+    below = 0 if below_mask is None else int(torch.count_nonzero(below_mask))
+    upto = f.numel() if upto_mask is None else int(torch.count_nonzero(upto_mask))
+    if upto - below == f.numel():
+        inside = f
+    elif upto_mask is None:
+        inside = f[~below_mask]
+    elif below_mask is None:
+        inside = f[upto_mask]
+    else:
+        inside = f[upto_mask ^ below_mask]
+    return below, upto, torch.sort(inside.float()).values
+
+
+def _bracket(flat, sizes, k, lo, hi):
+    """Thresholds with clamped total(lo_t) <= k <= total(hi_t), and what lies between."""
+    total = sum(sizes)
+    step = max(1, total // _SAMPLE)
+    sample = torch.cat([f[::step] for f in flat]).float().sort().values
+    n = sample.numel()
+    q = k / max(total, 1)
+    width = _SIGMAS / math.sqrt(n) + 2.0 / n
+    while True:
+        i_lo, i_hi = math.floor((q - width) * n), math.ceil((q + width) * n)
+        lo_t = -math.inf if i_lo < 0 else float(sample[i_lo])
+        hi_t = math.inf if i_hi >= n else float(sample[i_hi])
+        parts = [_split(f, lo_t, hi_t) for f in flat]
+        below, upto, inside = (list(x) for x in zip(*parts))
+        ok_lo = sum(_clamp(a, l, h) for a, l, h in zip(below, lo, hi)) <= k
+        ok_hi = sum(_clamp(b, l, h) for b, l, h in zip(upto, lo, hi)) >= k
+        if ok_lo and ok_hi:
+            return lo_t, hi_t, below, upto, inside
+        width *= 4.0
+
+
+def _resolve(inside, k, lo, hi, below):
+    """Final and unclamped per-layer counts: walk in-bracket scores until the total is ``k``."""
+    need = k - sum(_clamp(a, l, h) for a, l, h in zip(below, lo, hi))
+    if need <= 0:
+        return [_clamp(a, l, h) for a, l, h in zip(below, lo, hi)], list(below)
+    values = torch.cat(inside)
+    ids = torch.cat([torch.full((v.numel(),), i, dtype=torch.int64) for i, v in enumerate(inside)])
+    order = torch.sort(values, stable=True).indices  # ties: layer order, then index order
+    ids = ids[order]
+    start = torch.tensor([0] + [v.numel() for v in inside]).cumsum(0)
+    rank = order - start[ids]  # position of each candidate within its layer's sorted scores
+    new_raw = torch.tensor(below)[ids] + rank + 1
+    gains = ((new_raw > torch.tensor(lo)[ids]) & (new_raw <= torch.tensor(hi)[ids])).cumsum(0)
+    stop = int(torch.searchsorted(gains, torch.tensor([need]))[0])
+    taken = torch.bincount(ids[: stop + 1], minlength=len(inside)).tolist()
+    raw = [a + t for a, t in zip(below, taken)]
+    return [_clamp(r, l, h) for r, l, h in zip(raw, lo, hi)], raw
+
+
+def _lowest_mask(f, count, lo_t, hi_t, below, upto, inside_sorted) -> torch.Tensor:
+    """Mask of the ``count`` lowest entries of ``f`` (flat), ties broken by index."""
+    if count <= 0:
+        return torch.zeros_like(f, dtype=torch.bool)
+    if count >= f.numel():
+        return torch.ones_like(f, dtype=torch.bool)
+    if count == below:
+        return f < lo_t
+    if count == upto:
+        return f <= hi_t
+    if below < count <= upto:
+        threshold = inside_sorted[count - below - 1]
+        selected = below + int(torch.searchsorted(inside_sorted, threshold, right=True))
+    else:  # clamped outside the bracket: rank the layer alone
+        threshold = torch.kthvalue(f.float(), count).values
+        selected = None
+    mask = f <= threshold
+    if selected is None:
+        selected = int(torch.count_nonzero(mask))
+    extra = selected - count
+    if extra > 0:  # ties at the threshold: keep the first ones (by index), drop the rest
+        ties = torch.nonzero(f == threshold).view(-1)
+        mask[ties[ties.numel() - extra:]] = False
+    return mask
