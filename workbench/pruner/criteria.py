@@ -3,8 +3,8 @@
 - ``magnitude``: ``|W|``, computed when masks are about to change.
 - ``gradient``: ``|dL/dW|``, computed before the optimizer step that precedes a mask update.
 - ``snip``: ``|W * dL/dW|``, likewise.
-- ``snip_momentum``: ``score = alpha * score + beta * |W * dL/dW|`` on every step that feeds a
-  mask update (alpha 0.9, beta 1.0).
+- ``snip_momentum``: ``score = alpha * score + beta * |W * dL/dW|`` on every step from the first
+  up to ``end_step - 1`` (alpha 0.9, beta 1.0).
 
 Scores are kept at the pattern's resolution (one value per NxM block for "mean"/"sum"
 reductions, which is exact because the reduction is linear) and computed in row chunks through

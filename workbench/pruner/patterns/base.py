@@ -96,9 +96,20 @@ class BasePattern:
         """A weight-shaped bool view of the pruned mask (``True`` = zeroed)."""
         raise NotImplementedError
 
+    def keep_factor(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
+        """What :meth:`apply_factor` multiplies the weight by; pruners cache it between steps.
+
+        Multiplying by a mask is several times faster on CPU than ``masked_fill_``.
+        """
+        return ~self.expand(name, pruned)
+
+    def apply_factor(self, name: str, weight: torch.Tensor, factor: torch.Tensor) -> None:
+        """Zero pruned weights in place given :meth:`keep_factor`'s tensor."""
+        weight.mul_(factor)
+
     def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
         """Zero the pruned weights in place."""
-        weight.masked_fill_(self.expand(name, pruned), 0.0)
+        self.apply_factor(name, weight, self.keep_factor(name, pruned))
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""

@@ -66,12 +66,6 @@ class NMPattern(BasePattern):
     def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
         return self.layouts[name].from_2d(pruned)
 
-    def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
-        if self.layouts[name].is_2d:
-            weight.masked_fill_(pruned, 0.0)
-        else:
-            weight.masked_fill_(self.expand(name, pruned), 0.0)
-
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         return self.layouts[name].to_2d(weight.detach()) == 0
 

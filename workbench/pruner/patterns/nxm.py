@@ -79,13 +79,22 @@ class NxMPattern(BasePattern):
         full = pruned.view(r, 1, c, 1).expand(r, bn, c, bm).reshape(layout.rows, layout.cols)
         return layout.from_2d(full)
 
-    def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
+    def keep_factor(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
+        """Block-sized float keep mask for multi-element blocks of 2-D weights, else bool."""
+        layout = self.layouts[name]
+        r, bn, c, bm = self.grid(name, layout.rows)
+        if not layout.is_2d:
+            return ~self.expand(name, pruned)
+        keep = ~pruned.view(r, 1, c, 1)
+        return keep if bn * bm == 1 else keep.float()
+
+    def apply_factor(self, name: str, weight: torch.Tensor, factor: torch.Tensor) -> None:
         layout = self.layouts[name]
         if layout.is_2d:
             r, bn, c, bm = self.grid(name, layout.rows)
-            weight.view(r, bn, c, bm).masked_fill_(pruned.view(r, 1, c, 1), 0.0)
+            weight.view(r, bn, c, bm).mul_(factor)
         else:
-            weight.masked_fill_(self.expand(name, pruned), 0.0)
+            weight.mul_(factor)
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         layout = self.layouts[name]

@@ -50,9 +50,20 @@ class BasePruner:
         self.mask_updates = 0
         self._last_update = -1
         self._begun = False
+        self._factors: dict[str, torch.Tensor] = {}
         self.pruned = {name: self.pattern.empty_mask(name) for name in self.modules}
 
     # ---- masks ---------------------------------------------------------------------------
+    @property
+    def pruned(self) -> dict[str, torch.Tensor]:
+        """``{name: bool mask at the pattern's resolution}``, ``True`` where pruned."""
+        return self._pruned
+
+    @pruned.setter
+    def pruned(self, value: dict[str, torch.Tensor]) -> None:
+        self._pruned = value
+        self._factors = {}
+
     @property
     def masks(self) -> dict[str, torch.Tensor]:
         """``{name: bool tensor of the weight's shape}``, ``True`` where the weight is kept."""
@@ -60,9 +71,11 @@ class BasePruner:
 
     def mask_weights(self) -> None:
         """Zero the pruned weights in place (the formal pruning)."""
+        if not self._factors:
+            self._factors = {n: self.pattern.keep_factor(n, p) for n, p in self._pruned.items()}
         with torch.no_grad():
-            for name, pruned in self.pruned.items():
-                self.pattern.apply(name, self.modules[name].weight.data, pruned)
+            for name, factor in self._factors.items():
+                self.pattern.apply_factor(name, self.modules[name].weight.data, factor)
 
     def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
         """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""

@@ -15,7 +15,8 @@ class BasicPruner(BasePruner):
 
     Scores that need gradients (gradient, snip, snip_momentum) are computed in
     ``on_before_optimizer_step`` of the steps that feed a mask update: the step before each
-    pruning step (snip_momentum: every step from ``start_step - 1`` to ``end_step - 1``).
+    pruning step (snip_momentum: every step up to ``end_step - 1``, as in INC; later updates
+    would feed no mask update, so they are skipped).
     A pruning step with no gradient seen yet (``start_step == 0``) scores by magnitude and
     warns. Masks are recomputed from the current scores, so with the gradient criterion a
     pruned block can grow back if its gradient becomes large, as in INC.
@@ -40,7 +41,7 @@ class BasicPruner(BasePruner):
 
     def _feeds_update(self, step: int) -> bool:
         if getattr(self.criterion, "accumulates", False):
-            return self.start_step - 1 <= step <= self.end_step - 1
+            return step <= self.end_step - 1
         return self.check_is_pruned_step(step + 1)
 
     def _in_window(self) -> bool:

@@ -27,18 +27,20 @@ class PatternLockPruner(BasePruner):
     def __init__(self, config: dict, modules: dict) -> None:
         super().__init__(config, modules)
         self.locked: dict[str, torch.Tensor] = {}
+        self._keep: dict[str, torch.Tensor] = {}
 
     def on_train_begin(self, dataloader=None) -> None:
         if self._begun:
             return
         self._begun = True
         self.locked = {n: m.weight.detach() == 0 for n, m in self.modules.items()}
+        self._keep = {n: ~z for n, z in self.locked.items()}
         self.pruned = {n: self.pattern.pruned_from_weight(n, m.weight) for n, m in self.modules.items()}
 
     def mask_weights(self) -> None:
         with torch.no_grad():
-            for name, zero in self.locked.items():
-                self.modules[name].weight.data.masked_fill_(zero, 0.0)
+            for name, keep in self._keep.items():
+                self.modules[name].weight.data.mul_(keep)
 
     @property
     def masks(self) -> dict[str, torch.Tensor]:
@@ -52,3 +54,4 @@ class PatternLockPruner(BasePruner):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.locked = {n: z.clone() for n, z in state["locked"].items()}
+        self._keep = {n: ~z for n, z in self.locked.items()}

@@ -46,6 +46,7 @@ class ProgressivePruner(BasicPruner):
         self._target: dict[str, torch.Tensor] = {}
         self._origin = -1
         self._partial_step = 0
+        self._partial_keep: tuple[tuple[int, int], dict[str, torch.Tensor]] = ((-1, 0), {})
 
     def update_masks(self, local_step: int) -> None:
         step = self.global_step
@@ -110,10 +111,14 @@ class ProgressivePruner(BasicPruner):
         super().mask_weights()
         if not self._partial_step:
             return
+        key = (self._origin, self._partial_step)
+        if self._partial_keep[0] != key:
+            self._partial_keep = (key, {
+                n: self.pattern.layouts[n].from_2d((s == 0) | (s > self._partial_step)) for n, s in self._stage.items()
+            })
         with torch.no_grad():
-            for name, stage in self._stage.items():
-                zero = (stage > 0) & (stage <= self._partial_step)
-                self.modules[name].weight.data.masked_fill_(self.pattern.layouts[name].from_2d(zero), 0.0)
+            for name, keep in self._partial_keep[1].items():
+                self.modules[name].weight.data.mul_(keep)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
