@@ -258,3 +258,19 @@ def test_every_registered_criterion_is_a_valid_pruning_type():
     valid = parse_valid_pruner_types()
     assert all(c in valid and f"{c}_progressive" in valid for c in CRITERIA)
     assert valid[-1] == "pattern_lock"
+
+
+def test_lock_init_sparsity_starts_the_schedule_from_existing_zeros():
+    model = seeded(MLP)
+    with torch.no_grad():  # prune a quarter of fc1's 4x1 blocks and of fc2's by hand
+        model.fc1.weight.view(8, 4, 16)[:2] = 0.0
+        model.fc2.weight.view(8, 4, 32)[:2] = 0.0
+    locked = model.fc1.weight.detach() == 0
+    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type="magnitude",
+                                 sparsity_decay_type="linear", lock_init_sparsity=True, **ITERATIVE)
+    ratios = []
+    pruning, _ = train(model, config, 14, record=lambda s, p: ratios.append(p.pruners[0].current_sparsity_ratio))
+    assert pruning.pruners[0].init_sparsity_ratio == pytest.approx(0.25)
+    assert ratios[1] == pytest.approx(0.25)   # k = 0: the schedule starts at s0, not at 0
+    assert ratios[-1] == pytest.approx(0.75)
+    assert bool((model.fc1.weight.detach()[locked] == 0).all())
