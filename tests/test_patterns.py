@@ -131,11 +131,25 @@ def test_global_min_max_per_op_respected_and_total_exact(sizes, ratio, lo, hi, s
                      "max_sparsity_ratio_per_op": hi}, modules)
     masks = p.get_masks(_random_scores(p, seed), ratio, {})
     counts = {n: int(m.sum()) for n, m in masks.items()}
-    for name, mask in masks.items():
-        units = mask.numel()
-        assert counts[name] >= math.ceil(lo * units - 1e-9)
-        assert counts[name] <= math.floor(hi * units + 1e-9)
     total = sum(m.numel() for m in masks.values())
+    k = round(ratio * total)
     lo_sum = sum(math.ceil(lo * m.numel() - 1e-9) for m in masks.values())
     hi_sum = sum(math.floor(hi * m.numel() + 1e-9) for m in masks.values())
-    assert sum(counts.values()) == min(max(round(ratio * total), lo_sum), hi_sum)
+    for name, mask in masks.items():
+        units = mask.numel()
+        assert counts[name] <= math.floor(hi * units + 1e-9)
+        if k >= lo_sum:  # floors only bind when the schedule asks for at least their sum
+            assert counts[name] >= math.ceil(lo * units - 1e-9)
+    assert sum(counts.values()) == min(k, hi_sum)
+
+
+def test_min_per_op_never_pushes_above_the_scheduled_ratio():
+    modules = {"a": nn.Linear(16, 16), "b": nn.Linear(16, 16)}
+    for scope in ("global", "local"):
+        p = get_pattern({"pattern": "4x1", "pruning_scope": scope, "min_sparsity_ratio_per_op": 0.2}, modules)
+        scores = _random_scores(p, 0)
+        assert not any(bool(m.any()) for m in p.get_masks(scores, 0.0, {}).values())
+        counts = [int(m.sum()) for m in p.get_masks(scores, 0.1, {}).values()]
+        assert counts == ([round(0.1 * 64)] * 2 if scope == "local" else counts) and sum(counts) <= 13
+        if scope == "global":
+            assert sum(counts) == round(0.1 * 128)

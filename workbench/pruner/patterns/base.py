@@ -131,7 +131,10 @@ class BasePattern:
 
         Global scope ranks every unit of every non-frozen layer together and honours the
         per-layer bounds; a layer the ranking would push above ``max_sparsity_ratio_per_op``
-        is capped at exactly that ratio and frozen. Local scope ranks each layer alone.
+        is capped at exactly that ratio and frozen, and a layer below
+        ``min_sparsity_ratio_per_op`` is raised to it (floors shrink in proportion while the
+        scheduled total is smaller than they add up to). Local scope ranks each layer alone to
+        the scheduled ratio (capped at the max).
         """
         names = list(self.modules)
         free = [n for n in names if not self.keep_mask_layers.get(n)]
@@ -141,22 +144,31 @@ class BasePattern:
         units = [self.unit_scores(n, scores[n]) for n in free]
         sizes = [self.num_units(n) for n in free]
         target = min(self.unit_ratio(ratio), 1.0)
-        lo = [min(math.ceil(self.unit_ratio(self.min_sparsity_ratio_per_op) * s - 1e-9), s) for s in sizes]
-        hi = [max(min(math.floor(self.unit_ratio(self.max_sparsity_ratio_per_op) * s + 1e-9), s), l)
-              for s, l in zip(sizes, lo)]
+        hi = [min(math.floor(self.unit_ratio(self.max_sparsity_ratio_per_op) * s + 1e-9), s) for s in sizes]
         if self.is_global:
             total = sum(self.num_units(n) for n in names)
-            frozen = sum(self.pruned_units(n, masks[n]) for n in masks)
-            chosen, _, capped = select_lowest(units, round(target * total) - frozen, lo=lo, hi=hi)
+            k = round(target * total) - sum(self.pruned_units(n, masks[n]) for n in masks)
+            lo = _floors([self.unit_ratio(self.min_sparsity_ratio_per_op) * s for s in sizes], hi, k)
+            chosen, _, capped = select_lowest(units, k, lo=lo, hi=hi)
             for name, was_capped in zip(free, capped):
                 if was_capped:
                     self.keep_mask_layers[name] = True
                     logger.info("layer %s capped at max_sparsity_ratio_per_op and frozen", name)
         else:
-            chosen = [
-                lowest_mask(u, min(max(round(target * s), l), h))
-                for u, s, l, h in zip(units, sizes, lo, hi)
-            ]
+            chosen = [lowest_mask(u, min(round(target * s), h)) for u, s, h in zip(units, sizes, hi)]
         for name, unit_mask in zip(free, chosen):
             masks[name] = self.mask_from_units(name, unit_mask, scores[name])
         return masks
+
+
+def _floors(wanted: list[float], hi: list[int], k: int) -> list[int]:
+    """Per-layer minimum counts (``min_sparsity_ratio_per_op``), never adding up to more than ``k``.
+
+    While the schedule asks for fewer units than the floors sum to (early pruning steps, or a
+    target below the minimum), the floors shrink in proportion, so the total stays exact.
+    """
+    lo = [min(math.ceil(w - 1e-9), h) for w, h in zip(wanted, hi)]
+    total = sum(lo)
+    if total > max(k, 0):
+        lo = [math.floor(l * max(k, 0) / total) for l in lo]
+    return lo
