@@ -1,0 +1,35 @@
+"""Plug-in benchmarks for the tests: ``get_benchmark("plugin_bench:<function>")``.
+
+``blobs`` follows the plug-in contract (returns ``(model, data)``); the others break it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def blobs(width: int = 8):
+    """Two Gaussian blobs in 4-D, a 4-width-2 MLP; data from a fixed generator (not the torch RNG)."""
+    gen = torch.Generator().manual_seed(123)
+    y = torch.arange(160) % 2
+    x = torch.randn(160, 4, generator=gen) + 1.5 * (2 * y[:, None] - 1)
+    model = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
+    data = {"x_train": x[:120], "y_train": y[:120], "x_test": x[120:], "y_test": y[120:]}
+    return model, data, {"steps": 60, "batch_size": 32, "lr": 0.01}
+
+
+def not_a_tuple():
+    return "a model"
+
+
+def float_labels():
+    x = torch.zeros(4, 2)
+    return nn.Linear(2, 2), (x, torch.zeros(4), x, torch.zeros(4))
+
+
+def not_a_module():
+    x = torch.zeros(4, 2)
+    return "model", (x, torch.zeros(4, dtype=torch.long), x, torch.zeros(4, dtype=torch.long))
+
+
+NOT_CALLABLE = 3

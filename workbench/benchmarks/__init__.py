@@ -1,0 +1,35 @@
+"""Benchmark models with their data, and the dense-baseline cache.
+
+Built-in benchmarks (one module each, registered by name): ``mlp-digits``, ``cnn-digits`` and
+``tiny-transformer``. Your own model plugs in as ``"package.module:function"`` (see
+:mod:`workbench.benchmarks.registry` for the contract). Nothing is downloaded at run time.
+
+Example:
+    >>> from workbench.benchmarks import get_benchmark, list_benchmarks
+    >>> list_benchmarks()
+    ['cnn-digits', 'mlp-digits', 'tiny-transformer']
+    >>> bench = get_benchmark("mlp-digits")
+    >>> tuple(bench.data.x_train.shape), bench.recipe.steps
+    ((1347, 64), 600)
+"""
+from __future__ import annotations
+
+from . import cnn_digits, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins
+from .base import Benchmark, BenchmarkData, DenseRecipe, iterate_batches, make_optimizer, seeded, torch_settings
+from .cache import (
+    CACHE_ENV,
+    DEFAULT_CACHE_DIR,
+    DENSE_THREADS,
+    TRAINING_CODE_VERSION,
+    cache_path,
+    load_dense_baseline,
+    resolve_cache_dir,
+    train_dense,
+)
+from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
+
+__all__ = [
+    "BENCHMARKS", "CACHE_ENV", "DEFAULT_CACHE_DIR", "DENSE_THREADS", "TRAINING_CODE_VERSION", "Benchmark", "BenchmarkData",
+    "DenseRecipe", "cache_path", "get_benchmark", "iterate_batches", "list_benchmarks", "load_dense_baseline",
+    "make_optimizer", "register_benchmark", "resolve_cache_dir", "seeded", "torch_settings", "train_dense",
+]
