@@ -1,0 +1,186 @@
+"""Optuna search with a stand-in trial runner: resume, early stopping, failures, objectives, storage.
+
+The stand-in replaces ``workbench.trial`` (a deterministic function of the params, no training)
+so these tests check the study logic in seconds; the end-to-end tests in ``test_cli.py`` use the
+real trial runner.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import sys
+import types
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from workbench.experiment import parse_experiment
+from workbench.search import default_storage, make_storage, run_study
+from workbench.tracking import Tracker
+from workbench.trial_types import TrialResult
+
+_GLOBALS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
+
+EXPERIMENT = {
+    "name": "fake",
+    "benchmark": "fake-bench",
+    "training": {"steps": 40, "eval_every": 10, "threads": 1},
+    "search_space": {
+        "pattern": ["4x1", "2:4"],
+        "criterion": ["magnitude", "snip"],
+        "scheduler": "oneshot",
+        "target_sparsity": {"low": 0.5, "high": 0.9, "step": 0.1},
+    },
+    "study": {"n_trials": 3, "sampler": "random", "objectives": ["accuracy"], "pruner": "none", "seed": 0},
+}
+
+
+def _experiment(**study):
+    data = copy.deepcopy(EXPERIMENT)
+    data["study"].update(study)
+    data["name"] = study.get("study_name", "fake")
+    return parse_experiment(data)
+
+
+def _fake_trial_module() -> types.ModuleType:
+    """A deterministic stand-in for workbench.trial: 2:4 trials score badly, progressive+2:4 fails."""
+    module = types.ModuleType("workbench.trial")
+
+    def build_pruning_config(params, *, training, fixed=None):
+        if params.get("pruner") == "progressive" and ":" in params["pattern"]:
+            raise ValueError("pruner: progressive needs an NxM pattern")
+        entry = {"pattern": params["pattern"], "pruning_type": params["criterion"]}
+        return {"pruning_configs": [entry], "target_sparsity": params["target_sparsity"], **(fixed or {})}
+
+    def run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
+        target = pruning_config["target_sparsity"]
+        final = (0.3 if ":" in pruning_config["pruning_configs"][0]["pattern"] else 0.9) - 0.1 * target
+        evals = {}
+        for step in range(training.eval_every, training.steps + 1, training.eval_every):
+            evals[step] = final * step / training.steps
+            if on_eval:
+                on_eval(step, evals[step])
+        curve = {0: 0.0, training.steps: target}
+        return TrialResult(benchmark=benchmark, seed=seed, params={}, pruning_config=pruning_config,
+                           training=training.to_dict(), accuracy=final, dense_accuracy=0.95,
+                           sparsity={k: dict(curve) for k in _GLOBALS}, layer_sparsity={"fc.0": dict(curve)},
+                           layer_blockwise_sparsity={"fc.0": dict(curve)},
+                           train_loss={s: 1.0 / s for s in range(1, training.steps + 1)}, eval_accuracy=evals,
+                           layers=[{"name": "fc.0", "type": "Linear", "shape": [8, 8], "pruned": True,
+                                    "reason": "", "pruner": 0}], timings={"total": 1.0})
+
+    module.build_pruning_config, module.run_trial = build_pruning_config, run_trial
+    return module
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+@pytest.fixture(autouse=True)
+def fake_trial(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "workbench.trial", _fake_trial_module())
+    monkeypatch.chdir(tmp_path)
+
+
+def _children(tracker, parent_run_id):
+    exp_id = tracker.client.get_run(parent_run_id).info.experiment_id
+    return tracker.client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
+    exp = _experiment(study_name="resume")
+    study = run_study(exp, tracking_uri=store)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert optuna.get_all_study_names("sqlite:///optuna.db") == ["resume"]  # the embedded default storage
+    tracker = Tracker(store)
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert tracker.client.get_run(parent).data.tags["workbench.study"] == "resume"
+    runs = {r.info.run_id: r for r in _children(tracker, parent)}
+    assert len(runs) == 3
+    for trial in study.trials:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["optuna.trial_number"] == str(trial.number)
+        assert run.data.tags["optuna.study_name"] == "resume"
+        assert run.data.params["pattern"] == trial.params["pattern"]
+        assert run.data.metrics["accuracy"] == trial.value
+
+    study = run_study(exp, n_trials=5, tracking_uri=store)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent
+    study = run_study(exp, n_trials=5, tracking_uri=store)
+    assert len(study.trials) == 5 and len(_children(tracker, parent)) == 5
+    artifacts = {f.path for f in tracker.client.list_artifacts(parent)}
+    assert {"trials.csv", "best_so_far.png", "param_importances.json", "experiment.yaml"} <= artifacts
+    rows = list(csv.DictReader(open(tracker.client.download_artifacts(parent, "trials.csv", "."))))
+    assert [r["number"] for r in rows] == ["0", "1", "2", "3", "4"]
+    importances = json.load(open(tracker.client.download_artifacts(parent, "param_importances.json", ".")))
+    assert "importances" in importances or "skipped" in importances
+    assert tracker.client.get_run(parent).info.status == "FINISHED"
+
+
+def test_importances_are_skipped_gracefully_with_one_trial(store):
+    study = run_study(_experiment(study_name="one", n_trials=1), tracking_uri=store)
+    tracker = Tracker(store)
+    path = tracker.client.download_artifacts(study.user_attrs["mlflow_parent_run_id"], "param_importances.json", ".")
+    assert "at least 2 complete trials" in json.load(open(path))["skipped"]
+
+
+def test_early_stopping_marks_trials_pruned_in_optuna_and_mlflow(store):
+    study = run_study(_experiment(study_name="median", n_trials=10, pruner="median", sampler="tpe"), tracking_uri=store)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in study.trials]
+    client = Tracker(store).client
+    for trial in pruned:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.info.status == "KILLED" and run.data.tags["workbench.trial_state"] == "PRUNED"
+        assert "early-stopped at step" in run.data.tags["workbench.reason"]
+        assert len(client.get_metric_history(run.info.run_id, "eval/accuracy")) >= 1
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(store):
+    data = copy.deepcopy(EXPERIMENT)
+    data.update(name="failing")
+    data["search_space"].update(pattern=["2:4"], pruner="progressive")
+    study = run_study(parse_experiment(data), n_trials=2, tracking_uri=store)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    run = Tracker(store).client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and "progressive needs an NxM pattern" in run.data.tags["workbench.reason"]
+
+
+def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
+    study = run_study(_experiment(study_name="pareto", n_trials=6, sampler="nsga2", objectives=["accuracy", "sparsity"]),
+                      tracking_uri=store)
+    assert all(len(t.values) == 2 for t in study.trials if t.state == TrialState.COMPLETE)
+    client = Tracker(store).client
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert "pareto_front.png" in {f.path for f in client.list_artifacts(parent)}
+    for trial in study.trials:
+        params = client.get_run(trial.user_attrs["mlflow_run_id"]).data.params
+        if trial.params["pattern"] == "2:4" and trial.params["target_sparsity"] > 0.5:
+            assert float(params["target_sparsity"]) == 0.5
+            assert float(params["requested_target_sparsity"]) == trial.params["target_sparsity"]
+        else:
+            assert float(params["target_sparsity"]) == trial.params["target_sparsity"]
+            assert "requested_target_sparsity" not in params
+
+
+def test_grid_sampler_total_is_capped_by_the_grid(store):
+    data = copy.deepcopy(EXPERIMENT)
+    data.update(name="grid")
+    data["search_space"].update(pattern="4x1", criterion="magnitude", target_sparsity={"low": 0.5, "high": 0.7, "step": 0.1})
+    data["study"].update(sampler="grid", n_trials=10)
+    study = run_study(parse_experiment(data), tracking_uri=store)
+    assert sorted(t.params["target_sparsity"] for t in study.trials) == [0.5, 0.6, 0.7]
+
+
+def test_default_storage_follows_the_study():
+    assert default_storage("new", 1) == "sqlite:///optuna.db"
+    assert default_storage("new", 3) == "optuna.journal"
+    optuna.create_study(study_name="in-journal", storage=make_storage("optuna.journal"))
+    assert default_storage("in-journal", 1) == "optuna.journal"
+    optuna.create_study(study_name="in-sqlite", storage=make_storage("sqlite:///optuna.db"))
+    assert default_storage("in-sqlite", 4) == "sqlite:///optuna.db"

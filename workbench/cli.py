@@ -1,0 +1,235 @@
+"""The ``workbench`` command: ``search | run | rerun | ui | bench``.
+
+Bad input (a wrong flag, an invalid experiment file, an unknown run id) exits with status 2 and
+one line on stderr that names the problem, never a traceback. Progress goes to the terminal:
+Optuna's progress bar (or a tqdm bar with several workers) and one line per finished trial.
+
+Example:
+    $ workbench search experiments/quick.yaml --n-trials 3
+    $ workbench run experiments/quick.yaml --set pattern=2:4 --set target_sparsity=0.5
+    $ workbench rerun 0123456789abcdef
+    $ workbench ui --port 5000
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from typing import Sequence
+
+__all__ = ["main"]
+
+_log = logging.getLogger("workbench.cli")
+
+
+class _UsageError(Exception):
+    """Raised by the parser instead of printing usage and exiting."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines that do not break a running progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001  (logging must never raise)
+            self.handleError(record)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
+    return value
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="workbench", description="Sparsity research workbench: Optuna studies tracked in MLflow.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    uri_help = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
+
+    search = sub.add_parser("search", help="run (or resume) the experiment's Optuna study")
+    search.add_argument("experiment", help="experiment YAML file")
+    search.add_argument("--n-trials", type=_positive, help="total finished trials wanted (default: study.n_trials)")
+    search.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+    search.add_argument("--tracking-uri", help=uri_help)
+    search.add_argument("--storage", help="Optuna storage URL or journal file (default: optuna.db / optuna.journal)")
+    search.set_defaults(func=_cmd_search)
+
+    run = sub.add_parser("run", help="run one tracked trial of an experiment")
+    run.add_argument("experiment", help="experiment YAML file")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a search-space value, seed, benchmark, training.<field> or pruning.<key>")
+    run.add_argument("--tracking-uri", help=uri_help)
+    run.set_defaults(func=_cmd_run)
+
+    rerun = sub.add_parser("rerun", help="re-run a tracked trial from its logged config")
+    rerun.add_argument("run_id", help="MLflow run id of a trial")
+    rerun.add_argument("--tracking-uri", help=uri_help)
+    rerun.set_defaults(func=_cmd_rerun)
+
+    ui = sub.add_parser("ui", help="serve the MLflow UI over the tracking store")
+    ui.add_argument("--port", type=_port, default=5000)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--tracking-uri", help=uri_help)
+    ui.set_defaults(func=_cmd_ui)
+
+    bench = sub.add_parser("bench", help="print the performance table", add_help=False)
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def _preflight(experiment, point: dict) -> None:
+    """Fail fast (ValueError -> exit 2) on an unknown benchmark or a pruning config that cannot build."""
+    from workbench.benchmarks import get_benchmark
+    from workbench.experiment import effective_params
+    from workbench.pruner import process_config
+    from workbench.trial import build_pruning_config
+
+    get_benchmark(experiment.benchmark)
+    pruning = {k: v for k, v in effective_params(point).items() if k != "lr"}
+    process_config(build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning))
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from workbench.experiment import load_experiment
+    from workbench.search import run_study
+
+    experiment = load_experiment(args.experiment)
+    _preflight(experiment, experiment.default_point())
+    study = run_study(experiment, n_trials=args.n_trials, workers=args.workers, storage=args.storage,
+                      tracking_uri=args.tracking_uri, show_progress_bar=sys.stderr.isatty() and not args.quiet)
+    states = [t.state.name for t in study.trials]
+    summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    print(f"study {study.study_name!r}: {len(states)} trials ({summary})")
+    if len(experiment.study.objectives) == 1 and any(s == "COMPLETE" for s in states):
+        best = study.best_trial
+        print(f"best: trial {best.number} accuracy {best.value:.4f} {best.params} "
+              f"run {best.user_attrs.get('mlflow_run_id', '-')}")
+    elif any(s == "COMPLETE" for s in states):
+        print(f"Pareto front: trials {sorted(t.number for t in study.best_trials)}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from workbench.experiment import effective_params, load_experiment
+    from workbench.overrides import apply_overrides
+    from workbench.search import run_tracked_trial
+    from workbench.tracking import Tracker
+
+    experiment, point, seed = apply_overrides(load_experiment(args.experiment), args.sets)
+    _preflight(experiment, point)
+    tracker = Tracker(args.tracking_uri)
+    exp_id = tracker.experiment_id(experiment.name)
+    run_id, result = run_tracked_trial(tracker, exp_id, benchmark=experiment.benchmark, params=point,
+                                       training=experiment.training, seed=seed, fixed=experiment.pruning,
+                                       run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
+                                       tags={"workbench.source": "run"})
+    sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
+    print(f"run {run_id}: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), "
+          f"sparsity {sparsity:.3f}, {effective_params(point)}")
+    return 0
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from workbench.tracking import Tracker
+    from workbench.trial import run_trial
+    from workbench.trial_types import TrainingConfig
+
+    tracker = Tracker(args.tracking_uri)
+    try:
+        spec, source = tracker.trial_spec(args.run_id)
+    except (MlflowException, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"run_id: cannot load trial.yaml of run {args.run_id!r} ({first})") from None
+    training = TrainingConfig(**spec["training"])
+    result = run_trial(spec["benchmark"], spec["pruning_config"], training, int(spec["seed"]))
+    params = {k: v for k, v in source.data.params.items() if not k.startswith("training.")}
+    new_id = tracker.trial_run(source.info.experiment_id, parent_run_id=None,
+                               run_name=f"rerun-{source.info.run_name}",
+                               tags={"workbench.rerun_of": args.run_id, "workbench.source": "rerun"})
+    tracker.log_result(new_id, result, params)
+    tracker.finish(new_id, "COMPLETE")
+    before = source.data.metrics.get("accuracy")
+    same = before is not None and result.accuracy == before
+    print(f"rerun {new_id} of {args.run_id}: accuracy {result.accuracy!r} (source {before!r}): "
+          f"{'reproduced exactly' if same else 'DIFFERENT'}")
+    return 0 if same else 1
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from workbench.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
+           "--port", str(args.port), "--workers", "1"]
+    print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)", flush=True)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from workbench.bench import main as bench_main
+
+    return int(bench_main(list(args.args)) or 0)
+
+
+def _setup_logging(quiet: bool) -> None:
+    import optuna
+
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("workbench")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``workbench`` console script; returns the exit status."""
+    try:
+        args = _build_parser().parse_args(argv)
+    except _UsageError as err:
+        print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+        return 2
+    _setup_logging(args.quiet)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

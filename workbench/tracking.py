@@ -1,0 +1,329 @@
+"""All MLflow calls: the experiment, the study's parent run and one nested child run per trial.
+
+Layout (``docs/experiment-schema.md`` and DESIGN.md): the MLflow experiment is named by the
+experiment YAML's ``name``; a study is a parent run tagged ``workbench.study``; every trial is a
+child run created explicitly with :class:`~mlflow.tracking.MlflowClient` and linked by the
+``mlflow.parentRunId`` tag. Runs are created through the client (never ``mlflow.start_run``) so
+several worker processes can log to the same store without sharing a global active run.
+
+The store is ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the
+working folder (:func:`resolve_tracking_uri`). Metric keys are sanitised by
+:mod:`workbench.metric_keys`; metrics are sent with ``log_batch`` in chunks of at most 1000.
+
+Example:
+    >>> tracker = Tracker("sqlite:////tmp/mlflow-doc.db")       # doctest: +SKIP
+    >>> exp_id = tracker.experiment_id("demo")                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import yaml
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines; no usage pings from trials
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # rerun's download must not draw a bar
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from workbench.metric_keys import MAX_BATCH, layer_metric_keys, sanitize_name
+from workbench.trial_types import TrialResult
+
+__all__ = [
+    "DEFAULT_TRACKING_URI", "Tracker", "log_batch_chunked", "measure_logging_overhead", "resolve_tracking_uri",
+    "result_metrics", "run_tags",
+    "trial_params",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PARAM_KEYS = ("pattern", "criterion", "scheduler", "target_sparsity", "pruner", "pruning_scope",
+              "sparsity_decay_type")
+_SPARSITY_KEYS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
+
+
+@functools.lru_cache(maxsize=1)
+def run_tags() -> dict[str, str]:
+    """Provenance tags on every run: git commit (+ dirty flag) and library versions."""
+    repo = Path(__file__).resolve().parent.parent
+    tags = {}
+    try:
+        found = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True,
+                               text=True, timeout=10)
+        commit = found.stdout.strip() if found.returncode == 0 else ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    tags["workbench.git_commit"] = commit or "unknown"
+    tags["workbench.git_dirty"] = str(bool(dirty)).lower()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    for package in ("torch", "mlflow", "optuna", "workbench"):
+        try:
+            tags[f"workbench.version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            tags[f"workbench.version.{package}"] = "unknown"
+    return tags
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking store: ``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def log_batch_chunked(client: MlflowClient, run_id: str, metrics: Sequence[Metric] = (),
+                      params: Sequence[Param] = (), tags: Sequence[RunTag] = (), *,
+                      chunk: int = MAX_BATCH) -> int:
+    """``log_batch`` within MLflow's limits: <= ``chunk`` (1000) entities, <= 100 params, <= 100 tags per call.
+
+    Params and tags ride along with the first metric chunk, so a typical trial is one call.
+    Returns the number of ``log_batch`` calls made.
+    """
+    params, tags, metrics = list(params), list(tags), list(metrics)
+    calls = 0
+    while params or tags or metrics or calls == 0:
+        room = max(0, chunk - min(100, len(params)) - min(100, len(tags)))  # MLflow: <= 1000 entities per call
+        client.log_batch(run_id, metrics=metrics[:room], params=params[:100], tags=tags[:100])
+        metrics, params, tags = metrics[room:], params[100:], tags[100:]
+        calls += 1
+    return calls
+
+
+def _pruner_kind(cfg: dict[str, Any]) -> str:
+    kind = str(cfg.get("pruning_type", ""))
+    return "pattern_lock" if kind == "pattern_lock" else "progressive" if kind.endswith("_progressive") else "basic"
+
+
+def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed: int,
+                 benchmark: str) -> dict[str, Any]:
+    """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched).
+
+    Knobs the search space leaves out are read from the effective pruning config, so every child
+    run carries all seven.
+    """
+    from workbench.pruner.config_check import DEFAULT_CONFIG
+
+    first = {**DEFAULT_CONFIG, **pruning_config, **(pruning_config.get("pruning_configs") or [{}])[0]}
+    first.pop("pruning_configs", None)
+    out: dict[str, Any] = {}
+    for key in PARAM_KEYS:
+        if key in params:
+            out[key] = params[key]
+        elif key == "pruner":
+            out[key] = _pruner_kind(first)
+        else:
+            out[key] = first.get(key)
+    out.update(seed=seed, benchmark=benchmark)
+    for key in ("lr", "requested_target_sparsity"):
+        if key in params:
+            out[key] = params[key]
+    return out
+
+
+def _curve_metrics(key: str, curve: dict[int, float], ts: int) -> Iterable[Metric]:
+    return (Metric(key, float(v), ts, int(s)) for s, v in sorted(curve.items()))
+
+
+def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric]:
+    """Every metric of a trial: finals, global/per-layer sparsity series, eval and loss series."""
+    ts = ts or int(time.time() * 1000)
+    last = max([0, *result.eval_accuracy, *result.train_loss])
+    out = [Metric(k, float(v), ts, last) for k, v in (("accuracy", result.accuracy),
+           ("dense_accuracy", result.dense_accuracy), ("accuracy_drop", result.accuracy_drop))]
+    for key in _SPARSITY_KEYS:
+        out.extend(_curve_metrics(f"sparsity/{key}", result.sparsity.get(key, {}), ts))
+    for prefix, curves in (("layer_sparsity", result.layer_sparsity),
+                           ("layer_blockwise_sparsity", result.layer_blockwise_sparsity)):
+        keys = layer_metric_keys(curves, prefix=prefix)
+        for name, curve in curves.items():
+            out.extend(_curve_metrics(keys[name], curve, ts))
+    out.extend(_curve_metrics("eval/accuracy", result.eval_accuracy, ts))
+    out.extend(_curve_metrics("train/loss", result.train_loss, ts))
+    out.extend(Metric(f"time/{k}_seconds", float(v), ts, 0) for k, v in result.timings.items())
+    return out
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_trial_artifacts(folder: Path, result: TrialResult) -> None:
+    """pruning_config.yaml, trial.yaml (what rerun needs), layers.csv, layer_sparsity.csv, PNG."""
+    from workbench.plots import plot_sparsity_curves
+
+    (folder / "pruning_config.yaml").write_text(yaml.safe_dump(result.pruning_config, sort_keys=False))
+    spec = {"benchmark": result.benchmark, "seed": result.seed, "params": result.params,
+            "training": result.training, "pruning_config": result.pruning_config}
+    (folder / "trial.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _write_csv(folder / "layers.csv", [dict(r, shape="x".join(map(str, r.get("shape", ())))) for r in result.layers],
+               ("name", "type", "shape", "pruned", "reason", "pruner"))
+    keys = layer_metric_keys(result.layer_sparsity, prefix="layer_sparsity")
+    rows = [{"layer": name, "metric_key": keys[name], "elementwise_sparsity": curve[max(curve)] if curve else "",
+             "blockwise_sparsity": _last(result.layer_blockwise_sparsity.get(name))}
+            for name, curve in sorted(result.layer_sparsity.items())]
+    _write_csv(folder / "layer_sparsity.csv", rows, ("layer", "metric_key", "elementwise_sparsity", "blockwise_sparsity"))
+    plot_sparsity_curves(result).savefig(folder / "sparsity_curves.png")
+
+
+def _last(curve: dict[int, float] | None) -> float | str:
+    return curve[max(curve)] if curve else ""
+
+
+class Tracker:
+    """Creates and fills the MLflow runs of one study; safe to build once per worker process."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+
+    def experiment_id(self, name: str, *, artifact_location: str | None = None) -> str:
+        """The id of the MLflow experiment ``name``, created when missing.
+
+        A new experiment on a SQLite store keeps its artifacts next to the database, in
+        ``<db folder>/mlruns/<name>-<sha1(name)[:8]>`` (MLflow's own default is ``./mlruns`` of
+        whatever folder the command runs in), unless ``artifact_location`` says otherwise.
+        """
+        found = self.client.get_experiment_by_name(name)
+        if found:
+            return found.experiment_id
+        if artifact_location is None and self.tracking_uri.startswith("sqlite:///"):
+            db = Path(self.tracking_uri.removeprefix("sqlite:///")).resolve()
+            digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+            artifact_location = (db.parent / "mlruns" / f"{sanitize_name(name)}-{digest}").as_uri()
+        return self.client.create_experiment(name, artifact_location)
+
+    def study_run(self, experiment_id: str, study_name: str, *, params: dict[str, Any],
+                  config_text: str | None = None) -> str:
+        """The parent run of ``study_name`` (reused when the study resumes), marked RUNNING."""
+        runs = self.client.search_runs([experiment_id], f"tags.`workbench.study` = '{study_name}'",
+                                       max_results=1, order_by=["attributes.start_time ASC"])
+        if runs:
+            run_id = runs[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        tags = {"workbench.study": study_name, "workbench.kind": "study", "optuna.study_name": study_name,
+                **run_tags()}
+        run_id = self.client.create_run(experiment_id, tags=tags, run_name=study_name).info.run_id
+        log_batch_chunked(self.client, run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        if config_text is not None:
+            self.client.log_text(run_id, config_text, "experiment.yaml")
+        return run_id
+
+    def trial_run(self, experiment_id: str, *, parent_run_id: str | None, run_name: str,
+                  tags: dict[str, Any] | None = None) -> str:
+        """A new child run (nested under ``parent_run_id`` when given)."""
+        all_tags = {"workbench.kind": "trial", **run_tags(), **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        return self.client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
+
+    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any]) -> float:
+        """Log params, every metric and series, and the trial artifacts; returns seconds spent."""
+        start = time.perf_counter()
+        flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()})
+        log_batch_chunked(self.client, run_id, result_metrics(result),
+                          params=[Param(k, str(v)) for k, v in flat.items()])
+        with tempfile.TemporaryDirectory() as tmp:
+            write_trial_artifacts(Path(tmp), result)
+            self.client.log_artifacts(run_id, tmp)
+        seconds = time.perf_counter() - start
+        total = result.timings.get("total") or 0.0
+        extra = [Metric("time/logging_seconds", seconds, int(time.time() * 1000), 0)]
+        if total > 0:
+            extra.append(Metric("time/logging_fraction", seconds / total, int(time.time() * 1000), 0))
+        self.client.log_batch(run_id, metrics=extra)
+        return seconds
+
+    def log_partial(self, run_id: str, params: dict[str, Any], *, pruning_config: dict[str, Any] | None,
+                    eval_accuracy: dict[int, float]) -> None:
+        """What a stopped or failed trial still has: params, config and the evaluations seen."""
+        ts = int(time.time() * 1000)
+        log_batch_chunked(self.client, run_id, list(_curve_metrics("eval/accuracy", eval_accuracy, ts)),
+                          params=[Param(k, str(v)) for k, v in params.items()])
+        if pruning_config is not None:
+            self.client.log_text(run_id, yaml.safe_dump(pruning_config, sort_keys=False), "pruning_config.yaml")
+
+    def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
+        """End a run: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (+ reason tag)."""
+        tags = [RunTag("workbench.trial_state", state)] + ([RunTag("workbench.reason", reason[:5000])] if reason else [])
+        self.client.log_batch(run_id, tags=tags)
+        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}.get(state, "FINISHED")
+        self.client.set_terminated(run_id, status=status)
+
+    def log_study_summary(self, run_id: str, *, rows: Sequence[dict[str, Any]], figures: dict[str, Any],
+                          importances: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Parent-run artifacts: trials.csv, figures (name -> Figure), param_importances.json."""
+        import json
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            columns = list(dict.fromkeys(k for row in rows for k in row))
+            _write_csv(folder / "trials.csv", rows, columns or ["number"])
+            (folder / "param_importances.json").write_text(json.dumps(importances, indent=2, sort_keys=True))
+            _write_csv(folder / "param_importances.csv",
+                       [{"param": k, "importance": v} for k, v in importances.get("importances", {}).items()],
+                       ("param", "importance"))
+            for name, fig in figures.items():
+                fig.savefig(folder / name)
+            self.client.log_artifacts(run_id, tmp)
+        ts = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
+
+    def end_study(self, run_id: str) -> None:
+        self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+
+    def trial_spec(self, run_id: str) -> tuple[dict[str, Any], Any]:
+        """What ``workbench rerun`` needs: the logged ``trial.yaml`` and the source run."""
+        run = self.client.get_run(run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(run_id, "trial.yaml", tmp)
+            return yaml.safe_load(Path(path).read_text()), run
+
+
+def measure_logging_overhead(result: TrialResult, *, tracking_uri: str | None = None,
+                             repeats: int = 3) -> dict[str, float]:
+    """Time :meth:`Tracker.log_result` for ``result`` (median of ``repeats`` fresh child runs).
+
+    For ``make bench``: the logging cost of one trial relative to its wall time
+    (``result.timings["total"]``), which the design budgets at 5 %. Without ``tracking_uri`` a
+    throw-away SQLite store in a temporary folder is used (its creation is not timed).
+
+    Example:
+        >>> overhead = measure_logging_overhead(result)  # doctest: +SKIP
+        >>> overhead["fraction"] < 0.05                   # doctest: +SKIP
+        True
+    """
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker = Tracker(tracking_uri or f"sqlite:///{tmp}/mlflow.db")
+        exp_id = tracker.experiment_id("workbench-logging-overhead",
+                                       artifact_location=None if tracking_uri else Path(tmp, "artifacts").as_uri())
+        parent = tracker.study_run(exp_id, "logging-overhead", params={})
+        samples = []
+        for i in range(max(1, repeats)):
+            start = time.perf_counter()
+            run_id = tracker.trial_run(exp_id, parent_run_id=parent, run_name=f"overhead-{i}")
+            tracker.log_result(run_id, result, {"pattern": result.params.get("pattern", "")})
+            tracker.finish(run_id, "COMPLETE")
+            samples.append(time.perf_counter() - start)
+        tracker.end_study(parent)
+    seconds = statistics.median(samples)
+    total = float(result.timings.get("total") or 0.0)
+    return {"logging_seconds": seconds, "trial_seconds": total,
+            "fraction": seconds / total if total > 0 else float("nan"),
+            "metrics": float(len(result_metrics(result)))}
