@@ -1,0 +1,103 @@
+"""The analysis notebooks: committed clean, and each runs (nbclient, python3 kernel) on a quick.yaml store."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench import analysis
+from workbench.notebooks import NOTEBOOKS_DIR, count_images, main, notebook_paths
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOKS_DIR / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NAMES = sorted(_generator().NOTEBOOKS)
+
+
+@pytest.fixture(scope="session")
+def quick_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store made by `workbench search experiments/quick.yaml`, run once per session in a temp folder."""
+    folder = tmp_path_factory.mktemp("quick")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WORKBENCH_EXPERIMENT")}
+    cli = Path(sys.executable).parent / "workbench"
+    done = subprocess.run([str(cli), "search", str(REPO / "experiments" / "quick.yaml")], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def test_committed_notebooks_are_generated_without_outputs():
+    generator = _generator()
+    assert [p.stem for p in notebook_paths()] == NAMES
+    for name in NAMES:
+        path = NOTEBOOKS_DIR / f"{name}.ipynb"
+        assert path.read_text() == generator.render(name), f"{path.name}: run notebooks/build_notebooks.py"
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.outputs == [] and c.execution_count is None for c in code), f"{name} has outputs"
+        first = code[0]
+        assert first.metadata.get("tags") == ["parameters"], f"{name}: first code cell is not the parameters cell"
+        assert "TRACKING_URI = analysis.default_tracking_uri()" in first.source
+        assert "EXPERIMENT = analysis.latest_experiment(TRACKING_URI)" in first.source
+
+
+def test_runner_without_a_store_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["--output", str(tmp_path / "out")]) == 2
+    assert "run `make search` first" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_runner_rejects_unknown_names(quick_store, tmp_path, capsys):
+    assert main(["04_nope", "--tracking-uri", quick_store, "--output", str(tmp_path)]) == 2
+    assert "notebook: '04_nope'" in capsys.readouterr().err
+    assert main(["--experiment", "nope", "--tracking-uri", quick_store, "--output", str(tmp_path)]) == 2
+    assert "experiment: 'nope' is not in" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="session")
+def executed(quick_store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, dict[str, bytes]]:
+    """`python -m workbench.notebooks` over every notebook once (3 kernels at a time): rc, output folder, originals."""
+    output = tmp_path_factory.mktemp("executed")
+    before = {name: (NOTEBOOKS_DIR / f"{name}.ipynb").read_bytes() for name in NAMES}
+    saved = os.environ.pop("WORKBENCH_EXPERIMENT", None)
+    try:
+        rc = main(["--tracking-uri", quick_store, "--output", str(output), "--jobs", "3"])
+    finally:
+        if saved is not None:
+            os.environ["WORKBENCH_EXPERIMENT"] = saved
+    return rc, output, before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_and_draws(name, quick_store, executed):
+    rc, output, before = executed
+    nb = nbformat.read(output / f"{name}.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, "\n".join(f"{e.ename}: {e.evalue}" for e in errors)
+    assert rc == 0
+    assert (NOTEBOOKS_DIR / f"{name}.ipynb").read_bytes() == before[name]  # outputs never land in the repo copy
+    params_out = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert f"'quick' in {quick_store}" in params_out  # the runner's store reached the parameters cell
+    complete = analysis.trials_frame("quick", client=quick_store).query("state == 'COMPLETE'")
+    expected = {"01_study_overview": 2,  # accuracy vs sparsity with the front, importances
+                "02_sparsity_curves": 2 * min(3, len(complete)) + 2,  # lines + heatmap per trial, global, eval
+                "03_criterion_schedule": 1}[name]
+    assert count_images(nb) == expected
