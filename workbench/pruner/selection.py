@@ -50,6 +50,12 @@ def select_lowest(
     hi = list(sizes) if hi is None else list(hi)
     k = min(max(k, sum(lo)), sum(hi))
     lo_t, hi_t, below, upto, inside = _bracket(flat, sizes, k, lo, hi)
+    if all(l <= a and b <= h for a, b, l, h in zip(below, upto, lo, hi)):
+        # no bound binds inside the bracket: every candidate adds one, so the need-th lowest
+        # candidate is the threshold (kthvalue, no sort)
+        masks, counts = _threshold_select(flat, k - sum(below), lo_t, below, inside)
+        return [m.view(s.shape) for m, s in zip(masks, scores)], counts, [False] * len(flat)
+    inside = [torch.sort(v).values for v in inside]
     counts, raw = _resolve(inside, k, lo, hi, below)
     masks = [
         _lowest_mask(f, c, lo_t, hi_t, a, b, v).view(s.shape)
@@ -68,41 +74,59 @@ def _clamp(x: int, low: int, high: int) -> int:
 
 
 def _split(f: torch.Tensor, lo_t: float, hi_t: float) -> tuple[int, int, torch.Tensor]:
-    """``(#f < lo_t, #f <= hi_t, sorted values in [lo_t, hi_t])`` with two comparisons."""
+    """``(#f < lo_t, #f <= hi_t, the values in [lo_t, hi_t])`` (unsorted)."""
+    if lo_t == -math.inf and hi_t == math.inf:
+        return 0, f.numel(), f
     below_mask = f < lo_t if lo_t != -math.inf else None
-    upto_mask = f <= hi_t if hi_t != math.inf else None
     below = 0 if below_mask is None else int(torch.count_nonzero(below_mask))
-    upto = f.numel() if upto_mask is None else int(torch.count_nonzero(upto_mask))
-    if upto - below == f.numel():
-        inside = f
-    elif upto_mask is None:
+    if hi_t == math.inf:
         inside = f[~below_mask]
-    elif below_mask is None:
-        inside = f[upto_mask]
     else:
-        inside = f[upto_mask ^ below_mask]
-    return below, upto, torch.sort(inside.float()).values
+        upto_mask = f <= hi_t
+        inside = f[upto_mask if below_mask is None else upto_mask ^ below_mask]
+    return below, below + inside.numel(), inside
 
 
 def _bracket(flat, sizes, k, lo, hi):
     """Thresholds with clamped total(lo_t) <= k <= total(hi_t), and what lies between."""
     total = sum(sizes)
     step = max(1, total // _SAMPLE)
-    sample = torch.cat([f[::step] for f in flat]).float().sort().values
+    sample = torch.cat([f[::step] for f in flat]).float()
     n = sample.numel()
     q = k / max(total, 1)
     width = _SIGMAS / math.sqrt(n) + 2.0 / n
     while True:
         i_lo, i_hi = math.floor((q - width) * n), math.ceil((q + width) * n)
-        lo_t = -math.inf if i_lo < 0 else float(sample[i_lo])
-        hi_t = math.inf if i_hi >= n else float(sample[i_hi])
-        parts = [_split(f, lo_t, hi_t) for f in flat]
-        below, upto, inside = (list(x) for x in zip(*parts))
+        lo_t = -math.inf if i_lo < 0 else float(torch.kthvalue(sample, i_lo + 1).values)
+        hi_t = math.inf if i_hi >= n else float(torch.kthvalue(sample, i_hi + 1).values)
+        below, upto, inside = (list(x) for x in zip(*[_split(f, lo_t, hi_t) for f in flat]))
         ok_lo = sum(_clamp(a, l, h) for a, l, h in zip(below, lo, hi)) <= k
         ok_hi = sum(_clamp(b, l, h) for b, l, h in zip(upto, lo, hi)) >= k
         if ok_lo and ok_hi:
             return lo_t, hi_t, below, upto, inside
         width *= 4.0
+
+
+def _threshold_select(flat, need, lo_t, below, inside):
+    """Masks and counts when the ``need`` lowest in-bracket values can be taken freely."""
+    if need <= 0:
+        return [f < lo_t if lo_t != -math.inf else torch.zeros_like(f, dtype=torch.bool) for f in flat], list(below)
+    threshold = torch.kthvalue(torch.cat(inside).float(), need).values
+    less = [int(torch.count_nonzero(v < threshold)) for v in inside]
+    left = need - sum(less)  # ties at the threshold still to take, in layer order
+    masks, counts = [], []
+    for f, v, a, c in zip(flat, inside, below, less):
+        ties = int(torch.count_nonzero(v == threshold)) if left > 0 else 0
+        take = min(ties, left)
+        left -= take
+        if take == ties:
+            masks.append(f <= threshold if take else f < threshold)
+        else:
+            mask = f < threshold
+            mask[torch.nonzero(f == threshold).view(-1)[:take]] = True
+            masks.append(mask)
+        counts.append(a + c + take)
+    return masks, counts
 
 
 def _resolve(inside, k, lo, hi, below):

@@ -101,7 +101,7 @@ class BasePattern:
 
         Multiplying by a mask is several times faster on CPU than ``masked_fill_``.
         """
-        return ~self.expand(name, pruned)
+        return _as_uint8(~self.expand(name, pruned))
 
     def apply_factor(self, name: str, weight: torch.Tensor, factor: torch.Tensor) -> None:
         """Zero pruned weights in place given :meth:`keep_factor`'s tensor."""
@@ -172,3 +172,8 @@ def _floors(wanted: list[float], hi: list[int], k: int) -> list[int]:
     if total > max(k, 0):
         lo = [math.floor(l * max(k, 0) / total) for l in lo]
     return lo
+
+
+def _as_uint8(mask: torch.Tensor) -> torch.Tensor:
+    """A bool mask as uint8 without a copy: ``mul_`` by uint8 is about 2x faster than by bool."""
+    return mask.contiguous().view(torch.uint8)

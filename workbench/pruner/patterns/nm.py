@@ -54,7 +54,8 @@ class NMPattern(BasePattern):
         if lowest is None:
             _, lowest = _lowest_n(stored.float(), self.n, self.m)
         layout = self.layouts[name]
-        return (lowest & units.unsqueeze(-1)).reshape(layout.rows, layout.cols)
+        flat_units = units.reshape(-1)
+        return torch.stack([p & flat_units for p in lowest], dim=1).view(layout.rows, layout.cols)
 
     def num_units(self, name: str) -> int:
         layout = self.layouts[name]
@@ -78,10 +79,10 @@ class NMPattern(BasePattern):
 def _lowest_n(scores2d: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per group of ``m`` columns: the sum of its ``n`` lowest scores and which they are.
 
-    For ``m <= 8`` an odd-even transposition sorting network over the ``m`` strided columns
-    (a few dozen vector min/max operations) finds each group's n-th lowest score; that is far
-    faster on CPU than sorting millions of tiny rows. Ties at the n-th score go to the lower
-    index. Returns ``(group_scores [rows, cols/m], lowest [rows, cols/m, m])``.
+    For ``m <= 8`` a sorting network over the ``m`` strided columns (5 comparators for m=4,
+    odd-even transposition otherwise: a few dozen vector min/max operations) finds each group's
+    n-th lowest score; that is far faster on CPU than sorting millions of tiny rows. Ties at
+    the n-th score go to the lower index. Returns ``(group_scores [rows, cols/m], lowest [rows, cols/m, m])``.
     """
     rows = scores2d.shape[0]
     groups = scores2d.reshape(-1, m)
@@ -89,17 +90,33 @@ def _lowest_n(scores2d: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tor
         order = groups.argsort(dim=1, stable=True)
         lowest = torch.zeros(groups.shape, dtype=torch.bool).scatter_(1, order[:, :n], True)
         score = torch.where(lowest, groups, 0.0).sum(dim=1)
-        return score.view(rows, -1), lowest.view(rows, -1, m)
+        return score.view(rows, -1), list(lowest.unbind(dim=1))
     cols = [groups[:, i] for i in range(m)]
     ordered = list(cols)
-    for rnd in range(m):
-        for i in range(rnd % 2, m - 1, 2):
-            a, b = ordered[i], ordered[i + 1]
-            ordered[i], ordered[i + 1] = torch.minimum(a, b), torch.maximum(a, b)
+    for i, j in _network(m):
+        a, b = ordered[i], ordered[j]
+        ordered[i], ordered[j] = torch.minimum(a, b), torch.maximum(a, b)
     threshold = ordered[n - 1]
     score = ordered[0].clone()
     for extra in ordered[1:n]:
         score += extra
+    picked = [c <= threshold for c in cols]
+    count = picked[0].to(torch.int8)
+    for p in picked[1:]:
+        count += p
+    if bool((count != n).any()):  # several scores equal the n-th lowest: take them by index
+        picked = _break_ties(cols, threshold, n)
+    return score.view(rows, -1), picked
+
+
+def _network(m: int) -> list[tuple[int, int]]:
+    """Comparators of a sorting network for ``m`` inputs (optimal for 4, odd-even transposition else)."""
+    if m == 4:
+        return [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]
+    return [(i, i + 1) for rnd in range(m) for i in range(rnd % 2, m - 1, 2)]
+
+
+def _break_ties(cols: list[torch.Tensor], threshold: torch.Tensor, n: int) -> list[torch.Tensor]:
     below = [c < threshold for c in cols]
     need = torch.full_like(threshold, n, dtype=torch.int8)
     for b in below:
@@ -109,5 +126,4 @@ def _lowest_n(scores2d: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tor
         take = (c == threshold) & (need > 0)
         need -= take.to(torch.int8)
         picked.append(b | take)
-    lowest = torch.stack(picked, dim=1)
-    return score.view(rows, -1), lowest.view(rows, -1, m)
+    return picked

@@ -10,7 +10,7 @@ import torch
 
 from ..layout import Layout
 from . import register_pattern
-from .base import BasePattern
+from .base import BasePattern, _as_uint8
 
 
 @register_pattern("NxM")
@@ -80,13 +80,13 @@ class NxMPattern(BasePattern):
         return layout.from_2d(full)
 
     def keep_factor(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
-        """Block-sized float keep mask for multi-element blocks of 2-D weights, else bool."""
+        """Block-sized float keep mask for multi-element blocks of 2-D weights, else uint8."""
         layout = self.layouts[name]
         r, bn, c, bm = self.grid(name, layout.rows)
         if not layout.is_2d:
-            return ~self.expand(name, pruned)
+            return _as_uint8(~self.expand(name, pruned))
         keep = ~pruned.view(r, 1, c, 1)
-        return keep if bn * bm == 1 else keep.float()
+        return _as_uint8(keep) if bn * bm == 1 else keep.float()
 
     def apply_factor(self, name: str, weight: torch.Tensor, factor: torch.Tensor) -> None:
         layout = self.layouts[name]
