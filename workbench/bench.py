@@ -127,14 +127,27 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"pruner": pruner_table}
+def _lazy(module: str, name: str):
+    def section(*, repeats: int) -> list[dict]:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(repeats=repeats)
+
+    return section
+
+
+SECTIONS = {
+    "pruner": pruner_table,
+    "benchmarks": _lazy("workbench.bench_trials", "benchmarks_table"),
+    "tracking": _lazy("workbench.bench_trials", "tracking_table"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the performance tables (``workbench bench [--only SECTION] [--repeats N]``)."""
     parser = argparse.ArgumentParser(prog="workbench bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions per measurement (medians/minima)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -153,7 +153,7 @@ class BasePattern:
             for name, was_capped in zip(free, capped):
                 if was_capped:
                     self.keep_mask_layers[name] = True
-                    logger.info("layer %s capped at max_sparsity_ratio_per_op and frozen", name)
+                    logger.debug("layer %s capped at max_sparsity_ratio_per_op and frozen", name)
         else:
             chosen = [lowest_mask(u, min(round(target * s), h)) for u, s, h in zip(units, sizes, hi)]
         for name, unit_mask in zip(free, chosen):
