@@ -140,6 +140,7 @@ SECTIONS = {
     "pruner": pruner_table,
     "benchmarks": _lazy("workbench.bench_trials", "benchmarks_table"),
     "tracking": _lazy("workbench.bench_trials", "tracking_table"),
+    "workers": _lazy("workbench.bench_workers", "workers_table"),
 }
 
 

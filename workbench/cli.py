@@ -1,11 +1,14 @@
 """The ``workbench`` command: ``search | run | rerun | ui | bench``.
 
 Bad input (a wrong flag, an invalid experiment file, an unknown run id) exits with status 2 and
-one line on stderr that names the problem, never a traceback. Progress goes to the terminal:
+one line on stderr that names the problem, never a traceback. Ctrl-C (or SIGTERM) during
+``search`` fails the running trials, closes their MLflow runs and the parent run, and exits 130
+with one line giving the command that resumes the study; a dead worker exits 1 the same way. Progress goes to the terminal:
 Optuna's progress bar (or a tqdm bar with several workers) and one line per finished trial.
 
 Example:
     $ workbench search experiments/quick.yaml --n-trials 3
+    $ workbench search experiments/default.yaml --n-trials 40 --workers 2
     $ workbench run experiments/quick.yaml --set pattern=2:4 --set target_sparsity=0.5
     $ workbench rerun 0123456789abcdef
     $ workbench ui --port 5000
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import subprocess
 import sys
 from typing import Sequence
@@ -70,9 +74,11 @@ def _build_parser() -> _Parser:
     search = sub.add_parser("search", help="run (or resume) the experiment's Optuna study")
     search.add_argument("experiment", help="experiment YAML file")
     search.add_argument("--n-trials", type=_positive, help="total finished trials wanted (default: study.n_trials)")
-    search.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+    search.add_argument("--workers", type=_positive, default=1,
+                        help="worker processes on the study, each with cores/N torch threads (default: 1)")
     search.add_argument("--tracking-uri", help=uri_help)
-    search.add_argument("--storage", help="Optuna storage URL or journal file (default: optuna.db / optuna.journal)")
+    search.add_argument("--storage", help="Optuna storage URL or journal file (default: $WORKBENCH_STORAGE, "
+                                          "else optuna.db / optuna.journal)")
     search.set_defaults(func=_cmd_search)
 
     run = sub.add_parser("run", help="run one tracked trial of an experiment")
@@ -111,14 +117,40 @@ def _preflight(experiment, point: dict) -> None:
     process_config(build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning))
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that resumes this search: the same one, flags as given (passwords hidden)."""
+    from workbench.tracking import redact_url
+
+    words = ["workbench"] + (["-q"] if args.quiet else []) + ["search", args.experiment]
+    for flag, value in (("--n-trials", args.n_trials), ("--workers", args.workers if args.workers > 1 else None),
+                        ("--storage", args.storage), ("--tracking-uri", args.tracking_uri)):
+        if value is not None:
+            words += [flag, redact_url(str(value))]
+    return shlex.join(words)
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.experiment import load_experiment
-    from workbench.search import run_study
+    from workbench.interrupts import interrupt_guard
+    from workbench.search import WorkerError, run_study
+    from workbench.workers import warm_up_torch
 
-    experiment = load_experiment(args.experiment)
-    _preflight(experiment, experiment.default_point())
-    study = run_study(experiment, n_trials=args.n_trials, workers=args.workers, storage=args.storage,
-                      tracking_uri=args.tracking_uri, show_progress_bar=sys.stderr.isatty() and not args.quiet)
+    warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C is armed
+
+    try:
+        with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt
+            experiment = load_experiment(args.experiment)
+            _preflight(experiment, experiment.default_point())
+            study = run_study(experiment, n_trials=args.n_trials, workers=args.workers, storage=args.storage,
+                              tracking_uri=args.tracking_uri,
+                              show_progress_bar=sys.stderr.isatty() and not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted: running trials marked failed, runs closed; resume with: {_resume_command(args)}",
+              file=sys.stderr)
+        return 130
+    except WorkerError as err:
+        print(f"error: {err}; resume with: {_resume_command(args)}", file=sys.stderr)
+        return 1
     states = [t.state.name for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
     print(f"study {study.study_name!r}: {len(states)} trials ({summary})")
@@ -210,7 +242,7 @@ def _setup_logging(quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     root.propagate = False
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged by workbench.workers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The study summary logged on the parent MLflow run after every ``workbench search``.
 
 * ``trials.csv``: one row per trial (number, state, objective values, params, MLflow run id,
-  duration, reason);
+  duration, failure reason, interrupted);
 * ``best_so_far.png`` (single objective) or ``pareto_front.png`` (accuracy vs sparsity);
 * ``param_importances.json`` / ``.csv`` / ``.png``: Optuna's fANOVA importances of the searched
   parameters for accuracy. With fewer than two complete trials, or when no searched parameter
@@ -39,6 +39,8 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
         row.update(trial.params)
         row["mlflow_run_id"] = trial.user_attrs.get("mlflow_run_id", "")
         row["duration_s"] = round(trial.duration.total_seconds(), 3) if trial.duration else ""
+        row["reason"] = trial.user_attrs.get("failure_reason", "")
+        row["interrupted"] = bool(trial.user_attrs.get("interrupted", False))
         rows.append(row)
     return rows
 

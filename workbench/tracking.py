@@ -21,6 +21,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -32,11 +33,25 @@ import yaml
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines; no usage pings from trials
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # rerun's download must not draw a bar
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run" line per trial on a server
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from workbench.metric_keys import MAX_BATCH, layer_metric_keys, sanitize_name
 from workbench.trial_types import TrialResult
+
+_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs, params and printed commands.
+
+    Example:
+        >>> redact_url("postgresql://workbench:secret@dbhost/optuna")
+        'postgresql://workbench:***@dbhost/optuna'
+    """
+    return _PASSWORD.sub(r"\1***@", str(url))
 
 __all__ = [
     "DEFAULT_TRACKING_URI", "Tracker", "log_batch_chunked", "measure_logging_overhead", "resolve_tracking_uri",
@@ -49,6 +64,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARAM_KEYS = ("pattern", "criterion", "scheduler", "target_sparsity", "pruner", "pruning_scope",
               "sparsity_decay_type")
+_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
 _SPARSITY_KEYS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
 
 
@@ -204,7 +220,13 @@ class Tracker:
             db = Path(self.tracking_uri.removeprefix("sqlite:///")).resolve()
             digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
             artifact_location = (db.parent / "mlruns" / f"{sanitize_name(name)}-{digest}").as_uri()
-        return self.client.create_experiment(name, artifact_location)
+        try:
+            return self.client.create_experiment(name, artifact_location)
+        except MlflowException:  # another process created it in the meantime
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def study_run(self, experiment_id: str, study_name: str, *, params: dict[str, Any],
                   config_text: str | None = None) -> str:
@@ -229,7 +251,8 @@ class Tracker:
         all_tags = {"workbench.kind": "trial", **run_tags(), **(tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        return self.client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
+        tags_str = {k: str(v) for k, v in all_tags.items()}  # a tracking server accepts strings only
+        return self.client.create_run(experiment_id, tags=tags_str, run_name=run_name).info.run_id
 
     def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any]) -> float:
         """Log params, every metric and series, and the trial artifacts; returns seconds spent."""
@@ -258,11 +281,18 @@ class Tracker:
             self.client.log_text(run_id, yaml.safe_dump(pruning_config, sort_keys=False), "pruning_config.yaml")
 
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
-        """End a run: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (+ reason tag)."""
-        tags = [RunTag("workbench.trial_state", state)] + ([RunTag("workbench.reason", reason[:5000])] if reason else [])
+        """End a run: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED, INTERRUPTED -> KILLED.
+
+        Tags ``workbench.trial_state`` (the Optuna state: an interrupted trial is ``FAIL``, with
+        ``workbench.interrupted = true``) and ``workbench.reason`` when a reason is given.
+        """
+        if state not in _STATUS:
+            raise ValueError(f"state: {state!r} is not allowed; allowed: {', '.join(_STATUS)}")
+        tags = [RunTag("workbench.trial_state", "FAIL" if state == "INTERRUPTED" else state)]
+        tags += [RunTag("workbench.reason", reason[:5000])] if reason else []
+        tags += [RunTag("workbench.interrupted", "true")] if state == "INTERRUPTED" else []
         self.client.log_batch(run_id, tags=tags)
-        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}.get(state, "FINISHED")
-        self.client.set_terminated(run_id, status=status)
+        self.client.set_terminated(run_id, status=_STATUS[state])
 
     def log_study_summary(self, run_id: str, *, rows: Sequence[dict[str, Any]], figures: dict[str, Any],
                           importances: dict[str, Any], metrics: dict[str, float]) -> None:

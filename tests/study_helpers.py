@@ -1,0 +1,80 @@
+"""Helpers of the failure and worker tests: small experiments, a ``workbench search`` subprocess, polling."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+def experiment(name: str, benchmark: str, *, n_trials: int, steps: int = 20, targets=(0.5, 0.9),
+               sampler: str = "grid") -> dict:
+    low, high = targets
+    return {"name": name, "benchmark": benchmark,
+            "training": {"steps": steps, "batch_size": 32, "lr": 0.05, "eval_every": 2, "pruning_frequency": 2,
+                         "start_fraction": 0.1, "end_fraction": 0.5, "threads": 1},
+            "search_space": {"pattern": "1x1", "criterion": "magnitude", "scheduler": "oneshot",
+                             "target_sparsity": {"low": low, "high": high, "step": round(high - low, 6)}},
+            "study": {"n_trials": n_trials, "sampler": sampler, "objectives": ["accuracy"], "pruner": "none",
+                      "seed": 0}}
+
+
+def write_experiment(folder: Path, data: dict) -> Path:
+    path = folder / "exp.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def child_runs(client: MlflowClient, name: str):
+    exp_id = client.get_experiment_by_name(name).experiment_id
+    parent = client.search_runs([exp_id], f"tags.`workbench.study` = '{name}'")[0]
+    return parent, client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+
+
+def start_search(folder: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("WORKBENCH_STORAGE", None)
+    return subprocess.Popen([sys.executable, "-m", "workbench", "search", "exp.yaml", *args], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_running_trial(proc: subprocess.Popen, storage: str, name: str, *, complete: int = 0,
+                           timeout: float = 240.0) -> optuna.trial.FrozenTrial:
+    """Poll the Optuna storage until a trial runs with its MLflow run (after ``complete`` complete ones)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"workbench search exited early ({proc.returncode}): {err[-2000:]}")
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        except Exception:  # noqa: BLE001 - the store may not exist yet
+            trials = []
+        running = [t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        if running and sum(t.state == TrialState.COMPLETE for t in trials) >= complete:
+            return running[0]
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("no trial was seen running")
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240.0) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"workbench search did not exit: {err[-2000:]}")
+    return proc.returncode, err

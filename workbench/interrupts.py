@@ -1,0 +1,81 @@
+"""Ctrl-C and SIGTERM that cannot get lost.
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when the signal is
+handled; if that is inside a garbage-collector callback or a ``__del__`` (SQLAlchemy and torch
+run such code all the time), Python prints "Exception ignored in ..." and the interrupt is gone:
+the study would carry on. Inside :func:`interrupt_guard` the signal handler raises
+``KeyboardInterrupt`` and, until some code that closes trials calls :func:`handled`, raises it
+again every second (the "Exception ignored" report of the lost one is dropped). Once handled, further signals are ignored so that closing the runs cannot
+be cut short; the guard restores the previous handlers on exit.
+
+Example:
+    >>> with interrupt_guard():            # doctest: +SKIP
+    ...     run_study(experiment)
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+__all__ = ["handled", "interrupt_guard"]
+
+_log = logging.getLogger(__name__)
+
+REDELIVER_AFTER = 1.0
+"""Seconds after which an interrupt that nobody handled is raised again."""
+
+_state: dict[str, Any] = {"active": False, "pending": False, "handled": False}
+
+
+def _redeliver(main_ident: int) -> None:
+    while True:
+        time.sleep(REDELIVER_AFTER)
+        if not _state["active"] or _state["handled"]:
+            return
+        _log.debug("interrupt not handled yet; raising it again")
+        signal.pthread_kill(main_ident, signal.SIGINT)
+
+
+def _handler(signum: int, frame: Any) -> None:
+    if _state["handled"]:
+        return  # the runs are being closed; a second Ctrl-C must not cut that short
+    if not _state["pending"]:
+        _state["pending"] = True
+        threading.Thread(target=_redeliver, args=(threading.main_thread().ident,), daemon=True,
+                         name="workbench-interrupt").start()
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def handled() -> None:
+    """Say that a ``KeyboardInterrupt`` reached code that closes the trials (stops re-raising)."""
+    if _state["active"]:
+        _state["handled"] = True
+
+
+@contextlib.contextmanager
+def interrupt_guard() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` until :func:`handled` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:  # the lost KeyboardInterrupt is raised again: no "Exception ignored"
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            previous_hook(info)
+
+    sys.unraisablehook = unraisable
+    _state.update(active=True, pending=False, handled=False)
+    try:
+        yield
+    finally:
+        _state.update(active=False)
+        sys.unraisablehook = previous_hook
+        for sig, old in previous.items():
+            signal.signal(sig, old)
