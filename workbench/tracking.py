@@ -54,7 +54,8 @@ def redact_url(url: str) -> str:
     return _PASSWORD.sub(r"\1***@", str(url))
 
 __all__ = [
-    "DEFAULT_TRACKING_URI", "Tracker", "log_batch_chunked", "measure_logging_overhead", "resolve_tracking_uri",
+    "DEFAULT_TRACKING_URI", "Tracker", "log_batch_chunked", "measure_logging_overhead", "redact_url",
+    "resolve_tracking_uri",
     "result_metrics", "run_tags",
     "trial_params",
 ]
@@ -116,11 +117,6 @@ def log_batch_chunked(client: MlflowClient, run_id: str, metrics: Sequence[Metri
     return calls
 
 
-def _pruner_kind(cfg: dict[str, Any]) -> str:
-    kind = str(cfg.get("pruning_type", ""))
-    return "pattern_lock" if kind == "pattern_lock" else "progressive" if kind.endswith("_progressive") else "basic"
-
-
 def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed: int,
                  benchmark: str) -> dict[str, Any]:
     """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched).
@@ -128,7 +124,7 @@ def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed
     Knobs the search space leaves out are read from the effective pruning config, so every child
     run carries all seven.
     """
-    from workbench.pruner.config_check import DEFAULT_CONFIG
+    from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
 
     first = {**DEFAULT_CONFIG, **pruning_config, **(pruning_config.get("pruning_configs") or [{}])[0]}
     first.pop("pruning_configs", None)
@@ -137,7 +133,7 @@ def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed
         if key in params:
             out[key] = params[key]
         elif key == "pruner":
-            out[key] = _pruner_kind(first)
+            out[key] = parse_pruning_type(first["pruning_type"])[0]
         else:
             out[key] = first.get(key)
     out.update(seed=seed, benchmark=benchmark)

@@ -162,7 +162,7 @@ def check_config(prune_config: Mapping[str, Any]) -> None:
     start, end = _integer(cfg, "start_step", 0), _integer(cfg, "end_step", 0)
     if end < start:
         _fail("end_step", end, f"end_step >= start_step ({start})", f"is smaller than start_step {start}")
-    frequency = _integer(cfg, "pruning_frequency", 1)
+    _integer(cfg, "pruning_frequency", 1)
     pruning_type = cfg["pruning_type"]
     if not isinstance(pruning_type, str):
         _fail("pruning_type", pruning_type, str(parse_valid_pruner_types()), "is not a string")
@@ -191,8 +191,8 @@ def check_config(prune_config: Mapping[str, Any]) -> None:
         _fail("parameters", params, "a dict such as {'reg_coeff': 0.0}", "is not a dict")
     check_key_validity(PARAMETER_KEYS, params)
     _number({**cfg, **params}, "reg_coeff", 0, float("inf"))
-    progressive_type = _choice(cfg, "progressive_type", PROGRESSIVE_TYPES)
-    steps = _integer(cfg, "progressive_steps", 1)
+    _choice(cfg, "progressive_type", PROGRESSIVE_TYPES)
+    _integer(cfg, "progressive_steps", 1)
     _integer(cfg, "progressive_interval", 1)
     if pruner_type == "progressive":
         if spec.kind != "NxM":

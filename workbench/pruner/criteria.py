@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from .layout import Layout
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,7 @@ class PruningCriterion:
             return elem2d
         return self.pattern.reduce(name, elem2d)
 
-    def _layout(self, name: str):
-        from .layout import Layout
-
+    def _layout(self, name: str) -> Layout:
         if self.pattern is not None and name in self.pattern.layouts:
             return self.pattern.layouts[name]
         return Layout(tuple(self.modules[name].weight.shape))
@@ -107,7 +106,7 @@ class PruningCriterion:
                  alpha: float = 0.0, beta: float = 1.0) -> torch.Tensor:
         """Score one layer chunk by chunk; accumulate ``alpha * into + beta * new`` if given."""
         weight = self.modules[name].weight.detach()
-        grad = weight.grad if weight.grad is not None else self.modules[name].weight.grad
+        grad = self.modules[name].weight.grad
         layout = self._layout(name)
         with torch.no_grad():
             if not layout.is_2d:
