@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mlflow.entities import Metric, Param
 
 from workbench.metric_keys import MAX_KEY_LENGTH, layer_metric_keys, sanitize_name
-from workbench.tracking import (Tracker, log_batch_chunked, measure_logging_overhead, resolve_tracking_uri,
+from workbench.tracking import (Tracker, log_batch_chunked, resolve_tracking_uri,
                                 result_metrics, trial_params)
 from workbench.trial_types import TrialResult
 
@@ -186,8 +186,3 @@ def test_stopped_and_failed_runs_show_their_state(tracker, tmp_path, state, stat
     assert yaml.safe_load(open(path)) == {"target_sparsity": 0.5}
 
 
-def test_measure_logging_overhead_reports_a_fraction(tracker):
-    overhead = measure_logging_overhead(make_result(), tracking_uri=tracker.tracking_uri, repeats=2)
-    assert overhead["logging_seconds"] > 0 and overhead["trial_seconds"] == 10.0
-    assert overhead["fraction"] == pytest.approx(overhead["logging_seconds"] / 10.0)
-    assert overhead["metrics"] == len(result_metrics(make_result()))

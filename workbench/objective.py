@@ -111,14 +111,17 @@ class Objective:
     """The picklable Optuna objective: one tracked trial per call.
 
     ``on_start`` is called first thing in every trial (the worker loop releases its budget lock
-    there, see :mod:`workbench.workers`).
+    there, see :mod:`workbench.workers`). With ``spool`` (a folder), each trial's end-of-trial
+    logging is written there for the study's log writer process instead of being sent to
+    MLflow by the trial (:mod:`workbench.tracking_spool`).
     """
 
     def __init__(self, experiment: Experiment, *, tracking_uri: str, experiment_id: str,
-                 parent_run_id: str, threads: int = 0, on_start: Callable[[], None] | None = None) -> None:
+                 parent_run_id: str, threads: int = 0, on_start: Callable[[], None] | None = None,
+                 spool: str | None = None) -> None:
         self.experiment, self.tracking_uri = experiment, tracking_uri
         self.experiment_id, self.parent_run_id, self.threads = experiment_id, parent_run_id, threads
-        self.on_start = on_start
+        self.on_start, self.spool = on_start, spool
         self._tracker: Tracker | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -143,7 +146,11 @@ class Objective:
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         exp = self.experiment
-        self._tracker = self._tracker or Tracker(self.tracking_uri)
+        if self._tracker is None:
+            from workbench.tracking_spool import SpooledTracker
+
+            self._tracker = (SpooledTracker(self.tracking_uri, spool=self.spool) if self.spool
+                             else Tracker(self.tracking_uri))
         from workbench.search import suggest_params
 
         params = suggest_params(trial, exp)

@@ -36,7 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 if TYPE_CHECKING:
     from workbench.tracking import Tracker
 
-__all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "counted_trials", "owner_is_dead", "recover_study",
+__all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "counted_trials", "owner_is_dead", "pid_running", "recover_study",
            "stale_trial_callback", "study_lock", "worker_identity"]
 
 _log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def worker_identity(pid: int | None = None) -> dict[str, Any]:
             "start": _start_ticks(pid)}
 
 
-def _pid_running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -91,7 +92,7 @@ def owner_is_dead(owner: Any) -> bool:
     if owner.get("boot") and me["boot"] and owner["boot"] != me["boot"]:
         return True  # the machine rebooted since
     pid = int(owner.get("pid", -1))
-    if pid <= 0 or not _pid_running(pid):
+    if pid <= 0 or not pid_running(pid):
         return True
     return bool(owner.get("start")) and _start_ticks(pid) not in ("", owner["start"])  # pid reused
 
@@ -147,9 +148,10 @@ def recover_study(study: optuna.Study, tracker: "Tracker | None", parent_run_id:
     A RUNNING trial is orphaned when its owner process is dead on this host
     (:func:`owner_is_dead`), when ``own`` is set and this process owns it (after an interrupt),
     or when its RDB heartbeat is stale. Then every child run of ``parent_run_id`` still RUNNING
-    whose Optuna trial is no longer RUNNING is marked KILLED (this also catches a run created
-    just before its worker died, before the trial learned the run id); with ``close_runs``
-    false, only when this call failed a trial (the cheap check done before every trial).
+    whose Optuna trial was failed from outside (interrupted, dead worker) is marked KILLED (this
+    also catches a run created just before its worker died, before the trial learned the run
+    id); with ``close_runs`` false, only when this call failed a trial (the cheap check done
+    before every trial).
     """
     me, failed = worker_identity(), []
     if tracker is not None:
@@ -175,6 +177,16 @@ def recover_study(study: optuna.Study, tracker: "Tracker | None", parent_run_id:
     return failed
 
 
+def _interrupted(trial: FrozenTrial) -> bool:
+    """A trial failed from outside (interrupt, dead worker): nobody else will close its run.
+
+    Completed, pruned and self-failed trials close their own runs, possibly a little later
+    (their logging may still wait in the log writer's spool), so those runs are left alone.
+    """
+    return trial.state == TrialState.FAIL and (bool(trial.user_attrs.get("interrupted"))
+                                               or "failure_reason" not in trial.user_attrs)
+
+
 def _close_orphan_runs(study: optuna.Study, tracker: "Tracker", parent_run_id: str) -> None:
     exp_id = tracker.client.get_run(parent_run_id).info.experiment_id
     runs = tracker.client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
@@ -184,7 +196,7 @@ def _close_orphan_runs(study: optuna.Study, tracker: "Tracker", parent_run_id: s
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for run in runs:
         trial = by_number.get(int(run.data.tags.get("optuna.trial_number", -1)))
-        if trial is not None and trial.state != TrialState.RUNNING:
+        if trial is not None and _interrupted(trial):
             _kill_run(tracker, run.info.run_id, str(trial.user_attrs.get("failure_reason", "interrupted")))
 
 

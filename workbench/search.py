@@ -17,8 +17,10 @@ Every start first recovers the study (:func:`~workbench.recovery.recover_study`)
 RUNNING by a killed process are failed and their MLflow runs KILLED. With ``workers > 1`` the
 MLflow experiment, parent run and stores are created first; on a SQLite tracking store a local
 tracking server becomes the single writer (:mod:`workbench.tracking_server`); then the workers
-start (:mod:`workbench.workers`). On Ctrl-C the running trials are failed and their runs
-KILLED, the parent run is KILLED, and ``KeyboardInterrupt`` propagates.
+start (:mod:`workbench.workers`). Trials hand their end-of-trial logging to one log writer
+process per study (:mod:`workbench.tracking_spool`), drained before the study ends. On Ctrl-C
+the running trials are failed and their runs KILLED, the parent run is KILLED, and
+``KeyboardInterrupt`` propagates.
 
 Example:
     >>> from workbench.experiment import load_experiment     # doctest: +SKIP
@@ -44,6 +46,7 @@ from workbench.objective import Objective, run_tracked_trial
 from workbench.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL, counted_trials, recover_study, stale_trial_callback
 from workbench.study_report import summarize_study
 from workbench.tracking import Tracker, redact_url
+from workbench.tracking_spool import SpoolWriter, replay, spool_dir
 from workbench.workers import WorkerError
 
 __all__ = ["WorkerError", "make_pruner", "make_sampler", "make_storage", "resolve_storage", "run_study", "run_tracked_trial",
@@ -168,6 +171,8 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
                                config_text=yaml.safe_dump(_experiment_dict(experiment), sort_keys=False))
     study.set_user_attr("mlflow_experiment_id", exp_id)
     study.set_user_attr("mlflow_parent_run_id", parent)
+    spool = spool_dir(tracker.tracking_uri, experiment.study_name)
+    replay(spool, tracker, reclaim=True)  # logging a dead writer left behind, before recovery judges runs
     recovered = recover_study(study, tracker, parent)
     done = counted_trials(study)
     _log.info("study %r: %d trials done%s, target %d, storage %s, tracking %s", experiment.study_name, done,
@@ -176,16 +181,19 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
     try:
         if done < total and workers == 1:
             objective = Objective(experiment, tracking_uri=tracker.tracking_uri, experiment_id=exp_id,
-                                  parent_run_id=parent)
-            with _progress(show_progress_bar, total, done, experiment.study_name) as bar:
+                                  parent_run_id=parent, spool=str(spool))
+            with SpoolWriter(spool, tracker.tracking_uri), \
+                    _progress(show_progress_bar, total, done, experiment.study_name) as bar:
                 run_trials(study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent,
                            progress=bar)
         elif done < total:
             server = LocalTrackingServer(tracker.tracking_uri) if needs_local_server(tracker.tracking_uri) else None
-            with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri:
+            with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri, \
+                    SpoolWriter(spool, worker_uri):
                 run_workers(experiment, spec=spec, total=total, workers=workers, tracking_uri=worker_uri,
                             experiment_id=exp_id, parent_run_id=parent, seed_offset=seed_offset,
-                            wait_for_server=server is not None, show_progress_bar=show_progress_bar)
+                            wait_for_server=server is not None, show_progress_bar=show_progress_bar,
+                            spool=str(spool))
     except BaseException as err:
         interrupts.handled()
         _close_interrupted(study, tracker, parent)

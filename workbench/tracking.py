@@ -54,10 +54,8 @@ def redact_url(url: str) -> str:
     return _PASSWORD.sub(r"\1***@", str(url))
 
 __all__ = [
-    "DEFAULT_TRACKING_URI", "Tracker", "log_batch_chunked", "measure_logging_overhead", "redact_url",
-    "resolve_tracking_uri",
-    "result_metrics", "run_tags",
-    "trial_params",
+    "DEFAULT_TRACKING_URI", "Tracker", "check_state", "log_batch_chunked", "redact_url", "resolve_tracking_uri",
+    "result_metrics", "run_tags", "trial_params",
 ]
 
 _log = logging.getLogger(__name__)
@@ -115,6 +113,12 @@ def log_batch_chunked(client: MlflowClient, run_id: str, metrics: Sequence[Metri
         metrics, params, tags = metrics[room:], params[100:], tags[100:]
         calls += 1
     return calls
+
+
+def check_state(state: str) -> None:
+    """ValueError unless ``state`` is a trial end state :meth:`Tracker.finish` knows."""
+    if state not in _STATUS:
+        raise ValueError(f"state: {state!r} is not allowed; allowed: {', '.join(_STATUS)}")
 
 
 def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed: int,
@@ -282,8 +286,7 @@ class Tracker:
         Tags ``workbench.trial_state`` (the Optuna state: an interrupted trial is ``FAIL``, with
         ``workbench.interrupted = true``) and ``workbench.reason`` when a reason is given.
         """
-        if state not in _STATUS:
-            raise ValueError(f"state: {state!r} is not allowed; allowed: {', '.join(_STATUS)}")
+        check_state(state)
         tags = [RunTag("workbench.trial_state", "FAIL" if state == "INTERRUPTED" else state)]
         tags += [RunTag("workbench.reason", reason[:5000])] if reason else []
         tags += [RunTag("workbench.interrupted", "true")] if state == "INTERRUPTED" else []
@@ -318,38 +321,3 @@ class Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             path = self.client.download_artifacts(run_id, "trial.yaml", tmp)
             return yaml.safe_load(Path(path).read_text()), run
-
-
-def measure_logging_overhead(result: TrialResult, *, tracking_uri: str | None = None,
-                             repeats: int = 3) -> dict[str, float]:
-    """Time :meth:`Tracker.log_result` for ``result`` (median of ``repeats`` fresh child runs).
-
-    For ``make bench``: the logging cost of one trial relative to its wall time
-    (``result.timings["total"]``), which the design budgets at 5 %. Without ``tracking_uri`` a
-    throw-away SQLite store in a temporary folder is used (its creation is not timed).
-
-    Example:
-        >>> overhead = measure_logging_overhead(result)  # doctest: +SKIP
-        >>> overhead["fraction"] < 0.05                   # doctest: +SKIP
-        True
-    """
-    import statistics
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tracker = Tracker(tracking_uri or f"sqlite:///{tmp}/mlflow.db")
-        exp_id = tracker.experiment_id("workbench-logging-overhead",
-                                       artifact_location=None if tracking_uri else Path(tmp, "artifacts").as_uri())
-        parent = tracker.study_run(exp_id, "logging-overhead", params={})
-        samples = []
-        for i in range(max(1, repeats)):
-            start = time.perf_counter()
-            run_id = tracker.trial_run(exp_id, parent_run_id=parent, run_name=f"overhead-{i}")
-            tracker.log_result(run_id, result, {"pattern": result.params.get("pattern", "")})
-            tracker.finish(run_id, "COMPLETE")
-            samples.append(time.perf_counter() - start)
-        tracker.end_study(parent)
-    seconds = statistics.median(samples)
-    total = float(result.timings.get("total") or 0.0)
-    return {"logging_seconds": seconds, "trial_seconds": total,
-            "fraction": seconds / total if total > 0 else float("nan"),
-            "metrics": float(len(result_metrics(result)))}

@@ -143,7 +143,7 @@ def _worker(job: dict[str, Any]) -> None:
         study = optuna.load_study(study_name=exp.study_name, storage=storage, pruner=make_pruner(exp),
                                   sampler=make_sampler(exp, seed_offset=job["seed_offset"]))
         objective = Objective(exp, tracking_uri=job["tracking_uri"], experiment_id=job["experiment_id"],
-                              parent_run_id=job["parent_run_id"], threads=job["threads"])
+                              parent_run_id=job["parent_run_id"], threads=job["threads"], spool=job["spool"])
         run_trials(study, objective, spec=job["storage"], total=job["total"], tracker=tracker,
                    parent_run_id=job["parent_run_id"])
     except KeyboardInterrupt:
@@ -156,11 +156,12 @@ def _worker(job: dict[str, Any]) -> None:
 
 def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, tracking_uri: str,
                 experiment_id: str, parent_run_id: str, seed_offset: int = 0, wait_for_server: bool = False,
-                show_progress_bar: bool = False) -> None:
+                show_progress_bar: bool = False, spool: str | None = None) -> None:
     """Spawn ``workers`` processes on the study and wait for them (see the module docstring).
 
     With ``wait_for_server`` each worker waits until the tracking server at ``tracking_uri``
-    answers before its first trial (a local server started alongside the workers).
+    answers before its first trial (a local server started alongside the workers). With
+    ``spool``, trials leave their end-of-trial logging there for the study's log writer.
 
     Raises:
         KeyboardInterrupt: Ctrl-C (or SIGTERM); the workers were interrupted and have exited.
@@ -170,7 +171,7 @@ def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, 
     ctx = multiprocessing.get_context("spawn")
     base = {"experiment": experiment, "storage": spec, "total": total, "threads": threads,
             "tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent_run_id,
-            "log_level": logging.getLogger("workbench").getEffectiveLevel(), "wait_for_server": wait_for_server}
+            "log_level": logging.getLogger("workbench").getEffectiveLevel(), "wait_for_server": wait_for_server, "spool": spool}
     procs = [ctx.Process(target=_worker, args=(dict(base, index=i, seed_offset=seed_offset + 1000 * (i + 1)),),
                          name=f"workbench-worker-{i}") for i in range(workers)]
     _log.info("%d workers, %d torch threads each, tracking %s", workers, threads, tracking_uri)
