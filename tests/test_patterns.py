@@ -55,6 +55,21 @@ def test_nm_groups_hold_exactly_n_zeros(nm, groups, rows, seed, full):
     assert int((per_group == n).sum()) == round(ratio * m / n * rows * groups)
 
 
+@settings(max_examples=60, deadline=None)
+@given(nm=st.sampled_from([(2, 4), (1, 4), (3, 4), (5, 8), (2, 8), (3, 16)]), rows=st.integers(1, 5),
+       groups=st.integers(1, 5), levels=st.integers(2, 6), seed=st.integers(0, 1000))
+def test_nm_group_ranking_equals_a_stable_sort_even_with_ties(nm, rows, groups, levels, seed):
+    from workbench.pruner.patterns.nm import _lowest_n
+
+    n, m = nm
+    scores = torch.randint(0, levels, (rows, groups * m), generator=torch.Generator().manual_seed(seed)).float()
+    score, picked = _lowest_n(scores, n, m)
+    order = scores.view(-1, m).argsort(dim=1, stable=True)[:, :n]  # ties go to the lower index
+    expected = torch.zeros(rows * groups, m, dtype=torch.bool).scatter_(1, order, True)
+    assert torch.equal(torch.stack(list(picked), dim=1), expected)
+    assert torch.equal(score.reshape(-1), scores.view(-1, m).gather(1, order).sum(dim=1))
+
+
 def test_nm_prunes_the_lowest_scores_of_each_pruned_group():
     layer = nn.Linear(8, 2)
     p = _pattern("2:4", {"l": layer})

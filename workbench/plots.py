@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, MaxNLocator
 
 if TYPE_CHECKING:
     from workbench.trial_types import TrialResult
@@ -32,10 +33,11 @@ def _series(curve: Mapping[int, float]) -> tuple[list[int], list[float]]:
 def plot_sparsity_curves(result: "TrialResult") -> Figure:
     """Global sparsity curves (left) and each layer's elementwise sparsity (right) over steps.
 
-    Built with ``Figure`` directly (no pyplot state), so it is cheap and thread-safe.
+    Built with ``Figure`` directly (no pyplot state), so it is thread-safe; shared y axis and
+    five ticks per axis keep drawing it to ~0.1 s (the log writer draws one per trial).
     """
     fig = Figure(figsize=(10, 3.6), dpi=72)
-    left, right = fig.subplots(1, 2)
+    left, right = fig.subplots(1, 2, sharey=True)
     for key, curve in sorted(result.sparsity.items()):
         left.plot(*_series(curve), label=key, drawstyle="steps-post")
     left.set(title="Global sparsity", xlabel="step", ylabel="sparsity", ylim=(-0.02, 1.02))
@@ -43,9 +45,12 @@ def plot_sparsity_curves(result: "TrialResult") -> Figure:
         left.legend(fontsize=7, loc="lower right")
     for name, curve in sorted(result.layer_sparsity.items()):
         right.plot(*_series(curve), label=name, drawstyle="steps-post", linewidth=1)
-    right.set(title="Per-layer sparsity (elementwise)", xlabel="step", ylim=(-0.02, 1.02))
+    right.set(title="Per-layer sparsity (elementwise)", xlabel="step")
     if 0 < len(result.layer_sparsity) <= _MAX_LEGEND:
         right.legend(fontsize=7, loc="lower right")
+    for ax in (left, right):  # few fixed ticks: tick creation is most of the drawing time
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        ax.yaxis.set_major_locator(FixedLocator([0.0, 0.25, 0.5, 0.75, 1.0]))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.15)  # tight_layout costs 0.15 s
     return fig
 

@@ -136,7 +136,6 @@ def _worker(job: dict[str, Any]) -> None:
         if job["wait_for_server"]:  # the local tracking server starts alongside the workers
             from workbench.tracking_server import wait_for_server
 
-            import workbench.plots  # noqa: F401,F811  (matplotlib: imported while the server starts)
             wait_for_server(job["tracking_uri"])
         tracker = Tracker(job["tracking_uri"])
         storage = make_storage(job["storage"], failed_trial_callback=stale_trial_callback(tracker))

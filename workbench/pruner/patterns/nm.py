@@ -92,21 +92,34 @@ def _lowest_n(scores2d: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, tor
         score = torch.where(lowest, groups, 0.0).sum(dim=1)
         return score.view(rows, -1), list(lowest.unbind(dim=1))
     cols = [groups[:, i] for i in range(m)]
+    score, threshold = _two_of_four(cols) if (n, m) == (2, 4) else _sorted_prefix(cols, n, m)
+    picked = [c <= threshold for c in cols]
+    # every group has >= n scores <= its n-th lowest, so the total is n per group exactly when no ties
+    if sum(int(torch.count_nonzero(p)) for p in picked) != n * groups.shape[0]:
+        picked = _break_ties(cols, threshold, n)  # several scores equal the n-th lowest: take them by index
+    return score.view(rows, -1), picked
+
+
+def _sorted_prefix(cols: list[torch.Tensor], n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of the n lowest, n-th lowest) per group, through a sorting network over the columns."""
     ordered = list(cols)
     for i, j in _network(m):
         a, b = ordered[i], ordered[j]
         ordered[i], ordered[j] = torch.minimum(a, b), torch.maximum(a, b)
-    threshold = ordered[n - 1]
     score = ordered[0].clone()
     for extra in ordered[1:n]:
         score += extra
-    picked = [c <= threshold for c in cols]
-    count = picked[0].to(torch.int8)
-    for p in picked[1:]:
-        count += p
-    if bool((count != n).any()):  # several scores equal the n-th lowest: take them by index
-        picked = _break_ties(cols, threshold, n)
-    return score.view(rows, -1), picked
+    return score, ordered[n - 1]
+
+
+def _two_of_four(cols: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """2:4 with 8 vector ops instead of a full network's 10: the lowest is the lower of the two
+    pair minima; the second lowest is the lower of (the higher pair minimum, the lower pair maximum)."""
+    x0, x1, x2, x3 = cols
+    low_a, low_b = torch.minimum(x0, x1), torch.minimum(x2, x3)
+    high_a, high_b = torch.maximum(x0, x1), torch.maximum(x2, x3)
+    second = torch.minimum(torch.maximum(low_a, low_b), torch.minimum(high_a, high_b))
+    return torch.minimum(low_a, low_b).add_(second), second
 
 
 def _network(m: int) -> list[tuple[int, int]]:
