@@ -184,3 +184,21 @@ def test_default_storage_follows_the_study():
     assert default_storage("in-journal", 1) == "optuna.journal"
     optuna.create_study(study_name="in-sqlite", storage=make_storage("sqlite:///optuna.db"))
     assert default_storage("in-sqlite", 4) == "sqlite:///optuna.db"
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2"])
+def test_each_trial_number_has_its_own_random_stream(sampler):
+    """Two processes sharing a study draw different points; a fresh run of the study draws the same ones."""
+    from workbench.search import make_sampler, suggest_params
+
+    exp = _experiment(sampler=sampler, seed=3)
+    storage = optuna.storages.InMemoryStorage()
+    shared = [optuna.create_study(storage=storage, study_name="s", sampler=make_sampler(exp))]
+    shared.append(optuna.load_study(storage=storage, study_name="s", sampler=make_sampler(exp)))  # a 2nd process
+    drawn = []
+    for number in range(4):
+        trial = shared[number % 2].ask()
+        drawn.append(suggest_params(trial, exp))
+    again = optuna.create_study(sampler=make_sampler(exp))
+    assert [suggest_params(again.ask(), exp) for _ in range(4)] == drawn
+    assert drawn[0] != drawn[1] and len({tuple(sorted(d.items())) for d in drawn}) >= 3

@@ -96,16 +96,38 @@ def _grid(experiment: Experiment) -> dict[str, list[Any]]:
             for dim, v in experiment.search_space.items() if dim in experiment.searched_dims()}
 
 
-def make_sampler(experiment: Experiment, *, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded with ``study.seed + seed_offset`` (one offset per worker)."""
-    seed, n = experiment.study.seed + seed_offset, experiment.study.n_trials
+def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
+    """The study's sampler; every trial draws from its own stream, seeded ``study.seed + trial.number``.
+
+    So a resumed study draws new points, processes sharing one study (workers, machines) never
+    draw the same random point for two trials, and the same study run again from scratch draws
+    the same points.
+    """
+    seed, n = experiment.study.seed, experiment.study.n_trials
     if experiment.study.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if experiment.study.sampler == "grid":
-        return optuna.samplers.GridSampler(_grid(experiment), seed=seed)
-    if experiment.study.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=min(50, max(4, n // 3)), seed=seed)
-    return optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, n // 3)), seed=seed)
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+    elif experiment.study.sampler == "grid":
+        sampler = optuna.samplers.GridSampler(_grid(experiment), seed=seed)
+    elif experiment.study.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(population_size=min(50, max(4, n // 3)), seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, n // 3)), seed=seed)
+    return _seeded_per_trial(sampler, seed)
+
+
+def _seeded_per_trial(sampler: optuna.samplers.BaseSampler, seed: int) -> optuna.samplers.BaseSampler:
+    """Reseed the sampler's random states (its own and its startup sampler's) at every trial start."""
+    before_trial = sampler.before_trial
+
+    def reseeding_before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        for owner in (sampler, getattr(sampler, "_random_sampler", None)):
+            state = getattr(owner, "_rng", None)
+            if hasattr(state, "rng"):  # Optuna's LazyRandomState
+                state.rng.seed((seed + trial.number) % 2**32)
+        before_trial(study, trial)
+
+    sampler.before_trial = reseeding_before_trial  # type: ignore[method-assign]
+    return sampler
 
 
 def make_pruner(experiment: Experiment) -> optuna.pruners.BasePruner:
@@ -160,8 +182,7 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
     study = optuna.create_study(storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
                                 study_name=experiment.study_name, load_if_exists=True, directions=directions,
                                 pruner=make_pruner(experiment))
-    seed_offset = len(study.get_trials(deepcopy=False))  # a resumed study draws new points, not the same ones
-    study.sampler = make_sampler(experiment, seed_offset=seed_offset)
+    study.sampler = make_sampler(experiment)
     exp_id = tracker.experiment_id(experiment.name)
     study_params = {"benchmark": experiment.benchmark, "sampler": experiment.study.sampler,
                     "objectives": ",".join(experiment.study.objectives), "study_pruner": experiment.study.pruner,
@@ -191,7 +212,7 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
             with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri, \
                     SpoolWriter(spool, worker_uri):
                 run_workers(experiment, spec=spec, total=total, workers=workers, tracking_uri=worker_uri,
-                            experiment_id=exp_id, parent_run_id=parent, seed_offset=seed_offset,
+                            experiment_id=exp_id, parent_run_id=parent,
                             wait_for_server=server is not None, show_progress_bar=show_progress_bar,
                             spool=str(spool))
     except BaseException as err:

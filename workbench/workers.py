@@ -140,7 +140,7 @@ def _worker(job: dict[str, Any]) -> None:
         tracker = Tracker(job["tracking_uri"])
         storage = make_storage(job["storage"], failed_trial_callback=stale_trial_callback(tracker))
         study = optuna.load_study(study_name=exp.study_name, storage=storage, pruner=make_pruner(exp),
-                                  sampler=make_sampler(exp, seed_offset=job["seed_offset"]))
+                                  sampler=make_sampler(exp))
         objective = Objective(exp, tracking_uri=job["tracking_uri"], experiment_id=job["experiment_id"],
                               parent_run_id=job["parent_run_id"], threads=job["threads"], spool=job["spool"])
         run_trials(study, objective, spec=job["storage"], total=job["total"], tracker=tracker,
@@ -154,7 +154,7 @@ def _worker(job: dict[str, Any]) -> None:
 
 
 def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, tracking_uri: str,
-                experiment_id: str, parent_run_id: str, seed_offset: int = 0, wait_for_server: bool = False,
+                experiment_id: str, parent_run_id: str, wait_for_server: bool = False,
                 show_progress_bar: bool = False, spool: str | None = None) -> None:
     """Spawn ``workers`` processes on the study and wait for them (see the module docstring).
 
@@ -171,7 +171,7 @@ def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, 
     base = {"experiment": experiment, "storage": spec, "total": total, "threads": threads,
             "tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent_run_id,
             "log_level": logging.getLogger("workbench").getEffectiveLevel(), "wait_for_server": wait_for_server, "spool": spool}
-    procs = [ctx.Process(target=_worker, args=(dict(base, index=i, seed_offset=seed_offset + 1000 * (i + 1)),),
+    procs = [ctx.Process(target=_worker, args=(dict(base, index=i),),
                          name=f"workbench-worker-{i}") for i in range(workers)]
     _log.info("%d workers, %d torch threads each, tracking %s", workers, threads, tracking_uri)
     from workbench.search import make_storage
