@@ -146,3 +146,15 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert _wait_until(lambda: all(tracker.client.get_run(r).info.status == "FINISHED" for r in run_ids))
     assert tracker.client.get_run(run_ids[1]).data.metrics["accuracy"] == 0.9
+
+
+def test_the_bench_measures_logging_in_the_trial_and_in_the_writer(tmp_path, monkeypatch):
+    from workbench.bench_trials import measure_logging_overhead
+    from workbench.trial_types import TrainingConfig
+
+    monkeypatch.chdir(tmp_path)
+    m = measure_logging_overhead("mlp-digits", repeats=1, training=TrainingConfig(steps=20, eval_every=10, threads=1))
+    assert 0 < m["blocking_seconds"] < m["tracked_seconds"]
+    assert m["fraction"] == pytest.approx(m["blocking_seconds"] / m["trial_seconds"])
+    assert m["end_to_end"] == pytest.approx(m["tracked_seconds"] / m["trial_seconds"] - 1)
+    assert m["writer_seconds"] > 0  # the writer logged the runs (their time/logging_seconds)

@@ -100,7 +100,7 @@ def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3
     return StepTimes(**{k: statistics.median(v) for k, v in kinds.items()})
 
 
-def pruner_table(*, repeats: int = 3) -> list[dict]:
+def pruner_table(*, repeats: int = 5) -> list[dict]:
     """One row per (pattern, criterion): step times and their ratios to the dense step."""
     rows = []
     for pattern, criterion, target in CASES:
@@ -128,10 +128,10 @@ def format_table(rows: list[dict]) -> str:
 
 
 def _lazy(module: str, name: str):
-    def section(*, repeats: int) -> list[dict]:
+    def section(**kwargs: int) -> list[dict]:
         import importlib
 
-        return getattr(importlib.import_module(module), name)(repeats=repeats)
+        return getattr(importlib.import_module(module), name)(**kwargs)
 
     return section
 
@@ -148,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     """Print the performance tables (``workbench bench [--only SECTION] [--repeats N]``)."""
     parser = argparse.ArgumentParser(prog="workbench bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
-    parser.add_argument("--repeats", type=int, default=3, help="repetitions per measurement (medians/minima)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repetitions per measurement (medians/minima); default: each section's own")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     for name in args.only or list(SECTIONS):
         print(f"\n## {name}\n")
-        print(format_table(SECTIONS[name](repeats=args.repeats)), flush=True)
+        kwargs = {} if args.repeats is None else {"repeats": args.repeats}
+        print(format_table(SECTIONS[name](**kwargs)), flush=True)
     return 0
 
 
