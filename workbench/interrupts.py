@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-__all__ = ["handled", "interrupt_guard"]
+__all__ = ["handled", "ignoring_sigint", "interrupt_guard"]
 
 _log = logging.getLogger(__name__)
 
@@ -79,3 +79,21 @@ def interrupt_guard() -> Iterator[None]:
         sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def ignoring_sigint() -> Iterator[None]:
+    """Ignore SIGINT inside the block, restoring the previous handler after it.
+
+    Processes started inside the block inherit "ignore SIGINT" (so a Ctrl-C during a worker's
+    start-up cannot leave a traceback), and closing runs after an interrupt cannot be cut short.
+    Outside the main thread (where handlers cannot be set) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -229,7 +229,7 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
 
 def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> None:
     """After an interrupt or a dead worker: fail our RUNNING trials, KILL their runs and the parent."""
-    from workbench.workers import ignoring_sigint
+    from workbench.interrupts import ignoring_sigint
 
     with ignoring_sigint():
         try:

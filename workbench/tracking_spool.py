@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.interrupts import ignoring_sigint
 from workbench.tracking import Tracker, check_state
 from workbench.trial_types import TrialResult
 
@@ -192,8 +193,6 @@ class SpoolWriter:
         self._stop: Any = None
 
     def __enter__(self) -> "SpoolWriter":
-        from workbench.workers import ignoring_sigint
-
         self.spool.mkdir(parents=True, exist_ok=True)
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
@@ -209,8 +208,6 @@ class SpoolWriter:
 
     def close(self) -> None:
         """Drain the spool and stop the writer (idempotent)."""
-        from workbench.workers import ignoring_sigint
-
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -221,5 +218,5 @@ class SpoolWriter:
                 _log.warning("the log writer did not finish in %.0f s; stopping it", self.timeout)
                 proc.terminate()
                 proc.join()
-            if any(self.spool.glob("*.pkl")) or any(self.spool.glob("*.working")):
+            if pending_runs(self.spool):
                 replay(self.spool, Tracker(self.tracking_uri), reclaim=True)

@@ -23,16 +23,15 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from workbench import interrupts
 from workbench.experiment import Experiment
-from workbench.interrupts import interrupt_guard
+from workbench.interrupts import ignoring_sigint, interrupt_guard
 from workbench.objective import Objective
 from workbench.recovery import counted_trials, recover_study, study_lock
 from workbench.tracking import Tracker
@@ -226,24 +225,6 @@ def _stop_workers(procs: list[Any], *, grace: float = 15.0, timeout: float = 120
         if proc.is_alive():
             proc.kill()
             proc.join()
-
-
-@contextlib.contextmanager
-def ignoring_sigint() -> Iterator[None]:
-    """Ignore SIGINT inside the block, restoring the previous handler after it.
-
-    Processes started inside the block inherit "ignore SIGINT" (so a Ctrl-C during a worker's
-    start-up cannot leave a traceback), and closing runs after an interrupt cannot be cut short.
-    Outside the main thread (where handlers cannot be set) it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def warm_up_torch() -> None:
