@@ -3,9 +3,11 @@
 Global pruning asks: over all layers of a pruner, which ``k`` blocks have the lowest scores,
 given that layer ``l`` may prune no fewer than ``lo[l]`` and no more than ``hi[l]`` of its own?
 Sorting (or ``kthvalue``) over the concatenated scores of a large model costs several dense
-training steps, so this module brackets the threshold with a small deterministic sample, counts
-exactly on either side of the bracket (two vectorised comparisons per layer), and ranks only the
-few scores inside it. The answer is exact; the sample only decides how much work it takes.
+training steps. The common case, where no bound binds, is answered by counting below candidate
+thresholds (:mod:`workbench.pruner.counting`, a few vectorised passes over the scores). When a
+bound binds, this module brackets the threshold with a deterministic sample, counts exactly on
+either side of the bracket, and ranks only the few scores inside it. Both answers are exact; the
+sample only decides how much work it takes.
 
 Ties are broken deterministically: equal scores are taken in layer order, then in flat index
 order, so the same scores always give the same masks.
@@ -15,6 +17,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from .counting import select_by_counting
 
 _SAMPLE = 1 << 17
 _SIGMAS = 2.5  # bracket half-width in units of 1/sqrt(sample): ~5 standard deviations
@@ -49,6 +53,9 @@ def select_lowest(
     lo = [0] * len(flat) if lo is None else list(lo)
     hi = list(sizes) if hi is None else list(hi)
     k = min(max(k, sum(lo)), sum(hi))
+    counted = select_by_counting(flat, k)
+    if counted is not None and all(l <= c <= h for c, l, h in zip(counted[1], lo, hi)):
+        return [m.view(s.shape) for m, s in zip(counted[0], scores)], counted[1], [False] * len(flat)
     lo_t, hi_t, below, upto, inside = _bracket(flat, sizes, k, lo, hi)
     if all(l <= a and b <= h for a, b, l, h in zip(below, upto, lo, hi)):
         # no bound binds inside the bracket: every candidate adds one, so the need-th lowest

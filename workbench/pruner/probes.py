@@ -1,0 +1,115 @@
+"""Probes: how many scores lie at or below a value, per layer and per row of scores.
+
+On CPU a float comparison written into a reused float buffer and summed is vectorised and costs
+little more than reading the scores once (about 0.4 ms per 2.4M scores on the reference
+machine), while a comparison into a fresh bool tensor costs two to three times that (the kernel
+is slower and every fresh multi-megabyte tensor page-faults). A probe therefore compares into
+one float32 scratch buffer and sums each row of :data:`ROW` entries; the per-row counts of two
+probes tell which rows hold the scores between them.
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+import torch
+
+ROW = 128  # scores per counted row (float32 row sums of 0/1 stay exact)
+
+
+class Point:
+    """A probed value, its float32 order key and, per layer, the counts of scores at or below it.
+
+    Attributes:
+        value: The value (a float32 number).
+        key: :func:`key` of the value.
+        rows: Per layer, a float tensor of per-row counts.
+        counts: Per layer, the count (the row counts' sum).
+        total: The count over all layers.
+    """
+
+    __slots__ = ("value", "key", "rows", "counts", "total")
+
+    def __init__(self, value: float, rows: list[torch.Tensor]) -> None:
+        self.value, self.key, self.rows = value, key(value), rows
+        self.counts = [int(r.sum(dtype=torch.float64)) for r in rows]
+        self.total = sum(self.counts)
+
+
+class Counter:
+    """Probes over 1-D float32 tensors through one buffer as large as the largest of them.
+
+    Example:
+        >>> import torch
+        >>> Counter([torch.tensor([3., 1.]), torch.tensor([2., 0.])]).probe(1.5).counts
+        [1, 1]
+    """
+
+    def __init__(self, flat: list[torch.Tensor]) -> None:
+        self.flat = flat
+        self.buffer = torch.empty(max(f.numel() for f in flat))
+        self.probes = 0
+        self._bounds: tuple[float, float] | None = None
+
+    def compare(self, f: torch.Tensor, value: float) -> torch.Tensor:
+        """``f <= value`` as 0.0/1.0 in the buffer (valid until the next comparison)."""
+        return torch.le(f, value, out=self.buffer[: f.numel()])
+
+    def probe(self, value: float) -> Point:
+        """Count the scores at or below ``value`` (rounded to float32)."""
+        self.probes += 1
+        value = round32(value)
+        return Point(value, [row_sums(self.compare(f, value)) for f in self.flat])
+
+    def floor(self) -> Point | None:
+        """A point just below the lowest score (no probe needed); ``None`` if a score is not finite."""
+        bounds = self._finite_bounds()
+        if bounds is None:
+            return None
+        return Point(from_key(key(bounds[0]) - 1), [torch.zeros(_rows(f.numel())) for f in self.flat])
+
+    def top(self) -> Point | None:
+        """A point at the highest score (no probe needed); ``None`` if a score is not finite."""
+        bounds = self._finite_bounds()
+        if bounds is None:
+            return None
+        rows = []
+        for f in self.flat:
+            full = torch.full((_rows(f.numel()),), float(ROW))
+            full[-1] = f.numel() - (full.numel() - 1) * ROW
+            rows.append(full)
+        return Point(bounds[1], rows)
+
+    def _finite_bounds(self) -> tuple[float, float] | None:
+        if self._bounds is None:
+            self._bounds = (min(float(f.min()) for f in self.flat), max(float(f.max()) for f in self.flat))
+        finite = all(math.isfinite(b) for b in self._bounds)  # NaN propagates through min/max
+        return self._bounds if finite else None
+
+
+def _rows(n: int) -> int:
+    return -(-n // ROW)
+
+
+def row_sums(ones: torch.Tensor) -> torch.Tensor:
+    """Sums of each run of :data:`ROW` entries (the last run may be shorter)."""
+    full = ones.numel() // ROW * ROW
+    sums = ones[:full].view(-1, ROW).sum(dim=1)
+    return sums if full == ones.numel() else torch.cat([sums, ones[full:].sum().view(1)])
+
+
+def round32(value: float) -> float:
+    """The float32 number nearest to ``value``."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def key(value: float) -> int:
+    """An integer that orders float32 values as they compare (-0.0 and +0.0 share key 0)."""
+    bits = struct.unpack("<i", struct.pack("<f", value))[0]
+    return bits if bits >= 0 else -(bits & 0x7FFFFFFF)
+
+
+def from_key(k: int) -> float:
+    """The float32 value of an order key (the inverse of :func:`key`)."""
+    bits = k if k >= 0 else (-k) | -0x80000000
+    return struct.unpack("<f", struct.pack("<i", bits))[0]
