@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from ..layout import Layout
-from ..probes import row_sums
 from ..workspace import Workspace
 from . import register_pattern
 from .base import BasePattern
@@ -99,20 +98,18 @@ def _lowest_n(
     rows = scores2d.shape[0]
     groups = scores2d.reshape(-1, m)
     if m > 8:
-        order = groups.argsort(dim=1, stable=True)
-        lowest = torch.zeros(groups.shape, dtype=torch.bool).scatter_(1, order[:, :n], True)
+        lowest = _stable_lowest(groups, n)
         score = torch.where(lowest, groups, 0.0).sum(dim=1)
         return score.view(rows, -1), lowest
     workspace = workspace or Workspace()
     cols = [groups[:, i] for i in range(m)]
     if (n, m) == (2, 4):
-        score, threshold = _two_of_four(cols, workspace)
+        score, threshold, tied = _two_of_four(cols, workspace)
     else:
-        score, threshold = _sorted_prefix(cols, n, m)
-    picked, count = _at_or_below(groups, threshold, workspace)
-    # every group has >= n scores <= its n-th lowest, so the total is n per group exactly when no ties
-    if count != n * groups.shape[0]:
-        picked = _break_ties(groups, threshold, n)  # several scores equal the n-th lowest: take them by index
+        score, threshold, tied = _sorted_prefix(cols, n, m, workspace)
+    picked = _at_or_below(groups, threshold, workspace)
+    if tied is not None:  # these groups' (n+1)-th lowest equals their n-th: rank them exactly
+        picked[tied] = _stable_lowest(groups[tied], n)
     return score.view(rows, -1), picked
 
 
@@ -131,15 +128,29 @@ def _and_per_group(lowest: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
     return lowest.view(packed).view(-1).mul_(units).view(torch.bool).view(lowest.shape)
 
 
-def _at_or_below(groups: torch.Tensor, threshold: torch.Tensor, workspace: Workspace) -> tuple[torch.Tensor, int]:
-    """``groups <= threshold[:, None]`` as bool, and how many; compared into a reused float
-    buffer (vectorised on CPU, unlike a comparison straight into a fresh bool tensor)."""
-    ones = torch.le(groups, threshold.unsqueeze(1), out=workspace.get("ones", tuple(groups.shape)))
-    return ones.to(torch.bool), int(row_sums(ones.view(-1)).sum(dtype=torch.float64))
+def _at_or_below(groups: torch.Tensor, threshold: torch.Tensor, workspace: Workspace) -> torch.Tensor:
+    """``groups <= threshold[:, None]`` as bool, compared into a reused float buffer first
+    (faster on CPU than a comparison straight into a fresh bool tensor)."""
+    return torch.le(groups, threshold.unsqueeze(1), out=workspace.get("ones", tuple(groups.shape))).to(torch.bool)
 
 
-def _sorted_prefix(cols: list[torch.Tensor], n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of the n lowest, n-th lowest) per group, through a sorting network over the columns."""
+def _stable_lowest(groups: torch.Tensor, n: int) -> torch.Tensor:
+    """Bool ``[groups, m]``: each group's ``n`` lowest scores, ties to the lower index (argsort)."""
+    order = groups.argsort(dim=1, stable=True)[:, :n]
+    return torch.zeros(groups.shape, dtype=torch.bool).scatter_(1, order, True)
+
+
+def _ties(nth: torch.Tensor, next_: torch.Tensor, workspace: Workspace) -> torch.Tensor | None:
+    """Indices of the groups whose n-th and (n+1)-th lowest scores are equal, or ``None``."""
+    equal = torch.eq(nth, next_, out=workspace.get("tied", tuple(nth.shape)))
+    return torch.nonzero(equal).view(-1) if bool(equal.any()) else None
+
+
+def _sorted_prefix(
+    cols: list[torch.Tensor], n: int, m: int, workspace: Workspace
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(sum of the n lowest, n-th lowest, groups where the (n+1)-th ties with it) per group,
+    through a sorting network over the columns."""
     ordered = list(cols)
     for i, j in _network(m):
         a, b = ordered[i], ordered[j]
@@ -147,13 +158,18 @@ def _sorted_prefix(cols: list[torch.Tensor], n: int, m: int) -> tuple[torch.Tens
     score = ordered[0].clone()
     for extra in ordered[1:n]:
         score += extra
-    return score, ordered[n - 1]
+    tied = _ties(ordered[n - 1], ordered[n], workspace) if n < m else None
+    return score, ordered[n - 1], tied
 
 
-def _two_of_four(cols: list[torch.Tensor], workspace: Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+def _two_of_four(
+    cols: list[torch.Tensor], workspace: Workspace
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """2:4 with 8 vector ops instead of a full network's 10: the lowest is the lower of the two
-    pair minima; the second lowest is the lower of (the higher pair minimum, the lower pair
-    maximum). Returns ``(sum of the two lowest, second lowest)``; the second lives in the workspace."""
+    pair minima; the second and third lowest are the lower and the higher of (the higher pair
+    minimum, the lower pair maximum), so they tie exactly where those two are equal.
+    Returns ``(sum of the two lowest, second lowest, tied groups or None)``; the second lives in
+    the workspace."""
     x0, x1, x2, x3 = cols
     shape = tuple(x0.shape)
     low_a = torch.minimum(x0, x1, out=workspace.get("low_a", shape))
@@ -161,8 +177,9 @@ def _two_of_four(cols: list[torch.Tensor], workspace: Workspace) -> tuple[torch.
     high_a = torch.maximum(x0, x1, out=workspace.get("high_a", shape))
     high_b = torch.maximum(x2, x3, out=workspace.get("high_b", shape))
     mid = torch.maximum(low_a, low_b, out=workspace.get("mid", shape))
-    second = torch.minimum(mid, torch.minimum(high_a, high_b, out=high_a), out=workspace.get("second", shape))
-    return torch.minimum(low_a, low_b).add_(second), second
+    low_high = torch.minimum(high_a, high_b, out=high_a)
+    second = torch.minimum(mid, low_high, out=workspace.get("second", shape))
+    return torch.minimum(low_a, low_b).add_(second), second, _ties(mid, low_high, workspace)
 
 
 def _network(m: int) -> list[tuple[int, int]]:
@@ -170,12 +187,3 @@ def _network(m: int) -> list[tuple[int, int]]:
     if m == 4:
         return [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]
     return [(i, i + 1) for rnd in range(m) for i in range(rnd % 2, m - 1, 2)]
-
-
-def _break_ties(groups: torch.Tensor, threshold: torch.Tensor, n: int) -> torch.Tensor:
-    """The scores below the threshold, then the first tied ones (by index) up to ``n`` per group."""
-    t = threshold.unsqueeze(1)
-    below = groups < t
-    need = n - below.sum(dim=1, keepdim=True)
-    tied = groups == t
-    return below | (tied & (tied.cumsum(dim=1) <= need))
