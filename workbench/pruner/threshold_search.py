@@ -29,7 +29,7 @@ import torch
 from . import probes
 from .probes import Counter, Point, from_key, key
 
-_SAMPLE = 1 << 14  # points in the strided sample
+_SAMPLE = 1 << 14  # points in the pseudo-random sample
 _LOCAL_MIN = 32  # fewer sample points than this inside the bracket: gather a local sample
 _LOCAL_ROWS = 256  # rows gathered for a local sample
 _FEW = 1 << 15  # at most this many scores inside the bracket: stop and rank them directly
