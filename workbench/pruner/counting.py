@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from . import probes
-from .probes import Counter, Point
+from .probes import Counter, Point, inside_rows
 from .threshold_search import ThresholdSearch
 
 
@@ -53,7 +52,7 @@ def _rank_few(counter: Counter, k: int, low: Point, high: Point):
     for i, (f, lo_rows, hi_rows) in enumerate(zip(counter.flat, low.rows, high.rows)):
         rows = torch.nonzero(hi_rows != lo_rows).view(-1)
         if rows.numel():
-            value, position = _inside_rows(f, rows, low.value, high.value)
+            value, position = inside_rows(f, rows, low.value, high.value)
             values.append(value)
             positions.append(position)
             layers.append(torch.full((value.numel(),), i))
@@ -78,21 +77,6 @@ def _first(values: torch.Tensor, layers: torch.Tensor, positions: torch.Tensor, 
     ties = torch.nonzero(values == threshold).view(-1)[: need - int(less.sum())]
     taken = torch.cat([torch.nonzero(less).view(-1), ties])
     return layers[taken], positions[taken]
-
-
-def _inside_rows(f: torch.Tensor, rows: torch.Tensor, low: float, high: float):
-    """Values and flat positions of the scores in ``(low, high]`` within the given rows."""
-    row = probes.ROW
-    full = f.numel() // row
-    main = rows[rows < full]
-    block = f[: full * row].view(full, row).index_select(0, main)
-    r, c = torch.nonzero((block > low) & (block <= high), as_tuple=True)
-    values, positions = block[r, c], main[r] * row + c
-    if rows.numel() > main.numel():  # the short last row
-        tail = f[full * row :]
-        (t,) = torch.nonzero((tail > low) & (tail <= high), as_tuple=True)
-        values, positions = torch.cat([values, tail[t]]), torch.cat([positions, t + full * row])
-    return values, positions
 
 
 def _split_ties(counter: Counter, k: int, low: Point, high: Point):

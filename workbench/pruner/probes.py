@@ -98,6 +98,22 @@ def row_sums(ones: torch.Tensor) -> torch.Tensor:
     return sums if full == ones.numel() else torch.cat([sums, ones[full:].sum().view(1)])
 
 
+def inside_rows(f: torch.Tensor, rows: torch.Tensor, low: float, high: float):
+    """Values and flat positions of the scores of ``f`` in ``(low, high]`` within the given rows
+    (row ``r`` holds positions ``r * ROW`` to ``r * ROW + ROW - 1``)."""
+    row = ROW
+    full = f.numel() // row
+    main = rows[rows < full]
+    block = f[: full * row].view(full, row).index_select(0, main)
+    r, c = torch.nonzero((block > low) & (block <= high), as_tuple=True)
+    values, positions = block[r, c], main[r] * row + c
+    if rows.numel() > main.numel():  # the short last row
+        tail = f[full * row :]
+        (t,) = torch.nonzero((tail > low) & (tail <= high), as_tuple=True)
+        values, positions = torch.cat([values, tail[t]]), torch.cat([positions, t + full * row])
+    return values, positions
+
+
 def round32(value: float) -> float:
     """The float32 number nearest to ``value``."""
     return struct.unpack("<f", struct.pack("<f", value))[0]

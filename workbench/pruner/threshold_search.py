@@ -152,9 +152,7 @@ class ThresholdSearch:
             chosen = rows[(-seen) % every :: every]
             seen += rows.numel()
             if chosen.numel():
-                index = (chosen.view(-1, 1) * probes.ROW + torch.arange(probes.ROW)).view(-1)
-                picked = f[index[index < f.numel()]]
-                values.append(picked[(picked > low.value) & (picked <= high.value)])
+                values.append(probes.inside_rows(f, chosen, low.value, high.value)[0])
         local = torch.sort(torch.cat(values)).values if values else self.sample[:0]
         if local.numel():
             self.sample = local
