@@ -74,6 +74,30 @@ def test_partial_logging_and_the_failure_reason_replay_in_order(spooled):
     assert [m.value for m in tracker.client.get_metric_history(run_id, "eval/accuracy")] == [0.7, 0.6]
 
 
+def test_a_replay_retried_after_failing_half_way_logs_no_metric_twice(spooled, monkeypatch):
+    tracker, exp_id = spooled
+    run_id = _new_run(tracker, exp_id)
+    result = make_result()
+    tracker.log_result(run_id, result, {"pattern": "4x1"})
+    tracker.finish(run_id, "COMPLETE")
+    writer = Tracker(tracker.tracking_uri)
+    upload, failures = writer.client.log_artifacts, []
+
+    def flaky_upload(*args, **kwargs):  # the metrics are in, then the artifact upload fails once
+        if not failures:
+            failures.append(1)
+            raise OSError("artifact store unreachable")
+        return upload(*args, **kwargs)
+
+    monkeypatch.setattr(writer.client, "log_artifacts", flaky_upload)
+    monkeypatch.setattr(tracking_spool.time, "sleep", lambda seconds: None)
+    assert replay(tracker.spool, writer) == 1 and failures == [1]
+    history = tracker.client.get_metric_history(run_id, "train/loss")
+    assert sorted(m.step for m in history) == sorted(result.train_loss)  # each step once
+    assert len(tracker.client.get_metric_history(run_id, "accuracy")) == 1
+    assert tracker.client.get_run(run_id).info.status == "FINISHED"
+
+
 def test_an_unknown_end_state_is_refused_before_anything_is_spooled(spooled):
     tracker, exp_id = spooled
     with pytest.raises(ValueError, match="state: 'DONE'"):

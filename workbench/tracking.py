@@ -254,11 +254,17 @@ class Tracker:
         tags_str = {k: str(v) for k, v in all_tags.items()}  # a tracking server accepts strings only
         return self.client.create_run(experiment_id, tags=tags_str, run_name=run_name).info.run_id
 
-    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any]) -> float:
-        """Log params, every metric and series, and the trial artifacts; returns seconds spent."""
+    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *,
+                   ts: int | None = None) -> float:
+        """Log params, every metric and series, and the trial artifacts; returns seconds spent.
+
+        ``ts`` (milliseconds since the epoch, default now) stamps the metrics: logging the same
+        result again with the same ``ts`` adds no duplicates (MLflow's SQL stores skip a metric
+        identical in key, value, step and timestamp), so a retried replay is harmless.
+        """
         start = time.perf_counter()
         flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()})
-        log_batch_chunked(self.client, run_id, result_metrics(result),
+        log_batch_chunked(self.client, run_id, result_metrics(result, ts=ts),
                           params=[Param(k, str(v)) for k, v in flat.items()])
         with tempfile.TemporaryDirectory() as tmp:
             write_trial_artifacts(Path(tmp), result)
@@ -272,9 +278,10 @@ class Tracker:
         return seconds
 
     def log_partial(self, run_id: str, params: dict[str, Any], *, pruning_config: dict[str, Any] | None,
-                    eval_accuracy: dict[int, float]) -> None:
-        """What a stopped or failed trial still has: params, config and the evaluations seen."""
-        ts = int(time.time() * 1000)
+                    eval_accuracy: dict[int, float], ts: int | None = None) -> None:
+        """What a stopped or failed trial still has: params, config and the evaluations seen
+        (``ts`` as in :meth:`log_result`)."""
+        ts = ts or int(time.time() * 1000)
         log_batch_chunked(self.client, run_id, list(_curve_metrics("eval/accuracy", eval_accuracy, ts)),
                           params=[Param(k, str(v)) for k, v in params.items()])
         if pruning_config is not None:

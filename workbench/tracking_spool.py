@@ -73,23 +73,33 @@ class SpooledTracker(Tracker):
         self.spool = Path(spool)
         self._calls: dict[str, list[tuple[str, tuple, dict]]] = {}
 
-    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any]) -> float:
-        """Queue the trial's params, metrics and artifacts; returns 0.0 (nothing is spent here)."""
-        self._calls.setdefault(run_id, []).append(("log_result", (run_id, result, dict(params)), {}))
+    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *,
+                   ts: int | None = None) -> float:
+        """Queue the trial's params, metrics and artifacts; returns 0.0 (nothing is spent here).
+
+        The metrics are stamped now, so replaying the file again (after a failure half-way)
+        logs no metric twice.
+        """
+        kwargs = {"ts": ts or _now_ms()}
+        self._calls.setdefault(run_id, []).append(("log_result", (run_id, result, dict(params)), kwargs))
         return 0.0
 
     def log_partial(self, run_id: str, params: dict[str, Any], *, pruning_config: dict[str, Any] | None,
-                    eval_accuracy: dict[int, float]) -> None:
-        """Queue what a stopped or failed trial still has."""
+                    eval_accuracy: dict[int, float], ts: int | None = None) -> None:
+        """Queue what a stopped or failed trial still has (stamped now, as in :meth:`log_result`)."""
         self._calls.setdefault(run_id, []).append(
             ("log_partial", (run_id, dict(params)), {"pruning_config": pruning_config,
-                                                     "eval_accuracy": dict(eval_accuracy)}))
+                                                     "eval_accuracy": dict(eval_accuracy), "ts": ts or _now_ms()}))
 
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
         """Queue the run's end and write the run's spool file (``state`` as in ``Tracker.finish``)."""
         check_state(state)
         calls = self._calls.pop(run_id, []) + [("finish", (run_id, state, reason), {})]
         _write_entry(self.spool, run_id, calls)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _write_entry(spool: Path, run_id: str, calls: list[tuple[str, tuple, dict]]) -> Path:
