@@ -56,7 +56,9 @@ def _rank_few(counter: Counter, k: int, low: Point, high: Point):
             values.append(value)
             positions.append(position)
             layers.append(torch.full((value.numel(),), i))
-    taken_layers, taken_positions = _first(torch.cat(values), torch.cat(layers), torch.cat(positions), k - low.total)
+    taken_layers, taken_positions = _first(
+        torch.cat(values), torch.cat(layers), torch.cat(positions), k - low.total
+    )
     masks, counts = [], []
     for i, (f, below) in enumerate(zip(counter.flat, low.counts)):
         mask = counter.compare(f, low.value).to(torch.bool)

@@ -181,7 +181,8 @@ def _sample(flat: list[torch.Tensor], total: int) -> torch.Tensor:
     if total <= _SAMPLE:
         return torch.sort(torch.cat(flat)).values
     generator = torch.Generator().manual_seed(0)
-    parts = [f[torch.randint(f.numel(), (max(1, _SAMPLE * f.numel() // total),), generator=generator)] for f in flat]
+    parts = [f[torch.randint(f.numel(), (max(1, _SAMPLE * f.numel() // total),), generator=generator)]
+             for f in flat]
     return torch.sort(torch.cat(parts)).values
 
 

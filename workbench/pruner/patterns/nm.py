@@ -131,7 +131,8 @@ def _and_per_group(lowest: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
 def _at_or_below(groups: torch.Tensor, threshold: torch.Tensor, workspace: Workspace) -> torch.Tensor:
     """``groups <= threshold[:, None]`` as bool, compared into a reused float buffer first
     (faster on CPU than a comparison straight into a fresh bool tensor)."""
-    return torch.le(groups, threshold.unsqueeze(1), out=workspace.get("ones", tuple(groups.shape))).to(torch.bool)
+    ones = workspace.get("ones", tuple(groups.shape))
+    return torch.le(groups, threshold.unsqueeze(1), out=ones).to(torch.bool)
 
 
 def _stable_lowest(groups: torch.Tensor, n: int) -> torch.Tensor:
