@@ -167,7 +167,7 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
         WorkerError: A worker process died before the total was reached (resumable too).
     """
     from workbench.tracking_server import LocalTrackingServer, needs_local_server
-    from workbench.workers import run_trials, run_workers
+    from workbench.workers import progress_bar, run_trials, run_workers
 
     if workers < 1:
         raise ValueError(f"workers: must be >= 1, got {workers}")
@@ -204,7 +204,7 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
             objective = Objective(experiment, tracking_uri=tracker.tracking_uri, experiment_id=exp_id,
                                   parent_run_id=parent, spool=str(spool))
             with SpoolWriter(spool, tracker.tracking_uri), \
-                    _progress(show_progress_bar, total, done, experiment.study_name) as bar:
+                    progress_bar(show_progress_bar, total, done, experiment.study_name) as bar:
                 run_trials(study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent,
                            progress=bar)
         elif done < total:
@@ -237,20 +237,6 @@ def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> No
         except Exception as err:  # noqa: BLE001 - the next start recovers what is left
             _log.debug("recovery after interrupt failed: %s", err)
         tracker.client.set_terminated(parent, status="KILLED")
-
-
-@contextlib.contextmanager
-def _progress(show: bool, total: int, done: int, name: str):
-    if not show:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=done, desc=name)
-    try:
-        yield bar
-    finally:
-        bar.close()
 
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:

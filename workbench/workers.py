@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -36,7 +36,8 @@ from workbench.objective import Objective
 from workbench.recovery import counted_trials, recover_study, study_lock
 from workbench.tracking import Tracker
 
-__all__ = ["TrialBudget", "WorkerError", "ignoring_sigint", "log_trial", "run_trials", "run_workers", "thread_budget", "warm_up_torch"]
+__all__ = ["TrialBudget", "WorkerError", "log_trial", "progress_bar", "run_trials", "run_workers", "thread_budget",
+           "warm_up_torch"]
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +109,21 @@ def run_trials(study: optuna.Study, objective: Objective, *, spec: str, total: i
             progress.update(counted_trials(study) - progress.n)
 
 
+@contextlib.contextmanager
+def progress_bar(show: bool, total: int, done: int, name: str) -> Iterator[Any]:
+    """A tqdm bar of trials counted so far (``None`` when not shown), closed on exit."""
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=done, desc=name)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
 def _worker(job: dict[str, Any]) -> None:
     """One spawned worker process: run trials until the study holds the total.
 
@@ -169,35 +185,29 @@ def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, 
     ctx = multiprocessing.get_context("spawn")
     base = {"experiment": experiment, "storage": spec, "total": total, "threads": threads,
             "tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent_run_id,
-            "log_level": logging.getLogger("workbench").getEffectiveLevel(), "wait_for_server": wait_for_server, "spool": spool}
+            "log_level": logging.getLogger("workbench").getEffectiveLevel(), "wait_for_server": wait_for_server,
+            "spool": spool}
     procs = [ctx.Process(target=_worker, args=(dict(base, index=i),),
                          name=f"workbench-worker-{i}") for i in range(workers)]
     _log.info("%d workers, %d torch threads each, tracking %s", workers, threads, tracking_uri)
     from workbench.search import make_storage
 
     study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
-    bar = None
     try:
         with ignoring_sigint():  # the workers inherit "ignore SIGINT" until they are set up
             for proc in procs:
                 proc.start()
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, initial=counted_trials(study), desc=experiment.study_name)
-        while any(p.is_alive() for p in procs):
-            for proc in procs:
-                proc.join(timeout=1.0 / len(procs))
-            if bar is not None:
-                bar.update(counted_trials(study) - bar.n)
+        with progress_bar(show_progress_bar, total, counted_trials(study), experiment.study_name) as bar:
+            while any(p.is_alive() for p in procs):
+                for proc in procs:
+                    proc.join(timeout=1.0 / len(procs))
+                if bar is not None:
+                    bar.update(counted_trials(study) - bar.n)
     except BaseException:
         interrupts.handled()
         with ignoring_sigint():
             _stop_workers(procs)
         raise
-    finally:
-        if bar is not None:
-            bar.close()
     died = [p.exitcode for p in procs if p.exitcode]
     if died and all(code == 130 for code in died):
         raise KeyboardInterrupt("workers interrupted")

@@ -54,14 +54,14 @@ class NMPattern(BasePattern):
             self._workspace = None
 
     def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
-        score, lowest = _lowest_n(stored.float(), self.n, self.m, self._workspace or Workspace())
+        score, lowest = _lowest_n(stored.float(), self.n, self.m, self._workspace)
         self._lowest[name] = lowest
         return score
 
     def mask_from_units(self, name: str, units: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
         lowest = self._lowest.pop(name, None)
         if lowest is None:
-            _, lowest = _lowest_n(stored.float(), self.n, self.m, self._workspace or Workspace())
+            _, lowest = _lowest_n(stored.float(), self.n, self.m, self._workspace)
         layout = self.layouts[name]
         return _and_per_group(lowest, units.reshape(-1)).view(layout.rows, layout.cols)
 
