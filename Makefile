@@ -14,8 +14,9 @@ SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $
 
 install: $(STAMP)
 
-# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
-$(STAMP): pyproject.toml
+# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels. The editable install
+# also compiles the pruner's optional C kernels, so editing them reinstalls on the next target.
+$(STAMP): pyproject.toml setup.py workbench/pruner/_kernels.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -42,4 +43,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build workbench/pruner/_kernels.*.so

@@ -26,3 +26,14 @@ def workbench_cache_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("WORKBENCH_CACHE_DIR", None)
     else:
         os.environ["WORKBENCH_CACHE_DIR"] = old
+
+
+@pytest.fixture(params=["kernels", "pytorch"])
+def kernel_path(request, monkeypatch):
+    """Run the test on the compiled kernels (where they were built) and on the PyTorch path."""
+    from workbench.pruner import kernels
+
+    if request.param == "kernels" and not kernels.available():
+        pytest.skip("the C kernels were not built")
+    monkeypatch.setenv(kernels.ENV_SWITCH, "1" if request.param == "kernels" else "0")
+    return request.param

@@ -38,7 +38,7 @@ _VALUES = {
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), layers=st.integers(1, 4), kind=st.sampled_from(sorted(_VALUES)))
-def test_masks_equal_the_sorted_reference(tiny, data, layers, kind):
+def test_masks_equal_the_sorted_reference(tiny, kernel_path, data, layers, kind):
     scores = []
     for i in range(layers):
         n = data.draw(st.integers(1, 120), label=f"n{i}")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -55,10 +55,10 @@ def test_nm_groups_hold_exactly_n_zeros(nm, groups, rows, seed, full):
     assert int((per_group == n).sum()) == round(ratio * m / n * rows * groups)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(nm=st.sampled_from([(2, 4), (1, 4), (3, 4), (5, 8), (2, 8), (3, 16)]), rows=st.integers(1, 5),
        groups=st.integers(1, 5), levels=st.integers(2, 6), seed=st.integers(0, 1000))
-def test_nm_group_ranking_equals_a_stable_sort_even_with_ties(nm, rows, groups, levels, seed):
+def test_nm_group_ranking_equals_a_stable_sort_even_with_ties(kernel_path, nm, rows, groups, levels, seed):
     from workbench.pruner.patterns.nm import _lowest_n
 
     n, m = nm

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.pruner import selection
@@ -23,9 +23,9 @@ def _reference(scores, k, lo, hi):
     return [min(max(r, l), h) for r, l, h in zip(raw, lo, hi)]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), layers=st.integers(1, 4), discrete=st.booleans())
-def test_matches_reference_with_ties_and_bounds(data, layers, discrete):
+def test_matches_reference_with_ties_and_bounds(kernel_path, data, layers, discrete):
     scores = []
     for i in range(layers):
         n = data.draw(st.integers(1, 30), label=f"n{i}")

@@ -40,7 +40,7 @@ def select_by_counting(flat: list[torch.Tensor], k: int) -> tuple[list[torch.Ten
         return None
     low, high = bracket
     if high.total == k:
-        return [counter.compare(f, high.value).to(torch.bool) for f in flat], list(high.counts)
+        return counter.masks([high.value] * len(flat)), list(high.counts)
     if high.key - low.key <= 1:
         return _split_ties(counter, k, low, high)
     return _rank_few(counter, k, low, high)
@@ -59,12 +59,10 @@ def _rank_few(counter: Counter, k: int, low: Point, high: Point):
     taken_layers, taken_positions = _first(
         torch.cat(values), torch.cat(layers), torch.cat(positions), k - low.total
     )
-    masks, counts = [], []
-    for i, (f, below) in enumerate(zip(counter.flat, low.counts)):
-        mask = counter.compare(f, low.value).to(torch.bool)
+    masks, counts = counter.masks([low.value] * len(counter.flat)), []
+    for i, (mask, below) in enumerate(zip(masks, low.counts)):
         mine = taken_positions[taken_layers == i]
         mask[mine] = True
-        masks.append(mask)
         counts.append(below + mine.numel())
     return masks, counts
 
@@ -83,14 +81,13 @@ def _first(values: torch.Tensor, layers: torch.Tensor, positions: torch.Tensor, 
 
 def _split_ties(counter: Counter, k: int, low: Point, high: Point):
     """Every score in ``(low, high]`` equals ``high.value``: take the ties by layer, then index."""
-    left = k - low.total
-    masks, counts = [], []
-    for f, below, upto in zip(counter.flat, low.counts, high.counts):
-        take = min(upto - below, left)
-        left -= take
-        mask = counter.compare(f, high.value if take == upto - below else low.value).to(torch.bool)
-        if 0 < take < upto - below:
+    left, takes = k - low.total, []
+    for below, upto in zip(low.counts, high.counts):
+        takes.append(min(upto - below, left))
+        left -= takes[-1]
+    inside = [upto - below for below, upto in zip(low.counts, high.counts)]
+    masks = counter.masks([high.value if t == n else low.value for t, n in zip(takes, inside)])
+    for f, mask, take, n in zip(counter.flat, masks, takes, inside):
+        if 0 < take < n:
             mask[torch.nonzero(f == high.value).view(-1)[:take]] = True
-        masks.append(mask)
-        counts.append(below + take)
-    return masks, counts
+    return masks, [below + take for below, take in zip(low.counts, takes)]

@@ -5,7 +5,8 @@ little more than reading the scores once (about 0.4 ms per 2.4M scores on the re
 machine), while a comparison into a fresh bool tensor costs two to three times that (the kernel
 is slower and every fresh multi-megabyte tensor page-faults). A probe therefore compares into
 one float32 scratch buffer and sums each row of :data:`ROW` entries; the per-row counts of two
-probes tell which rows hold the scores between them.
+probes tell which rows hold the scores between them. Where the compiled kernels are available
+(:mod:`workbench.pruner.kernels`) the counts and masks come from one read of the scores instead.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import math
 import struct
 
 import torch
+
+from . import kernels
 
 ROW = 128  # scores per counted row (float32 row sums of 0/1 stay exact)
 
@@ -55,11 +58,21 @@ class Counter:
         """``f <= value`` as 0.0/1.0 in the buffer (valid until the next comparison)."""
         return torch.le(f, value, out=self.buffer[: f.numel()])
 
+    def masks(self, values: list[float]) -> list[torch.Tensor]:
+        """Per layer, ``f <= value`` as a new bool tensor."""
+        fused = kernels.at_or_below(self.flat, values)
+        if fused is not None:
+            return fused
+        return [self.compare(f, v).to(torch.bool) for f, v in zip(self.flat, values)]
+
     def probe(self, value: float) -> Point:
         """Count the scores at or below ``value`` (rounded to float32)."""
         self.probes += 1
         value = round32(value)
-        return Point(value, [row_sums(self.compare(f, value)) for f in self.flat])
+        rows = kernels.count_rows(self.flat, value, ROW)
+        if rows is None:
+            rows = [row_sums(self.compare(f, value)) for f in self.flat]
+        return Point(value, rows)
 
     def floor(self) -> Point | None:
         """A point just below the lowest score (no probe needed); ``None`` if a score is not finite."""

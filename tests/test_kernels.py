@@ -1,0 +1,136 @@
+"""The compiled kernels give what the PyTorch paths give, and step aside when they cannot."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from workbench.pruner import kernels
+from workbench.pruner.patterns import get_pattern
+from workbench.pruner.patterns.nm import _lowest_n
+
+needs_kernels = pytest.mark.skipif(not kernels.available(), reason="C kernels not built (no compiler?)")
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two torch threads and a tiny split size, so the kernels' thread split is exercised."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(kernels, "_SPLIT", 12)
+    yield
+    torch.set_num_threads(old)
+
+
+def _pytorch_path(scores: torch.Tensor, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
+    with monkeypatch.context() as m:
+        m.setenv(kernels.ENV_SWITCH, "0")
+        return _lowest_n(scores, 2, 4)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler here")
+def test_kernels_are_built_where_a_compiler_exists():
+    assert kernels._kernels is not None, "setup.py's optional extension failed to build: see pip's output"
+
+
+@needs_kernels
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(groups=st.integers(1, 40), levels=st.sampled_from([2, 3, 5, 0]), seed=st.integers(0, 10_000),
+       specials=st.booleans())
+def test_two_of_four_equals_the_pytorch_path(groups, levels, seed, specials, monkeypatch, two_threads):
+    gen = torch.Generator().manual_seed(seed)
+    if levels:  # few distinct values: many ties inside groups
+        scores = torch.randint(0, levels, (groups, 4), generator=gen).float()
+    else:
+        scores = torch.rand(groups, 4, generator=gen)
+    if specials:
+        scores.view(-1)[torch.randint(0, groups * 4, (3,), generator=gen)] = torch.tensor([float("inf"), 0.0, -0.0])
+    expected_score, expected_picked = _pytorch_path(scores, monkeypatch)
+    score, picked = _lowest_n(scores, 2, 4)
+    assert torch.equal(picked, expected_picked)
+    assert torch.equal(score, expected_score)
+
+
+@needs_kernels
+def test_two_of_four_reports_ties_and_nan(two_threads):
+    scores = torch.tensor([[1.0, 2.0, 2.0, 5.0], [1.0, 2.0, 3.0, 4.0], [7.0, 7.0, 7.0, 7.0]] * 3)
+    score, picked, tied = kernels.two_of_four(scores)
+    assert tied.tolist() == [0, 2, 3, 5, 6, 8]
+    assert score.tolist() == [3.0, 3.0, 14.0] * 3
+    assert picked[1].tolist() == [True, True, False, False]
+    scores[4, 2] = float("nan")
+    assert kernels.two_of_four(scores) is None
+
+
+def test_two_of_four_declines_what_it_cannot_take(monkeypatch):
+    wide = torch.rand(4, 8)
+    assert kernels.two_of_four(wide[:, ::2]) is None  # not contiguous
+    assert kernels.two_of_four(torch.rand(4, 4, dtype=torch.float64)) is None
+    assert kernels.two_of_four(torch.rand(4, 2)) is None
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
+    assert not kernels.available()
+    assert kernels.two_of_four(torch.rand(4, 4)) is None
+
+
+@needs_kernels
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_nm_masks_are_the_same_with_and_without_kernels(scope, monkeypatch, two_threads):
+    torch.manual_seed(0)
+    model = {"a": nn.Linear(32, 16), "b": nn.Linear(64, 8)}
+    gen = torch.Generator().manual_seed(1)
+    scores = {n: torch.randint(0, 6, tuple(m.weight.shape), generator=gen).float() for n, m in model.items()}
+
+    def masks():
+        config = {"pattern": "2:4", "target_sparsity": 0.5, "pruning_scope": scope,
+                  "min_sparsity_ratio_per_op": 0.0, "max_sparsity_ratio_per_op": 1.0}
+        p = get_pattern(config, model)
+        return p.get_masks(scores, 0.3, {})
+
+    native = masks()
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
+    plain = masks()
+    assert all(torch.equal(native[n], plain[n]) for n in model)
+    assert sum(int(m.sum()) for m in native.values()) > 0
+
+
+
+_PROBE_VALUES = st.one_of(st.floats(-4, 4, width=32), st.sampled_from([0.0, -0.0, 1.0, float("inf"), float("-inf"), float("nan")]))
+
+
+@needs_kernels
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), layers=st.integers(1, 4), row=st.sampled_from([1, 3, 8, 128]), value=st.floats(-4, 4, width=32))
+def test_probe_counts_and_masks_equal_the_pytorch_path(data, layers, row, value, two_threads):
+    from workbench.pruner.probes import row_sums
+
+    flat = [torch.tensor(data.draw(st.lists(_PROBE_VALUES, min_size=1, max_size=60)), dtype=torch.float32)
+            for _ in range(layers)]
+    counts = kernels.count_rows(flat, value, row)
+    masks = kernels.at_or_below(flat, [value] * layers)
+    for f, c, m in zip(flat, counts, masks):
+        ones = (f <= value).float()
+        sums = torch.stack([ones[i:i + row].sum() for i in range(0, f.numel(), row)])
+        assert torch.equal(c, sums)
+        assert torch.equal(m, f <= value)
+        if row == 128:
+            assert torch.equal(c, row_sums(ones))
+
+
+def test_work_is_shared_once_and_contiguously_between_threads(two_threads):
+    calls: list[tuple[int, int, int]] = []
+
+    def task(i: int, units: int, cost: int):
+        return units, cost, lambda lo, hi: calls.append((i, lo, hi)) or hi - lo
+
+    sizes = [(5, 4), (40, 1), (1, 30), (2, 9)]  # (units, cost per unit): the 40 straddle the halves
+    results = kernels._parallel([task(i, n, c) for i, (n, c) in enumerate(sizes)])
+    assert [sum(r) for r in results] == [n for n, _ in sizes]
+    for i, (n, _) in enumerate(sizes):
+        pieces = sorted((lo, hi) for j, lo, hi in calls if j == i)
+        assert pieces[0][0] == 0 and pieces[-1][1] == n
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(pieces, pieces[1:]))
+    assert len(calls) > len(sizes), "nothing was split between the two threads"
