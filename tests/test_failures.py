@@ -6,6 +6,7 @@ nothing here depends on wall-clock speed beyond generous polling deadlines.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -136,3 +137,19 @@ def test_stale_heartbeat_of_a_worker_on_another_machine_fails_its_trial_and_kill
     run = tracker.client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["workbench.interrupted"] == "true"
     assert counted_trials(study) == 0  # a trial lost with its worker does not count
+
+
+def test_library_error_records_of_our_interrupt_are_dropped_inside_the_guard_only(caplog):
+    from workbench.interrupts import interrupt_guard
+
+    pool = logging.getLogger("sqlalchemy.pool.impl.QueuePool")  # logs "Exception during reset" so
+
+    def report(exc: BaseException) -> None:
+        pool.error("Exception during reset or similar", exc_info=(type(exc), exc, None))
+
+    with caplog.at_level(logging.ERROR), interrupt_guard():
+        report(KeyboardInterrupt("signal 2"))
+        report(ValueError("a real error"))
+    report(KeyboardInterrupt("outside"))
+    kinds = [type(r.exc_info[1]).__name__ for r in caplog.records]
+    assert kinds == ["ValueError", "KeyboardInterrupt"]

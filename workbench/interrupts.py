@@ -5,8 +5,11 @@ handled; if that is inside a garbage-collector callback or a ``__del__`` (SQLAlc
 run such code all the time), Python prints "Exception ignored in ..." and the interrupt is gone:
 the study would carry on. Inside :func:`interrupt_guard` the signal handler raises
 ``KeyboardInterrupt`` and, until some code that closes trials calls :func:`handled`, raises it
-again every second (the "Exception ignored" report of the lost one is dropped). Once handled, further signals are ignored so that closing the runs cannot
-be cut short; the guard restores the previous handlers on exit.
+again every second (the "Exception ignored" report of the lost one is dropped, and so is a log
+record with its traceback from library code that caught it, as SQLAlchemy's connection pool
+logs "Exception during reset" when the interrupt lands in a connection's finalizer). Once
+handled, further signals are ignored so that closing the runs cannot be cut short; the guard
+restores the previous handlers on exit.
 
 Example:
     >>> with interrupt_guard():            # doctest: +SKIP
@@ -57,6 +60,21 @@ def handled() -> None:
         _state["handled"] = True
 
 
+class _DropInterruptReports(logging.Filter):
+    """Drops log records that carry a ``KeyboardInterrupt`` traceback: the CLI reports the
+    interrupt once, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
+def _report_handlers() -> list[logging.Handler]:
+    """The handlers a third-party library's error record reaches: the root's, or Python's
+    last-resort stderr handler when the root has none."""
+    handlers = list(logging.getLogger().handlers)
+    return handlers + [logging.lastResort] if logging.lastResort is not None else handlers
+
+
 @contextlib.contextmanager
 def interrupt_guard() -> Iterator[None]:
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` until :func:`handled` (main thread only)."""
@@ -71,11 +89,16 @@ def interrupt_guard() -> Iterator[None]:
             previous_hook(info)
 
     sys.unraisablehook = unraisable
+    quiet, handlers = _DropInterruptReports(), _report_handlers()
+    for handler in handlers:
+        handler.addFilter(quiet)
     _state.update(active=True, pending=False, handled=False)
     try:
         yield
     finally:
         _state.update(active=False)
+        for handler in handlers:
+            handler.removeFilter(quiet)
         sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
