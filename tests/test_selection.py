@@ -67,3 +67,22 @@ def test_capped_layers_are_reported():
     scores = [torch.zeros(10), torch.ones(10)]
     _, counts, capped = select_lowest(scores, 10, hi=[6, 10])
     assert counts == [6, 4] and capped == [True, False]
+
+
+def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monkeypatch):
+    from workbench.pruner import counting
+
+    calls = []
+    real = counting.select_by_counting
+    monkeypatch.setattr(selection, "select_by_counting", lambda flat, k: calls.append(len(flat)) or real(flat, k))
+    g = torch.Generator().manual_seed(0)
+    # layer 0 has the lowest scores, layer 1 the next lowest: capping 0 sends the threshold
+    # into layer 1, which then exceeds its own cap; layer 2 takes the rest
+    scores = [torch.rand(400, generator=g) * 0.1, torch.rand(400, generator=g) * 0.5 + 0.1, torch.rand(400, generator=g)]
+    lo, hi = [0, 0, 0], [100, 250, 400]
+    masks, counts, capped = select_lowest(scores, 600, lo=lo, hi=hi)
+    assert counts == _reference(scores, 600, lo, hi) == [100, 250, 250]
+    assert capped == [True, True, False]
+    assert calls[:3] == [3, 2, 1], "expected two rounds of counting before the capped layers' own ranking"
+    for mask, s in zip(masks, scores):
+        assert s[mask].max() <= s[~mask].min()

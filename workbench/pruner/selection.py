@@ -3,9 +3,9 @@
 Global pruning asks: over all layers of a pruner, which ``k`` blocks have the lowest scores,
 given that layer ``l`` may prune no fewer than ``lo[l]`` and no more than ``hi[l]`` of its own?
 Sorting (or ``kthvalue``) over the concatenated scores of a large model costs several dense
-training steps. The common case, where no bound binds, is answered by counting below candidate
-thresholds (:mod:`workbench.pruner.counting`, a few vectorised passes over the scores). When a
-bound binds, this module brackets the threshold with a deterministic sample, counts exactly on
+training steps. The common cases, where no bound binds or only maxima do, are answered by
+counting below candidate thresholds (:mod:`workbench.pruner.counting`, a few vectorised passes
+over the scores; once more per round of capped layers). When a minimum binds, this module brackets the threshold with a deterministic sample, counts exactly on
 either side of the bracket, and ranks only the few scores inside it. Both answers are exact; the
 sample only decides how much work it takes.
 
@@ -53,9 +53,10 @@ def select_lowest(
     lo = [0] * len(flat) if lo is None else list(lo)
     hi = list(sizes) if hi is None else list(hi)
     k = min(max(k, sum(lo)), sum(hi))
-    counted = select_by_counting(flat, k)
-    if counted is not None and all(l <= c <= h for c, l, h in zip(counted[1], lo, hi)):
-        return [m.view(s.shape) for m, s in zip(counted[0], scores)], counted[1], [False] * len(flat)
+    counted = _count_with_caps(flat, k, lo, hi)
+    if counted is not None:
+        masks, counts, capped = counted
+        return [m.view(s.shape) for m, s in zip(masks, scores)], counts, capped
     lo_t, hi_t, below, upto, inside = _bracket(flat, sizes, k, lo, hi)
     if all(l <= a and b <= h for a, b, l, h in zip(below, upto, lo, hi)):
         # no bound binds inside the bracket: every candidate adds one, so the need-th lowest
@@ -69,6 +70,42 @@ def select_lowest(
         for f, c, a, b, v, s in zip(flat, counts, below, upto, inside, scores)
     ]
     return masks, counts, [r > h for r, h in zip(raw, hi)]
+
+
+def _count_with_caps(flat: list[torch.Tensor], k: int, lo: list[int], hi: list[int]):
+    """The selection by counting when no minimum binds: ``(masks, counts, capped)`` or ``None``.
+
+    A layer whose share of the ``k`` lowest exceeds its maximum keeps exactly its maximum (its
+    own lowest scores) and the others are ranked again for what is left; that can only raise
+    the threshold, so it repeats until no layer exceeds (usually once: global pruning pushing
+    a few layers to ``max_sparsity_ratio_per_op``). The result is the reference walk's: scores in
+    (value, layer, index) order, a capped layer's further scores skipped. ``None`` when a
+    minimum binds at the end or counting does not apply (the bracket walk handles those).
+    """
+    free, capped, left = list(range(len(flat))), [False] * len(flat), k
+    while True:
+        counted = select_by_counting([flat[i] for i in free], left) if free else ([], [])
+        if counted is None:
+            return None
+        over = [i for i, c in zip(free, counted[1]) if c > hi[i]]
+        if not over:
+            break
+        for i in over:
+            capped[i] = True
+            left -= hi[i]
+        free = [i for i in free if not capped[i]]
+    masks: list[torch.Tensor | None] = [None] * len(flat)
+    counts = [0] * len(flat)
+    for i, mask, count in zip(free, *counted):
+        masks[i], counts[i] = mask, count
+    for i in (i for i, c in enumerate(capped) if c):
+        own = select_by_counting([flat[i]], hi[i])
+        if own is None:
+            return None
+        masks[i], counts[i] = own[0][0], own[1][0]
+    if any(c < l for c, l in zip(counts, lo)):
+        return None
+    return masks, counts, capped
 
 
 def lowest_mask(score: torch.Tensor, k: int) -> torch.Tensor:
