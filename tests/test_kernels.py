@@ -126,7 +126,7 @@ def test_work_is_shared_once_and_contiguously_between_threads(two_threads):
     def task(i: int, units: int, cost: int):
         return units, cost, lambda lo, hi: calls.append((i, lo, hi)) or hi - lo
 
-    sizes = [(5, 4), (40, 1), (1, 30), (2, 9)]  # (units, cost per unit): the 40 straddle the halves
+    sizes = [(5, 4), (40, 1), (3, 0), (1, 30), (2, 9)]  # (units, cost per unit): the 40 straddle the halves
     results = kernels._parallel([task(i, n, c) for i, (n, c) in enumerate(sizes)])
     assert [sum(r) for r in results] == [n for n, _ in sizes]
     for i, (n, _) in enumerate(sizes):
@@ -134,3 +134,46 @@ def test_work_is_shared_once_and_contiguously_between_threads(two_threads):
         assert pieces[0][0] == 0 and pieces[-1][1] == n
         assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(pieces, pieces[1:]))
     assert len(calls) > len(sizes), "nothing was split between the two threads"
+
+
+@needs_kernels
+def test_zero_pruned_is_multiplying_by_the_keep_mask(two_threads):
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(37, 11, generator=gen)
+    weight[0, :3] = torch.tensor([float("nan"), float("inf"), -0.0])
+    pruned = torch.rand(37, 11, generator=gen) > 0.5
+    pruned[0, :3] = True
+    expected = weight.clone().mul_(~pruned)
+    assert kernels.zero_pruned(weight, pruned)
+    assert torch.equal(weight.isnan(), expected.isnan())
+    same = ~expected.isnan()
+    assert torch.equal(weight[same], expected[same])
+    assert torch.equal(weight.signbit(), expected.signbit())  # -0.0 where a negative weight was pruned
+    assert not kernels.zero_pruned(weight.t(), pruned.t())  # not contiguous: left to the caller
+    assert not kernels.zero_pruned(weight, pruned.view(11, 37))  # shapes differ
+
+
+@needs_kernels
+@pytest.mark.parametrize("pattern", ["1x1", "2:4", "4x1"])
+def test_pruning_runs_alike_with_and_without_kernels(pattern, monkeypatch, two_threads):
+    from workbench.pruner import WeightPruningConfig, prepare_pruning
+
+    def weights(native: bool) -> list[torch.Tensor]:
+        monkeypatch.setenv(kernels.ENV_SWITCH, "1" if native else "0")
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16), nn.Linear(16, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        config = WeightPruningConfig(pattern=pattern, target_sparsity=0.5, pruning_type="snip_momentum",
+                                     start_step=1, end_step=5, pruning_frequency=2)
+        pruning = prepare_pruning(model, config, optimizer=opt)
+        x = torch.randn(8, 16)
+        for _ in range(8):
+            model(x).square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+        return [p.detach().clone() for p in model.parameters()]
+
+    native, plain = weights(True), weights(False)
+    assert all(torch.equal(a, b) for a, b in zip(native, plain))
+    pruned = torch.cat([(native[0] == 0).view(-1), (native[2] == 0).view(-1)])  # the head is not pruned
+    assert float(pruned.float().mean()) == pytest.approx(0.5, abs=0.01)

@@ -72,6 +72,62 @@ static void at_or_below(const float *x, int64_t n, float value, uint8_t *out) {
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] <= value;
 }
 
+/* The scores in (low, high] within the given rows of ``row`` scores (rows in increasing order),
+ * with their flat positions, in position order; ``capacity`` bounds what is written. Returns how
+ * many there are (more than ``capacity`` means the caller's count was wrong). */
+static int64_t between_rows(const float *x, int64_t n, const int64_t *rows, int64_t nrows, int64_t row,
+                            float low, float high, float *values, int64_t *positions, int64_t capacity) {
+    int64_t found = 0;
+    for (int64_t k = 0; k < nrows; ++k) {
+        const int64_t start = rows[k] * row, end = start + row < n ? start + row : n;
+        for (int64_t i = start; i < end; ++i) {
+            const float v = x[i];
+            if (v > low && v <= high) {
+                if (found < capacity) {
+                    values[found] = v;
+                    positions[found] = i;
+                }
+                ++found;
+            }
+        }
+    }
+    return found;
+}
+
+static PyObject *py_between_rows(PyObject *self, PyObject *args) {
+    unsigned long long x, rows, values, positions;
+    long long n, nrows, row, capacity;
+    float low, high;
+    if (!PyArg_ParseTuple(args, "KLKLLffKKL", &x, &n, &rows, &nrows, &row, &low, &high, &values, &positions,
+                          &capacity))
+        return NULL;
+    int64_t found;
+    Py_BEGIN_ALLOW_THREADS
+    found = between_rows((const float *)(uintptr_t)x, (int64_t)n, (const int64_t *)(uintptr_t)rows, (int64_t)nrows,
+                         (int64_t)row, low, high, (float *)(uintptr_t)values, (int64_t *)(uintptr_t)positions,
+                         (int64_t)capacity);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLongLong((long long)found);
+}
+
+/* w[i] *= 0 where pruned[i]: what multiplying by the keep mask does (a negative weight becomes
+ * -0.0, NaN stays NaN), without building the 0/1 factor. */
+VECTOR_CLONES
+static void zero_pruned(float *w, const uint8_t *pruned, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) w[i] = pruned[i] ? w[i] * 0.0f : w[i];
+}
+
+static PyObject *py_zero_pruned(PyObject *self, PyObject *args) {
+    unsigned long long w, pruned;
+    long long n;
+    if (!PyArg_ParseTuple(args, "KKL", &w, &pruned, &n))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    zero_pruned((float *)(uintptr_t)w, (const uint8_t *)(uintptr_t)pruned, (int64_t)n);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_count_rows(PyObject *self, PyObject *args) {
     unsigned long long x, counts;
     long long n, row;
@@ -116,6 +172,9 @@ static PyMethodDef methods[] = {
     {"count_rows", py_count_rows, METH_VARARGS,
      "count_rows(x, n, row, value, counts): per run of row scores, how many are <= value (addresses)"},
     {"at_or_below", py_at_or_below, METH_VARARGS, "at_or_below(x, n, value, out): out = x <= value (addresses)"},
+    {"between_rows", py_between_rows, METH_VARARGS,
+     "between_rows(x, n, rows, nrows, row, low, high, values, positions, capacity) -> found (addresses)"},
+    {"zero_pruned", py_zero_pruned, METH_VARARGS, "zero_pruned(w, pruned, n): w *= 0 where pruned (addresses)"},
     {NULL, NULL, 0, NULL},
 };
 

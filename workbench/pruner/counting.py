@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .probes import Counter, Point, inside_rows
+from .probes import Counter, Point
 from .threshold_search import ThresholdSearch
 
 
@@ -49,13 +49,10 @@ def select_by_counting(flat: list[torch.Tensor], k: int) -> tuple[list[torch.Ten
 def _rank_few(counter: Counter, k: int, low: Point, high: Point):
     """Rank the few scores in ``(low, high]``, gathered from the rows whose counts differ."""
     values, positions, layers = [], [], []
-    for i, (f, lo_rows, hi_rows) in enumerate(zip(counter.flat, low.rows, high.rows)):
-        rows = torch.nonzero(hi_rows != lo_rows).view(-1)
-        if rows.numel():
-            value, position = inside_rows(f, rows, low.value, high.value)
-            values.append(value)
-            positions.append(position)
-            layers.append(torch.full((value.numel(),), i))
+    for i, (value, position) in enumerate(counter.between(low, high)):
+        values.append(value)
+        positions.append(position)
+        layers.append(torch.full((value.numel(),), i))
     taken_layers, taken_positions = _first(
         torch.cat(values), torch.cat(layers), torch.cat(positions), k - low.total
     )

@@ -119,6 +119,49 @@ def at_or_below(flat: list[torch.Tensor], values: list[float]) -> list[torch.Ten
     return masks
 
 
+def between_rows(
+    flat: list[torch.Tensor], rows: list[torch.Tensor], low: float, high: float, row: int, counts: list[int]
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Per layer, the scores in ``(low, high]`` inside the listed rows of ``row`` scores and their
+    flat positions (what ``probes.inside_rows`` returns), given how many there are (``counts``,
+    known from two probes). ``None`` when the kernels are unavailable, the inputs do not fit, or
+    a count is wrong."""
+    if not available() or not _fits(flat) or any(r.dtype != torch.int64 or not r.is_contiguous() for r in rows):
+        return None
+    found = [(torch.empty(c), torch.empty(c, dtype=torch.int64)) for c in counts]
+
+    def task(f: torch.Tensor, r: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor]):
+        def part(lo: int, hi: int) -> int:  # one part: the rows' order is the output's order
+            values, positions = out
+            return _kernels.between_rows(f.data_ptr(), f.numel(), r.data_ptr(), r.numel(), row, low, high,
+                                         values.data_ptr(), positions.data_ptr(), values.numel())
+
+        return 1, r.numel() * row, part
+
+    results = _parallel([task(f, r, out) for f, r, out in zip(flat, rows, found)])
+    if any(res != [c] for res, c in zip(results, counts)):
+        return None
+    return found
+
+
+def zero_pruned(weight: torch.Tensor, pruned: torch.Tensor) -> bool:
+    """Multiply the weights by 0 where ``pruned`` (a bool tensor of the weight's shape) in place,
+    as ``weight.mul_(~pruned)`` would, without building the factor. ``False``, touching nothing,
+    when the kernels are unavailable or the tensors are not contiguous float32/bool CPU tensors."""
+    if not available() or not _fits([weight.view(-1)] if weight.is_contiguous() else [weight]):
+        return False
+    if pruned.dtype != torch.bool or pruned.shape != weight.shape or not pruned.is_contiguous():
+        return False
+    flat, mask = weight.view(-1), pruned.view(-1)
+
+    def part(lo: int, hi: int) -> int:
+        _kernels.zero_pruned(flat[lo].data_ptr(), mask[lo].data_ptr(), hi - lo)
+        return 0
+
+    _parallel([(flat.numel(), 1, part)])
+    return True
+
+
 def _fits(tensors: list[torch.Tensor]) -> bool:
     return all(
         t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() and t.numel() > 0
@@ -149,7 +192,10 @@ def _parallel(tasks: list[Task]) -> list[list[int]]:
         lo = 0
         while lo < n:
             t = min(done // share, threads - 1)
-            take = n - lo if t == threads - 1 else max(1, min(n - lo, -(-((t + 1) * share - done) // cost)))
+            if t == threads - 1 or cost == 0:
+                take = n - lo
+            else:
+                take = max(1, min(n - lo, -(-((t + 1) * share - done) // cost)))
             shares[t].append((i, lo, lo + take))
             lo, done = lo + take, done + take * cost
 

@@ -65,6 +65,16 @@ class Counter:
             return fused
         return [self.compare(f, v).to(torch.bool) for f, v in zip(self.flat, values)]
 
+    def between(self, low: Point, high: Point) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the scores in ``(low.value, high.value]`` and their flat positions, read
+        only from the rows whose counts differ between the two points."""
+        rows = [torch.nonzero(h != l).view(-1) for l, h in zip(low.rows, high.rows)]
+        inside = [h - l for l, h in zip(low.counts, high.counts)]
+        fused = kernels.between_rows(self.flat, rows, low.value, high.value, ROW, inside)
+        if fused is not None:
+            return fused
+        return [inside_rows(f, r, low.value, high.value) for f, r in zip(self.flat, rows)]
+
     def probe(self, value: float) -> Point:
         """Count the scores at or below ``value`` (rounded to float32)."""
         self.probes += 1

@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from .. import kernels
 from ..layout import Layout
 from ..selection import lowest_mask, select_lowest
 from .spec import PatternSpec, parse_pattern
@@ -109,7 +110,15 @@ class BasePattern:
 
     def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
         """Zero the pruned weights in place."""
-        self.apply_factor(name, weight, self.keep_factor(name, pruned))
+        if not self.zero_pruned(name, weight, pruned):
+            self.apply_factor(name, weight, self.keep_factor(name, pruned))
+
+    def zero_pruned(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> bool:
+        """Zero the pruned weights of an element-level mask with the compiled kernel (no keep
+        factor built); ``False`` where that does not apply and :meth:`apply_factor` must."""
+        if pruned.numel() != weight.numel():
+            return False
+        return kernels.zero_pruned(weight, self.expand(name, pruned))
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""

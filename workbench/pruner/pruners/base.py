@@ -70,12 +70,20 @@ class BasePruner:
         return {name: ~self.pattern.expand(name, p) for name, p in self.pruned.items()}
 
     def mask_weights(self) -> None:
-        """Zero the pruned weights in place (the formal pruning)."""
-        if not self._factors:
-            self._factors = {n: self.pattern.keep_factor(n, p) for n, p in self._pruned.items()}
+        """Zero the pruned weights in place (the formal pruning).
+
+        Element-level masks go straight to the compiled kernel where it is available; otherwise
+        the weights are multiplied by the pattern's keep factor, built once per mask update.
+        """
         with torch.no_grad():
-            for name, factor in self._factors.items():
-                self.pattern.apply_factor(name, self.modules[name].weight.data, factor)
+            for name, pruned in self._pruned.items():
+                weight = self.modules[name].weight.data
+                if self.pattern.zero_pruned(name, weight, pruned):
+                    continue
+                factor = self._factors.get(name)
+                if factor is None:
+                    factor = self._factors[name] = self.pattern.keep_factor(name, pruned)
+                self.pattern.apply_factor(name, weight, factor)
 
     def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
         """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""
