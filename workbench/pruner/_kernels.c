@@ -75,19 +75,26 @@ static void at_or_below(const float *x, int64_t n, float value, uint8_t *out) {
 /* The scores in (low, high] within the given rows of ``row`` scores (rows in increasing order),
  * with their flat positions, in position order; ``capacity`` bounds what is written. Returns how
  * many there are (more than ``capacity`` means the caller's count was wrong). */
+VECTOR_CLONES
 static int64_t between_rows(const float *x, int64_t n, const int64_t *rows, int64_t nrows, int64_t row,
                             float low, float high, float *values, int64_t *positions, int64_t capacity) {
     int64_t found = 0;
     for (int64_t k = 0; k < nrows; ++k) {
         const int64_t start = rows[k] * row, end = start + row < n ? start + row : n;
-        for (int64_t i = start; i < end; ++i) {
+        if (k + 4 < nrows) /* rows are scattered: fetch one a few rows ahead */
+            for (int64_t off = 0; off < row && rows[k + 4] * row + off < n; off += 16)
+                __builtin_prefetch(x + rows[k + 4] * row + off);
+        int hits = 0;  /* a vectorised count first: most rows hold one or two of the scores */
+        for (int64_t i = start; i < end; ++i) hits += (x[i] > low) & (x[i] <= high);
+        for (int64_t i = start; hits > 0; ++i) {
             const float v = x[i];
-            if (v > low && v <= high) {
+            if ((v > low) & (v <= high)) {
                 if (found < capacity) {
                     values[found] = v;
                     positions[found] = i;
                 }
                 ++found;
+                --hits;
             }
         }
     }
