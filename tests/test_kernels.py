@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from workbench.pruner import kernels
+from workbench.pruner import kernels, parallel
 from workbench.pruner.patterns import get_pattern
 from workbench.pruner.patterns.nm import _lowest_n
 
@@ -23,7 +23,7 @@ def two_threads(monkeypatch):
     """Two torch threads and a tiny split size, so the kernels' thread split is exercised."""
     old = torch.get_num_threads()
     torch.set_num_threads(2)
-    monkeypatch.setattr(kernels, "_SPLIT", 12)
+    monkeypatch.setattr(parallel, "SPLIT", 12)
     yield
     torch.set_num_threads(old)
 
@@ -133,7 +133,7 @@ def test_work_is_shared_once_and_contiguously_between_threads(two_threads):
         return units, cost, lambda lo, hi: calls.append((i, lo, hi)) or hi - lo
 
     sizes = [(5, 4), (40, 1), (3, 0), (1, 30), (2, 9)]  # (units, cost per unit): the 40 straddle the halves
-    results = kernels._parallel([task(i, n, c) for i, (n, c) in enumerate(sizes)])
+    results = parallel.run_split([task(i, n, c) for i, (n, c) in enumerate(sizes)])
     assert [sum(r) for r in results] == [n for n, _ in sizes]
     for i, (n, _) in enumerate(sizes):
         pieces = sorted((lo, hi) for j, lo, hi in calls if j == i)

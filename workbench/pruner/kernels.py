@@ -1,18 +1,17 @@
 """Optional fused C kernels (``_kernels.c``) and the rules for using them.
 
-Some pruning work is many small strided vector ops in PyTorch, which run far below memory
-speed: the 2:4 ranking is eight strided min/max ops, a broadcast comparison and a tie check per
-layer; a probe of the global selection compares into a float buffer and sums it. The C kernels
-do the same arithmetic in one pass and give the same result (``tests/test_kernels.py`` checks
-them against the PyTorch paths). Work that PyTorch already does
-at memory speed stays in PyTorch: a fused snip_momentum update measured no faster than the
-chunked PyTorch ops (both ~16 ms for 28M weights on the reference machine). They are built by ``pip install`` (``setup.py``) when a
-C compiler is present; without one, or with ``WORKBENCH_NATIVE_KERNELS=0`` in the environment,
-every function here returns ``None`` and callers take their PyTorch path.
+Some pruning work is many small or strided vector ops in PyTorch, which run far below memory
+speed on CPU: the 2:4 ranking is eight strided min/max ops, a broadcast comparison and a tie
+check per layer; a probe of the global selection compares into a float buffer and sums it. The
+C kernels do the same arithmetic in one pass and give the same result (``tests/test_kernels.py``
+runs both paths). Work that PyTorch already does at memory speed stays in PyTorch: a fused
+snip_momentum update measured no faster than the chunked PyTorch ops (both ~16 ms for 28M
+weights on the reference machine).
 
-Work is split over ``torch.get_num_threads()`` threads (the kernels release the GIL); functions
-that take a list of layers hand each thread one contiguous share of all of them, so a probe
-costs one thread hand-off rather than one per layer.
+``pip install`` builds the kernels (``setup.py``) when a C compiler is present; without one, or
+with ``WORKBENCH_NATIVE_KERNELS=0`` in the environment, every function here returns ``None`` (or
+``False``) and the caller takes its PyTorch path. Work is split over threads by
+:mod:`workbench.pruner.parallel` (the kernels release the GIL).
 
 Example:
     >>> import torch
@@ -23,11 +22,10 @@ Example:
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import torch
 
+from .parallel import run_split
 from .workspace import Workspace
 
 try:
@@ -36,9 +34,6 @@ except ImportError:  # installed without a C compiler: the PyTorch paths are use
     _kernels = None
 
 ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
-_SPLIT = 1 << 18  # below this many elements one thread does all the work
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
 
 
 def available() -> bool:
@@ -57,7 +52,7 @@ def two_of_four(
     caller re-ranks by index. Returns ``None`` when the kernels are unavailable, the tensor is not
     a contiguous float32 CPU ``[G, 4]`` tensor, or a score is NaN.
     """
-    if not available() or not _fits([groups]) or groups.dim() != 2 or groups.shape[1] != 4:
+    if not available() or not _fits([groups], 2) or groups.shape[1] != 4:
         return None
     workspace = workspace or Workspace()
     g = groups.shape[0]
@@ -72,7 +67,7 @@ def two_of_four(
             picked[lo].data_ptr(), tied[lo].data_ptr(), hi - lo,
         )
 
-    (results,) = _parallel([(g, 4, part)])
+    (results,) = run_split([(g, 4, part)])
     if min(results) < 0:
         return None
     tied_idx = torch.nonzero(tied).view(-1) if sum(results) else None
@@ -85,7 +80,7 @@ def count_rows(flat: list[torch.Tensor], value: float, row: int) -> list[torch.T
     What ``probes.row_sums`` gives for the 0/1 comparison, without writing the comparison out.
     ``flat`` holds 1-D float32 tensors; ``None`` when the kernels are unavailable or do not fit.
     """
-    if not available() or not _fits(flat):
+    if not available() or not _fits(flat, 1):
         return None
     counts = [torch.empty(-(-f.numel() // row)) for f in flat]
 
@@ -97,14 +92,14 @@ def count_rows(flat: list[torch.Tensor], value: float, row: int) -> list[torch.T
 
         return out.numel(), row, part
 
-    _parallel([task(f, out) for f, out in zip(flat, counts)])
+    run_split([task(f, out) for f, out in zip(flat, counts)])
     return counts
 
 
 def at_or_below(flat: list[torch.Tensor], values: list[float]) -> list[torch.Tensor] | None:
     """Per layer, ``f <= value`` as a new bool tensor (1-D float32 ``flat``); ``None`` when the
     kernels are unavailable or do not fit."""
-    if not available() or not _fits(flat):
+    if not available() or not _fits(flat, 1):
         return None
     masks = [torch.empty(f.shape, dtype=torch.bool) for f in flat]
 
@@ -115,7 +110,7 @@ def at_or_below(flat: list[torch.Tensor], values: list[float]) -> list[torch.Ten
 
         return f.numel(), 1, part
 
-    _parallel([task(f, v, out) for f, v, out in zip(flat, values, masks)])
+    run_split([task(f, v, out) for f, v, out in zip(flat, values, masks)])
     return masks
 
 
@@ -126,7 +121,7 @@ def between_rows(
     flat positions (what ``probes.inside_rows`` returns), given how many there are (``counts``,
     known from two probes). ``None`` when the kernels are unavailable, the inputs do not fit, or
     a count is wrong."""
-    if not available() or not _fits(flat) or any(r.dtype != torch.int64 or not r.is_contiguous() for r in rows):
+    if not available() or not _fits(flat, 1) or any(r.dtype != torch.int64 or not r.is_contiguous() for r in rows):
         return None
     found = [(torch.empty(c), torch.empty(c, dtype=torch.int64)) for c in counts]
 
@@ -138,7 +133,7 @@ def between_rows(
 
         return 1, r.numel() * row, part
 
-    results = _parallel([task(f, r, out) for f, r, out in zip(flat, rows, found)])
+    results = run_split([task(f, r, out) for f, r, out in zip(flat, rows, found)])
     if any(res != [c] for res, c in zip(results, counts)):
         return None
     return found
@@ -148,9 +143,9 @@ def zero_pruned(weight: torch.Tensor, pruned: torch.Tensor) -> bool:
     """Multiply the weights by 0 where ``pruned`` (a bool tensor of the weight's shape) in place,
     as ``weight.mul_(~pruned)`` would, without building the factor. ``False``, touching nothing,
     when the kernels are unavailable or the tensors are not contiguous float32/bool CPU tensors."""
-    if not available() or not _fits([weight.view(-1)] if weight.is_contiguous() else [weight]):
+    if not available() or not _fits([weight], weight.dim()) or pruned.shape != weight.shape:
         return False
-    if pruned.dtype != torch.bool or pruned.shape != weight.shape or not pruned.is_contiguous():
+    if pruned.dtype != torch.bool or not pruned.is_contiguous():
         return False
     flat, mask = weight.view(-1), pruned.view(-1)
 
@@ -158,70 +153,14 @@ def zero_pruned(weight: torch.Tensor, pruned: torch.Tensor) -> bool:
         _kernels.zero_pruned(flat[lo].data_ptr(), mask[lo].data_ptr(), hi - lo)
         return 0
 
-    _parallel([(flat.numel(), 1, part)])
+    run_split([(flat.numel(), 1, part)])
     return True
 
 
-def _fits(tensors: list[torch.Tensor]) -> bool:
+def _fits(tensors: list[torch.Tensor], dim: int) -> bool:
+    """Contiguous, non-empty float32 CPU tensors of ``dim`` dimensions (what the kernels read)."""
     return all(
         t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() and t.numel() > 0
-        and (t.dim() == 1 or t.dim() == 2)
+        and t.dim() == dim
         for t in tensors
     )
-
-
-Task = tuple[int, int, Callable[[int, int], int]]
-
-
-def _parallel(tasks: list[Task]) -> list[list[int]]:
-    """Run every task ``(units, cost per unit, part)`` as ``part(lo, hi)`` calls over its units.
-
-    All tasks' units, laid end to end, are cut into one contiguous share of about equal cost per
-    thread; small jobs stay on the calling thread. Returns each task's ``part`` results.
-    """
-    total = sum(n * c for n, c, _ in tasks)
-    threads = max(1, min(torch.get_num_threads(), total // _SPLIT))
-    results: list[list[int]] = [[] for _ in tasks]
-    if threads == 1:
-        for i, (n, _, part) in enumerate(tasks):
-            results[i].append(part(0, n))
-        return results
-    shares: list[list[tuple[int, int, int]]] = [[] for _ in range(threads)]
-    share, done = -(-total // threads), 0
-    for i, (n, cost, _) in enumerate(tasks):
-        lo = 0
-        while lo < n:
-            t = min(done // share, threads - 1)
-            if t == threads - 1 or cost == 0:
-                take = n - lo
-            else:
-                take = max(1, min(n - lo, -(-((t + 1) * share - done) // cost)))
-            shares[t].append((i, lo, lo + take))
-            lo, done = lo + take, done + take * cost
-
-    def run(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
-        return [(i, tasks[i][2](lo, hi)) for i, lo, hi in pieces]
-
-    pool = _get_pool(threads)
-    futures = [pool.submit(run, pieces) for pieces in shares[1:]]
-    for i, r in run(shares[0]) + [x for f in futures for x in f.result()]:
-        results[i].append(r)
-    return results
-
-
-def _get_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
-    if _pool is None or _pool_size < threads - 1:
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool, _pool_size = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="prune-kernel"), threads - 1
-    return _pool
-
-
-def _forget_pool() -> None:
-    """A forked child has no pool threads: start a new pool there when one is needed."""
-    global _pool, _pool_size
-    _pool, _pool_size = None, 0
-
-
-os.register_at_fork(after_in_child=_forget_pool)
