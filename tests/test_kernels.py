@@ -150,13 +150,14 @@ def test_zero_pruned_is_multiplying_by_the_keep_mask(two_threads):
     pruned = torch.rand(37, 11, generator=gen) > 0.5
     pruned[0, :3] = True
     expected = weight.clone().mul_(~pruned)
-    assert kernels.zero_pruned(weight, pruned)
+    assert kernels.zero_pruned([weight], [pruned]) == [True]
     assert torch.equal(weight.isnan(), expected.isnan())
     same = ~expected.isnan()
     assert torch.equal(weight[same], expected[same])
     assert torch.equal(weight.signbit(), expected.signbit())  # -0.0 where a negative weight was pruned
-    assert not kernels.zero_pruned(weight.t(), pruned.t())  # not contiguous: left to the caller
-    assert not kernels.zero_pruned(weight, pruned.view(11, 37))  # shapes differ
+    other = torch.randn(11, 37)
+    assert kernels.zero_pruned([weight.t(), other, other], [pruned.t(), pruned.view(11, 37), pruned]) == [
+        False, True, False]  # not contiguous, fine, shapes differ: the caller multiplies the others
 
 
 @needs_kernels

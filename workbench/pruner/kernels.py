@@ -139,22 +139,30 @@ def between_rows(
     return found
 
 
-def zero_pruned(weight: torch.Tensor, pruned: torch.Tensor) -> bool:
-    """Multiply the weights by 0 where ``pruned`` (a bool tensor of the weight's shape) in place,
-    as ``weight.mul_(~pruned)`` would, without building the factor. ``False``, touching nothing,
-    when the kernels are unavailable or the tensors are not contiguous float32/bool CPU tensors."""
-    if not available() or not _fits([weight], weight.dim()) or pruned.shape != weight.shape:
-        return False
-    if pruned.dtype != torch.bool or not pruned.is_contiguous():
-        return False
-    flat, mask = weight.view(-1), pruned.view(-1)
+def zero_pruned(weights: list[torch.Tensor], masks: list[torch.Tensor]) -> list[bool]:
+    """Multiply each weight by 0 where its ``mask`` (bool, the weight's shape) is set, in place,
+    as ``weight.mul_(~mask)`` would, without building the factor; all layers in one split over
+    the threads. Returns which weights were done: not those that are not contiguous float32 CPU
+    tensors with a contiguous bool mask of their shape, and none without the kernels.
+    """
+    if not available():
+        return [False] * len(weights)
+    fits = [
+        _fits([w], w.dim()) and m.shape == w.shape and m.dtype == torch.bool and m.is_contiguous()
+        for w, m in zip(weights, masks)
+    ]
 
-    def part(lo: int, hi: int) -> int:
-        _kernels.zero_pruned(flat[lo].data_ptr(), mask[lo].data_ptr(), hi - lo)
-        return 0
+    def task(weight: torch.Tensor, mask: torch.Tensor):
+        flat, bools = weight.view(-1), mask.view(-1)
 
-    run_split([(flat.numel(), 1, part)])
-    return True
+        def part(lo: int, hi: int) -> int:
+            _kernels.zero_pruned(flat[lo].data_ptr(), bools[lo].data_ptr(), hi - lo)
+            return 0
+
+        return flat.numel(), 1, part
+
+    run_split([task(w, m) for w, m, ok in zip(weights, masks, fits) if ok])
+    return fits
 
 
 def _fits(tensors: list[torch.Tensor], dim: int) -> bool:

@@ -110,15 +110,14 @@ class BasePattern:
 
     def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
         """Zero the pruned weights in place."""
-        if not self.zero_pruned(name, weight, pruned):
+        mask = self.element_mask(name, weight, pruned)
+        if mask is None or not kernels.zero_pruned([weight], [mask])[0]:
             self.apply_factor(name, weight, self.keep_factor(name, pruned))
 
-    def zero_pruned(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> bool:
-        """Zero the pruned weights of an element-level mask with the compiled kernel (no keep
-        factor built); ``False`` where that does not apply and :meth:`apply_factor` must."""
-        if pruned.numel() != weight.numel():
-            return False
-        return kernels.zero_pruned(weight, self.expand(name, pruned))
+    def element_mask(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor | None:
+        """The pruned mask as a bool view of the weight's shape when it is element-level (what
+        the compiled kernel zeroes from directly), else ``None``."""
+        return self.expand(name, pruned) if pruned.numel() == weight.numel() else None
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""

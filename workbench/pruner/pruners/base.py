@@ -5,6 +5,7 @@ import logging
 
 import torch
 
+from .. import kernels
 from ..patterns import get_pattern
 from ..schedulers import get_scheduler
 
@@ -76,10 +77,17 @@ class BasePruner:
         the weights are multiplied by the pattern's keep factor, built once per mask update.
         """
         with torch.no_grad():
+            weights = {name: self.modules[name].weight.data for name in self._pruned}
+            direct = {}
             for name, pruned in self._pruned.items():
-                weight = self.modules[name].weight.data
-                if self.pattern.zero_pruned(name, weight, pruned):
+                mask = self.pattern.element_mask(name, weights[name], pruned)
+                if mask is not None:
+                    direct[name] = mask
+            zeroed = dict(zip(direct, kernels.zero_pruned([weights[n] for n in direct], list(direct.values()))))
+            for name, pruned in self._pruned.items():
+                if zeroed.get(name):
                     continue
+                weight = weights[name]
                 factor = self._factors.get(name)
                 if factor is None:
                     factor = self._factors[name] = self.pattern.keep_factor(name, pruned)
