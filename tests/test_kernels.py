@@ -184,3 +184,22 @@ def test_pruning_runs_alike_with_and_without_kernels(pattern, monkeypatch, two_t
     assert all(torch.equal(a, b) for a, b in zip(native, plain))
     pruned = torch.cat([(native[0] == 0).view(-1), (native[2] == 0).view(-1)])  # the head is not pruned
     assert float(pruned.float().mean()) == pytest.approx(0.5, abs=0.01)
+
+
+@needs_kernels
+def test_a_stale_kernel_build_is_refused_with_a_warning(caplog):
+    import importlib
+
+    from workbench.pruner import _kernels
+
+    real = _kernels.ABI
+    try:
+        _kernels.ABI = real - 1  # what a .so built before the last change to _kernels.c reports
+        with caplog.at_level("WARNING", logger="workbench.pruner.kernels"):
+            importlib.reload(kernels)
+        assert not kernels.available() and kernels.two_of_four(torch.rand(4, 4)) is None
+        assert "out of date" in caplog.text
+    finally:
+        _kernels.ABI = real
+        importlib.reload(kernels)
+    assert kernels.available()

@@ -189,4 +189,15 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernels", "Fused CPU kernels of the pruner (see kernels.py).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+/* Bump with every change to a function's arguments or meaning: kernels.py refuses a build whose
+ * ABI differs from its own (a stale .so from before a pull), and runs the PyTorch paths. */
+#define KERNELS_ABI 1
+
+PyMODINIT_FUNC PyInit__kernels(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI", KERNELS_ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -21,6 +21,7 @@ Example:
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -28,12 +29,20 @@ import torch
 from .parallel import run_split
 from .workspace import Workspace
 
+ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
+ABI = 1  # must equal KERNELS_ABI in _kernels.c
+
+_log = logging.getLogger(__name__)
+
 try:
     from . import _kernels
 except ImportError:  # installed without a C compiler: the PyTorch paths are used
     _kernels = None
-
-ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
+if _kernels is not None and getattr(_kernels, "ABI", None) != ABI:
+    _log.warning("the compiled pruner kernels are out of date (ABI %s, expected %s); using the PyTorch "
+                 "paths until they are rebuilt (make install, or pip install -e .)",
+                 getattr(_kernels, "ABI", None), ABI)
+    _kernels = None
 
 
 def available() -> bool:
