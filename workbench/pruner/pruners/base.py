@@ -78,20 +78,24 @@ class BasePruner:
         """
         with torch.no_grad():
             weights = {name: self.modules[name].weight.data for name in self._pruned}
-            direct = {}
+            done = self._zero_directly(weights)
             for name, pruned in self._pruned.items():
-                mask = self.pattern.element_mask(name, weights[name], pruned)
-                if mask is not None:
-                    direct[name] = mask
-            zeroed = dict(zip(direct, kernels.zero_pruned([weights[n] for n in direct], list(direct.values()))))
-            for name, pruned in self._pruned.items():
-                if zeroed.get(name):
+                if name in done:
                     continue
-                weight = weights[name]
                 factor = self._factors.get(name)
                 if factor is None:
                     factor = self._factors[name] = self.pattern.keep_factor(name, pruned)
-                self.pattern.apply_factor(name, weight, factor)
+                self.pattern.apply_factor(name, weights[name], factor)
+
+    def _zero_directly(self, weights: dict[str, torch.Tensor]) -> set[str]:
+        """Zero the layers with element-level masks in one kernel call; the names it did."""
+        masks = {}
+        for name, pruned in self._pruned.items():
+            mask = self.pattern.element_mask(name, weights[name], pruned)
+            if mask is not None:
+                masks[name] = mask
+        done = kernels.zero_pruned([weights[n] for n in masks], list(masks.values()))
+        return {name for name, ok in zip(masks, done) if ok}
 
     def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
         """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""
