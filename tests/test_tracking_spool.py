@@ -98,6 +98,16 @@ def test_a_replay_retried_after_failing_half_way_logs_no_metric_twice(spooled, m
     assert tracker.client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_a_trial_replayed_again_after_it_was_logged_keeps_one_logging_time(spooled):
+    tracker, exp_id = spooled
+    run_id = _new_run(tracker, exp_id)
+    writer = Tracker(tracker.tracking_uri)
+    for _ in range(2):  # e.g. a writer killed after logging, before deleting the spool file
+        writer.log_result(run_id, make_result(), {"pattern": "4x1"}, ts=1_700_000_000_000)
+    for key in ("time/logging_seconds", "time/logging_fraction", "accuracy"):
+        assert len(writer.client.get_metric_history(run_id, key)) == 1, key
+
+
 def test_an_unknown_end_state_is_refused_before_anything_is_spooled(spooled):
     tracker, exp_id = spooled
     with pytest.raises(ValueError, match="state: 'DONE'"):

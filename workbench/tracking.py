@@ -260,7 +260,9 @@ class Tracker:
 
         ``ts`` (milliseconds since the epoch, default now) stamps the metrics: logging the same
         result again with the same ``ts`` adds no duplicates (MLflow's SQL stores skip a metric
-        identical in key, value, step and timestamp), so a retried replay is harmless.
+        identical in key, value, step and timestamp), so a retried replay is harmless. The
+        logging time itself differs on every attempt, so with ``ts`` (a replay) it is logged only
+        if the run has none yet.
         """
         start = time.perf_counter()
         flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()})
@@ -270,6 +272,8 @@ class Tracker:
             write_trial_artifacts(Path(tmp), result)
             self.client.log_artifacts(run_id, tmp)
         seconds = time.perf_counter() - start
+        if ts is not None and "time/logging_seconds" in self.client.get_run(run_id).data.metrics:
+            return seconds  # logged before by an attempt that failed later or was cut short
         total = result.timings.get("total") or 0.0
         extra = [Metric("time/logging_seconds", seconds, int(time.time() * 1000), 0)]
         if total > 0:
