@@ -110,14 +110,29 @@ class BasePattern:
 
     def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
         """Zero the pruned weights in place."""
-        mask = self.element_mask(name, weight, pruned)
-        if mask is None or not kernels.zero_pruned([weight], [mask])[0]:
-            self.apply_factor(name, weight, self.keep_factor(name, pruned))
+        self.apply_all({name: weight}, {name: pruned}, {})
 
-    def element_mask(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor | None:
-        """The pruned mask as a bool view of the weight's shape when it is element-level (what
-        the compiled kernel zeroes from directly), else ``None``."""
-        return self.expand(name, pruned) if pruned.numel() == weight.numel() else None
+    def apply_all(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor],
+                  factors: dict[str, torch.Tensor]) -> None:
+        """Zero the pruned weights of every layer in ``pruned``, in place.
+
+        Element-level masks go to the compiled kernel in one call, where it is available; the
+        other layers are multiplied by their :meth:`keep_factor`, taken from ``factors`` or built
+        and put there (pruners keep that cache until their masks change).
+        """
+        direct = {}
+        for name, mask in pruned.items():
+            if mask.numel() == weights[name].numel():
+                direct[name] = self.expand(name, mask)
+        done = kernels.zero_pruned([weights[n] for n in direct], list(direct.values()))
+        zeroed = {name for name, ok in zip(direct, done) if ok}
+        for name, mask in pruned.items():
+            if name in zeroed:
+                continue
+            factor = factors.get(name)
+            if factor is None:
+                factor = factors[name] = self.keep_factor(name, mask)
+            self.apply_factor(name, weights[name], factor)
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""

@@ -5,7 +5,6 @@ import logging
 
 import torch
 
-from .. import kernels
 from ..patterns import get_pattern
 from ..schedulers import get_scheduler
 
@@ -71,31 +70,10 @@ class BasePruner:
         return {name: ~self.pattern.expand(name, p) for name, p in self.pruned.items()}
 
     def mask_weights(self) -> None:
-        """Zero the pruned weights in place (the formal pruning).
-
-        Element-level masks go straight to the compiled kernel where it is available; otherwise
-        the weights are multiplied by the pattern's keep factor, built once per mask update.
-        """
+        """Zero the pruned weights in place (the formal pruning; see ``BasePattern.apply_all``)."""
         with torch.no_grad():
             weights = {name: self.modules[name].weight.data for name in self._pruned}
-            done = self._zero_directly(weights)
-            for name, pruned in self._pruned.items():
-                if name in done:
-                    continue
-                factor = self._factors.get(name)
-                if factor is None:
-                    factor = self._factors[name] = self.pattern.keep_factor(name, pruned)
-                self.pattern.apply_factor(name, weights[name], factor)
-
-    def _zero_directly(self, weights: dict[str, torch.Tensor]) -> set[str]:
-        """Zero the layers with element-level masks in one kernel call; the names it did."""
-        masks = {}
-        for name, pruned in self._pruned.items():
-            mask = self.pattern.element_mask(name, weights[name], pruned)
-            if mask is not None:
-                masks[name] = mask
-        done = kernels.zero_pruned([weights[n] for n in masks], list(masks.values()))
-        return {name for name, ok in zip(masks, done) if ok}
+            self.pattern.apply_all(weights, self._pruned, self._factors)
 
     def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
         """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""
