@@ -147,13 +147,18 @@ def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed
     return out
 
 
+def now_ms() -> int:
+    """Now, in milliseconds since the epoch (MLflow's metric timestamps)."""
+    return int(time.time() * 1000)
+
+
 def _curve_metrics(key: str, curve: dict[int, float], ts: int) -> Iterable[Metric]:
     return (Metric(key, float(v), ts, int(s)) for s, v in sorted(curve.items()))
 
 
 def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric]:
     """Every metric of a trial: finals, global/per-layer sparsity series, eval and loss series."""
-    ts = ts or int(time.time() * 1000)
+    ts = ts or now_ms()
     last = max([0, *result.eval_accuracy, *result.train_loss])
     out = [Metric(k, float(v), ts, last) for k, v in (("accuracy", result.accuracy),
            ("dense_accuracy", result.dense_accuracy), ("accuracy_drop", result.accuracy_drop))]
@@ -275,9 +280,9 @@ class Tracker:
         if ts is not None and "time/logging_seconds" in self.client.get_run(run_id).data.metrics:
             return seconds  # logged before by an attempt that failed later or was cut short
         total = result.timings.get("total") or 0.0
-        extra = [Metric("time/logging_seconds", seconds, int(time.time() * 1000), 0)]
+        extra = [Metric("time/logging_seconds", seconds, now_ms(), 0)]
         if total > 0:
-            extra.append(Metric("time/logging_fraction", seconds / total, int(time.time() * 1000), 0))
+            extra.append(Metric("time/logging_fraction", seconds / total, now_ms(), 0))
         self.client.log_batch(run_id, metrics=extra)
         return seconds
 
@@ -285,7 +290,7 @@ class Tracker:
                     eval_accuracy: dict[int, float], ts: int | None = None) -> None:
         """What a stopped or failed trial still has: params, config and the evaluations seen
         (``ts`` as in :meth:`log_result`)."""
-        ts = ts or int(time.time() * 1000)
+        ts = ts or now_ms()
         log_batch_chunked(self.client, run_id, list(_curve_metrics("eval/accuracy", eval_accuracy, ts)),
                           params=[Param(k, str(v)) for k, v in params.items()])
         if pruning_config is not None:
@@ -320,7 +325,7 @@ class Tracker:
             for name, fig in figures.items():
                 fig.savefig(folder / name)
             self.client.log_artifacts(run_id, tmp)
-        ts = int(time.time() * 1000)
+        ts = now_ms()
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
 
     def end_study(self, run_id: str) -> None:

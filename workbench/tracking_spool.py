@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.interrupts import ignoring_sigint
-from workbench.tracking import Tracker, check_state
+from workbench.tracking import Tracker, check_state, now_ms
 from workbench.trial_types import TrialResult
 
 __all__ = ["SPOOL_ENV", "SpoolWriter", "SpooledTracker", "pending_runs", "replay", "spool_dir"]
@@ -80,7 +80,7 @@ class SpooledTracker(Tracker):
         The metrics are stamped now, so replaying the file again (after a failure half-way)
         logs no metric twice.
         """
-        kwargs = {"ts": ts or _now_ms()}
+        kwargs = {"ts": ts or now_ms()}
         self._calls.setdefault(run_id, []).append(("log_result", (run_id, result, dict(params)), kwargs))
         return 0.0
 
@@ -89,17 +89,13 @@ class SpooledTracker(Tracker):
         """Queue what a stopped or failed trial still has (stamped now, as in :meth:`log_result`)."""
         self._calls.setdefault(run_id, []).append(
             ("log_partial", (run_id, dict(params)), {"pruning_config": pruning_config,
-                                                     "eval_accuracy": dict(eval_accuracy), "ts": ts or _now_ms()}))
+                                                     "eval_accuracy": dict(eval_accuracy), "ts": ts or now_ms()}))
 
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
         """Queue the run's end and write the run's spool file (``state`` as in ``Tracker.finish``)."""
         check_state(state)
         calls = self._calls.pop(run_id, []) + [("finish", (run_id, state, reason), {})]
         _write_entry(self.spool, run_id, calls)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _write_entry(spool: Path, run_id: str, calls: list[tuple[str, tuple, dict]]) -> Path:
