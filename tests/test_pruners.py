@@ -93,6 +93,25 @@ def test_repeated_on_step_begin_changes_nothing():
     assert pruning.mask_updates == 1
 
 
+@pytest.mark.parametrize("how", ["setter", "load_state_dict"])
+def test_masks_set_after_an_empty_masking_are_applied(how):
+    # mask_weights skips layers whose mask prunes nothing; new masks must end that skip
+    config = WeightPruningConfig(pattern="1x1", target_sparsity=0.5, start_step=5, end_step=9)
+    model = seeded(MLP)
+    pruner = prepare_pruning(model, config).pruners[0]
+    before = model.fc1.weight.detach().clone()
+    pruner.mask_weights()  # nothing pruned yet: weights untouched
+    assert torch.equal(model.fc1.weight, before)
+    pruned = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) < 0.5 for n, p in pruner.pruned.items()}
+    if how == "setter":
+        pruner.pruned = pruned
+    else:
+        pruner.load_state_dict({**pruner.state_dict(), "pruned": pruned})
+    pruner.mask_weights()
+    assert torch.equal(model.fc1.weight == 0, pruned["fc1"] | (before == 0))
+    assert torch.equal(model.fc1.weight[~pruned["fc1"]], before[~pruned["fc1"]])
+
+
 @pytest.mark.parametrize("ptype", ["snip_momentum", "magnitude_progressive", "gradient"])
 def test_state_dict_round_trip_mid_schedule_equals_uninterrupted(ptype):
     config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type=ptype,

@@ -51,6 +51,7 @@ class BasePruner:
         self._last_update = -1
         self._begun = False
         self._factors: dict[str, torch.Tensor] = {}
+        self._masked: dict[str, torch.Tensor] | None = None
         self.pruned = {name: self.pattern.empty_mask(name) for name in self.modules}
 
     # ---- masks ---------------------------------------------------------------------------
@@ -63,6 +64,7 @@ class BasePruner:
     def pruned(self, value: dict[str, torch.Tensor]) -> None:
         self._pruned = value
         self._factors = {}
+        self._masked = None
 
     @property
     def masks(self) -> dict[str, torch.Tensor]:
@@ -70,10 +72,18 @@ class BasePruner:
         return {name: ~self.pattern.expand(name, p) for name, p in self.pruned.items()}
 
     def mask_weights(self) -> None:
-        """Zero the pruned weights in place (the formal pruning; see ``BasePattern.apply_all``)."""
+        """Zero the pruned weights in place (the formal pruning; see ``BasePattern.apply_all``).
+
+        Layers whose mask prunes nothing are skipped (found once per mask update): before
+        ``start_step`` the hook costs nothing instead of a pass over every weight.
+        """
+        if self._masked is None:
+            self._masked = {name: p for name, p in self._pruned.items() if bool(p.any())}
+        if not self._masked:
+            return
         with torch.no_grad():
-            weights = {name: self.modules[name].weight.data for name in self._pruned}
-            self.pattern.apply_all(weights, self._pruned, self._factors)
+            weights = {name: self.modules[name].weight.data for name in self._masked}
+            self.pattern.apply_all(weights, self._masked, self._factors)
 
     def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
         """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""
