@@ -70,11 +70,12 @@ def test_capped_layers_are_reported():
 
 
 def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monkeypatch):
-    from workbench.pruner import counting
+    from workbench.pruner import counting, probes
 
-    calls = []
-    real = counting.select_by_counting
-    monkeypatch.setattr(selection, "select_by_counting", lambda flat, k: calls.append(len(flat)) or real(flat, k))
+    calls, built = [], []
+    real, real_masks = counting.count_lowest, probes.Counter.masks
+    monkeypatch.setattr(selection, "count_lowest", lambda flat, k: calls.append(len(flat)) or real(flat, k))
+    monkeypatch.setattr(probes.Counter, "masks", lambda self, values: built.append(len(values)) or real_masks(self, values))
     g = torch.Generator().manual_seed(0)
     # layer 0 has the lowest scores, layer 1 the next lowest: capping 0 sends the threshold
     # into layer 1, which then exceeds its own cap; layer 2 takes the rest
@@ -84,5 +85,6 @@ def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monk
     assert counts == _reference(scores, 600, lo, hi) == [100, 250, 250]
     assert capped == [True, True, False]
     assert calls[:3] == [3, 2, 1], "expected two rounds of counting before the capped layers' own ranking"
+    assert sorted(built) == [1, 1, 1], "each layer's mask is built once: none for the rounds that capped"
     for mask, s in zip(masks, scores):
         assert s[mask].max() <= s[~mask].min()

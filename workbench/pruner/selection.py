@@ -5,9 +5,10 @@ given that layer ``l`` may prune no fewer than ``lo[l]`` and no more than ``hi[l
 Sorting (or ``kthvalue``) over the concatenated scores of a large model costs several dense
 training steps. The common cases, where no bound binds or only maxima do, are answered by
 counting below candidate thresholds (:mod:`workbench.pruner.counting`, a few vectorised passes
-over the scores; once more per round of capped layers). When a minimum binds, this module brackets the threshold with a deterministic sample, counts exactly on
-either side of the bracket, and ranks only the few scores inside it. Both answers are exact; the
-sample only decides how much work it takes.
+over the scores; once more per round of capped layers, and masks built only for the last round).
+When a minimum binds, this module brackets the threshold with a deterministic sample, counts
+exactly on either side of the bracket, and ranks only the few scores inside it. Both answers are
+exact; the sample only decides how much work it takes.
 
 Ties are broken deterministically: equal scores are taken in layer order, then in flat index
 order, so the same scores always give the same masks.
@@ -18,7 +19,7 @@ import math
 
 import torch
 
-from .counting import select_by_counting
+from .counting import Counted, count_lowest
 
 _SAMPLE = 1 << 17
 _SIGMAS = 2.5  # bracket half-width in units of 1/sqrt(sample): ~5 standard deviations
@@ -84,27 +85,32 @@ def _count_with_caps(flat: list[torch.Tensor], k: int, lo: list[int], hi: list[i
     """
     free, capped, left = list(range(len(flat))), [False] * len(flat), k
     while True:
-        counted = select_by_counting([flat[i] for i in free], left) if free else ([], [])
+        counted = count_lowest([flat[i] for i in free], left) if free else Counted([], list)
         if counted is None:
             return None
-        over = [i for i, c in zip(free, counted[1]) if c > hi[i]]
+        over = [i for i, c in zip(free, counted.counts) if c > hi[i]]
         if not over:
             break
         for i in over:
             capped[i] = True
             left -= hi[i]
         free = [i for i in free if not capped[i]]
-    masks: list[torch.Tensor | None] = [None] * len(flat)
     counts = [0] * len(flat)
-    for i, mask, count in zip(free, *counted):
-        masks[i], counts[i] = mask, count
+    for i, count in zip(free, counted.counts):
+        counts[i] = count
+    own: dict[int, Counted] = {}
     for i in (i for i, c in enumerate(capped) if c):
-        own = select_by_counting([flat[i]], hi[i])
-        if own is None:
+        alone = count_lowest([flat[i]], hi[i])
+        if alone is None:
             return None
-        masks[i], counts[i] = own[0][0], own[1][0]
+        own[i], counts[i] = alone, alone.counts[0]
     if any(c < l for c, l in zip(counts, lo)):
         return None
+    masks: list[torch.Tensor | None] = [None] * len(flat)
+    for i, mask in zip(free, counted.masks()):  # the only masks built: the last round's
+        masks[i] = mask
+    for i, alone in own.items():
+        masks[i] = alone.masks()[0]
     return masks, counts, capped
 
 
