@@ -127,7 +127,12 @@ def _split_ties(counter: Counter, k: int, low: Point, high: Point) -> Counted:
         masks = counter.masks([high.value if t == n else low.value for t, n in zip(takes, inside)])
         for f, mask, take, n in zip(counter.flat, masks, takes, inside):
             if 0 < take < n:
-                mask[torch.nonzero(f == high.value).view(-1)[:take]] = True
+                take_ties(mask, f, high.value, take)
         return masks
 
     return Counted([below + take for below, take in zip(low.counts, takes)], build)
+
+
+def take_ties(mask: torch.Tensor, f: torch.Tensor, value: float, take: int) -> None:
+    """Select, in ``mask``, the first ``take`` entries of ``f`` (by flat index) equal to ``value``."""
+    mask[torch.nonzero(f == value).view(-1)[:take]] = True

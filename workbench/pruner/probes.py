@@ -50,13 +50,15 @@ class Counter:
 
     def __init__(self, flat: list[torch.Tensor]) -> None:
         self.flat = flat
-        self.buffer = torch.empty(max(f.numel() for f in flat))
         self.probes = 0
+        self._buffer: torch.Tensor | None = None  # only the PyTorch path compares into it
         self._bounds: tuple[float, float] | None = None
 
     def compare(self, f: torch.Tensor, value: float) -> torch.Tensor:
         """``f <= value`` as 0.0/1.0 in the buffer (valid until the next comparison)."""
-        return torch.le(f, value, out=self.buffer[: f.numel()])
+        if self._buffer is None:
+            self._buffer = torch.empty(max(g.numel() for g in self.flat))
+        return torch.le(f, value, out=self._buffer[: f.numel()])
 
     def masks(self, values: list[float]) -> list[torch.Tensor]:
         """Per layer, ``f <= value`` as a new bool tensor."""

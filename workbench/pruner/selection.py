@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .counting import Counted, count_lowest
+from .counting import Counted, count_lowest, take_ties
 
 _SAMPLE = 1 << 17
 _SIGMAS = 2.5  # bracket half-width in units of 1/sqrt(sample): ~5 standard deviations
@@ -173,7 +173,7 @@ def _threshold_select(flat, need, lo_t, below, inside):
             masks.append(f <= threshold if take else f < threshold)
         else:
             mask = f < threshold
-            mask[torch.nonzero(f == threshold).view(-1)[:take]] = True
+            take_ties(mask, f, threshold, take)
             masks.append(mask)
         counts.append(a + c + take)
     return masks, counts
