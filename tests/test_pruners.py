@@ -95,7 +95,7 @@ def test_repeated_on_step_begin_changes_nothing():
 
 @pytest.mark.parametrize("how", ["setter", "load_state_dict"])
 def test_masks_set_after_an_empty_masking_are_applied(how):
-    # mask_weights skips layers whose mask prunes nothing; new masks must end that skip
+    # mask_weights does nothing until masks are first set; setting them must end that
     config = WeightPruningConfig(pattern="1x1", target_sparsity=0.5, start_step=5, end_step=9)
     model = seeded(MLP)
     pruner = prepare_pruning(model, config).pruners[0]
