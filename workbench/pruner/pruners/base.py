@@ -57,7 +57,11 @@ class BasePruner:
     # ---- masks ---------------------------------------------------------------------------
     @property
     def pruned(self) -> dict[str, torch.Tensor]:
-        """``{name: bool mask at the pattern's resolution}``, ``True`` where pruned."""
+        """``{name: bool mask at the pattern's resolution}``, ``True`` where pruned.
+
+        Change masks by assigning a new dict (``pruner.pruned = {...}``): the setter drops what
+        :meth:`mask_weights` caches from the old masks; editing a mask in place does not.
+        """
         return self._pruned
 
     @pruned.setter
