@@ -197,7 +197,8 @@ def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, 
         with ignoring_sigint():  # the workers inherit "ignore SIGINT" until they are set up
             for proc in procs:
                 proc.start()
-        with progress_bar(show_progress_bar, total, counted_trials(study), experiment.study_name) as bar:
+        done = counted_trials(study) if show_progress_bar else 0  # a full trial listing: only for the bar
+        with progress_bar(show_progress_bar, total, done, experiment.study_name) as bar:
             while any(p.is_alive() for p in procs):
                 for proc in procs:
                     proc.join(timeout=1.0 / len(procs))
