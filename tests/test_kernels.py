@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from workbench.pruner import kernels, parallel
+from workbench.pruner import kernels
 from workbench.pruner.patterns import get_pattern
 from workbench.pruner.patterns.nm import _lowest_n
 
@@ -23,7 +23,7 @@ def two_threads(monkeypatch):
     """Two torch threads and a tiny split size, so the kernels' thread split is exercised."""
     old = torch.get_num_threads()
     torch.set_num_threads(2)
-    monkeypatch.setattr(parallel, "SPLIT", 12)
+    monkeypatch.setattr(kernels, "SPLIT", 12)
     yield
     torch.set_num_threads(old)
 
@@ -126,20 +126,57 @@ def test_probe_counts_and_masks_equal_the_pytorch_path(data, layers, row, value,
             assert torch.equal(c, row_sums(ones))
 
 
-def test_work_is_shared_once_and_contiguously_between_threads(two_threads):
-    calls: list[tuple[int, int, int]] = []
+@needs_kernels
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_results_do_not_depend_on_how_the_work_is_shared(threads, monkeypatch):
+    """Every kernel cut into 1..5 shares (more threads than this machine has cores is allowed)
+    gives what the PyTorch expressions give, so no share boundary drops or repeats an element."""
+    monkeypatch.setattr(kernels, "SPLIT", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    gen = torch.Generator().manual_seed(threads)
+    x = torch.randn(1003, generator=gen)  # no share boundary falls on a multiple of 4, 16 or 128
+    (counts,) = kernels.count_rows([x], 0.25, 7)
+    assert torch.equal(counts, torch.stack([(x[i:i + 7] <= 0.25).sum() for i in range(0, 1003, 7)]).float())
+    (below,) = kernels.at_or_below([x], [0.25])
+    assert torch.equal(below, x <= 0.25)
+    rows = torch.tensor([0, 3, 4, 60, 143])
+    wanted = torch.cat([torch.arange(r * 7, min(r * 7 + 7, 1003)) for r in rows.tolist()])
+    wanted = wanted[(x[wanted] > -0.5) & (x[wanted] <= 0.5)]
+    ((values, positions),) = kernels.between_rows([x], [rows], -0.5, 0.5, 7, [wanted.numel()])
+    assert torch.equal(positions, wanted) and torch.equal(values, x[wanted])
+    groups = x[:1000].view(250, 4).contiguous()
+    score, picked, _ = kernels.two_of_four(groups)
+    low2 = groups.sort(dim=1).values[:, :2]
+    assert torch.equal(score, low2[:, 0] + low2[:, 1]) and torch.equal(picked, groups <= low2[:, 1:])
+    weight, pruned = x.clone(), x > 0.8
+    assert kernels.zero_pruned([weight], [pruned]) == [True]
+    assert torch.equal(weight, x * ~pruned)
 
-    def task(i: int, units: int, cost: int):
-        return units, cost, lambda lo, hi: calls.append((i, lo, hi)) or hi - lo
 
-    sizes = [(5, 4), (40, 1), (3, 0), (1, 30), (2, 9)]  # (units, cost per unit): the 40 straddle the halves
-    results = parallel.run_split([task(i, n, c) for i, (n, c) in enumerate(sizes)])
-    assert [sum(r) for r in results] == [n for n, _ in sizes]
-    for i, (n, _) in enumerate(sizes):
-        pieces = sorted((lo, hi) for j, lo, hi in calls if j == i)
-        assert pieces[0][0] == 0 and pieces[-1][1] == n
-        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(pieces, pieces[1:]))
-    assert len(calls) > len(sizes), "nothing was split between the two threads"
+@needs_kernels
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 300), beta=st.sampled_from([1.0, 0.5, 3.0]), alpha=st.sampled_from([0.9, 0.0, 1.0, 0.37]),
+       seed=st.integers(0, 10_000))
+def test_snip_accumulate_equals_the_pytorch_path(n, beta, alpha, seed, two_threads):
+    from workbench.pruner.criteria import _accumulate
+
+    gen = torch.Generator().manual_seed(seed)
+    w, g = torch.randn(n, generator=gen), torch.randn(n, generator=gen) * 1e-3
+    w[torch.rand(n, generator=gen) < 0.3] = 0.0  # pruned weights
+    score = torch.rand(n, generator=gen) * 1e-2
+    expected = _accumulate(score.clone(), (w * g).abs(), alpha, beta)
+    assert kernels.snip_accumulate(score, w, g, alpha, beta)
+    assert torch.equal(score, expected)  # bit for bit: both round with one fused multiply-add
+
+
+@needs_kernels
+def test_snip_accumulate_declines_what_it_cannot_take():
+    w = torch.randn(6, 4)
+    assert not kernels.snip_accumulate(torch.zeros(6, 4, dtype=torch.bfloat16), w, w, 0.9, 1.0)
+    assert not kernels.snip_accumulate(torch.zeros(3, 2), w, w, 0.9, 1.0)  # block-level scores
+    assert not kernels.snip_accumulate(torch.zeros(4, 6).t(), w, w, 0.9, 1.0)  # not contiguous
+    score = torch.zeros(6, 4)
+    assert kernels.snip_accumulate(score, w, w, 0.9, 1.0) and torch.equal(score, w * w)
 
 
 @needs_kernels

@@ -2,15 +2,22 @@
  *
  * Each function does in one pass over memory what the pure-PyTorch path in the pruner does with
  * several vector ops, and gives the same values (a zero's sign aside; tests/test_kernels.py
- * compares the two). The Python wrapper (kernels.py) checks dtypes, contiguity and sizes and splits the work
- * across threads; here we only take raw addresses, so nothing here validates its input.
- * The GIL is released while a kernel runs.
+ * compares the two). The Python wrapper (kernels.py) checks dtypes, contiguity and sizes and says
+ * how many threads to use; here we only take raw addresses, so nothing here validates its input.
  *
- * Build: setup.py compiles this with -O3 as an optional extension; when no compiler is around,
- * the install still succeeds and the pruner uses its PyTorch path.
+ * Threads: every entry point cuts its range into `threads` contiguous shares and runs them on
+ * OpenMP threads. Built with -fopenmp, this module links libgomp.so.1, and the process already
+ * holds PyTorch's libgomp.so.1 (kernels.py imports torch first), so the shares run on PyTorch's
+ * own intra-op threads: nothing competes with them. (Python threads did: PyTorch's idle OpenMP
+ * threads spin for a while after every parallel op, and on a 2-core machine a kernel run on a
+ * Python thread beside them took ~1.5x as long.) The GIL is released while a kernel runs.
+ *
+ * Build: setup.py compiles this with -O3 -fopenmp as an optional extension; when no compiler (or
+ * no OpenMP) is around, the install still succeeds and the pruner uses its PyTorch path.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 
 /* One copy of the hot loop per instruction set, chosen when the module loads (GCC on x86-64). */
@@ -24,6 +31,9 @@
  * can differ, and comparisons do not see it. */
 static inline float lower(float a, float b) { return a < b ? a : b; }
 static inline float higher(float a, float b) { return a > b ? a : b; }
+
+/* Start of share t of k contiguous shares of n units (share k starts at n). */
+static inline int64_t share(int64_t n, int t, int k) { return (int64_t)((__int128)n * t / k); }
 
 /* For each group of 4 scores: the second lowest, the sum of the two lowest, which scores are at
  * or below the second lowest, and whether the second and third lowest are equal (the groups the
@@ -101,22 +111,6 @@ static int64_t between_rows(const float *x, int64_t n, const int64_t *rows, int6
     return found;
 }
 
-static PyObject *py_between_rows(PyObject *self, PyObject *args) {
-    unsigned long long x, rows, values, positions;
-    long long n, nrows, row, capacity;
-    float low, high;
-    if (!PyArg_ParseTuple(args, "KLKLLffKKL", &x, &n, &rows, &nrows, &row, &low, &high, &values, &positions,
-                          &capacity))
-        return NULL;
-    int64_t found;
-    Py_BEGIN_ALLOW_THREADS
-    found = between_rows((const float *)(uintptr_t)x, (int64_t)n, (const int64_t *)(uintptr_t)rows, (int64_t)nrows,
-                         (int64_t)row, low, high, (float *)(uintptr_t)values, (int64_t *)(uintptr_t)positions,
-                         (int64_t)capacity);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLongLong((long long)found);
-}
-
 /* w[i] *= 0 where pruned[i]: what multiplying by the keep mask does (a negative weight becomes
  * -0.0, NaN stays NaN), without building the 0/1 factor. */
 VECTOR_CLONES
@@ -124,25 +118,58 @@ static void zero_pruned(float *w, const uint8_t *pruned, int64_t n) {
     for (int64_t i = 0; i < n; ++i) w[i] = pruned[i] ? w[i] * 0.0f : w[i];
 }
 
-static PyObject *py_zero_pruned(PyObject *self, PyObject *args) {
-    unsigned long long w, pruned;
-    long long n;
-    if (!PyArg_ParseTuple(args, "KKL", &w, &pruned, &n))
+/* s = alpha * s + beta * |w * g|, rounded as the PyTorch path rounds it: the product, then (when
+ * beta is not 1) the product times beta, then one fused multiply-add, which is what
+ * torch.add(new, s, alpha=alpha) computes on CPU. */
+VECTOR_CLONES
+static void snip_accumulate(float *s, const float *w, const float *g, int64_t n, float alpha, float beta) {
+    if (beta == 1.0f)
+        for (int64_t i = 0; i < n; ++i) s[i] = fmaf(s[i], alpha, fabsf(w[i] * g[i]));
+    else
+        for (int64_t i = 0; i < n; ++i) s[i] = fmaf(s[i], alpha, fabsf(w[i] * g[i]) * beta);
+}
+
+/* ---- entry points: parse addresses, cut the work into `threads` shares, release the GIL ---- */
+
+static PyObject *py_two_of_four(PyObject *self, PyObject *args) {
+    unsigned long long x, score, second, picked, tied;
+    long long groups;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KKKKKLi", &x, &score, &second, &picked, &tied, &groups, &threads))
         return NULL;
+    int64_t ties = 0;
+    int nan = 0;
     Py_BEGIN_ALLOW_THREADS
-    zero_pruned((float *)(uintptr_t)w, (const uint8_t *)(uintptr_t)pruned, (int64_t)n);
+    #pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(+ : ties) reduction(| : nan)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(groups, t, threads), hi = share(groups, t + 1, threads);
+        const int64_t found = two_of_four((const float *)(uintptr_t)x + 4 * lo, (float *)(uintptr_t)score + lo,
+                                          (float *)(uintptr_t)second + lo, (uint8_t *)(uintptr_t)picked + 4 * lo,
+                                          (uint8_t *)(uintptr_t)tied + lo, hi - lo);
+        if (found < 0)
+            nan = 1;
+        else
+            ties += found;
+    }
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    return PyLong_FromLongLong(nan ? -1LL : (long long)ties);
 }
 
 static PyObject *py_count_rows(PyObject *self, PyObject *args) {
     unsigned long long x, counts;
     long long n, row;
     float value;
-    if (!PyArg_ParseTuple(args, "KLLfK", &x, &n, &row, &value, &counts))
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLLfKi", &x, &n, &row, &value, &counts, &threads))
         return NULL;
+    const int64_t rows = (n + row - 1) / row;
     Py_BEGIN_ALLOW_THREADS
-    count_rows((const float *)(uintptr_t)x, (int64_t)n, (int64_t)row, value, (float *)(uintptr_t)counts);
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(rows, t, threads) * row, hi = share(rows, t + 1, threads) * row;
+        count_rows((const float *)(uintptr_t)x + lo, (hi < n ? hi : n) - lo, row, value,
+                   (float *)(uintptr_t)counts + lo / row);
+    }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -151,37 +178,90 @@ static PyObject *py_at_or_below(PyObject *self, PyObject *args) {
     unsigned long long x, out;
     long long n;
     float value;
-    if (!PyArg_ParseTuple(args, "KLfK", &x, &n, &value, &out))
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLfKi", &x, &n, &value, &out, &threads))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    at_or_below((const float *)(uintptr_t)x, (int64_t)n, value, (uint8_t *)(uintptr_t)out);
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(n, t, threads), hi = share(n, t + 1, threads);
+        at_or_below((const float *)(uintptr_t)x + lo, hi - lo, value, (uint8_t *)(uintptr_t)out + lo);
+    }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
-static PyObject *py_two_of_four(PyObject *self, PyObject *args) {
-    unsigned long long x, score, second, picked, tied;
-    long long groups;
-    if (!PyArg_ParseTuple(args, "KKKKKL", &x, &score, &second, &picked, &tied, &groups))
+/* Share t of the listed rows writes at most `capacity` hits to its own slice of `values` and
+ * `positions` (t * capacity on) and its count to found[t]; the caller joins the slices. */
+static PyObject *py_between_rows(PyObject *self, PyObject *args) {
+    unsigned long long x, rows, values, positions, found;
+    long long n, nrows, row, capacity;
+    float low, high;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLKLLffKKLKi", &x, &n, &rows, &nrows, &row, &low, &high, &values, &positions,
+                          &capacity, &found, &threads))
         return NULL;
-    int64_t result;
     Py_BEGIN_ALLOW_THREADS
-    result = two_of_four((const float *)(uintptr_t)x, (float *)(uintptr_t)score,
-                         (float *)(uintptr_t)second, (uint8_t *)(uintptr_t)picked,
-                         (uint8_t *)(uintptr_t)tied, (int64_t)groups);
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(nrows, t, threads), hi = share(nrows, t + 1, threads);
+        ((int64_t *)(uintptr_t)found)[t] = between_rows(
+            (const float *)(uintptr_t)x, (int64_t)n, (const int64_t *)(uintptr_t)rows + lo, hi - lo, (int64_t)row,
+            low, high, (float *)(uintptr_t)values + t * capacity, (int64_t *)(uintptr_t)positions + t * capacity,
+            (int64_t)capacity);
+    }
     Py_END_ALLOW_THREADS
-    return PyLong_FromLongLong((long long)result);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_zero_pruned(PyObject *self, PyObject *args) {
+    unsigned long long w, pruned;
+    long long n;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KKLi", &w, &pruned, &n, &threads))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(n, t, threads), hi = share(n, t + 1, threads);
+        zero_pruned((float *)(uintptr_t)w + lo, (const uint8_t *)(uintptr_t)pruned + lo, hi - lo);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_snip_accumulate(PyObject *self, PyObject *args) {
+    unsigned long long s, w, g;
+    long long n;
+    float alpha, beta;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KKKLffi", &s, &w, &g, &n, &alpha, &beta, &threads))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(n, t, threads), hi = share(n, t + 1, threads);
+        snip_accumulate((float *)(uintptr_t)s + lo, (const float *)(uintptr_t)w + lo, (const float *)(uintptr_t)g + lo,
+                        hi - lo, alpha, beta);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"two_of_four", py_two_of_four, METH_VARARGS,
-     "two_of_four(x, score, second, picked, tied, groups) -> tied groups, or -1 on NaN (addresses)"},
+     "two_of_four(x, score, second, picked, tied, groups, threads) -> tied groups, or -1 on NaN (addresses)"},
     {"count_rows", py_count_rows, METH_VARARGS,
-     "count_rows(x, n, row, value, counts): per run of row scores, how many are <= value (addresses)"},
-    {"at_or_below", py_at_or_below, METH_VARARGS, "at_or_below(x, n, value, out): out = x <= value (addresses)"},
+     "count_rows(x, n, row, value, counts, threads): per run of row scores, how many are <= value (addresses)"},
+    {"at_or_below", py_at_or_below, METH_VARARGS,
+     "at_or_below(x, n, value, out, threads): out = x <= value (addresses)"},
     {"between_rows", py_between_rows, METH_VARARGS,
-     "between_rows(x, n, rows, nrows, row, low, high, values, positions, capacity) -> found (addresses)"},
-    {"zero_pruned", py_zero_pruned, METH_VARARGS, "zero_pruned(w, pruned, n): w *= 0 where pruned (addresses)"},
+     "between_rows(x, n, rows, nrows, row, low, high, values, positions, capacity, found, threads): the scores in "
+     "(low, high] of the rows, share t's in its own capacity-long slice, its count in found[t] (addresses)"},
+    {"zero_pruned", py_zero_pruned, METH_VARARGS,
+     "zero_pruned(w, pruned, n, threads): w *= 0 where pruned (addresses)"},
+    {"snip_accumulate", py_snip_accumulate, METH_VARARGS,
+     "snip_accumulate(s, w, g, n, alpha, beta, threads): s = alpha * s + beta * |w * g| (addresses)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -191,7 +271,7 @@ static struct PyModuleDef module = {
 
 /* Bump with every change to a function's arguments or meaning: kernels.py refuses a build whose
  * ABI differs from its own (a stale .so from before a pull), and runs the PyTorch paths. */
-#define KERNELS_ABI 1
+#define KERNELS_ABI 2
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);

@@ -10,7 +10,9 @@ Scores are kept at the pattern's resolution (one value per NxM block for "mean"/
 reductions, which is exact because the reduction is linear) and computed in row chunks through
 one small scratch buffer, so no full-size temporary is allocated per step. Element-level scores
 are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
-pruning. ``low_memory_usage=True`` keeps scores in bfloat16.
+pruning. Element-level ``snip_momentum`` scores of 2-D weights are updated in one compiled pass
+where the kernels are built (:func:`workbench.pruner.kernels.snip_accumulate`, same values).
+``low_memory_usage=True`` keeps scores in bfloat16.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from . import kernels
 from .layout import Layout
 from .registry import Registry
 
@@ -210,7 +213,8 @@ class SnipMomentumCriterion(PruningCriterion):
                 continue
             if name not in self.scores:
                 self.scores[name] = self._compute(name, _snip).mul_(self.beta)
-            else:
+            elif not (self._layout(name).is_2d and kernels.snip_accumulate(
+                    self.scores[name], module.weight.detach(), module.weight.grad, self.alpha, self.beta)):
                 self._compute(name, _snip, into=self.scores[name], alpha=self.alpha, beta=self.beta)
 
 

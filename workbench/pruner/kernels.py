@@ -4,14 +4,16 @@ Some pruning work is many small or strided vector ops in PyTorch, which run far 
 speed on CPU: the 2:4 ranking is eight strided min/max ops, a broadcast comparison and a tie
 check per layer; a probe of the global selection compares into a float buffer and sums it. The
 C kernels do the same arithmetic in one pass and give the same result (``tests/test_kernels.py``
-runs both paths). Work that PyTorch already does at memory speed stays in PyTorch: a fused
-snip_momentum update measured no faster than the chunked PyTorch ops (both ~16 ms for 28M
-weights on the reference machine).
+runs both paths). The snip_momentum score update and the masking after every step are
+memory-bound PyTorch ops already, but as one C pass each on PyTorch's threads they read memory
+faster than PyTorch's op-by-op chunks (on the reference model: ~12 vs ~17-20 ms for the update
+of 28M scores, ~6 vs ~8-10 ms for the masking).
 
-``pip install`` builds the kernels (``setup.py``) when a C compiler is present; without one, or
-with ``WORKBENCH_NATIVE_KERNELS=0`` in the environment, every function here returns ``None`` (or
-``False``) and the caller takes its PyTorch path. Work is split over threads by
-:mod:`workbench.pruner.parallel` (the kernels release the GIL).
+``pip install`` builds the kernels (``setup.py``) when a C compiler with OpenMP is present;
+without one, or with ``WORKBENCH_NATIVE_KERNELS=0`` in the environment, every function here
+returns ``None`` (or ``False``) and the caller takes its PyTorch path. Each call splits its
+work into ``torch.get_num_threads()`` contiguous shares (one when it is smaller than
+:data:`SPLIT`), which run on PyTorch's own OpenMP threads (see ``_kernels.c``).
 
 Example:
     >>> import torch
@@ -26,11 +28,12 @@ import os
 
 import torch
 
-from .parallel import run_split
 from .workspace import Workspace
 
 ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
-ABI = 1  # must equal KERNELS_ABI in _kernels.c
+ABI = 2  # must equal KERNELS_ABI in _kernels.c
+SPLIT = 1 << 16
+"""Below this many elements (or units of work) a kernel runs on the calling thread alone."""
 
 _log = logging.getLogger(__name__)
 
@@ -70,16 +73,11 @@ def two_of_four(
     second = workspace.get("kernel_second", (g,))
     tied = workspace.get("kernel_tied", (g,), torch.uint8)
 
-    def part(lo: int, hi: int) -> int:
-        return _kernels.two_of_four(
-            groups[lo].data_ptr(), score[lo].data_ptr(), second[lo].data_ptr(),
-            picked[lo].data_ptr(), tied[lo].data_ptr(), hi - lo,
-        )
-
-    (results,) = run_split([(g, 4, part)])
-    if min(results) < 0:
+    ties = _kernels.two_of_four(groups.data_ptr(), score.data_ptr(), second.data_ptr(), picked.data_ptr(),
+                                tied.data_ptr(), g, _threads(4 * g, g))
+    if ties < 0:
         return None
-    tied_idx = torch.nonzero(tied).view(-1) if sum(results) else None
+    tied_idx = torch.nonzero(tied).view(-1) if ties else None
     return score, picked, tied_idx
 
 
@@ -92,16 +90,8 @@ def count_rows(flat: list[torch.Tensor], value: float, row: int) -> list[torch.T
     if not available() or not _fits(flat, 1):
         return None
     counts = [torch.empty(-(-f.numel() // row)) for f in flat]
-
-    def task(f: torch.Tensor, out: torch.Tensor):
-        def part(lo: int, hi: int) -> int:  # rows lo..hi
-            n = min(hi * row, f.numel()) - lo * row
-            _kernels.count_rows(f[lo * row].data_ptr(), n, row, value, out[lo].data_ptr())
-            return 0
-
-        return out.numel(), row, part
-
-    run_split([task(f, out) for f, out in zip(flat, counts)])
+    for f, out in zip(flat, counts):
+        _kernels.count_rows(f.data_ptr(), f.numel(), row, value, out.data_ptr(), _threads(f.numel(), out.numel()))
     return counts
 
 
@@ -111,15 +101,8 @@ def at_or_below(flat: list[torch.Tensor], values: list[float]) -> list[torch.Ten
     if not available() or not _fits(flat, 1):
         return None
     masks = [torch.empty(f.shape, dtype=torch.bool) for f in flat]
-
-    def task(f: torch.Tensor, value: float, out: torch.Tensor):
-        def part(lo: int, hi: int) -> int:
-            _kernels.at_or_below(f[lo].data_ptr(), hi - lo, value, out[lo].data_ptr())
-            return 0
-
-        return f.numel(), 1, part
-
-    run_split([task(f, v, out) for f, v, out in zip(flat, values, masks)])
+    for f, value, out in zip(flat, values, masks):
+        _kernels.at_or_below(f.data_ptr(), f.numel(), value, out.data_ptr(), _threads(f.numel()))
     return masks
 
 
@@ -129,30 +112,37 @@ def between_rows(
     """Per layer, the scores in ``(low, high]`` inside the listed rows of ``row`` scores and their
     flat positions (what ``probes.inside_rows`` returns), given how many there are (``counts``,
     known from two probes). ``None`` when the kernels are unavailable, the inputs do not fit, or
-    a count is wrong."""
+    a count is wrong.
+
+    Each thread gathers from its share of the rows into its own slice of ``count`` entries; the
+    slices are then joined in row order (only when more than one thread ran).
+    """
     if not available() or not _fits(flat, 1) or any(r.dtype != torch.int64 or not r.is_contiguous() for r in rows):
         return None
-    found = [(torch.empty(c), torch.empty(c, dtype=torch.int64)) for c in counts]
-
-    def task(f: torch.Tensor, r: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor]):
-        def part(lo: int, hi: int) -> int:  # one part: the rows' order is the output's order
-            values, positions = out
-            return _kernels.between_rows(f.data_ptr(), f.numel(), r.data_ptr(), r.numel(), row, low, high,
-                                         values.data_ptr(), positions.data_ptr(), values.numel())
-
-        return 1, r.numel() * row, part
-
-    results = run_split([task(f, r, out) for f, r, out in zip(flat, rows, found)])
-    if any(res != [c] for res, c in zip(results, counts)):
-        return None
-    return found
+    result = []
+    for f, r, count in zip(flat, rows, counts):
+        threads = _threads(r.numel() * row, r.numel())
+        values = torch.empty(threads, count)
+        positions = torch.empty(threads, count, dtype=torch.int64)
+        found = torch.empty(threads, dtype=torch.int64)
+        _kernels.between_rows(f.data_ptr(), f.numel(), r.data_ptr(), r.numel(), row, low, high,
+                              values.data_ptr(), positions.data_ptr(), count, found.data_ptr(), threads)
+        per_share = found.tolist()
+        if sum(per_share) != count:
+            return None
+        if threads == 1:
+            result.append((values[0], positions[0]))
+        else:
+            result.append((torch.cat([v[:k] for v, k in zip(values, per_share)]),
+                           torch.cat([p[:k] for p, k in zip(positions, per_share)])))
+    return result
 
 
 def zero_pruned(weights: list[torch.Tensor], masks: list[torch.Tensor]) -> list[bool]:
     """Multiply each weight by 0 where its ``mask`` (bool, the weight's shape) is set, in place,
-    as ``weight.mul_(~mask)`` would, without building the factor; all layers in one split over
-    the threads. Returns which weights were done: not those that are not contiguous float32 CPU
-    tensors with a contiguous bool mask of their shape, and none without the kernels.
+    as ``weight.mul_(~mask)`` would, without building the factor. Returns which weights were
+    done: not those that are not contiguous float32 CPU tensors with a contiguous bool mask of
+    their shape, and none without the kernels.
     """
     if not available():
         return [False] * len(weights)
@@ -160,18 +150,32 @@ def zero_pruned(weights: list[torch.Tensor], masks: list[torch.Tensor]) -> list[
         _fits([w], w.dim()) and m.shape == w.shape and m.dtype == torch.bool and m.is_contiguous()
         for w, m in zip(weights, masks)
     ]
-
-    def task(weight: torch.Tensor, mask: torch.Tensor):
-        flat, bools = weight.view(-1), mask.view(-1)
-
-        def part(lo: int, hi: int) -> int:
-            _kernels.zero_pruned(flat[lo].data_ptr(), bools[lo].data_ptr(), hi - lo)
-            return 0
-
-        return flat.numel(), 1, part
-
-    run_split([task(w, m) for w, m, ok in zip(weights, masks, fits) if ok])
+    for w, m, ok in zip(weights, masks, fits):
+        if ok:
+            _kernels.zero_pruned(w.data_ptr(), m.data_ptr(), w.numel(), _threads(w.numel()))
     return fits
+
+
+def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float,
+                    beta: float) -> bool:
+    """``score = alpha * score + beta * |weight * grad|`` in place, in one pass; the same values
+    as the criterion's PyTorch path (``torch.add(new, score, alpha=alpha)`` rounds with one
+    fused multiply-add, and so does the kernel). Returns ``False``, doing nothing, when the
+    kernels are unavailable or the three are not contiguous float32 CPU tensors of one shape.
+    """
+    if not available() or not (score.shape == weight.shape == grad.shape
+                               and _fits([score, weight, grad], score.dim())):
+        return False
+    _kernels.snip_accumulate(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.numel(), alpha, beta,
+                             _threads(score.numel()))
+    return True
+
+
+def _threads(work: int, units: int | None = None) -> int:
+    """Threads for ``work`` elements cut into at most ``units`` shares (default: ``work``)."""
+    if work < SPLIT:
+        return 1
+    return max(1, min(torch.get_num_threads(), work if units is None else units))
 
 
 def _fits(tensors: list[torch.Tensor], dim: int) -> bool:
