@@ -170,11 +170,43 @@ def test_snip_accumulate_equals_the_pytorch_path(n, beta, alpha, seed, two_threa
 
 
 @needs_kernels
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bn=st.sampled_from([2, 3, 4, 5, 8, 16]), block_rows=st.integers(1, 5), cols=st.integers(1, 150),
+       reduce_type=st.sampled_from(["mean", "sum"]), beta=st.sampled_from([1.0, 0.5]), seed=st.integers(0, 10_000))
+def test_snip_accumulate_blocks_equals_the_pytorch_path(bn, block_rows, cols, reduce_type, beta, seed, two_threads):
+    from workbench.pruner.criteria import _accumulate
+
+    gen = torch.Generator().manual_seed(seed)
+    layer = nn.Linear(cols, bn * block_rows)
+    pattern = get_pattern({"pattern": f"{bn}x1", "criterion_reduce_type": reduce_type}, {"fc": layer})
+    w = torch.randn(bn * block_rows, cols, generator=gen) * torch.exp(torch.randn(bn * block_rows, cols, generator=gen) * 3)
+    g = torch.randn(bn * block_rows, cols, generator=gen)
+    score = torch.rand(block_rows, cols, generator=gen)
+    expected = _accumulate(score.clone(), pattern.reduce("fc", (w * g).abs()), 0.9, beta)
+    assert kernels.snip_accumulate_blocks(score, w, g, bn, mean=reduce_type == "mean", alpha=0.9, beta=beta)
+    assert torch.equal(score, expected)
+
+
+def test_nx1_blocks_are_summed_in_row_order():
+    """The order the kernel sums in; torch.sum's own order over a strided dim depends on the shape."""
+    layer = nn.Linear(33, 16)
+    pattern = get_pattern({"pattern": "8x1", "criterion_reduce_type": "sum"}, {"fc": layer})
+    x = torch.rand(16, 33) * torch.exp(torch.randn(16, 33) * 4)
+    rows = x.view(2, 8, 33)
+    expected = rows[:, 0]
+    for i in range(1, 8):
+        expected = expected + rows[:, i]
+    assert torch.equal(pattern.reduce("fc", x), expected)
+
+
+@needs_kernels
 def test_snip_accumulate_declines_what_it_cannot_take():
     w = torch.randn(6, 4)
     assert not kernels.snip_accumulate(torch.zeros(6, 4, dtype=torch.bfloat16), w, w, 0.9, 1.0)
     assert not kernels.snip_accumulate(torch.zeros(3, 2), w, w, 0.9, 1.0)  # block-level scores
     assert not kernels.snip_accumulate(torch.zeros(4, 6).t(), w, w, 0.9, 1.0)  # not contiguous
+    assert not kernels.snip_accumulate_blocks(torch.zeros(3, 4), w, w, 4, mean=True, alpha=0.9, beta=1.0)  # 6 % 4
+    assert not kernels.snip_accumulate_blocks(torch.zeros(2, 4), w, w, 2, mean=True, alpha=0.9, beta=1.0)  # shape
     score = torch.zeros(6, 4)
     assert kernels.snip_accumulate(score, w, w, 0.9, 1.0) and torch.equal(score, w * w)
 

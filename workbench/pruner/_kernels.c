@@ -129,6 +129,31 @@ static void snip_accumulate(float *s, const float *w, const float *g, int64_t n,
         for (int64_t i = 0; i < n; ++i) s[i] = fmaf(s[i], alpha, fabsf(w[i] * g[i]) * beta);
 }
 
+/* The same update for scores of Nx1 blocks (`bn` rows of one column; `cols` columns): a block's
+ * value is the sum of its |w * g| in row order (NxMPattern.reduce sums Nx1 blocks that way),
+ * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows. */
+VECTOR_CLONES
+static void snip_accumulate_blocks(float *s, const float *w, const float *g, int64_t rows, int64_t cols,
+                                   int64_t bn, int mean, float alpha, float beta) {
+    float acc[64];
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *wr = w + r * bn * cols, *gr = g + r * bn * cols;
+        float *sr = s + r * cols;
+        for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+            const int64_t width = cols - c0 < 64 ? cols - c0 : 64;
+            for (int64_t j = 0; j < width; ++j) acc[j] = fabsf(wr[c0 + j] * gr[c0 + j]);
+            for (int64_t i = 1; i < bn; ++i)
+                for (int64_t j = 0; j < width; ++j) acc[j] += fabsf(wr[i * cols + c0 + j] * gr[i * cols + c0 + j]);
+            for (int64_t j = 0; j < width; ++j) {
+                float v = mean ? acc[j] / (float)bn : acc[j];
+                if (beta != 1.0f)
+                    v *= beta;
+                sr[c0 + j] = fmaf(sr[c0 + j], alpha, v);
+            }
+        }
+    }
+}
+
 /* ---- entry points: parse addresses, cut the work into `threads` shares, release the GIL ---- */
 
 static PyObject *py_two_of_four(PyObject *self, PyObject *args) {
@@ -248,6 +273,25 @@ static PyObject *py_snip_accumulate(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
+    unsigned long long s, w, g;
+    long long rows, cols, bn;
+    int mean, threads;
+    float alpha, beta;
+    if (!PyArg_ParseTuple(args, "KKKLLLpffi", &s, &w, &g, &rows, &cols, &bn, &mean, &alpha, &beta, &threads))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(rows, t, threads), hi = share(rows, t + 1, threads);
+        snip_accumulate_blocks((float *)(uintptr_t)s + lo * cols, (const float *)(uintptr_t)w + lo * bn * cols,
+                               (const float *)(uintptr_t)g + lo * bn * cols, hi - lo, (int64_t)cols, (int64_t)bn,
+                               mean, alpha, beta);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"two_of_four", py_two_of_four, METH_VARARGS,
      "two_of_four(x, score, second, picked, tied, groups, threads) -> tied groups, or -1 on NaN (addresses)"},
@@ -262,6 +306,9 @@ static PyMethodDef methods[] = {
      "zero_pruned(w, pruned, n, threads): w *= 0 where pruned (addresses)"},
     {"snip_accumulate", py_snip_accumulate, METH_VARARGS,
      "snip_accumulate(s, w, g, n, alpha, beta, threads): s = alpha * s + beta * |w * g| (addresses)"},
+    {"snip_accumulate_blocks", py_snip_accumulate_blocks, METH_VARARGS,
+     "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
+     "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -271,7 +318,7 @@ static struct PyModuleDef module = {
 
 /* Bump with every change to a function's arguments or meaning: kernels.py refuses a build whose
  * ABI differs from its own (a stale .so from before a pull), and runs the PyTorch paths. */
-#define KERNELS_ABI 2
+#define KERNELS_ABI 3
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);

@@ -10,8 +10,8 @@ Scores are kept at the pattern's resolution (one value per NxM block for "mean"/
 reductions, which is exact because the reduction is linear) and computed in row chunks through
 one small scratch buffer, so no full-size temporary is allocated per step. Element-level scores
 are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
-pruning. Element-level ``snip_momentum`` scores of 2-D weights are updated in one compiled pass
-where the kernels are built (:func:`workbench.pruner.kernels.snip_accumulate`, same values).
+pruning. ``snip_momentum`` scores of 2-D weights, element-level or of Nx1 blocks, are updated in
+one compiled pass where the kernels are built (:mod:`workbench.pruner.kernels`, same values).
 ``low_memory_usage=True`` keeps scores in bfloat16.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 from . import kernels
 from .layout import Layout
+from .patterns.nxm import ROW_ORDER_MAX
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -213,9 +214,25 @@ class SnipMomentumCriterion(PruningCriterion):
                 continue
             if name not in self.scores:
                 self.scores[name] = self._compute(name, _snip).mul_(self.beta)
-            elif not (self._layout(name).is_2d and kernels.snip_accumulate(
-                    self.scores[name], module.weight.detach(), module.weight.grad, self.alpha, self.beta)):
+            elif not self._accumulate_compiled(name, module):
                 self._compute(name, _snip, into=self.scores[name], alpha=self.alpha, beta=self.beta)
+
+    def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
+        """The update in one compiled pass, for element-level scores and for the mean or sum of
+        Nx1 blocks (up to ``ROW_ORDER_MAX`` rows) of 2-D weights; ``False`` where it does not apply."""
+        if not self._layout(name).is_2d:
+            return False
+        score, weight, grad = self.scores[name], module.weight.detach(), module.weight.grad
+        if score.shape == weight.shape:
+            return kernels.snip_accumulate(score, weight, grad, self.alpha, self.beta)
+        reduce_type = getattr(self.pattern, "reduce_type", None)
+        if self.element_level or reduce_type not in ("mean", "sum") or not hasattr(self.pattern, "block"):
+            return False
+        bn, bm = self.pattern.block(name)
+        if bm != 1 or bn > ROW_ORDER_MAX:
+            return False
+        return kernels.snip_accumulate_blocks(score, weight, grad, bn, mean=reduce_type == "mean",
+                                              alpha=self.alpha, beta=self.beta)
 
 
 def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:

@@ -31,7 +31,7 @@ import torch
 from .workspace import Workspace
 
 ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
-ABI = 2  # must equal KERNELS_ABI in _kernels.c
+ABI = 3  # must equal KERNELS_ABI in _kernels.c
 SPLIT = 1 << 16
 """Below this many elements (or units of work) a kernel runs on the calling thread alone."""
 
@@ -168,6 +168,24 @@ def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tenso
         return False
     _kernels.snip_accumulate(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.numel(), alpha, beta,
                              _threads(score.numel()))
+    return True
+
+
+def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, block_rows: int, *,
+                           mean: bool, alpha: float, beta: float) -> bool:
+    """:func:`snip_accumulate` for scores of ``block_rows`` x 1 blocks of a 2-D weight: each
+    block's ``|weight * grad|`` summed in row order (as ``NxMPattern.reduce`` sums Nx1 blocks),
+    divided by ``block_rows`` if ``mean``. ``score`` is ``[rows // block_rows, cols]``. Returns
+    ``False``, doing nothing, where the kernels are unavailable or the tensors do not fit.
+    """
+    if not available() or weight.dim() != 2 or block_rows < 1 or weight.shape[0] % block_rows:
+        return False
+    rows, cols = weight.shape
+    if not (score.shape == (rows // block_rows, cols) and grad.shape == weight.shape
+            and _fits([score, weight, grad], 2)):
+        return False
+    _kernels.snip_accumulate_blocks(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.shape[0], cols,
+                                    block_rows, mean, alpha, beta, _threads(weight.numel(), score.shape[0]))
     return True
 
 

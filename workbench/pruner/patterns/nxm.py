@@ -13,6 +13,11 @@ from . import register_pattern
 from .base import BasePattern, _as_uint8
 
 
+ROW_ORDER_MAX = 16
+"""Nx1 blocks up to this N are summed in row order (``torch.sum``'s order depends on the shape),
+so that :func:`workbench.pruner.kernels.snip_accumulate_blocks` can give the same values."""
+
+
 @register_pattern("NxM")
 class NxMPattern(BasePattern):
     """Blocks of N rows by M columns, scored by the reduction of their elements' scores.
@@ -56,7 +61,12 @@ class NxMPattern(BasePattern):
         view = elem2d.reshape(r, bn, c, bm)
         if self.reduce_type == "max":
             return view.amax(dim=(1, 3))
-        out = view.sum(dim=(1, 3))
+        if bm == 1 and bn <= ROW_ORDER_MAX:
+            out = view[:, 0, :, 0] + view[:, 1, :, 0]  # in row order, as the compiled kernel sums
+            for i in range(2, bn):
+                out += view[:, i, :, 0]
+        else:
+            out = view.sum(dim=(1, 3))
         return out.div_(bn * bm) if self.reduce_type == "mean" else out
 
     def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
