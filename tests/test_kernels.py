@@ -230,6 +230,24 @@ def test_zero_pruned_is_multiplying_by_the_keep_mask(two_threads):
 
 
 @needs_kernels
+@pytest.mark.parametrize("pattern", ["4x1", "3x1", "channelx1"])
+def test_nx1_blocks_are_zeroed_as_multiplying_by_the_expanded_keep_mask(pattern, two_threads):
+    layer = nn.Linear(11, 12)
+    p = get_pattern({"pattern": pattern}, {"fc": layer})
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(12, 11, generator=gen)
+    weight[0, :3] = torch.tensor([float("nan"), float("inf"), -1.0])
+    blocks = torch.rand(p.grid("fc", 12)[0], 11, generator=gen) > 0.5
+    blocks[0, :3] = True
+    expected = weight * ~p.expand("fc", blocks)
+    assert p.zero_compiled({"fc": weight}, {"fc": blocks}) == {"fc"}
+    assert torch.equal(weight.isnan(), expected.isnan())
+    assert torch.equal(weight.nan_to_num(), expected.nan_to_num())
+    assert torch.equal(weight.signbit(), expected.signbit())  # -0.0 where a negative weight was pruned
+    assert not kernels.zero_pruned_rows(weight, blocks.t().contiguous(), p.block("fc")[0])  # wrong shape
+
+
+@needs_kernels
 @pytest.mark.parametrize("pattern", ["1x1", "2:4", "4x1"])
 def test_pruning_runs_alike_with_and_without_kernels(pattern, monkeypatch, two_threads):
     from workbench.pruner import WeightPruningConfig, prepare_pruning

@@ -118,6 +118,17 @@ static void zero_pruned(float *w, const uint8_t *pruned, int64_t n) {
     for (int64_t i = 0; i < n; ++i) w[i] = pruned[i] ? w[i] * 0.0f : w[i];
 }
 
+/* The same for Nx1 blocks: row r of the [rows, cols] weight is zeroed where row r / bn of the
+ * block mask is set (`first` is the weight row the call starts at). */
+VECTOR_CLONES
+static void zero_pruned_rows(float *w, const uint8_t *pruned, int64_t first, int64_t rows, int64_t cols, int64_t bn) {
+    for (int64_t r = first; r < first + rows; ++r) {
+        float *wr = w + r * cols;
+        const uint8_t *pr = pruned + (r / bn) * cols;
+        for (int64_t c = 0; c < cols; ++c) wr[c] = pr[c] ? wr[c] * 0.0f : wr[c];
+    }
+}
+
 /* s = alpha * s + beta * |w * g|, rounded as the PyTorch path rounds it: the product, then (when
  * beta is not 1) the product times beta, then one fused multiply-add, which is what
  * torch.add(new, s, alpha=alpha) computes on CPU. */
@@ -255,6 +266,23 @@ static PyObject *py_zero_pruned(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_zero_pruned_rows(PyObject *self, PyObject *args) {
+    unsigned long long w, pruned;
+    long long rows, cols, bn;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KKLLLi", &w, &pruned, &rows, &cols, &bn, &threads))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t lo = share(rows, t, threads), hi = share(rows, t + 1, threads);
+        zero_pruned_rows((float *)(uintptr_t)w, (const uint8_t *)(uintptr_t)pruned, lo, hi - lo, (int64_t)cols,
+                         (int64_t)bn);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_snip_accumulate(PyObject *self, PyObject *args) {
     unsigned long long s, w, g;
     long long n;
@@ -304,6 +332,8 @@ static PyMethodDef methods[] = {
      "(low, high] of the rows, share t's in its own capacity-long slice, its count in found[t] (addresses)"},
     {"zero_pruned", py_zero_pruned, METH_VARARGS,
      "zero_pruned(w, pruned, n, threads): w *= 0 where pruned (addresses)"},
+    {"zero_pruned_rows", py_zero_pruned_rows, METH_VARARGS,
+     "zero_pruned_rows(w, pruned, rows, cols, bn, threads): w[r] *= 0 where pruned[r / bn] (addresses)"},
     {"snip_accumulate", py_snip_accumulate, METH_VARARGS,
      "snip_accumulate(s, w, g, n, alpha, beta, threads): s = alpha * s + beta * |w * g| (addresses)"},
     {"snip_accumulate_blocks", py_snip_accumulate_blocks, METH_VARARGS,
@@ -318,7 +348,7 @@ static struct PyModuleDef module = {
 
 /* Bump with every change to a function's arguments or meaning: kernels.py refuses a build whose
  * ABI differs from its own (a stale .so from before a pull), and runs the PyTorch paths. */
-#define KERNELS_ABI 3
+#define KERNELS_ABI 4
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);

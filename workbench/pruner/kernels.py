@@ -31,7 +31,7 @@ import torch
 from .workspace import Workspace
 
 ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
-ABI = 3  # must equal KERNELS_ABI in _kernels.c
+ABI = 4  # must equal KERNELS_ABI in _kernels.c
 SPLIT = 1 << 16
 """Below this many elements (or units of work) a kernel runs on the calling thread alone."""
 
@@ -154,6 +154,23 @@ def zero_pruned(weights: list[torch.Tensor], masks: list[torch.Tensor]) -> list[
         if ok:
             _kernels.zero_pruned(w.data_ptr(), m.data_ptr(), w.numel(), _threads(w.numel()))
     return fits
+
+
+def zero_pruned_rows(weight: torch.Tensor, pruned: torch.Tensor, block_rows: int) -> bool:
+    """Zero a 2-D ``weight`` where its ``block_rows`` x 1 block is pruned, in place, as
+    multiplying by the expanded keep mask would. ``pruned`` is the bool block mask
+    ``[rows // block_rows, cols]``. Returns ``False``, doing nothing, where the kernels are
+    unavailable or the tensors do not fit.
+    """
+    if not available() or weight.dim() != 2 or block_rows < 1 or weight.shape[0] % block_rows:
+        return False
+    rows, cols = weight.shape
+    if not (_fits([weight], 2) and pruned.shape == (rows // block_rows, cols) and pruned.dtype == torch.bool
+            and pruned.is_contiguous()):
+        return False
+    _kernels.zero_pruned_rows(weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows,
+                              _threads(weight.numel(), rows))
+    return True
 
 
 def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float,

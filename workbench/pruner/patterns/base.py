@@ -116,16 +116,11 @@ class BasePattern:
                   factors: dict[str, torch.Tensor]) -> None:
         """Zero the pruned weights of every layer in ``pruned``, in place.
 
-        Element-level masks go to the compiled kernel in one call, where it is available; the
-        other layers are multiplied by their :meth:`keep_factor`, taken from ``factors`` or built
-        and put there (pruners keep that cache until their masks change).
+        Layers :meth:`zero_compiled` takes are zeroed by a compiled kernel; the others are
+        multiplied by their :meth:`keep_factor`, taken from ``factors`` or built and put there
+        (pruners keep that cache until their masks change).
         """
-        direct = {}
-        for name, mask in pruned.items():
-            if mask.numel() == weights[name].numel():
-                direct[name] = self.expand(name, mask)
-        done = kernels.zero_pruned([weights[n] for n in direct], list(direct.values()))
-        zeroed = {name for name, ok in zip(direct, done) if ok}
+        zeroed = self.zero_compiled(weights, pruned)
         for name, mask in pruned.items():
             if name in zeroed:
                 continue
@@ -133,6 +128,14 @@ class BasePattern:
             if factor is None:
                 factor = factors[name] = self.keep_factor(name, mask)
             self.apply_factor(name, weights[name], factor)
+
+    def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
+        """Zero what a compiled kernel can, in place; returns those layers' names. Here: layers
+        with element-level masks (patterns with other kernels extend this)."""
+        direct = {name: self.expand(name, mask) for name, mask in pruned.items()
+                  if mask.numel() == weights[name].numel()}
+        done = kernels.zero_pruned([weights[n] for n in direct], list(direct.values()))
+        return {name for name, ok in zip(direct, done) if ok}
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""

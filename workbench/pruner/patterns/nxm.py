@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import kernels
 from ..layout import Layout
 from . import register_pattern
 from .base import BasePattern, _as_uint8
@@ -105,6 +106,18 @@ class NxMPattern(BasePattern):
             weight.view(r, bn, c, bm).mul_(factor)
         else:
             weight.mul_(factor)
+
+    def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
+        """Element-level masks, and Nx1 blocks of 2-D weights straight from the block mask (no
+        full-size factor is built or kept for those)."""
+        zeroed = super().zero_compiled(weights, pruned)
+        for name, mask in pruned.items():
+            if name in zeroed or not self.layouts[name].is_2d:
+                continue
+            bn, bm = self.block(name)
+            if bm == 1 and kernels.zero_pruned_rows(weights[name], mask, bn):
+                zeroed.add(name)
+        return zeroed
 
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         layout = self.layouts[name]
