@@ -348,11 +348,17 @@ static struct PyModuleDef module = {
 
 /* Bump with every change to a function's arguments or meaning: kernels.py refuses a build whose
  * ABI differs from its own (a stale .so from before a pull), and runs the PyTorch paths. */
-#define KERNELS_ABI 4
+#define KERNELS_ABI 5
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "ABI", KERNELS_ABI) < 0) {
+#ifdef _OPENMP
+    const int openmp = 1;
+#else
+    const int openmp = 0; /* built without OpenMP: the pragmas are ignored and shares run in turn */
+#endif
+    if (m != NULL && (PyModule_AddIntConstant(m, "ABI", KERNELS_ABI) < 0
+                      || PyModule_AddIntConstant(m, "OPENMP", openmp) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

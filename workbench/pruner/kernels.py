@@ -13,7 +13,8 @@ of 28M scores, ~6 vs ~8-10 ms for the masking).
 without one, or with ``WORKBENCH_NATIVE_KERNELS=0`` in the environment, every function here
 returns ``None`` (or ``False``) and the caller takes its PyTorch path. Each call splits its
 work into ``torch.get_num_threads()`` contiguous shares (one when it is smaller than
-:data:`SPLIT`), which run on PyTorch's own OpenMP threads (see ``_kernels.c``).
+:data:`SPLIT`, or when the kernels were built without OpenMP), which run on PyTorch's own OpenMP
+threads (see ``_kernels.c``).
 
 Example:
     >>> import torch
@@ -31,7 +32,7 @@ import torch
 from .workspace import Workspace
 
 ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
-ABI = 4  # must equal KERNELS_ABI in _kernels.c
+ABI = 5  # must equal KERNELS_ABI in _kernels.c
 SPLIT = 1 << 16
 """Below this many elements (or units of work) a kernel runs on the calling thread alone."""
 
@@ -208,7 +209,7 @@ def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torc
 
 def _threads(work: int, units: int | None = None) -> int:
     """Threads for ``work`` elements cut into at most ``units`` shares (default: ``work``)."""
-    if work < SPLIT:
+    if work < SPLIT or not getattr(_kernels, "OPENMP", 0):
         return 1
     return max(1, min(torch.get_num_threads(), work if units is None else units))
 
