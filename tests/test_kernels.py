@@ -200,6 +200,30 @@ def test_nx1_blocks_are_summed_in_row_order():
 
 
 @needs_kernels
+@pytest.mark.parametrize("pattern, kernel", [("1x1", "snip_accumulate"), ("2:4", "snip_accumulate"),
+                                             ("4x1", "snip_accumulate_blocks"), ("2x2", None)])
+def test_snip_momentum_updates_go_to_the_kernel_that_fits(pattern, kernel, monkeypatch):
+    from workbench.pruner import WeightPruningConfig, prepare_pruning
+
+    calls = []
+    for name in ("snip_accumulate", "snip_accumulate_blocks"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _n=name, _f=real, **k: calls.append(_n) or _f(*a, **k))
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16), nn.Linear(16, 2))
+    config = WeightPruningConfig(pattern=pattern, target_sparsity=0.5, pruning_type="snip_momentum",
+                                 start_step=1, end_step=3, pruning_frequency=1)
+    pruning = prepare_pruning(model, config)
+    for step in range(3):
+        pruning.on_step_begin(step)
+        model(torch.randn(8, 16)).square().mean().backward()
+        pruning.on_before_optimizer_step()
+        pruning.on_after_optimizer_step()
+        model.zero_grad()
+    # the first step creates the scores; the next two update both pruned layers
+    assert calls == ([kernel] * 4 if kernel else [])
+
+
+@needs_kernels
 def test_snip_accumulate_declines_what_it_cannot_take():
     w = torch.randn(6, 4)
     assert not kernels.snip_accumulate(torch.zeros(6, 4, dtype=torch.bfloat16), w, w, 0.9, 1.0)

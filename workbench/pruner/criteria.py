@@ -23,7 +23,6 @@ import torch
 
 from . import kernels
 from .layout import Layout
-from .patterns.nxm import ROW_ORDER_MAX
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -218,21 +217,19 @@ class SnipMomentumCriterion(PruningCriterion):
                 self._compute(name, _snip, into=self.scores[name], alpha=self.alpha, beta=self.beta)
 
     def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
-        """The update in one compiled pass, for element-level scores and for the mean or sum of
-        Nx1 blocks (up to ``ROW_ORDER_MAX`` rows) of 2-D weights; ``False`` where it does not apply."""
+        """The update in one compiled pass, for element-level scores and for the in-order row sums
+        of Nx1 blocks (``BasePattern.row_sum_block``) of 2-D weights; ``False`` where it does not
+        apply."""
         if not self._layout(name).is_2d:
             return False
         score, weight, grad = self.scores[name], module.weight.detach(), module.weight.grad
         if score.shape == weight.shape:
             return kernels.snip_accumulate(score, weight, grad, self.alpha, self.beta)
-        reduce_type = getattr(self.pattern, "reduce_type", None)
-        if self.element_level or reduce_type not in ("mean", "sum") or not hasattr(self.pattern, "block"):
+        block = self.pattern.row_sum_block(name) if self.pattern is not None else None
+        if block is None:
             return False
-        bn, bm = self.pattern.block(name)
-        if bm != 1 or bn > ROW_ORDER_MAX:
-            return False
-        return kernels.snip_accumulate_blocks(score, weight, grad, bn, mean=reduce_type == "mean",
-                                              alpha=self.alpha, beta=self.beta)
+        rows, mean = block
+        return kernels.snip_accumulate_blocks(score, weight, grad, rows, mean=mean, alpha=self.alpha, beta=self.beta)
 
 
 def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:

@@ -73,6 +73,12 @@ class BasePattern:
         """Element scores of (a row range of) the 2-D view -> the stored score resolution."""
         raise NotImplementedError
 
+    def row_sum_block(self, name: str) -> tuple[int, bool] | None:
+        """``(N, mean)`` when :meth:`reduce` stores, per N x 1 block of the 2-D view, the sum of
+        its N element scores added in row order (divided by N if ``mean``): what a compiled
+        kernel can compute alike. ``None`` here: no such reduction."""
+        return None
+
     def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
         """Stored scores -> one score per unit (lower is pruned first)."""
         raise NotImplementedError

@@ -16,7 +16,8 @@ from .base import BasePattern, _as_uint8
 
 ROW_ORDER_MAX = 16
 """Nx1 blocks up to this N are summed in row order (``torch.sum``'s order depends on the shape),
-so that :func:`workbench.pruner.kernels.snip_accumulate_blocks` can give the same values."""
+so that :func:`workbench.pruner.kernels.snip_accumulate_blocks` can give the same values
+(:meth:`NxMPattern.row_sum_block`)."""
 
 
 @register_pattern("NxM")
@@ -62,13 +63,20 @@ class NxMPattern(BasePattern):
         view = elem2d.reshape(r, bn, c, bm)
         if self.reduce_type == "max":
             return view.amax(dim=(1, 3))
-        if bm == 1 and bn <= ROW_ORDER_MAX:
+        if self.row_sum_block(name):
             out = view[:, 0, :, 0] + view[:, 1, :, 0]  # in row order, as the compiled kernel sums
             for i in range(2, bn):
                 out += view[:, i, :, 0]
         else:
             out = view.sum(dim=(1, 3))
         return out.div_(bn * bm) if self.reduce_type == "mean" else out
+
+    def row_sum_block(self, name: str) -> tuple[int, bool] | None:
+        """Nx1 blocks of 2 to :data:`ROW_ORDER_MAX` rows with a "mean" or "sum" reduction."""
+        bn, bm = self.block(name)
+        if bm != 1 or not 1 < bn <= ROW_ORDER_MAX or self.reduce_type == "max":
+            return None
+        return bn, self.reduce_type == "mean"
 
     def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
         r, _, c, _ = self.grid(name, self.layouts[name].rows)
