@@ -8,6 +8,7 @@ compiler the install still succeeds and the pruner runs its pure-PyTorch path
 """
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError, LinkError
 
 OPENMP = "-fopenmp"
 
@@ -18,7 +19,7 @@ class BuildKernels(build_ext):
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception:  # the compiler's or the linker's error; the retry's error is reported
+        except (CompileError, LinkError):  # a failing retry reports its own error
             if OPENMP not in ext.extra_compile_args:
                 raise
             print(f"building {ext.name} without OpenMP: its kernels will run on one thread")

@@ -163,12 +163,11 @@ def zero_pruned_rows(weight: torch.Tensor, pruned: torch.Tensor, block_rows: int
     ``[rows // block_rows, cols]``. Returns ``False``, doing nothing, where the kernels are
     unavailable or the tensors do not fit.
     """
-    if not available() or weight.dim() != 2 or block_rows < 1 or weight.shape[0] % block_rows:
+    if not available() or not _fits([weight], 2) or _block_grid(weight, block_rows) != pruned.shape:
+        return False
+    if pruned.dtype != torch.bool or not pruned.is_contiguous():
         return False
     rows, cols = weight.shape
-    if not (_fits([weight], 2) and pruned.shape == (rows // block_rows, cols) and pruned.dtype == torch.bool
-            and pruned.is_contiguous()):
-        return False
     _kernels.zero_pruned_rows(weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows,
                               _threads(weight.numel(), rows))
     return True
@@ -196,15 +195,23 @@ def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torc
     divided by ``block_rows`` if ``mean``. ``score`` is ``[rows // block_rows, cols]``. Returns
     ``False``, doing nothing, where the kernels are unavailable or the tensors do not fit.
     """
-    if not available() or weight.dim() != 2 or block_rows < 1 or weight.shape[0] % block_rows:
+    if not available() or not _fits([score, weight, grad], 2) or grad.shape != weight.shape:
         return False
-    rows, cols = weight.shape
-    if not (score.shape == (rows // block_rows, cols) and grad.shape == weight.shape
-            and _fits([score, weight, grad], 2)):
+    if _block_grid(weight, block_rows) != score.shape:
         return False
-    _kernels.snip_accumulate_blocks(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.shape[0], cols,
-                                    block_rows, mean, alpha, beta, _threads(weight.numel(), score.shape[0]))
+    block_rows_total, cols = score.shape
+    _kernels.snip_accumulate_blocks(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), block_rows_total, cols,
+                                    block_rows, mean, alpha, beta, _threads(weight.numel(), block_rows_total))
     return True
+
+
+def _block_grid(weight: torch.Tensor, block_rows: int) -> tuple[int, int] | None:
+    """The ``[rows // block_rows, cols]`` shape of a 2-D weight's Nx1 block masks or scores;
+    ``None`` when ``block_rows`` does not divide the rows."""
+    rows, cols = weight.shape
+    if block_rows < 1 or rows % block_rows:
+        return None
+    return rows // block_rows, cols
 
 
 def _threads(work: int, units: int | None = None) -> int:
