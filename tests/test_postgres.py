@@ -3,11 +3,12 @@
 What several machines do, on one: a throw-away PostgreSQL server (``tests/pg_server.py``) holds
 two databases, ``optuna`` (the study, through ``--storage postgresql://...``) and ``mlflow`` (the
 backend of an ``mlflow server`` with proxied artifacts, reached through ``--tracking-uri http://``).
-One ``workbench search`` creates the study (one trial); then two separate ``workbench search``
-processes, started together as two machines would be, run the same study to its total, one
-given the flags, the other ``WORKBENCH_STORAGE`` and ``MLFLOW_TRACKING_URI``. Both stores must
-then agree: exactly the requested number of COMPLETE Optuna trials, one parent run, and one
-FINISHED child run per trial linked by ``optuna.trial_number`` and the trial's ``mlflow_run_id``.
+One ``workbench search`` of quick.yaml (with trials of a few seconds) creates the study (one
+trial); then two separate ``workbench search`` processes, started together as two machines would
+be, run the same study to its total, one given the flags, the other ``WORKBENCH_STORAGE`` and
+``MLFLOW_TRACKING_URI``. Both stores must then agree: exactly the requested number of COMPLETE
+Optuna trials, one parent run, and one FINISHED child run per trial linked by
+``optuna.trial_number`` and the trial's ``mlflow_run_id``.
 Nothing is written to the working folder (no embedded stores).
 
 The test is skipped when PostgreSQL is missing and cannot be installed (``.ci/run`` installs the
@@ -24,13 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from pg_server import find_pg_bin, start_mlflow_server, start_postgres, stop_process
+from pg_server import PG_USER, find_pg_bin, start_mlflow_server, start_postgres, stop_process
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = REPO / "experiments" / "quick.yaml"
 STUDY = "quick"  # quick.yaml's name, hence its study and MLflow experiment name
+STEPS = 2000  # quick.yaml's 30 steps take 0.3 s: a worker that starts a few seconds late would find no trial left
 TOTAL = 6  # trials requested; the first command runs one, the two workers share the rest
 TIMEOUT = 300
 
@@ -69,8 +71,19 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _slow_quick(folder: Path) -> Path:
+    """quick.yaml with :data:`STEPS` training steps (a few seconds a trial), written into ``folder``."""
+    import yaml
+
+    data = yaml.safe_load(QUICK.read_text())
+    data["training"].update(steps=STEPS, eval_every=STEPS // 4, pruning_frequency=STEPS // 10)
+    path = folder / "quick.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def _search(args: list[str], *, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "workbench", "search", str(QUICK), *args]
+    cmd = [sys.executable, "-m", "workbench", "search", str(_slow_quick(cwd)), *args]
     with log.open("wb") as handle:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -122,7 +135,7 @@ def test_two_processes_share_a_study_on_postgresql(postgres, mlflow_uri, tmp_pat
 
     # Both workers ran trials of the shared study (the first command ran trial 0).
     done = [set(map(int, re.findall(r"\btrial (\d+) COMPLETE\b", log.read_text()))) for log in logs]
-    assert done[0] and done[1], f"one worker ran no trial: {done}"
+    assert done[0] and done[1], f"one worker ran no trial: {done}\n{_tails(logs)}"
     assert not done[0] & done[1] and done[0] | done[1] == set(range(1, TOTAL)), done
 
     # MLflow server on PostgreSQL: one experiment, one parent run, one FINISHED child run per trial.
@@ -148,3 +161,43 @@ def test_two_processes_share_a_study_on_postgresql(postgres, mlflow_uri, tmp_pat
     # The flags and the environment variables were honoured: no embedded store in the working folder.
     leftovers = [*tmp_path.glob("*.db"), *tmp_path.glob("*.journal"), *tmp_path.glob("mlruns")]
     assert not leftovers, leftovers
+
+
+def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
+    """The budget lock holds across storages: what two workers' "room for one more?" relies on.
+
+    Each worker's study wraps its RDBStorage in Optuna's cache; the lock must see through that
+    (it once did not, and two workers overshot the total by a trial).
+    """
+    import threading
+
+    import optuna
+    import psycopg
+
+    from workbench.recovery import study_lock
+    from workbench.search import make_storage
+
+    spec = postgres.url("optuna")
+    first = optuna.create_study(study_name="lock-check", storage=make_storage(spec))
+    second = optuna.load_study(study_name="lock-check", storage=make_storage(spec))
+    entered, leave = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        with study_lock(spec, "lock-check", second._storage):
+            entered.set()
+            leave.wait(30)
+
+    def advisory_locks() -> int:
+        with psycopg.connect(host="127.0.0.1", port=postgres.port, user=PG_USER, password=postgres.password,
+                             dbname="optuna", connect_timeout=10) as conn:
+            return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
+
+    with study_lock(spec, "lock-check", first._storage):
+        assert advisory_locks() == 1
+        thread = threading.Thread(target=other_worker, daemon=True)
+        thread.start()
+        assert not entered.wait(1.0), "a second holder entered the study lock while the first held it"
+    assert entered.wait(30), "the second holder never got the lock after the first released it"
+    leave.set()
+    thread.join(30)
+    assert advisory_locks() == 0

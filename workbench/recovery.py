@@ -224,6 +224,12 @@ def _postgres_lock(storage: optuna.storages.RDBStorage, key: int) -> Iterator[No
             conn.commit()
 
 
+def _rdb_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The RDBStorage behind ``storage``: a study's ``_storage`` is Optuna's cache around it."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
 def study_lock(spec: str, study_name: str, storage: optuna.storages.BaseStorage) -> contextlib.AbstractContextManager:
     """An exclusive lock over ``study_name`` shared by every process using storage ``spec``.
 
@@ -231,11 +237,12 @@ def study_lock(spec: str, study_name: str, storage: optuna.storages.BaseStorage)
     uses an advisory lock (any machine). Other storages get no lock: several processes may then
     overshoot the total by a trial or so.
     """
-    if spec.startswith("postgresql") and isinstance(storage, optuna.storages.RDBStorage):
+    rdb = _rdb_storage(storage)
+    if spec.startswith("postgresql") and rdb is not None:
         # advisory locks are per database, so the study name alone is the key: machines that
         # spell the host differently (localhost / dbhost) still share the lock
         digest = hashlib.sha1(study_name.encode()).digest()
-        return _postgres_lock(storage, int.from_bytes(digest[:8], "big", signed=True))
+        return _postgres_lock(rdb, int.from_bytes(digest[:8], "big", signed=True))
     path = spec.removeprefix("sqlite:///") if spec.startswith("sqlite:///") else None if "://" in spec else spec
     if path is None:
         return contextlib.nullcontext()
