@@ -108,12 +108,16 @@ class PostgresServer:
         """The SQLAlchemy/Optuna/MLflow URL of ``database`` over TCP with the password."""
         return f"{driver}://{PG_USER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> None:
-        """``CREATE DATABASE name`` (owned by the workbench user)."""
+    def connect(self, database: str, *, autocommit: bool = False) -> "psycopg.Connection":
+        """A psycopg connection to ``database`` as the workbench user (a context manager)."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER, password=self.password,
-                             dbname="postgres", connect_timeout=10, autocommit=True) as conn:
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER, password=self.password,
+                               dbname=database, connect_timeout=10, autocommit=autocommit)
+
+    def create_database(self, name: str) -> None:
+        """``CREATE DATABASE name`` (owned by the workbench user)."""
+        with self.connect("postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
 
     def log_tail(self, lines: int = 20) -> str:

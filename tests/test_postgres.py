@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from pg_server import PG_USER, find_pg_bin, start_mlflow_server, start_postgres, stop_process
+from pg_server import find_pg_bin, start_mlflow_server, start_postgres, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +82,8 @@ def _slow_quick(folder: Path) -> Path:
     return path
 
 
-def _search(args: list[str], *, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "workbench", "search", str(_slow_quick(cwd)), *args]
+def _search(experiment: Path, args: list[str], *, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "workbench", "search", str(experiment), *args]
     with log.open("wb") as handle:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -108,19 +108,19 @@ def test_two_processes_share_a_study_on_postgresql(postgres, mlflow_uri, tmp_pat
     import optuna
     from mlflow.tracking import MlflowClient
 
-    storage = postgres.url("optuna")
+    storage, experiment = postgres.url("optuna"), _slow_quick(tmp_path)
     # One process creates the study, the MLflow experiment and the parent run (and runs one trial),
     # so the concurrent workers below only ever load them.
     first_log = tmp_path / "first.log"
-    _wait_all([_search(["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", "1"], cwd=tmp_path,
-                       log=first_log, env=_env())], [first_log])
+    _wait_all([_search(experiment, ["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", "1"],
+                       cwd=tmp_path, log=first_log, env=_env())], [first_log])
 
     # Two "machines": separate processes, one given the flags, one the environment variables.
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     procs = [
-        _search(["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", str(TOTAL)], cwd=tmp_path,
-                log=logs[0], env=_env()),
-        _search(["--n-trials", str(TOTAL)], cwd=tmp_path, log=logs[1],
+        _search(experiment, ["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", str(TOTAL)],
+                cwd=tmp_path, log=logs[0], env=_env()),
+        _search(experiment, ["--n-trials", str(TOTAL)], cwd=tmp_path, log=logs[1],
                 env=_env(WORKBENCH_STORAGE=storage, MLFLOW_TRACKING_URI=mlflow_uri)),
     ]
     _wait_all(procs, logs)
@@ -172,7 +172,6 @@ def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
     import threading
 
     import optuna
-    import psycopg
 
     from workbench.recovery import study_lock
     from workbench.search import make_storage
@@ -188,8 +187,7 @@ def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
             leave.wait(30)
 
     def advisory_locks() -> int:
-        with psycopg.connect(host="127.0.0.1", port=postgres.port, user=PG_USER, password=postgres.password,
-                             dbname="optuna", connect_timeout=10) as conn:
+        with postgres.connect("optuna") as conn:
             return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
 
     with study_lock(spec, "lock-check", first._storage):
