@@ -10,13 +10,13 @@ PORT ?= 5000
 
 SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: install search ui test bench notebooks lab clean
+.PHONY: install search ui test lint bench notebooks lab clean
 
 install: $(STAMP)
 
 # torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels. The editable install
 # also compiles the pruner's optional C kernels, so editing them reinstalls on the next target.
-$(STAMP): pyproject.toml setup.py workbench/pruner/_kernels.c
+$(STAMP): pyproject.toml setup.py $(wildcard workbench/pruner/_kernels.c workbench/pruner/_backend/_kernels.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -29,14 +29,19 @@ search: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/workbench ui --port $(PORT)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
+# the import contracts of docs/design.md (layers point downward, no cycles) and ruff's lint
+lint: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check --quiet .
+
 bench: $(STAMP)
-	$(BIN)/workbench bench
+	$(BIN)/python -m tools.bench
 
 notebooks: $(STAMP)
-	$(BIN)/python -m workbench.notebooks
+	$(BIN)/python -m tools.notebooks
 
 lab: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,lab]'

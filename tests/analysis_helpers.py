@@ -10,7 +10,7 @@ from typing import Any
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from workbench.metric_keys import layer_metric_keys
+from workbench.tracking.metric_keys import layer_metric_keys
 
 LAYERS = ("enc.0.fc1", "head:out")  # the second is mapped by metric_keys to "head_out"
 T0 = 1_700_000_000_000  # ms

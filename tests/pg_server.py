@@ -34,6 +34,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # psycopg is imported where a connection is made: the module loads without it
+    import psycopg
 
 __all__ = ["PostgresServer", "find_pg_bin", "free_port", "start_mlflow_server", "start_postgres", "stop_process"]
 
@@ -108,7 +112,7 @@ class PostgresServer:
         """The SQLAlchemy/Optuna/MLflow URL of ``database`` over TCP with the password."""
         return f"{driver}://{PG_USER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def connect(self, database: str, *, autocommit: bool = False) -> "psycopg.Connection":
+    def connect(self, database: str, *, autocommit: bool = False) -> psycopg.Connection:
         """A psycopg connection to ``database`` as the workbench user (a context manager)."""
         import psycopg
 
@@ -174,7 +178,7 @@ def start_postgres(bin_dir: Path | None = None, *, attempts: int = 3) -> Postgre
         _run_pg(server, [str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", PG_USER, "-E", "UTF8",
                          "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256",
                          f"--pwfile={base / 'pwfile'}"])
-        for attempt in range(attempts):  # the free port may be taken between free_port() and the bind
+        for _attempt in range(attempts):  # the free port may be taken between free_port() and the bind
             server.port = free_port()
             options = (f"-c listen_addresses=127.0.0.1 -p {server.port} -c unix_socket_directories={base} "
                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")

@@ -11,8 +11,9 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from pandas.testing import assert_frame_equal
 
+from workbench import analysis
+
 from analysis_helpers import COMMON, TRIALS, empty_store, make_store
-from workbench import analysis, plots_analysis
 
 LABEL = {"enc.0.fc1": "enc.0.fc1", "head:out": "head_out"}
 
@@ -222,24 +223,24 @@ def test_variance_explained_bins_numbers():
 def test_plots_from_frames(store):
     uri, ids = store
     curves = analysis.curves_frame("demo", client=uri)
-    fig = plots_analysis.plot_layer_curves(curves, run_id=ids["trial0"])
+    fig = analysis.plot_layer_curves(curves, run_id=ids["trial0"])
     assert isinstance(fig, Figure) and [len(ax.lines) for ax in fig.axes] == [2, 2]
     with pytest.raises(ValueError, match="run_id: the frame holds 3 runs"):
-        plots_analysis.plot_layer_curves(curves)
-    heat = plots_analysis.plot_layer_heatmap(curves, run_id=ids["trial0"], value="blockwise")
+        analysis.plot_layer_curves(curves)
+    heat = analysis.plot_layer_heatmap(curves, run_id=ids["trial0"], value="blockwise")
     assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["enc.0.fc1", "head_out"]
     with pytest.raises(ValueError, match="value: 'dense' is not allowed"):
-        plots_analysis.plot_layer_heatmap(curves, run_id=ids["trial0"], value="dense")
-    glob = plots_analysis.plot_global_curves(analysis.global_curves_frame("demo", client=uri))
+        analysis.plot_layer_heatmap(curves, run_id=ids["trial0"], value="dense")
+    glob = analysis.plot_global_curves(analysis.global_curves_frame("demo", client=uri))
     assert [len(ax.lines) for ax in glob.axes] == [3, 3]
     trials = analysis.trials_frame("demo", client=uri)
-    evals = plots_analysis.plot_eval_curves(analysis.eval_frame("demo", client=uri),
+    evals = analysis.plot_eval_curves(analysis.eval_frame("demo", client=uri),
                                             dense=trials.set_index("run_id")["dense_accuracy"])
     assert len(evals.axes[0].lines) == 4 + 3  # four runs, three dense baselines (the pruned one has none)
     complete = trials[trials["state"] == "COMPLETE"]
-    scatter = plots_analysis.plot_accuracy_vs_sparsity(complete, front=analysis.pareto_front(complete))
+    scatter = analysis.plot_accuracy_vs_sparsity(complete, front=analysis.pareto_front(complete))
     assert len(scatter.axes[0].collections) == 2  # (4x1, magnitude) and (2:4, snip_momentum)
-    groups = plots_analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
+    groups = analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
     assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [["magnitude", "snip_momentum"],
                                                                          ["iterative", "oneshot"]]
     assert len(groups.axes[0].containers) == 1  # an error bar where a point has two seeds (magnitude, 0.5)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench.experiment import FloatRange, effective_params, load_experiment, parse_experiment
-from workbench.overrides import apply_overrides
+from workbench.experiment.overrides import apply_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,17 +11,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from study_helpers import child_runs, experiment, finish, start_search, wait_for_running_trial, write_experiment
 
 from workbench.experiment import parse_experiment
-from workbench.recovery import counted_trials, owner_is_dead, worker_identity
-from workbench.search import run_study
+from workbench.infra.processes import owner_is_dead, worker_identity
+from workbench.study.recovery import counted_trials
+from workbench.study.run import run_study
+
+from study_helpers import child_runs, experiment, finish, start_search, wait_for_running_trial, write_experiment
 
 
 @pytest.mark.parametrize("benchmark, reason", [("failing_bench:nan_when_pruned", "TrialDiverged: training diverged"),
@@ -114,16 +115,16 @@ def test_kill_9_mid_trial_then_resume_fails_it_and_completes_the_total(tmp_path)
 
 
 def test_stale_heartbeat_of_a_worker_on_another_machine_fails_its_trial_and_kills_its_run(tmp_path, monkeypatch):
-    import workbench.search as search
-    from workbench.recovery import recover_study
+    from sqlalchemy import text
+
+    from workbench.study.factories import make_storage
+    from workbench.study.recovery import GRACE_PERIOD, recover_study
     from workbench.tracking import Tracker
 
-    monkeypatch.setattr(search, "HEARTBEAT_INTERVAL", 1)
-    monkeypatch.setattr(search, "GRACE_PERIOD", 1)
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
     exp_id = tracker.experiment_id("remote")
     parent = tracker.study_run(exp_id, "remote", params={})
-    storage = search.make_storage(f"sqlite:///{tmp_path}/optuna.db")
+    storage = make_storage(f"sqlite:///{tmp_path}/optuna.db")
     study = optuna.create_study(study_name="remote", storage=storage)
     trial = study.ask()
     run_id = tracker.trial_run(exp_id, parent_run_id=parent, run_name="trial-0", tags={"optuna.trial_number": 0})
@@ -131,7 +132,9 @@ def test_stale_heartbeat_of_a_worker_on_another_machine_fails_its_trial_and_kill
     trial.set_user_attr("worker", dict(worker_identity(), host="another-machine"))  # no pid check possible
     storage.record_heartbeat(trial._trial_id)
     assert recover_study(study, tracker, parent) == [] and study.trials[0].state == TrialState.RUNNING
-    time.sleep(2.5)  # heartbeat older than the grace period: that worker is gone
+    with storage.engine.begin() as conn:  # age the heartbeat past the grace period: that worker is gone
+        conn.execute(text("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, :ago)"),
+                     {"ago": f"-{2 * GRACE_PERIOD} seconds"})
     recover_study(study, tracker, parent)
     assert study.trials[0].state == TrialState.FAIL
     run = tracker.client.get_run(run_id)
@@ -140,7 +143,7 @@ def test_stale_heartbeat_of_a_worker_on_another_machine_fails_its_trial_and_kill
 
 
 def test_library_error_records_of_our_interrupt_are_dropped_inside_the_guard_only(caplog):
-    from workbench.interrupts import interrupt_guard
+    from workbench.infra.interrupts import interrupt_guard
 
     pool = logging.getLogger("sqlalchemy.pool.impl.QueuePool")  # logs "Exception during reset" so
 

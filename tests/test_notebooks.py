@@ -1,7 +1,6 @@
 """The analysis notebooks: committed clean, and each runs (nbclient, python3 kernel) on a quick.yaml store."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,20 +9,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import build_notebooks
+from tools.notebooks import NOTEBOOKS_DIR, count_images, main, notebook_paths
 from workbench import analysis
-from workbench.notebooks import NOTEBOOKS_DIR, count_images, main, notebook_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOKS_DIR / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-NAMES = sorted(_generator().NOTEBOOKS)
+NAMES = sorted(build_notebooks.NOTEBOOKS)
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +32,11 @@ def quick_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_committed_notebooks_are_generated_without_outputs():
-    generator = _generator()
+    generator = build_notebooks
     assert [p.stem for p in notebook_paths()] == NAMES
     for name in NAMES:
         path = NOTEBOOKS_DIR / f"{name}.ipynb"
-        assert path.read_text() == generator.render(name), f"{path.name}: run notebooks/build_notebooks.py"
+        assert path.read_text() == generator.render(name), f"{path.name}: run python -m tools.build_notebooks"
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
         code = [c for c in nb.cells if c.cell_type == "code"]
@@ -73,7 +66,7 @@ def test_runner_rejects_unknown_names(quick_store, tmp_path, capsys):
 
 @pytest.fixture(scope="session")
 def executed(quick_store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, dict[str, bytes]]:
-    """`python -m workbench.notebooks` over every notebook once (3 kernels at a time): rc, output folder, originals."""
+    """`python -m tools.notebooks` over every notebook once (3 kernels at a time): rc, output folder, originals."""
     output = tmp_path_factory.mktemp("executed")
     before = {name: (NOTEBOOKS_DIR / f"{name}.ipynb").read_bytes() for name in NAMES}
     saved = os.environ.pop("WORKBENCH_EXPERIMENT", None)

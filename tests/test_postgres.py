@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,9 +134,9 @@ def test_two_processes_share_a_study_on_postgresql(postgres, mlflow_uri, tmp_pat
     run_of = {t.number: t.user_attrs.get("mlflow_run_id") for t in trials}
     assert all(run_of.values()) and len(set(run_of.values())) == TOTAL, run_of
 
-    # Both workers ran trials of the shared study (the first command ran trial 0).
+    # The two processes shared the study: each trial ran once, in one of them (the first command ran
+    # trial 0). How the trials split between them depends on timing, so it is not asserted.
     done = [set(map(int, re.findall(r"\btrial (\d+) COMPLETE\b", log.read_text()))) for log in logs]
-    assert done[0] and done[1], f"one worker ran no trial: {done}\n{_tails(logs)}"
     assert not done[0] & done[1] and done[0] | done[1] == set(range(1, TOTAL)), done
 
     # MLflow server on PostgreSQL: one experiment, one parent run, one FINISHED child run per trial.
@@ -173,8 +174,8 @@ def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
 
     import optuna
 
-    from workbench.recovery import study_lock
-    from workbench.search import make_storage
+    from workbench.study.factories import make_storage
+    from workbench.study.recovery import study_lock
 
     spec = postgres.url("optuna")
     first = optuna.create_study(study_name="lock-check", storage=make_storage(spec))
@@ -186,15 +187,21 @@ def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
             entered.set()
             leave.wait(30)
 
-    def advisory_locks() -> int:
+    def advisory_locks(granted: bool = True) -> int:
         with postgres.connect("optuna") as conn:
-            return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = %s",
+                                (granted,)).fetchone()[0]
 
     with study_lock(spec, "lock-check", first._storage):
         assert advisory_locks() == 1
         thread = threading.Thread(target=other_worker, daemon=True)
         thread.start()
-        assert not entered.wait(1.0), "a second holder entered the study lock while the first held it"
+        # the second holder's request reaches the server and waits there (not granted) ...
+        deadline = time.monotonic() + 30
+        while advisory_locks(granted=False) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert advisory_locks(granted=False) == 1, "the second holder's lock request never reached the server"
+        assert not entered.is_set(), "a second holder entered the study lock while the first held it"
     assert entered.wait(30), "the second holder never got the lock after the first released it"
     leave.set()
     thread.join(30)

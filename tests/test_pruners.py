@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from pruner_helpers import MLP, ConvNet, batches, seeded, train
 from workbench.pruner import WeightPruningConfig, get_sparsity_ratio, prepare_pruning
+
+from pruner_helpers import MLP, ConvNet, batches, seeded, train
 
 ITERATIVE = dict(start_step=1, end_step=13, pruning_frequency=4)
 

@@ -1,7 +1,7 @@
 """Optuna search with a stand-in trial runner: resume, early stopping, failures, objectives, storage.
 
-The stand-in replaces ``workbench.trial`` (a deterministic function of the params, no training)
-so these tests check the study logic in seconds; the end-to-end tests in ``test_cli.py`` use the
+The stand-in (a deterministic function of the params, no training) is injected into the study as
+its :class:`~workbench.study.objective.TrialRunner`, so these tests check the study logic in seconds; the end-to-end tests in ``test_cli.py`` use the
 real trial runner.
 """
 from __future__ import annotations
@@ -9,19 +9,18 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import sys
-import types
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from workbench.experiment import parse_experiment
-from workbench.search import default_storage, make_storage, run_study
+from workbench.study.factories import default_storage, make_storage
+from workbench.study.objective import TrialRunner
+from workbench.study.run import run_study
 from workbench.tracking import Tracker
-from workbench.trial_types import TrialResult
-
-_GLOBALS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
+from workbench.trial import SPARSITY_KEYS as _GLOBALS
+from workbench.trial import TrialResult
 
 EXPERIMENT = {
     "name": "fake",
@@ -44,35 +43,35 @@ def _experiment(**study):
     return parse_experiment(data)
 
 
-def _fake_trial_module() -> types.ModuleType:
-    """A deterministic stand-in for workbench.trial: 2:4 trials score badly, progressive+2:4 fails."""
-    module = types.ModuleType("workbench.trial")
+def _fake_build_pruning_config(params, *, training, fixed=None):
+    """A deterministic stand-in for the config builder: progressive + N:M is rejected."""
+    if params.get("pruner") == "progressive" and ":" in params["pattern"]:
+        raise ValueError("pruner: progressive needs an NxM pattern")
+    entry = {"pattern": params["pattern"], "pruning_type": params["criterion"]}
+    return {"pruning_configs": [entry], "target_sparsity": params["target_sparsity"], **(fixed or {})}
 
-    def build_pruning_config(params, *, training, fixed=None):
-        if params.get("pruner") == "progressive" and ":" in params["pattern"]:
-            raise ValueError("pruner: progressive needs an NxM pattern")
-        entry = {"pattern": params["pattern"], "pruning_type": params["criterion"]}
-        return {"pruning_configs": [entry], "target_sparsity": params["target_sparsity"], **(fixed or {})}
 
-    def run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
-        target = pruning_config["target_sparsity"]
-        final = (0.3 if ":" in pruning_config["pruning_configs"][0]["pattern"] else 0.9) - 0.1 * target
-        evals = {}
-        for step in range(training.eval_every, training.steps + 1, training.eval_every):
-            evals[step] = final * step / training.steps
-            if on_eval:
-                on_eval(step, evals[step])
-        curve = {0: 0.0, training.steps: target}
-        return TrialResult(benchmark=benchmark, seed=seed, params={}, pruning_config=pruning_config,
-                           training=training.to_dict(), accuracy=final, dense_accuracy=0.95,
-                           sparsity={k: dict(curve) for k in _GLOBALS}, layer_sparsity={"fc.0": dict(curve)},
-                           layer_blockwise_sparsity={"fc.0": dict(curve)},
-                           train_loss={s: 1.0 / s for s in range(1, training.steps + 1)}, eval_accuracy=evals,
-                           layers=[{"name": "fc.0", "type": "Linear", "shape": [8, 8], "pruned": True,
-                                    "reason": "", "pruner": 0}], timings={"total": 1.0})
+def _fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
+    """A deterministic stand-in for the trial: 2:4 trials score badly, denser trials score better."""
+    target = pruning_config["target_sparsity"]
+    final = (0.3 if ":" in pruning_config["pruning_configs"][0]["pattern"] else 0.9) - 0.1 * target
+    evals = {}
+    for step in range(training.eval_every, training.steps + 1, training.eval_every):
+        evals[step] = final * step / training.steps
+        if on_eval:
+            on_eval(step, evals[step])
+    curve = {0: 0.0, training.steps: target}
+    return TrialResult(benchmark=benchmark, seed=seed, params={}, pruning_config=pruning_config,
+                       training=training.to_dict(), accuracy=final, dense_accuracy=0.95,
+                       sparsity={k: dict(curve) for k in _GLOBALS}, layer_sparsity={"fc.0": dict(curve)},
+                       layer_blockwise_sparsity={"fc.0": dict(curve)},
+                       train_loss={s: 1.0 / s for s in range(1, training.steps + 1)}, eval_accuracy=evals,
+                       layers=[{"name": "fc.0", "type": "Linear", "shape": [8, 8], "pruned": True,
+                                "reason": "", "pruner": 0}], timings={"total": 1.0})
 
-    module.build_pruning_config, module.run_trial = build_pruning_config, run_trial
-    return module
+
+FAKE = TrialRunner(build_config=_fake_build_pruning_config, run=_fake_run_trial)
+"""Injected into every study of this module: the study machinery is tested, not the trial."""
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +80,7 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def fake_trial(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "workbench.trial", _fake_trial_module())
+def in_tmp(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
@@ -93,7 +91,7 @@ def _children(tracker, parent_run_id):
 
 def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
     exp = _experiment(study_name="resume")
-    study = run_study(exp, tracking_uri=store)
+    study = run_study(exp, tracking_uri=store, runner=FAKE)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert optuna.get_all_study_names("sqlite:///optuna.db") == ["resume"]  # the embedded default storage
     tracker = Tracker(store)
@@ -108,10 +106,10 @@ def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
         assert run.data.params["pattern"] == trial.params["pattern"]
         assert run.data.metrics["accuracy"] == trial.value
 
-    study = run_study(exp, n_trials=5, tracking_uri=store)
+    study = run_study(exp, n_trials=5, tracking_uri=store, runner=FAKE)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert study.user_attrs["mlflow_parent_run_id"] == parent
-    study = run_study(exp, n_trials=5, tracking_uri=store)
+    study = run_study(exp, n_trials=5, tracking_uri=store, runner=FAKE)
     assert len(study.trials) == 5 and len(_children(tracker, parent)) == 5
     artifacts = {f.path for f in tracker.client.list_artifacts(parent)}
     assert {"trials.csv", "best_so_far.png", "param_importances.json", "experiment.yaml"} <= artifacts
@@ -123,14 +121,14 @@ def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
 
 
 def test_importances_are_skipped_gracefully_with_one_trial(store):
-    study = run_study(_experiment(study_name="one", n_trials=1), tracking_uri=store)
+    study = run_study(_experiment(study_name="one", n_trials=1), tracking_uri=store, runner=FAKE)
     tracker = Tracker(store)
     path = tracker.client.download_artifacts(study.user_attrs["mlflow_parent_run_id"], "param_importances.json", ".")
     assert "at least 2 complete trials" in json.load(open(path))["skipped"]
 
 
 def test_early_stopping_marks_trials_pruned_in_optuna_and_mlflow(store):
-    study = run_study(_experiment(study_name="median", n_trials=10, pruner="median", sampler="tpe"), tracking_uri=store)
+    study = run_study(_experiment(study_name="median", n_trials=10, pruner="median", sampler="tpe"), tracking_uri=store, runner=FAKE)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, [t.state for t in study.trials]
     client = Tracker(store).client
@@ -145,7 +143,7 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(store):
     data = copy.deepcopy(EXPERIMENT)
     data.update(name="failing")
     data["search_space"].update(pattern=["2:4"], pruner="progressive")
-    study = run_study(parse_experiment(data), n_trials=2, tracking_uri=store)
+    study = run_study(parse_experiment(data), n_trials=2, tracking_uri=store, runner=FAKE)
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
     run = Tracker(store).client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED" and "progressive needs an NxM pattern" in run.data.tags["workbench.reason"]
@@ -153,7 +151,7 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(store):
 
 def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
     study = run_study(_experiment(study_name="pareto", n_trials=6, sampler="nsga2", objectives=["accuracy", "sparsity"]),
-                      tracking_uri=store)
+                      tracking_uri=store, runner=FAKE)
     assert all(len(t.values) == 2 for t in study.trials if t.state == TrialState.COMPLETE)
     client = Tracker(store).client
     parent = study.user_attrs["mlflow_parent_run_id"]
@@ -173,7 +171,7 @@ def test_grid_sampler_total_is_capped_by_the_grid(store):
     data.update(name="grid")
     data["search_space"].update(pattern="4x1", criterion="magnitude", target_sparsity={"low": 0.5, "high": 0.7, "step": 0.1})
     data["study"].update(sampler="grid", n_trials=10)
-    study = run_study(parse_experiment(data), tracking_uri=store)
+    study = run_study(parse_experiment(data), tracking_uri=store, runner=FAKE)
     assert sorted(t.params["target_sparsity"] for t in study.trials) == [0.5, 0.6, 0.7]
 
 
@@ -189,7 +187,7 @@ def test_default_storage_follows_the_study():
 @pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2"])
 def test_each_trial_number_has_its_own_random_stream(sampler):
     """Two processes sharing a study draw different points; a fresh run of the study draws the same ones."""
-    from workbench.search import make_sampler, suggest_params
+    from workbench.study.factories import make_sampler, suggest_params
 
     exp = _experiment(sampler=sampler, seed=3)
     storage = optuna.storages.InMemoryStorage()

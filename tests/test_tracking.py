@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow.entities import Metric, Param
 
-from workbench.metric_keys import MAX_KEY_LENGTH, layer_metric_keys, sanitize_name
-from workbench.tracking import (Tracker, log_batch_chunked, resolve_tracking_uri,
-                                result_metrics, trial_params)
-from workbench.trial_types import TrialResult
+from workbench.tracking.artifacts import result_metrics, trial_params
+from workbench.tracking.metric_keys import MAX_KEY_LENGTH, layer_metric_keys, sanitize_name
+from workbench.tracking.tracker import Tracker, log_batch_chunked, resolve_tracking_uri
+from workbench.trial.types import TrialResult
 
 _VALID = re.compile(r"^[/\w.\- ]*$")
 _GLOBALS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")

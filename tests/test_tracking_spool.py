@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_tracking import make_result
-from workbench import tracking_spool
 from workbench.tracking import Tracker
-from workbench.tracking_spool import SpooledTracker, SpoolWriter, pending_runs, replay, spool_dir
+from workbench.tracking import spool as tracking_spool
+from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs, replay, spool_dir
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, time
         from tests.test_tracking import make_result
-        from workbench.tracking_spool import SpooledTracker, SpoolWriter
+        from workbench.tracking.spool import SpooledTracker, SpoolWriter
         tracker = SpooledTracker({tracker.tracking_uri!r}, spool={str(tmp_path / 'spool')!r})
         writer = SpoolWriter(tracker.spool, tracker.tracking_uri).__enter__()
         for run_id in {run_ids!r}:
@@ -183,8 +183,8 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
 
 
 def test_the_bench_measures_logging_in_the_trial_and_in_the_writer(tmp_path, monkeypatch):
-    from workbench.bench_trials import measure_logging_overhead
-    from workbench.trial_types import TrainingConfig
+    from tools.bench_trials import measure_logging_overhead
+    from workbench.trial.types import TrainingConfig
 
     monkeypatch.chdir(tmp_path)
     m = measure_logging_overhead("mlp-digits", repeats=1, training=TrainingConfig(steps=20, eval_every=10, threads=1))

@@ -11,7 +11,7 @@ import torch
 from workbench.benchmarks import get_benchmark
 from workbench.pruner import process_config
 from workbench.trial import SPARSITY_KEYS, build_pruning_config, run_trial, search_params
-from workbench.trial_types import TrainingConfig, TrialDiverged, TrialResult, TrialStopped
+from workbench.trial.types import TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
 TRAINING = TrainingConfig(steps=40, batch_size=64, lr=0.01, eval_every=10, pruning_frequency=5,
                           start_fraction=0.1, end_fraction=0.7, threads=1)

@@ -1,4 +1,4 @@
-"""The ``workbench`` command: ``search | run | rerun | ui | bench``.
+"""The ``workbench`` command: ``search | run | rerun | ui``.
 
 Bad input (a wrong flag, an invalid experiment file, an unknown run id) exits with status 2 and
 one line on stderr that names the problem, never a traceback. Ctrl-C (or SIGTERM) during
@@ -12,6 +12,9 @@ Example:
     $ workbench run experiments/quick.yaml --set pattern=2:4 --set target_sparsity=0.5
     $ workbench rerun 0123456789abcdef
     $ workbench ui --port 5000
+
+Each command imports the layers it needs inside its own function: that is start-up cost, not
+structure (``workbench ui`` and ``--help`` must not pay for torch, Optuna and MLflow's imports).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import logging
 import shlex
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -98,10 +101,6 @@ def _build_parser() -> _Parser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--tracking-uri", help=uri_help)
     ui.set_defaults(func=_cmd_ui)
-
-    bench = sub.add_parser("bench", help="print the performance table", add_help=False)
-    bench.add_argument("args", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=_cmd_bench)
     return parser
 
 
@@ -119,7 +118,7 @@ def _preflight(experiment, point: dict) -> None:
 
 def _resume_command(args: argparse.Namespace) -> str:
     """The command that resumes this search: the same one, flags as given (passwords hidden)."""
-    from workbench.tracking import redact_url
+    from workbench.infra.stores import redact_url
 
     words = ["workbench"] + (["-q"] if args.quiet else []) + ["search", args.experiment]
     for flag, value in (("--n-trials", args.n_trials), ("--workers", args.workers if args.workers > 1 else None),
@@ -131,9 +130,9 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.experiment import load_experiment
-    from workbench.interrupts import interrupt_guard
-    from workbench.search import WorkerError, run_study
-    from workbench.workers import warm_up_torch
+    from workbench.infra.interrupts import interrupt_guard
+    from workbench.study import WorkerError, run_study
+    from workbench.study.workers import warm_up_torch
 
     warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C is armed
 
@@ -165,8 +164,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.experiment import effective_params, load_experiment
-    from workbench.overrides import apply_overrides
-    from workbench.search import run_tracked_trial
+    from workbench.experiment.overrides import apply_overrides
+    from workbench.study import run_tracked_trial
+    from workbench.study.objective import plugin_tags
     from workbench.tracking import Tracker
 
     experiment, point, seed = apply_overrides(load_experiment(args.experiment), args.sets)
@@ -176,7 +176,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_id, result = run_tracked_trial(tracker, exp_id, benchmark=experiment.benchmark, params=point,
                                        training=experiment.training, seed=seed, fixed=experiment.pruning,
                                        run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
-                                       tags={"workbench.source": "run"})
+                                       tags={"workbench.source": "run", **plugin_tags(experiment)})
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
     print(f"run {run_id}: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), "
           f"sparsity {sparsity:.3f}, {effective_params(point)}")
@@ -186,9 +186,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_rerun(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
+    from workbench.infra.plugins import import_plugins
+    from workbench.study.objective import PLUGINS_TAG
     from workbench.tracking import Tracker
-    from workbench.trial import run_trial
-    from workbench.trial_types import TrainingConfig
+    from workbench.trial import TrainingConfig, run_trial
 
     tracker = Tracker(args.tracking_uri)
     try:
@@ -196,12 +197,15 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
     except (MlflowException, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"run_id: cannot load trial.yaml of run {args.run_id!r} ({first})") from None
+    plugins = source.data.tags.get(PLUGINS_TAG, "")
+    import_plugins(filter(None, plugins.split(",")))
     training = TrainingConfig(**spec["training"])
     result = run_trial(spec["benchmark"], spec["pruning_config"], training, int(spec["seed"]))
     params = {k: v for k, v in source.data.params.items() if not k.startswith("training.")}
     new_id = tracker.trial_run(source.info.experiment_id, parent_run_id=None,
                                run_name=f"rerun-{source.info.run_name}",
-                               tags={"workbench.rerun_of": args.run_id, "workbench.source": "rerun"})
+                               tags={"workbench.rerun_of": args.run_id, "workbench.source": "rerun",
+                                     **({PLUGINS_TAG: plugins} if plugins else {})})
     tracker.log_result(new_id, result, params)
     tracker.finish(new_id, "COMPLETE")
     before = source.data.metrics.get("accuracy")
@@ -227,12 +231,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from workbench.bench import main as bench_main
-
-    return int(bench_main(list(args.args)) or 0)
-
-
 def _setup_logging(quiet: bool) -> None:
     import optuna
 
@@ -242,7 +240,7 @@ def _setup_logging(quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     root.propagate = False
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged by workbench.workers
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged by workbench.study.workers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

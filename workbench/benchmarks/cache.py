@@ -31,19 +31,16 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .base import Benchmark, iterate_batches, make_optimizer, seeded, torch_settings
+from workbench.infra.locks import file_lock
 
-try:  # POSIX; elsewhere parallel workers may both train (still correct: writes are atomic)
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from .base import Benchmark, iterate_batches, make_optimizer, seeded, torch_settings
+from .registry import get_benchmark
 
 __all__ = ["CACHE_ENV", "DEFAULT_CACHE_DIR", "DENSE_THREADS", "TRAINING_CODE_VERSION", "cache_path", "load_dense_baseline",
            "resolve_cache_dir", "state_checksum", "train_dense"]
@@ -119,19 +116,6 @@ def train_dense(benchmark: Benchmark, seed: int) -> tuple[nn.Module, float]:
     return model, accuracy
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path.with_name(path.name + ".lock"), "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _read(path: Path, model: nn.Module, key: str, meta: str) -> tuple[float | None, str]:
     """Load ``path`` into ``model``; returns ``(accuracy, "")`` or ``(None, why it is unusable)``."""
     try:
@@ -186,13 +170,11 @@ def load_dense_baseline(benchmark: Benchmark, seed: int, *,
         just trained or read back), and the dense test accuracy.
     """
     if not isinstance(benchmark, Benchmark):
-        from .registry import get_benchmark
-
         benchmark = get_benchmark(benchmark)
     key, meta = _material(benchmark, seed)
     path = cache_path(benchmark, seed, cache_dir=cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with file_lock(path.with_name(path.name + ".lock")):
         if path.exists():
             model = benchmark.build_model(seed)
             accuracy, problem = _read(path, model, key, meta)

@@ -17,6 +17,7 @@ __all__ = ["digits_data"]
 
 @functools.lru_cache(maxsize=1)
 def _split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # start-up: scikit-learn loads only when a digits benchmark is built
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

@@ -31,13 +31,14 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import logging
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
+
+from torch import nn
+
+from workbench.infra.plugins import import_module
 
 from .base import Benchmark, BenchmarkData, DenseRecipe, seeded
 
@@ -136,13 +137,10 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
     hint = f"registered: {_registered()}"
     if not module_name or not func_name:
         raise ValueError(f"benchmark {spec!r}: expected 'package.module:function'; {hint}")
-    cwd = os.getcwd()
-    if "" not in sys.path and cwd not in sys.path:  # console scripts do not put the cwd on sys.path
-        sys.path.append(cwd)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"benchmark {spec!r}: cannot import module {module_name!r} ({err}); {hint}") from None
+        module = import_module(module_name, what=f"benchmark {spec!r}")
+    except ValueError as err:
+        raise ValueError(f"{err}; {hint}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ValueError(f"benchmark {spec!r}: module {module_name!r} has no callable {func_name!r}; {hint}")
@@ -162,8 +160,6 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
 
 
 def _unpack(value: Any, spec: str, hint: str) -> tuple[Any, BenchmarkData, DenseRecipe]:
-    from torch import nn
-
     if not isinstance(value, tuple) or len(value) not in (2, 3):
         raise ValueError(f"benchmark {spec!r}: the function returned {type(value).__name__}; expected a "
                          f"Benchmark or a tuple (model, data[, recipe]); {hint}")

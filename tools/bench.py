@@ -1,0 +1,166 @@
+"""``make bench``: the performance table, as ratios against a dense training step.
+
+The pruner section times the reference model of the pruner issue (6 residual blocks of
+Linear(768->3072) + Linear(3072->768), a Linear head, batch 2x32 tokens, SGD, 2 threads) under
+a schedule that starts at step 2, ends at step 14 and prunes every 4 steps, and runs 9 steps
+past the end (as many as there are non-pruning steps inside the schedule, so the after-end
+median is as steady as the non-pruning one). Dense steps and pruned steps are interleaved in one
+process, so both see the same machine state; each figure is a median over repetitions. Nothing
+here is asserted: the numbers go into the README.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+START, END, FREQ, STEPS = 2, 14, 4, 24
+CASES = [
+    ("4x1", "snip_momentum", 0.8), ("1x1", "snip_momentum", 0.8), ("2:4", "snip_momentum", 0.5),
+    ("4x1", "magnitude", 0.8), ("1x1", "magnitude", 0.8), ("2:4", "magnitude", 0.5),
+]
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(768, 3072), nn.Linear(3072, 768)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+class ReferenceModel(nn.Module):
+    """The pruner issue's reference: 6 residual MLP blocks (28M prunable weights) and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[_Block() for _ in range(6)])
+        self.head = nn.Linear(768, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x).mean(dim=1))
+
+
+@dataclass
+class StepTimes:
+    """Median seconds of each kind of step, and the dense step measured alongside."""
+
+    dense: float
+    pruning: float
+    non_pruning: float
+    after_end: float
+
+
+def _step(model, opt, x, y, pruning=None, step=0) -> float:
+    t0 = time.perf_counter()
+    if pruning is not None:
+        pruning.on_step_begin(step)
+    nn.functional.cross_entropy(model(x), y).backward()
+    if pruning is not None:
+        pruning.on_before_optimizer_step()
+    opt.step()
+    if pruning is not None:
+        pruning.on_after_optimizer_step()
+    opt.zero_grad(set_to_none=False)
+    return time.perf_counter() - t0
+
+
+def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3) -> StepTimes:
+    """Interleave dense and pruned steps over the schedule ``repeats`` times; return medians."""
+    from workbench.pruner import WeightPruningConfig, prepare_pruning
+
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 32, 768), torch.randint(0, 10, (2,))
+    dense_model = ReferenceModel()
+    dense_opt = torch.optim.SGD(dense_model.parameters(), lr=1e-3)
+    kinds: dict[str, list[float]] = {"dense": [], "pruning": [], "non_pruning": [], "after_end": []}
+    config = WeightPruningConfig(pattern=pattern, target_sparsity=target, pruning_type=criterion,
+                                 pruning_scope="global", start_step=START, end_step=END, pruning_frequency=FREQ)
+    for _ in range(repeats):
+        model = ReferenceModel()
+        model.load_state_dict(dense_model.state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        pruning = prepare_pruning(model, config)
+        pruning.on_train_begin()
+        for step in range(STEPS):
+            kinds["dense"].append(_step(dense_model, dense_opt, x, y))
+            seconds = _step(model, opt, x, y, pruning, step)
+            if step < START:
+                continue
+            if step > END:
+                kinds["after_end"].append(seconds)
+            elif (step - START) % FREQ == 0:
+                if step > START:  # the first pruning step reaches s0 = 0: nothing to rank
+                    kinds["pruning"].append(seconds)
+            else:
+                kinds["non_pruning"].append(seconds)
+    return StepTimes(**{k: statistics.median(v) for k, v in kinds.items()})
+
+
+def pruner_table(*, repeats: int = 5) -> list[dict]:
+    """One row per (pattern, criterion): step times and their ratios to the dense step."""
+    rows = []
+    for pattern, criterion, target in CASES:
+        t = time_pruner(pattern, criterion, target, repeats=repeats)
+        rows.append({
+            "pattern": pattern, "criterion": criterion, "dense ms": t.dense * 1e3,
+            "non-pruning ms": t.non_pruning * 1e3, "pruning ms": t.pruning * 1e3,
+            "non-pruning/dense": t.non_pruning / t.dense, "pruning/dense": t.pruning / t.dense,
+            "pruning-dense (dense steps)": (t.pruning - t.dense) / t.dense,
+            "after-end/dense": t.after_end / t.dense,
+        })
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table of ``rows`` (floats with 2 decimals)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _lazy(module: str, name: str):
+    def section(**kwargs: int) -> list[dict]:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(**kwargs)
+
+    return section
+
+
+SECTIONS = {
+    "pruner": pruner_table,
+    "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
+    "tracking": _lazy("tools.bench_trials", "tracking_table"),
+    "workers": _lazy("tools.bench_workers", "workers_table"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the performance tables (``python -m tools.bench [--only SECTION] [--repeats N]``)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repetitions per measurement (medians/minima); default: each section's own")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for name in args.only or list(SECTIONS):
+        print(f"\n## {name}\n")
+        kwargs = {} if args.repeats is None else {"repeats": args.repeats}
+        print(format_table(SECTIONS[name](**kwargs)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""``make bench`` section "workers": trials per hour of ``workbench search`` with 1 and 2 workers.
+
+Each measurement runs the real command (``python -m workbench -q search``) in a fresh folder on
+``experiments/quick.yaml``-sized trials (``n_trials`` of them, embedded default stores) with a
+warm dense-baseline cache, and reports two rates:
+
+* ``wall``: trials / the command's wall time (process start-up, store creation, the tracking
+  server and the workers' start, the study summary included);
+* ``steady``: the sum over workers of (trials - 1) / (end of its last trial - end of its first),
+  the rate a long study approaches (start-up and each worker's warm-up trial left out).
+
+Nothing is asserted; the numbers go into the README. Example:
+
+    >>> rows = workers_table(repeats=1)   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+__all__ = ["CASES", "measure_search", "workers_table"]
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ROOT / "experiments" / "quick.yaml"
+
+
+def measure_search(workers: int, *, n_trials: int, cache_dir: str, storage: str | None = None,
+                   experiment: Path = QUICK) -> dict[str, float]:
+    """Run one study of ``n_trials`` with ``workers`` workers; wall and steady trials/hour.
+
+    ``storage`` is the Optuna storage (default: the embedded default for ``workers``).
+    """
+    import optuna
+
+    from workbench.study.factories import make_storage
+
+    data = yaml.safe_load(experiment.read_text())
+    data["study"]["n_trials"] = n_trials
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
+        Path(tmp, "exp.yaml").write_text(yaml.safe_dump(data))
+        env = dict(os.environ, WORKBENCH_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
+        for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_STORAGE"):
+            env.pop(key, None)
+        cmd = [sys.executable, "-m", "workbench", "-q", "search", "exp.yaml", "--workers", str(workers)]
+        cmd += ["--storage", storage] if storage else []
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        spec = storage or ("optuna.journal" if workers > 1 else "sqlite:///optuna.db")
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            trials = optuna.load_study(study_name=data["name"], storage=make_storage(spec)).trials
+        finally:
+            os.chdir(cwd)
+    steady = 0.0
+    for pid in {t.user_attrs["worker"]["pid"] for t in trials}:
+        ends = sorted(t.datetime_complete for t in trials if t.user_attrs["worker"]["pid"] == pid)
+        if len(ends) > 1:  # from the end of the worker's first trial (warm-up excluded) to its last
+            steady += (len(ends) - 1) / (ends[-1] - ends[0]).total_seconds()
+    return {"wall_s": wall, "trials": float(len(trials)), "wall_per_hour": 3600 * len(trials) / wall,
+            "steady_per_hour": 3600 * steady}
+
+
+CASES = (("1", 1, None), ("1 (journal storage)", 1, "optuna.journal"), ("2", 2, None))
+"""(label, workers, Optuna storage): the defaults of one and two workers, and one worker on the
+journal file that two workers use, which separates the storage's cost from the parallel speed-up."""
+
+
+def workers_table(*, repeats: int = 3, n_trials: int = 16) -> list[dict]:
+    """One row per case of :data:`CASES`: medians over ``min(repeats, 2)`` runs, speed-ups vs the first."""
+    from workbench.benchmarks import get_benchmark, load_dense_baseline
+
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in CASES}
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-cache-") as cache:
+        quick = yaml.safe_load(QUICK.read_text())
+        load_dense_baseline(get_benchmark(quick["benchmark"]), int(quick["study"]["seed"]), cache_dir=cache)
+        for _ in range(max(1, min(repeats, 2))):  # interleaved, so every case sees the same machine load
+            for label, workers, storage in CASES:
+                runs[label].append(measure_search(workers, n_trials=n_trials, cache_dir=cache, storage=storage))
+    rows: list[dict] = []
+    base: dict[str, float] = {}
+    for label, samples in runs.items():
+        med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+        base = base or med
+        rows.append({"workers": label, "trials": int(med["trials"]), "wall s": med["wall_s"],
+                     "trials/hour (wall)": med["wall_per_hour"], "trials/hour (steady)": med["steady_per_hour"],
+                     "speed-up (wall)": med["wall_per_hour"] / base["wall_per_hour"],
+                     "speed-up (steady)": med["steady_per_hour"] / base["steady_per_hour"]})
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from tools.bench import format_table
+
+    print(format_table(workers_table(repeats=int(sys.argv[1]) if len(sys.argv) > 1 else 1)))

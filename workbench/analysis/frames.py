@@ -1,0 +1,251 @@
+"""Tidy pandas DataFrames of a study, read back from MLflow, for the analysis notebooks.
+
+Everything a notebook shows is computed here, as tested code, so notebooks stay a few short
+cells. The MLflow layout is the one :mod:`workbench.tracking` writes (docs/design.md, "MLflow
+layout"): one experiment per experiment YAML, a parent run per study (tag ``workbench.study``)
+and one child run per trial. Store access (which store, which experiment, batched reads) lives in
+:mod:`workbench.analysis.store`, pure pandas helpers in :mod:`workbench.analysis.stats`; both are
+re-exported here.
+
+Layer labels are the layer part of the metric key (``layer_sparsity/<layer>``):
+:mod:`workbench.tracking.metric_keys` keeps ordinary layer names (dots included) unchanged, and has no
+inverse for the rare mapped ones, which therefore appear under their sanitised name.
+
+Example:
+    >>> from workbench import analysis
+    >>> uri = analysis.default_tracking_uri()                      # doctest: +SKIP
+    >>> name = analysis.latest_experiment(uri)                     # doctest: +SKIP
+    >>> trials = analysis.trials_frame(name, client=uri)           # doctest: +SKIP
+    >>> analysis.pareto_front(trials[trials.state == "COMPLETE"])  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from mlflow.entities import Run
+
+from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_spread, variance_explained
+from workbench.analysis.store import (
+    ClientLike,
+    default_tracking_uri,
+    experiment_id,
+    get_client,
+    latest_experiment,
+    metric_history_frame,
+    search_all,
+    trial_runs,
+)
+from workbench.infra.stores import local_path, sqlite_path, sqlite_url
+from workbench.study.factories import make_storage
+from workbench.study.report import param_importances as fanova
+from workbench.trial.space import SEARCH_DIMS
+
+__all__ = [
+    "SUMMARY_COLUMNS", "best_by", "curves_frame", "default_tracking_uri", "eval_frame", "global_curves_frame",
+    "latest_experiment", "metric_history_frame", "param_importances", "pareto_front", "pick_trials", "seed_spread",
+    "trials_frame", "variance_explained",
+]
+
+_log = logging.getLogger(__name__)
+
+KNOBS = (*SEARCH_DIMS, "seed")
+"""Trial params that can differ between trials (candidates for importances)."""
+SUMMARY_COLUMNS = ("trial", "state", "pattern", "criterion", "scheduler", "target_sparsity", "seed", "accuracy",
+                   "accuracy_drop", "sparsity", "blockwise_sparsity")
+"""The columns of :func:`trials_frame` a summary table shows."""
+_FINALS = {"accuracy": "accuracy", "dense_accuracy": "dense_accuracy", "accuracy_drop": "accuracy_drop",
+           "sparsity/elementwise_over_matmul_gemm_conv": "sparsity", "sparsity/elementwise_over_all": "sparsity_all",
+           "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity", "time/total_seconds": "seconds"}
+_STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}
+
+
+def _trial_number(run: Run) -> Any:
+    value = run.data.tags.get("optuna.trial_number")
+    return int(value) if value not in (None, "") else pd.NA
+
+
+def _coerce(column: pd.Series) -> pd.Series:
+    try:
+        return pd.to_numeric(column)
+    except (ValueError, TypeError):
+        return column
+
+
+def trials_frame(experiment: str, *, client: ClientLike = None, study: str | None = None,
+                 include_training: bool = False) -> pd.DataFrame:
+    """One row per trial run of ``experiment``: identity, state, params and final metrics.
+
+    Columns: ``run_id``, ``trial`` (Optuna trial number; missing for ``workbench run`` runs),
+    ``study``, ``state`` (COMPLETE / PRUNED / FAIL / RUNNING), ``status`` (MLflow's), ``source``
+    (study / run / rerun), ``run_name``, every logged param (numbers converted; ``training.*`` only
+    with ``include_training``), then ``accuracy``, ``dense_accuracy``, ``accuracy_drop``, the
+    achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
+    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, ``parent_run_id`` and
+    ``start_time``. Study trials come first (by study and trial number), then runs outside a study
+    (by start time). ``study`` keeps one study's trials.
+
+    Example:
+        >>> df = trials_frame("quick", client="sqlite:///mlflow.db")        # doctest: +SKIP
+        >>> df[["trial", "pattern", "accuracy", "sparsity"]]                 # doctest: +SKIP
+    """
+    client = get_client(client)
+    rows = []
+    for run in trial_runs(client, experiment, study=study):
+        tags, info = run.data.tags, run.info
+        row: dict[str, Any] = {
+            "run_id": info.run_id, "trial": _trial_number(run), "study": tags.get("optuna.study_name", ""),
+            "state": tags.get("workbench.trial_state") or _STATE.get(info.status, info.status),
+            "status": info.status,
+            "source": tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run"),
+            "run_name": info.run_name}
+        row.update({k: v for k, v in sorted(run.data.params.items())
+                    if include_training or not k.startswith("training.")})
+        row.update({column: run.data.metrics.get(key, float("nan")) for key, column in _FINALS.items()})
+        row["parent_run_id"] = tags.get("mlflow.parentRunId", "")
+        row["start_time"] = pd.Timestamp(info.start_time, unit="ms")
+        rows.append(row)
+    head = ["run_id", "trial", "study", "state", "status", "source", "run_name"]
+    tail = [*_FINALS.values(), "parent_run_id", "start_time"]
+    if not rows:
+        return pd.DataFrame(columns=head + tail)
+    frame = pd.DataFrame(rows)
+    params = sorted(set(frame.columns) - set(head) - set(tail), key=lambda k: (k not in KNOBS, k))
+    frame = frame[head + params + tail]
+    for column in params:
+        frame[column] = _coerce(frame[column])
+    frame["trial"] = frame["trial"].astype("Int64")
+    order = frame.assign(_alone=frame["study"] == "").sort_values(["_alone", "study", "trial", "start_time"],
+                                                                  na_position="last", kind="stable")
+    return frame.loc[order.index].reset_index(drop=True)
+
+
+def _series(experiment: str, prefixes: tuple[str, ...], *, client: ClientLike, run_ids: Iterable[str] | None,
+            study: str | None) -> pd.DataFrame:
+    """History of every key starting with one of ``prefixes``, plus the run's trial number."""
+    client = get_client(client)
+    runs = trial_runs(client, experiment, study=study, run_ids=run_ids)
+    keys = {k for run in runs for k in run.data.metrics if k.startswith(prefixes)}
+    frame = metric_history_frame(client, [r.info.run_id for r in runs], keys)
+    trial = {r.info.run_id: _trial_number(r) for r in runs}
+    frame.insert(0, "trial", pd.array([trial[r] for r in frame["run_id"]], dtype="Int64"))
+    return frame
+
+
+def curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None,
+                 study: str | None = None) -> pd.DataFrame:
+    """Per-layer sparsity curves in long format: trial, run_id, layer, step, elementwise, blockwise.
+
+    ``elementwise`` comes from ``layer_sparsity/<layer>``, ``blockwise`` from
+    ``layer_blockwise_sparsity/<layer>``; a step logged for one and not the other is NaN there.
+
+    Example:
+        >>> curves = curves_frame("quick", trials.run_id[:2], client=uri)        # doctest: +SKIP
+        >>> curves.pivot_table(index="layer", columns="step", values="elementwise")  # doctest: +SKIP
+    """
+    frame = _series(experiment, ("layer_sparsity/", "layer_blockwise_sparsity/"), client=client, run_ids=run_ids,
+                    study=study)
+    columns = ["trial", "run_id", "layer", "step", "elementwise", "blockwise"]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in columns[4:] else "object") for c in columns})
+    parts = frame["key"].str.partition("/")
+    frame = frame.assign(kind=parts[0].map({"layer_sparsity": "elementwise", "layer_blockwise_sparsity": "blockwise"}),
+                         layer=parts[2])
+    wide = frame.set_index(["trial", "run_id", "layer", "step", "kind"])["value"].unstack("kind").reset_index()
+    for column in ("elementwise", "blockwise"):
+        if column not in wide:
+            wide[column] = float("nan")
+    wide.columns.name = None
+    return wide[columns].sort_values(columns[:4]).reset_index(drop=True)
+
+
+def global_curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None,
+                        study: str | None = None) -> pd.DataFrame:
+    """Global sparsity curves in long format: trial, run_id, step, metric, value.
+
+    ``metric`` is the series name without its ``sparsity/`` prefix
+    (``elementwise_over_matmul_gemm_conv``, ``elementwise_over_all``, ``blockwise_over_matmul_gemm_conv``).
+    """
+    frame = _series(experiment, ("sparsity/",), client=client, run_ids=run_ids, study=study)
+    frame = frame.assign(metric=frame["key"].str.removeprefix("sparsity/"))
+    columns = ["trial", "run_id", "step", "metric", "value"]
+    return frame[columns].sort_values(columns[:4]).reset_index(drop=True)
+
+
+def eval_frame(experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None,
+               study: str | None = None) -> pd.DataFrame:
+    """Test accuracy measured during fine-tuning (``eval/accuracy``): trial, run_id, step, accuracy."""
+    frame = _series(experiment, ("eval/accuracy",), client=client, run_ids=run_ids, study=study)
+    frame = frame[frame["key"] == "eval/accuracy"].rename(columns={"value": "accuracy"})
+    columns = ["trial", "run_id", "step", "accuracy"]
+    return frame[columns].sort_values(columns[:3]).reset_index(drop=True)
+
+
+def _storage_spec(spec: str, tracking_uri: str) -> str | None:
+    """``spec`` with a relative file resolved against the tracking store's folder; None when missing."""
+    db_file = sqlite_path(tracking_uri)
+    base = Path(db_file).resolve().parent if db_file is not None else Path.cwd()
+    local = local_path(spec)
+    if local is None:
+        return spec  # a database server: try it
+    path = Path(local) if Path(local).is_absolute() else base / local
+    if not path.is_file():
+        return None
+    return sqlite_url(path) if sqlite_path(spec) is not None else str(path)
+
+
+def param_importances(experiment: str, *, client: ClientLike = None, study: str | None = None,
+                      target: str = "accuracy", seed: int = 0) -> pd.Series:
+    """Importance of each varied knob for ``target``, largest first (``.attrs["method"]`` says how).
+
+    Preferred: Optuna's fANOVA importances (:func:`workbench.study.report.param_importances`) of the
+    study, loaded from the Optuna storage its parent run logged (param ``storage``; a relative path
+    is taken relative to the tracking store's folder, where ``make search`` puts both); objective 0
+    (accuracy). Only for ``target="accuracy"``. When the storage is unreachable or Optuna declines
+    (too few trials), the fallback is :func:`variance_explained` over the complete trials in MLflow
+    (one-way ANOVA eta squared per knob, normalised to sum 1), ``method="variance_explained"``.
+
+    Example:
+        >>> param_importances("quick", client=uri)        # doctest: +SKIP
+        pattern            0.71
+        target_sparsity    0.29
+        Name: importance, dtype: float64
+    """
+    client = get_client(client)
+    exp_id = experiment_id(client, experiment)
+    where = "tags.`workbench.study` LIKE '%'" if study is None else f"tags.`workbench.study` = '{study}'"
+    parents = search_all(client, [exp_id], where, order_by=["attributes.start_time DESC"], max_results=1)
+    if parents and target == "accuracy":
+        result = _optuna_importances(parents[0], client.tracking_uri, seed=seed)
+        if result is not None:
+            return result
+    own_study = study or (parents[0].data.tags["workbench.study"] if parents else None)
+    trials = trials_frame(experiment, client=client, study=own_study)
+    complete = trials[trials["state"] == "COMPLETE"]
+    params = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
+    return variance_explained(complete, params, target=target)
+
+
+def _optuna_importances(parent: Run, tracking_uri: str, *, seed: int) -> pd.Series | None:
+    logged = parent.data.params.get("storage")
+    spec = _storage_spec(logged, tracking_uri) if logged else None
+    if spec is None:
+        _log.info("Optuna storage of study %s not reachable; using variance explained", parent.info.run_name)
+        return None
+    try:
+        loaded = optuna.load_study(study_name=parent.data.tags["workbench.study"], storage=make_storage(spec))
+    except Exception as err:  # noqa: BLE001 - whatever keeps the storage out of reach means: fall back
+        _log.info("cannot load the Optuna study (%s); using variance explained", err)
+        return None
+    result = fanova(loaded, seed=seed)
+    if "importances" not in result:
+        _log.info("fANOVA skipped (%s); using variance explained", result.get("skipped"))
+        return None
+    series = pd.Series(result["importances"], name="importance", dtype="float64").sort_values(ascending=False)
+    series.index.name = "param"
+    series.attrs["method"] = "fanova"
+    return series

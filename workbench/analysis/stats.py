@@ -1,0 +1,159 @@
+"""Pure pandas helpers over a trials table (:func:`workbench.analysis.trials_frame`): no MLflow here.
+
+Pareto fronts, the best row per group, the spread of a metric across seeds and a simple
+variance-explained importance. Re-exported by :mod:`workbench.analysis`.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"pattern": ["4x1", "4x1", "2:4"], "sparsity": [0.5, 0.8, 0.5],
+    ...                    "accuracy": [0.9, 0.85, 0.8]})
+    >>> pareto_front(df)["sparsity"].tolist()
+    [0.5, 0.8]
+    >>> best_by(df, "pattern")[["pattern", "accuracy"]].values.tolist()
+    [['4x1', 0.9], ['2:4', 0.8]]
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["best_by", "pareto_front", "pick_trials", "seed_spread", "variance_explained"]
+
+
+def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    for column in columns:
+        if column not in df.columns:
+            allowed = ", ".join(map(str, df.columns))
+            raise ValueError(f"{what}: column {column!r} is not in the frame; allowed: {allowed}")
+
+
+def pareto_front(df: pd.DataFrame, *, x: str = "sparsity", y: str = "accuracy",
+                 maximize: tuple[bool, bool] = (True, True)) -> pd.DataFrame:
+    """The rows no other row dominates in (``x``, ``y``), sorted by ``x``.
+
+    A row is dominated when another is at least as good in both columns and better in one
+    (both maximised by default). Rows with a missing ``x`` or ``y`` are ignored; exact duplicates
+    of a front point are all kept.
+
+    Example:
+        >>> df = pd.DataFrame({"sparsity": [0.5, 0.7, 0.7, 0.9], "accuracy": [0.9, 0.8, 0.95, 0.5]})
+        >>> pareto_front(df).index.tolist()
+        [2, 3]
+    """
+    _need(df, (x, y), "pareto_front")
+    valid = df.dropna(subset=[x, y])
+    sx = valid[x].astype(float) * (1 if maximize[0] else -1)
+    sy = valid[y].astype(float) * (1 if maximize[1] else -1)
+    order = np.lexsort((-sy.to_numpy(), -sx.to_numpy()))  # x descending, then y descending
+    keep, best_before = [], -np.inf  # best y among rows with a strictly larger x
+    xs, ys = sx.to_numpy()[order], sy.to_numpy()[order]
+    start = 0
+    while start < len(order):
+        stop = start
+        while stop < len(order) and xs[stop] == xs[start]:
+            stop += 1
+        top = ys[start]  # the group's best y (sorted descending)
+        if top > best_before:
+            keep.extend(order[i] for i in range(start, stop) if ys[i] == top)
+        best_before = max(best_before, top)
+        start = stop
+    front = valid.iloc[sorted(keep)]
+    return front.sort_values([x, y], kind="stable")
+
+
+def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", maximize: bool = True) -> pd.DataFrame:
+    """The best row (by ``metric``) for each value of ``column``, best group first.
+
+    Rows with a missing ``metric`` are ignored; ties keep the first row.
+
+    Example:
+        >>> df = pd.DataFrame({"criterion": ["snip", "snip", "magnitude"], "accuracy": [0.7, 0.9, 0.8]})
+        >>> best_by(df, "criterion")["accuracy"].tolist()
+        [0.9, 0.8]
+    """
+    _need(df, (column, metric), "best_by")
+    valid = df.dropna(subset=[metric])
+    index = valid.groupby(column, sort=False, dropna=False)[metric].idxmax() if maximize else \
+        valid.groupby(column, sort=False, dropna=False)[metric].idxmin()
+    return valid.loc[index.to_numpy()].sort_values(metric, ascending=not maximize, kind="stable")
+
+
+def seed_spread(df: pd.DataFrame, by: str | Sequence[str], *, metric: str = "accuracy",
+                seed: str = "seed") -> pd.DataFrame:
+    """Mean, std (ddof=1; NaN for one run), min and max of ``metric`` per ``by`` group.
+
+    Columns: the ``by`` columns, ``<metric>_mean``, ``<metric>_std``, ``<metric>_min``,
+    ``<metric>_max``, ``n_runs`` and ``n_seeds`` (distinct values of ``seed``). Rows with a missing
+    ``metric`` are ignored.
+
+    Example:
+        >>> df = pd.DataFrame({"criterion": ["snip"] * 2 + ["magnitude"], "seed": [0, 1, 0],
+        ...                    "accuracy": [0.5, 1.0, 0.7]})
+        >>> seed_spread(df, "criterion")[["criterion", "accuracy_mean", "n_seeds"]].values.tolist()
+        [['magnitude', 0.7, 1], ['snip', 0.75, 2]]
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    _need(df, [*keys, metric, seed], "seed_spread")
+    valid = df.dropna(subset=[metric])
+    grouped = valid.groupby(keys, dropna=False)
+    out = grouped[metric].agg(["mean", "std", "min", "max", "count"])
+    out.columns = [f"{metric}_{c}" for c in ("mean", "std", "min", "max")] + ["n_runs"]
+    out["n_seeds"] = grouped[seed].nunique()
+    return out.reset_index()
+
+
+def variance_explained(df: pd.DataFrame, params: Sequence[str], *, target: str = "accuracy",
+                       bins: int = 4) -> pd.Series:
+    """How much of ``target``'s variance each param explains on its own, normalised to sum 1.
+
+    The one-way ANOVA eta squared (between-group over total sum of squares) per param, the
+    fallback when Optuna's fANOVA is not available. A numeric param with more than ``bins``
+    distinct values is grouped into ``bins`` quantile bins first. ``.attrs["method"]`` is
+    ``"variance_explained"``. All zeros when ``target`` does not vary.
+
+    Example:
+        >>> df = pd.DataFrame({"pattern": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+        ...                    "accuracy": [0.9, 0.9, 0.5, 0.5]})
+        >>> variance_explained(df, ["pattern", "seed"]).to_dict()
+        {'pattern': 1.0, 'seed': 0.0}
+    """
+    if bins < 1:
+        raise ValueError(f"bins: must be >= 1, got {bins}")
+    _need(df, [*params, target], "variance_explained")
+    valid = df.dropna(subset=[target])
+    y = valid[target].astype(float)
+    total = float(((y - y.mean()) ** 2).sum())
+    scores = {}
+    for param in params:
+        groups = valid[param]
+        if pd.api.types.is_numeric_dtype(groups) and groups.nunique() > bins:
+            groups = pd.qcut(groups, bins, duplicates="drop")
+        stats = y.groupby(groups.astype(str)).agg(["mean", "count"])
+        between = float((stats["count"] * (stats["mean"] - y.mean()) ** 2).sum())
+        scores[param] = between / total if total > 0 else 0.0
+    series = pd.Series(scores, name="importance", dtype="float64")
+    if series.sum() > 0:
+        series = series / series.sum()
+    series = series.sort_values(ascending=False, kind="stable")
+    series.index.name = "param"
+    series.attrs["method"] = "variance_explained"
+    return series
+
+
+def pick_trials(df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "accuracy") -> pd.DataFrame:
+    """Up to ``n`` complete trials worth plotting: the Pareto front by ``y``, then the best of the rest.
+
+    Example:
+        >>> df = pd.DataFrame({"state": ["COMPLETE"] * 3, "sparsity": [0.5, 0.9, 0.4],
+        ...                    "accuracy": [0.9, 0.6, 0.8]})
+        >>> pick_trials(df, n=2).index.tolist()
+        [0, 1]
+    """
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n}")
+    complete = df[df["state"] == "COMPLETE"] if "state" in df else df
+    front = pareto_front(complete, x=x, y=y).sort_values(y, ascending=False, kind="stable")
+    rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=False, kind="stable")
+    return pd.concat([front, rest]).head(n)

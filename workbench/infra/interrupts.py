@@ -1,0 +1,123 @@
+"""Ctrl-C and SIGTERM that cannot get lost.
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when the signal is
+handled; if that is inside a garbage-collector callback or a ``__del__`` (SQLAlchemy and torch
+run such code all the time), Python prints "Exception ignored in ..." and the interrupt is gone:
+the study would carry on. Inside :func:`interrupt_guard` the signal handler raises
+``KeyboardInterrupt`` and, until some code that closes trials calls :func:`handled`, raises it
+again every second (the "Exception ignored" report of the lost one is dropped, and so is a log
+record with its traceback from library code that caught it, as SQLAlchemy's connection pool
+logs "Exception during reset" when the interrupt lands in a connection's finalizer). Once
+handled, further signals are ignored so that closing the runs cannot be cut short; the guard
+restores the previous handlers on exit.
+
+Example:
+    >>> with interrupt_guard():            # doctest: +SKIP
+    ...     run_study(experiment)
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["handled", "ignoring_sigint", "interrupt_guard"]
+
+_log = logging.getLogger(__name__)
+
+REDELIVER_AFTER = 1.0
+"""Seconds after which an interrupt that nobody handled is raised again."""
+
+_state: dict[str, Any] = {"active": False, "pending": False, "handled": False}
+
+
+def _redeliver(main_ident: int) -> None:
+    while True:
+        time.sleep(REDELIVER_AFTER)
+        if not _state["active"] or _state["handled"]:
+            return
+        _log.debug("interrupt not handled yet; raising it again")
+        signal.pthread_kill(main_ident, signal.SIGINT)
+
+
+def _handler(signum: int, frame: Any) -> None:
+    if _state["handled"]:
+        return  # the runs are being closed; a second Ctrl-C must not cut that short
+    if not _state["pending"]:
+        _state["pending"] = True
+        threading.Thread(target=_redeliver, args=(threading.main_thread().ident,), daemon=True,
+                         name="workbench-interrupt").start()
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def handled() -> None:
+    """Say that a ``KeyboardInterrupt`` reached code that closes the trials (stops re-raising)."""
+    if _state["active"]:
+        _state["handled"] = True
+
+
+class _DropInterruptReports(logging.Filter):
+    """Drops log records that carry a ``KeyboardInterrupt`` traceback: the CLI reports the
+    interrupt once, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
+def _report_handlers() -> list[logging.Handler]:
+    """The handlers a third-party library's error record reaches: the root's, or Python's
+    last-resort stderr handler when the root has none."""
+    handlers = list(logging.getLogger().handlers)
+    return handlers + [logging.lastResort] if logging.lastResort is not None else handlers
+
+
+@contextlib.contextmanager
+def interrupt_guard() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` until :func:`handled` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:  # the lost KeyboardInterrupt is raised again: no "Exception ignored"
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            previous_hook(info)
+
+    sys.unraisablehook = unraisable
+    quiet, handlers = _DropInterruptReports(), _report_handlers()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    _state.update(active=True, pending=False, handled=False)
+    try:
+        yield
+    finally:
+        _state.update(active=False)
+        for handler in handlers:
+            handler.removeFilter(quiet)
+        sys.unraisablehook = previous_hook
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def ignoring_sigint() -> Iterator[None]:
+    """Ignore SIGINT inside the block, restoring the previous handler after it.
+
+    Processes started inside the block inherit "ignore SIGINT" (so a Ctrl-C during a worker's
+    start-up cannot leave a traceback), and closing runs after an interrupt cannot be cut short.
+    Outside the main thread (where handlers cannot be set) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,126 @@
+"""Optuna factories: the storage, sampler, early-stopping pruner and search-space sampling of a study.
+
+Storage: ``storage``, else ``$WORKBENCH_STORAGE``, else whichever of ``sqlite:///optuna.db`` and
+the journal file ``optuna.journal`` (in the working folder) already holds the study; a new study
+goes to SQLite with one worker and to the journal file with several (Optuna's JournalStorage is
+safe across processes of one machine). Any Optuna URL works (``postgresql://...`` for several
+machines); a value without ``://`` is a journal file. RDB storages get Optuna's heartbeat.
+
+Example:
+    >>> storage = make_storage("/tmp/doc-example.journal")
+    >>> type(storage).__name__
+    'JournalStorage'
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+from workbench.experiment import Experiment, FloatRange
+from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
+from workbench.study.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
+
+__all__ = ["default_storage", "grid_space", "make_pruner", "make_sampler", "make_storage", "resolve_storage", "suggest_params"]
+
+
+
+def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL (``scheme://...``) or a journal file path.
+
+    RDB URLs get a heartbeat (``WORKBENCH_HEARTBEAT_INTERVAL`` / ``WORKBENCH_HEARTBEAT_GRACE``
+    seconds) so trials of a worker that died on any machine are failed; ``failed_trial_callback``
+    runs for each of them.
+    """
+    if "://" not in spec:
+        return optuna.storages.JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
+    kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
+    callback_arg = ("heartbeat_stale_trial_callback"  # Optuna >= 4.9; failed_trial_callback before
+                    if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+                    else "failed_trial_callback")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(spec, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+                                          grace_period=GRACE_PERIOD, **{callback_arg: failed_trial_callback})
+
+
+def resolve_storage(storage: str | None, study_name: str, workers: int) -> str:
+    """The storage spec: ``storage``, else ``$WORKBENCH_STORAGE``, else :func:`default_storage`."""
+    return storage or os.environ.get("WORKBENCH_STORAGE") or default_storage(study_name, workers)
+
+
+def default_storage(study_name: str, workers: int) -> str:
+    """The embedded storage spec for ``study_name`` (see the module docstring)."""
+    for spec in (JOURNAL_DEFAULT, SQLITE_DEFAULT):
+        if Path(local_path(spec)).exists() and study_name in optuna.get_all_study_names(make_storage(spec)):
+            return spec
+    return SQLITE_DEFAULT if workers == 1 else JOURNAL_DEFAULT
+
+
+def grid_space(experiment: Experiment) -> dict[str, list[Any]]:
+    """The searched dimensions as lists of values: what a grid sampler walks."""
+    return {dim: v.grid() if isinstance(v, FloatRange) else list(v)
+            for dim, v in experiment.search_space.items() if dim in experiment.searched_dims()}
+
+
+def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
+    """The study's sampler; every trial draws from its own stream, seeded ``study.seed + trial.number``.
+
+    So a resumed study draws new points, processes sharing one study (workers, machines) never
+    draw the same random point for two trials, and the same study run again from scratch draws
+    the same points.
+    """
+    seed, n = experiment.study.seed, experiment.study.n_trials
+    if experiment.study.sampler == "random":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+    elif experiment.study.sampler == "grid":
+        sampler = optuna.samplers.GridSampler(grid_space(experiment), seed=seed)
+    elif experiment.study.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(population_size=min(50, max(4, n // 3)), seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, n // 3)), seed=seed)
+    return _seeded_per_trial(sampler, seed)
+
+
+def _seeded_per_trial(sampler: optuna.samplers.BaseSampler, seed: int) -> optuna.samplers.BaseSampler:
+    """Reseed the sampler's random states (its own and its startup sampler's) at every trial start."""
+    before_trial = sampler.before_trial
+
+    def reseeding_before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        for owner in (sampler, getattr(sampler, "_random_sampler", None)):
+            state = getattr(owner, "_rng", None)
+            if hasattr(state, "rng"):  # Optuna's LazyRandomState
+                state.rng.seed((seed + trial.number) % 2**32)
+        before_trial(study, trial)
+
+    sampler.before_trial = reseeding_before_trial  # type: ignore[method-assign]
+    return sampler
+
+
+def make_pruner(experiment: Experiment) -> optuna.pruners.BasePruner:
+    """Early stopping on intermediate accuracy: median, hyperband or none."""
+    steps, every = experiment.training.steps, experiment.training.eval_every
+    if experiment.study.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=min(steps - 1, 2 * every))
+    if experiment.study.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=every, max_resource=steps, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def suggest_params(trial: optuna.Trial, experiment: Experiment) -> dict[str, Any]:
+    """Sample one point: searched dims through ``trial.suggest_*``, fixed dims as given."""
+    searched, params = experiment.searched_dims(), {}
+    for dim, space in experiment.search_space.items():
+        if dim not in searched:
+            params[dim] = space.low if isinstance(space, FloatRange) else space[0]
+        elif isinstance(space, FloatRange):
+            params[dim] = trial.suggest_float(dim, space.low, space.high, step=space.step, log=space.log)
+        else:
+            params[dim] = trial.suggest_categorical(dim, space)
+    return params

@@ -1,0 +1,139 @@
+"""Run a study: create or resume it, recover what a dead process left, run its trials, summarise.
+
+A study is named by ``study.study_name`` (else the experiment ``name``) and lives in an Optuna
+storage; running the same command again loads it and runs trials until the requested *total*
+of trials count (:func:`~workbench.study.recovery.counted_trials`: complete, pruned, and failed by
+the trial itself; a trial failed by an interruption or a killed worker is run again). Every
+trial is one tracked trial (:func:`~workbench.study.objective.run_tracked_trial`): a nested MLflow
+child run under the study's parent run.
+
+Storage: see :mod:`workbench.study.factories`.
+
+Every start first recovers the study (:func:`~workbench.study.recovery.recover_study`): trials left
+RUNNING by a killed process are failed and their MLflow runs KILLED. With ``workers > 1`` the
+MLflow experiment, parent run and stores are created first; on a SQLite tracking store a local
+tracking server becomes the single writer (:mod:`workbench.tracking.server`); then the workers
+start (:mod:`workbench.study.workers`). Trials hand their end-of-trial logging to one log writer
+process per study (:mod:`workbench.tracking.spool`), drained before the study ends. On Ctrl-C
+the running trials are failed and their runs KILLED, the parent run is KILLED, and
+``KeyboardInterrupt`` propagates.
+
+Example:
+    >>> from workbench.experiment import load_experiment     # doctest: +SKIP
+    >>> study = run_study(load_experiment("experiments/quick.yaml"))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import Any
+
+import optuna
+import yaml
+
+from workbench.experiment import Experiment, FloatRange
+from workbench.infra import interrupts
+from workbench.infra.stores import redact_url
+from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
+from workbench.study.objective import Objective, TrialRunner
+from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
+from workbench.study.report import summarize_study
+from workbench.study.workers import WorkerError, progress_bar, run_trials, run_workers
+from workbench.tracking import Tracker
+from workbench.tracking.server import LocalTrackingServer, needs_local_server
+from workbench.tracking.spool import SpoolWriter, replay, spool_dir
+
+__all__ = ["run_study"]
+
+_log = logging.getLogger(__name__)
+
+def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: int = 1,
+              storage: str | None = None, tracking_uri: str | None = None,
+              show_progress_bar: bool = False, runner: TrialRunner = TrialRunner()) -> optuna.Study:
+    """Create or resume the study and run it until ``n_trials`` trials count (module docstring).
+
+    Returns the study (loaded from its storage). The parent MLflow run is reused on resume and
+    receives the study summary artifacts (trials table, best-so-far or Pareto plot, importances).
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C / SIGTERM; the running trials are failed (not counted), their
+            runs and the parent run KILLED. Running the same call again resumes.
+        WorkerError: A worker process died before the total was reached (resumable too).
+    """
+
+    if workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    total = n_trials if n_trials is not None else experiment.study.n_trials
+    if total < 1:
+        raise ValueError(f"n_trials: must be >= 1, got {total}")
+    if experiment.study.sampler == "grid":
+        total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
+    spec = resolve_storage(storage, experiment.study_name, workers)
+    tracker = Tracker(tracking_uri)
+    directions = ["maximize"] * len(experiment.study.objectives)
+    study = optuna.create_study(storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
+                                study_name=experiment.study_name, load_if_exists=True, directions=directions,
+                                pruner=make_pruner(experiment))
+    study.sampler = make_sampler(experiment)
+    exp_id = tracker.experiment_id(experiment.name)
+    study_params = {"benchmark": experiment.benchmark, "sampler": experiment.study.sampler,
+                    "objectives": ",".join(experiment.study.objectives), "study_pruner": experiment.study.pruner,
+                    "seed": experiment.study.seed, "storage": redact_url(spec),
+                    **{f"training.{k}": v for k, v in experiment.training.to_dict().items()}}
+    parent = tracker.study_run(exp_id, experiment.study_name, params=study_params,
+                               config_text=yaml.safe_dump(_experiment_dict(experiment), sort_keys=False))
+    study.set_user_attr("mlflow_experiment_id", exp_id)
+    study.set_user_attr("mlflow_parent_run_id", parent)
+    spool = spool_dir(tracker.tracking_uri, experiment.study_name)
+    replay(spool, tracker, reclaim=True)  # logging a dead writer left behind, before recovery judges runs
+    recovered = recover_study(study, tracker, parent)
+    done = counted_trials(study)
+    _log.info("study %r: %d trials done%s, target %d, storage %s, tracking %s", experiment.study_name, done,
+              f" ({len(recovered)} left running by a dead worker, now failed)" if recovered else "", total,
+              redact_url(spec), redact_url(tracker.tracking_uri))
+    try:
+        if done < total and workers == 1:
+            objective = Objective(experiment, tracking_uri=tracker.tracking_uri, experiment_id=exp_id,
+                                  parent_run_id=parent, spool=str(spool), runner=runner)
+            with SpoolWriter(spool, tracker.tracking_uri), \
+                    progress_bar(show_progress_bar, total, done, experiment.study_name) as bar:
+                run_trials(study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent,
+                           progress=bar)
+        elif done < total:
+            server = LocalTrackingServer(tracker.tracking_uri) if needs_local_server(tracker.tracking_uri) else None
+            with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri, \
+                    SpoolWriter(spool, worker_uri):
+                run_workers(experiment, spec=spec, total=total, workers=workers, tracking_uri=worker_uri,
+                            experiment_id=exp_id, parent_run_id=parent,
+                            wait_for_server=server is not None, show_progress_bar=show_progress_bar,
+                            spool=str(spool), runner=runner)
+    except BaseException as err:
+        interrupts.handled()
+        _close_interrupted(study, tracker, parent)
+        if not isinstance(err, WorkerError) or counted_trials(study) < total:
+            raise
+        _log.warning("%s; the other workers completed the study", err)
+    study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
+    summarize_study(study, tracker, parent, experiment)
+    tracker.end_study(parent)
+    return study
+
+
+def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> None:
+    """After an interrupt or a dead worker: fail our RUNNING trials, KILL their runs and the parent."""
+    with interrupts.ignoring_sigint():
+        try:
+            recover_study(study, tracker, parent, own=True)
+        except Exception as err:  # noqa: BLE001 - the next start recovers what is left
+            _log.debug("recovery after interrupt failed: %s", err)
+        tracker.client.set_terminated(parent, status="KILLED")
+
+
+def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
+    space = {k: (vars(v) if isinstance(v, FloatRange) else v) for k, v in experiment.search_space.items()}
+    study = dict(vars(experiment.study), objectives=list(experiment.study.objectives))
+    plugins = {"plugins": list(experiment.plugins)} if experiment.plugins else {}
+    return {"name": experiment.name, **plugins, "benchmark": experiment.benchmark,
+            "training": experiment.training.to_dict(),
+            "pruning": experiment.pruning, "search_space": space, "study": study}

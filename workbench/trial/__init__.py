@@ -1,0 +1,14 @@
+"""One trial: (benchmark, pruning config, seed) -> :class:`TrialResult`, plain data.
+
+Owns the search dimensions (:mod:`.space`, the one table every other layer reads), the mapping
+from a point of the search space to an INC-style pruning config (:mod:`.config`), the trial's
+types (:mod:`.types`) and the fine-tuning loop that runs the pruner's hooks (:mod:`.runner`).
+May import :mod:`workbench.pruner`, :mod:`workbench.benchmarks` and :mod:`workbench.infra`; knows
+nothing of Optuna or MLflow.
+"""
+from workbench.trial.config import build_pruning_config, search_params
+from workbench.trial.runner import run_trial
+from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
+
+__all__ = ["SPARSITY_KEYS", "TrainingConfig", "TrialDiverged", "TrialResult", "TrialStopped", "build_pruning_config",
+           "run_trial", "search_params"]

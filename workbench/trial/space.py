@@ -1,0 +1,102 @@
+"""The search dimensions: the one table that the schema, the search space, MLflow params and analysis read.
+
+A dimension is a knob a study can search (``search_space:`` in an experiment file). Choice
+dimensions take their allowed values from the pruner library's registries at the time of the
+call, so a criterion, scheduler, pruner type or decay registered by a plug-in is allowed at once;
+patterns are an open family, checked by :func:`workbench.pruner.parse_pattern`. Range dimensions
+are floats. ``pruning`` dimensions are the seven knobs of a pruning config (every child run logs
+all seven); ``lr`` is a training knob.
+
+Example:
+    >>> [d.name for d in DIMENSIONS if d.required]
+    ['pattern', 'criterion', 'scheduler', 'target_sparsity']
+    >>> "snip_momentum" in allowed_values("criterion")
+    True
+    >>> effective_params({"pattern": "2:4", "target_sparsity": 0.8})["target_sparsity"]
+    0.5
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from workbench import pruner
+from workbench.pruner import config_check  # noqa: F401  (SCOPES and DECAY_TYPES, until registries list them)
+
+__all__ = ["CHOICE_DIMS", "DIMENSIONS", "PRUNING_DIMS", "RANGE_DIMS", "REQUIRED_DIMS", "SEARCH_DIMS", "Dimension",
+           "SCHEDULE_KINDS", "allowed_values", "dimension", "effective_params", "max_sparsity"]
+
+SCHEDULE_KINDS = ("oneshot", "iterative")
+"""How a trial's pruning steps are laid out (``start_step == end_step`` or a window)."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One search dimension.
+
+    Attributes:
+        name: The key in ``search_space:``, in MLflow params and in analysis frames.
+        kind: ``"choice"`` (a list of values) or ``"range"`` (a float range).
+        required: Whether every experiment must give it.
+        pruning: Whether it is a knob of the pruning config (logged on every child run).
+        choices: The allowed values of a choice dimension (called when needed, so registrations
+            made after import count); None for patterns and ranges.
+        help: One line for messages and docs.
+    """
+
+    name: str
+    kind: str
+    required: bool
+    pruning: bool
+    choices: Callable[[], tuple[str, ...]] | None
+    help: str
+
+
+def _sorted(registry: Any) -> Callable[[], tuple[str, ...]]:
+    return lambda: tuple(sorted(registry))
+
+
+DIMENSIONS: tuple[Dimension, ...] = (
+    Dimension("pattern", "choice", True, True, None, "block shape: NxM ('4x1', 'channelx1') or N:M ('2:4')"),
+    Dimension("criterion", "choice", True, True, _sorted(pruner.CRITERIA), "how weights are scored"),
+    Dimension("scheduler", "choice", True, True, lambda: SCHEDULE_KINDS, "one pruning step or a window of them"),
+    Dimension("target_sparsity", "range", True, True, None, "fraction of weights zeroed at the end, in [0, 1)"),
+    Dimension("pruner", "choice", False, True, _sorted(pruner.PRUNERS), "how masks change over steps"),
+    Dimension("pruning_scope", "choice", False, True, lambda: pruner.config_check.SCOPES, "rank layers together or apart"),
+    Dimension("sparsity_decay_type", "choice", False, True, lambda: pruner.config_check.DECAY_TYPES,
+              "shape of the sparsity ramp of iterative schedules"),
+    Dimension("lr", "range", False, False, None, "the fine-tuning learning rate (> 0)"),
+)
+SEARCH_DIMS = tuple(d.name for d in DIMENSIONS)
+REQUIRED_DIMS = tuple(d.name for d in DIMENSIONS if d.required)
+PRUNING_DIMS = tuple(d.name for d in DIMENSIONS if d.pruning)
+CHOICE_DIMS = tuple(d.name for d in DIMENSIONS if d.kind == "choice")
+RANGE_DIMS = tuple(d.name for d in DIMENSIONS if d.kind == "range")
+
+
+def dimension(name: str) -> Dimension:
+    """The dimension called ``name``; ``ValueError`` naming the known ones otherwise."""
+    for dim in DIMENSIONS:
+        if dim.name == name:
+            return dim
+    raise ValueError(f"{name}: not a search dimension; allowed: {', '.join(SEARCH_DIMS)}")
+
+
+def allowed_values(name: str) -> tuple[str, ...]:
+    """The values a choice dimension allows now (registries included); ``()`` for patterns."""
+    choices = dimension(name).choices
+    return tuple(choices()) if choices is not None else ()
+
+
+def max_sparsity(pattern: str) -> float:
+    """The highest sparsity ``pattern`` can reach, as its family states it (N/M for N:M, else 1)."""
+    return float(pruner.parse_pattern(pattern).max_sparsity)
+
+
+def effective_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The params a trial runs: ``target_sparsity`` clipped to the pattern's maximum (N/M)."""
+    out = dict(params)
+    if "target_sparsity" in out and "pattern" in out:
+        out["target_sparsity"] = min(float(out["target_sparsity"]), max_sparsity(out["pattern"]))
+    return out

@@ -1,0 +1,134 @@
+"""Plain data exchanged between the trial runner and its callers (tracking, search, analysis).
+
+Nothing here imports MLflow or Optuna: a trial returns a :class:`TrialResult` and the caller
+decides where it goes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adamw")
+"""The fine-tuning optimizers a trial can build (``training.optimizer``)."""
+SPARSITY_KEYS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
+"""Keys of :attr:`TrialResult.sparsity` (MLflow: ``sparsity/<key>``), in ``get_sparsity_ratio``'s order."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a trial fine-tunes the dense model while pruning.
+
+    Attributes:
+        steps: Fine-tuning steps (optimizer steps). The pruning schedule lives inside them.
+        batch_size: Mini-batch size for fine-tuning.
+        lr: Learning rate of the fine-tuning optimizer.
+        optimizer: ``"sgd"`` (with ``momentum``) or ``"adamw"``.
+        momentum: SGD momentum.
+        weight_decay: Weight decay of the optimizer.
+        eval_every: Evaluate test accuracy every this many steps (and always at the end).
+        pruning_frequency: Steps between two mask updates of an iterative schedule.
+        start_fraction: Pruning starts at ``round(start_fraction * steps)`` (at least step 1).
+        end_fraction: Pruning ends at ``round(end_fraction * steps)`` for iterative schedules.
+        threads: torch intra-op threads for this trial (0 = leave torch's setting alone).
+    """
+
+    steps: int = 200
+    batch_size: int = 64
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    eval_every: int = 20
+    pruning_frequency: int = 10
+    start_fraction: float = 0.1
+    end_fraction: float = 0.7
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        """Validate every field; ``ValueError`` names ``training.<field>``, the value and the bound."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), type(f.default)
+            ok = isinstance(value, str) if kind is str else (
+                isinstance(value, int) if kind is int else isinstance(value, (int, float)))
+            if isinstance(value, bool) or not ok or (kind is float and not math.isfinite(value)):
+                wanted = {str: "a string", int: "an integer"}.get(kind, "a finite number")
+                raise ValueError(f"training.{f.name}: expected {wanted}, got {value!r}")
+        for key in ("steps", "batch_size", "eval_every", "pruning_frequency"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"training.{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("momentum", "weight_decay", "threads"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"training.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ValueError(f"training.lr: must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"training.optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
+        if not 0.0 <= self.start_fraction <= self.end_fraction <= 1.0:
+            raise ValueError(f"training.start_fraction: need 0 <= start_fraction ({self.start_fraction}) <= "
+                             f"end_fraction ({self.end_fraction}) <= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for logging and YAML)."""
+        return asdict(self)
+
+
+@dataclass
+class TrialResult:
+    """Everything one trial produced, as plain data.
+
+    Curves are dicts ``{step: value}``; ``layer_*`` curves are keyed by layer name (dots kept).
+    Curves are recorded at every step where masks change and at every evaluation.
+    """
+
+    benchmark: str
+    seed: int
+    params: dict[str, Any]
+    """The search-space values of this trial (pattern, criterion, scheduler, target_sparsity, ...)."""
+    pruning_config: dict[str, Any]
+    """The effective INC-style config: ``{"pruning_configs": [...], **globals}``, YAML-safe."""
+    training: dict[str, Any]
+    accuracy: float
+    dense_accuracy: float
+    sparsity: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Global curves keyed ``elementwise_over_matmul_gemm_conv``, ``elementwise_over_all``,
+    ``blockwise_over_matmul_gemm_conv``."""
+    layer_sparsity: dict[str, dict[int, float]] = field(default_factory=dict)
+    layer_blockwise_sparsity: dict[str, dict[int, float]] = field(default_factory=dict)
+    train_loss: dict[int, float] = field(default_factory=dict)
+    eval_accuracy: dict[int, float] = field(default_factory=dict)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    """One row per candidate layer: name, type, shape, pruned (bool), reason, pruner."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds: ``baseline``, ``finetune``, ``eval``, ``total``."""
+
+    @property
+    def accuracy_drop(self) -> float:
+        """Dense accuracy minus final accuracy (positive means pruning cost accuracy)."""
+        return self.dense_accuracy - self.accuracy
+
+    @property
+    def final_sparsity(self) -> dict[str, float]:
+        """The last value of each global sparsity curve."""
+        return {k: v[max(v)] for k, v in self.sparsity.items() if v}
+
+
+class TrialStopped(Exception):
+    """Raised by an ``on_eval`` callback to stop a trial early (e.g. an Optuna pruner said so).
+
+    The trial runner lets it propagate; the caller owns what "stopped" means.
+    """
+
+    def __init__(self, step: int, accuracy: float) -> None:
+        super().__init__(f"trial stopped at step {step} (accuracy {accuracy:.4f})")
+        self.step = step
+        self.accuracy = accuracy
+
+
+class TrialDiverged(RuntimeError):
+    """Raised when the training loss becomes NaN or infinite."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"training diverged at step {step}: loss is {loss}")
+        self.step = step
+        self.loss = loss
