@@ -6,12 +6,29 @@ import importlib
 import sys
 
 import pytest
-
 from pruner_helpers import MLP, seeded, train
+
 from workbench.pruner import (
-    CRITERIA, DECAYS, PATTERNS, PRUNERS, REGS, SCHEDULERS, ConfigError, WeightPruningConfig, get_sparsity_ratio,
-    list_criteria, list_decays, list_pattern_examples, list_pattern_families, list_pruner_types,
-    list_pruning_types, list_regs, list_schedulers, parse_pattern, process_config, resolve_config,
+    CRITERIA,
+    DECAYS,
+    PATTERNS,
+    PRUNERS,
+    REGS,
+    SCHEDULERS,
+    ConfigError,
+    WeightPruningConfig,
+    get_sparsity_ratio,
+    list_criteria,
+    list_decays,
+    list_pattern_examples,
+    list_pattern_families,
+    list_pruner_types,
+    list_pruning_types,
+    list_regs,
+    list_schedulers,
+    parse_pattern,
+    process_config,
+    resolve_config,
 )
 
 REGISTRIES = (PATTERNS, CRITERIA, SCHEDULERS, DECAYS, PRUNERS, REGS)

@@ -12,8 +12,15 @@ from dataclasses import dataclass
 import torch
 
 from workbench.pruner import (
-    DECAYS, PruningCriterion, Scheduler, register_criterion, register_decay, register_pattern, register_pruner,
-    register_reg, register_scheduler,
+    DECAYS,
+    PruningCriterion,
+    Scheduler,
+    register_criterion,
+    register_decay,
+    register_pattern,
+    register_pruner,
+    register_reg,
+    register_scheduler,
 )
 from workbench.pruner.patterns.nxm import NxMPattern, NxMSpec
 from workbench.pruner.pruners.basic import BasicPruner

@@ -20,8 +20,14 @@ Example:
 from __future__ import annotations
 
 from .catalog import (
-    list_criteria, list_decays, list_pattern_examples, list_pattern_families, list_pruner_types, list_pruning_types,
-    list_regs, list_schedulers,
+    list_criteria,
+    list_decays,
+    list_pattern_examples,
+    list_pattern_families,
+    list_pruner_types,
+    list_pruning_types,
+    list_regs,
+    list_schedulers,
 )
 from .config import (
     WeightPruningConfig,
@@ -40,15 +46,40 @@ from .config_check import parse_pruning_type
 from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
 from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
 from .errors import ConfigError
-from .patterns import PATTERNS, BasePattern, PatternSpec, get_pattern, parse_pattern, register_pattern
+from .patterns import (
+    PATTERNS,
+    BasePattern,
+    PatternSpec,
+    get_pattern,
+    parse_pattern,
+    register_pattern,
+)
 from .pruners import (
-    PRUNERS, BasePruner, format_pruning_type, get_pruner, parse_valid_pruner_types, register_pruner,
+    PRUNERS,
+    BasePruner,
+    format_pruning_type,
+    get_pruner,
+    parse_valid_pruner_types,
+    register_pruner,
 )
 from .pruning import Pruning, prepare_pruning
 from .registry import Registry, did_you_mean
 from .regs import REGS, get_reg, register_reg
-from .schedulers import DECAYS, SCHEDULERS, Scheduler, get_scheduler, register_decay, register_scheduler
-from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
+from .schedulers import (
+    DECAYS,
+    SCHEDULERS,
+    Scheduler,
+    get_scheduler,
+    register_decay,
+    register_scheduler,
+)
+from .sparsity import (
+    LayerInfo,
+    get_sparsity_ratio,
+    layer_sparsity,
+    parse_last_linear,
+    parse_to_prune,
+)
 
 __all__ = [
     "CRITERIA", "DECAYS", "DEFAULT_CONFIG", "PATTERNS", "PRUNERS", "REGS", "SCHEDULERS", "VALID_KEYS",

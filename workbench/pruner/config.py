@@ -30,8 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from .config_check import (
-    DEFAULT_CONFIG, DEFAULT_GLOBAL_CONFIG, DEFAULT_LOCAL_CONFIG, DERIVED_KEYS, VALID_KEYS, check_config,
-    check_key_validity, parse_pruning_type, parse_valid_pruner_types,
+    DEFAULT_CONFIG,
+    DEFAULT_GLOBAL_CONFIG,
+    DEFAULT_LOCAL_CONFIG,
+    DERIVED_KEYS,
+    VALID_KEYS,
+    check_config,
+    check_key_validity,
+    parse_pruning_type,
+    parse_valid_pruner_types,
 )
 from .config_io import dump_yaml, load_yaml
 from .config_types import PrunerConfig, default_scheduler

@@ -20,7 +20,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .config_types import (
-    DEFAULT_CONFIG, DEFAULT_GLOBAL_CONFIG, DEFAULT_LOCAL_CONFIG, DERIVED_KEYS, VALID_KEYS,
+    DEFAULT_CONFIG,
+    DEFAULT_GLOBAL_CONFIG,
+    DEFAULT_LOCAL_CONFIG,
+    DERIVED_KEYS,
+    VALID_KEYS,
 )
 from .errors import ConfigError
 from .patterns import PATTERNS, PatternSpec, parse_pattern
@@ -45,10 +49,10 @@ def check_key_validity(template_config: Iterable[str], user_config: Any) -> None
     """Raise for a key of ``user_config`` (a dict or a list of dicts) not in the template.
 
     Example:
-        >>> check_key_validity(VALID_KEYS, {"target_sparsty": 0.5})
+        >>> check_key_validity(VALID_KEYS, {"end_stp": 5})
         Traceback (most recent call last):
         ...
-        workbench.pruner.errors.ConfigError: unknown pruning config key 'target_sparsty'; did you mean 'target_sparsity'?
+        workbench.pruner.errors.ConfigError: unknown pruning config key 'end_stp'; did you mean 'end_step'?
     """
     valid = list(template_config)
     configs = user_config if isinstance(user_config, list) else [user_config]

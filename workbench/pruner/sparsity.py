@@ -91,7 +91,9 @@ def parse_last_linear(model: nn.Module) -> str | None:
     return linears[-1]
 
 
-def classify_layers(configs: list[PrunerConfig | dict], model: nn.Module) -> tuple[list[dict[str, nn.Module]], list[LayerInfo]]:
+def classify_layers(
+    configs: list[PrunerConfig | dict], model: nn.Module
+) -> tuple[list[dict[str, nn.Module]], list[LayerInfo]]:
     """Assign every weighted module to at most one pruner config, with the reason for each.
 
     A layer matched by several pruner configs goes to the first one.

@@ -57,7 +57,8 @@ class BasePattern:
         self.config = config
         parsed = spec if spec is not None else self.parse(config.pattern)
         if parsed is None:
-            raise ConfigError(f"pattern: {config.pattern!r} is not a {type(self).__name__}; allowed forms: {self.forms}")
+            raise ConfigError(f"pattern: {config.pattern!r} is not a {type(self).__name__}; "
+                              f"allowed forms: {self.forms}")
         self.spec = parsed
         self.pattern = self.spec.text
         self.is_global = config.pruning_scope == "global"

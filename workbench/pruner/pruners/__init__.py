@@ -99,4 +99,7 @@ def get_pruner(config: PrunerConfig | Mapping[str, Any], modules: dict) -> BaseP
 
 from . import basic, progressive, pattern_lock  # noqa: E402,F401,I001  (registers the built-in pruners, INC's order)
 
-__all__ = ["PRUNERS", "BasePruner", "format_pruning_type", "get_pruner", "parse_pruning_type", "parse_valid_pruner_types", "register_pruner"]
+__all__ = [
+    "PRUNERS", "BasePruner", "format_pruning_type", "get_pruner", "parse_pruning_type", "parse_valid_pruner_types",
+    "register_pruner",
+]
