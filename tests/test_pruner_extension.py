@@ -8,30 +8,10 @@ import sys
 import pytest
 from pruner_helpers import MLP, seeded, train
 
-from workbench.pruner import (
-    CRITERIA,
-    DECAYS,
-    PATTERNS,
-    PRUNERS,
-    REGS,
-    SCHEDULERS,
-    ConfigError,
-    WeightPruningConfig,
-    get_sparsity_ratio,
-    list_criteria,
-    list_decays,
-    list_pattern_examples,
-    list_pattern_families,
-    list_pruner_types,
-    list_pruning_types,
-    list_regs,
-    list_schedulers,
-    parse_pattern,
-    process_config,
-    resolve_config,
-)
+from workbench import pruner as lib
+from workbench.pruner import ConfigError, WeightPruningConfig, process_config, resolve_config
 
-REGISTRIES = (PATTERNS, CRITERIA, SCHEDULERS, DECAYS, PRUNERS, REGS)
+REGISTRIES = (lib.PATTERNS, lib.CRITERIA, lib.SCHEDULERS, lib.DECAYS, lib.PRUNERS, lib.REGS)
 PLUGIN = "toy_pruner_plugin"
 TOY = dict(pattern="stripe2", pruning_type="toy_square_counted", scheduler="toy_staircase",
            sparsity_decay_type="toy_sqrt", reg_type="toy_shrink", parameters={"reg_coeff": 0.001},
@@ -51,17 +31,17 @@ def plugin():
 
 
 def test_the_queries_list_every_registration(plugin):
-    assert list_pattern_families()[-1] == "stripe" and list_pattern_examples()["stripe"] == ("stripe2", "stripe4")
-    assert "toy_square" in list_criteria() and "toy_sqrt" in list_decays()
-    assert "toy_staircase" in list_schedulers() and "toy_counting" in list_pruner_types()
-    assert "toy_shrink" in list_regs()
-    types = list_pruning_types()
+    assert lib.list_pattern_families()[-1] == "stripe" and lib.list_pattern_examples()["stripe"] == ("stripe2", "stripe4")
+    assert "toy_square" in lib.list_criteria() and "toy_sqrt" in lib.list_decays()
+    assert "toy_staircase" in lib.list_schedulers() and "toy_counting" in lib.list_pruner_types()
+    assert "toy_shrink" in lib.list_regs()
+    types = lib.list_pruning_types()
     # the new criterion takes every pruner's form; the new pruner's form takes every criterion
     assert {"toy_square", "toy_square_progressive", "toy_square_counted", "magnitude_counted"} <= set(types)
 
 
 def test_configs_accept_the_registrations(plugin):
-    spec = parse_pattern("Stripe2")
+    spec = lib.parse_pattern("Stripe2")
     assert (spec.family, spec.text, spec.max_sparsity) == ("stripe", "stripe2", plugin.STRIPE_MAX)
     (cfg,) = resolve_config(WeightPruningConfig(**TOY))
     assert (cfg.pattern, cfg.criterion_type, cfg.pruner_type) == ("stripe2", "toy_square", "toy_counting")
@@ -100,12 +80,12 @@ def test_pruning_with_the_registrations_reaches_the_target(plugin):
     assert type(pruner.scheduler).__name__ == "StaircaseScheduler" and pruner.reg.calls == 9  # steps 1..9
     # pruning steps 1, 3, 5, 7, 9: floor(10 * 0.6 * sqrt(k / 4)) / 10, then the target
     assert sorted(set(ratios)) == [0.0, 0.3, 0.4, 0.5, 0.6] and pruner.counted == 5
-    assert get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.6, abs=0.01)
+    assert lib.get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.6, abs=0.01)
     for name, keep in pruner.masks.items():
         assert bool((pruner.modules[name].weight[~keep] == 0).all())
 
 
 def test_the_registries_hold_only_the_builtins_without_the_plugin():
-    assert list_pattern_families() == ["NxM", "N:M"] and list_regs() == ["group_lasso"]
-    assert "toy_square" not in list_criteria() and "toy_sqrt" not in list_decays()
-    assert "toy_staircase" not in list_schedulers() and "toy_counting" not in list_pruner_types()
+    assert lib.list_pattern_families() == ["NxM", "N:M"] and lib.list_regs() == ["group_lasso"]
+    assert "toy_square" not in lib.list_criteria() and "toy_sqrt" not in lib.list_decays()
+    assert "toy_staircase" not in lib.list_schedulers() and "toy_counting" not in lib.list_pruner_types()
