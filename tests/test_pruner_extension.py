@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import pytest
 from pruner_helpers import MLP, seeded, train
@@ -13,6 +14,7 @@ from workbench.pruner import ConfigError, WeightPruningConfig, process_config, r
 
 REGISTRIES = (lib.PATTERNS, lib.CRITERIA, lib.SCHEDULERS, lib.DECAYS, lib.PRUNERS, lib.REGS)
 PLUGIN = "toy_pruner_plugin"
+PLUGIN_DIR = str(Path(__file__).parent / "plugins")
 TOY = dict(pattern="stripe2", pruning_type="toy_square_counted", scheduler="toy_staircase",
            sparsity_decay_type="toy_sqrt", reg_type="toy_shrink", parameters={"reg_coeff": 0.001},
            target_sparsity=0.6, start_step=1, end_step=9, pruning_frequency=2)
@@ -23,15 +25,20 @@ def plugin():
     """Import the plug-in (registering its extensions); restore every registry afterwards."""
     saved = [dict(registry) for registry in REGISTRIES]
     sys.modules.pop(PLUGIN, None)
-    yield importlib.import_module(PLUGIN)
-    sys.modules.pop(PLUGIN, None)
-    for registry, entries in zip(REGISTRIES, saved):
-        registry.clear()
-        registry.update(entries)
+    sys.path.insert(0, PLUGIN_DIR)
+    try:
+        yield importlib.import_module(PLUGIN)
+    finally:
+        sys.path.remove(PLUGIN_DIR)
+        sys.modules.pop(PLUGIN, None)
+        for registry, entries in zip(REGISTRIES, saved):
+            registry.clear()
+            registry.update(entries)
 
 
 def test_the_queries_list_every_registration(plugin):
-    assert lib.list_pattern_families()[-1] == "stripe" and lib.list_pattern_examples()["stripe"] == ("stripe2", "stripe4")
+    assert lib.list_pattern_families()[-1] == "stripe"
+    assert lib.list_pattern_examples()["stripe"] == ("stripe2", "stripe4")
     assert "toy_square" in lib.list_criteria() and "toy_sqrt" in lib.list_decays()
     assert "toy_staircase" in lib.list_schedulers() and "toy_counting" in lib.list_pruner_types()
     assert "toy_shrink" in lib.list_regs()

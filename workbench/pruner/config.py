@@ -5,10 +5,13 @@ pruner resolves in this order: the pruner's own dict, then the global value (a k
 :class:`WeightPruningConfig` or a top-level key of a dict/YAML config), then :data:`DEFAULT_CONFIG`.
 ``None`` counts as "not given". An empty ``pruning_configs`` means one pruner made of the
 globals. ``reg_coeff`` is read from ``parameters`` (``{"reg_coeff": c}``); ``criterion_type`` and
-``pruner_type`` are derived from ``pruning_type``; for N:M patterns ``max_sparsity_ratio_per_op``
-is capped at N/M (as INC does). Every resolved dict is then checked by :func:`check_config`
-(the rules, keys and defaults live in :mod:`workbench.pruner.config_check`; YAML reading in
-:mod:`workbench.pruner.config_io`).
+``pruner_type`` are derived from ``pruning_type``; ``max_sparsity_ratio_per_op`` is capped at
+what the pattern can reach (N/M for N:M, as INC does); ``scheduler`` left out is INC's choice
+(oneshot when ``start_step == end_step``, else iterative). Every resolved dict is checked by
+:func:`check_config` (rules in :mod:`workbench.pruner.config_check`, keys, defaults and the typed
+:class:`PrunerConfig` in :mod:`workbench.pruner.config_types`, YAML in
+:mod:`workbench.pruner.config_io`). :func:`resolve_config` gives typed configs,
+:func:`process_config` INC's plain dicts.
 
 Accepted inputs: a :class:`WeightPruningConfig`; a dict ``{"pruning_configs": [...], **globals}``;
 INC's YAML layout ``{"pruning": {"approach": {"weight_compression_v2": {**globals, "pruners":
@@ -56,7 +59,7 @@ class WeightPruningConfig:
     ``None`` for a list argument means a fresh empty list (``[{}]`` for ``pruning_configs``);
     every argument is deep-copied, so instances never share mutable state. Extra keywords
     (``reg_type``, ``parameters``, ``criterion_reduce_type``, ...) join the global keys; an
-    unknown one raises ``ValueError`` suggesting the nearest valid key.
+    unknown one raises :class:`~workbench.pruner.ConfigError` suggesting the nearest valid key.
 
     Example:
         >>> WeightPruningConfig(target_sparsity=0.7, reg_type="group_lasso").weight_compression.reg_type

@@ -1,7 +1,8 @@
 """A test-only plug-in: one toy extension of each kind, each registered in one place.
 
 Importing this module registers them; nothing else in the library is edited. Used by
-tests/test_pruner_extension.py, whose fixture removes them again.
+tests/test_pruner_extension.py, whose fixture removes them again (``conftest.py`` here keeps
+pytest's doctest collection from importing it).
 """
 from __future__ import annotations
 
