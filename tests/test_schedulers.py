@@ -26,7 +26,7 @@ def test_decay_curves_follow_the_formulas(decay, s0):
     sched = _sched(decay)
     total = sched.total_prune_steps()
     assert total == 3
-    values = [sched.update_sparsity_ratio(0.8, k, total, None, init_ratio=s0) for k in range(total + 1)]
+    values = [sched.update_sparsity_ratio(0.8, k, total, init_ratio=s0) for k in range(total + 1)]
     assert values == pytest.approx([FORMULAS[decay](s0, 0.8, k / total) for k in range(total + 1)])
     assert values[0] == pytest.approx(s0) and values[-1] == pytest.approx(0.8)
     assert all(a <= b + 1e-12 for a, b in zip(values, values[1:]))
@@ -36,7 +36,7 @@ def test_decay_curves_follow_the_formulas(decay, s0):
 def test_oneshot_when_start_equals_end():
     sched = _sched("exp", start=5, end=5)
     assert type(sched).__name__ == "OneshotScheduler"
-    assert sched.update_sparsity_ratio(0.7, 0, 0, None) == 0.7
+    assert sched.update_sparsity_ratio(0.7, 0, 0) == 0.7
 
 
 def test_interval_count_ignores_a_partial_last_interval():

@@ -3,6 +3,10 @@
 Configs written for Intel Neural Compressor's pruner (``WeightPruningConfig``, its keys and
 defaults) work unchanged; see ``PRUNING-SEMANTICS.md`` for what every knob means.
 
+Extension points: a pattern family, criterion, scheduler, decay curve, pruner or regulariser
+is one module with a ``register_*`` decorator; config parsing, validation and the ``list_*``
+queries learn it from the registries. Invalid user input raises :class:`ConfigError`.
+
 Example:
     >>> import torch
     >>> from workbench.pruner import WeightPruningConfig, prepare_pruning, get_sparsity_ratio
@@ -15,6 +19,16 @@ Example:
 """
 from __future__ import annotations
 
+from .catalog import (
+    list_criteria,
+    list_decays,
+    list_pattern_examples,
+    list_pattern_families,
+    list_pruner_types,
+    list_pruning_types,
+    list_regs,
+    list_schedulers,
+)
 from .config import (
     WeightPruningConfig,
     check_config,
@@ -25,21 +39,58 @@ from .config import (
     process_weight_config,
     process_yaml_config,
     reset_none_to_default,
+    resolve_config,
     update_params,
 )
-from .criteria import CRITERIA, get_criterion, register_criterion
-from .patterns import PATTERNS, get_pattern, parse_pattern, register_pattern
-from .pruners import PRUNERS, get_pruner, parse_valid_pruner_types, register_pruner
+from .config_check import parse_pruning_type
+from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
+from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
+from .errors import ConfigError
+from .patterns import (
+    PATTERNS,
+    BasePattern,
+    PatternSpec,
+    get_pattern,
+    parse_pattern,
+    register_pattern,
+)
+from .pruners import (
+    PRUNERS,
+    BasePruner,
+    format_pruning_type,
+    get_pruner,
+    parse_valid_pruner_types,
+    register_pruner,
+)
 from .pruning import Pruning, prepare_pruning
-from .schedulers import SCHEDULERS, get_scheduler, register_scheduler
-from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
+from .registry import Registry, did_you_mean
+from .regs import REGS, get_reg, register_reg
+from .schedulers import (
+    DECAYS,
+    SCHEDULERS,
+    Scheduler,
+    get_scheduler,
+    register_decay,
+    register_scheduler,
+)
+from .sparsity import (
+    LayerInfo,
+    get_sparsity_ratio,
+    layer_sparsity,
+    parse_last_linear,
+    parse_to_prune,
+)
 
 __all__ = [
-    "CRITERIA", "PATTERNS", "PRUNERS", "SCHEDULERS", "LayerInfo", "Pruning", "WeightPruningConfig",
-    "check_config", "check_key_validity", "generate_pruner_config", "get_criterion", "get_pattern",
-    "get_pruner", "get_scheduler", "get_sparsity_ratio", "layer_sparsity", "parse_last_linear",
-    "parse_pattern", "parse_to_prune", "parse_valid_pruner_types", "prepare_pruning",
+    "CRITERIA", "DECAYS", "DEFAULT_CONFIG", "PATTERNS", "PRUNERS", "REGS", "SCHEDULERS", "VALID_KEYS",
+    "BasePattern", "BasePruner", "ConfigError", "LayerInfo", "PatternSpec", "PrunerConfig", "Pruning",
+    "PruningCriterion", "Registry", "Scheduler", "WeightPruningConfig",
+    "check_config", "check_key_validity", "did_you_mean", "format_pruning_type", "generate_pruner_config",
+    "get_criterion", "get_pattern", "get_pruner", "get_reg", "get_scheduler", "get_sparsity_ratio",
+    "layer_sparsity", "list_criteria", "list_decays", "list_pattern_examples", "list_pattern_families",
+    "list_pruner_types", "list_pruning_types", "list_regs", "list_schedulers", "parse_last_linear",
+    "parse_pattern", "parse_pruning_type", "parse_to_prune", "parse_valid_pruner_types", "prepare_pruning",
     "process_and_check_config", "process_config", "process_weight_config", "process_yaml_config",
-    "register_criterion", "register_pattern", "register_pruner", "register_scheduler",
-    "reset_none_to_default", "update_params",
+    "register_criterion", "register_decay", "register_pattern", "register_pruner", "register_reg",
+    "register_scheduler", "reset_none_to_default", "resolve_config", "update_params",
 ]

@@ -5,10 +5,13 @@ pruner resolves in this order: the pruner's own dict, then the global value (a k
 :class:`WeightPruningConfig` or a top-level key of a dict/YAML config), then :data:`DEFAULT_CONFIG`.
 ``None`` counts as "not given". An empty ``pruning_configs`` means one pruner made of the
 globals. ``reg_coeff`` is read from ``parameters`` (``{"reg_coeff": c}``); ``criterion_type`` and
-``pruner_type`` are derived from ``pruning_type``; for N:M patterns ``max_sparsity_ratio_per_op``
-is capped at N/M (as INC does). Every resolved dict is then checked by :func:`check_config`
-(the rules, keys and defaults live in :mod:`workbench.pruner.config_check`; YAML reading in
-:mod:`workbench.pruner.config_io`).
+``pruner_type`` are derived from ``pruning_type``; ``max_sparsity_ratio_per_op`` is capped at
+what the pattern can reach (N/M for N:M, as INC does); ``scheduler`` left out is INC's choice
+(oneshot when ``start_step == end_step``, else iterative). Every resolved dict is checked by
+:func:`check_config` (rules in :mod:`workbench.pruner.config_check`, keys, defaults and the typed
+:class:`PrunerConfig` in :mod:`workbench.pruner.config_types`, YAML in
+:mod:`workbench.pruner.config_io`). :func:`resolve_config` gives typed configs,
+:func:`process_config` INC's plain dicts.
 
 Accepted inputs: a :class:`WeightPruningConfig`; a dict ``{"pruning_configs": [...], **globals}``;
 INC's YAML layout ``{"pruning": {"approach": {"weight_compression_v2": {**globals, "pruners":
@@ -30,25 +33,24 @@ from pathlib import Path
 from typing import Any
 
 from .config_check import (
-    CRITERION_NAMES, DECAY_TYPES, DEFAULT_CONFIG, DEFAULT_GLOBAL_CONFIG, DEFAULT_LOCAL_CONFIG, DERIVED_KEYS,
-    PRUNER_NAMES, VALID_KEYS, check_config, check_key_validity, parse_pruning_type, parse_valid_pruner_types,
+    DEFAULT_CONFIG,
+    DEFAULT_GLOBAL_CONFIG,
+    DEFAULT_LOCAL_CONFIG,
+    DERIVED_KEYS,
+    VALID_KEYS,
+    check_config,
+    check_key_validity,
+    parse_pruning_type,
+    parse_valid_pruner_types,
 )
 from .config_io import dump_yaml, load_yaml
-from .patterns.spec import parse_pattern
+from .config_types import PrunerConfig, default_scheduler
+from .errors import ConfigError
+from .patterns import parse_pattern
 
 logger = logging.getLogger(__name__)
 
 _INC_APPROACHES = ("weight_compression_v2", "weight_compression_pytorch", "weight_compression")
-
-
-class PrunerConfig(dict):
-    """A plain dict whose keys can also be read as attributes (``cfg.target_sparsity``)."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
 
 
 class WeightPruningConfig:
@@ -57,7 +59,7 @@ class WeightPruningConfig:
     ``None`` for a list argument means a fresh empty list (``[{}]`` for ``pruning_configs``);
     every argument is deep-copied, so instances never share mutable state. Extra keywords
     (``reg_type``, ``parameters``, ``criterion_reduce_type``, ...) join the global keys; an
-    unknown one raises ``ValueError`` suggesting the nearest valid key.
+    unknown one raises :class:`~workbench.pruner.ConfigError` suggesting the nearest valid key.
 
     Example:
         >>> WeightPruningConfig(target_sparsity=0.7, reg_type="group_lasso").weight_compression.reg_type
@@ -85,7 +87,7 @@ class WeightPruningConfig:
             pruning_op_types=["Conv", "Linear"] if pruning_op_types is None else pruning_op_types,
             low_memory_usage=low_memory_usage, **kwargs,
         )
-        self.weight_compression = PrunerConfig(copy.deepcopy(given))
+        self.weight_compression = _AttrDict(copy.deepcopy(given))
         check_key_validity(VALID_KEYS, self.pruning_configs)
         check_key_validity(VALID_KEYS, self.weight_compression)
 
@@ -119,16 +121,26 @@ class WeightPruningConfig:
         return f"WeightPruningConfig({self.to_dict()!r})"
 
 
+class _AttrDict(dict):
+    """INC's ``weight_compression``: a dict of the global keys, also readable as attributes."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
 def _pruner_list(value: Any) -> list[dict]:
     if isinstance(value, Mapping) or not isinstance(value, Iterable) or isinstance(value, str):
-        raise ValueError(f"pruning_configs: expected a list of dicts (one per pruner), got {value!r}")
+        raise ConfigError(f"pruning_configs: expected a list of dicts (one per pruner), got {value!r}")
     out = []
     for item in value:
         item = getattr(item, "pruner_config", item)  # INC's legacy Pruner objects
         if isinstance(item, Mapping) and set(item) == {"pruner_config"}:
             item = item["pruner_config"]
         if not isinstance(item, Mapping):
-            raise ValueError(f"pruning_configs: every entry must be a dict of pruner keys, got {item!r}")
+            raise ConfigError(f"pruning_configs: every entry must be a dict of pruner keys, got {item!r}")
         out.append(copy.deepcopy(dict(item)))
     return out
 
@@ -136,12 +148,12 @@ def _pruner_list(value: Any) -> list[dict]:
 def _split_layout(data: Any) -> tuple[dict[str, Any], list[dict]]:
     """A dict config in any accepted layout -> ``(global keys, per-pruner dicts)``, both copies."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"config: expected a mapping of pruning keys, got {data!r}")
+        raise ConfigError(f"config: expected a mapping of pruning keys, got {data!r}")
     if "pruning" in data:
         approach = data["pruning"].get("approach") if isinstance(data["pruning"], Mapping) else None
         found = [k for k in _INC_APPROACHES if isinstance(approach, Mapping) and k in approach]
         if not found:
-            raise ValueError(
+            raise ConfigError(
                 f"pruning: {data['pruning']!r} is not INC's layout; allowed: "
                 f"pruning: {{approach: {{<one of {list(_INC_APPROACHES)}>: {{<global keys>, pruners: [...]}}}}}}"
             )
@@ -156,7 +168,7 @@ def _split_layout(data: Any) -> tuple[dict[str, Any], list[dict]]:
 def _load_mapping(path: str | Path) -> dict[str, Any]:
     data = load_yaml(path)
     if not isinstance(data, Mapping):
-        raise ValueError(f"config path: {str(path)!r} must hold a mapping of pruning keys, got {data!r}")
+        raise ConfigError(f"config path: {str(path)!r} must hold a mapping of pruning keys, got {data!r}")
     return dict(data)
 
 
@@ -183,7 +195,7 @@ def _level_reg_coeff(cfg: Mapping) -> Any:
     return cfg.get("reg_coeff")
 
 
-def _resolve(local: Mapping, global_all: Mapping, raw_global: Mapping, defaults: Mapping) -> dict:
+def _resolve(local: Mapping, global_all: Mapping, raw_global: Mapping, defaults: Mapping) -> PrunerConfig:
     out = {key: copy.deepcopy(reset_none_to_default(local, key, global_all[key])) for key in defaults}
     coeff = next((c for c in (_level_reg_coeff(local), _level_reg_coeff(raw_global)) if c is not None), 0.0)
     if isinstance(out["parameters"], Mapping):
@@ -191,7 +203,7 @@ def _resolve(local: Mapping, global_all: Mapping, raw_global: Mapping, defaults:
     out["reg_coeff"] = coeff
     update_params(out)
     pruning_type = out["pruning_type"]
-    known = pruning_type in parse_valid_pruner_types()
+    known = isinstance(pruning_type, str) and pruning_type in parse_valid_pruner_types()
     pruner_type, criterion = parse_pruning_type(pruning_type) if known else (None, None)
     given = reset_none_to_default(local, "criterion_type", raw_global.get("criterion_type"))
     if given is not None and given != criterion:
@@ -199,14 +211,14 @@ def _resolve(local: Mapping, global_all: Mapping, raw_global: Mapping, defaults:
     out["criterion_type"], out["pruner_type"] = criterion, pruner_type
     check_config(out)
     out["reg_coeff"] = out["parameters"]["reg_coeff"] = float(coeff)
-    spec = parse_pattern(out["pattern"])
-    if spec.kind == "N:M":  # INC caps the per-layer maximum at what the pattern can reach
-        out["max_sparsity_ratio_per_op"] = min(float(out["max_sparsity_ratio_per_op"]), spec.max_sparsity)
-    return out
+    # the per-layer maximum is capped at what the pattern can reach (N/M for N:M, as INC does)
+    cap = parse_pattern(out["pattern"]).max_sparsity
+    out["max_sparsity_ratio_per_op"] = min(float(out["max_sparsity_ratio_per_op"]), cap)
+    out["scheduler"] = out["scheduler"] or default_scheduler(out["start_step"], out["end_step"])
+    return PrunerConfig(**out)
 
 
-def process_weight_config(global_config: Mapping, local_configs: list, default_config: Mapping) -> list[dict]:
-    """Resolve each per-pruner dict against the globals and defaults; inputs are not modified."""
+def _resolve_all(global_config: Mapping, local_configs: list, default_config: Mapping) -> list[PrunerConfig]:
     defaults = {**DEFAULT_CONFIG, **{k: v for k, v in default_config.items() if k not in DERIVED_KEYS}}
     global_all = {key: reset_none_to_default(global_config, key, defaults[key]) for key in defaults}
     locals_ = _pruner_list(local_configs) or [{}]
@@ -215,45 +227,66 @@ def process_weight_config(global_config: Mapping, local_configs: list, default_c
     return [_resolve(local, global_all, global_config, defaults) for local in locals_]
 
 
+def process_weight_config(global_config: Mapping, local_configs: list, default_config: Mapping) -> list[dict]:
+    """Resolve each per-pruner dict against the globals and defaults; inputs are not modified."""
+    return [cfg.as_dict() for cfg in _resolve_all(global_config, local_configs, default_config)]
+
+
 def process_yaml_config(global_config: Mapping, local_configs: list, default_config: Mapping) -> list[dict]:
     """As :func:`process_weight_config`, for INC's YAML pruners (dicts or objects with ``.pruner_config``)."""
     global_config = {k: v for k, v in global_config.items() if k != "pruners"}
     return process_weight_config(global_config, local_configs, default_config)
 
 
-def process_and_check_config(val: WeightPruningConfig | Mapping) -> list[dict]:
-    """Check keys, resolve and validate a ``WeightPruningConfig`` or dict config (any layout)."""
+def _split_input(val: WeightPruningConfig | Mapping) -> tuple[dict, list]:
     if isinstance(val, WeightPruningConfig):
         global_config, local_configs = dict(val.weight_compression), val.pruning_configs
     else:
         global_config, local_configs = _split_layout(val)
     global_config.pop("backend", None)
-    return process_weight_config(global_config, local_configs, DEFAULT_CONFIG)
+    return global_config, local_configs
+
+
+def process_and_check_config(val: WeightPruningConfig | Mapping) -> list[dict]:
+    """Check keys, resolve and validate a ``WeightPruningConfig`` or dict config (any layout)."""
+    return process_weight_config(*_split_input(val), DEFAULT_CONFIG)
+
+
+def resolve_config(config: WeightPruningConfig | Mapping | str | Path) -> list[PrunerConfig]:
+    """One resolved, validated :class:`PrunerConfig` per pruner, from any accepted config form.
+
+    Example:
+        >>> cfg = resolve_config({"target_sparsity": 0.5, "pruning_type": "snip_progressive", "end_step": 8})[0]
+        >>> cfg.criterion_type, cfg.pruner_type, cfg.scheduler
+        ('snip', 'progressive', 'iterative')
+    """
+    if isinstance(config, (str, Path)):
+        config = _load_mapping(config)
+    if not isinstance(config, (WeightPruningConfig, Mapping)):
+        raise ConfigError(
+            f"config: {type(config).__name__} is not supported; allowed: WeightPruningConfig, dict, YAML path"
+        )
+    return _resolve_all(*_split_input(config), DEFAULT_CONFIG)
 
 
 def process_config(config: WeightPruningConfig | Mapping | str | Path) -> list[dict]:
-    """One fully resolved, validated dict per pruner, from any accepted config form.
+    """INC's form of :func:`resolve_config`: one resolved, validated plain dict per pruner.
 
     Example:
         >>> process_config({"target_sparsity": 0.5, "pruning_type": "snip_progressive"})[0]["criterion_type"]
         'snip'
     """
-    if isinstance(config, (str, Path)):
-        config = _load_mapping(config)
-    if not isinstance(config, (WeightPruningConfig, Mapping)):
-        raise ValueError(
-            f"config: {type(config).__name__} is not supported; allowed: WeightPruningConfig, dict, YAML path"
-        )
-    return process_and_check_config(config)
+    return [cfg.as_dict() for cfg in resolve_config(config)]
 
 
 def generate_pruner_config(info: Mapping) -> PrunerConfig:
-    """A deep copy of one resolved pruner dict, readable as ``cfg["key"]`` or ``cfg.key``."""
-    return PrunerConfig(copy.deepcopy(dict(info)))
+    """A :class:`PrunerConfig` of one resolved pruner dict (deep-copied), read as ``cfg.key`` or ``cfg["key"]``."""
+    return PrunerConfig.from_mapping(info)
+
 
 __all__ = [
-    "CRITERION_NAMES", "DECAY_TYPES", "DEFAULT_CONFIG", "DEFAULT_GLOBAL_CONFIG", "DEFAULT_LOCAL_CONFIG", "DERIVED_KEYS",
-    "PRUNER_NAMES", "PrunerConfig", "VALID_KEYS", "WeightPruningConfig", "check_config", "check_key_validity",
-    "generate_pruner_config", "parse_pruning_type", "parse_valid_pruner_types", "process_and_check_config",
-    "process_config", "process_weight_config", "process_yaml_config", "reset_none_to_default", "update_params",
+    "DEFAULT_CONFIG", "DEFAULT_GLOBAL_CONFIG", "DEFAULT_LOCAL_CONFIG", "DERIVED_KEYS", "PrunerConfig", "VALID_KEYS",
+    "WeightPruningConfig", "check_config", "check_key_validity", "generate_pruner_config", "parse_pruning_type",
+    "parse_valid_pruner_types", "process_and_check_config", "process_config", "process_weight_config",
+    "process_yaml_config", "resolve_config", "reset_none_to_default", "update_params",
 ]

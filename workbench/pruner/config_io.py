@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from .errors import ConfigError
+
 __all__ = ["ConfigLoader", "dump_yaml", "load_yaml"]
 
 _EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
@@ -34,7 +36,7 @@ class ConfigLoader(yaml.SafeLoader):
 
 def _construct_tagged_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict:
     if not isinstance(node, yaml.MappingNode):
-        raise ValueError(f"!Pruner: expected a mapping of pruner keys, got {node.value!r}")
+        raise ConfigError(f"!Pruner: expected a mapping of pruner keys, got {node.value!r}")
     return loader.construct_mapping(node, deep=True)
 
 
@@ -46,16 +48,16 @@ def load_yaml(path: str | Path) -> Any:
     """Read a YAML file with :class:`ConfigLoader` (no arbitrary objects).
 
     Raises:
-        ValueError: if the file does not exist or is not valid YAML (the message names the path).
+        ConfigError: if the file does not exist or is not valid YAML (the message names the path).
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config path: {str(path)!r} does not exist or is not a file")
+        raise ConfigError(f"config path: {str(path)!r} does not exist or is not a file")
     try:
         with path.open(encoding="utf-8") as handle:
             return yaml.load(handle, Loader=ConfigLoader)  # noqa: S506  (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise ValueError(f"config path: {str(path)!r} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config path: {str(path)!r} is not valid YAML: {exc}") from exc
 
 
 def dump_yaml(data: Any, path: str | Path) -> None:

@@ -22,22 +22,26 @@ from typing import Callable
 import torch
 
 from . import kernels
+from .config_types import PrunerConfig
 from .layout import Layout
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
 
-CRITERIA = Registry("criterion")
+CRITERIA: Registry[type["PruningCriterion"]] = Registry("criterion_type")
 _CHUNK = 1 << 20  # elements per chunk: a 4 MiB float32 scratch buffer, half per core's L2 with 2 threads
 
 
 def register_criterion(name: str):
-    """Class decorator registering a criterion under ``name``."""
+    """Class decorator registering a criterion (a :class:`PruningCriterion` subclass) as ``name``.
+
+    It becomes valid as ``pruning_type`` in every form a registered pruner builds from a
+    criterion (``name``, ``name + "_progressive"``, ...)."""
     return CRITERIA.register(name)
 
 
-def get_criterion(config: dict, modules: dict, pattern=None, *, element_level: bool = False):
-    """Build the criterion named by ``config["criterion_type"]`` for ``modules``.
+def get_criterion(config: PrunerConfig | dict, modules: dict, pattern=None, *, element_level: bool = False):
+    """Build the criterion named by ``config.criterion_type`` for ``modules`` (a dict takes the defaults).
 
     Example:
         >>> import torch
@@ -45,7 +49,8 @@ def get_criterion(config: dict, modules: dict, pattern=None, *, element_level: b
         >>> c.on_step_begin(); c.scores["fc"].shape
         torch.Size([4, 4])
     """
-    return CRITERIA.lookup(config["criterion_type"])(modules, config, pattern, element_level=element_level)
+    config = PrunerConfig.from_mapping(config)
+    return CRITERIA.lookup(config.criterion_type)(modules, config, pattern, element_level=element_level)
 
 
 class PruningCriterion:
@@ -53,7 +58,7 @@ class PruningCriterion:
 
     Args:
         modules: ``{name: module}`` of the layers to score.
-        config: The resolved pruner config.
+        config: The resolved pruner config (a :class:`~workbench.pruner.PrunerConfig`).
         pattern: The pruner's pattern; scores are stored at its resolution. Without one,
             element-level scores in the 2-D view are kept.
         element_level: Keep element-level scores even where block scores would do.
@@ -61,12 +66,12 @@ class PruningCriterion:
 
     needs_grad = False
 
-    def __init__(self, modules: dict, config: dict, pattern=None, *, element_level: bool = False) -> None:
+    def __init__(self, modules: dict, config: PrunerConfig, pattern=None, *, element_level: bool = False) -> None:
         self.modules = modules
         self.config = config
         self.pattern = pattern
         self.element_level = element_level or pattern is None
-        self.dtype = torch.bfloat16 if config.get("low_memory_usage") else torch.float32
+        self.dtype = torch.bfloat16 if config.low_memory_usage else torch.float32
         self.scores: dict[str, torch.Tensor] = {}
         self._scratch = torch.empty(0)
 
@@ -106,8 +111,8 @@ class PruningCriterion:
 
     def _row_step(self, name: str, cols: int, rows: int) -> int:
         bn = 1
-        if self.pattern is not None and not self.element_level and hasattr(self.pattern, "block"):
-            bn = self.pattern.block(name)[0]
+        if self.pattern is not None and not self.element_level:
+            bn = self.pattern.row_multiple(name)
         step = max(bn, (_CHUNK // max(cols, 1)) // bn * bn)
         return min(step, rows)
 
@@ -200,7 +205,7 @@ class SnipMomentumCriterion(PruningCriterion):
     needs_grad = True
     accumulates = True
 
-    def __init__(self, modules: dict, config: dict, pattern=None, *, element_level: bool = False) -> None:
+    def __init__(self, modules: dict, config: PrunerConfig, pattern=None, *, element_level: bool = False) -> None:
         if pattern is not None and getattr(pattern, "reduce_type", "mean") == "max":
             element_level = True  # max is not linear: the momentum must be kept per element
         super().__init__(modules, config, pattern, element_level=element_level)

@@ -7,7 +7,8 @@ import types
 import torch
 from torch import nn
 
-from .config import process_config
+from .config import resolve_config
+from .errors import ConfigError
 from .pruners import get_pruner
 from .sparsity import LayerInfo, classify_layers, layer_sparsity
 
@@ -42,7 +43,7 @@ class Pruning:
 
     def __init__(self, model: nn.Module, config) -> None:
         self.model = model
-        self.configs = process_config(config)
+        self.configs = resolve_config(config)
         modules_per_config, self.layers = classify_layers(self.configs, model)
         self.pruners = [get_pruner(cfg, mods) for cfg, mods in zip(self.configs, modules_per_config)]
         invalid = {n: r for p in self.pruners for n, r in p.pattern.invalid_layers.items()}
@@ -168,7 +169,7 @@ def prepare_pruning(model: nn.Module, config, optimizer: torch.optim.Optimizer |
         0.5
     """
     if framework not in ("pytorch", "torch"):
-        raise ValueError(f"framework: {framework!r} is not supported; allowed: ['pytorch']")
+        raise ConfigError(f"framework: {framework!r} is not supported; allowed: ['pytorch']")
     pruning = Pruning(model, config)
     if optimizer is not None:
         pruning.attach(optimizer)

@@ -1,17 +1,42 @@
-"""A tiny name -> class registry shared by patterns, criteria, schedulers and pruners.
+"""One registry class and one "did you mean" for every extension point of the library.
 
-Each concept keeps its own :class:`Registry`, so adding a new pattern (or criterion, ...)
-is one new file with a ``@register_*("name")`` decorator and nothing else edited.
+Patterns, criteria, schedulers, decay functions, pruners and regularisers each keep a
+:class:`Registry`; registering a new one is a decorator in one new module, and config parsing,
+validation and the ``list_*`` queries (:mod:`workbench.pruner.catalog`) learn it from there.
 """
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import difflib
+from collections.abc import Iterable
+from typing import Callable, Generic, TypeVar
 
-T = TypeVar("T", bound=type)
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+__all__ = ["Registry", "did_you_mean"]
 
 
-class Registry(dict):
-    """A dict of ``name -> class`` with a decorator and a lookup that explains misses.
+def did_you_mean(value: object, choices: Iterable[object], prefix: str = "; ") -> str:
+    """``prefix + "did you mean 'x'?"`` for the choice closest to ``value``; ``""`` if none is close.
+
+    Example:
+        >>> did_you_mean("magnitud", ["magnitude", "snip"])
+        "; did you mean 'magnitude'?"
+        >>> did_you_mean("zzz", ["magnitude", "snip"])
+        ''
+    """
+    near = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f"{prefix}did you mean {near[0]!r}?" if near else ""
+
+
+class Registry(dict, Generic[T]):
+    """A dict of ``name -> entry`` (a class or a function) with a decorator and a lookup whose
+    error names the config key, the bad value, the nearest name and every allowed name.
+
+    Args:
+        key: What the names are, as the config key that holds them (e.g. ``"criterion_type"``);
+            it starts every error message.
 
     Example:
         >>> shapes = Registry("shape")
@@ -19,26 +44,43 @@ class Registry(dict):
         ... class Square: ...
         >>> shapes.lookup("square") is Square
         True
+        >>> shapes.lookup("sqare")
+        Traceback (most recent call last):
+        ...
+        workbench.pruner.errors.ConfigError: shape: 'sqare' is not known; allowed: ['square']; did you mean 'square'?
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, key: str) -> None:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key: expected a non-empty string, got {key!r}")
         super().__init__()
-        self.kind = kind
+        self.key = key
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Class decorator registering ``cls`` under ``name``."""
+        """Decorator registering its argument under ``name``; re-registering the same entry is a no-op."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name: expected a non-empty string, got {name!r}")
 
-        def decorator(cls: T) -> T:
-            if name in self and self[name] is not cls:
-                raise ValueError(f"{self.kind} {name!r} is already registered by {self[name].__name__}")
-            self[name] = cls
-            return cls
+        def decorator(entry: T) -> T:
+            if name in self and self[name] is not entry:
+                raise ValueError(f"{self.key} {name!r} is already registered by {_label(self[name])}")
+            self[name] = entry
+            return entry
 
         return decorator
 
-    def lookup(self, name: str) -> type:
-        """The class registered as ``name``; ``ValueError`` naming the allowed names otherwise."""
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for tests and plug-ins that undo their registrations)."""
+        self.pop(name, None)
+
+    def lookup(self, name: object) -> T:
+        """The entry registered as ``name``; :class:`ConfigError` naming the allowed names otherwise."""
         try:
             return self[name]
         except (KeyError, TypeError):
-            raise ValueError(f"unknown {self.kind} {name!r}; allowed: {sorted(self)}") from None
+            raise ConfigError(f"{self.key}: {name!r} is not known; allowed: {list(self)}"
+                              f"{did_you_mean(name, self)}") from None
+
+
+def _label(entry: object) -> str:
+    return getattr(entry, "__qualname__", repr(entry))

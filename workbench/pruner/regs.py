@@ -1,4 +1,10 @@
-"""Regularisation applied while pruning: group lasso on NxM blocks.
+"""Regularisation applied while pruning (``reg_type``): group lasso on NxM blocks.
+
+A regulariser is a class registered with ``@register_reg("name")``, built as
+``cls(config, modules, pattern)`` with hooks ``on_before_optimizer_step`` and
+``on_after_optimizer_step`` (called on steps between ``start_step`` and ``end_step``). Its class
+attribute ``requires`` lists the pattern features it needs (see
+:mod:`workbench.pruner.patterns.spec`); validation rejects a pattern without them.
 
 In ``on_before_optimizer_step`` every block gets ``r = reg_coeff / (||grad of the block||_2 + 1e-12)``
 (infinities set to 0); in ``on_after_optimizer_step``, on steps between start and end, the weights
@@ -6,38 +12,48 @@ shrink decoupled from the gradient step: ``W <- W - r * W`` with ``r`` broadcast
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 
+from .config_types import PrunerConfig
+from .patterns.spec import BLOCKS
 from .registry import Registry
 
-REGS = Registry("regularizer")
+__all__ = ["REGS", "GroupLasso", "get_reg", "register_reg"]
+
+REGS: Registry[type] = Registry("reg_type")
 
 
 def register_reg(name: str):
-    """Class decorator registering a regulariser under ``name``."""
+    """Class decorator registering a regulariser class as ``reg_type`` ``name``."""
     return REGS.register(name)
 
 
-def get_reg(config: dict, modules: dict, pattern):
-    """The regulariser named by ``config["reg_type"]``, or ``None`` when it is ``None``.
+def get_reg(config: PrunerConfig | Mapping[str, Any], modules: dict, pattern):
+    """The regulariser named by ``config.reg_type``, or ``None`` when it is ``None``.
 
     Example:
         >>> get_reg({"reg_type": None}, {}, None) is None
         True
     """
-    if config.get("reg_type") is None:
+    config = PrunerConfig.from_mapping(config)
+    if config.reg_type is None:
         return None
-    return REGS.lookup(config["reg_type"])(config, modules, pattern)
+    return REGS.lookup(config.reg_type)(config, modules, pattern)
 
 
 @register_reg("group_lasso")
 class GroupLasso:
     """Group-lasso shrinkage of NxM blocks (``parameters={"reg_coeff": c}``)."""
 
-    def __init__(self, config: dict, modules: dict, pattern) -> None:
+    requires: ClassVar[frozenset[str]] = frozenset({BLOCKS})
+
+    def __init__(self, config: PrunerConfig, modules: dict, pattern) -> None:
         self.modules = modules
         self.pattern = pattern
-        self.coeff = float(config.get("reg_coeff", config.get("parameters", {}).get("reg_coeff", 0.0)))
+        self.coeff = float(config.reg_coeff)
         self.reg_terms: dict[str, torch.Tensor] = {}
 
     def on_before_optimizer_step(self) -> None:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .config_types import PrunerConfig
+
 logger = logging.getLogger(__name__)
 
 
@@ -89,12 +91,15 @@ def parse_last_linear(model: nn.Module) -> str | None:
     return linears[-1]
 
 
-def classify_layers(configs: list[dict], model: nn.Module) -> tuple[list[dict[str, nn.Module]], list[LayerInfo]]:
+def classify_layers(
+    configs: list[PrunerConfig | dict], model: nn.Module
+) -> tuple[list[dict[str, nn.Module]], list[LayerInfo]]:
     """Assign every weighted module to at most one pruner config, with the reason for each.
 
     A layer matched by several pruner configs goes to the first one.
     Returns one ``{name: module}`` per config and a :class:`LayerInfo` per weighted module.
     """
+    configs = [PrunerConfig.from_mapping(c) for c in configs]
     head = parse_last_linear(model)
     chosen: list[dict[str, nn.Module]] = [{} for _ in configs]
     infos: list[LayerInfo] = []
@@ -112,26 +117,26 @@ def classify_layers(configs: list[dict], model: nn.Module) -> tuple[list[dict[st
             infos.append(LayerInfo(name, kind, shape, False, reason or "no pruner config"))
             continue
         chosen[owner][name] = module
-        infos.append(LayerInfo(name, kind, shape, True, f"pruned by pruner {owner} ({configs[owner].get('pattern', '4x1')})", owner))
+        infos.append(LayerInfo(name, kind, shape, True, f"pruned by pruner {owner} ({configs[owner].pattern})", owner))
     return chosen, infos
 
 
-def _why_not(name: str, kind: str, cfg: dict, head: str | None) -> str | None:
-    op_types = cfg.get("pruning_op_types", ["Conv", "Linear"])
+def _why_not(name: str, kind: str, cfg: PrunerConfig, head: str | None) -> str | None:
+    op_types = cfg.pruning_op_types
     if not any(t in kind for t in op_types):
         return f"not a prunable type ({kind} not in pruning_op_types {op_types})"
-    op_names = cfg.get("op_names") or []
+    op_names = cfg.op_names
     if name == head and not any(re.fullmatch(p, name) for p in op_names):
         return "classifier head (last Linear before the output)"
     if op_names and not any(re.search(p, name) for p in op_names):
         return f"not matched by op_names {op_names}"
-    for pattern in cfg.get("excluded_op_names") or []:
+    for pattern in cfg.excluded_op_names:
         if re.search(pattern, name):
             return f"excluded by excluded_op_names {pattern!r}"
     return None
 
 
-def parse_to_prune(config: dict, model: nn.Module) -> dict[str, nn.Module]:
+def parse_to_prune(config: PrunerConfig | dict, model: nn.Module) -> dict[str, nn.Module]:
     """The layers one resolved pruner config selects: ``{name: module}``.
 
     Example:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from .. import kernels
+from ..config_types import PrunerConfig
+from ..errors import ConfigError
 from ..layout import Layout
 from ..selection import lowest_mask, select_lowest
-from .spec import PatternSpec, parse_pattern
+from .spec import PatternSpec
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +30,14 @@ logger = logging.getLogger(__name__)
 class BasePattern:
     """Base class of pruning patterns (the unit of pruning, e.g. a 4x1 block or an N:M group).
 
+    A family defines :meth:`parse` (its own pattern strings), :attr:`forms` and :attr:`examples`
+    (for error messages and the ``list_*`` queries), and the unit methods below.
+
     Args:
-        config: A resolved pruner config (see :func:`workbench.pruner.process_config`).
+        config: A resolved pruner config (see :func:`workbench.pruner.resolve_config`).
         modules: ``{name: module}`` of the candidate layers; layers whose shape does not fit
             the pattern are moved to :attr:`invalid_layers` with the reason.
+        spec: The parsed ``config.pattern``; parsed by :meth:`parse` when not given.
 
     Attributes:
         pattern: The pattern string, e.g. ``"4x1"``.
@@ -40,16 +47,24 @@ class BasePattern:
         modules: The valid layers.
     """
 
+    forms: ClassVar[str] = ""
+    """The accepted forms, for error messages, e.g. ``"'N:M' (e.g. '2:4')"``."""
+    examples: ClassVar[tuple[str, ...]] = ()
+    """A few valid pattern strings of the family."""
     spec: PatternSpec
 
-    def __init__(self, config: dict, modules: dict[str, nn.Module]) -> None:
+    def __init__(self, config: PrunerConfig, modules: dict[str, nn.Module], spec: PatternSpec | None = None) -> None:
         self.config = config
-        self.spec = parse_pattern(config["pattern"])
+        parsed = spec if spec is not None else self.parse(config.pattern)
+        if parsed is None:
+            raise ConfigError(f"pattern: {config.pattern!r} is not a {type(self).__name__}; "
+                              f"allowed forms: {self.forms}")
+        self.spec = parsed
         self.pattern = self.spec.text
-        self.is_global = config.get("pruning_scope", "global") == "global"
-        self.target_sparsity = config.get("target_sparsity", 0.9)
-        self.max_sparsity_ratio_per_op = config.get("max_sparsity_ratio_per_op", 0.98)
-        self.min_sparsity_ratio_per_op = config.get("min_sparsity_ratio_per_op", 0.0)
+        self.is_global = config.pruning_scope == "global"
+        self.target_sparsity = config.target_sparsity
+        self.max_sparsity_ratio_per_op = config.max_sparsity_ratio_per_op
+        self.min_sparsity_ratio_per_op = config.min_sparsity_ratio_per_op
         self.keep_mask_layers: dict[str, bool] = {}
         self.invalid_layers: dict[str, str] = {}
         self.layouts: dict[str, Layout] = {}
@@ -65,6 +80,12 @@ class BasePattern:
             self.modules[name] = module
 
     # ---- what a concrete pattern defines -------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> PatternSpec | None:
+        """The spec of ``text`` if it is this family's form, else ``None``; a string of the
+        family's form with bad values raises :class:`~workbench.pruner.ConfigError`."""
+        raise NotImplementedError
+
     def check_layer(self, layout: Layout) -> str | None:
         """Why a layer of this layout cannot take the pattern, or ``None`` if it can."""
         raise NotImplementedError
@@ -72,6 +93,10 @@ class BasePattern:
     def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
         """Element scores of (a row range of) the 2-D view -> the stored score resolution."""
         raise NotImplementedError
+
+    def row_multiple(self, name: str) -> int:
+        """Row ranges given to :meth:`reduce` start and end on multiples of this (1 here)."""
+        return 1
 
     def row_sum_block(self, name: str) -> tuple[int, bool] | None:
         """``(N, mean)`` when :meth:`reduce` stores, per N x 1 block of the 2-D view, the sum of

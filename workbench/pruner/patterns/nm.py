@@ -8,13 +8,34 @@ Blockwise sparsity for N:M counts groups holding at least N zeros.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import torch
 
 from .. import kernels
+from ..config_types import PrunerConfig
+from ..errors import ConfigError
 from ..layout import Layout
 from ..workspace import Workspace
 from . import register_pattern
 from .base import BasePattern
+from .spec import PatternSpec
+
+_FORM = re.compile(r"^(\d+):(\d+)$")
+
+
+@dataclass(frozen=True)
+class NMSpec(PatternSpec):
+    """An N:M pattern: ``n`` of every ``m`` consecutive weights pruned."""
+
+    n: int
+    m: int
+
+    @property
+    def max_sparsity(self) -> float:
+        """N/M: every group pruned."""
+        return self.n / self.m
 
 
 @register_pattern("N:M")
@@ -29,14 +50,30 @@ class NMPattern(BasePattern):
         8
     """
 
-    def __init__(self, config: dict, modules: dict) -> None:
-        super().__init__(config, modules)
-        self.n, self.m = int(self.spec.n), int(self.spec.m)
+    forms = "'N:M' (e.g. '2:4', '1:4', '5:8')"
+    examples = ("2:4", "1:4", "5:8")
+    spec: NMSpec
+
+    def __init__(self, config: PrunerConfig, modules: dict, spec: NMSpec | None = None) -> None:
+        super().__init__(config, modules, spec)
+        self.n, self.m = self.spec.n, self.spec.m
         self._lowest: dict[str, torch.Tensor] = {}
         self._workspace: Workspace | None = None
 
+    @classmethod
+    def parse(cls, text: str) -> NMSpec | None:
+        """``"2:4"`` -> ``NMSpec("2:4", n=2, m=4)``; ``None`` for other forms."""
+        norm = text.strip().lower()
+        match = _FORM.match(norm)
+        if match is None:
+            return None
+        n, m = (int(g) for g in match.groups())
+        if not 0 < n < m:
+            raise ConfigError(f"pattern: {text!r} needs 0 < N < M for an N:M pattern")
+        return NMSpec(norm, n, m)
+
     def check_layer(self, layout: Layout) -> str | None:
-        m = int(self.spec.m)
+        m = self.spec.m
         if layout.cols % m:
             return f"2-D weight view {layout.rows}x{layout.cols} has {layout.cols} columns, not divisible by M={m}"
         return None

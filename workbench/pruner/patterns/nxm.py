@@ -6,12 +6,30 @@ prunes whole columns (one input position for all outputs), "1xchannel" whole row
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
 from .. import kernels
+from ..config_types import PrunerConfig
+from ..errors import ConfigError
 from ..layout import Layout
 from . import register_pattern
 from .base import BasePattern, _as_uint8
+from .spec import BLOCKS, PatternSpec
+
+_FORM = re.compile(r"^(\d+|channel)x(\d+|channel)$")
+
+
+@dataclass(frozen=True)
+class NxMSpec(PatternSpec):
+    """An NxM block pattern: ``n`` rows by ``m`` columns (``"channel"`` = the whole dimension)."""
+
+    n: int | str
+    m: int | str
+    features: ClassVar[frozenset[str]] = frozenset({BLOCKS})
 
 
 ROW_ORDER_MAX = 16
@@ -34,9 +52,27 @@ class NxMPattern(BasePattern):
         16
     """
 
-    def __init__(self, config: dict, modules: dict) -> None:
-        self.reduce_type = config.get("criterion_reduce_type", "mean")
-        super().__init__(config, modules)
+    forms = "'NxM' (e.g. '4x1', '1x1', '2x2', 'channelx1', '1xchannel')"
+    examples = ("4x1", "1x1", "2x2", "channelx1", "1xchannel")
+    spec: NxMSpec
+
+    def __init__(self, config: PrunerConfig, modules: dict, spec: NxMSpec | None = None) -> None:
+        self.reduce_type = config.criterion_reduce_type
+        super().__init__(config, modules, spec)
+
+    @classmethod
+    def parse(cls, text: str) -> NxMSpec | None:
+        """``"4x1"`` -> ``NxMSpec("4x1", n=4, m=1)``; ``None`` for other forms."""
+        norm = text.strip().lower()
+        match = _FORM.match(norm)
+        if match is None:
+            return None
+        n, m = (g if g == "channel" else int(g) for g in match.groups())
+        if n == "channel" and m == "channel":
+            raise ConfigError(f"pattern: {text!r} is not allowed; at most one side may be 'channel'")
+        if 0 in (n, m):
+            raise ConfigError(f"pattern: {text!r} has a zero-sized block; N and M must be >= 1")
+        return NxMSpec(norm, n, m)
 
     def block(self, name_or_layout: str | Layout) -> tuple[int, int]:
         """``(rows, cols)`` of one block of the layer."""
@@ -50,6 +86,10 @@ class NxMPattern(BasePattern):
             return (f"2-D weight view {layout.rows}x{layout.cols} is not divisible by the "
                     f"{self.pattern} block {bn}x{bm}")
         return None
+
+    def row_multiple(self, name: str) -> int:
+        """Score row chunks hold whole blocks: a multiple of the block's rows."""
+        return self.block(name)[0]
 
     def grid(self, name: str, rows: int) -> tuple[int, int, int, int]:
         """``(block rows, N, block columns, M)`` of ``rows`` rows of the layer's 2-D view."""

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import torch
 
+from ..config_types import PrunerConfig
 from ..patterns import get_pattern
 from ..schedulers import get_scheduler
 
@@ -19,8 +21,12 @@ class BasePruner:
     ``(s - start_step) % pruning_frequency == 0``; masks change in :meth:`on_step_begin` of a
     pruning step and are applied to the weights at once and after every optimizer step.
 
+    A subclass states how its ``pruning_type`` strings are formed (:attr:`pruning_type_form`),
+    which pattern features it requires (:attr:`requires`) and whether it prunes to
+    ``target_sparsity`` (:attr:`prunes_to_target`); validation reads these.
+
     Args:
-        config: A resolved pruner config (see :func:`workbench.pruner.process_config`).
+        config: A resolved pruner config (see :func:`workbench.pruner.resolve_config`).
         modules: ``{name: module}`` of the layers this pruner owns.
 
     Attributes:
@@ -33,16 +39,29 @@ class BasePruner:
         mask_updates: How many times this pruner's masks changed.
     """
 
-    def __init__(self, config: dict, modules: dict) -> None:
+    pruning_type_form: ClassVar[str] = "{criterion}"
+    """The ``pruning_type`` strings of this pruner: a format with ``{criterion}`` (one string per
+    registered criterion, e.g. ``"{criterion}_progressive"``) or a fixed name (no criterion)."""
+    requires: ClassVar[frozenset[str]] = frozenset()
+    """Pattern features (``PatternSpec.features``) this pruner needs."""
+    prunes_to_target: ClassVar[bool] = True
+    """Whether ``target_sparsity`` is reached by pruning, so it must be reachable by the pattern."""
+
+    @classmethod
+    def needs_criterion(cls) -> bool:
+        """Whether the pruner scores weights with a criterion (its form holds ``{criterion}``)."""
+        return "{criterion}" in cls.pruning_type_form
+
+    def __init__(self, config: PrunerConfig, modules: dict) -> None:
         self.config = config
         self.pattern = get_pattern(config, modules)
         self.modules = self.pattern.modules
         self.scheduler = get_scheduler(config)
-        self.start_step = int(config["start_step"])
-        self.end_step = int(config["end_step"])
-        self.pruning_frequency = int(config.get("pruning_frequency", 1))
-        self.max_sparsity_ratio_per_op = config.get("max_sparsity_ratio_per_op", 0.98)
-        self.target_sparsity_ratio = min(config["target_sparsity"], self.max_sparsity_ratio_per_op)
+        self.start_step = config.start_step
+        self.end_step = config.end_step
+        self.pruning_frequency = config.pruning_frequency
+        self.max_sparsity_ratio_per_op = config.max_sparsity_ratio_per_op
+        self.target_sparsity_ratio = min(config.target_sparsity, self.max_sparsity_ratio_per_op)
         self.total_prune_steps = self.scheduler.total_prune_steps()
         self.global_step = 0
         self.current_sparsity_ratio = 0.0
@@ -88,12 +107,6 @@ class BasePruner:
             weights = {name: self.modules[name].weight.data for name in self._pruned}
             self.pattern.apply_all(weights, self._pruned, self._factors)
 
-    def mask_weights_general(self, input_masks: dict[str, torch.Tensor]) -> None:
-        """Multiply weights by given keep masks ``{name: tensor of the weight's shape}``."""
-        with torch.no_grad():
-            for name, mask in input_masks.items():
-                self.modules[name].weight.data.mul_(mask.to(self.modules[name].weight.dtype))
-
     def check_is_pruned_step(self, step: int) -> bool:
         """Whether masks may change on ``step``."""
         if step < self.start_step or step > self.end_step:
@@ -110,7 +123,7 @@ class BasePruner:
         if self._begun:
             return
         self._begun = True
-        if self.config.get("resume_from_pruned_checkpoint") or self.config.get("lock_init_sparsity"):
+        if self.config.resume_from_pruned_checkpoint or self.config.lock_init_sparsity:
             self.pruned = {n: self.pattern.pruned_from_weight(n, m.weight) for n, m in self.modules.items()}
             units = sum(self.pattern.num_units(n) for n in self.modules) or 1
             self.init_sparsity_ratio = sum(self.pattern.pruned_units(n, p) for n, p in self.pruned.items()) / units
@@ -120,12 +133,13 @@ class BasePruner:
         """Start of an epoch (nothing to do)."""
 
     def on_step_begin(self, local_step: int = 0) -> None:
-        """Start of a step: update masks if it is a pruning step (once per step)."""
+        """Start of a step: update masks if it is a pruning step (once per step). ``local_step``
+        is accepted for INC compatibility; the pruner counts steps itself."""
         if not self._begun:
             self.on_train_begin()
-        self.update_masks(local_step)
+        self.update_masks()
 
-    def update_masks(self, local_step: int) -> None:
+    def update_masks(self) -> None:
         """Recompute masks on a pruning step."""
 
     def on_before_optimizer_step(self) -> None:

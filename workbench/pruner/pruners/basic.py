@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config_types import PrunerConfig
 from ..criteria import get_criterion
 from ..regs import get_reg
 from . import register_pruner
@@ -34,7 +35,7 @@ class BasicPruner(BasePruner):
 
     element_level_scores = False
 
-    def __init__(self, config: dict, modules: dict) -> None:
+    def __init__(self, config: PrunerConfig, modules: dict) -> None:
         super().__init__(config, modules)
         self.criterion = get_criterion(config, self.modules, self.pattern, element_level=self.element_level_scores)
         self.reg = get_reg(config, self.modules, self.pattern)
@@ -47,7 +48,7 @@ class BasicPruner(BasePruner):
     def _in_window(self) -> bool:
         return self.start_step <= self.global_step <= self.end_step
 
-    def update_masks(self, local_step: int) -> None:
+    def update_masks(self) -> None:
         step = self.global_step
         if step == self._last_update or not self.check_is_pruned_step(step):
             return
@@ -55,7 +56,7 @@ class BasicPruner(BasePruner):
         self.criterion.on_step_begin()
         self.criterion.ensure_scores()
         ratio = self.scheduler.update_sparsity_ratio(
-            self.target_sparsity_ratio, self.prune_step_index(step), self.total_prune_steps, None,
+            self.target_sparsity_ratio, self.prune_step_index(step), self.total_prune_steps,
             init_ratio=self.init_sparsity_ratio,
         )
         self.set_pruned(self.pattern.get_masks(self.criterion.scores, ratio, self.pruned), ratio)

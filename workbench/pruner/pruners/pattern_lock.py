@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config_types import PrunerConfig
 from . import register_pruner
 from .base import BasePruner
 
@@ -24,7 +25,10 @@ class PatternLockPruner(BasePruner):
         4
     """
 
-    def __init__(self, config: dict, modules: dict) -> None:
+    pruning_type_form = "pattern_lock"
+    prunes_to_target = False
+
+    def __init__(self, config: PrunerConfig, modules: dict) -> None:
         super().__init__(config, modules)
         self.locked: dict[str, torch.Tensor] = {}
         self._keep: dict[str, torch.Tensor] = {}

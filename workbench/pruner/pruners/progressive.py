@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ..config_types import PrunerConfig
+from ..patterns.spec import BLOCKS
 from ..selection import select_lowest
 from . import register_pruner
 from .basic import BasicPruner
@@ -29,13 +31,15 @@ class ProgressivePruner(BasicPruner):
     room between pruning steps, so it prunes like the basic pruner and warns (INC did the same).
     """
 
+    pruning_type_form = "{criterion}_progressive"
+    requires = frozenset({BLOCKS})
     element_level_scores = True
 
-    def __init__(self, config: dict, modules: dict) -> None:
+    def __init__(self, config: PrunerConfig, modules: dict) -> None:
         super().__init__(config, modules)
-        self.progressive_steps = int(config.get("progressive_steps", 4))
-        self.progressive_type = config.get("progressive_type", "scores")
-        self.use_global = bool(config.get("use_global", True))
+        self.progressive_steps = config.progressive_steps
+        self.progressive_type = config.progressive_type
+        self.use_global = config.use_global
         if self.start_step != self.end_step and self.pruning_frequency < self.progressive_steps:
             logger.warning(
                 "progressive pruning needs pruning_frequency >= progressive_steps (%d < %d); "
@@ -48,12 +52,12 @@ class ProgressivePruner(BasicPruner):
         self._partial_step = 0
         self._partial_keep: tuple[tuple[int, int], dict[str, torch.Tensor]] = ((-1, 0), {})
 
-    def update_masks(self, local_step: int) -> None:
+    def update_masks(self) -> None:
         step = self.global_step
         if step == self._last_update:
             return
         if self.check_is_pruned_step(step):
-            super().update_masks(local_step)
+            super().update_masks()
             return
         if self._target and (step - self._origin) % self.interval == 0:
             self._last_update = step

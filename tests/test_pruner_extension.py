@@ -1,0 +1,98 @@
+"""The extension contract: a plug-in module registering a pattern family, criterion, scheduler
+with its decay, pruner type and regulariser is all a config needs to use them."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+from pruner_helpers import MLP, seeded, train
+
+from workbench import pruner as lib
+from workbench.pruner import ConfigError, WeightPruningConfig, process_config, resolve_config
+
+REGISTRIES = (lib.PATTERNS, lib.CRITERIA, lib.SCHEDULERS, lib.DECAYS, lib.PRUNERS, lib.REGS)
+PLUGIN = "toy_pruner_plugin"
+PLUGIN_DIR = str(Path(__file__).parent / "plugins")
+TOY = dict(pattern="stripe2", pruning_type="toy_square_counted", scheduler="toy_staircase",
+           sparsity_decay_type="toy_sqrt", reg_type="toy_shrink", parameters={"reg_coeff": 0.001},
+           target_sparsity=0.6, start_step=1, end_step=9, pruning_frequency=2)
+
+
+@pytest.fixture
+def plugin():
+    """Import the plug-in (registering its extensions); restore every registry afterwards."""
+    saved = [dict(registry) for registry in REGISTRIES]
+    sys.modules.pop(PLUGIN, None)
+    sys.path.insert(0, PLUGIN_DIR)
+    try:
+        yield importlib.import_module(PLUGIN)
+    finally:
+        sys.path.remove(PLUGIN_DIR)
+        sys.modules.pop(PLUGIN, None)
+        for registry, entries in zip(REGISTRIES, saved):
+            registry.clear()
+            registry.update(entries)
+
+
+def test_the_queries_list_every_registration(plugin):
+    assert lib.list_pattern_families()[-1] == "stripe"
+    assert lib.list_pattern_examples()["stripe"] == ("stripe2", "stripe4")
+    assert "toy_square" in lib.list_criteria() and "toy_sqrt" in lib.list_decays()
+    assert "toy_staircase" in lib.list_schedulers() and "toy_counting" in lib.list_pruner_types()
+    assert "toy_shrink" in lib.list_regs()
+    types = lib.list_pruning_types()
+    # the new criterion takes every pruner's form; the new pruner's form takes every criterion
+    assert {"toy_square", "toy_square_progressive", "toy_square_counted", "magnitude_counted"} <= set(types)
+
+
+def test_configs_accept_the_registrations(plugin):
+    spec = lib.parse_pattern("Stripe2")
+    assert (spec.family, spec.text, spec.max_sparsity) == ("stripe", "stripe2", plugin.STRIPE_MAX)
+    (cfg,) = resolve_config(WeightPruningConfig(**TOY))
+    assert (cfg.pattern, cfg.criterion_type, cfg.pruner_type) == ("stripe2", "toy_square", "toy_counting")
+    assert (cfg.scheduler, cfg.sparsity_decay_type, cfg.reg_type, cfg.reg_coeff) == \
+        ("toy_staircase", "toy_sqrt", "toy_shrink", 0.001)
+    assert cfg.max_sparsity_ratio_per_op == plugin.STRIPE_MAX  # capped at what the family says it reaches
+    assert process_config(TOY)[0] == cfg.as_dict()
+
+
+@pytest.mark.parametrize("key, bad, listed", [
+    ("pattern", "stripes", "'stripeK'"),
+    ("pruning_type", "toy_squares", "'toy_square_counted'"),
+    ("scheduler", "staircase", "'toy_staircase'"),
+    ("sparsity_decay_type", "sqrt", "'toy_sqrt'"),
+    ("reg_type", "shrink", "'toy_shrink'"),
+])
+def test_errors_list_the_registrations_among_allowed_values(plugin, key, bad, listed):
+    with pytest.raises(ConfigError) as info:
+        process_config({**TOY, key: bad})
+    message = str(info.value)
+    assert message.startswith(f"{key}: {bad!r}") and listed in message
+
+
+def test_the_pattern_states_its_own_limit(plugin):
+    with pytest.raises(ConfigError, match="target_sparsity: 0.8 is above 0.75"):
+        process_config({**TOY, "target_sparsity": 0.8})
+
+
+def test_pruning_with_the_registrations_reaches_the_target(plugin):
+    model = seeded(MLP)
+    ratios = []
+    pruning, _ = train(model, WeightPruningConfig(**TOY), 12,
+                       record=lambda s, p: ratios.append(p.pruners[0].current_sparsity_ratio))
+    (pruner,) = pruning.pruners
+    assert type(pruner).__name__ == "CountingPruner" and type(pruner.criterion).__name__ == "SquareCriterion"
+    assert type(pruner.scheduler).__name__ == "StaircaseScheduler" and pruner.reg.calls == 9  # steps 1..9
+    # pruning steps 1, 3, 5, 7, 9: floor(10 * 0.6 * sqrt(k / 4)) / 10, then the target
+    assert sorted(set(ratios)) == [0.0, 0.3, 0.4, 0.5, 0.6] and pruner.counted == 5
+    assert lib.get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.6, abs=0.01)
+    for name, keep in pruner.masks.items():
+        assert bool((pruner.modules[name].weight[~keep] == 0).all())
+
+
+def test_the_registries_hold_only_the_builtins_without_the_plugin():
+    assert lib.list_pattern_families() == ["NxM", "N:M"] and lib.list_regs() == ["group_lasso"]
+    assert "toy_square" not in lib.list_criteria() and "toy_sqrt" not in lib.list_decays()
+    assert "toy_staircase" not in lib.list_schedulers() and "toy_counting" not in lib.list_pruner_types()
