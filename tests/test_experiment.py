@@ -158,3 +158,14 @@ def test_bad_overrides(item, words):
     with pytest.raises(ValueError) as info:
         apply_overrides(parse_experiment(BASE), [item])
     assert str(info.value).startswith(words), str(info.value)
+
+
+@pytest.mark.parametrize("low, high, step, grid", [
+    (0.5, 0.6, 0.1, [0.5, 0.6]),          # 0.6 - 0.5 is 0.0999... in floats: still one step
+    (0.1, 0.7, 0.3, [0.1, 0.4, 0.7]),
+    (0.5, 0.9, 0.05, [round(0.5 + 0.05 * i, 10) for i in range(9)]),
+])
+def test_a_step_equal_to_the_width_in_decimal_is_accepted_despite_float_rounding(low, high, step, grid):
+    from workbench.experiment.schema import parse_range
+
+    assert parse_range("target_sparsity", {"low": low, "high": high, "step": step}, "k").grid() == grid

@@ -1,7 +1,9 @@
 """The ``workbench`` command: ``search | run | rerun | ui``.
 
-Bad input (a wrong flag, an invalid experiment file, an unknown run id) exits with status 2 and
-one line on stderr that names the problem, never a traceback. Ctrl-C (or SIGTERM) during
+Bad input (a wrong flag, an invalid experiment file, an unknown run id: a
+:class:`~workbench.pruner.ConfigError`) exits with status 2 and one line on stderr that names the
+problem, never a traceback; any other exception is a bug (ours, torch's or a plug-in's) and keeps
+its traceback (exit 1). Ctrl-C (or SIGTERM) during
 ``search`` fails the running trials, closes their MLflow runs and the parent run, and exits 130
 with one line giving the command that resumes the study; a dead worker exits 1 the same way. Progress goes to the terminal:
 Optuna's progress bar (or a tqdm bar with several workers) and one line per finished trial.
@@ -187,6 +189,7 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
     from workbench.infra.plugins import import_plugins
+    from workbench.pruner import ConfigError
     from workbench.study.objective import PLUGINS_TAG
     from workbench.tracking import Tracker
     from workbench.trial import TrainingConfig, run_trial
@@ -196,7 +199,7 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
         spec, source = tracker.trial_spec(args.run_id)
     except (MlflowException, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"run_id: cannot load trial.yaml of run {args.run_id!r} ({first})") from None
+        raise ConfigError(f"run_id: cannot load trial.yaml of run {args.run_id!r} ({first})") from None
     plugins = source.data.tags.get(PLUGINS_TAG, "")
     import_plugins(filter(None, plugins.split(",")))
     training = TrainingConfig(**spec["training"])
@@ -254,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ValueError as err:
+        from workbench.pruner import ConfigError  # start-up: loaded by every command that can raise it
+
+        if not isinstance(err, ConfigError):
+            raise  # our bug, torch's or a plug-in's: the traceback is the report (exit 1)
         print(f"error: {err}".replace("\n", " "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from workbench.analysis.stats import seed_spread
+from workbench.pruner import ConfigError
 
 __all__ = ["plot_accuracy_vs_sparsity", "plot_eval_curves", "plot_global_curves", "plot_layer_curves",
            "plot_layer_heatmap", "plot_metric_by_group"]
@@ -40,10 +41,10 @@ def _one_run(curves: pd.DataFrame, run_id: str | None) -> tuple[pd.DataFrame, st
     runs = list(dict.fromkeys(curves["run_id"]))
     if run_id is None:
         if len(runs) != 1:
-            raise ValueError(f"run_id: the frame holds {len(runs)} runs, pick one; allowed: {', '.join(runs)}")
+            raise ConfigError(f"run_id: the frame holds {len(runs)} runs, pick one; allowed: {', '.join(runs)}")
         run_id = runs[0]
     elif run_id not in runs:
-        raise ValueError(f"run_id: {run_id!r} is not in the frame; allowed: {', '.join(runs)}")
+        raise ConfigError(f"run_id: {run_id!r} is not in the frame; allowed: {', '.join(runs)}")
     rows = curves[curves["run_id"] == run_id]
     return rows, _label(rows["trial"].iloc[0], run_id)
 
@@ -95,7 +96,7 @@ def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Fig
 def plot_layer_heatmap(curves: pd.DataFrame, *, run_id: str | None = None, value: str = "elementwise") -> Figure:
     """One run's sparsity as a layer x step heatmap (a value holds until the next logged step)."""
     if value not in ("elementwise", "blockwise"):
-        raise ValueError(f"value: {value!r} is not allowed; allowed: elementwise, blockwise")
+        raise ConfigError(f"value: {value!r} is not allowed; allowed: elementwise, blockwise")
     rows, title = _one_run(curves, run_id)
     grid = rows.pivot_table(index="layer", columns="step", values=value, aggfunc="last").sort_index()
     grid = grid.sort_index(axis=1).ffill(axis=1)

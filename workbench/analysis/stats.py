@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from workbench.pruner import ConfigError
+
 __all__ = ["best_by", "pareto_front", "pick_trials", "seed_spread", "variance_explained"]
 
 
@@ -26,7 +28,7 @@ def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     for column in columns:
         if column not in df.columns:
             allowed = ", ".join(map(str, df.columns))
-            raise ValueError(f"{what}: column {column!r} is not in the frame; allowed: {allowed}")
+            raise ConfigError(f"{what}: column {column!r} is not in the frame; allowed: {allowed}")
 
 
 def pareto_front(df: pd.DataFrame, *, x: str = "sparsity", y: str = "accuracy",
@@ -120,7 +122,7 @@ def variance_explained(df: pd.DataFrame, params: Sequence[str], *, target: str =
         {'pattern': 1.0, 'seed': 0.0}
     """
     if bins < 1:
-        raise ValueError(f"bins: must be >= 1, got {bins}")
+        raise ConfigError(f"bins: must be >= 1, got {bins}")
     _need(df, [*params, target], "variance_explained")
     valid = df.dropna(subset=[target])
     y = valid[target].astype(float)
@@ -152,7 +154,7 @@ def pick_trials(df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "
         [0, 1]
     """
     if n < 1:
-        raise ValueError(f"n: must be >= 1, got {n}")
+        raise ConfigError(f"n: must be >= 1, got {n}")
     complete = df[df["state"] == "COMPLETE"] if "state" in df else df
     front = pareto_front(complete, x=x, y=y).sort_values(y, ascending=False, kind="stable")
     rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=False, kind="stable")

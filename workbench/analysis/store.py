@@ -20,6 +20,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from workbench.infra.stores import DEFAULT_TRACKING_URI, sqlite_path, sqlite_url
+from workbench.pruner import ConfigError
 
 __all__ = ["ClientLike", "all_experiments", "default_tracking_uri", "experiment_id", "get_client", "latest_experiment",
            "metric_history_frame", "search_all", "trial_runs"]
@@ -94,7 +95,7 @@ def latest_experiment(client: ClientLike = None) -> str:
     if wanted:
         names = sorted(e.name for e in experiments)
         if wanted not in names:
-            raise ValueError(f"WORKBENCH_EXPERIMENT: {wanted!r} is not in {client.tracking_uri}; "
+            raise ConfigError(f"WORKBENCH_EXPERIMENT: {wanted!r} is not in {client.tracking_uri}; "
                              f"allowed: {', '.join(names) or '(none)'}")
         return wanted
     ids = [e.experiment_id for e in experiments]
@@ -103,14 +104,14 @@ def latest_experiment(client: ClientLike = None) -> str:
         runs = search_all(client, ids, where, order_by=["attributes.start_time DESC"], max_results=1) if ids else []
         if runs:
             return by_id[runs[0].info.experiment_id]
-    raise ValueError(f"experiment: no study in {client.tracking_uri}; run `make search` first")
+    raise ConfigError(f"experiment: no study in {client.tracking_uri}; run `make search` first")
 
 
 def experiment_id(client: MlflowClient, experiment: str) -> str:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in all_experiments(client))
-        raise ValueError(f"experiment: {experiment!r} is not in {client.tracking_uri}; "
+        raise ConfigError(f"experiment: {experiment!r} is not in {client.tracking_uri}; "
                          f"allowed: {', '.join(names) or '(none)'}")
     return found.experiment_id
 

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workbench.pruner import ConfigError
+
 __all__ = ["Benchmark", "BenchmarkData", "DenseRecipe", "iterate_batches", "make_optimizer", "seeded",
            "torch_settings"]
 
@@ -61,13 +63,13 @@ class DenseRecipe:
         for key in ("steps", "batch_size"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key}: must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"{key}: must be an integer >= 1, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr: must be a finite number > 0, got {self.lr!r}")
+            raise ConfigError(f"lr: must be a finite number > 0, got {self.lr!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule: {self.schedule!r} is not allowed; allowed: {', '.join(SCHEDULES)}")
+            raise ConfigError(f"schedule: {self.schedule!r} is not allowed; allowed: {', '.join(SCHEDULES)}")
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of ``lr`` at optimizer step ``step`` (0-based) under :attr:`schedule`."""
@@ -98,14 +100,14 @@ class BenchmarkData:
     def __post_init__(self) -> None:
         for key in ("x_train", "y_train", "x_test", "y_test"):
             if not isinstance(getattr(self, key), torch.Tensor):
-                raise ValueError(f"{key}: expected a torch.Tensor, got {type(getattr(self, key)).__name__}")
+                raise ConfigError(f"{key}: expected a torch.Tensor, got {type(getattr(self, key)).__name__}")
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if y.dim() != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-                raise ValueError(f"y_{split}: expected 1-D integer class labels, got dtype {y.dtype} "
+                raise ConfigError(f"y_{split}: expected 1-D integer class labels, got dtype {y.dtype} "
                                  f"shape {tuple(y.shape)}")
             if x.dim() < 1 or x.shape[0] != y.shape[0] or y.shape[0] == 0:
-                raise ValueError(f"x_{split}: expected {y.shape[0]} samples (as y_{split}, at least 1), "
+                raise ConfigError(f"x_{split}: expected {y.shape[0]} samples (as y_{split}, at least 1), "
                                  f"got shape {tuple(x.shape)}")
 
     @classmethod
@@ -116,11 +118,11 @@ class BenchmarkData:
         if isinstance(value, dict):
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in value]
             if missing:
-                raise ValueError(f"{where}: missing keys {missing}; expected x_train, y_train, x_test, y_test")
+                raise ConfigError(f"{where}: missing keys {missing}; expected x_train, y_train, x_test, y_test")
             return cls(value["x_train"], value["y_train"], value["x_test"], value["y_test"])
         if isinstance(value, (tuple, list)) and len(value) == 4:
             return cls(*value)
-        raise ValueError(f"{where}: expected BenchmarkData, a dict with x_train, y_train, x_test, y_test "
+        raise ConfigError(f"{where}: expected BenchmarkData, a dict with x_train, y_train, x_test, y_test "
                          f"or a 4-tuple, got {type(value).__name__}")
 
 
@@ -163,7 +165,7 @@ class Benchmark:
                  params: dict[str, Any] | None = None, version: str = "1", source_digest: str = "",
                  min_dense_accuracy: float | None = None, eval_batch_size: int = 1024) -> None:
         if not isinstance(recipe, DenseRecipe):
-            raise ValueError(f"recipe: expected a DenseRecipe, got {type(recipe).__name__}")
+            raise ConfigError(f"recipe: expected a DenseRecipe, got {type(recipe).__name__}")
         self.name = name
         self.model_fn = model_fn
         self._data = data
@@ -189,7 +191,7 @@ class Benchmark:
         with seeded(seed):
             model = self.model_fn()
         if not isinstance(model, nn.Module):
-            raise ValueError(f"benchmark {self.name!r}: model_fn returned {type(model).__name__}, "
+            raise ConfigError(f"benchmark {self.name!r}: model_fn returned {type(model).__name__}, "
                              f"expected a torch.nn.Module")
         return model
 
@@ -243,7 +245,7 @@ def make_optimizer(params, *, name: str, lr: float, momentum: float = 0.9,
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer: {name!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
+    raise ConfigError(f"optimizer: {name!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
 
 
 @contextlib.contextmanager
@@ -254,7 +256,7 @@ def torch_settings(*, threads: int = 0, deterministic: bool = True) -> Iterator[
     trial bounded to one thread does not change its caller's setting.
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads: must be an integer >= 0, got {threads!r}")
+        raise ConfigError(f"threads: must be an integer >= 0, got {threads!r}")
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from workbench.pruner import ConfigError
+
 from .base import Benchmark, DenseRecipe
 from .digits import digits_data
 from .registry import register_benchmark
@@ -40,7 +42,7 @@ def cnn_digits(channels1: int = 16, channels2: int = 32) -> Benchmark:
     """The digits CNN; both channel counts must be positive multiples of 4."""
     for key, value in (("channels1", channels1), ("channels2", channels2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 4 or value % 4:
-            raise ValueError(f"{key}: must be a positive multiple of 4, got {value!r}")
+            raise ConfigError(f"{key}: must be a positive multiple of 4, got {value!r}")
     return Benchmark("cnn-digits", model_fn=lambda: DigitsCNN(channels1, channels2),
                      data=lambda: digits_data(images=True),
                      recipe=DenseRecipe(steps=600, batch_size=64, lr=2e-3, optimizer="adamw"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from workbench.pruner import ConfigError
+
 from .base import Benchmark, DenseRecipe
 from .digits import digits_data
 from .registry import register_benchmark
@@ -22,7 +24,7 @@ __all__ = ["mlp_digits"]
 def mlp_digits(hidden: int = 256) -> Benchmark:
     """The digits MLP; ``hidden`` (a multiple of 4) is the width of both hidden layers."""
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 4 or hidden % 4:
-        raise ValueError(f"hidden: must be a positive multiple of 4, got {hidden!r}")
+        raise ConfigError(f"hidden: must be a positive multiple of 4, got {hidden!r}")
 
     def model_fn() -> nn.Module:
         return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),

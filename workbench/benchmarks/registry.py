@@ -39,6 +39,7 @@ from typing import Any
 from torch import nn
 
 from workbench.infra.plugins import import_module
+from workbench.pruner import ConfigError, Registry
 
 from .base import Benchmark, BenchmarkData, DenseRecipe, seeded
 
@@ -46,8 +47,8 @@ __all__ = ["BENCHMARKS", "DEFAULT_PLUGIN_RECIPE", "get_benchmark", "list_benchma
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS: dict[str, Callable[..., Benchmark]] = {}
-"""Registered benchmark factories by name."""
+BENCHMARKS: Registry[Callable[..., Benchmark]] = Registry("benchmark")
+"""Registered benchmark factories by name (the library's one registry class)."""
 
 DEFAULT_PLUGIN_RECIPE = DenseRecipe(steps=300, batch_size=64, lr=1e-3, optimizer="adamw")
 """Dense recipe of a plug-in that returns ``(model, data)`` without a recipe."""
@@ -62,15 +63,9 @@ def register_benchmark(name: str) -> Callable[[Callable[..., Benchmark]], Callab
         ... def my_bench(width: int = 8) -> Benchmark: ...
     """
     if not isinstance(name, str) or not name or ":" in name:
-        raise ValueError(f"name: expected a non-empty benchmark name without ':', got {name!r}")
+        raise ConfigError(f"name: expected a non-empty benchmark name without ':', got {name!r}")
 
-    def decorator(factory: Callable[..., Benchmark]) -> Callable[..., Benchmark]:
-        if name in BENCHMARKS and BENCHMARKS[name] is not factory:
-            raise ValueError(f"name: benchmark {name!r} is already registered")
-        BENCHMARKS[name] = factory
-        return factory
-
-    return decorator
+    return BENCHMARKS.register(name)
 
 
 def list_benchmarks() -> list[str]:
@@ -98,7 +93,7 @@ def _call(factory: Callable[..., Any], params: dict[str, Any], spec: str) -> Any
     except TypeError:
         allowed = [p for p in inspect.signature(factory).parameters]
         bad = [k for k in params if k not in allowed] or list(params)
-        raise ValueError(f"benchmark {spec!r}: unknown parameter(s) {bad}; allowed: {allowed}") from None
+        raise ConfigError(f"benchmark {spec!r}: unknown parameter(s) {bad}; allowed: {allowed}") from None
     except ValueError:  # builtins without a signature
         pass
     return factory(**params)
@@ -118,16 +113,16 @@ def get_benchmark(spec: str, **params: Any) -> Benchmark:
     if isinstance(spec, Benchmark):
         return spec
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"benchmark: expected a name or 'package.module:function', got {spec!r}; "
+        raise ConfigError(f"benchmark: expected a name or 'package.module:function', got {spec!r}; "
                          f"registered: {_registered()}")
     if spec in BENCHMARKS:
         bench = _call(BENCHMARKS[spec], params, spec)
         if not isinstance(bench, Benchmark):
-            raise ValueError(f"benchmark {spec!r}: factory returned {type(bench).__name__}, expected Benchmark")
+            raise ConfigError(f"benchmark {spec!r}: factory returned {type(bench).__name__}, expected Benchmark")
         bench.source_digest = bench.source_digest or _source_digest(BENCHMARKS[spec])
         return bench
     if ":" not in spec:
-        raise ValueError(f"benchmark: unknown benchmark {spec!r}; registered: {_registered()} "
+        raise ConfigError(f"benchmark: unknown benchmark {spec!r}; registered: {_registered()} "
                          f"(or give a plug-in as 'package.module:function')")
     return _load_plugin(spec, params)
 
@@ -136,14 +131,14 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
     module_name, _, func_name = spec.partition(":")
     hint = f"registered: {_registered()}"
     if not module_name or not func_name:
-        raise ValueError(f"benchmark {spec!r}: expected 'package.module:function'; {hint}")
+        raise ConfigError(f"benchmark {spec!r}: expected 'package.module:function'; {hint}")
     try:
         module = import_module(module_name, what=f"benchmark {spec!r}")
     except ValueError as err:
-        raise ValueError(f"{err}; {hint}") from None
+        raise ConfigError(f"{err}; {hint}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ValueError(f"benchmark {spec!r}: module {module_name!r} has no callable {func_name!r}; {hint}")
+        raise ConfigError(f"benchmark {spec!r}: module {module_name!r} has no callable {func_name!r}; {hint}")
     with seeded(0):
         first = _call(func, params, spec)
     digest = _source_digest(module)
@@ -161,23 +156,23 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
 
 def _unpack(value: Any, spec: str, hint: str) -> tuple[Any, BenchmarkData, DenseRecipe]:
     if not isinstance(value, tuple) or len(value) not in (2, 3):
-        raise ValueError(f"benchmark {spec!r}: the function returned {type(value).__name__}; expected a "
+        raise ConfigError(f"benchmark {spec!r}: the function returned {type(value).__name__}; expected a "
                          f"Benchmark or a tuple (model, data[, recipe]); {hint}")
     model, data = value[0], value[1]
     if not isinstance(model, nn.Module):
-        raise ValueError(f"benchmark {spec!r}: the model is {type(model).__name__}, expected a "
+        raise ConfigError(f"benchmark {spec!r}: the model is {type(model).__name__}, expected a "
                          f"torch.nn.Module; {hint}")
     try:
         data = BenchmarkData.coerce(data, where=f"benchmark {spec!r} data")
     except ValueError as err:
-        raise ValueError(f"{err}; {hint}") from None
+        raise ConfigError(f"{err}; {hint}") from None
     recipe = value[2] if len(value) == 3 else DEFAULT_PLUGIN_RECIPE
     if isinstance(recipe, dict):
         allowed = list(DEFAULT_PLUGIN_RECIPE.to_dict())
         unknown = [k for k in recipe if k not in allowed]
         if unknown:
-            raise ValueError(f"benchmark {spec!r}: unknown recipe key(s) {unknown}; allowed: {allowed}")
+            raise ConfigError(f"benchmark {spec!r}: unknown recipe key(s) {unknown}; allowed: {allowed}")
         recipe = DenseRecipe(**{**DEFAULT_PLUGIN_RECIPE.to_dict(), **recipe})
     if not isinstance(recipe, DenseRecipe):
-        raise ValueError(f"benchmark {spec!r}: recipe is {type(recipe).__name__}, expected DenseRecipe or dict")
+        raise ConfigError(f"benchmark {spec!r}: recipe is {type(recipe).__name__}, expected DenseRecipe or dict")
     return model, data, recipe

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workbench.pruner import ConfigError
+
 from .base import Benchmark, BenchmarkData, DenseRecipe
 from .registry import register_benchmark
 
@@ -101,9 +103,9 @@ def tiny_transformer(seq_len: int = 16, vocab: int = 12, num_classes: int = 6, n
     for key, value, low in (("seq_len", seq_len, 2), ("vocab", vocab, 2), ("num_classes", num_classes, 2),
                             ("n_train", n_train, 1), ("n_test", n_test, 1), ("data_seed", data_seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{key}: must be an integer >= {low}, got {value!r}")
+            raise ConfigError(f"{key}: must be an integer >= {low}, got {value!r}")
     if num_classes > seq_len:
-        raise ValueError(f"num_classes: must be <= seq_len ({seq_len}), got {num_classes}")
+        raise ConfigError(f"num_classes: must be <= seq_len ({seq_len}), got {num_classes}")
 
     def data() -> BenchmarkData:
         generator = torch.Generator().manual_seed(data_seed)

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from workbench.experiment.schema import Experiment, check_choice, parse_range, parse_training
-from workbench.pruner import did_you_mean
+from workbench.pruner import ConfigError, did_you_mean
 from workbench.trial.space import CHOICE_DIMS, RANGE_DIMS, SEARCH_DIMS
 
 __all__ = ["apply_overrides"]
@@ -43,7 +43,7 @@ def _value(raw: str, key: str) -> Any:
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
-        raise ValueError(f"--set {key}: {raw!r} is not a valid YAML value") from None
+        raise ConfigError(f"--set {key}: {raw!r} is not a valid YAML value") from None
 
 
 def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experiment, dict[str, Any], int]:
@@ -55,7 +55,7 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--set: expected key=value, got {item!r}")
+            raise ConfigError(f"--set: expected key=value, got {item!r}")
         where = f"--set {key}"
         if key in CHOICE_DIMS:
             point[key] = check_choice(key, raw.strip(), where)
@@ -64,24 +64,24 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
         elif key == "seed":
             value = _value(raw, key)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"{where}: expected an integer, got {raw!r}")
+                raise ConfigError(f"{where}: expected an integer, got {raw!r}")
             seed = value
         elif key == "benchmark":
             if not raw.strip():
-                raise ValueError(f"{where}: expected a benchmark name")
+                raise ConfigError(f"{where}: expected a benchmark name")
             benchmark = raw.strip()
         elif key.startswith("training."):
             training[key.removeprefix("training.")] = _value(raw, key)
         elif key.startswith("pruning.") and key != "pruning.":
             name = key.removeprefix("pruning.")
             if name in experiment.search_space or name in SEARCH_DIMS:
-                raise ValueError(f"{where}: {name!r} is a search-space dimension; use --set {name}=...")
+                raise ConfigError(f"{where}: {name!r} is a search-space dimension; use --set {name}=...")
             pruning[name] = _value(raw, key)
         else:
-            raise ValueError(f"{where}: unknown key{did_you_mean(key, _KEYS)} allowed: {', '.join(_KEYS)}")
+            raise ConfigError(f"{where}: unknown key{did_you_mean(key, _KEYS)} allowed: {', '.join(_KEYS)}")
     try:
         new_training = parse_training(training)
     except ValueError as err:
-        raise ValueError(f"--set {err}") from None
+        raise ConfigError(f"--set {err}") from None
     updated = dataclasses.replace(experiment, benchmark=benchmark, training=new_training, pruning=pruning)
     return updated, point, seed

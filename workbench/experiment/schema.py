@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from workbench.infra.plugins import import_plugins
-from workbench.pruner import did_you_mean, parse_pattern
+from workbench.pruner import ConfigError, did_you_mean, parse_pattern
 from workbench.trial import TrainingConfig
 from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS, allowed_values
 
@@ -118,8 +118,8 @@ class Experiment:
         return {k: v.midpoint() if isinstance(v, FloatRange) else v[0] for k, v in self.search_space.items()}
 
 
-def _fail(key: str, message: str) -> ValueError:
-    return ValueError(f"{key}: {message}")
+def _fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"{key}: {message}")
 
 
 def _check_keys(section: dict, allowed: tuple[str, ...], where: str) -> None:
@@ -190,7 +190,7 @@ def parse_range(dim: str, raw: Any, key: str) -> FloatRange:
         raise _fail(f"{key}.low", f"a learning rate must be > 0, got {low}")
     if step is not None:
         step = float(_number(step, f"{key}.step"))
-        if step <= 0 or (high > low and step > high - low):
+        if step <= 0 or (high > low and step > (high - low) * (1 + 1e-9)):  # 0.6 - 0.5 < 0.1 in floats
             raise _fail(f"{key}.step", f"must be > 0 and <= high - low ({high - low:g}), got {step}")
         if log:
             raise _fail(f"{key}.log", "a range cannot have both step and log")
@@ -234,7 +234,7 @@ def _parse_study(raw: Any, name: str) -> StudySettings:
 def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
     """Validate a loaded experiment mapping; ``ValueError`` names the first bad key."""
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
     _check_keys(data, _TOP_KEYS, "")
     plugins = _parse_plugins(data.get("plugins"))
     for key in ("name", "benchmark", "search_space"):
@@ -286,11 +286,11 @@ def load_experiment(path: str | Path) -> Experiment:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"experiment: no such file {str(path)!r}")
+        raise ConfigError(f"experiment: no such file {str(path)!r}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise ValueError(f"experiment: {path} is not valid YAML{line}") from None
+        raise ConfigError(f"experiment: {path} is not valid YAML{line}") from None
     return parse_experiment(data, source=str(path))

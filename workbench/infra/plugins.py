@@ -17,20 +17,22 @@ import sys
 from collections.abc import Iterable
 from types import ModuleType
 
+from workbench.pruner import ConfigError
+
 __all__ = ["import_module", "import_plugins"]
 
 
 def import_module(name: str, *, what: str = "plugins") -> ModuleType:
     """Import the user module ``name``; ``ValueError`` naming ``what`` and the module when it fails."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{what}: expected a module name such as 'my_registrations', got {name!r}")
+        raise ConfigError(f"{what}: expected a module name such as 'my_registrations', got {name!r}")
     cwd = os.getcwd()
     if "" not in sys.path and cwd not in sys.path:
         sys.path.append(cwd)
     try:
         return importlib.import_module(name.strip())
     except ImportError as err:
-        raise ValueError(f"{what}: cannot import module {name!r} ({err})") from None
+        raise ConfigError(f"{what}: cannot import module {name!r} ({err})") from None
 
 
 def import_plugins(names: Iterable[str]) -> list[ModuleType]:

@@ -1,7 +1,7 @@
 """The workbench's pruning library: INC's PyTorch weight-pruning API, reimplemented.
 
 Configs written for Intel Neural Compressor's pruner (``WeightPruningConfig``, its keys and
-defaults) work unchanged; see ``PRUNING-SEMANTICS.md`` for what every knob means.
+defaults) work unchanged; see ``docs/semantics.md`` for what every knob means.
 
 Extension points: a pattern family, criterion, scheduler, decay curve, pruner or regulariser
 is one module with a ``register_*`` decorator; config parsing, validation and the ``list_*``
@@ -42,7 +42,7 @@ from .config import (
     resolve_config,
     update_params,
 )
-from .config_check import parse_pruning_type
+from .config_check import SCOPES, parse_pruning_type
 from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
 from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
 from .errors import ConfigError
@@ -82,7 +82,7 @@ from .sparsity import (
 )
 
 __all__ = [
-    "CRITERIA", "DECAYS", "DEFAULT_CONFIG", "PATTERNS", "PRUNERS", "REGS", "SCHEDULERS", "VALID_KEYS",
+    "CRITERIA", "SCOPES", "DECAYS", "DEFAULT_CONFIG", "PATTERNS", "PRUNERS", "REGS", "SCHEDULERS", "VALID_KEYS",
     "BasePattern", "BasePruner", "ConfigError", "LayerInfo", "PatternSpec", "PrunerConfig", "Pruning",
     "PruningCriterion", "Registry", "Scheduler", "WeightPruningConfig",
     "check_config", "check_key_validity", "did_you_mean", "format_pruning_type", "generate_pruner_config",

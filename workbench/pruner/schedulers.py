@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from .config_types import PrunerConfig
 from .registry import Registry
@@ -84,6 +84,9 @@ class Scheduler:
         config: The pruner's resolved config.
     """
 
+    single_step: ClassVar[bool] = False
+    """Whether the schedule is one pruning step (``start_step == end_step``) rather than a window."""
+
     def __init__(self, config: PrunerConfig) -> None:
         self.config = config
 
@@ -100,6 +103,8 @@ class Scheduler:
 @register_scheduler("oneshot")
 class OneshotScheduler(Scheduler):
     """Prune to the target in a single step."""
+
+    single_step = True
 
     def update_sparsity_ratio(self, target_ratio: float, current_prune_step: int, total_prune_steps: int,
                               init_ratio: float = 0.0) -> float:

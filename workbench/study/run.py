@@ -35,6 +35,7 @@ import yaml
 from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
 from workbench.infra.stores import redact_url
+from workbench.pruner import ConfigError
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
@@ -63,10 +64,10 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
     """
 
     if workers < 1:
-        raise ValueError(f"workers: must be >= 1, got {workers}")
+        raise ConfigError(f"workers: must be >= 1, got {workers}")
     total = n_trials if n_trials is not None else experiment.study.n_trials
     if total < 1:
-        raise ValueError(f"n_trials: must be >= 1, got {total}")
+        raise ConfigError(f"n_trials: must be >= 1, got {total}")
     if experiment.study.sampler == "grid":
         total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
     spec = resolve_storage(storage, experiment.study_name, workers)

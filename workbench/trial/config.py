@@ -1,21 +1,24 @@
 """From the workbench's search dimensions to an INC-style pruning config (and back).
 
-The search dimensions are the four core ones, ``pattern``, ``criterion`` (magnitude, gradient,
-snip, snip_momentum), ``scheduler`` (oneshot, iterative) and ``target_sparsity``, plus the
-optional ``pruner`` (basic, progressive, pattern_lock; default basic), ``pruning_scope`` and
-``sparsity_decay_type``. :func:`build_pruning_config` maps them, with the fine-tuning length of a
+The search dimensions (:mod:`workbench.trial.space`) are the four core ones, ``pattern``,
+``criterion``, ``scheduler`` and ``target_sparsity``, plus the optional ``pruner`` (default
+basic), ``pruning_scope`` and ``sparsity_decay_type``; the allowed values are whatever the
+pruner library has registered. :func:`build_pruning_config` maps them, with the fine-tuning length of a
 :class:`~workbench.trial.types.TrainingConfig`, to ``{"pruning_configs": [{}], **globals}``
 (INC's own idiom: one pruner made of the global keys):
 
-* ``pruning_type``: the criterion (pruner basic), ``<criterion>_progressive`` (progressive) or
-  ``"pattern_lock"`` (pattern_lock keeps existing zeros and has no criterion).
-* oneshot: ``start_step == end_step = max(1, round(start_fraction * steps))``.
-* iterative: ``start_step = max(1, round(start_fraction * steps))``,
+* ``pruning_type``: as the pruner type forms it with the criterion
+  (:func:`~workbench.pruner.format_pruning_type`: ``magnitude``, ``snip_progressive``,
+  ``pattern_lock``, which has no criterion).
+* a single-step scheduler (oneshot): ``start_step == end_step = max(1, round(start_fraction * steps))``.
+* any other scheduler (iterative): ``start_step = max(1, round(start_fraction * steps))``,
   ``end_step = round(end_fraction * steps)``, ``pruning_frequency = training.pruning_frequency``
   (progressive: rounded up to a multiple of ``progressive_steps``, default 4).
 * Steps are the pruner's, 0 .. ``steps``-1, so ``start_step`` and ``end_step`` are capped at
   ``steps - 1`` (a later step would never run). Start is at least 1 because the gradient-based
   criteria need one backward pass before they can score.
+* ``scheduler`` is written into the config only for a scheduler INC's rule (oneshot exactly when
+  ``start_step == end_step``) would not pick, so configs of the built-ins stay INC's.
 
 ``fixed`` (the experiment's ``pruning:`` section) may set any INC key, and wins over values
 derived from ``training`` (``pruning_frequency``; ``start_step`` / ``end_step`` as long as they
@@ -42,7 +45,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from workbench.pruner import did_you_mean, process_config
+from workbench.pruner import SCHEDULERS, ConfigError, did_you_mean, format_pruning_type, process_config
 from workbench.trial.space import PRUNING_DIMS, REQUIRED_DIMS, allowed_values
 from workbench.trial.types import TrainingConfig
 
@@ -51,8 +54,8 @@ __all__ = ["build_pruning_config", "search_params"]
 _DEFAULT_PROGRESSIVE_STEPS = 4
 
 
-def _fail(key: str, message: str) -> ValueError:
-    return ValueError(f"{key}: {message}")
+def _fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"{key}: {message}")
 
 
 def _check_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,13 +81,18 @@ def _check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _single_step(scheduler: str) -> bool:
+    """Whether the registered ``scheduler`` prunes in one step (start == end) or over a window."""
+    return SCHEDULERS.lookup(scheduler).single_step
+
+
 def _schedule(scheduler: str, training: TrainingConfig, progressive_steps: int | None) -> dict[str, int]:
     steps = training.steps
     if steps < 2:
         raise _fail("training.steps", f"must be >= 2 to prune (pruning starts at step >= 1), got {steps}")
     last = steps - 1
     start = min(last, max(1, round(training.start_fraction * steps)))
-    if scheduler == "oneshot":
+    if _single_step(scheduler):
         return {"start_step": start, "end_step": start}
     end = min(last, round(training.end_fraction * steps))
     frequency = training.pruning_frequency
@@ -107,10 +115,10 @@ def _check_fixed(fixed: Mapping[str, Any], owned: dict[str, Any], scheduler: str
                                          f"set {key} in one place only")
     start, end = fixed.get("start_step"), fixed.get("end_step")
     if start is not None and end is not None:
-        if scheduler == "oneshot" and start != end:
-            raise _fail(f"{where}end_step", f"scheduler oneshot needs start_step == end_step, got {start} and {end}")
-        if scheduler == "iterative" and not start < end:
-            raise _fail(f"{where}end_step", f"scheduler iterative needs start_step < end_step, got {start} and {end}")
+        if _single_step(scheduler) and start != end:
+            raise _fail(f"{where}end_step", f"scheduler {scheduler} needs start_step == end_step, got {start} and {end}")
+        if not _single_step(scheduler) and not start < end:
+            raise _fail(f"{where}end_step", f"scheduler {scheduler} needs start_step < end_step, got {start} and {end}")
 
 
 def build_pruning_config(params: Mapping[str, Any], *, training: TrainingConfig,
@@ -136,10 +144,10 @@ def build_pruning_config(params: Mapping[str, Any], *, training: TrainingConfig,
     if entries is not None and (not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries)):
         raise _fail("pruning_configs", f"expected a list of dicts (one per pruner), got {entries!r}")
     pruner = point["pruner"]
-    pruning_type = {"basic": point["criterion"], "progressive": f"{point['criterion']}_progressive",
-                    "pattern_lock": "pattern_lock"}[pruner]
     owned: dict[str, Any] = {"pattern": point["pattern"], "target_sparsity": point["target_sparsity"],
-                             "pruning_type": pruning_type}
+                             "pruning_type": format_pruning_type(pruner, point["criterion"])}
+    if point["scheduler"] != ("oneshot" if _single_step(point["scheduler"]) else "iterative"):
+        owned["scheduler"] = point["scheduler"]  # INC's rule (oneshot iff start == end) would not name it
     owned.update({k: point[k] for k in ("pruning_scope", "sparsity_decay_type") if k in point})
     progressive = fixed.get("progressive_steps", _DEFAULT_PROGRESSIVE_STEPS) if pruner == "progressive" else None
     if progressive is not None and (isinstance(progressive, bool) or not isinstance(progressive, int) or progressive < 1):
@@ -152,11 +160,12 @@ def build_pruning_config(params: Mapping[str, Any], *, training: TrainingConfig,
     config.update(owned)
     config.update(derived)
     config.update(fixed)
-    if point["scheduler"] == "iterative" and not config["start_step"] < config["end_step"]:
-        raise _fail("pruning.start_step", f"scheduler iterative needs start_step < end_step, got "
+    single, name = _single_step(point["scheduler"]), point["scheduler"]
+    if not single and not config["start_step"] < config["end_step"]:
+        raise _fail("pruning.start_step", f"scheduler {name} needs start_step < end_step, got "
                                           f"{config['start_step']} and {config['end_step']}")
-    if point["scheduler"] == "oneshot" and config["start_step"] != config["end_step"]:
-        raise _fail("pruning.end_step", f"scheduler oneshot needs start_step == end_step, got "
+    if single and config["start_step"] != config["end_step"]:
+        raise _fail("pruning.end_step", f"scheduler {name} needs start_step == end_step, got "
                                         f"{config['start_step']} and {config['end_step']}")
     process_config(config)
     return config
@@ -168,6 +177,6 @@ def search_params(config: Mapping[str, Any]) -> dict[str, Any]:
     the pruner library's defaults."""
     first = process_config(dict(config))[0]
     return {"pattern": first["pattern"], "criterion": first["criterion_type"],
-            "scheduler": "oneshot" if first["start_step"] == first["end_step"] else "iterative",
+            "scheduler": first["scheduler"],
             "target_sparsity": float(first["target_sparsity"]), "pruner": first["pruner_type"],
             "pruning_scope": first["pruning_scope"], "sparsity_decay_type": first["sparsity_decay_type"]}

@@ -43,7 +43,7 @@ from workbench.benchmarks import (
     seeded,
     torch_settings,
 )
-from workbench.pruner import WeightPruningConfig, get_sparsity_ratio, prepare_pruning, process_config
+from workbench.pruner import ConfigError, WeightPruningConfig, get_sparsity_ratio, prepare_pruning, process_config
 from workbench.trial.config import search_params
 from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
@@ -84,7 +84,7 @@ class _Recorder:
 
 def _check_training(training: TrainingConfig) -> None:
     if not isinstance(training, TrainingConfig):  # a TrainingConfig validated its own fields
-        raise ValueError(f"training: expected a TrainingConfig, got {type(training).__name__}")
+        raise ConfigError(f"training: expected a TrainingConfig, got {type(training).__name__}")
 
 
 def run_trial(benchmark: Benchmark | str, pruning_config: Mapping[str, Any] | WeightPruningConfig,

@@ -22,14 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench import pruner
-from workbench.pruner import config_check  # noqa: F401  (SCOPES and DECAY_TYPES, until registries list them)
+from workbench.pruner import ConfigError
 
 __all__ = ["CHOICE_DIMS", "DIMENSIONS", "PRUNING_DIMS", "RANGE_DIMS", "REQUIRED_DIMS", "SEARCH_DIMS", "Dimension",
-           "SCHEDULE_KINDS", "allowed_values", "dimension", "effective_params", "max_sparsity"]
-
-SCHEDULE_KINDS = ("oneshot", "iterative")
-"""How a trial's pruning steps are laid out (``start_step == end_step`` or a window)."""
-
+           "allowed_values", "dimension", "effective_params", "max_sparsity"]
 
 @dataclass(frozen=True)
 class Dimension:
@@ -53,18 +49,19 @@ class Dimension:
     help: str
 
 
-def _sorted(registry: Any) -> Callable[[], tuple[str, ...]]:
-    return lambda: tuple(sorted(registry))
+def _listed(query: Callable[[], list[str]]) -> Callable[[], tuple[str, ...]]:
+    return lambda: tuple(query())
 
 
 DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("pattern", "choice", True, True, None, "block shape: NxM ('4x1', 'channelx1') or N:M ('2:4')"),
-    Dimension("criterion", "choice", True, True, _sorted(pruner.CRITERIA), "how weights are scored"),
-    Dimension("scheduler", "choice", True, True, lambda: SCHEDULE_KINDS, "one pruning step or a window of them"),
+    Dimension("criterion", "choice", True, True, _listed(pruner.list_criteria), "how weights are scored"),
+    Dimension("scheduler", "choice", True, True, _listed(pruner.list_schedulers),
+              "how sparsity rises: one pruning step (oneshot) or a window of them"),
     Dimension("target_sparsity", "range", True, True, None, "fraction of weights zeroed at the end, in [0, 1)"),
-    Dimension("pruner", "choice", False, True, _sorted(pruner.PRUNERS), "how masks change over steps"),
-    Dimension("pruning_scope", "choice", False, True, lambda: pruner.config_check.SCOPES, "rank layers together or apart"),
-    Dimension("sparsity_decay_type", "choice", False, True, lambda: pruner.config_check.DECAY_TYPES,
+    Dimension("pruner", "choice", False, True, _listed(pruner.list_pruner_types), "how masks change over steps"),
+    Dimension("pruning_scope", "choice", False, True, lambda: pruner.SCOPES, "rank layers together or apart"),
+    Dimension("sparsity_decay_type", "choice", False, True, _listed(pruner.list_decays),
               "shape of the sparsity ramp of iterative schedules"),
     Dimension("lr", "range", False, False, None, "the fine-tuning learning rate (> 0)"),
 )
@@ -80,7 +77,7 @@ def dimension(name: str) -> Dimension:
     for dim in DIMENSIONS:
         if dim.name == name:
             return dim
-    raise ValueError(f"{name}: not a search dimension; allowed: {', '.join(SEARCH_DIMS)}")
+    raise ConfigError(f"{name}: not a search dimension; allowed: {', '.join(SEARCH_DIMS)}")
 
 
 def allowed_values(name: str) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from workbench.pruner import ConfigError
+
 OPTIMIZERS = ("sgd", "adamw")
 """The fine-tuning optimizers a trial can build (``training.optimizer``)."""
 SPARSITY_KEYS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
@@ -53,19 +55,19 @@ class TrainingConfig:
                 isinstance(value, int) if kind is int else isinstance(value, (int, float)))
             if isinstance(value, bool) or not ok or (kind is float and not math.isfinite(value)):
                 wanted = {str: "a string", int: "an integer"}.get(kind, "a finite number")
-                raise ValueError(f"training.{f.name}: expected {wanted}, got {value!r}")
+                raise ConfigError(f"training.{f.name}: expected {wanted}, got {value!r}")
         for key in ("steps", "batch_size", "eval_every", "pruning_frequency"):
             if getattr(self, key) < 1:
-                raise ValueError(f"training.{key}: must be >= 1, got {getattr(self, key)}")
+                raise ConfigError(f"training.{key}: must be >= 1, got {getattr(self, key)}")
         for key in ("momentum", "weight_decay", "threads"):
             if getattr(self, key) < 0:
-                raise ValueError(f"training.{key}: must be >= 0, got {getattr(self, key)}")
+                raise ConfigError(f"training.{key}: must be >= 0, got {getattr(self, key)}")
         if self.lr <= 0:
-            raise ValueError(f"training.lr: must be > 0, got {self.lr}")
+            raise ConfigError(f"training.lr: must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"training.optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"training.optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
         if not 0.0 <= self.start_fraction <= self.end_fraction <= 1.0:
-            raise ValueError(f"training.start_fraction: need 0 <= start_fraction ({self.start_fraction}) <= "
+            raise ConfigError(f"training.start_fraction: need 0 <= start_fraction ({self.start_fraction}) <= "
                              f"end_fraction ({self.end_fraction}) <= 1")
 
     def to_dict(self) -> dict[str, Any]:
