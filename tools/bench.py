@@ -11,12 +11,15 @@ here is asserted: the numbers go into the README.
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from workbench.pruner import WeightPruningConfig, prepare_pruning
 
 START, END, FREQ, STEPS = 2, 14, 4, 24
 CASES = [
@@ -72,8 +75,6 @@ def _step(model, opt, x, y, pruning=None, step=0) -> float:
 
 def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3) -> StepTimes:
     """Interleave dense and pruned steps over the schedule ``repeats`` times; return medians."""
-    from workbench.pruner import WeightPruningConfig, prepare_pruning
-
     torch.manual_seed(0)
     x, y = torch.randn(2, 32, 768), torch.randint(0, 10, (2,))
     dense_model = ReferenceModel()
@@ -131,8 +132,6 @@ def format_table(rows: list[dict]) -> str:
 
 def _lazy(module: str, name: str):
     def section(**kwargs: int) -> list[dict]:
-        import importlib
-
         return getattr(importlib.import_module(module), name)(**kwargs)
 
     return section

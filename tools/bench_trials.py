@@ -1,12 +1,16 @@
 """``make bench`` sections about whole trials: benchmark costs and MLflow logging overhead."""
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from workbench.benchmarks import get_benchmark, list_benchmarks, train_dense
+from workbench.study.objective import run_tracked_trial
+from workbench.tracking import Tracker
+from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs
 from workbench.trial import build_pruning_config, run_trial
 from workbench.trial.types import TrainingConfig
 
@@ -37,8 +41,6 @@ def benchmarks_table(*, repeats: int = 1) -> list[dict]:
 
 
 def _wait_for_drain(spool: Path, timeout: float = 60.0) -> None:
-    from workbench.tracking.spool import pending_runs
-
     deadline = time.monotonic() + timeout
     while pending_runs(spool) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -59,12 +61,6 @@ def measure_logging_overhead(benchmark: str, *, repeats: int = 3, training: Trai
     from the writer working on the other core, and this machine's run-to-run noise of several
     percent). ``writer_seconds`` is the writer's own time per trial (``time/logging_seconds``).
     """
-    import statistics
-
-    from workbench.study.objective import run_tracked_trial
-    from workbench.tracking import Tracker
-    from workbench.tracking.spool import SpooledTracker, SpoolWriter
-
     class _Timed(SpooledTracker):  # the time a trial's own process spends on MLflow and the spool
         blocking: list[float] = []
 

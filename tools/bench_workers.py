@@ -23,7 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import yaml
+
+from workbench.benchmarks import get_benchmark, load_dense_baseline
+from workbench.study.factories import make_storage
 
 __all__ = ["CASES", "measure_search", "workers_table"]
 
@@ -37,10 +41,6 @@ def measure_search(workers: int, *, n_trials: int, cache_dir: str, storage: str 
 
     ``storage`` is the Optuna storage (default: the embedded default for ``workers``).
     """
-    import optuna
-
-    from workbench.study.factories import make_storage
-
     data = yaml.safe_load(experiment.read_text())
     data["study"]["n_trials"] = n_trials
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
@@ -78,8 +78,6 @@ journal file that two workers use, which separates the storage's cost from the p
 
 def workers_table(*, repeats: int = 3, n_trials: int = 16) -> list[dict]:
     """One row per case of :data:`CASES`: medians over ``min(repeats, 2)`` runs, speed-ups vs the first."""
-    from workbench.benchmarks import get_benchmark, load_dense_baseline
-
     runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in CASES}
     with tempfile.TemporaryDirectory(prefix="workbench-bench-cache-") as cache:
         quick = yaml.safe_load(QUICK.read_text())

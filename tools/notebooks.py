@@ -27,6 +27,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from workbench.analysis.store import experiment_id, get_client, latest_experiment
+from workbench.infra.stores import absolute_sqlite, sqlite_path
+from workbench.tracking import resolve_tracking_uri
+
 __all__ = ["count_images", "execute_notebook", "main", "notebook_paths"]
 
 _log = logging.getLogger(__name__)
@@ -96,9 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Execute the notebooks; 0 when all ran, 1 when one failed, 2 for bad input or no study."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from workbench.analysis.store import experiment_id, get_client, latest_experiment
-    from workbench.infra.stores import absolute_sqlite, sqlite_path
-    from workbench.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)  # as `workbench search` resolves it, from here
     uri = absolute_sqlite(uri)  # the kernel runs in another folder

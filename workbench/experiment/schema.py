@@ -207,7 +207,7 @@ def parse_training(raw: Any) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def _parse_study(raw: Any, name: str) -> StudySettings:
+def _parse_study(raw: Any) -> StudySettings:
     section = _mapping(raw, "study")
     _check_keys(section, tuple(f.name for f in dataclasses.fields(StudySettings)), "study.")
     n_trials = int(_number(section.get("n_trials", 20), "study.n_trials", integer=True))
@@ -257,7 +257,7 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
     for key in pruning:
         if key in space:
             raise _fail(f"pruning.{key}", "is also a search_space dimension; set it in one place only")
-    study = _parse_study(data.get("study"), data["name"])
+    study = _parse_study(data.get("study"))
     if study.sampler == "grid":
         for dim, value in space.items():
             if isinstance(value, FloatRange) and value.high > value.low and value.step is None:

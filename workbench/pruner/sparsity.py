@@ -69,7 +69,7 @@ def parse_last_linear(model: nn.Module) -> str | None:
     if not linears:
         return None
     try:
-        import torch.fx
+        import torch.fx  # start-up: torch.fx loads only when a classifier head is looked for
 
         graph = torch.fx.symbolic_trace(model).graph
     except Exception:  # noqa: BLE001 - any tracing failure means "use the fallback"

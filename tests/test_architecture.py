@@ -1,0 +1,76 @@
+"""The layout is the architecture: import contracts, module size, import placement, docs in the repo."""
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import workbench
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 300
+SOURCES = sorted([*ROOT.joinpath("workbench").rglob("*.py"), *ROOT.joinpath("tools").rglob("*.py")])
+PACKAGES = sorted(m.name for m in pkgutil.walk_packages(workbench.__path__, "workbench.") if m.ispkg)
+
+
+def test_the_import_contracts_hold():
+    """The layers of docs/design.md, the pruner's independence and acyclic packages (pyproject.toml)."""
+    linter = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(linter), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_stay_small(path):
+    lines = path.read_text().count("\n")
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by concept"
+
+
+def _function_level_imports(path: Path) -> list[tuple[int, str]]:
+    source = path.read_text()
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.extend((sub.lineno, lines[sub.lineno - 1]) for sub in ast.walk(node)
+                         if isinstance(sub, (ast.Import, ast.ImportFrom)))
+    return found
+
+
+def test_function_level_imports_say_why():
+    """Only for start-up cost, with the reason on the line or just above (the CLI says so once)."""
+    unexplained = []
+    for path in SOURCES:
+        if path.name == "cli.py":  # its module docstring explains: each command imports its own layers
+            continue
+        lines = path.read_text().splitlines()
+        for lineno, line in _function_level_imports(path):
+            first = lineno - 1  # the block of imports this one belongs to, and the line above it
+            while first > 0 and lines[first - 1].strip().startswith(("import ", "from ")):
+                first -= 1
+            if "#" not in " ".join(lines[max(0, first - 1):lineno]):
+                unexplained.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
+    assert not unexplained, "function-level imports without a reason:\n" + "\n".join(unexplained)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_package_says_what_it_owns_and_exports_what_it_lists(name):
+    module = importlib.import_module(name)
+    assert module.__doc__ and len(module.__doc__.split()) >= 20, f"{name}: its docstring must say what it owns"
+    for exported in getattr(module, "__all__", ()):
+        assert hasattr(module, exported), f"{name}.__all__ lists {exported!r}, which it does not define"
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    offenders = [name for name in tracked
+                 if name.endswith((".py", ".md", ".toml", ".yaml", ".ipynb")) or name in ("Makefile",)
+                 if "../shared" in (ROOT / name).read_text(errors="replace")
+                 and name != "tests/test_architecture.py"]
+    assert not offenders, offenders
