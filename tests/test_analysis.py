@@ -13,7 +13,7 @@ from pandas.testing import assert_frame_equal
 
 from workbench import analysis
 
-from analysis_helpers import COMMON, TRIALS, empty_store, make_store
+from helpers.analysis_store import COMMON, TRIALS, empty_store, make_store
 
 LABEL = {"enc.0.fc1": "enc.0.fc1", "head:out": "head_out"}
 

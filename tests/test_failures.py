@@ -22,7 +22,8 @@ from workbench.infra.processes import owner_is_dead, worker_identity
 from workbench.study.recovery import counted_trials
 from workbench.study.run import run_study
 
-from study_helpers import child_runs, experiment, finish, start_search, wait_for_running_trial, write_experiment
+from helpers.experiments import experiment, write_experiment
+from helpers.study import child_runs, finish, start_search, wait_for_running_trial
 
 
 @pytest.mark.parametrize("benchmark, reason", [("failing_bench:nan_when_pruned", "TrialDiverged: training diverged"),

@@ -1,6 +1,6 @@
 """The workbench on team infrastructure: Optuna on PostgreSQL, MLflow server on PostgreSQL.
 
-What several machines do, on one: a throw-away PostgreSQL server (``tests/pg_server.py``) holds
+What several machines do, on one: a throw-away PostgreSQL server (``tests/helpers/postgres.py``) holds
 two databases, ``optuna`` (the study, through ``--storage postgresql://...``) and ``mlflow`` (the
 backend of an ``mlflow server`` with proxied artifacts, reached through ``--tracking-uri http://``).
 One ``workbench search`` of quick.yaml (with trials of a few seconds) creates the study (one
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pg_server import find_pg_bin, start_mlflow_server, start_postgres, stop_process
+from helpers.postgres import find_pg_bin, start_mlflow_server, start_postgres, stop_process
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from pruner_helpers import MLP, seeded, train
 
 from workbench import pruner as lib
 from workbench.pruner import ConfigError, WeightPruningConfig, process_config, resolve_config
+
+from helpers.pruner import MLP, seeded, train
 
 REGISTRIES = (lib.PATTERNS, lib.CRITERIA, lib.SCHEDULERS, lib.DECAYS, lib.PRUNERS, lib.REGS)
 PLUGIN = "toy_pruner_plugin"

@@ -9,7 +9,7 @@ from torch import nn
 
 from workbench.pruner import WeightPruningConfig, get_sparsity_ratio, prepare_pruning
 
-from pruner_helpers import MLP, ConvNet, batches, seeded, train
+from helpers.pruner import MLP, ConvNet, batches, seeded, train
 
 ITERATIVE = dict(start_step=1, end_step=13, pruning_frequency=4)
 

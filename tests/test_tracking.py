@@ -15,10 +15,11 @@ from mlflow.entities import Metric, Param
 from workbench.tracking.artifacts import result_metrics, trial_params
 from workbench.tracking.metric_keys import MAX_KEY_LENGTH, layer_metric_keys, sanitize_name
 from workbench.tracking.tracker import Tracker, log_batch_chunked, resolve_tracking_uri
-from workbench.trial.types import TrialResult
+from workbench.trial import SPARSITY_KEYS
+
+from helpers.results import make_result
 
 _VALID = re.compile(r"^[/\w.\- ]*$")
-_GLOBALS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
 
 
 @pytest.fixture(scope="module")
@@ -35,24 +36,6 @@ def _in_tmp(monkeypatch, tmp_path):
 
 def _valid_key(key: str) -> bool:
     return bool(_VALID.match(key)) and posixpath.normpath(key) == key and len(key) <= MAX_KEY_LENGTH
-
-
-def make_result(layers=("net.0", "net.2"), steps=(0, 10, 20), seed=0) -> TrialResult:
-    curve = {s: round(s / 40, 3) for s in steps}
-    return TrialResult(
-        benchmark="mlp-digits", seed=seed, params={"pattern": "4x1", "criterion": "magnitude"},
-        pruning_config={"pruning_configs": [{"pattern": "4x1", "pruning_type": "magnitude_progressive"}], "pattern": "1x1",
-                        "target_sparsity": 0.5, "pruning_scope": "local"},
-        training={"steps": 20, "lr": 0.01}, accuracy=0.9, dense_accuracy=0.95,
-        sparsity={k: dict(curve) for k in _GLOBALS},
-        layer_sparsity={name: dict(curve) for name in layers},
-        layer_blockwise_sparsity={name: dict(curve) for name in layers},
-        train_loss={s: 1.0 / (s + 1) for s in range(1, 21)}, eval_accuracy={10: 0.91, 20: 0.9},
-        layers=[{"name": n, "type": "Linear", "shape": [8, 8], "pruned": True, "reason": "", "pruner": 0}
-                for n in layers] + [{"name": "head", "type": "Linear", "shape": [10, 8], "pruned": False,
-                                     "reason": "last linear layer", "pruner": None}],
-        timings={"total": 10.0, "finetune": 8.0},
-    )
 
 
 def test_ordinary_layer_names_keep_their_dots():
@@ -137,7 +120,7 @@ def test_result_metrics_cover_every_series():
     keys = {m.key for m in metrics}
     assert {"accuracy", "dense_accuracy", "accuracy_drop", "eval/accuracy", "train/loss",
             "layer_sparsity/net.0", "layer_sparsity/odd_name", "layer_blockwise_sparsity/net.0"} <= keys
-    assert {f"sparsity/{k}" for k in _GLOBALS} <= keys
+    assert {f"sparsity/{k}" for k in SPARSITY_KEYS} <= keys
     assert len([m for m in metrics if m.key == "train/loss"]) == 20
 
 

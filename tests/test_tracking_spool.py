@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_tracking import make_result
 from workbench.tracking import Tracker
 from workbench.tracking import spool as tracking_spool
 from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs, replay, spool_dir
+
+from helpers.results import make_result
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     run_ids = [_new_run(tracker, exp_id) for _ in range(2)]
     script = textwrap.dedent(f"""
         import os, signal, time
-        from tests.test_tracking import make_result
+        from helpers.results import make_result
         from workbench.tracking.spool import SpooledTracker, SpoolWriter
         tracker = SpooledTracker({tracker.tracking_uri!r}, spool={str(tmp_path / 'spool')!r})
         writer = SpoolWriter(tracker.spool, tracker.tracking_uri).__enter__()
@@ -176,7 +177,9 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
             tracker.finish(run_id, "COMPLETE")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=120)
+    tests = Path(__file__).parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), str(tests.parent)]))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tests.parent, env=env, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     assert _wait_until(lambda: all(tracker.client.get_run(r).info.status == "FINISHED" for r in run_ids))
     assert tracker.client.get_run(run_ids[1]).data.metrics["accuracy"] == 0.9

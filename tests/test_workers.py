@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from workbench.study.recovery import counted_trials
 from workbench.study.workers import thread_budget
 
-from study_helpers import child_runs, experiment, finish, start_search, wait_for_running_trial, write_experiment
+from helpers.experiments import experiment, write_experiment
+from helpers.study import child_runs, finish, start_search, wait_for_running_trial
 
 
 def test_thread_budget_splits_the_cores_and_respects_a_smaller_request():

@@ -1,0 +1,9 @@
+"""Helpers shared by the tests (the one place for builders of experiments, results and stores).
+
+- :mod:`helpers.experiments`: small experiment dicts and files.
+- :mod:`helpers.results`: a complete :class:`~workbench.trial.TrialResult` and a stand-in trial runner.
+- :mod:`helpers.study`: a ``workbench search`` subprocess, polling its stores, its MLflow runs.
+- :mod:`helpers.analysis_store`: an MLflow store with known runs and curves, for analysis.
+- :mod:`helpers.pruner`: small models and a training loop for the pruner library.
+- :mod:`helpers.postgres`: a throw-away PostgreSQL server and an MLflow server on it.
+"""
