@@ -16,7 +16,7 @@ install: $(STAMP)
 
 # torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels. The editable install
 # also compiles the pruner's optional C kernels, so editing them reinstalls on the next target.
-$(STAMP): pyproject.toml setup.py workbench/pruner/_kernels.c
+$(STAMP): pyproject.toml setup.py workbench/pruner/_backend/_kernels.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0

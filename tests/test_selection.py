@@ -5,8 +5,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.pruner import selection
-from workbench.pruner.selection import select_lowest
+from workbench.pruner._backend import selection
+from workbench.pruner._backend.selection import select_lowest
 
 
 def _reference(scores, k, lo, hi):
@@ -70,7 +70,7 @@ def test_capped_layers_are_reported():
 
 
 def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monkeypatch):
-    from workbench.pruner import counting, probes
+    from workbench.pruner._backend import counting, probes
 
     calls, built = [], []
     real, real_masks = counting.count_lowest, probes.Counter.masks

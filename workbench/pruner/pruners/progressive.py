@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..selection import select_lowest
+from .._backend import select_lowest
 from . import register_pruner
 from .basic import BasicPruner
 

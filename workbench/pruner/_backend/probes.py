@@ -6,7 +6,7 @@ machine), while a comparison into a fresh bool tensor costs two to three times t
 is slower and every fresh multi-megabyte tensor page-faults). A probe therefore compares into
 one float32 scratch buffer and sums each row of :data:`ROW` entries; the per-row counts of two
 probes tell which rows hold the scores between them. Where the compiled kernels are available
-(:mod:`workbench.pruner.kernels`) the counts and masks come from one read of the scores instead.
+(:mod:`workbench.pruner._backend.kernels`) the counts and masks come from one read of the scores instead.
 """
 from __future__ import annotations
 

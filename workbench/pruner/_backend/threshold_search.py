@@ -1,6 +1,6 @@
 """Close in on the ``k``-th lowest score with as few probes as possible.
 
-A probe (:mod:`workbench.pruner.probes`) costs about one read of all scores, so the search aims
+A probe (:mod:`workbench.pruner._backend.probes`) costs about one read of all scores, so the search aims
 every probe with the best guess available:
 
 - A pseudo-random sample of the scores (fixed seed), sorted, maps counts to values. The first probe
@@ -42,7 +42,7 @@ class ThresholdSearch:
 
     Example:
         >>> import torch
-        >>> from workbench.pruner.probes import Counter
+        >>> from workbench.pruner._backend.probes import Counter
         >>> low, high = ThresholdSearch(Counter([torch.arange(10.)]), 4).run()
         >>> high.total
         4
