@@ -169,7 +169,12 @@ class ThresholdSearch:
         i = min(int(x), n - 2) if n > 1 else 0
         a = float(self.sample[i])
         b = float(self.sample[i + 1]) if n > 1 else a
-        return a + (b - a) * (x - i)
+        t = x - i
+        if a == b or t <= 0.0:
+            return a
+        if not (math.isfinite(a) and math.isfinite(b)):  # -inf + (0 - -inf) * t would be NaN
+            return a if t < 0.5 else b
+        return a + (b - a) * t
 
 
 def _sample(flat: list[torch.Tensor], total: int) -> torch.Tensor:
