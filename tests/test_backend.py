@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from workbench.pruner import _backend
-from workbench.pruner._backend import kernels, probes, reference, selection, threshold_search
+from workbench.pruner._backend import (
+    kernels,
+    probes,
+    reference,
+    selection,
+    threshold_search,
+)
 from workbench.pruner.criteria import get_criterion
 from workbench.pruner.patterns import get_pattern
 from workbench.pruner.patterns.base import BasePattern
@@ -227,3 +233,27 @@ def test_an_infinite_score_beside_ties_is_ranked_not_interpolated_into_nan():
     the bracket (NaN, 0] to rank (an IndexError from kthvalue)."""
     score = torch.tensor([0.0, 0.0, 0.0, float("-inf")])
     assert _backend.lowest_mask(score, 3).tolist() == [True, True, False, True]
+
+
+def test_only_the_pruner_imports_the_backend_and_the_backend_imports_only_itself():
+    import ast
+    from pathlib import Path
+
+    import workbench
+
+    root = Path(workbench.__file__).parent
+    backend = root / "pruner" / "_backend"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (f"{node.module}." if node.module else "")
+                names = [module + alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if backend in path.parents:
+                    assert not name.startswith(("workbench", "..")), f"{path}: {name}"
+                elif "pruner" not in path.relative_to(root).parts:
+                    assert "_backend" not in name.split("."), f"{path}: {name}"

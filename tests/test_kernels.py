@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from workbench.pruner._backend import kernels
-from workbench.pruner.patterns import get_pattern
 from workbench.pruner._backend.groups import lowest_n_per_group
+from workbench.pruner.patterns import get_pattern
 
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason="C kernels not built (no compiler?)")
 

@@ -141,7 +141,7 @@ static void snip_accumulate(float *s, const float *w, const float *g, int64_t n,
 }
 
 /* The same update for scores of Nx1 blocks (`bn` rows of one column; `cols` columns): a block's
- * value is the sum of its |w * g| in row order (NxMPattern.reduce sums Nx1 blocks that way),
+ * value is the sum of its |w * g| in row order (_backend.reduce_blocks sums Nx1 blocks that way),
  * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows. */
 VECTOR_CLONES
 static void snip_accumulate_blocks(float *s, const float *w, const float *g, int64_t rows, int64_t cols,

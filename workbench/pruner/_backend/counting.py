@@ -9,7 +9,7 @@ in flat index order (as in :mod:`workbench.pruner._backend.selection`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -27,7 +27,7 @@ class Counted:
         counts: How many scores are selected in each layer.
     """
 
-    __slots__ = ("counts", "_build")
+    __slots__ = ("_build", "counts")
 
     def __init__(self, counts: list[int], build: Callable[[], list[torch.Tensor]]) -> None:
         self.counts, self._build = counts, build

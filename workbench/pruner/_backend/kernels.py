@@ -209,7 +209,7 @@ def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tenso
 def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, block_rows: int, *,
                            mean: bool, alpha: float, beta: float) -> bool:
     """:func:`snip_accumulate` for scores of ``block_rows`` x 1 blocks of a 2-D weight: each
-    block's ``|weight * grad|`` summed in row order (as ``NxMPattern.reduce`` sums Nx1 blocks),
+    block's ``|weight * grad|`` summed in row order (as ``reduce_blocks`` sums Nx1 blocks),
     divided by ``block_rows`` if ``mean``. ``score`` is ``[rows // block_rows, cols]``. Returns
     ``False``, doing nothing, where the kernels are unavailable or the tensors do not fit.
     """

@@ -31,7 +31,7 @@ class Point:
         total: The count over all layers.
     """
 
-    __slots__ = ("value", "key", "rows", "counts", "total")
+    __slots__ = ("counts", "key", "rows", "total", "value")
 
     def __init__(self, value: float, rows: list[torch.Tensor]) -> None:
         self.value, self.key, self.rows = value, key(value), rows

@@ -73,9 +73,9 @@ class ThresholdSearch:
             low, high = self.low, self.high
             if high is not None and high.total == k:
                 return low, high
-            if low is not None and high is not None:
-                if high.total - low.total <= self.few or high.key - low.key <= 1:
-                    return low, high
+            bracketed = low is not None and high is not None
+            if bracketed and (high.total - low.total <= self.few or high.key - low.key <= 1):
+                return low, high
             if self.counter.probes >= _MAX_PROBES:
                 return None
             point = self._one_sided() if low is None or high is None else self._two_sided()
