@@ -16,7 +16,7 @@ install: $(STAMP)
 
 # torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels. The editable install
 # also compiles the pruner's optional C kernels, so editing them reinstalls on the next target.
-$(STAMP): pyproject.toml setup.py $(wildcard workbench/pruner/_kernels.c workbench/pruner/_backend/_kernels.c)
+$(STAMP): pyproject.toml setup.py workbench/pruner/_backend/_kernels.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -48,4 +48,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build workbench/pruner/_kernels.*.so
+	rm -rf $(VENV) .pytest_cache .hypothesis build workbench/pruner/_backend/_kernels.*.so

@@ -31,7 +31,7 @@ def workbench_cache_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(params=["kernels", "pytorch"])
 def kernel_path(request, monkeypatch):
     """Run the test on the compiled kernels (where they were built) and on the PyTorch path."""
-    from workbench.pruner import kernels
+    from workbench.pruner._backend import kernels
 
     if request.param == "kernels" and not kernels.available():
         pytest.skip("the C kernels were not built")

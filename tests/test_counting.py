@@ -6,9 +6,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.pruner import probes, threshold_search
-from workbench.pruner.counting import select_by_counting
-from workbench.pruner.selection import select_lowest
+from workbench.pruner._backend import probes, threshold_search
+from workbench.pruner._backend.counting import select_by_counting
+from workbench.pruner._backend.selection import select_lowest
 
 
 def _reference(scores: list[torch.Tensor], k: int) -> list[torch.Tensor]:

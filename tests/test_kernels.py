@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from workbench.pruner import kernels
+from workbench.pruner._backend import kernels
+from workbench.pruner._backend.groups import lowest_n_per_group
 from workbench.pruner.patterns import get_pattern
-from workbench.pruner.patterns.nm import _lowest_n
 
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason="C kernels not built (no compiler?)")
 
@@ -31,7 +31,7 @@ def two_threads(monkeypatch):
 def _pytorch_path(scores: torch.Tensor, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
     with monkeypatch.context() as m:
         m.setenv(kernels.ENV_SWITCH, "0")
-        return _lowest_n(scores, 2, 4)
+        return lowest_n_per_group(scores, 2, 4)
 
 
 _CAN_BUILD = (shutil.which("cc") or shutil.which("gcc")) and os.path.exists(
@@ -56,7 +56,7 @@ def test_two_of_four_equals_the_pytorch_path(groups, levels, seed, specials, mon
     if specials:
         scores.view(-1)[torch.randint(0, groups * 4, (3,), generator=gen)] = torch.tensor([float("inf"), 0.0, -0.0])
     expected_score, expected_picked = _pytorch_path(scores, monkeypatch)
-    score, picked = _lowest_n(scores, 2, 4)
+    score, picked = lowest_n_per_group(scores, 2, 4)
     assert torch.equal(picked, expected_picked)
     assert torch.equal(score, expected_score)
 
@@ -111,7 +111,7 @@ _PROBE_VALUES = st.one_of(st.floats(-4, 4, width=32), st.sampled_from([0.0, -0.0
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), layers=st.integers(1, 4), row=st.sampled_from([1, 3, 8, 128]), value=st.floats(-4, 4, width=32))
 def test_probe_counts_and_masks_equal_the_pytorch_path(data, layers, row, value, two_threads):
-    from workbench.pruner.probes import row_sums
+    from workbench.pruner._backend.probes import row_sums
 
     flat = [torch.tensor(data.draw(st.lists(_PROBE_VALUES, min_size=1, max_size=60)), dtype=torch.float32)
             for _ in range(layers)]
@@ -283,7 +283,7 @@ def test_pruning_runs_alike_with_and_without_kernels(pattern, monkeypatch, two_t
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         config = WeightPruningConfig(pattern=pattern, target_sparsity=0.5, pruning_type="snip_momentum",
                                      start_step=1, end_step=5, pruning_frequency=2)
-        pruning = prepare_pruning(model, config, optimizer=opt)
+        prepare_pruning(model, config, optimizer=opt)  # hooks wrap opt.step()
         x = torch.randn(8, 16)
         for _ in range(8):
             model(x).square().mean().backward()
@@ -301,16 +301,17 @@ def test_pruning_runs_alike_with_and_without_kernels(pattern, monkeypatch, two_t
 def test_a_stale_kernel_build_is_refused_with_a_warning(caplog):
     import importlib
 
-    from workbench.pruner import _kernels
+    from workbench.pruner._backend import _kernels
 
-    real = _kernels.ABI
+    real = _kernels.SOURCE_HASH
+    assert real == kernels.source_hash()  # the build's hash is the source's, not a number kept by hand
     try:
-        _kernels.ABI = real - 1  # what a .so built before the last change to _kernels.c reports
-        with caplog.at_level("WARNING", logger="workbench.pruner.kernels"):
+        _kernels.SOURCE_HASH = "0" * 16  # what a .so built before the last change to _kernels.c reports
+        with caplog.at_level("WARNING", logger="workbench.pruner._backend.kernels"):
             importlib.reload(kernels)
         assert not kernels.available() and kernels.two_of_four(torch.rand(4, 4)) is None
         assert "out of date" in caplog.text
     finally:
-        _kernels.ABI = real
+        _kernels.SOURCE_HASH = real
         importlib.reload(kernels)
     assert kernels.available()

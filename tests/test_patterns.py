@@ -59,11 +59,11 @@ def test_nm_groups_hold_exactly_n_zeros(nm, groups, rows, seed, full):
 @given(nm=st.sampled_from([(2, 4), (1, 4), (3, 4), (5, 8), (2, 8), (3, 16)]), rows=st.integers(1, 5),
        groups=st.integers(1, 5), levels=st.integers(2, 6), seed=st.integers(0, 1000))
 def test_nm_group_ranking_equals_a_stable_sort_even_with_ties(kernel_path, nm, rows, groups, levels, seed):
-    from workbench.pruner.patterns.nm import _lowest_n
+    from workbench.pruner._backend.groups import lowest_n_per_group
 
     n, m = nm
     scores = torch.randint(0, levels, (rows, groups * m), generator=torch.Generator().manual_seed(seed)).float()
-    score, picked = _lowest_n(scores, n, m)
+    score, picked = lowest_n_per_group(scores, n, m)
     order = scores.view(-1, m).argsort(dim=1, stable=True)[:, :n]  # ties go to the lower index
     expected = torch.zeros(rows * groups, m, dtype=torch.bool).scatter_(1, order, True)
     assert torch.equal(picked, expected)

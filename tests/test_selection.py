@@ -5,22 +5,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.pruner import selection
-from workbench.pruner.selection import select_lowest
-
-
-def _reference(scores, k, lo, hi):
-    """Greedy walk over all scores in (value, layer, index) order."""
-    items = sorted((float(v), i, j) for i, s in enumerate(scores) for j, v in enumerate(s.reshape(-1).tolist()))
-    k = min(max(k, sum(lo)), sum(hi))
-    raw, total = [0] * len(scores), sum(lo)
-    for _, i, _ in items:
-        if total >= k:
-            break
-        raw[i] += 1
-        if lo[i] < raw[i] <= hi[i]:
-            total += 1
-    return [min(max(r, l), h) for r, l, h in zip(raw, lo, hi)]
+from workbench.pruner._backend import reference, selection
+from workbench.pruner._backend.selection import select_lowest
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -35,7 +21,7 @@ def test_matches_reference_with_ties_and_bounds(kernel_path, data, layers, discr
     hi = [data.draw(st.integers(l, s.numel())) for l, s in zip(lo, scores)]
     k = data.draw(st.integers(0, sum(s.numel() for s in scores)))
     masks, counts, _ = select_lowest(scores, k, lo=lo, hi=hi)
-    assert counts == _reference(scores, k, lo, hi)
+    assert counts == reference.select_lowest(scores, k, lo=lo, hi=hi)[1]
     for mask, count, s in zip(masks, counts, scores):
         assert int(mask.sum()) == count
         if 0 < count < s.numel():
@@ -70,7 +56,7 @@ def test_capped_layers_are_reported():
 
 
 def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monkeypatch):
-    from workbench.pruner import counting, probes
+    from workbench.pruner._backend import counting, probes
 
     calls, built = [], []
     real, real_masks = counting.count_lowest, probes.Counter.masks
@@ -82,7 +68,7 @@ def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monk
     scores = [torch.rand(400, generator=g) * 0.1, torch.rand(400, generator=g) * 0.5 + 0.1, torch.rand(400, generator=g)]
     lo, hi = [0, 0, 0], [100, 250, 400]
     masks, counts, capped = select_lowest(scores, 600, lo=lo, hi=hi)
-    assert counts == _reference(scores, 600, lo, hi) == [100, 250, 250]
+    assert counts == reference.select_lowest(scores, 600, lo=lo, hi=hi)[1] == [100, 250, 250]
     assert capped == [True, True, False]
     assert calls[:3] == [3, 2, 1], "expected two rounds of counting before the capped layers' own ranking"
     assert sorted(built) == [1, 1, 1], "each layer's mask is built once: none for the rounds that capped"

@@ -11,24 +11,24 @@ reductions, which is exact because the reduction is linear) and computed in row 
 one small scratch buffer, so no full-size temporary is allocated per step. Element-level scores
 are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
 pruning. ``snip_momentum`` scores of 2-D weights, element-level or of Nx1 blocks, are updated in
-one compiled pass where the kernels are built (:mod:`workbench.pruner.kernels`, same values).
+one compiled pass where the kernels are built (``workbench.pruner._backend``, same values).
 ``low_memory_usage=True`` keeps scores in bfloat16.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from . import kernels
+from . import _backend
 from .config_types import PrunerConfig
 from .layout import Layout
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
 
-CRITERIA: Registry[type["PruningCriterion"]] = Registry("criterion_type")
+CRITERIA: Registry[type[PruningCriterion]] = Registry("criterion_type")
 _CHUNK = 1 << 20  # elements per chunk: a 4 MiB float32 scratch buffer, half per core's L2 with 2 threads
 
 
@@ -229,12 +229,12 @@ class SnipMomentumCriterion(PruningCriterion):
             return False
         score, weight, grad = self.scores[name], module.weight.detach(), module.weight.grad
         if score.shape == weight.shape:
-            return kernels.snip_accumulate(score, weight, grad, self.alpha, self.beta)
+            return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta)
         block = self.pattern.row_sum_block(name) if self.pattern is not None else None
         if block is None:
             return False
         rows, mean = block
-        return kernels.snip_accumulate_blocks(score, weight, grad, rows, mean=mean, alpha=self.alpha, beta=self.beta)
+        return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta, block_rows=rows, mean=mean)
 
 
 def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:

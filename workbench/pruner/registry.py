@@ -7,8 +7,8 @@ validation and the ``list_*`` queries (:mod:`workbench.pruner.catalog`) learn it
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 from .errors import ConfigError
 

@@ -21,8 +21,8 @@ decorated with ``@register_scheduler("name")``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from .config_types import PrunerConfig
 from .registry import Registry
@@ -35,7 +35,7 @@ __all__ = [
 Decay = Callable[[float, float, float], float]
 """``decay(s0, t, x)``: the ratio at progress ``x`` in [0, 1] from ``s0`` (x = 0) to ``t`` (x = 1)."""
 
-SCHEDULERS: Registry[type["Scheduler"]] = Registry("scheduler")
+SCHEDULERS: Registry[type[Scheduler]] = Registry("scheduler")
 DECAYS: Registry[Decay] = Registry("sparsity_decay_type")
 
 

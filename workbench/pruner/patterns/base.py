@@ -10,6 +10,7 @@ element-sized for N:M); :meth:`expand` gives the weight-shaped view.
 """
 from __future__ import annotations
 
+import abc
 import logging
 import math
 from typing import ClassVar
@@ -17,21 +18,22 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .. import kernels
+from .. import _backend
 from ..config_types import PrunerConfig
 from ..errors import ConfigError
 from ..layout import Layout
-from ..selection import lowest_mask, select_lowest
 from .spec import PatternSpec
 
 logger = logging.getLogger(__name__)
 
 
-class BasePattern:
+class BasePattern(abc.ABC):
     """Base class of pruning patterns (the unit of pruning, e.g. a 4x1 block or an N:M group).
 
     A family defines :meth:`parse` (its own pattern strings), :attr:`forms` and :attr:`examples`
-    (for error messages and the ``list_*`` queries), and the unit methods below.
+    (for error messages and the ``list_*`` queries), and implements the abstract methods; nothing
+    it computes for one call of :meth:`get_masks` is kept on the object for the next (scratch
+    memory is passed in).
 
     Args:
         config: A resolved pruner config (see :func:`workbench.pruner.resolve_config`).
@@ -81,18 +83,18 @@ class BasePattern:
 
     # ---- what a concrete pattern defines -------------------------------------------------
     @classmethod
+    @abc.abstractmethod
     def parse(cls, text: str) -> PatternSpec | None:
         """The spec of ``text`` if it is this family's form, else ``None``; a string of the
         family's form with bad values raises :class:`~workbench.pruner.ConfigError`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def check_layer(self, layout: Layout) -> str | None:
         """Why a layer of this layout cannot take the pattern, or ``None`` if it can."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
         """Element scores of (a row range of) the 2-D view -> the stored score resolution."""
-        raise NotImplementedError
 
     def row_multiple(self, name: str) -> int:
         """Row ranges given to :meth:`reduce` start and end on multiples of this (1 here)."""
@@ -104,29 +106,33 @@ class BasePattern:
         kernel can compute alike. ``None`` here: no such reduction."""
         return None
 
-    def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
-        """Stored scores -> one score per unit (lower is pruned first)."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def unit_scores(self, name: str, stored: torch.Tensor,
+                    workspace: _backend.Workspace) -> tuple[torch.Tensor, object]:
+        """Stored scores -> ``(one score per unit (lower is pruned first), detail)``; ``detail``
+        is what :meth:`mask_from_units` needs besides the chosen units (``None`` if nothing).
+        ``workspace`` holds scratch memory shared by the layers of one :meth:`get_masks` call."""
 
-    def mask_from_units(self, name: str, units: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
-        """Pruned units -> the pruned mask at the pattern's resolution."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def mask_from_units(self, name: str, units: torch.Tensor, detail: object) -> torch.Tensor:
+        """Pruned units (and :meth:`unit_scores`'s ``detail``) -> the pruned mask at the
+        pattern's resolution."""
 
+    @abc.abstractmethod
     def num_units(self, name: str) -> int:
         """How many units the layer has."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def pruned_units(self, name: str, pruned: torch.Tensor) -> int:
         """How many units a pruned mask prunes."""
-        raise NotImplementedError
 
     def unit_ratio(self, ratio: float) -> float:
         """Element sparsity ratio -> fraction of units to prune."""
         return ratio
 
+    @abc.abstractmethod
     def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
         """A weight-shaped bool view of the pruned mask (``True`` = zeroed)."""
-        raise NotImplementedError
 
     def keep_factor(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
         """What :meth:`apply_factor` multiplies the weight by; pruners cache it between steps.
@@ -163,18 +169,17 @@ class BasePattern:
     def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
         """Zero what a compiled kernel can, in place; returns those layers' names. Here: layers
         with element-level masks (patterns with other kernels extend this)."""
-        direct = {name: self.expand(name, mask) for name, mask in pruned.items()
-                  if mask.numel() == weights[name].numel()}
-        done = kernels.zero_pruned([weights[n] for n in direct], list(direct.values()))
-        return {name for name, ok in zip(direct, done) if ok}
+        return {name for name, mask in pruned.items()
+                if mask.numel() == weights[name].numel()
+                and _backend.zero_by_mask(weights[name], self.expand(name, mask))}
 
+    @abc.abstractmethod
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
         """``(pruned units, all units)`` measured on the weight (for blockwise reporting)."""
-        raise NotImplementedError
 
     # ---- shared machinery ------------------------------------------------------------------
     def empty_mask(self, name: str) -> torch.Tensor:
@@ -198,7 +203,9 @@ class BasePattern:
         masks = {n: pre_masks[n] for n in names if n not in free}
         if not free:
             return masks
-        units = [self.unit_scores(n, scores[n]) for n in free]
+        workspace = _backend.Workspace()  # scratch for this call's layers, freed after it
+        ranked = [self.unit_scores(n, scores[n], workspace) for n in free]
+        units = [score for score, _ in ranked]
         sizes = [self.num_units(n) for n in free]
         target = min(self.unit_ratio(ratio), 1.0)
         hi = [min(math.floor(self.unit_ratio(self.max_sparsity_ratio_per_op) * s + 1e-9), s) for s in sizes]
@@ -206,15 +213,15 @@ class BasePattern:
             total = sum(self.num_units(n) for n in names)
             k = round(target * total) - sum(self.pruned_units(n, masks[n]) for n in masks)
             lo = _floors([self.unit_ratio(self.min_sparsity_ratio_per_op) * s for s in sizes], hi, k)
-            chosen, _, capped = select_lowest(units, k, lo=lo, hi=hi)
+            chosen, _, capped = _backend.select_lowest(units, k, lo=lo, hi=hi)
             for name, was_capped in zip(free, capped):
                 if was_capped:
                     self.keep_mask_layers[name] = True
                     logger.debug("layer %s capped at max_sparsity_ratio_per_op and frozen", name)
         else:
-            chosen = [lowest_mask(u, min(round(target * s), h)) for u, s, h in zip(units, sizes, hi)]
-        for name, unit_mask in zip(free, chosen):
-            masks[name] = self.mask_from_units(name, unit_mask, scores[name])
+            chosen = [_backend.lowest_mask(u, min(round(target * s), h)) for u, s, h in zip(units, sizes, hi)]
+        for name, unit_mask, (_, detail) in zip(free, chosen, ranked):
+            masks[name] = self.mask_from_units(name, unit_mask, detail)
         return masks
 
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from .. import kernels
+from .. import _backend
 from ..config_types import PrunerConfig
 from ..errors import ConfigError
 from ..layout import Layout
@@ -30,12 +30,6 @@ class NxMSpec(PatternSpec):
     n: int | str
     m: int | str
     features: ClassVar[frozenset[str]] = frozenset({BLOCKS})
-
-
-ROW_ORDER_MAX = 16
-"""Nx1 blocks up to this N are summed in row order (``torch.sum``'s order depends on the shape),
-so that :func:`workbench.pruner.kernels.snip_accumulate_blocks` can give the same values
-(:meth:`NxMPattern.row_sum_block`)."""
 
 
 @register_pattern("NxM")
@@ -97,32 +91,20 @@ class NxMPattern(BasePattern):
         return rows // bn, bn, self.layouts[name].cols // bm, bm
 
     def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
-        r, bn, c, bm = self.grid(name, elem2d.shape[0])
-        if bn == bm == 1:
-            return elem2d
-        view = elem2d.reshape(r, bn, c, bm)
-        if self.reduce_type == "max":
-            return view.amax(dim=(1, 3))
-        if self.row_sum_block(name):
-            out = view[:, 0, :, 0] + view[:, 1, :, 0]  # in row order, as the compiled kernel sums
-            for i in range(2, bn):
-                out += view[:, i, :, 0]
-        else:
-            out = view.sum(dim=(1, 3))
-        return out.div_(bn * bm) if self.reduce_type == "mean" else out
+        return _backend.reduce_blocks(elem2d, *self.block(name), self.reduce_type)
 
     def row_sum_block(self, name: str) -> tuple[int, bool] | None:
-        """Nx1 blocks of 2 to :data:`ROW_ORDER_MAX` rows with a "mean" or "sum" reduction."""
+        """Nx1 blocks summed in row order (``_backend.row_order_blocks``: 2 to 16 rows, "mean" or "sum")."""
         bn, bm = self.block(name)
-        if bm != 1 or not 1 < bn <= ROW_ORDER_MAX or self.reduce_type == "max":
+        if not _backend.row_order_blocks(bn, bm, self.reduce_type):
             return None
         return bn, self.reduce_type == "mean"
 
-    def unit_scores(self, name: str, stored: torch.Tensor) -> torch.Tensor:
+    def unit_scores(self, name: str, stored: torch.Tensor, workspace: _backend.Workspace) -> tuple[torch.Tensor, None]:
         r, _, c, _ = self.grid(name, self.layouts[name].rows)
-        return stored if stored.shape == (r, c) else self.reduce(name, stored)
+        return (stored if stored.shape == (r, c) else self.reduce(name, stored)), None
 
-    def mask_from_units(self, name: str, units: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+    def mask_from_units(self, name: str, units: torch.Tensor, detail: None) -> torch.Tensor:
         return units
 
     def num_units(self, name: str) -> int:
@@ -163,7 +145,7 @@ class NxMPattern(BasePattern):
             if name in zeroed or not self.layouts[name].is_2d:
                 continue
             bn, bm = self.block(name)
-            if bm == 1 and kernels.zero_pruned_rows(weights[name], mask, bn):
+            if bm == 1 and _backend.zero_by_mask(weights[name], mask, block_rows=bn):
                 zeroed.add(name)
         return zeroed
 

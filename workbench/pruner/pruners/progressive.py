@@ -6,9 +6,9 @@ import math
 
 import torch
 
+from .._backend import select_lowest
 from ..config_types import PrunerConfig
 from ..patterns.spec import BLOCKS
-from ..selection import select_lowest
 from . import register_pruner
 from .basic import BasicPruner
 

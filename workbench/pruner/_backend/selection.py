@@ -4,7 +4,7 @@ Global pruning asks: over all layers of a pruner, which ``k`` blocks have the lo
 given that layer ``l`` may prune no fewer than ``lo[l]`` and no more than ``hi[l]`` of its own?
 Sorting (or ``kthvalue``) over the concatenated scores of a large model costs several dense
 training steps. The common cases, where no bound binds or only maxima do, are answered by
-counting below candidate thresholds (:mod:`workbench.pruner.counting`, a few vectorised passes
+counting below candidate thresholds (:mod:`workbench.pruner._backend.counting`, a few vectorised passes
 over the scores; once more per round of capped layers, and masks built only for the last round).
 When a minimum binds, this module brackets the threshold with a deterministic sample, counts
 exactly on either side of the bracket, and ranks only the few scores inside it. Both answers are

@@ -2,14 +2,14 @@
 
 Sorting or ``kthvalue`` over millions of scores costs several dense training steps on CPU, and
 so do bool comparisons and boolean indexing over all of them. Here the threshold is found by
-probes (:mod:`workbench.pruner.probes`, each about one vectorised read of the scores) that a
-search aims (:mod:`workbench.pruner.threshold_search`); only the few scores left inside the
+probes (:mod:`workbench.pruner._backend.probes`, each about one vectorised read of the scores) that a
+search aims (:mod:`workbench.pruner._backend.threshold_search`); only the few scores left inside the
 final bracket are gathered and ranked. The masks are exact: ties are taken in layer order, then
-in flat index order (as in :mod:`workbench.pruner.selection`).
+in flat index order (as in :mod:`workbench.pruner._backend.selection`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -21,13 +21,13 @@ class Counted:
     """A counting selection: the count per layer now, the bool masks when asked for.
 
     Building the masks is one more pass over every score; a caller that needs only the counts
-    (a round of capping in :mod:`workbench.pruner.selection`) never pays for it.
+    (a round of capping in :mod:`workbench.pruner._backend.selection`) never pays for it.
 
     Attributes:
         counts: How many scores are selected in each layer.
     """
 
-    __slots__ = ("counts", "_build")
+    __slots__ = ("_build", "counts")
 
     def __init__(self, counts: list[int], build: Callable[[], list[torch.Tensor]]) -> None:
         self.counts, self._build = counts, build

@@ -24,29 +24,47 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from pathlib import Path
 
 import torch
 
 from .workspace import Workspace
 
 ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
-ABI = 5  # must equal KERNELS_ABI in _kernels.c
+SOURCE = Path(__file__).with_name("_kernels.c")
 SPLIT = 1 << 16
 """Below this many elements (or units of work) a kernel runs on the calling thread alone."""
 
 _log = logging.getLogger(__name__)
 
-try:
-    from . import _kernels
-except ImportError:  # installed without a C compiler: the PyTorch paths are used
-    _kernels = None
-if _kernels is not None and getattr(_kernels, "ABI", None) != ABI:
-    _log.warning("the compiled pruner kernels are out of date (ABI %s, expected %s); using the PyTorch "
-                 "paths until they are rebuilt (make install, or pip install -e .)",
-                 getattr(_kernels, "ABI", None), ABI)
-    _kernels = None
+
+def source_hash(path: Path = SOURCE) -> str | None:
+    """The first 16 hex digits of the SHA-256 of the kernels' C source (what ``setup.py`` builds
+    into the module as ``SOURCE_HASH``), or ``None`` where the source is not installed."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def _load():
+    """The compiled module, or ``None`` when it is missing or was built from another source."""
+    try:
+        from . import _kernels
+    except ImportError:  # installed without a C compiler: the PyTorch paths are used
+        return None
+    built, expected = getattr(_kernels, "SOURCE_HASH", None), source_hash()
+    if expected is not None and built != expected:  # no source beside it: a wheel built with it
+        _log.warning("the compiled pruner kernels are out of date (built from %s, source is %s); using the "
+                     "PyTorch paths until they are rebuilt (make install, or pip install -e .)", built, expected)
+        return None
+    return _kernels
+
+
+_kernels = _load()
 
 
 def available() -> bool:
@@ -59,7 +77,7 @@ def two_of_four(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
     """2:4 ranking of a contiguous float32 ``[G, 4]`` CPU tensor in one pass.
 
-    Returns ``(score [G], picked [G, 4] bool, tied)`` as ``nm._lowest_n`` computes them: the sum
+    Returns ``(score [G], picked [G, 4] bool, tied)`` as ``groups.lowest_n_per_group`` computes them: the sum
     of each group's two lowest scores, the scores at or below its second lowest, and the indices
     of the groups whose second and third lowest are equal (``None`` if there are none), which the
     caller re-ranks by index. Returns ``None`` when the kernels are unavailable, the tensor is not
@@ -191,7 +209,7 @@ def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tenso
 def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, block_rows: int, *,
                            mean: bool, alpha: float, beta: float) -> bool:
     """:func:`snip_accumulate` for scores of ``block_rows`` x 1 blocks of a 2-D weight: each
-    block's ``|weight * grad|`` summed in row order (as ``NxMPattern.reduce`` sums Nx1 blocks),
+    block's ``|weight * grad|`` summed in row order (as ``reduce_blocks`` sums Nx1 blocks),
     divided by ``block_rows`` if ``mean``. ``score`` is ``[rows // block_rows, cols]``. Returns
     ``False``, doing nothing, where the kernels are unavailable or the tensors do not fit.
     """

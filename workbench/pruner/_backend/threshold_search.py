@@ -1,6 +1,6 @@
 """Close in on the ``k``-th lowest score with as few probes as possible.
 
-A probe (:mod:`workbench.pruner.probes`) costs about one read of all scores, so the search aims
+A probe (:mod:`workbench.pruner._backend.probes`) costs about one read of all scores, so the search aims
 every probe with the best guess available:
 
 - A pseudo-random sample of the scores (fixed seed), sorted, maps counts to values. The first probe
@@ -42,7 +42,7 @@ class ThresholdSearch:
 
     Example:
         >>> import torch
-        >>> from workbench.pruner.probes import Counter
+        >>> from workbench.pruner._backend.probes import Counter
         >>> low, high = ThresholdSearch(Counter([torch.arange(10.)]), 4).run()
         >>> high.total
         4
@@ -73,9 +73,9 @@ class ThresholdSearch:
             low, high = self.low, self.high
             if high is not None and high.total == k:
                 return low, high
-            if low is not None and high is not None:
-                if high.total - low.total <= self.few or high.key - low.key <= 1:
-                    return low, high
+            bracketed = low is not None and high is not None
+            if bracketed and (high.total - low.total <= self.few or high.key - low.key <= 1):
+                return low, high
             if self.counter.probes >= _MAX_PROBES:
                 return None
             point = self._one_sided() if low is None or high is None else self._two_sided()
@@ -169,7 +169,12 @@ class ThresholdSearch:
         i = min(int(x), n - 2) if n > 1 else 0
         a = float(self.sample[i])
         b = float(self.sample[i + 1]) if n > 1 else a
-        return a + (b - a) * (x - i)
+        t = x - i
+        if a == b or t <= 0.0:
+            return a
+        if not (math.isfinite(a) and math.isfinite(b)):  # -inf + (0 - -inf) * t would be NaN
+            return a if t < 0.5 else b
+        return a + (b - a) * t
 
 
 def _sample(flat: list[torch.Tensor], total: int) -> torch.Tensor:

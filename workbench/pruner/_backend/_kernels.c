@@ -1,4 +1,4 @@
-/* Optional fused CPU kernels for the pruner (module workbench.pruner._kernels).
+/* Optional fused CPU kernels for the pruner (module workbench.pruner._backend._kernels).
  *
  * Each function does in one pass over memory what the pure-PyTorch path in the pruner does with
  * several vector ops, and gives the same values (a zero's sign aside; tests/test_kernels.py
@@ -141,7 +141,7 @@ static void snip_accumulate(float *s, const float *w, const float *g, int64_t n,
 }
 
 /* The same update for scores of Nx1 blocks (`bn` rows of one column; `cols` columns): a block's
- * value is the sum of its |w * g| in row order (NxMPattern.reduce sums Nx1 blocks that way),
+ * value is the sum of its |w * g| in row order (_backend.reduce_blocks sums Nx1 blocks that way),
  * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows. */
 VECTOR_CLONES
 static void snip_accumulate_blocks(float *s, const float *w, const float *g, int64_t rows, int64_t cols,
@@ -346,9 +346,12 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernels", "Fused CPU kernels of the pruner (see kernels.py).", -1, methods,
 };
 
-/* Bump with every change to a function's arguments or meaning: kernels.py refuses a build whose
- * ABI differs from its own (a stale .so from before a pull), and runs the PyTorch paths. */
-#define KERNELS_ABI 5
+/* setup.py passes the SHA-256 (16 hex digits) of this file: kernels.py refuses a build whose hash
+ * differs from that of the _kernels.c beside it (a stale .so from before a pull), and runs the
+ * PyTorch paths. Built without the define, the module says "unknown" and is refused too. */
+#ifndef KERNELS_SOURCE_HASH
+#define KERNELS_SOURCE_HASH "unknown"
+#endif
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);
@@ -357,7 +360,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
 #else
     const int openmp = 0; /* built without OpenMP: the pragmas are ignored and shares run in turn */
 #endif
-    if (m != NULL && (PyModule_AddIntConstant(m, "ABI", KERNELS_ABI) < 0
+    if (m != NULL && (PyModule_AddStringConstant(m, "SOURCE_HASH", KERNELS_SOURCE_HASH) < 0
                       || PyModule_AddIntConstant(m, "OPENMP", openmp) < 0)) {
         Py_DECREF(m);
         return NULL;

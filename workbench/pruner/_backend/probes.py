@@ -6,7 +6,7 @@ machine), while a comparison into a fresh bool tensor costs two to three times t
 is slower and every fresh multi-megabyte tensor page-faults). A probe therefore compares into
 one float32 scratch buffer and sums each row of :data:`ROW` entries; the per-row counts of two
 probes tell which rows hold the scores between them. Where the compiled kernels are available
-(:mod:`workbench.pruner.kernels`) the counts and masks come from one read of the scores instead.
+(:mod:`workbench.pruner._backend.kernels`) the counts and masks come from one read of the scores instead.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Point:
         total: The count over all layers.
     """
 
-    __slots__ = ("value", "key", "rows", "counts", "total")
+    __slots__ = ("counts", "key", "rows", "total", "value")
 
     def __init__(self, value: float, rows: list[torch.Tensor]) -> None:
         self.value, self.key, self.rows = value, key(value), rows

@@ -1,0 +1,97 @@
+"""The pruner's speed machinery, behind a handful of functions (private to ``workbench.pruner``).
+
+This package owns how pruning work is made fast: the optional C kernels (``_kernels.c``,
+:mod:`.kernels`), the exact k-lowest selection by counting (:mod:`.probes`, :mod:`.counting`,
+:mod:`.threshold_search`, :mod:`.selection`), the N:M sorting networks (:mod:`.groups`) and the
+scratch buffers reused across layers (:mod:`.workspace`). The semantic classes (patterns,
+criteria, pruners) say *what* is pruned and call only the functions below; each has a short,
+plain-PyTorch counterpart in :mod:`.reference` that defines its result, and the tests check
+the fast path against it. Nothing outside ``workbench.pruner`` may import this package, and
+it imports nothing of the workbench but itself.
+
+Example:
+    >>> import torch
+    >>> masks, counts, capped = select_lowest([torch.tensor([3., 1.]), torch.tensor([2., 0.])], 3, hi=[2, 1])
+    >>> counts, capped
+    ([2, 1], [False, True])
+"""
+from __future__ import annotations
+
+import torch
+
+from . import kernels
+from .groups import lowest_n_per_group, mask_groups
+from .selection import lowest_mask, select_lowest
+from .workspace import Workspace
+
+ROW_ORDER_MAX = 16
+"""Nx1 blocks up to this N are summed in row order by :func:`reduce_blocks` (``torch.sum``'s
+order depends on the shape), so that the compiled block update gives the same values."""
+
+__all__ = [
+    "ROW_ORDER_MAX", "Workspace", "accumulate_snip", "kernels_available", "lowest_mask", "lowest_n_per_group",
+    "mask_groups", "reduce_blocks", "row_order_blocks", "select_lowest", "zero_by_mask",
+]
+
+
+def kernels_available() -> bool:
+    """Whether the compiled kernels are loaded and switched on (else every path is PyTorch's)."""
+    return kernels.available()
+
+
+def row_order_blocks(block_rows: int, block_cols: int, how: str) -> bool:
+    """Whether :func:`reduce_blocks` sums ``block_rows`` x ``block_cols`` blocks in row order
+    (Nx1 blocks of 2 to :data:`ROW_ORDER_MAX` rows, "mean" or "sum"): the reductions that
+    :func:`accumulate_snip` can also do in one compiled pass."""
+    return block_cols == 1 and 1 < block_rows <= ROW_ORDER_MAX and how in ("mean", "sum")
+
+
+def reduce_blocks(elem2d: torch.Tensor, block_rows: int, block_cols: int, how: str) -> torch.Tensor:
+    """One value per ``block_rows`` x ``block_cols`` block of a 2-D tensor: its "mean", "sum"
+    or "max". Returns ``elem2d`` itself for 1x1 blocks.
+
+    Example:
+        >>> reduce_blocks(torch.arange(8.).view(4, 2), 2, 1, "sum").tolist()
+        [[2.0, 4.0], [10.0, 12.0]]
+    """
+    if block_rows == block_cols == 1:
+        return elem2d
+    rows, cols = elem2d.shape
+    view = elem2d.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
+    if how == "max":
+        return view.amax(dim=(1, 3))
+    if row_order_blocks(block_rows, block_cols, how):
+        out = view[:, 0, :, 0] + view[:, 1, :, 0]  # in row order, as the compiled kernel sums
+        for i in range(2, block_rows):
+            out += view[:, i, :, 0]
+    else:
+        out = view.sum(dim=(1, 3))
+    return out.div_(block_rows * block_cols) if how == "mean" else out
+
+
+def accumulate_snip(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float, beta: float,
+                    *, block_rows: int = 1, mean: bool = False) -> bool:
+    """``score = alpha * score + beta * |weight * grad|`` in place, in one compiled pass.
+
+    With ``block_rows > 1`` the scores are those of ``block_rows`` x 1 blocks of a 2-D weight
+    (``[rows // block_rows, cols]``), each block's ``|weight * grad|`` summed in row order and
+    divided by ``block_rows`` if ``mean``. Returns ``False``, doing nothing, where no compiled
+    kernel takes the tensors; the caller then updates the scores with PyTorch ops.
+    """
+    if block_rows == 1 and score.shape == weight.shape:
+        return kernels.snip_accumulate(score, weight, grad, alpha, beta)
+    return kernels.snip_accumulate_blocks(score, weight, grad, block_rows, mean=mean, alpha=alpha, beta=beta)
+
+
+def zero_by_mask(weight: torch.Tensor, pruned: torch.Tensor, *, block_rows: int = 1) -> bool:
+    """Zero ``weight`` in place where ``pruned`` is set, as ``weight.mul_(~mask)`` would, in one
+    compiled pass without building a factor.
+
+    ``pruned`` is a bool mask of the weight's shape, or with ``block_rows > 1`` the
+    ``[rows // block_rows, cols]`` mask of a 2-D weight's ``block_rows`` x 1 blocks. Returns
+    ``False``, doing nothing, where no compiled kernel takes the tensors; the caller then
+    multiplies by its keep factor.
+    """
+    if block_rows == 1:
+        return pruned.shape == weight.shape and kernels.zero_pruned([weight], [pruned])[0]
+    return kernels.zero_pruned_rows(weight, pruned, block_rows)
