@@ -53,7 +53,7 @@ def source_hash(path: Path = SOURCE) -> str | None:
 def _load():
     """The compiled module, or ``None`` when it is missing or was built from another source."""
     try:
-        from . import _kernels
+        from . import _kernels  # optional: compiled by pip install where a C compiler is present
     except ImportError:  # installed without a C compiler: the PyTorch paths are used
         return None
     built, expected = getattr(_kernels, "SOURCE_HASH", None), source_hash()
