@@ -32,10 +32,11 @@ ui: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# the import contracts of docs/design.md (layers point downward, no cycles) and ruff's lint
+# the import contracts of docs/design.md (layers point downward, no cycles), ruff lint and format
 lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench

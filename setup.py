@@ -10,6 +10,7 @@ The module is built with the SHA-256 of its source (``KERNELS_SOURCE_HASH``); ``
 refuses a build whose hash differs from the source beside it, so a stale build after a pull runs
 the PyTorch paths instead of kernels with other arguments.
 """
+
 import hashlib
 import logging
 from pathlib import Path
@@ -32,8 +33,9 @@ class BuildKernels(build_ext):
         except (CompileError, LinkError):  # a failing retry reports its own error
             if OPENMP not in ext.extra_compile_args:
                 raise
-            logging.getLogger(__name__).warning("building %s without OpenMP: its kernels will run on one thread",
-                                                ext.name)
+            logging.getLogger(__name__).warning(
+                "building %s without OpenMP: its kernels will run on one thread", ext.name
+            )
             ext.extra_compile_args = [a for a in ext.extra_compile_args if a != OPENMP]
             ext.extra_link_args = [a for a in ext.extra_link_args if a != OPENMP]
             super().build_extension(ext)

@@ -5,6 +5,7 @@ several times slower; one thread keeps the suite fast and results bit-reproducib
 baselines go to a session temp folder (``WORKBENCH_CACHE_DIR``, inherited by subprocesses), so
 each is trained at most once per session and the working tree stays clean.
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ zero); once the pruner has zeroed more than ``threshold`` of the hidden layers' 
 * ``slow_when_pruned`` sleeps ``delay`` seconds per training forward pass (a slow trial that
   costs no CPU, for the interruption tests).
 """
+
 from __future__ import annotations
 
 import time

@@ -2,6 +2,7 @@
 
 ``blobs`` follows the plug-in contract (returns ``(model, data)``); the others break it.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """workbench.analysis: frames read back from a hand-made MLflow store with known contents."""
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,10 @@ def _expected_curves(ids: dict[str, str]) -> pd.DataFrame:
     for trial, run_id, key in _order(ids):
         spec = TRIALS[key]
         for name, curve in sorted(spec["layers"].items(), key=lambda kv: LABEL[kv[0]]):
-            rows += [(trial, run_id, LABEL[name], step, value, spec["blocks"][name][step])
-                     for step, value in sorted(curve.items())]
+            rows += [
+                (trial, run_id, LABEL[name], step, value, spec["blocks"][name][step])
+                for step, value in sorted(curve.items())
+            ]
     df = pd.DataFrame(rows, columns=["trial", "run_id", "layer", "step", "elementwise", "blockwise"])
     return df.astype({"trial": "Int64", "step": "int64"})
 
@@ -104,24 +107,37 @@ def test_global_and_eval_frames_exact(store):
     rows = []
     for trial, run_id, key in _order(ids):
         for step, value in TRIALS[key]["global"].items():
-            rows += [(trial, run_id, step, "elementwise_over_all", value / 2),
-                     (trial, run_id, step, "elementwise_over_matmul_gemm_conv", value)]
+            rows += [
+                (trial, run_id, step, "elementwise_over_all", value / 2),
+                (trial, run_id, step, "elementwise_over_matmul_gemm_conv", value),
+            ]
     expected = pd.DataFrame(rows, columns=["trial", "run_id", "step", "metric", "value"]).astype({"trial": "Int64"})
     by = ["run_id", "step", "metric"]
-    assert_frame_equal(_sorted(analysis.global_curves_frame("demo", client=uri), by), _sorted(expected, by),
-                       check_dtype=False)
+    assert_frame_equal(
+        _sorted(analysis.global_curves_frame("demo", client=uri), by), _sorted(expected, by), check_dtype=False
+    )
     rows = [(t, r, s, v) for t, r, key in _order(ids) for s, v in TRIALS[key]["eval"].items()]
     expected = pd.DataFrame(rows, columns=["trial", "run_id", "step", "accuracy"]).astype({"trial": "Int64"})
-    assert_frame_equal(_sorted(analysis.eval_frame("demo", client=uri), ["run_id", "step"]),
-                       _sorted(expected, ["run_id", "step"]), check_dtype=False)
+    assert_frame_equal(
+        _sorted(analysis.eval_frame("demo", client=uri), ["run_id", "step"]),
+        _sorted(expected, ["run_id", "step"]),
+        check_dtype=False,
+    )
 
 
 def test_metric_history_without_bulk_matches_and_keeps_latest(tmp_path, monkeypatch):
     uri = empty_store(tmp_path / "m.db")
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("e", artifact_location=tmp_path.as_uri())).info.run_id
-    client.log_batch(run_id, metrics=[Metric("a", 1.0, 100, 0), Metric("a", 2.0, 200, 0), Metric("a", 3.0, 100, 5),
-                                      Metric("b", 4.0, 100, 1)])
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric("a", 1.0, 100, 0),
+            Metric("a", 2.0, 200, 0),
+            Metric("a", 3.0, 100, 5),
+            Metric("b", 4.0, 100, 1),
+        ],
+    )
     bulk = analysis.metric_history_frame(client, [run_id], ["a", "b"])
     assert bulk.values.tolist() == [[run_id, "a", 0, 2.0], [run_id, "a", 5, 3.0], [run_id, "b", 1, 4.0]]
     store_class = type(client._tracking_client.store)
@@ -164,10 +180,13 @@ def test_param_importances_fallback_without_storage(store):
 
 def test_param_importances_from_optuna_storage(tmp_path):
     uri, _ = make_store(tmp_path)  # the parent run logs storage sqlite:///optuna.db, relative to the store
-    study = optuna.create_study(study_name="demo-study", storage=f"sqlite:///{tmp_path / 'optuna.db'}",
-                                direction="maximize")
-    dists = {"pattern": optuna.distributions.CategoricalDistribution(["4x1", "2:4"]),
-             "target_sparsity": optuna.distributions.FloatDistribution(0.5, 0.9, step=0.1)}
+    study = optuna.create_study(
+        study_name="demo-study", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize"
+    )
+    dists = {
+        "pattern": optuna.distributions.CategoricalDistribution(["4x1", "2:4"]),
+        "target_sparsity": optuna.distributions.FloatDistribution(0.5, 0.9, step=0.1),
+    }
     for i in range(8):
         params = {"pattern": ["4x1", "2:4"][i % 2], "target_sparsity": 0.5 + 0.1 * (i % 5)}
         value = (0.9 if params["pattern"] == "4x1" else 0.3) - 0.01 * params["target_sparsity"]
@@ -179,8 +198,9 @@ def test_param_importances_from_optuna_storage(tmp_path):
 
 
 def test_pareto_front():
-    df = pd.DataFrame({"sparsity": [0.5, 0.7, 0.7, 0.9, 0.9, 0.3, None],
-                       "accuracy": [0.9, 0.8, 0.95, 0.5, 0.5, 0.99, 1.0]})
+    df = pd.DataFrame(
+        {"sparsity": [0.5, 0.7, 0.7, 0.9, 0.9, 0.3, None], "accuracy": [0.9, 0.8, 0.95, 0.5, 0.5, 0.99, 1.0]}
+    )
     assert analysis.pareto_front(df).index.tolist() == [5, 2, 3, 4]  # duplicates of a front point stay
     low = analysis.pareto_front(df, x="sparsity", y="accuracy", maximize=(False, True))
     assert low.index.tolist() == [5]
@@ -189,8 +209,14 @@ def test_pareto_front():
 
 
 def test_best_by_and_pick_trials():
-    df = pd.DataFrame({"state": ["COMPLETE"] * 4 + ["PRUNED"], "pattern": ["a", "a", "b", "b", "b"],
-                       "sparsity": [0.5, 0.9, 0.5, 0.4, 0.99], "accuracy": [0.7, 0.6, 0.8, 0.75, 0.99]})
+    df = pd.DataFrame(
+        {
+            "state": ["COMPLETE"] * 4 + ["PRUNED"],
+            "pattern": ["a", "a", "b", "b", "b"],
+            "sparsity": [0.5, 0.9, 0.5, 0.4, 0.99],
+            "accuracy": [0.7, 0.6, 0.8, 0.75, 0.99],
+        }
+    )
     assert analysis.best_by(df, "pattern").index.tolist() == [4, 0]
     assert analysis.best_by(df, "pattern", metric="sparsity", maximize=False).index.tolist() == [3, 0]
     # complete only: the front (2, 1) by accuracy, then the best of the rest
@@ -200,8 +226,14 @@ def test_best_by_and_pick_trials():
 
 
 def test_seed_spread():
-    df = pd.DataFrame({"criterion": ["snip", "snip", "snip", "magnitude"], "target_sparsity": [0.5] * 4,
-                       "seed": [0, 1, 1, 0], "accuracy": [0.5, 0.7, 0.9, 0.4]})
+    df = pd.DataFrame(
+        {
+            "criterion": ["snip", "snip", "snip", "magnitude"],
+            "target_sparsity": [0.5] * 4,
+            "seed": [0, 1, 1, 0],
+            "accuracy": [0.5, 0.7, 0.9, 0.4],
+        }
+    )
     got = analysis.seed_spread(df, ["criterion", "target_sparsity"])
     assert got["criterion"].tolist() == ["magnitude", "snip"]
     assert got["accuracy_mean"].tolist() == pytest.approx([0.4, 0.7])
@@ -211,8 +243,9 @@ def test_seed_spread():
 
 
 def test_variance_explained_bins_numbers():
-    df = pd.DataFrame({"lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "pattern": ["a"] * 6,
-                       "accuracy": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]})
+    df = pd.DataFrame(
+        {"lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "pattern": ["a"] * 6, "accuracy": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]}
+    )
     got = analysis.variance_explained(df, ["lr", "pattern"], bins=2)
     assert got.to_dict() == {"lr": 1.0, "pattern": 0.0}
     assert analysis.variance_explained(df.assign(accuracy=0.5), ["lr"]).to_dict() == {"lr": 0.0}
@@ -234,13 +267,16 @@ def test_plots_from_frames(store):
     glob = analysis.plot_global_curves(analysis.global_curves_frame("demo", client=uri))
     assert [len(ax.lines) for ax in glob.axes] == [3, 3]
     trials = analysis.trials_frame("demo", client=uri)
-    evals = analysis.plot_eval_curves(analysis.eval_frame("demo", client=uri),
-                                            dense=trials.set_index("run_id")["dense_accuracy"])
+    evals = analysis.plot_eval_curves(
+        analysis.eval_frame("demo", client=uri), dense=trials.set_index("run_id")["dense_accuracy"]
+    )
     assert len(evals.axes[0].lines) == 4 + 3  # four runs, three dense baselines (the pruned one has none)
     complete = trials[trials["state"] == "COMPLETE"]
     scatter = analysis.plot_accuracy_vs_sparsity(complete, front=analysis.pareto_front(complete))
     assert len(scatter.axes[0].collections) == 2  # (4x1, magnitude) and (2:4, snip_momentum)
     groups = analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
-    assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [["magnitude", "snip_momentum"],
-                                                                         ["iterative", "oneshot"]]
+    assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [
+        ["magnitude", "snip_momentum"],
+        ["iterative", "oneshot"],
+    ]
     assert len(groups.axes[0].containers) == 1  # an error bar where a point has two seeds (magnitude, 0.5)

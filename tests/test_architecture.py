@@ -1,4 +1,5 @@
 """The layout is the architecture: import contracts, module size, import placement, docs in the repo."""
+
 from __future__ import annotations
 
 import ast
@@ -38,8 +39,11 @@ def _function_level_imports(path: Path) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            found.extend((sub.lineno, lines[sub.lineno - 1]) for sub in ast.walk(node)
-                         if isinstance(sub, (ast.Import, ast.ImportFrom)))
+            found.extend(
+                (sub.lineno, lines[sub.lineno - 1])
+                for sub in ast.walk(node)
+                if isinstance(sub, (ast.Import, ast.ImportFrom))
+            )
     return found
 
 
@@ -54,7 +58,7 @@ def test_function_level_imports_say_why():
             first = lineno - 1  # the block of imports this one belongs to, and the line above it
             while first > 0 and lines[first - 1].strip().startswith(("import ", "from ")):
                 first -= 1
-            if "#" not in " ".join(lines[max(0, first - 1):lineno]):
+            if "#" not in " ".join(lines[max(0, first - 1) : lineno]):
                 unexplained.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not unexplained, "function-level imports without a reason:\n" + "\n".join(unexplained)
 
@@ -69,8 +73,10 @@ def test_every_package_says_what_it_owns_and_exports_what_it_lists(name):
 
 def test_nothing_in_the_repository_points_outside_it():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    offenders = [name for name in tracked
-                 if name.endswith((".py", ".md", ".toml", ".yaml", ".ipynb")) or name in ("Makefile",)
-                 if "../shared" in (ROOT / name).read_text(errors="replace")
-                 and name != "tests/test_architecture.py"]
+    offenders = [
+        name
+        for name in tracked
+        if name.endswith((".py", ".md", ".toml", ".yaml", ".ipynb")) or name in ("Makefile",)
+        if "../shared" in (ROOT / name).read_text(errors="replace") and name != "tests/test_architecture.py"
+    ]
     assert not offenders, offenders

@@ -1,4 +1,5 @@
 """The pruner's fast paths give what ``_backend.reference`` defines, on the kernels and on PyTorch."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,13 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from workbench.pruner import _backend
-from workbench.pruner._backend import (
-    kernels,
-    probes,
-    reference,
-    selection,
-    threshold_search,
-)
+from workbench.pruner._backend import kernels, probes, reference, selection, threshold_search
 from workbench.pruner.criteria import get_criterion
 from workbench.pruner.patterns import get_pattern
 from workbench.pruner.patterns.base import BasePattern
@@ -37,8 +32,11 @@ def _tensor(data, shape: tuple[int, ...], kind: str, label: str) -> torch.Tensor
     numel = 1
     for d in shape:
         numel *= d
-    values = {"levels": st.integers(0, 3).map(float), "floats": st.floats(-1e3, 1e3, width=32),
-              "specials": st.sampled_from(_SPECIALS)}[kind]
+    values = {
+        "levels": st.integers(0, 3).map(float),
+        "floats": st.floats(-1e3, 1e3, width=32),
+        "specials": st.sampled_from(_SPECIALS),
+    }[kind]
     return torch.tensor(data.draw(st.lists(values, min_size=numel, max_size=numel), label=label)).view(shape)
 
 
@@ -105,8 +103,9 @@ def test_lowest_n_per_group_equals_the_reference(kernel_path, nm, rows, groups, 
 
 
 @SETTINGS
-@given(m=st.sampled_from([2, 3, 4, 8, 16]), groups=st.integers(1, 50), seed=st.integers(0, 10_000),
-       strided=st.booleans())
+@given(
+    m=st.sampled_from([2, 3, 4, 8, 16]), groups=st.integers(1, 50), seed=st.integers(0, 10_000), strided=st.booleans()
+)
 def test_mask_groups_equals_the_reference(m, groups, seed, strided):
     gen = torch.Generator().manual_seed(seed)
     picked = torch.rand(groups, 2 * m if strided else m, generator=gen) < 0.5
@@ -117,9 +116,12 @@ def test_mask_groups_equals_the_reference(m, groups, seed, strided):
 
 
 @SETTINGS
-@given(block=st.sampled_from([(1, 1), (2, 1), (4, 1), (3, 1), (16, 1), (17, 1), (2, 2), (1, 4), (3, 5)]),
-       grid=st.tuples(st.integers(1, 5), st.integers(1, 6)), how=st.sampled_from(["mean", "sum", "max"]),
-       seed=st.integers(0, 10_000))
+@given(
+    block=st.sampled_from([(1, 1), (2, 1), (4, 1), (3, 1), (16, 1), (17, 1), (2, 2), (1, 4), (3, 5)]),
+    grid=st.tuples(st.integers(1, 5), st.integers(1, 6)),
+    how=st.sampled_from(["mean", "sum", "max"]),
+    seed=st.integers(0, 10_000),
+)
 def test_reduce_blocks_equals_the_reference(block, grid, how, seed):
     gen = torch.Generator().manual_seed(seed)
     shape = (grid[0] * block[0], grid[1] * block[1])
@@ -133,17 +135,24 @@ def test_reduce_blocks_equals_the_reference(block, grid, how, seed):
 
 def _snip_inputs(rows, cols, block_rows, seed):
     gen = torch.Generator().manual_seed(seed)
-    w = torch.randn(rows * block_rows, cols, generator=gen) * torch.exp(torch.randn(rows * block_rows, cols,
-                                                                                    generator=gen) * 3)
+    w = torch.randn(rows * block_rows, cols, generator=gen) * torch.exp(
+        torch.randn(rows * block_rows, cols, generator=gen) * 3
+    )
     w[torch.rand(w.shape, generator=gen) < 0.3] = 0.0
     g = torch.randn(w.shape, generator=gen)
     return w, g, torch.rand(rows, cols, generator=gen)
 
 
 @SETTINGS
-@given(block_rows=st.sampled_from([1, 2, 3, 4, 16]), rows=st.integers(1, 5), cols=st.integers(1, 70),
-       mean=st.booleans(), alpha=st.sampled_from([0.9, 0.0, 0.37]), beta=st.sampled_from([1.0, 0.5]),
-       seed=st.integers(0, 10_000))
+@given(
+    block_rows=st.sampled_from([1, 2, 3, 4, 16]),
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 70),
+    mean=st.booleans(),
+    alpha=st.sampled_from([0.9, 0.0, 0.37]),
+    beta=st.sampled_from([1.0, 0.5]),
+    seed=st.integers(0, 10_000),
+)
 def test_accumulate_snip_is_the_reference_or_declines(kernel_path, block_rows, rows, cols, mean, alpha, beta, seed):
     w, g, score = _snip_inputs(rows, cols, block_rows, seed)
     before = score.clone()
@@ -172,14 +181,19 @@ def test_snip_momentum_scores_equal_the_reference_on_either_path(kernel_path, pa
             want = new if want is None else torch.add(new, want, alpha=0.9)
         else:
             zero = torch.zeros(32 // bn, 24)
-            want = reference.accumulate_snip(zero if want is None else want, w, g, 0.0 if want is None else 0.9,
-                                             1.0, block_rows=bn)
+            want = reference.accumulate_snip(
+                zero if want is None else want, w, g, 0.0 if want is None else 0.9, 1.0, block_rows=bn
+            )
         torch.testing.assert_close(criterion.scores["fc"], want, rtol=1e-6 if pattern == "2x2" else 0, atol=0)
 
 
 @SETTINGS
-@given(block_rows=st.sampled_from([1, 2, 3, 8]), rows=st.integers(1, 6), cols=st.integers(1, 40),
-       seed=st.integers(0, 10_000))
+@given(
+    block_rows=st.sampled_from([1, 2, 3, 8]),
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 40),
+    seed=st.integers(0, 10_000),
+)
 def test_zero_by_mask_is_the_reference_or_declines(kernel_path, block_rows, rows, cols, seed):
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(rows * block_rows, cols, generator=gen)

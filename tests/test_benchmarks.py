@@ -1,4 +1,5 @@
 """Benchmarks: registry, plug-ins, built-in models and data, the dense-baseline cache."""
+
 from __future__ import annotations
 
 import logging
@@ -59,6 +60,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 # ---- registry and plug-ins -----------------------------------------------------------------
+
 
 def test_builtins_are_registered():
     assert set(BUILTINS) <= set(list_benchmarks())
@@ -122,17 +124,20 @@ def test_params_change_the_benchmark_and_bad_params_fail():
         get_benchmark("mlp-digits", width=3)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no-such-bench", "unknown benchmark 'no-such-bench'"),
-    ("", "expected a name"),
-    ("no_such_module_xyz:make", "cannot import module 'no_such_module_xyz'"),
-    ("plugin_bench:missing", "has no callable 'missing'"),
-    ("plugin_bench:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
-    ("plugin_bench:not_a_tuple", "expected a Benchmark or a tuple"),
-    ("plugin_bench:float_labels", "integer class labels"),
-    ("plugin_bench:not_a_module", "expected a torch.nn.Module"),
-    (":blobs", "expected 'package.module:function'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no-such-bench", "unknown benchmark 'no-such-bench'"),
+        ("", "expected a name"),
+        ("no_such_module_xyz:make", "cannot import module 'no_such_module_xyz'"),
+        ("plugin_bench:missing", "has no callable 'missing'"),
+        ("plugin_bench:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
+        ("plugin_bench:not_a_tuple", "expected a Benchmark or a tuple"),
+        ("plugin_bench:float_labels", "integer class labels"),
+        ("plugin_bench:not_a_module", "expected a torch.nn.Module"),
+        (":blobs", "expected 'package.module:function'"),
+    ],
+)
 def test_bad_specs_name_the_spec_and_the_registered_names(spec, message):
     with pytest.raises(ValueError) as info:
         get_benchmark(spec)
@@ -169,6 +174,7 @@ def test_benchmark_data_validation():
 
 
 # ---- dense baselines -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_trains_past_its_stated_dense_accuracy(dense, name):
@@ -255,10 +261,17 @@ def _corrupt_shape(path):
     torch.save(entry, path)
 
 
-@pytest.mark.parametrize("corrupt, reason", [
-    (_corrupt_garbage, "unreadable"), (_corrupt_truncate, "unreadable"), (_corrupt_weights, "checksum"),
-    (_corrupt_meta, "stale"), (_corrupt_missing_key, "missing keys"), (_corrupt_shape, "do not fit"),
-])
+@pytest.mark.parametrize(
+    "corrupt, reason",
+    [
+        (_corrupt_garbage, "unreadable"),
+        (_corrupt_truncate, "unreadable"),
+        (_corrupt_weights, "checksum"),
+        (_corrupt_meta, "stale"),
+        (_corrupt_missing_key, "missing keys"),
+        (_corrupt_shape, "do not fit"),
+    ],
+)
 def test_corrupt_or_stale_entry_is_rebuilt(tmp_path, count_training, caplog, corrupt, reason):
     bench = get_benchmark(PLUGIN)
     model, accuracy = load_dense_baseline(bench, 0, cache_dir=tmp_path)

@@ -1,4 +1,5 @@
 """The ``workbench`` command: bad input exits 2 with one line; end-to-end search, resume, rerun, ui."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,24 @@ from workbench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "experiments" / "quick.yaml"
-REQUIRED_PARAMS = {"pattern", "criterion", "scheduler", "target_sparsity", "pruner", "pruning_scope",
-                   "sparsity_decay_type", "seed", "benchmark"}
-SERIES = ["sparsity/elementwise_over_matmul_gemm_conv", "sparsity/elementwise_over_all",
-          "sparsity/blockwise_over_matmul_gemm_conv", "eval/accuracy", "train/loss"]
+REQUIRED_PARAMS = {
+    "pattern",
+    "criterion",
+    "scheduler",
+    "target_sparsity",
+    "pruner",
+    "pruning_scope",
+    "sparsity_decay_type",
+    "seed",
+    "benchmark",
+}
+SERIES = [
+    "sparsity/elementwise_over_matmul_gemm_conv",
+    "sparsity/elementwise_over_all",
+    "sparsity/blockwise_over_matmul_gemm_conv",
+    "eval/accuracy",
+    "train/loss",
+]
 TRIAL_ARTIFACTS = {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_curves.png"}
 
 
@@ -60,32 +75,38 @@ def _run_main(argv, capsys):
     return code, captured.err.strip().splitlines()
 
 
-@pytest.mark.parametrize("changes, words", [
-    ({"nme": "x"}, "nme: unknown key; did you mean 'name'"),
-    ({"study__sampler": "bayes"}, "study.sampler: 'bayes' is not allowed"),
-    ({"study__n_trials": "three"}, "study.n_trials: expected an integer"),
-    ({"search_space__pattern": []}, "search_space.pattern: expected a non-empty list"),
-    ({"search_space__target_sparsity": {"low": 0.9, "high": 0.2}}, "search_space.target_sparsity: low (0.9)"),
-    ({"search_space__criterion": ["magnitude", "bogus"]}, "search_space.criterion[1]: 'bogus' is not allowed"),
-    ({"study__objectives": ["accuracy", "sparsity"], "study__pruner": "median"}, "study.pruner: 'median' needs"),
-    ({"training__steps": -1}, "training.steps: must be >= 1"),
-    ({"search_space__scheduler": ...}, "search_space.scheduler: missing"),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"nme": "x"}, "nme: unknown key; did you mean 'name'"),
+        ({"study__sampler": "bayes"}, "study.sampler: 'bayes' is not allowed"),
+        ({"study__n_trials": "three"}, "study.n_trials: expected an integer"),
+        ({"search_space__pattern": []}, "search_space.pattern: expected a non-empty list"),
+        ({"search_space__target_sparsity": {"low": 0.9, "high": 0.2}}, "search_space.target_sparsity: low (0.9)"),
+        ({"search_space__criterion": ["magnitude", "bogus"]}, "search_space.criterion[1]: 'bogus' is not allowed"),
+        ({"study__objectives": ["accuracy", "sparsity"], "study__pruner": "median"}, "study.pruner: 'median' needs"),
+        ({"training__steps": -1}, "training.steps: must be >= 1"),
+        ({"search_space__scheduler": ...}, "search_space.scheduler: missing"),
+    ],
+)
 def test_invalid_experiment_exits_2_with_one_line(tmp_path, capsys, changes, words):
     code, err = _run_main(["search", str(_quick_with(tmp_path, **changes))], capsys)
     assert code == 2
     assert len(err) == 1 and words in err[0], err
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["search", "missing.yaml"], "experiment: no such file"),
-    (["search", str(QUICK), "--n-trials", "0"], "argument --n-trials: expected a positive integer, got '0'"),
-    (["search", str(QUICK), "--workers", "two"], "--workers"),
-    (["ui", "--port", "99999"], "--port: expected a port in 1..65535"),
-    (["frobnicate"], "invalid choice"),
-    (["run", str(QUICK), "--set", "patern=4x1"], "--set patern: unknown key; did you mean 'pattern'"),
-    (["run", str(QUICK), "--set", "target_sparsity=2"], "--set target_sparsity"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["search", "missing.yaml"], "experiment: no such file"),
+        (["search", str(QUICK), "--n-trials", "0"], "argument --n-trials: expected a positive integer, got '0'"),
+        (["search", str(QUICK), "--workers", "two"], "--workers"),
+        (["ui", "--port", "99999"], "--port: expected a port in 1..65535"),
+        (["frobnicate"], "invalid choice"),
+        (["run", str(QUICK), "--set", "patern=4x1"], "--set patern: unknown key; did you mean 'pattern'"),
+        (["run", str(QUICK), "--set", "target_sparsity=2"], "--set target_sparsity"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(tmp_path, monkeypatch, capsys, argv, words):
     monkeypatch.chdir(tmp_path)
     code, err = _run_main(argv, capsys)
@@ -95,11 +116,17 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, monkeypatch, capsys, argv,
 
 def test_console_entry_point_prints_no_traceback(tmp_path):
     bad = _quick_with(tmp_path, study__sampler="bayes")
-    proc = subprocess.run([sys.executable, "-m", "workbench", "search", str(bad)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", "search", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: study.sampler: 'bayes' is not allowed; allowed: tpe, "
-                                                "random, nsga2, grid"]
+    assert proc.stderr.strip().splitlines() == [
+        "error: study.sampler: 'bayes' is not allowed; allowed: tpe, random, nsga2, grid"
+    ]
 
 
 def _check_child(client: MlflowClient, run, parent_id: str) -> None:
@@ -112,8 +139,9 @@ def _check_child(client: MlflowClient, run, parent_id: str) -> None:
     assert any(k.startswith("layer_sparsity/") for k in run.data.metrics)
     assert any(k.startswith("layer_blockwise_sparsity/") for k in run.data.metrics)
     assert TRIAL_ARTIFACTS <= {f.path for f in client.list_artifacts(run.info.run_id)}
-    assert {"optuna.trial_number", "optuna.study_name", "workbench.git_commit", "workbench.version.torch"} \
-        <= set(run.data.tags)
+    assert {"optuna.trial_number", "optuna.study_name", "workbench.git_commit", "workbench.version.torch"} <= set(
+        run.data.tags
+    )
 
 
 @pytest.mark.slow
@@ -126,8 +154,9 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
     parents = client.search_runs([experiment.experiment_id], "tags.`workbench.study` = 'quick'")
     assert len(parents) == 1
     parent = parents[0]
-    assert {"trials.csv", "best_so_far.png", "param_importances.json"} <= \
-        {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"trials.csv", "best_so_far.png", "param_importances.json"} <= {
+        f.path for f in client.list_artifacts(parent.info.run_id)
+    }
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 3
     for run in children:
@@ -150,8 +179,23 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
 def test_run_one_trial_with_overrides(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/runs.db"
-    assert main(["run", str(QUICK), "--tracking-uri", uri, "--set", "pattern=2:4", "--set", "target_sparsity=0.8",
-                 "--set", "training.steps=12"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(QUICK),
+                "--tracking-uri",
+                uri,
+                "--set",
+                "pattern=2:4",
+                "--set",
+                "target_sparsity=0.8",
+                "--set",
+                "training.steps=12",
+            ]
+        )
+        == 0
+    )
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
     assert len(runs) == 1
@@ -189,8 +233,13 @@ def test_ui_serves_the_store(tmp_path):
     run_id = tracker.trial_run(tracker.experiment_id("served"), parent_run_id=None, run_name="r")
     tracker.client.log_text(run_id, "x: 1\n", "pruning_config.yaml")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "ui", "--port", str(port), "--tracking-uri", uri],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "ui", "--port", str(port), "--tracking-uri", uri],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=50"
         deadline, names = time.monotonic() + 120, None

@@ -1,4 +1,5 @@
 """Tests for pruning configs: resolution, validation, unknown keys, YAML, INC layouts."""
+
 from __future__ import annotations
 
 import copy
@@ -38,7 +39,9 @@ def test_defaults_resolve_to_every_key():
 def test_per_pruner_value_beats_global_beats_default():
     config = WeightPruningConfig(
         [{"op_names": ["fc1"], "target_sparsity": 0.3, "pattern": "1x1"}, {"op_names": ["fc2"]}],
-        target_sparsity=0.7, pruning_type="magnitude", criterion_reduce_type="max",
+        target_sparsity=0.7,
+        pruning_type="magnitude",
+        criterion_reduce_type="max",
     )
     first, second = process_config(config)
     assert (first["target_sparsity"], first["pattern"], first["op_names"]) == (0.3, "1x1", ["fc1"])
@@ -168,10 +171,17 @@ def test_unknown_key_without_close_match_lists_valid_keys():
 
 def test_yaml_round_trip(tmp_path):
     config = WeightPruningConfig(
-        [{"op_names": ["layer1.*"], "pattern": "2:4", "target_sparsity": 0.5, "pruning_type": "snip"},
-         {"excluded_op_names": ["head"], "reg_type": "group_lasso"}],
-        target_sparsity=0.75, pruning_type="snip_momentum_progressive", start_step=2, end_step=14,
-        pruning_frequency=4, parameters={"reg_coeff": 1e-4}, sparsity_decay_type="cos",
+        [
+            {"op_names": ["layer1.*"], "pattern": "2:4", "target_sparsity": 0.5, "pruning_type": "snip"},
+            {"excluded_op_names": ["head"], "reg_type": "group_lasso"},
+        ],
+        target_sparsity=0.75,
+        pruning_type="snip_momentum_progressive",
+        start_step=2,
+        end_step=14,
+        pruning_frequency=4,
+        parameters={"reg_coeff": 1e-4},
+        sparsity_decay_type="cos",
     )
     path = tmp_path / "sub" / "prune.yaml"
     config.to_yaml(path)
@@ -237,10 +247,12 @@ def test_bad_inputs_name_the_problem(tmp_path):
 
 
 def test_reg_coeff_comes_from_parameters_nearest_level_wins():
-    first, second, third = process_config({
-        "pruning_configs": [{"parameters": {"reg_coeff": 0.3}}, {"reg_coeff": 0.2}, {}],
-        "parameters": {"reg_coeff": 0.1},
-    })
+    first, second, third = process_config(
+        {
+            "pruning_configs": [{"parameters": {"reg_coeff": 0.3}}, {"reg_coeff": 0.2}, {}],
+            "parameters": {"reg_coeff": 0.1},
+        }
+    )
     assert [c["reg_coeff"] for c in (first, second, third)] == [0.3, 0.2, 0.1]
     assert [c["parameters"]["reg_coeff"] for c in (first, second, third)] == [0.3, 0.2, 0.1]
     info = {"parameters": {"reg_coeff": 0.5}}
@@ -290,6 +302,7 @@ def test_process_weight_and_yaml_config_helpers():
         pruner_config = {"pattern": "2x2"}
 
     weight = process_weight_config({"target_sparsity": 0.6}, [{"pattern": "2x2"}], DEFAULT_CONFIG)
-    legacy = process_yaml_config({"target_sparsity": 0.6, "pruners": [LegacyPruner()]}, [LegacyPruner()],
-                                 DEFAULT_CONFIG)
+    legacy = process_yaml_config(
+        {"target_sparsity": 0.6, "pruners": [LegacyPruner()]}, [LegacyPruner()], DEFAULT_CONFIG
+    )
     assert weight == legacy and weight[0]["target_sparsity"] == 0.6 and weight[0]["pattern"] == "2x2"

@@ -1,4 +1,5 @@
 """The counting search behind global pruning: exact k-lowest masks, every branch forced small."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,7 @@ def tiny(monkeypatch):
 _VALUES = {
     "continuous": st.floats(-1e3, 1e3, allow_nan=False, width=32),
     "ties": st.sampled_from([0.0, -0.0, 1.0, 2.0, 2.5, -3.0]),
-    "tiny": st.floats(0, 2.0 ** -126, allow_nan=False, allow_subnormal=True, width=32),
+    "tiny": st.floats(0, 2.0**-126, allow_nan=False, allow_subnormal=True, width=32),
 }
 
 

@@ -1,4 +1,5 @@
 """Experiment YAML schema: validation rules, infeasible-combination handling, --set overrides."""
+
 from __future__ import annotations
 
 import copy
@@ -46,47 +47,62 @@ def test_base_is_valid_and_parsed():
     assert exp.search_space["target_sparsity"] == FloatRange(0.5, 0.9, 0.1)
     assert exp.searched_dims() == ["pattern", "criterion", "target_sparsity"]
     assert exp.training.steps == 20 and exp.training.lr == 0.01
-    assert exp.default_point() == {"pattern": "4x1", "criterion": "magnitude", "scheduler": "oneshot",
-                                   "target_sparsity": 0.7}
+    assert exp.default_point() == {
+        "pattern": "4x1",
+        "criterion": "magnitude",
+        "scheduler": "oneshot",
+        "target_sparsity": 0.7,
+    }
 
 
-@pytest.mark.parametrize("path, value, key, words", [
-    ("nmae", "x", "nmae", "did you mean 'name'"),
-    ("search_space.patern", ["4x1"], "search_space.patern", "did you mean 'pattern'"),
-    ("training.step", 5, "training.step", "did you mean 'steps'"),
-    ("study.sampeler", "tpe", "study.sampeler", "did you mean 'sampler'"),
-    ("name", 3, "name", "non-empty string"),
-    ("training.steps", "many", "training.steps", "integer"),
-    ("training.steps", 2.5, "training.steps", "integer"),
-    ("training.lr", True, "training.lr", "number"),
-    ("training.steps", 0, "training.steps", ">= 1"),
-    ("training.optimizer", "adam", "training.optimizer", "sgd, adamw"),
-    ("training.start_fraction", 0.9, "training.start_fraction", "end_fraction"),
-    ("search_space.pattern", [], "search_space.pattern", "non-empty"),
-    ("search_space.criterion", [], "search_space.criterion", "non-empty"),
-    ("search_space.pattern", ["4x1", "4x1"], "search_space.pattern", "duplicate"),
-    ("search_space.pattern", ["4y1"], "search_space.pattern[0]", "4y1"),
-    ("search_space.pattern", [124], "search_space.pattern[0]", "quote it"),
-    ("search_space.criterion", ["magnitud"], "search_space.criterion[0]", "allowed"),
-    ("search_space.pruning_scope", ["world"], "search_space.pruning_scope[0]", "global"),
-    ("search_space.target_sparsity", {"low": 0.9, "high": 0.5}, "search_space.target_sparsity", "<= high"),
-    ("search_space.target_sparsity", {"low": 0.5, "high": 1.0}, "search_space.target_sparsity", "[0, 1)"),
-    ("search_space.target_sparsity", {"low": 0.5}, "search_space.target_sparsity.high", "missing"),
-    ("search_space.target_sparsity", {"low": 0.1, "high": 0.5, "step": 0.0},
-     "search_space.target_sparsity.step", "> 0"),
-    ("search_space.target_sparsity", {"low": 0.1, "high": 0.5, "stp": 0.1},
-     "search_space.target_sparsity.stp", "did you mean 'step'"),
-    ("search_space.lr", {"low": 0.0, "high": 0.1}, "search_space.lr.low", "> 0"),
-    ("search_space.lr", {"low": 0.01, "high": 0.1, "step": 0.01, "log": True}, "search_space.lr.log", "both"),
-    ("search_space.target_sparsity", ..., "search_space.target_sparsity", "missing"),
-    ("search_space", ["pattern"], "search_space", "mapping"),
-    ("study.sampler", "bayes", "study.sampler", "tpe, random, nsga2, grid"),
-    ("study.pruner", "asha", "study.pruner", "median, hyperband, none"),
-    ("study.objectives", ["loss"], "study.objectives", "[accuracy, sparsity]"),
-    ("study.objectives", ["accuracy", "sparsity"], "study.pruner", "single objective"),
-    ("study.n_trials", 0, "study.n_trials", ">= 1"),
-    ("pruning.pattern", "4x1", "pruning.pattern", "search_space"),
-])
+@pytest.mark.parametrize(
+    "path, value, key, words",
+    [
+        ("nmae", "x", "nmae", "did you mean 'name'"),
+        ("search_space.patern", ["4x1"], "search_space.patern", "did you mean 'pattern'"),
+        ("training.step", 5, "training.step", "did you mean 'steps'"),
+        ("study.sampeler", "tpe", "study.sampeler", "did you mean 'sampler'"),
+        ("name", 3, "name", "non-empty string"),
+        ("training.steps", "many", "training.steps", "integer"),
+        ("training.steps", 2.5, "training.steps", "integer"),
+        ("training.lr", True, "training.lr", "number"),
+        ("training.steps", 0, "training.steps", ">= 1"),
+        ("training.optimizer", "adam", "training.optimizer", "sgd, adamw"),
+        ("training.start_fraction", 0.9, "training.start_fraction", "end_fraction"),
+        ("search_space.pattern", [], "search_space.pattern", "non-empty"),
+        ("search_space.criterion", [], "search_space.criterion", "non-empty"),
+        ("search_space.pattern", ["4x1", "4x1"], "search_space.pattern", "duplicate"),
+        ("search_space.pattern", ["4y1"], "search_space.pattern[0]", "4y1"),
+        ("search_space.pattern", [124], "search_space.pattern[0]", "quote it"),
+        ("search_space.criterion", ["magnitud"], "search_space.criterion[0]", "allowed"),
+        ("search_space.pruning_scope", ["world"], "search_space.pruning_scope[0]", "global"),
+        ("search_space.target_sparsity", {"low": 0.9, "high": 0.5}, "search_space.target_sparsity", "<= high"),
+        ("search_space.target_sparsity", {"low": 0.5, "high": 1.0}, "search_space.target_sparsity", "[0, 1)"),
+        ("search_space.target_sparsity", {"low": 0.5}, "search_space.target_sparsity.high", "missing"),
+        (
+            "search_space.target_sparsity",
+            {"low": 0.1, "high": 0.5, "step": 0.0},
+            "search_space.target_sparsity.step",
+            "> 0",
+        ),
+        (
+            "search_space.target_sparsity",
+            {"low": 0.1, "high": 0.5, "stp": 0.1},
+            "search_space.target_sparsity.stp",
+            "did you mean 'step'",
+        ),
+        ("search_space.lr", {"low": 0.0, "high": 0.1}, "search_space.lr.low", "> 0"),
+        ("search_space.lr", {"low": 0.01, "high": 0.1, "step": 0.01, "log": True}, "search_space.lr.log", "both"),
+        ("search_space.target_sparsity", ..., "search_space.target_sparsity", "missing"),
+        ("search_space", ["pattern"], "search_space", "mapping"),
+        ("study.sampler", "bayes", "study.sampler", "tpe, random, nsga2, grid"),
+        ("study.pruner", "asha", "study.pruner", "median, hyperband, none"),
+        ("study.objectives", ["loss"], "study.objectives", "[accuracy, sparsity]"),
+        ("study.objectives", ["accuracy", "sparsity"], "study.pruner", "single objective"),
+        ("study.n_trials", 0, "study.n_trials", ">= 1"),
+        ("pruning.pattern", "4x1", "pruning.pattern", "search_space"),
+    ],
+)
 def test_validation_error_names_the_key(path, value, key, words):
     with pytest.raises(ValueError) as info:
         parse_experiment(_with(path, value))
@@ -136,35 +152,54 @@ def test_load_experiment_rejects_bad_files(tmp_path):
 
 
 def test_overrides_set_point_training_pruning_and_seed():
-    exp, point, seed = apply_overrides(parse_experiment(BASE), [
-        "pattern=2:4", "target_sparsity=0.4", "training.steps=7", "pruning.max_sparsity_ratio_per_op=0.9",
-        "seed=5", "pruning_scope=local"])
-    assert point == {"pattern": "2:4", "criterion": "magnitude", "scheduler": "oneshot", "target_sparsity": 0.4,
-                     "pruning_scope": "local"}
+    exp, point, seed = apply_overrides(
+        parse_experiment(BASE),
+        [
+            "pattern=2:4",
+            "target_sparsity=0.4",
+            "training.steps=7",
+            "pruning.max_sparsity_ratio_per_op=0.9",
+            "seed=5",
+            "pruning_scope=local",
+        ],
+    )
+    assert point == {
+        "pattern": "2:4",
+        "criterion": "magnitude",
+        "scheduler": "oneshot",
+        "target_sparsity": 0.4,
+        "pruning_scope": "local",
+    }
     assert exp.training.steps == 7 and exp.pruning == {"max_sparsity_ratio_per_op": 0.9} and seed == 5
 
 
-@pytest.mark.parametrize("item, words", [
-    ("patern=4x1", "--set patern: unknown key; did you mean 'pattern'"),
-    ("pattern", "--set: expected key=value"),
-    ("criterion=foo", "--set criterion: 'foo' is not allowed"),
-    ("target_sparsity=1.5", "--set target_sparsity: low and high must lie in [0, 1)"),
-    ("training.steps=0", "--set training.steps: must be >= 1"),
-    ("training.stepz=3", "--set training.stepz: unknown key"),
-    ("seed=abc", "--set seed: expected an integer"),
-    ("pruning.pattern=4x1", "--set pruning.pattern: 'pattern' is a search-space dimension"),
-])
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("patern=4x1", "--set patern: unknown key; did you mean 'pattern'"),
+        ("pattern", "--set: expected key=value"),
+        ("criterion=foo", "--set criterion: 'foo' is not allowed"),
+        ("target_sparsity=1.5", "--set target_sparsity: low and high must lie in [0, 1)"),
+        ("training.steps=0", "--set training.steps: must be >= 1"),
+        ("training.stepz=3", "--set training.stepz: unknown key"),
+        ("seed=abc", "--set seed: expected an integer"),
+        ("pruning.pattern=4x1", "--set pruning.pattern: 'pattern' is a search-space dimension"),
+    ],
+)
 def test_bad_overrides(item, words):
     with pytest.raises(ValueError) as info:
         apply_overrides(parse_experiment(BASE), [item])
     assert str(info.value).startswith(words), str(info.value)
 
 
-@pytest.mark.parametrize("low, high, step, grid", [
-    (0.5, 0.6, 0.1, [0.5, 0.6]),          # 0.6 - 0.5 is 0.0999... in floats: still one step
-    (0.1, 0.7, 0.3, [0.1, 0.4, 0.7]),
-    (0.5, 0.9, 0.05, [round(0.5 + 0.05 * i, 10) for i in range(9)]),
-])
+@pytest.mark.parametrize(
+    "low, high, step, grid",
+    [
+        (0.5, 0.6, 0.1, [0.5, 0.6]),  # 0.6 - 0.5 is 0.0999... in floats: still one step
+        (0.1, 0.7, 0.3, [0.1, 0.4, 0.7]),
+        (0.5, 0.9, 0.05, [round(0.5 + 0.05 * i, 10) for i in range(9)]),
+    ],
+)
 def test_a_step_equal_to_the_width_in_decimal_is_accepted_despite_float_rounding(low, high, step, grid):
     from workbench.experiment.schema import parse_range
 

@@ -7,6 +7,7 @@ that names it under ``plugins:`` validates with them, ``workbench run`` and a 2-
 ``workbench search`` prune with them, and MLflow records them. Each command runs in its own
 process, so the registrations never leak into other tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,13 @@ from mlflow.tracking import MlflowClient
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
-TOY = {"pattern": "stripe2", "criterion": "toy_square", "scheduler": "toy_staircase", "pruner": "toy_counting",
-       "sparsity_decay_type": "toy_sqrt"}
+TOY = {
+    "pattern": "stripe2",
+    "criterion": "toy_square",
+    "scheduler": "toy_staircase",
+    "pruner": "toy_counting",
+    "sparsity_decay_type": "toy_sqrt",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +41,11 @@ def _experiment(folder: Path, *, plugins: bool = True, **space) -> Path:
         "benchmark": "mlp-digits",
         "training": {"steps": 40, "eval_every": 20, "pruning_frequency": 5, "threads": 1},
         "pruning": {"reg_type": "toy_shrink", "parameters": {"reg_coeff": 0.001}},
-        "search_space": {**{k: [v] for k, v in TOY.items()}, "target_sparsity": {"low": 0.5, "high": 0.6, "step": 0.1},
-                         **space},
+        "search_space": {
+            **{k: [v] for k, v in TOY.items()},
+            "target_sparsity": {"low": 0.5, "high": 0.6, "step": 0.1},
+            **space,
+        },
         "study": {"n_trials": 2, "sampler": "grid", "seed": 0},
     }
     path = folder / "toy.yaml"
@@ -45,21 +54,31 @@ def _experiment(folder: Path, *, plugins: bool = True, **space) -> Path:
 
 
 def _workbench(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT)]),
-               WORKBENCH_CACHE_DIR=str(folder / "cache"))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT)]), WORKBENCH_CACHE_DIR=str(folder / "cache")
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("WORKBENCH_STORAGE", None)
-    return subprocess.run([sys.executable, "-m", "workbench", "-q", *args], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", "-q", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
-@pytest.mark.parametrize("key, value, listed", [
-    ("criterion", "nope", "toy_square"),
-    ("scheduler", "nope", "toy_staircase"),
-    ("pruner", "nope", "toy_counting"),
-    ("sparsity_decay_type", "nope", "toy_sqrt"),
-    ("pattern", "nope", "stripeK"),
-])
+@pytest.mark.parametrize(
+    "key, value, listed",
+    [
+        ("criterion", "nope", "toy_square"),
+        ("scheduler", "nope", "toy_staircase"),
+        ("pruner", "nope", "toy_counting"),
+        ("sparsity_decay_type", "nope", "toy_sqrt"),
+        ("pattern", "nope", "stripeK"),
+    ],
+)
 def test_validation_lists_the_plugins_registrations_among_the_allowed_values(tmp_path, key, value, listed):
     _experiment(tmp_path, **{key: [value]})
     done = _workbench(tmp_path, "run", "toy.yaml")
@@ -104,7 +123,8 @@ def test_run_and_search_prune_with_every_registered_extension_and_mlflow_records
         target = float(run.data.params["target_sparsity"])
         reached = run.data.metrics["sparsity/elementwise_over_matmul_gemm_conv"]
         assert abs(reached - target) < 0.02, (target, reached)  # the toy pruner reached its target
-        config = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "pruning_config.yaml",
-                                                               str(tmp_path))).read_text())
+        config = yaml.safe_load(
+            Path(client.download_artifacts(run.info.run_id, "pruning_config.yaml", str(tmp_path))).read_text()
+        )
         assert config["scheduler"] == "toy_staircase" and config["pruning_type"] == "toy_square_counted"
         assert config["reg_type"] == "toy_shrink" and config["sparsity_decay_type"] == "toy_sqrt"

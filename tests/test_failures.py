@@ -4,6 +4,7 @@ The misbehaving benchmarks are in ``failing_bench.py``. The interruption tests r
 ``workbench search`` command in a subprocess (working folder ``tmp_path``) and poll its stores;
 nothing here depends on wall-clock speed beyond generous polling deadlines.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,10 +27,16 @@ from helpers.experiments import experiment, write_experiment
 from helpers.study import child_runs, finish, start_search, wait_for_running_trial
 
 
-@pytest.mark.parametrize("benchmark, reason", [("failing_bench:nan_when_pruned", "TrialDiverged: training diverged"),
-                                               ("failing_bench:raise_when_pruned", "RuntimeError: boom")])
-def test_diverging_or_raising_trial_fails_in_both_stores_and_the_study_goes_on(tmp_path, monkeypatch, benchmark,
-                                                                                reason):
+@pytest.mark.parametrize(
+    "benchmark, reason",
+    [
+        ("failing_bench:nan_when_pruned", "TrialDiverged: training diverged"),
+        ("failing_bench:raise_when_pruned", "RuntimeError: boom"),
+    ],
+)
+def test_diverging_or_raising_trial_fails_in_both_stores_and_the_study_goes_on(
+    tmp_path, monkeypatch, benchmark, reason
+):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     study = run_study(parse_experiment(experiment("bad", benchmark, n_trials=2)), tracking_uri=uri)
@@ -62,16 +69,18 @@ def test_owner_of_a_finished_process_is_dead_and_a_live_one_is_not():
 
 
 def test_ctrl_c_fails_the_running_trial_closes_the_runs_and_says_how_to_resume(tmp_path):
-    write_experiment(tmp_path, experiment("slow", "failing_bench:slow_when_pruned", n_trials=2, steps=400,
-                                          sampler="random"))
+    write_experiment(
+        tmp_path, experiment("slow", "failing_bench:slow_when_pruned", n_trials=2, steps=400, sampler="random")
+    )
     proc = start_search(tmp_path, "--n-trials", "2")
     trial = wait_for_running_trial(proc, "sqlite:///" + str(tmp_path / "optuna.db"), "slow")
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
     code, err = finish(proc)
     assert code == 130, err
     lines = err.strip().splitlines()
-    assert lines[-1] == ("interrupted: running trials marked failed, runs closed; resume with: "
-                         "workbench search exp.yaml --n-trials 2")
+    assert lines[-1] == (
+        "interrupted: running trials marked failed, runs closed; resume with: workbench search exp.yaml --n-trials 2"
+    )
     assert sum("resume" in line for line in lines) == 1 and "Traceback" not in err
 
     study = optuna.load_study(study_name="slow", storage="sqlite:///" + str(tmp_path / "optuna.db"))
@@ -86,8 +95,12 @@ def test_ctrl_c_fails_the_running_trial_closes_the_runs_and_says_how_to_resume(t
 
 
 def test_kill_9_mid_trial_then_resume_fails_it_and_completes_the_total(tmp_path):
-    write_experiment(tmp_path, experiment("killed", "failing_bench:slow_when_pruned", n_trials=3, steps=24,
-                                          targets=(0.5, 0.8), sampler="random"))
+    write_experiment(
+        tmp_path,
+        experiment(
+            "killed", "failing_bench:slow_when_pruned", n_trials=3, steps=24, targets=(0.5, 0.8), sampler="random"
+        ),
+    )
     storage = "sqlite:///" + str(tmp_path / "optuna.db")
     proc = start_search(tmp_path)
     victim = wait_for_running_trial(proc, storage, "killed", complete=1)
@@ -134,8 +147,10 @@ def test_stale_heartbeat_of_a_worker_on_another_machine_fails_its_trial_and_kill
     storage.record_heartbeat(trial._trial_id)
     assert recover_study(study, tracker, parent) == [] and study.trials[0].state == TrialState.RUNNING
     with storage.engine.begin() as conn:  # age the heartbeat past the grace period: that worker is gone
-        conn.execute(text("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, :ago)"),
-                     {"ago": f"-{2 * GRACE_PERIOD} seconds"})
+        conn.execute(
+            text("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, :ago)"),
+            {"ago": f"-{2 * GRACE_PERIOD} seconds"},
+        )
     recover_study(study, tracker, parent)
     assert study.trials[0].state == TrialState.FAIL
     run = tracker.client.get_run(run_id)

@@ -1,4 +1,5 @@
 """The compiled kernels give what the PyTorch paths give, and step aside when they cannot."""
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,8 @@ def _pytorch_path(scores: torch.Tensor, monkeypatch) -> tuple[torch.Tensor, torc
 
 
 _CAN_BUILD = (shutil.which("cc") or shutil.which("gcc")) and os.path.exists(
-    os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+    os.path.join(sysconfig.get_paths()["include"], "Python.h")
+)
 
 
 @pytest.mark.skipif(not _CAN_BUILD, reason="no C compiler or Python headers here")
@@ -45,8 +47,9 @@ def test_kernels_are_built_where_a_compiler_exists():
 
 @needs_kernels
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(groups=st.integers(1, 40), levels=st.sampled_from([2, 3, 5, 0]), seed=st.integers(0, 10_000),
-       specials=st.booleans())
+@given(
+    groups=st.integers(1, 40), levels=st.sampled_from([2, 3, 5, 0]), seed=st.integers(0, 10_000), specials=st.booleans()
+)
 def test_two_of_four_equals_the_pytorch_path(groups, levels, seed, specials, monkeypatch, two_threads):
     gen = torch.Generator().manual_seed(seed)
     if levels:  # few distinct values: many ties inside groups
@@ -91,8 +94,13 @@ def test_nm_masks_are_the_same_with_and_without_kernels(scope, monkeypatch, two_
     scores = {n: torch.randint(0, 6, tuple(m.weight.shape), generator=gen).float() for n, m in model.items()}
 
     def masks():
-        config = {"pattern": "2:4", "target_sparsity": 0.5, "pruning_scope": scope,
-                  "min_sparsity_ratio_per_op": 0.0, "max_sparsity_ratio_per_op": 1.0}
+        config = {
+            "pattern": "2:4",
+            "target_sparsity": 0.5,
+            "pruning_scope": scope,
+            "min_sparsity_ratio_per_op": 0.0,
+            "max_sparsity_ratio_per_op": 1.0,
+        }
         p = get_pattern(config, model)
         return p.get_masks(scores, 0.3, {})
 
@@ -103,8 +111,9 @@ def test_nm_masks_are_the_same_with_and_without_kernels(scope, monkeypatch, two_
     assert sum(int(m.sum()) for m in native.values()) > 0
 
 
-
-_PROBE_VALUES = st.one_of(st.floats(-4, 4, width=32), st.sampled_from([0.0, -0.0, 1.0, float("inf"), float("-inf"), float("nan")]))
+_PROBE_VALUES = st.one_of(
+    st.floats(-4, 4, width=32), st.sampled_from([0.0, -0.0, 1.0, float("inf"), float("-inf"), float("nan")])
+)
 
 
 @needs_kernels
@@ -113,13 +122,15 @@ _PROBE_VALUES = st.one_of(st.floats(-4, 4, width=32), st.sampled_from([0.0, -0.0
 def test_probe_counts_and_masks_equal_the_pytorch_path(data, layers, row, value, two_threads):
     from workbench.pruner._backend.probes import row_sums
 
-    flat = [torch.tensor(data.draw(st.lists(_PROBE_VALUES, min_size=1, max_size=60)), dtype=torch.float32)
-            for _ in range(layers)]
+    flat = [
+        torch.tensor(data.draw(st.lists(_PROBE_VALUES, min_size=1, max_size=60)), dtype=torch.float32)
+        for _ in range(layers)
+    ]
     counts = kernels.count_rows(flat, value, row)
     masks = kernels.at_or_below(flat, [value] * layers)
     for f, c, m in zip(flat, counts, masks):
         ones = (f <= value).float()
-        sums = torch.stack([ones[i:i + row].sum() for i in range(0, f.numel(), row)])
+        sums = torch.stack([ones[i : i + row].sum() for i in range(0, f.numel(), row)])
         assert torch.equal(c, sums)
         assert torch.equal(m, f <= value)
         if row == 128:
@@ -136,7 +147,7 @@ def test_results_do_not_depend_on_how_the_work_is_shared(threads, monkeypatch):
     gen = torch.Generator().manual_seed(threads)
     x = torch.randn(1003, generator=gen)  # no share boundary falls on a multiple of 4, 16 or 128
     (counts,) = kernels.count_rows([x], 0.25, 7)
-    assert torch.equal(counts, torch.stack([(x[i:i + 7] <= 0.25).sum() for i in range(0, 1003, 7)]).float())
+    assert torch.equal(counts, torch.stack([(x[i : i + 7] <= 0.25).sum() for i in range(0, 1003, 7)]).float())
     (below,) = kernels.at_or_below([x], [0.25])
     assert torch.equal(below, x <= 0.25)
     rows = torch.tensor([0, 3, 4, 60, 143])
@@ -155,8 +166,12 @@ def test_results_do_not_depend_on_how_the_work_is_shared(threads, monkeypatch):
 
 @needs_kernels
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(1, 300), beta=st.sampled_from([1.0, 0.5, 3.0]), alpha=st.sampled_from([0.9, 0.0, 1.0, 0.37]),
-       seed=st.integers(0, 10_000))
+@given(
+    n=st.integers(1, 300),
+    beta=st.sampled_from([1.0, 0.5, 3.0]),
+    alpha=st.sampled_from([0.9, 0.0, 1.0, 0.37]),
+    seed=st.integers(0, 10_000),
+)
 def test_snip_accumulate_equals_the_pytorch_path(n, beta, alpha, seed, two_threads):
     from workbench.pruner.criteria import _accumulate
 
@@ -171,15 +186,23 @@ def test_snip_accumulate_equals_the_pytorch_path(n, beta, alpha, seed, two_threa
 
 @needs_kernels
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(bn=st.sampled_from([2, 3, 4, 5, 8, 16]), block_rows=st.integers(1, 5), cols=st.integers(1, 150),
-       reduce_type=st.sampled_from(["mean", "sum"]), beta=st.sampled_from([1.0, 0.5]), seed=st.integers(0, 10_000))
+@given(
+    bn=st.sampled_from([2, 3, 4, 5, 8, 16]),
+    block_rows=st.integers(1, 5),
+    cols=st.integers(1, 150),
+    reduce_type=st.sampled_from(["mean", "sum"]),
+    beta=st.sampled_from([1.0, 0.5]),
+    seed=st.integers(0, 10_000),
+)
 def test_snip_accumulate_blocks_equals_the_pytorch_path(bn, block_rows, cols, reduce_type, beta, seed, two_threads):
     from workbench.pruner.criteria import _accumulate
 
     gen = torch.Generator().manual_seed(seed)
     layer = nn.Linear(cols, bn * block_rows)
     pattern = get_pattern({"pattern": f"{bn}x1", "criterion_reduce_type": reduce_type}, {"fc": layer})
-    w = torch.randn(bn * block_rows, cols, generator=gen) * torch.exp(torch.randn(bn * block_rows, cols, generator=gen) * 3)
+    w = torch.randn(bn * block_rows, cols, generator=gen) * torch.exp(
+        torch.randn(bn * block_rows, cols, generator=gen) * 3
+    )
     g = torch.randn(bn * block_rows, cols, generator=gen)
     score = torch.rand(block_rows, cols, generator=gen)
     expected = _accumulate(score.clone(), pattern.reduce("fc", (w * g).abs()), 0.9, beta)
@@ -200,8 +223,10 @@ def test_nx1_blocks_are_summed_in_row_order():
 
 
 @needs_kernels
-@pytest.mark.parametrize("pattern, kernel", [("1x1", "snip_accumulate"), ("2:4", "snip_accumulate"),
-                                             ("4x1", "snip_accumulate_blocks"), ("2x2", None)])
+@pytest.mark.parametrize(
+    "pattern, kernel",
+    [("1x1", "snip_accumulate"), ("2:4", "snip_accumulate"), ("4x1", "snip_accumulate_blocks"), ("2x2", None)],
+)
 def test_snip_momentum_updates_go_to_the_kernel_that_fits(pattern, kernel, monkeypatch):
     from workbench.pruner import WeightPruningConfig, prepare_pruning
 
@@ -210,8 +235,14 @@ def test_snip_momentum_updates_go_to_the_kernel_that_fits(pattern, kernel, monke
         real = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _n=name, _f=real, **k: calls.append(_n) or _f(*a, **k))
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16), nn.Linear(16, 2))
-    config = WeightPruningConfig(pattern=pattern, target_sparsity=0.5, pruning_type="snip_momentum",
-                                 start_step=1, end_step=3, pruning_frequency=1)
+    config = WeightPruningConfig(
+        pattern=pattern,
+        target_sparsity=0.5,
+        pruning_type="snip_momentum",
+        start_step=1,
+        end_step=3,
+        pruning_frequency=1,
+    )
     pruning = prepare_pruning(model, config)
     for step in range(3):
         pruning.on_step_begin(step)
@@ -250,7 +281,10 @@ def test_zero_pruned_is_multiplying_by_the_keep_mask(two_threads):
     assert torch.equal(weight.signbit(), expected.signbit())  # -0.0 where a negative weight was pruned
     other = torch.randn(11, 37)
     assert kernels.zero_pruned([weight.t(), other, other], [pruned.t(), pruned.view(11, 37), pruned]) == [
-        False, True, False]  # not contiguous, fine, shapes differ: the caller multiplies the others
+        False,
+        True,
+        False,
+    ]  # not contiguous, fine, shapes differ: the caller multiplies the others
 
 
 @needs_kernels
@@ -281,8 +315,14 @@ def test_pruning_runs_alike_with_and_without_kernels(pattern, monkeypatch, two_t
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16), nn.Linear(16, 2))
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        config = WeightPruningConfig(pattern=pattern, target_sparsity=0.5, pruning_type="snip_momentum",
-                                     start_step=1, end_step=5, pruning_frequency=2)
+        config = WeightPruningConfig(
+            pattern=pattern,
+            target_sparsity=0.5,
+            pruning_type="snip_momentum",
+            start_step=1,
+            end_step=5,
+            pruning_frequency=2,
+        )
         prepare_pruning(model, config, optimizer=opt)  # hooks wrap opt.step()
         x = torch.randn(8, 16)
         for _ in range(8):

@@ -1,4 +1,5 @@
 """The analysis notebooks: committed clean, and each runs (nbclient, python3 kernel) on a quick.yaml store."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ def quick_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("quick")
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WORKBENCH_EXPERIMENT")}
     cli = Path(sys.executable).parent / "workbench"
-    done = subprocess.run([str(cli), "search", str(REPO / "experiments" / "quick.yaml")], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(cli), "search", str(REPO / "experiments" / "quick.yaml")],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return f"sqlite:///{folder / 'mlflow.db'}"
 
@@ -90,7 +97,9 @@ def test_notebook_runs_and_draws(name, quick_store, executed):
     params_out = "".join(o.get("text", "") for o in nb.cells[1].outputs)
     assert f"'quick' in {quick_store}" in params_out  # the runner's store reached the parameters cell
     complete = analysis.trials_frame("quick", client=quick_store).query("state == 'COMPLETE'")
-    expected = {"01_study_overview": 2,  # accuracy vs sparsity with the front, importances
-                "02_sparsity_curves": 2 * min(3, len(complete)) + 2,  # lines + heatmap per trial, global, eval
-                "03_criterion_schedule": 1}[name]
+    expected = {
+        "01_study_overview": 2,  # accuracy vs sparsity with the front, importances
+        "02_sparsity_curves": 2 * min(3, len(complete)) + 2,  # lines + heatmap per trial, global, eval
+        "03_criterion_schedule": 1,
+    }[name]
     assert count_images(nb) == expected

@@ -1,4 +1,5 @@
 """Mask invariants of every pattern family, as properties over random shapes and scores."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,14 @@ def _random_scores(pattern, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.sampled_from([1, 2, 4]), m=st.sampled_from([1, 2, 4]), rows=st.integers(1, 4), cols=st.integers(1, 4),
-       ratio=st.floats(0.0, 0.95), seed=st.integers(0, 1000))
+@given(
+    n=st.sampled_from([1, 2, 4]),
+    m=st.sampled_from([1, 2, 4]),
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 4),
+    ratio=st.floats(0.0, 0.95),
+    seed=st.integers(0, 1000),
+)
 def test_nxm_blocks_are_all_or_nothing_and_hit_the_ratio(n, m, rows, cols, ratio, seed):
     layer = nn.Linear(cols * m * 2, rows * n * 2)
     p = _pattern(f"{n}x{m}", {"l": layer})
@@ -40,8 +47,13 @@ def test_nxm_blocks_are_all_or_nothing_and_hit_the_ratio(n, m, rows, cols, ratio
 
 
 @settings(max_examples=40, deadline=None)
-@given(nm=st.sampled_from([(2, 4), (1, 4), (5, 8), (1, 2), (3, 8)]), groups=st.integers(1, 6),
-       rows=st.integers(1, 6), seed=st.integers(0, 1000), full=st.booleans())
+@given(
+    nm=st.sampled_from([(2, 4), (1, 4), (5, 8), (1, 2), (3, 8)]),
+    groups=st.integers(1, 6),
+    rows=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+    full=st.booleans(),
+)
 def test_nm_groups_hold_exactly_n_zeros(nm, groups, rows, seed, full):
     n, m = nm
     layer = nn.Linear(groups * m, rows)
@@ -56,8 +68,13 @@ def test_nm_groups_hold_exactly_n_zeros(nm, groups, rows, seed, full):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(nm=st.sampled_from([(2, 4), (1, 4), (3, 4), (5, 8), (2, 8), (3, 16)]), rows=st.integers(1, 5),
-       groups=st.integers(1, 5), levels=st.integers(2, 6), seed=st.integers(0, 1000))
+@given(
+    nm=st.sampled_from([(2, 4), (1, 4), (3, 4), (5, 8), (2, 8), (3, 16)]),
+    rows=st.integers(1, 5),
+    groups=st.integers(1, 5),
+    levels=st.integers(2, 6),
+    seed=st.integers(0, 1000),
+)
 def test_nm_group_ranking_equals_a_stable_sort_even_with_ties(kernel_path, nm, rows, groups, levels, seed):
     from workbench.pruner._backend.groups import lowest_n_per_group
 
@@ -138,12 +155,19 @@ def test_global_scope_ranks_across_layers():
 
 
 @settings(max_examples=30, deadline=None)
-@given(sizes=st.lists(st.integers(1, 12), min_size=1, max_size=4), ratio=st.floats(0.0, 0.95),
-       lo=st.floats(0.0, 0.4), hi=st.floats(0.5, 1.0), seed=st.integers(0, 100))
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    ratio=st.floats(0.0, 0.95),
+    lo=st.floats(0.0, 0.4),
+    hi=st.floats(0.5, 1.0),
+    seed=st.integers(0, 100),
+)
 def test_global_min_max_per_op_respected_and_total_exact(sizes, ratio, lo, hi, seed):
     modules = {f"l{i}": nn.Linear(4, 4 * s) for i, s in enumerate(sizes)}
-    p = get_pattern({"pattern": "4x1", "pruning_scope": "global", "min_sparsity_ratio_per_op": lo,
-                     "max_sparsity_ratio_per_op": hi}, modules)
+    p = get_pattern(
+        {"pattern": "4x1", "pruning_scope": "global", "min_sparsity_ratio_per_op": lo, "max_sparsity_ratio_per_op": hi},
+        modules,
+    )
     masks = p.get_masks(_random_scores(p, seed), ratio, {})
     counts = {n: int(m.sum()) for n, m in masks.items()}
     total = sum(m.numel() for m in masks.values())

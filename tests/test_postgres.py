@@ -15,6 +15,7 @@ The test is skipped when PostgreSQL is missing and cannot be installed (``.ci/ru
 Debian package; as root the test setup installs it too); with ``WORKBENCH_REQUIRE_POSTGRES=1``
 (set by ``.ci/run``) a missing server fails instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -86,8 +87,7 @@ def _slow_quick(folder: Path) -> Path:
 def _search(experiment: Path, args: list[str], *, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "workbench", "search", str(experiment), *args]
     with log.open("wb") as handle:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_all(procs: list[subprocess.Popen], logs: list[Path]) -> None:
@@ -113,16 +113,36 @@ def test_two_processes_share_a_study_on_postgresql(postgres, mlflow_uri, tmp_pat
     # One process creates the study, the MLflow experiment and the parent run (and runs one trial),
     # so the concurrent workers below only ever load them.
     first_log = tmp_path / "first.log"
-    _wait_all([_search(experiment, ["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", "1"],
-                       cwd=tmp_path, log=first_log, env=_env())], [first_log])
+    _wait_all(
+        [
+            _search(
+                experiment,
+                ["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", "1"],
+                cwd=tmp_path,
+                log=first_log,
+                env=_env(),
+            )
+        ],
+        [first_log],
+    )
 
     # Two "machines": separate processes, one given the flags, one the environment variables.
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     procs = [
-        _search(experiment, ["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", str(TOTAL)],
-                cwd=tmp_path, log=logs[0], env=_env()),
-        _search(experiment, ["--n-trials", str(TOTAL)], cwd=tmp_path, log=logs[1],
-                env=_env(WORKBENCH_STORAGE=storage, MLFLOW_TRACKING_URI=mlflow_uri)),
+        _search(
+            experiment,
+            ["--storage", storage, "--tracking-uri", mlflow_uri, "--n-trials", str(TOTAL)],
+            cwd=tmp_path,
+            log=logs[0],
+            env=_env(),
+        ),
+        _search(
+            experiment,
+            ["--n-trials", str(TOTAL)],
+            cwd=tmp_path,
+            log=logs[1],
+            env=_env(WORKBENCH_STORAGE=storage, MLFLOW_TRACKING_URI=mlflow_uri),
+        ),
     ]
     _wait_all(procs, logs)
 
@@ -189,8 +209,9 @@ def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
 
     def advisory_locks(granted: bool = True) -> int:
         with postgres.connect("optuna") as conn:
-            return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = %s",
-                                (granted,)).fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = %s", (granted,)
+            ).fetchone()[0]
 
     with study_lock(spec, "lock-check", first._storage):
         assert advisory_locks() == 1

@@ -1,5 +1,6 @@
 """The extension contract: a plug-in module registering a pattern family, criterion, scheduler
 with its decay, pruner type and regulariser is all a config needs to use them."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,9 +17,18 @@ from helpers.pruner import MLP, seeded, train
 REGISTRIES = (lib.PATTERNS, lib.CRITERIA, lib.SCHEDULERS, lib.DECAYS, lib.PRUNERS, lib.REGS)
 PLUGIN = "toy_pruner_plugin"
 PLUGIN_DIR = str(Path(__file__).parent / "plugins")
-TOY = dict(pattern="stripe2", pruning_type="toy_square_counted", scheduler="toy_staircase",
-           sparsity_decay_type="toy_sqrt", reg_type="toy_shrink", parameters={"reg_coeff": 0.001},
-           target_sparsity=0.6, start_step=1, end_step=9, pruning_frequency=2)
+TOY = dict(
+    pattern="stripe2",
+    pruning_type="toy_square_counted",
+    scheduler="toy_staircase",
+    sparsity_decay_type="toy_sqrt",
+    reg_type="toy_shrink",
+    parameters={"reg_coeff": 0.001},
+    target_sparsity=0.6,
+    start_step=1,
+    end_step=9,
+    pruning_frequency=2,
+)
 
 
 @pytest.fixture
@@ -53,19 +63,26 @@ def test_configs_accept_the_registrations(plugin):
     assert (spec.family, spec.text, spec.max_sparsity) == ("stripe", "stripe2", plugin.STRIPE_MAX)
     (cfg,) = resolve_config(WeightPruningConfig(**TOY))
     assert (cfg.pattern, cfg.criterion_type, cfg.pruner_type) == ("stripe2", "toy_square", "toy_counting")
-    assert (cfg.scheduler, cfg.sparsity_decay_type, cfg.reg_type, cfg.reg_coeff) == \
-        ("toy_staircase", "toy_sqrt", "toy_shrink", 0.001)
+    assert (cfg.scheduler, cfg.sparsity_decay_type, cfg.reg_type, cfg.reg_coeff) == (
+        "toy_staircase",
+        "toy_sqrt",
+        "toy_shrink",
+        0.001,
+    )
     assert cfg.max_sparsity_ratio_per_op == plugin.STRIPE_MAX  # capped at what the family says it reaches
     assert process_config(TOY)[0] == cfg.as_dict()
 
 
-@pytest.mark.parametrize("key, bad, listed", [
-    ("pattern", "stripes", "'stripeK'"),
-    ("pruning_type", "toy_squares", "'toy_square_counted'"),
-    ("scheduler", "staircase", "'toy_staircase'"),
-    ("sparsity_decay_type", "sqrt", "'toy_sqrt'"),
-    ("reg_type", "shrink", "'toy_shrink'"),
-])
+@pytest.mark.parametrize(
+    "key, bad, listed",
+    [
+        ("pattern", "stripes", "'stripeK'"),
+        ("pruning_type", "toy_squares", "'toy_square_counted'"),
+        ("scheduler", "staircase", "'toy_staircase'"),
+        ("sparsity_decay_type", "sqrt", "'toy_sqrt'"),
+        ("reg_type", "shrink", "'toy_shrink'"),
+    ],
+)
 def test_errors_list_the_registrations_among_allowed_values(plugin, key, bad, listed):
     with pytest.raises(ConfigError) as info:
         process_config({**TOY, key: bad})
@@ -81,8 +98,9 @@ def test_the_pattern_states_its_own_limit(plugin):
 def test_pruning_with_the_registrations_reaches_the_target(plugin):
     model = seeded(MLP)
     ratios = []
-    pruning, _ = train(model, WeightPruningConfig(**TOY), 12,
-                       record=lambda s, p: ratios.append(p.pruners[0].current_sparsity_ratio))
+    pruning, _ = train(
+        model, WeightPruningConfig(**TOY), 12, record=lambda s, p: ratios.append(p.pruners[0].current_sparsity_ratio)
+    )
     (pruner,) = pruning.pruners
     assert type(pruner).__name__ == "CountingPruner" and type(pruner.criterion).__name__ == "SquareCriterion"
     assert type(pruner.scheduler).__name__ == "StaircaseScheduler" and pruner.reg.calls == 9  # steps 1..9

@@ -1,4 +1,5 @@
 """Pruner behaviour: reached sparsity, pattern lock, progressive, hooks, resume, optimizer mode."""
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,9 @@ ITERATIVE = dict(start_step=1, end_step=13, pruning_frequency=4)
 @pytest.mark.parametrize("scope", ["global", "local"])
 def test_reached_blockwise_sparsity_equals_target(criterion, pattern, target, scope):
     model = seeded(MLP)
-    config = WeightPruningConfig(pattern=pattern, target_sparsity=target, pruning_type=criterion,
-                                 pruning_scope=scope, **ITERATIVE)
+    config = WeightPruningConfig(
+        pattern=pattern, target_sparsity=target, pruning_type=criterion, pruning_scope=scope, **ITERATIVE
+    )
     pruning, _ = train(model, config, 16)
     units = sum(p.pattern.num_units(n) for p in pruning.pruners for n in p.modules)
     pruned = sum(p.pattern.pruned_units(n, m) for p in pruning.pruners for n, m in p.pruned.items())
@@ -62,8 +64,15 @@ def test_pattern_lock_keeps_existing_zeros_and_adds_none():
 @pytest.mark.parametrize("ptype", ["scores", "linear"])
 def test_progressive_reaches_pure_block_sparsity(ptype):
     model = seeded(MLP)
-    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type="snip_momentum_progressive",
-                                 start_step=1, end_step=17, pruning_frequency=8, progressive_type=ptype)
+    config = WeightPruningConfig(
+        pattern="4x1",
+        target_sparsity=0.75,
+        pruning_type="snip_momentum_progressive",
+        start_step=1,
+        end_step=17,
+        pruning_frequency=8,
+        progressive_type=ptype,
+    )
     partial_seen = []
 
     def record(step, p):
@@ -82,8 +91,12 @@ def test_progressive_reaches_pure_block_sparsity(ptype):
 
 def test_repeated_on_step_begin_changes_nothing():
     model = seeded(MLP)
-    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", target_sparsity=0.5,
-                                                          start_step=0, end_step=4, pruning_frequency=2))
+    pruning = prepare_pruning(
+        model,
+        WeightPruningConfig(
+            pruning_type="magnitude", target_sparsity=0.5, start_step=0, end_step=4, pruning_frequency=2
+        ),
+    )
     pruning.on_train_begin()
     pruning.on_step_begin(0)
     masks = {n: m.clone() for n, m in pruning.pruners[0].pruned.items()}
@@ -103,7 +116,9 @@ def test_masks_set_after_an_empty_masking_are_applied(how):
     before = model.fc1.weight.detach().clone()
     pruner.mask_weights()  # nothing pruned yet: weights untouched
     assert torch.equal(model.fc1.weight, before)
-    pruned = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) < 0.5 for n, p in pruner.pruned.items()}
+    pruned = {
+        n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) < 0.5 for n, p in pruner.pruned.items()
+    }
     if how == "setter":
         pruner.pruned = pruned
     else:
@@ -115,15 +130,21 @@ def test_masks_set_after_an_empty_masking_are_applied(how):
 
 @pytest.mark.parametrize("ptype", ["snip_momentum", "magnitude_progressive", "gradient"])
 def test_state_dict_round_trip_mid_schedule_equals_uninterrupted(ptype):
-    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type=ptype,
-                                 start_step=1, end_step=17, pruning_frequency=8, max_sparsity_ratio_per_op=0.9)
+    config = WeightPruningConfig(
+        pattern="4x1",
+        target_sparsity=0.75,
+        pruning_type=ptype,
+        start_step=1,
+        end_step=17,
+        pruning_frequency=8,
+        max_sparsity_ratio_per_op=0.9,
+    )
     full = seeded(MLP)
     train(full, config, 20)
 
     first = seeded(MLP)
     pruning, opt = train(first, config, 11)
-    checkpoint = copy.deepcopy({"model": first.state_dict(), "opt": opt.state_dict(),
-                                "pruning": pruning.state_dict()})
+    checkpoint = copy.deepcopy({"model": first.state_dict(), "opt": opt.state_dict(), "pruning": pruning.state_dict()})
     resumed = seeded(MLP, seed=123)  # different init: everything must come from the checkpoint
     resumed.load_state_dict(checkpoint["model"])
     opt2 = torch.optim.SGD(resumed.parameters(), lr=0.05, momentum=0.9)
@@ -151,9 +172,14 @@ def test_conv_and_linear_layers_are_pruned_in_one_pruner():
 def test_several_pruners_each_reach_their_own_target():
     model = seeded(MLP)
     config = WeightPruningConfig(
-        [{"op_names": ["fc1"], "target_sparsity": 0.25, "pattern": "1x1"},
-         {"op_names": ["fc2"], "target_sparsity": 0.5, "pattern": "2:4"}],
-        pruning_type="magnitude", target_sparsity=0.75, **ITERATIVE)
+        [
+            {"op_names": ["fc1"], "target_sparsity": 0.25, "pattern": "1x1"},
+            {"op_names": ["fc2"], "target_sparsity": 0.5, "pattern": "2:4"},
+        ],
+        pruning_type="magnitude",
+        target_sparsity=0.75,
+        **ITERATIVE,
+    )
     pruning, _ = train(model, config, 15)
     assert len(pruning.pruners) == 2
     assert float((model.fc1.weight == 0).float().mean()) == pytest.approx(0.25, abs=0.01)
@@ -180,8 +206,14 @@ def test_min_and_max_sparsity_per_op_in_a_real_run():
     model = seeded(MLP)
     with torch.no_grad():
         model.fc2.weight.mul_(0.01)  # fc2 would take nearly all the global pruning
-    config = WeightPruningConfig(pattern="1x1", target_sparsity=0.6, pruning_type="magnitude",
-                                 max_sparsity_ratio_per_op=0.7, min_sparsity_ratio_per_op=0.2, **ITERATIVE)
+    config = WeightPruningConfig(
+        pattern="1x1",
+        target_sparsity=0.6,
+        pruning_type="magnitude",
+        max_sparsity_ratio_per_op=0.7,
+        min_sparsity_ratio_per_op=0.2,
+        **ITERATIVE,
+    )
     pruning, _ = train(model, config, 15)
     fc1 = float((model.fc1.weight == 0).float().mean())
     fc2 = float((model.fc2.weight == 0).float().mean())
@@ -192,8 +224,15 @@ def test_min_and_max_sparsity_per_op_in_a_real_run():
 
 def test_group_lasso_shrinks_each_block_by_coeff_over_its_gradient_norm():
     model = seeded(MLP)
-    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="magnitude",
-                                 reg_type="group_lasso", parameters={"reg_coeff": 0.02}, start_step=0, end_step=4)
+    config = WeightPruningConfig(
+        pattern="4x1",
+        target_sparsity=0.5,
+        pruning_type="magnitude",
+        reg_type="group_lasso",
+        parameters={"reg_coeff": 0.02},
+        start_step=0,
+        end_step=4,
+    )
     pruning = prepare_pruning(model, config)
     pruning.on_train_begin()
     grad = torch.full_like(model.fc1.weight, 0.1)
@@ -211,8 +250,15 @@ def test_group_lasso_shrinks_each_block_by_coeff_over_its_gradient_norm():
 
 def test_group_lasso_only_acts_between_start_and_end():
     model = seeded(MLP)
-    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="magnitude",
-                                 reg_type="group_lasso", parameters={"reg_coeff": 0.02}, start_step=3, end_step=4)
+    config = WeightPruningConfig(
+        pattern="4x1",
+        target_sparsity=0.5,
+        pruning_type="magnitude",
+        reg_type="group_lasso",
+        parameters={"reg_coeff": 0.02},
+        start_step=3,
+        end_step=4,
+    )
     pruning = prepare_pruning(model, config)
     pruning.on_train_begin()
     model.fc1.weight.grad = torch.full_like(model.fc1.weight, 0.1)
@@ -227,8 +273,9 @@ def test_gradient_criterion_at_step_zero_falls_back_to_magnitude(caplog):
     model = seeded(MLP)
     train(model, WeightPruningConfig(pruning_type="snip", target_sparsity=0.5, start_step=0, end_step=0), 2)
     assert "magnitude" in caplog.text
-    pruning, _ = train(model, WeightPruningConfig(pruning_type="snip", target_sparsity=0.5, start_step=0,
-                                                  end_step=0), 1)
+    pruning, _ = train(
+        model, WeightPruningConfig(pruning_type="snip", target_sparsity=0.5, start_step=0, end_step=0), 1
+    )
     assert get_sparsity_ratio(pruning.pruners, model)[0] == pytest.approx(0.5, abs=0.01)
 
 
@@ -250,8 +297,7 @@ def test_describe_explains_every_weighted_layer():
 
 def test_sparsity_ratio_reports_three_views():
     model = seeded(MLP)
-    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", pattern="4x1",
-                                                          target_sparsity=0.5))
+    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", pattern="4x1", target_sparsity=0.5))
     pruning.on_train_begin()
     pruning.on_step_begin(0)
     mm, overall, blockwise = get_sparsity_ratio(pruning.pruners, model)
@@ -263,8 +309,14 @@ def test_sparsity_ratio_reports_three_views():
 
 def test_progressive_with_too_small_a_frequency_degrades_to_basic_pruning(caplog):
     model = seeded(MLP)
-    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.5, pruning_type="magnitude_progressive",
-                                 start_step=1, end_step=9, pruning_frequency=2)
+    config = WeightPruningConfig(
+        pattern="4x1",
+        target_sparsity=0.5,
+        pruning_type="magnitude_progressive",
+        start_step=1,
+        end_step=9,
+        pruning_frequency=2,
+    )
     pruning, _ = train(model, config, 10)
     assert "progressive_steps" in caplog.text
     assert get_sparsity_ratio(pruning.pruners, model)[2] == pytest.approx(0.5, abs=0.01)
@@ -285,11 +337,17 @@ def test_lock_init_sparsity_starts_the_schedule_from_existing_zeros():
         model.fc1.weight.view(8, 4, 16)[:2] = 0.0
         model.fc2.weight.view(8, 4, 32)[:2] = 0.0
     locked = model.fc1.weight.detach() == 0
-    config = WeightPruningConfig(pattern="4x1", target_sparsity=0.75, pruning_type="magnitude",
-                                 sparsity_decay_type="linear", lock_init_sparsity=True, **ITERATIVE)
+    config = WeightPruningConfig(
+        pattern="4x1",
+        target_sparsity=0.75,
+        pruning_type="magnitude",
+        sparsity_decay_type="linear",
+        lock_init_sparsity=True,
+        **ITERATIVE,
+    )
     ratios = []
     pruning, _ = train(model, config, 14, record=lambda s, p: ratios.append(p.pruners[0].current_sparsity_ratio))
     assert pruning.pruners[0].init_sparsity_ratio == pytest.approx(0.25)
-    assert ratios[1] == pytest.approx(0.25)   # k = 0: the schedule starts at s0, not at 0
+    assert ratios[1] == pytest.approx(0.25)  # k = 0: the schedule starts at s0, not at 0
     assert ratios[-1] == pytest.approx(0.75)
     assert bool((model.fc1.weight.detach()[locked] == 0).all())

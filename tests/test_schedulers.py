@@ -1,4 +1,5 @@
 """The oneshot and iterative schedules and the four decay curves."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,9 @@ FORMULAS = {
 
 
 def _sched(decay, start=2, end=14, freq=4):
-    return get_scheduler({"start_step": start, "end_step": end, "pruning_frequency": freq,
-                          "sparsity_decay_type": decay})
+    return get_scheduler(
+        {"start_step": start, "end_step": end, "pruning_frequency": freq, "sparsity_decay_type": decay}
+    )
 
 
 @pytest.mark.parametrize("decay", sorted(FORMULAS))

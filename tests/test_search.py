@@ -4,6 +4,7 @@ The stand-in (a deterministic function of the params, no training) is injected i
 its :class:`~workbench.study.objective.TrialRunner`, so these tests check the study logic in seconds; the end-to-end tests in ``test_cli.py`` use the
 real trial runner.
 """
+
 from __future__ import annotations
 
 import copy
@@ -98,7 +99,9 @@ def test_importances_are_skipped_gracefully_with_one_trial(store):
 
 
 def test_early_stopping_marks_trials_pruned_in_optuna_and_mlflow(store):
-    study = run_study(_experiment(study_name="median", n_trials=10, pruner="median", sampler="tpe"), tracking_uri=store, runner=FAKE)
+    study = run_study(
+        _experiment(study_name="median", n_trials=10, pruner="median", sampler="tpe"), tracking_uri=store, runner=FAKE
+    )
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, [t.state for t in study.trials]
     client = Tracker(store).client
@@ -120,8 +123,11 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(store):
 
 
 def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
-    study = run_study(_experiment(study_name="pareto", n_trials=6, sampler="nsga2", objectives=["accuracy", "sparsity"]),
-                      tracking_uri=store, runner=FAKE)
+    study = run_study(
+        _experiment(study_name="pareto", n_trials=6, sampler="nsga2", objectives=["accuracy", "sparsity"]),
+        tracking_uri=store,
+        runner=FAKE,
+    )
     assert all(len(t.values) == 2 for t in study.trials if t.state == TrialState.COMPLETE)
     client = Tracker(store).client
     parent = study.user_attrs["mlflow_parent_run_id"]
@@ -139,7 +145,9 @@ def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
 def test_grid_sampler_total_is_capped_by_the_grid(store):
     data = copy.deepcopy(EXPERIMENT)
     data.update(name="grid")
-    data["search_space"].update(pattern="4x1", criterion="magnitude", target_sparsity={"low": 0.5, "high": 0.7, "step": 0.1})
+    data["search_space"].update(
+        pattern="4x1", criterion="magnitude", target_sparsity={"low": 0.5, "high": 0.7, "step": 0.1}
+    )
     data["study"].update(sampler="grid", n_trials=10)
     study = run_study(parse_experiment(data), tracking_uri=store, runner=FAKE)
     assert sorted(t.params["target_sparsity"] for t in study.trials) == [0.5, 0.6, 0.7]

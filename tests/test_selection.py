@@ -1,4 +1,5 @@
 """The exact k-lowest selection behind global pruning, against a brute-force reference."""
+
 from __future__ import annotations
 
 import torch
@@ -61,11 +62,17 @@ def test_caps_that_push_another_layer_over_its_cap_are_resolved_by_counting(monk
     calls, built = [], []
     real, real_masks = counting.count_lowest, probes.Counter.masks
     monkeypatch.setattr(selection, "count_lowest", lambda flat, k: calls.append(len(flat)) or real(flat, k))
-    monkeypatch.setattr(probes.Counter, "masks", lambda self, values: built.append(len(values)) or real_masks(self, values))
+    monkeypatch.setattr(
+        probes.Counter, "masks", lambda self, values: built.append(len(values)) or real_masks(self, values)
+    )
     g = torch.Generator().manual_seed(0)
     # layer 0 has the lowest scores, layer 1 the next lowest: capping 0 sends the threshold
     # into layer 1, which then exceeds its own cap; layer 2 takes the rest
-    scores = [torch.rand(400, generator=g) * 0.1, torch.rand(400, generator=g) * 0.5 + 0.1, torch.rand(400, generator=g)]
+    scores = [
+        torch.rand(400, generator=g) * 0.1,
+        torch.rand(400, generator=g) * 0.5 + 0.1,
+        torch.rand(400, generator=g),
+    ]
     lo, hi = [0, 0, 0], [100, 250, 400]
     masks, counts, capped = select_lowest(scores, 600, lo=lo, hi=hi)
     assert counts == reference.select_lowest(scores, 600, lo=lo, hi=hi)[1] == [100, 250, 250]

@@ -1,4 +1,5 @@
 """MLflow tracking: metric-key sanitising, batch chunking, the child-run layout of one trial."""
+
 from __future__ import annotations
 
 import csv
@@ -40,8 +41,11 @@ def _valid_key(key: str) -> bool:
 
 def test_ordinary_layer_names_keep_their_dots():
     keys = layer_metric_keys(["encoder.layers.0.fc1", "conv 1", "a-b"], prefix="layer_sparsity")
-    assert keys == {"encoder.layers.0.fc1": "layer_sparsity/encoder.layers.0.fc1",
-                    "conv 1": "layer_sparsity/conv 1", "a-b": "layer_sparsity/a-b"}
+    assert keys == {
+        "encoder.layers.0.fc1": "layer_sparsity/encoder.layers.0.fc1",
+        "conv 1": "layer_sparsity/conv 1",
+        "a-b": "layer_sparsity/a-b",
+    }
 
 
 def test_bad_characters_map_to_underscore_and_collisions_get_hash_suffix():
@@ -107,8 +111,12 @@ def test_resolve_tracking_uri(monkeypatch):
 
 def test_trial_params_fill_knobs_from_config():
     result = make_result()
-    params = trial_params({"pattern": "4x1", "criterion": "magnitude", "scheduler": "oneshot",
-                           "target_sparsity": 0.5}, result.pruning_config, seed=3, benchmark="mlp-digits")
+    params = trial_params(
+        {"pattern": "4x1", "criterion": "magnitude", "scheduler": "oneshot", "target_sparsity": 0.5},
+        result.pruning_config,
+        seed=3,
+        benchmark="mlp-digits",
+    )
     assert params["pruner"] == "progressive"
     assert params["pruning_scope"] == "local"
     assert params["seed"] == 3 and params["benchmark"] == "mlp-digits"
@@ -118,8 +126,16 @@ def test_trial_params_fill_knobs_from_config():
 def test_result_metrics_cover_every_series():
     metrics = result_metrics(make_result(layers=("net.0", "odd:name")))
     keys = {m.key for m in metrics}
-    assert {"accuracy", "dense_accuracy", "accuracy_drop", "eval/accuracy", "train/loss",
-            "layer_sparsity/net.0", "layer_sparsity/odd_name", "layer_blockwise_sparsity/net.0"} <= keys
+    assert {
+        "accuracy",
+        "dense_accuracy",
+        "accuracy_drop",
+        "eval/accuracy",
+        "train/loss",
+        "layer_sparsity/net.0",
+        "layer_sparsity/odd_name",
+        "layer_blockwise_sparsity/net.0",
+    } <= keys
     assert {f"sparsity/{k}" for k in SPARSITY_KEYS} <= keys
     assert len([m for m in metrics if m.key == "train/loss"]) == 20
 
@@ -130,8 +146,9 @@ def test_tracker_logs_a_complete_child_run(tracker, tmp_path):
     parent = tracker.study_run(exp_id, "study-a", params={"sampler": "tpe"})
     assert tracker.study_run(exp_id, "study-a", params={"sampler": "tpe"}) == parent  # resume reuses it
     run_id = tracker.trial_run(exp_id, parent_run_id=parent, run_name="trial-0", tags={"optuna.trial_number": 0})
-    seconds = tracker.log_result(run_id, make_result(layers=[f"l.{i}" for i in range(200)], steps=range(0, 21)),
-                                 {"pattern": "4x1"})
+    seconds = tracker.log_result(
+        run_id, make_result(layers=[f"l.{i}" for i in range(200)], steps=range(0, 21)), {"pattern": "4x1"}
+    )
     tracker.finish(run_id, "COMPLETE")
     run = tracker.client.get_run(run_id)
     assert seconds > 0 and run.info.status == "FINISHED"
@@ -139,8 +156,13 @@ def test_tracker_logs_a_complete_child_run(tracker, tmp_path):
     assert run.info.artifact_uri.startswith((store_dir / "mlruns").as_uri())  # next to the database
     assert run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.tags["optuna.trial_number"] == "0"
-    assert {"workbench.git_commit", "workbench.version.torch", "workbench.version.mlflow",
-            "workbench.version.optuna", "workbench.version.workbench"} <= set(run.data.tags)
+    assert {
+        "workbench.git_commit",
+        "workbench.version.torch",
+        "workbench.version.mlflow",
+        "workbench.version.optuna",
+        "workbench.version.workbench",
+    } <= set(run.data.tags)
     assert run.data.params["training.steps"] == "20"
     history = tracker.client.get_metric_history(run_id, "layer_sparsity/l.199")
     assert sorted(m.step for m in history) == list(range(21))  # 8000+ metrics went through several batches
@@ -150,16 +172,23 @@ def test_tracker_logs_a_complete_child_run(tracker, tmp_path):
     assert spec["pruning_config"]["target_sparsity"] == 0.5 and spec["seed"] == 0
     layers_csv = tracker.client.download_artifacts(run_id, "layers.csv", str(tmp_path))
     rows = list(csv.DictReader(open(layers_csv)))
-    assert rows[-1] == {"name": "head", "type": "Linear", "shape": "10x8", "pruned": "False",
-                        "reason": "last linear layer", "pruner": ""}
+    assert rows[-1] == {
+        "name": "head",
+        "type": "Linear",
+        "shape": "10x8",
+        "pruned": "False",
+        "reason": "last linear layer",
+        "pruner": "",
+    }
 
 
 @pytest.mark.parametrize("state, status", [("PRUNED", "KILLED"), ("FAIL", "FAILED")])
 def test_stopped_and_failed_runs_show_their_state(tracker, tmp_path, state, status):
     exp_id = tracker.experiment_id("t")
     run_id = tracker.trial_run(exp_id, parent_run_id=None, run_name="x")
-    tracker.log_partial(run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5},
-                        eval_accuracy={5: 0.5, 10: 0.6})
+    tracker.log_partial(
+        run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5}, eval_accuracy={5: 0.5, 10: 0.6}
+    )
     tracker.finish(run_id, state, "because")
     run = tracker.client.get_run(run_id)
     assert run.info.status == status
@@ -167,5 +196,3 @@ def test_stopped_and_failed_runs_show_their_state(tracker, tmp_path, state, stat
     assert [m.step for m in tracker.client.get_metric_history(run_id, "eval/accuracy")] == [5, 10]
     path = tracker.client.download_artifacts(run_id, "pruning_config.yaml", str(tmp_path))
     assert yaml.safe_load(open(path)) == {"target_sparsity": 0.5}
-
-

@@ -1,4 +1,5 @@
 """Deferred trial logging: spool files, their replay, and the log writer process."""
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,9 @@ def test_spooled_logging_waits_in_the_spool_until_replayed(spooled):
 def test_partial_logging_and_the_failure_reason_replay_in_order(spooled):
     tracker, exp_id = spooled
     run_id = _new_run(tracker, exp_id)
-    tracker.log_partial(run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5},
-                        eval_accuracy={5: 0.7, 10: 0.6})
+    tracker.log_partial(
+        run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5}, eval_accuracy={5: 0.7, 10: 0.6}
+    )
     tracker.finish(run_id, "FAIL", "diverged")
     replay(tracker.spool, Tracker(tracker.tracking_uri))
     run = tracker.client.get_run(run_id)
@@ -170,7 +172,7 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
         import os, signal, time
         from helpers.results import make_result
         from workbench.tracking.spool import SpooledTracker, SpoolWriter
-        tracker = SpooledTracker({tracker.tracking_uri!r}, spool={str(tmp_path / 'spool')!r})
+        tracker = SpooledTracker({tracker.tracking_uri!r}, spool={str(tmp_path / "spool")!r})
         writer = SpoolWriter(tracker.spool, tracker.tracking_uri).__enter__()
         for run_id in {run_ids!r}:
             tracker.log_result(run_id, make_result(), {{}})

@@ -1,4 +1,5 @@
 """The trial runner: config building, curves, reproducibility, stopping and divergence."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,16 @@ from workbench.pruner import process_config
 from workbench.trial import SPARSITY_KEYS, build_pruning_config, run_trial, search_params
 from workbench.trial.types import TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
-TRAINING = TrainingConfig(steps=40, batch_size=64, lr=0.01, eval_every=10, pruning_frequency=5,
-                          start_fraction=0.1, end_fraction=0.7, threads=1)
+TRAINING = TrainingConfig(
+    steps=40,
+    batch_size=64,
+    lr=0.01,
+    eval_every=10,
+    pruning_frequency=5,
+    start_fraction=0.1,
+    end_fraction=0.7,
+    threads=1,
+)
 ITERATIVE = {"pattern": "4x1", "criterion": "snip_momentum", "scheduler": "iterative", "target_sparsity": 0.8}
 ONESHOT = {"pattern": "1x1", "criterion": "magnitude", "scheduler": "oneshot", "target_sparsity": 0.6}
 
@@ -30,6 +39,7 @@ def iterative_result() -> TrialResult:
 
 # ---- build_pruning_config ------------------------------------------------------------------
 
+
 def test_oneshot_config():
     cfg = build_pruning_config(ONESHOT, training=TrainingConfig(steps=100, start_fraction=0.25))
     assert cfg["pruning_configs"] == [{}]
@@ -39,70 +49,88 @@ def test_oneshot_config():
     assert cfg["start_step"] == cfg["end_step"] == 1  # gradient criteria need one backward pass first
 
 
-@pytest.mark.parametrize("pruner, pruning_type, frequency", [
-    ("basic", "snip_momentum", 10), ("progressive", "snip_momentum_progressive", 12), ("pattern_lock", "pattern_lock", 10),
-])
+@pytest.mark.parametrize(
+    "pruner, pruning_type, frequency",
+    [
+        ("basic", "snip_momentum", 10),
+        ("progressive", "snip_momentum_progressive", 12),
+        ("pattern_lock", "pattern_lock", 10),
+    ],
+)
 def test_iterative_config(pruner, pruning_type, frequency):
     training = TrainingConfig(steps=200, pruning_frequency=10, start_fraction=0.1, end_fraction=0.7)
     cfg = build_pruning_config({**ITERATIVE, "pruner": pruner}, training=training)
-    assert (cfg["pruning_type"], cfg["start_step"], cfg["end_step"], cfg["pruning_frequency"]) == \
-        (pruning_type, 20, 140, frequency)
+    assert (cfg["pruning_type"], cfg["start_step"], cfg["end_step"], cfg["pruning_frequency"]) == (
+        pruning_type,
+        20,
+        140,
+        frequency,
+    )
     process_config(cfg)  # the pruner library accepts it
 
 
 def test_progressive_frequency_follows_fixed_progressive_steps():
     training = TrainingConfig(steps=200, pruning_frequency=10)
-    cfg = build_pruning_config({**ITERATIVE, "pruner": "progressive"}, training=training,
-                               fixed={"progressive_steps": 3})
+    cfg = build_pruning_config(
+        {**ITERATIVE, "pruner": "progressive"}, training=training, fixed={"progressive_steps": 3}
+    )
     assert cfg["pruning_frequency"] == 12 and cfg["progressive_steps"] == 3
 
 
 def test_optional_dims_and_fixed_keys_are_passed_through():
-    cfg = build_pruning_config({**ITERATIVE, "pruning_scope": "local", "sparsity_decay_type": "cos"},
-                               training=TRAINING, fixed={"op_names": ["0"], "pruning_frequency": 2,
-                                                         "max_sparsity_ratio_per_op": 0.9})
+    cfg = build_pruning_config(
+        {**ITERATIVE, "pruning_scope": "local", "sparsity_decay_type": "cos"},
+        training=TRAINING,
+        fixed={"op_names": ["0"], "pruning_frequency": 2, "max_sparsity_ratio_per_op": 0.9},
+    )
     assert (cfg["pruning_scope"], cfg["sparsity_decay_type"]) == ("local", "cos")
     assert cfg["op_names"] == ["0"] and cfg["pruning_frequency"] == 2  # fixed wins over training
     assert cfg["max_sparsity_ratio_per_op"] == 0.9
 
 
 def test_fixed_pruning_configs_inherit_the_search_dims():
-    cfg = build_pruning_config(ITERATIVE, training=TRAINING,
-                               fixed={"pruning_configs": [{"op_names": ["0"]}, {"op_names": ["2"]}]})
+    cfg = build_pruning_config(
+        ITERATIVE, training=TRAINING, fixed={"pruning_configs": [{"op_names": ["0"]}, {"op_names": ["2"]}]}
+    )
     resolved = process_config(cfg)
     assert [c["op_names"] for c in resolved] == [["0"], ["2"]]
     assert all(c["pattern"] == "4x1" and c["target_sparsity"] == 0.8 for c in resolved)
 
 
-@pytest.mark.parametrize("fixed, key", [
-    ({"pattern": "2x2"}, "pruning.pattern"),
-    ({"target_sparsity": 0.5}, "pruning.target_sparsity"),
-    ({"pruning_type": "magnitude"}, "pruning.pruning_type"),
-    ({"start_step": 5, "end_step": 5}, "pruning.end_step"),
-    ({"start_step": 30, "end_step": 10}, "pruning.end_step"),
-    ({"pruning_configs": [{"pattern": "1x1"}]}, "pruning.pruning_configs[0].pattern"),
-])
+@pytest.mark.parametrize(
+    "fixed, key",
+    [
+        ({"pattern": "2x2"}, "pruning.pattern"),
+        ({"target_sparsity": 0.5}, "pruning.target_sparsity"),
+        ({"pruning_type": "magnitude"}, "pruning.pruning_type"),
+        ({"start_step": 5, "end_step": 5}, "pruning.end_step"),
+        ({"start_step": 30, "end_step": 10}, "pruning.end_step"),
+        ({"pruning_configs": [{"pattern": "1x1"}]}, "pruning.pruning_configs[0].pattern"),
+    ],
+)
 def test_fixed_cannot_contradict_the_search_dims(fixed, key):
     with pytest.raises(ValueError, match="^" + re.escape(key) + ":"):
         build_pruning_config(ITERATIVE, training=TRAINING, fixed=fixed)
 
 
 def test_fixed_may_repeat_a_search_value_and_set_consistent_steps():
-    cfg = build_pruning_config(ITERATIVE, training=TRAINING, fixed={"pattern": "4x1", "start_step": 2,
-                                                                    "end_step": 30})
+    cfg = build_pruning_config(ITERATIVE, training=TRAINING, fixed={"pattern": "4x1", "start_step": 2, "end_step": 30})
     assert (cfg["start_step"], cfg["end_step"]) == (2, 30)
 
 
-@pytest.mark.parametrize("params, key", [
-    ({**ITERATIVE, "patern": "4x1"}, "patern"),
-    ({k: v for k, v in ITERATIVE.items() if k != "criterion"}, "criterion"),
-    ({**ITERATIVE, "criterion": "random"}, "criterion"),
-    ({**ITERATIVE, "scheduler": "cyclic"}, "scheduler"),
-    ({**ITERATIVE, "pruner": "lottery"}, "pruner"),
-    ({**ITERATIVE, "target_sparsity": 1.0}, "target_sparsity"),
-    ({**ITERATIVE, "pattern": "2:4", "target_sparsity": 0.8}, "target_sparsity"),
-    ({**ITERATIVE, "pattern": "3y1"}, "pattern"),
-])
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({**ITERATIVE, "patern": "4x1"}, "patern"),
+        ({k: v for k, v in ITERATIVE.items() if k != "criterion"}, "criterion"),
+        ({**ITERATIVE, "criterion": "random"}, "criterion"),
+        ({**ITERATIVE, "scheduler": "cyclic"}, "scheduler"),
+        ({**ITERATIVE, "pruner": "lottery"}, "pruner"),
+        ({**ITERATIVE, "target_sparsity": 1.0}, "target_sparsity"),
+        ({**ITERATIVE, "pattern": "2:4", "target_sparsity": 0.8}, "target_sparsity"),
+        ({**ITERATIVE, "pattern": "3y1"}, "pattern"),
+    ],
+)
 def test_bad_params_name_the_key(params, key):
     with pytest.raises(ValueError, match=key):
         build_pruning_config(params, training=TRAINING)
@@ -115,16 +143,22 @@ def test_too_short_schedules_are_rejected():
         build_pruning_config(ITERATIVE, training=TrainingConfig(steps=20, pruning_frequency=50))
 
 
-@pytest.mark.parametrize("params", [
-    ITERATIVE, ONESHOT, {**ITERATIVE, "pruner": "progressive", "pruning_scope": "local"},
-    {**ONESHOT, "pattern": "2:4", "target_sparsity": 0.5, "sparsity_decay_type": "cube"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        ITERATIVE,
+        ONESHOT,
+        {**ITERATIVE, "pruner": "progressive", "pruning_scope": "local"},
+        {**ONESHOT, "pattern": "2:4", "target_sparsity": 0.5, "sparsity_decay_type": "cube"},
+    ],
+)
 def test_search_params_inverts_build(params):
     recovered = search_params(build_pruning_config(params, training=TRAINING))
     assert {k: recovered[k] for k in params} == params
 
 
 # ---- run_trial -----------------------------------------------------------------------------
+
 
 def test_result_is_complete_plain_data(iterative_result):
     r = iterative_result
@@ -162,13 +196,16 @@ def test_iterative_sparsity_is_monotone_and_reaches_the_target(iterative_result)
     assert r.final_sparsity["elementwise_over_matmul_gemm_conv"] >= 0.8 - 1 / total_blocks
 
 
-@pytest.mark.parametrize("benchmark, params, block", [
-    ("mlp-digits", ONESHOT, 1),
-    ("mlp-digits", {**ONESHOT, "pattern": "2:4", "target_sparsity": 0.5}, 1),
-    ("cnn-digits", {**ITERATIVE, "pattern": "channelx1", "target_sparsity": 0.5}, None),
-    ("plugin_bench:blobs", {**ITERATIVE, "pattern": "2x2", "target_sparsity": 0.5}, 4),
-    ("tiny-transformer", {**ITERATIVE, "pattern": "1x4", "criterion": "gradient", "pruner": "progressive"}, 4),
-])
+@pytest.mark.parametrize(
+    "benchmark, params, block",
+    [
+        ("mlp-digits", ONESHOT, 1),
+        ("mlp-digits", {**ONESHOT, "pattern": "2:4", "target_sparsity": 0.5}, 1),
+        ("cnn-digits", {**ITERATIVE, "pattern": "channelx1", "target_sparsity": 0.5}, None),
+        ("plugin_bench:blobs", {**ITERATIVE, "pattern": "2x2", "target_sparsity": 0.5}, 4),
+        ("tiny-transformer", {**ITERATIVE, "pattern": "1x4", "criterion": "gradient", "pruner": "progressive"}, 4),
+    ],
+)
 def test_final_sparsity_matches_the_target(benchmark, params, block):
     r = _run(params, benchmark=benchmark)
     rows = [row for row in r.layers if row["pruned"]]

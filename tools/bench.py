@@ -8,6 +8,7 @@ median is as steady as the non-pruning one). Dense steps and pruned steps are in
 process, so both see the same machine state; each figure is a median over repetitions. Nothing
 here is asserted: the numbers go into the README.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,12 @@ from workbench.pruner import WeightPruningConfig, prepare_pruning
 
 START, END, FREQ, STEPS = 2, 14, 4, 24
 CASES = [
-    ("4x1", "snip_momentum", 0.8), ("1x1", "snip_momentum", 0.8), ("2:4", "snip_momentum", 0.5),
-    ("4x1", "magnitude", 0.8), ("1x1", "magnitude", 0.8), ("2:4", "magnitude", 0.5),
+    ("4x1", "snip_momentum", 0.8),
+    ("1x1", "snip_momentum", 0.8),
+    ("2:4", "snip_momentum", 0.5),
+    ("4x1", "magnitude", 0.8),
+    ("1x1", "magnitude", 0.8),
+    ("2:4", "magnitude", 0.5),
 ]
 
 
@@ -80,8 +85,15 @@ def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3
     dense_model = ReferenceModel()
     dense_opt = torch.optim.SGD(dense_model.parameters(), lr=1e-3)
     kinds: dict[str, list[float]] = {"dense": [], "pruning": [], "non_pruning": [], "after_end": []}
-    config = WeightPruningConfig(pattern=pattern, target_sparsity=target, pruning_type=criterion,
-                                 pruning_scope="global", start_step=START, end_step=END, pruning_frequency=FREQ)
+    config = WeightPruningConfig(
+        pattern=pattern,
+        target_sparsity=target,
+        pruning_type=criterion,
+        pruning_scope="global",
+        start_step=START,
+        end_step=END,
+        pruning_frequency=FREQ,
+    )
     for _ in range(repeats):
         model = ReferenceModel()
         model.load_state_dict(dense_model.state_dict())
@@ -108,13 +120,19 @@ def pruner_table(*, repeats: int = 5) -> list[dict]:
     rows = []
     for pattern, criterion, target in CASES:
         t = time_pruner(pattern, criterion, target, repeats=repeats)
-        rows.append({
-            "pattern": pattern, "criterion": criterion, "dense ms": t.dense * 1e3,
-            "non-pruning ms": t.non_pruning * 1e3, "pruning ms": t.pruning * 1e3,
-            "non-pruning/dense": t.non_pruning / t.dense, "pruning/dense": t.pruning / t.dense,
-            "pruning-dense (dense steps)": (t.pruning - t.dense) / t.dense,
-            "after-end/dense": t.after_end / t.dense,
-        })
+        rows.append(
+            {
+                "pattern": pattern,
+                "criterion": criterion,
+                "dense ms": t.dense * 1e3,
+                "non-pruning ms": t.non_pruning * 1e3,
+                "pruning ms": t.pruning * 1e3,
+                "non-pruning/dense": t.non_pruning / t.dense,
+                "pruning/dense": t.pruning / t.dense,
+                "pruning-dense (dense steps)": (t.pruning - t.dense) / t.dense,
+                "after-end/dense": t.after_end / t.dense,
+            }
+        )
     return rows
 
 
@@ -149,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     """Print the performance tables (``python -m tools.bench [--only SECTION] [--repeats N]``)."""
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="repetitions per measurement (medians/minima); default: each section's own")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="repetitions per measurement (medians/minima); default: each section's own",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -1,4 +1,5 @@
 """``make bench`` sections about whole trials: benchmark costs and MLflow logging overhead."""
+
 from __future__ import annotations
 
 import statistics
@@ -35,8 +36,15 @@ def benchmarks_table(*, repeats: int = 1) -> list[dict]:
                 start = time.perf_counter()
                 result = run_trial(bench, config, training, 0, cache_dir=cache)
                 times.append(time.perf_counter() - start)
-        rows.append({"benchmark": name, "dense accuracy": dense_accuracy, "dense training s": dense_seconds,
-                     "trial s (200 steps, 1 thread)": min(times), "trial accuracy (4x1 @ 0.8)": result.accuracy})
+        rows.append(
+            {
+                "benchmark": name,
+                "dense accuracy": dense_accuracy,
+                "dense training s": dense_seconds,
+                "trial s (200 steps, 1 thread)": min(times),
+                "trial accuracy (4x1 @ 0.8)": result.accuracy,
+            }
+        )
     return rows
 
 
@@ -46,8 +54,9 @@ def _wait_for_drain(spool: Path, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def measure_logging_overhead(benchmark: str, *, repeats: int = 3, training: TrainingConfig | None = None,
-                             cache_dir: str | None = None) -> dict[str, float]:
+def measure_logging_overhead(
+    benchmark: str, *, repeats: int = 3, training: TrainingConfig | None = None, cache_dir: str | None = None
+) -> dict[str, float]:
     """What MLflow logging adds to a study's trial: tracked vs plain trial wall time (medians).
 
     A study logs through the log writer process (:mod:`workbench.tracking.spool`), so a trial
@@ -61,6 +70,7 @@ def measure_logging_overhead(benchmark: str, *, repeats: int = 3, training: Trai
     from the writer working on the other core, and this machine's run-to-run noise of several
     percent). ``writer_seconds`` is the writer's own time per trial (``time/logging_seconds``).
     """
+
     class _Timed(SpooledTracker):  # the time a trial's own process spends on MLflow and the spool
         blocking: list[float] = []
 
@@ -86,8 +96,16 @@ def measure_logging_overhead(benchmark: str, *, repeats: int = 3, training: Trai
         run_trial(benchmark, config, training, 0, cache_dir=cache_dir)  # dense baseline cached, not timed
         plain, tracked = [], []
         with SpoolWriter(spool, uri):
-            run_tracked_trial(tracker, exp_id, benchmark=benchmark, params=TYPICAL, training=training, seed=0,
-                              parent_run_id=parent, run_name="warm-up")  # the writer's imports, not timed
+            run_tracked_trial(
+                tracker,
+                exp_id,
+                benchmark=benchmark,
+                params=TYPICAL,
+                training=training,
+                seed=0,
+                parent_run_id=parent,
+                run_name="warm-up",
+            )  # the writer's imports, not timed
             for i in range(max(1, repeats)):
                 _wait_for_drain(spool)
                 start = time.perf_counter()
@@ -95,17 +113,30 @@ def measure_logging_overhead(benchmark: str, *, repeats: int = 3, training: Trai
                 plain.append(time.perf_counter() - start)
                 for j in range(2):
                     start = time.perf_counter()
-                    run_tracked_trial(tracker, exp_id, benchmark=benchmark, params=TYPICAL, training=training,
-                                      seed=0, parent_run_id=parent, run_name=f"overhead-{i}-{j}")
+                    run_tracked_trial(
+                        tracker,
+                        exp_id,
+                        benchmark=benchmark,
+                        params=TYPICAL,
+                        training=training,
+                        seed=0,
+                        parent_run_id=parent,
+                        run_name=f"overhead-{i}-{j}",
+                    )
                     if j:  # the first one only gives the writer something to log meanwhile
                         tracked.append(time.perf_counter() - start)
         runs = Tracker(uri).client.search_runs([exp_id], "tags.`workbench.kind` = 'trial'")
         writer = [r.data.metrics["time/logging_seconds"] for r in runs if "time/logging_seconds" in r.data.metrics]
     plain_s, tracked_s = statistics.median(plain), statistics.median(tracked)
     blocking = statistics.median(tracker.blocking)
-    return {"trial_seconds": plain_s, "tracked_seconds": tracked_s, "end_to_end": tracked_s / plain_s - 1.0,
-            "blocking_seconds": blocking, "fraction": blocking / plain_s,
-            "writer_seconds": statistics.median(writer) if writer else float("nan")}
+    return {
+        "trial_seconds": plain_s,
+        "tracked_seconds": tracked_s,
+        "end_to_end": tracked_s / plain_s - 1.0,
+        "blocking_seconds": blocking,
+        "fraction": blocking / plain_s,
+        "writer_seconds": statistics.median(writer) if writer else float("nan"),
+    }
 
 
 def tracking_table(*, repeats: int = 5) -> list[dict]:
@@ -115,8 +146,15 @@ def tracking_table(*, repeats: int = 5) -> list[dict]:
     for name in list_benchmarks():
         with tempfile.TemporaryDirectory() as cache:
             m = measure_logging_overhead(name, repeats=repeats, training=training, cache_dir=cache)
-        rows.append({"trial": f"{name}, {training.steps} steps", "plain trial s": m["trial_seconds"],
-                     "logging s in the trial": m["blocking_seconds"], "logging / trial": m["fraction"],
-                     "tracked trial s": m["tracked_seconds"], "tracked / plain - 1": m["end_to_end"],
-                     "log writer s (off the path)": m["writer_seconds"]})
+        rows.append(
+            {
+                "trial": f"{name}, {training.steps} steps",
+                "plain trial s": m["trial_seconds"],
+                "logging s in the trial": m["blocking_seconds"],
+                "logging / trial": m["fraction"],
+                "tracked trial s": m["tracked_seconds"],
+                "tracked / plain - 1": m["end_to_end"],
+                "log writer s (off the path)": m["writer_seconds"],
+            }
+        )
     return rows

@@ -13,6 +13,7 @@ Nothing is asserted; the numbers go into the README. Example:
 
     >>> rows = workers_table(repeats=1)   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "experiments" / "quick.yaml"
 
 
-def measure_search(workers: int, *, n_trials: int, cache_dir: str, storage: str | None = None,
-                   experiment: Path = QUICK) -> dict[str, float]:
+def measure_search(
+    workers: int, *, n_trials: int, cache_dir: str, storage: str | None = None, experiment: Path = QUICK
+) -> dict[str, float]:
     """Run one study of ``n_trials`` with ``workers`` workers; wall and steady trials/hour.
 
     ``storage`` is the Optuna storage (default: the embedded default for ``workers``).
@@ -67,8 +69,12 @@ def measure_search(workers: int, *, n_trials: int, cache_dir: str, storage: str 
         ends = sorted(t.datetime_complete for t in trials if t.user_attrs["worker"]["pid"] == pid)
         if len(ends) > 1:  # from the end of the worker's first trial (warm-up excluded) to its last
             steady += (len(ends) - 1) / (ends[-1] - ends[0]).total_seconds()
-    return {"wall_s": wall, "trials": float(len(trials)), "wall_per_hour": 3600 * len(trials) / wall,
-            "steady_per_hour": 3600 * steady}
+    return {
+        "wall_s": wall,
+        "trials": float(len(trials)),
+        "wall_per_hour": 3600 * len(trials) / wall,
+        "steady_per_hour": 3600 * steady,
+    }
 
 
 CASES = (("1", 1, None), ("1 (journal storage)", 1, "optuna.journal"), ("2", 2, None))
@@ -90,10 +96,17 @@ def workers_table(*, repeats: int = 3, n_trials: int = 16) -> list[dict]:
     for label, samples in runs.items():
         med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
         base = base or med
-        rows.append({"workers": label, "trials": int(med["trials"]), "wall s": med["wall_s"],
-                     "trials/hour (wall)": med["wall_per_hour"], "trials/hour (steady)": med["steady_per_hour"],
-                     "speed-up (wall)": med["wall_per_hour"] / base["wall_per_hour"],
-                     "speed-up (steady)": med["steady_per_hour"] / base["steady_per_hour"]})
+        rows.append(
+            {
+                "workers": label,
+                "trials": int(med["trials"]),
+                "wall s": med["wall_s"],
+                "trials/hour (wall)": med["wall_per_hour"],
+                "trials/hour (steady)": med["steady_per_hour"],
+                "speed-up (wall)": med["wall_per_hour"] / base["wall_per_hour"],
+                "speed-up (steady)": med["steady_per_hour"] / base["steady_per_hour"],
+            }
+        )
     return rows
 
 

@@ -11,6 +11,7 @@ Example:
     $ .venv/bin/python -m tools.notebooks                         # every notebook, default store
     $ .venv/bin/python -m tools.notebooks 02_sparsity_curves --experiment quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,13 +58,22 @@ def notebook_paths(folder: str | os.PathLike[str] = NOTEBOOKS_DIR, names: Sequen
 
 def count_images(nb: nbformat.NotebookNode, mime: str = "image/png") -> int:
     """How many outputs of ``nb`` carry a ``mime`` picture (figures shown by the notebook)."""
-    return sum(mime in output.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
-               for output in cell.get("outputs", []))
+    return sum(
+        mime in output.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
 
 
-def execute_notebook(path: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None,
-                     env: Mapping[str, str] | None = None, timeout: int = 600,
-                     kernel_name: str = "python3") -> nbformat.NotebookNode:
+def execute_notebook(
+    path: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: int = 600,
+    kernel_name: str = "python3",
+) -> nbformat.NotebookNode:
     """Run every cell of the notebook at ``path`` in a fresh kernel and return the executed notebook.
 
     The kernel runs in the notebook's folder with ``env`` added to this process's environment.
@@ -72,8 +82,9 @@ def execute_notebook(path: str | os.PathLike[str], *, output: str | os.PathLike[
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         client.execute(env={**os.environ, **(env or {})})
     finally:
@@ -88,8 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("names", nargs="*", help="notebooks to run (default: all)")
     parser.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help="folder of the notebooks")
     parser.add_argument("--output", default=None, help="folder of executed copies (default: NOTEBOOKS/_executed)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, "
-                                                             "else sqlite:///mlflow.db here)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
     parser.add_argument("--experiment", default=None, help="experiment name (default: the most recent study)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks executed at the same time")
@@ -128,14 +142,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             last = text.splitlines()[-1] if text else type(err).__name__
             _log.error("%s FAILED: %s (see %s)", path.name, last, output / path.name)
             return False
-        _log.info("%s: %d figures, %.1f s -> %s", path.name, count_images(nb), time.perf_counter() - start,
-                  output / path.name)
+        _log.info(
+            "%s: %d figures, %.1f s -> %s", path.name, count_images(nb), time.perf_counter() - start, output / path.name
+        )
         return True
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # one kernel process per running notebook
         ok = list(pool.map(run, paths))
     _log.info("%d of %d notebooks ran on experiment %r in %s", sum(ok), len(paths), experiment, uri)
     return 0 if all(ok) else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

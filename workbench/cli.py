@@ -18,6 +18,7 @@ Example:
 Each command imports the layers it needs inside its own function: that is start-up cost, not
 structure (``workbench ui`` and ``--help`` must not pay for torch, Optuna and MLflow's imports).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,18 +40,6 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(f"{self.prog}: {message}")
-
-
-class _TqdmHandler(logging.Handler):
-    """Log lines that do not break a running progress bar."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            from tqdm import tqdm
-
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # noqa: BLE001  (logging must never raise)
-            self.handleError(record)
 
 
 def _positive(text: str) -> int:
@@ -79,17 +68,29 @@ def _build_parser() -> _Parser:
     search = sub.add_parser("search", help="run (or resume) the experiment's Optuna study")
     search.add_argument("experiment", help="experiment YAML file")
     search.add_argument("--n-trials", type=_positive, help="total finished trials wanted (default: study.n_trials)")
-    search.add_argument("--workers", type=_positive, default=1,
-                        help="worker processes on the study, each with cores/N torch threads (default: 1)")
+    search.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes on the study, each with cores/N torch threads (default: 1)",
+    )
     search.add_argument("--tracking-uri", help=uri_help)
-    search.add_argument("--storage", help="Optuna storage URL or journal file (default: $WORKBENCH_STORAGE, "
-                                          "else optuna.db / optuna.journal)")
+    search.add_argument(
+        "--storage",
+        help="Optuna storage URL or journal file (default: $WORKBENCH_STORAGE, else optuna.db / optuna.journal)",
+    )
     search.set_defaults(func=_cmd_search)
 
     run = sub.add_parser("run", help="run one tracked trial of an experiment")
     run.add_argument("experiment", help="experiment YAML file")
-    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a search-space value, seed, benchmark, training.<field> or pruning.<key>")
+    run.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a search-space value, seed, benchmark, training.<field> or pruning.<key>",
+    )
     run.add_argument("--tracking-uri", help=uri_help)
     run.set_defaults(func=_cmd_run)
 
@@ -123,8 +124,12 @@ def _resume_command(args: argparse.Namespace) -> str:
     from workbench.infra.stores import redact_url
 
     words = ["workbench"] + (["-q"] if args.quiet else []) + ["search", args.experiment]
-    for flag, value in (("--n-trials", args.n_trials), ("--workers", args.workers if args.workers > 1 else None),
-                        ("--storage", args.storage), ("--tracking-uri", args.tracking_uri)):
+    for flag, value in (
+        ("--n-trials", args.n_trials),
+        ("--workers", args.workers if args.workers > 1 else None),
+        ("--storage", args.storage),
+        ("--tracking-uri", args.tracking_uri),
+    ):
         if value is not None:
             words += [flag, redact_url(str(value))]
     return shlex.join(words)
@@ -142,12 +147,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
         with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt
             experiment = load_experiment(args.experiment)
             _preflight(experiment, experiment.default_point())
-            study = run_study(experiment, n_trials=args.n_trials, workers=args.workers, storage=args.storage,
-                              tracking_uri=args.tracking_uri,
-                              show_progress_bar=sys.stderr.isatty() and not args.quiet)
+            study = run_study(
+                experiment,
+                n_trials=args.n_trials,
+                workers=args.workers,
+                storage=args.storage,
+                tracking_uri=args.tracking_uri,
+                show_progress_bar=sys.stderr.isatty() and not args.quiet,
+            )
     except KeyboardInterrupt:
-        print(f"interrupted: running trials marked failed, runs closed; resume with: {_resume_command(args)}",
-              file=sys.stderr)
+        print(
+            f"interrupted: running trials marked failed, runs closed; resume with: {_resume_command(args)}",
+            file=sys.stderr,
+        )
         return 130
     except WorkerError as err:
         print(f"error: {err}; resume with: {_resume_command(args)}", file=sys.stderr)
@@ -157,8 +169,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print(f"study {study.study_name!r}: {len(states)} trials ({summary})")
     if len(experiment.study.objectives) == 1 and any(s == "COMPLETE" for s in states):
         best = study.best_trial
-        print(f"best: trial {best.number} accuracy {best.value:.4f} {best.params} "
-              f"run {best.user_attrs.get('mlflow_run_id', '-')}")
+        print(
+            f"best: trial {best.number} accuracy {best.value:.4f} {best.params} "
+            f"run {best.user_attrs.get('mlflow_run_id', '-')}"
+        )
     elif any(s == "COMPLETE" for s in states):
         print(f"Pareto front: trials {sorted(t.number for t in study.best_trials)}")
     return 0
@@ -175,46 +189,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _preflight(experiment, point)
     tracker = Tracker(args.tracking_uri)
     exp_id = tracker.experiment_id(experiment.name)
-    run_id, result = run_tracked_trial(tracker, exp_id, benchmark=experiment.benchmark, params=point,
-                                       training=experiment.training, seed=seed, fixed=experiment.pruning,
-                                       run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
-                                       tags={"workbench.source": "run", **plugin_tags(experiment)})
+    run_id, result = run_tracked_trial(
+        tracker,
+        exp_id,
+        benchmark=experiment.benchmark,
+        params=point,
+        training=experiment.training,
+        seed=seed,
+        fixed=experiment.pruning,
+        run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
+        tags={"workbench.source": "run", **plugin_tags(experiment)},
+    )
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
-    print(f"run {run_id}: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), "
-          f"sparsity {sparsity:.3f}, {effective_params(point)}")
+    print(
+        f"run {run_id}: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), "
+        f"sparsity {sparsity:.3f}, {effective_params(point)}"
+    )
     return 0
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
-    from mlflow.exceptions import MlflowException
+    from workbench.study.rerun import rerun_trial
 
-    from workbench.infra.plugins import import_plugins
-    from workbench.pruner import ConfigError
-    from workbench.study.objective import PLUGINS_TAG
-    from workbench.tracking import Tracker
-    from workbench.trial import TrainingConfig, run_trial
-
-    tracker = Tracker(args.tracking_uri)
-    try:
-        spec, source = tracker.trial_spec(args.run_id)
-    except (MlflowException, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"run_id: cannot load trial.yaml of run {args.run_id!r} ({first})") from None
-    plugins = source.data.tags.get(PLUGINS_TAG, "")
-    import_plugins(filter(None, plugins.split(",")))
-    training = TrainingConfig(**spec["training"])
-    result = run_trial(spec["benchmark"], spec["pruning_config"], training, int(spec["seed"]))
-    params = {k: v for k, v in source.data.params.items() if not k.startswith("training.")}
-    new_id = tracker.trial_run(source.info.experiment_id, parent_run_id=None,
-                               run_name=f"rerun-{source.info.run_name}",
-                               tags={"workbench.rerun_of": args.run_id, "workbench.source": "rerun",
-                                     **({PLUGINS_TAG: plugins} if plugins else {})})
-    tracker.log_result(new_id, result, params)
-    tracker.finish(new_id, "COMPLETE")
-    before = source.data.metrics.get("accuracy")
-    same = before is not None and result.accuracy == before
-    print(f"rerun {new_id} of {args.run_id}: accuracy {result.accuracy!r} (source {before!r}): "
-          f"{'reproduced exactly' if same else 'DIFFERENT'}")
+    new_id, before, after = rerun_trial(args.run_id, args.tracking_uri)
+    same = before is not None and after == before
+    print(
+        f"rerun {new_id} of {args.run_id}: accuracy {after!r} (source {before!r}): "
+        f"{'reproduced exactly' if same else 'DIFFERENT'}"
+    )
     return 0 if same else 1
 
 
@@ -222,8 +224,20 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from workbench.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
-           "--port", str(args.port), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
     print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(cmd)
     try:
@@ -234,18 +248,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
-def _setup_logging(quiet: bool) -> None:
-    import optuna
-
-    handler = _TqdmHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("workbench")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
-    root.propagate = False
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged by workbench.study.workers
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script; returns the exit status."""
     try:
@@ -253,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as err:
         print(f"error: {err}".replace("\n", " "), file=sys.stderr)
         return 2
-    _setup_logging(args.quiet)
+    from workbench.study.console import setup_logging
+
+    setup_logging(args.quiet)
     try:
         return args.func(args)
     except ValueError as err:

@@ -1,4 +1,5 @@
 """Small experiment dicts and files for tests that run studies."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,16 +9,31 @@ import yaml
 __all__ = ["experiment", "write_experiment"]
 
 
-def experiment(name: str, benchmark: str, *, n_trials: int, steps: int = 20, targets=(0.5, 0.9),
-               sampler: str = "grid") -> dict:
+def experiment(
+    name: str, benchmark: str, *, n_trials: int, steps: int = 20, targets=(0.5, 0.9), sampler: str = "grid"
+) -> dict:
     low, high = targets
-    return {"name": name, "benchmark": benchmark,
-            "training": {"steps": steps, "batch_size": 32, "lr": 0.05, "eval_every": 2, "pruning_frequency": 2,
-                         "start_fraction": 0.1, "end_fraction": 0.5, "threads": 1},
-            "search_space": {"pattern": "1x1", "criterion": "magnitude", "scheduler": "oneshot",
-                             "target_sparsity": {"low": low, "high": high, "step": round(high - low, 6)}},
-            "study": {"n_trials": n_trials, "sampler": sampler, "objectives": ["accuracy"], "pruner": "none",
-                      "seed": 0}}
+    return {
+        "name": name,
+        "benchmark": benchmark,
+        "training": {
+            "steps": steps,
+            "batch_size": 32,
+            "lr": 0.05,
+            "eval_every": 2,
+            "pruning_frequency": 2,
+            "start_fraction": 0.1,
+            "end_fraction": 0.5,
+            "threads": 1,
+        },
+        "search_space": {
+            "pattern": "1x1",
+            "criterion": "magnitude",
+            "scheduler": "oneshot",
+            "target_sparsity": {"low": low, "high": high, "step": round(high - low, 6)},
+        },
+        "study": {"n_trials": n_trials, "sampler": sampler, "objectives": ["accuracy"], "pruner": "none", "seed": 0},
+    }
 
 
 def write_experiment(folder: Path, data: dict) -> Path:

@@ -19,6 +19,7 @@ Example:
     'postgresql://workbench:...@127.0.0.1:41234/optuna'
     >>> server.stop()                                 # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import glob
@@ -68,8 +69,10 @@ def find_pg_bin(*, install: bool = True) -> tuple[Path | None, str]:
     if dirs:
         return dirs[0], ""
     if not install or not _can_install():
-        return None, ("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin) and cannot be "
-                      "installed here (needs root and apt-get); install the Debian package `postgresql`")
+        return None, (
+            "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin) and cannot be "
+            "installed here (needs root and apt-get); install the Debian package `postgresql`"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
         try:
@@ -116,8 +119,15 @@ class PostgresServer:
         """A psycopg connection to ``database`` as the workbench user (a context manager)."""
         import psycopg
 
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER, password=self.password,
-                               dbname=database, connect_timeout=10, autocommit=autocommit)
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=PG_USER,
+            password=self.password,
+            dbname=database,
+            connect_timeout=10,
+            autocommit=autocommit,
+        )
 
     def create_database(self, name: str) -> None:
         """``CREATE DATABASE name`` (owned by the workbench user)."""
@@ -134,8 +144,11 @@ class PostgresServer:
         """Stop the server (fast shutdown; SIGKILL of the postmaster if that fails) and delete the folder."""
         if self.data_dir.exists():
             try:
-                _run_pg(self, [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                               "-t", "30", "stop"], check=False)
+                _run_pg(
+                    self,
+                    [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30", "stop"],
+                    check=False,
+                )
             except subprocess.TimeoutExpired:
                 pass
             pid_file = self.data_dir / "postmaster.pid"
@@ -152,8 +165,9 @@ def _run_pg(server: PostgresServer, cmd: list[str], *, check: bool = True) -> su
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
     done = subprocess.run(cmd, cwd=server.base, capture_output=True, text=True, timeout=60)
     if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {(done.stderr or done.stdout).strip()}\n"
-                           f"{server.log_tail()}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited {done.returncode}: {(done.stderr or done.stdout).strip()}\n{server.log_tail()}"
+        )
     return done
 
 
@@ -168,26 +182,56 @@ def start_postgres(bin_dir: Path | None = None, *, attempts: int = 3) -> Postgre
             raise RuntimeError(reason)
     as_postgres = os.geteuid() == 0
     base = Path(tempfile.mkdtemp(prefix="workbench-pg-"))
-    server = PostgresServer(bin_dir=bin_dir, base=base, port=0, password=secrets.token_hex(8),
-                            as_postgres=as_postgres)
+    server = PostgresServer(bin_dir=bin_dir, base=base, port=0, password=secrets.token_hex(8), as_postgres=as_postgres)
     try:
         (base / "pwfile").write_text(server.password + "\n")
         if as_postgres:
             shutil.chown(base, "postgres", "postgres")
             shutil.chown(base / "pwfile", "postgres", "postgres")
-        _run_pg(server, [str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", PG_USER, "-E", "UTF8",
-                         "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256",
-                         f"--pwfile={base / 'pwfile'}"])
+        _run_pg(
+            server,
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(server.data_dir),
+                "-U",
+                PG_USER,
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={base / 'pwfile'}",
+            ],
+        )
         for _attempt in range(attempts):  # the free port may be taken between free_port() and the bind
             server.port = free_port()
-            options = (f"-c listen_addresses=127.0.0.1 -p {server.port} -c unix_socket_directories={base} "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-            done = _run_pg(server, [str(bin_dir / "pg_ctl"), "-D", str(server.data_dir), "-l",
-                                    str(server.log_path), "-w", "-t", "60", "-o", options, "start"], check=False)
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {server.port} -c unix_socket_directories={base} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            )
+            done = _run_pg(
+                server,
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(server.data_dir),
+                    "-l",
+                    str(server.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
+                    "start",
+                ],
+                check=False,
+            )
             if done.returncode == 0:
                 return server
-        raise RuntimeError(f"pg_ctl start failed {attempts} times: {(done.stderr or done.stdout).strip()}\n"
-                           f"{server.log_tail()}")
+        raise RuntimeError(
+            f"pg_ctl start failed {attempts} times: {(done.stderr or done.stdout).strip()}\n{server.log_tail()}"
+        )
     except BaseException:
         server.stop()
         raise
@@ -211,17 +255,31 @@ def stop_process(proc: subprocess.Popen, *, timeout: float = 15.0) -> None:
     proc.wait()
 
 
-def start_mlflow_server(backend_uri: str, artifacts_dir: Path, *, log_path: Path, workers: int = 1,
-                        timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
+def start_mlflow_server(
+    backend_uri: str, artifacts_dir: Path, *, log_path: Path, workers: int = 1, timeout: float = 90.0
+) -> tuple[subprocess.Popen, str]:
     """``mlflow server`` over ``backend_uri`` with proxied artifacts in ``artifacts_dir``.
 
     Returns the process (its own process group; stop it with :func:`stop_process`) and the
     tracking URI ``http://127.0.0.1:<port>`` once ``/health`` answers.
     """
     port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-           "--artifacts-destination", str(artifacts_dir), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -238,5 +296,4 @@ def start_mlflow_server(backend_uri: str, artifacts_dir: Path, *, log_path: Path
             time.sleep(0.5)
     stop_process(proc)
     tail = "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-20:])
-    raise RuntimeError(f"mlflow server did not answer on {uri} within {timeout:.0f}s (exit {proc.returncode}):\n"
-                       f"{tail}")
+    raise RuntimeError(f"mlflow server did not answer on {uri} within {timeout:.0f}s (exit {proc.returncode}):\n{tail}")

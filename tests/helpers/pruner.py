@@ -1,4 +1,5 @@
 """Small models and a training loop shared by the pruner tests."""
+
 from __future__ import annotations
 
 import torch
@@ -42,8 +43,7 @@ def batches(model: nn.Module, steps: int, seed: int = 0):
         yield torch.randn(shape, generator=g), torch.randint(0, 4, (8,), generator=g)
 
 
-def train(model, config, steps: int, *, seed: int = 0, pruning=None, optimizer=None, start: int = 0,
-          record=None):
+def train(model, config, steps: int, *, seed: int = 0, pruning=None, optimizer=None, start: int = 0, record=None):
     """Explicit-hook training loop; returns the Pruning object."""
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     pruning = pruning or prepare_pruning(model, config)

@@ -1,4 +1,5 @@
 """Trial results without training: a complete :class:`TrialResult` and a stand-in trial runner."""
+
 from __future__ import annotations
 
 from workbench.study.objective import TrialRunner
@@ -11,17 +12,36 @@ def make_result(layers=("net.0", "net.2"), steps=(0, 10, 20), seed=0) -> TrialRe
     """A complete result of two pruned layers and a head, with every curve filled."""
     curve = {s: round(s / 40, 3) for s in steps}
     return TrialResult(
-        benchmark="mlp-digits", seed=seed, params={"pattern": "4x1", "criterion": "magnitude"},
-        pruning_config={"pruning_configs": [{"pattern": "4x1", "pruning_type": "magnitude_progressive"}], "pattern": "1x1",
-                        "target_sparsity": 0.5, "pruning_scope": "local"},
-        training={"steps": 20, "lr": 0.01}, accuracy=0.9, dense_accuracy=0.95,
+        benchmark="mlp-digits",
+        seed=seed,
+        params={"pattern": "4x1", "criterion": "magnitude"},
+        pruning_config={
+            "pruning_configs": [{"pattern": "4x1", "pruning_type": "magnitude_progressive"}],
+            "pattern": "1x1",
+            "target_sparsity": 0.5,
+            "pruning_scope": "local",
+        },
+        training={"steps": 20, "lr": 0.01},
+        accuracy=0.9,
+        dense_accuracy=0.95,
         sparsity={k: dict(curve) for k in SPARSITY_KEYS},
         layer_sparsity={name: dict(curve) for name in layers},
         layer_blockwise_sparsity={name: dict(curve) for name in layers},
-        train_loss={s: 1.0 / (s + 1) for s in range(1, 21)}, eval_accuracy={10: 0.91, 20: 0.9},
-        layers=[{"name": n, "type": "Linear", "shape": [8, 8], "pruned": True, "reason": "", "pruner": 0}
-                for n in layers] + [{"name": "head", "type": "Linear", "shape": [10, 8], "pruned": False,
-                                     "reason": "last linear layer", "pruner": None}],
+        train_loss={s: 1.0 / (s + 1) for s in range(1, 21)},
+        eval_accuracy={10: 0.91, 20: 0.9},
+        layers=[
+            {"name": n, "type": "Linear", "shape": [8, 8], "pruned": True, "reason": "", "pruner": 0} for n in layers
+        ]
+        + [
+            {
+                "name": "head",
+                "type": "Linear",
+                "shape": [10, 8],
+                "pruned": False,
+                "reason": "last linear layer",
+                "pruner": None,
+            }
+        ],
         timings={"total": 10.0, "finetune": 8.0},
     )
 
@@ -44,13 +64,22 @@ def fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, c
         if on_eval:
             on_eval(step, evals[step])
     curve = {0: 0.0, training.steps: target}
-    return TrialResult(benchmark=benchmark, seed=seed, params={}, pruning_config=pruning_config,
-                       training=training.to_dict(), accuracy=final, dense_accuracy=0.95,
-                       sparsity={k: dict(curve) for k in SPARSITY_KEYS}, layer_sparsity={"fc.0": dict(curve)},
-                       layer_blockwise_sparsity={"fc.0": dict(curve)},
-                       train_loss={s: 1.0 / s for s in range(1, training.steps + 1)}, eval_accuracy=evals,
-                       layers=[{"name": "fc.0", "type": "Linear", "shape": [8, 8], "pruned": True,
-                                "reason": "", "pruner": 0}], timings={"total": 1.0})
+    return TrialResult(
+        benchmark=benchmark,
+        seed=seed,
+        params={},
+        pruning_config=pruning_config,
+        training=training.to_dict(),
+        accuracy=final,
+        dense_accuracy=0.95,
+        sparsity={k: dict(curve) for k in SPARSITY_KEYS},
+        layer_sparsity={"fc.0": dict(curve)},
+        layer_blockwise_sparsity={"fc.0": dict(curve)},
+        train_loss={s: 1.0 / s for s in range(1, training.steps + 1)},
+        eval_accuracy=evals,
+        layers=[{"name": "fc.0", "type": "Linear", "shape": [8, 8], "pruned": True, "reason": "", "pruner": 0}],
+        timings={"total": 1.0},
+    )
 
 
 FAKE = TrialRunner(build_config=fake_build_pruning_config, run=fake_run_trial)

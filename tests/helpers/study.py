@@ -1,4 +1,5 @@
 """A ``workbench search`` subprocess, polling its Optuna store, and reading its MLflow runs."""
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,20 @@ def start_search(folder: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]))
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("WORKBENCH_STORAGE", None)
-    return subprocess.Popen([sys.executable, "-m", "workbench", "search", "exp.yaml", *args], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench", "search", "exp.yaml", *args],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def wait_for_running_trial(proc: subprocess.Popen, storage: str, name: str, *, complete: int = 0,
-                           timeout: float = 240.0) -> optuna.trial.FrozenTrial:
+def wait_for_running_trial(
+    proc: subprocess.Popen, storage: str, name: str, *, complete: int = 0, timeout: float = 240.0
+) -> optuna.trial.FrozenTrial:
     """Poll the Optuna storage until a trial runs with its MLflow run (after ``complete`` complete ones)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

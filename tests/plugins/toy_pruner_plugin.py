@@ -4,6 +4,7 @@ Importing this module registers them; nothing else in the library is edited. Use
 tests/test_pruner_extension.py, whose fixture removes them again (``conftest.py`` here keeps
 pytest's doctest collection from importing it).
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,9 @@ class StaircaseScheduler(Scheduler):
     def total_prune_steps(self) -> int:
         return (self.config.end_step - self.config.start_step) // self.config.pruning_frequency
 
-    def update_sparsity_ratio(self, target_ratio: float, current_prune_step: int, total_prune_steps: int,
-                              init_ratio: float = 0.0) -> float:
+    def update_sparsity_ratio(
+        self, target_ratio: float, current_prune_step: int, total_prune_steps: int, init_ratio: float = 0.0
+    ) -> float:
         if total_prune_steps <= 0 or current_prune_step >= total_prune_steps:
             return target_ratio
         x = current_prune_step / total_prune_steps

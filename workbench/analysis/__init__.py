@@ -10,29 +10,47 @@ Example:
     >>> "trials_frame" in analysis.__all__
     True
 """
+
 from workbench.analysis.figures import (
-                                        plot_accuracy_vs_sparsity,
-                                        plot_eval_curves,
-                                        plot_global_curves,
-                                        plot_layer_curves,
-                                        plot_layer_heatmap,
-                                        plot_metric_by_group,
+    plot_accuracy_vs_sparsity,
+    plot_eval_curves,
+    plot_global_curves,
+    plot_layer_curves,
+    plot_layer_heatmap,
+    plot_metric_by_group,
 )
 from workbench.analysis.frames import (
-                                        SUMMARY_COLUMNS,
-                                        curves_frame,
-                                        eval_frame,
-                                        global_curves_frame,
-                                        param_importances,
-                                        trials_frame,
+    SUMMARY_COLUMNS,
+    curves_frame,
+    eval_frame,
+    global_curves_frame,
+    param_importances,
+    trials_frame,
 )
 from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_spread, variance_explained
 from workbench.analysis.store import default_tracking_uri, latest_experiment, metric_history_frame
 from workbench.study.figures import plot_importances
 
 __all__ = [
-    "SUMMARY_COLUMNS", "best_by", "curves_frame", "default_tracking_uri", "eval_frame", "global_curves_frame",
-    "latest_experiment", "metric_history_frame", "param_importances", "pareto_front", "pick_trials",
-    "plot_accuracy_vs_sparsity", "plot_eval_curves", "plot_global_curves", "plot_importances", "plot_layer_curves",
-    "plot_layer_heatmap", "plot_metric_by_group", "seed_spread", "trials_frame", "variance_explained",
+    "SUMMARY_COLUMNS",
+    "best_by",
+    "curves_frame",
+    "default_tracking_uri",
+    "eval_frame",
+    "global_curves_frame",
+    "latest_experiment",
+    "metric_history_frame",
+    "param_importances",
+    "pareto_front",
+    "pick_trials",
+    "plot_accuracy_vs_sparsity",
+    "plot_eval_curves",
+    "plot_global_curves",
+    "plot_importances",
+    "plot_layer_curves",
+    "plot_layer_heatmap",
+    "plot_metric_by_group",
+    "seed_spread",
+    "trials_frame",
+    "variance_explained",
 ]

@@ -13,6 +13,7 @@ Example:
     >>> fig.axes[0].get_xlabel()
     'achieved sparsity'
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,8 +27,14 @@ from matplotlib.lines import Line2D
 from workbench.analysis.stats import seed_spread
 from workbench.pruner import ConfigError
 
-__all__ = ["plot_accuracy_vs_sparsity", "plot_eval_curves", "plot_global_curves", "plot_layer_curves",
-           "plot_layer_heatmap", "plot_metric_by_group"]
+__all__ = [
+    "plot_accuracy_vs_sparsity",
+    "plot_eval_curves",
+    "plot_global_curves",
+    "plot_layer_curves",
+    "plot_layer_heatmap",
+    "plot_metric_by_group",
+]
 
 _MARKERS = "osD^vP*Xph<>"
 _MAX_LEGEND = 12
@@ -49,8 +56,15 @@ def _one_run(curves: pd.DataFrame, run_id: str | None) -> tuple[pd.DataFrame, st
     return rows, _label(rows["trial"].iloc[0], run_id)
 
 
-def plot_accuracy_vs_sparsity(df: pd.DataFrame, *, x: str = "sparsity", y: str = "accuracy", color: str = "pattern",
-                              marker: str = "criterion", front: pd.DataFrame | None = None) -> Figure:
+def plot_accuracy_vs_sparsity(
+    df: pd.DataFrame,
+    *,
+    x: str = "sparsity",
+    y: str = "accuracy",
+    color: str = "pattern",
+    marker: str = "criterion",
+    front: pd.DataFrame | None = None,
+) -> Figure:
     """Each trial as a point: colour by ``color`` (pattern), marker by ``marker`` (criterion).
 
     ``front`` (e.g. :func:`workbench.analysis.pareto_front` of ``df``) is drawn as a line on top.
@@ -61,8 +75,9 @@ def plot_accuracy_vs_sparsity(df: pd.DataFrame, *, x: str = "sparsity", y: str =
     colors = {v: f"C{i % 10}" for i, v in enumerate(sorted(valid[color].astype(str).unique()))}
     markers = {v: _MARKERS[i % len(_MARKERS)] for i, v in enumerate(sorted(valid[marker].astype(str).unique()))}
     for (c, m), rows in valid.groupby([valid[color].astype(str), valid[marker].astype(str)]):
-        ax.scatter(rows[x], rows[y], color=colors[c], marker=markers[m], s=40, alpha=0.85, edgecolor="black",
-                   linewidth=0.4)
+        ax.scatter(
+            rows[x], rows[y], color=colors[c], marker=markers[m], s=40, alpha=0.85, edgecolor="black", linewidth=0.4
+        )
     if front is not None and len(front):
         ordered = front.sort_values(x)
         ax.plot(ordered[x], ordered[y], "-", color="black", linewidth=1, label="Pareto front", zorder=0)
@@ -70,8 +85,11 @@ def plot_accuracy_vs_sparsity(df: pd.DataFrame, *, x: str = "sparsity", y: str =
     handles += [Line2D([], [], color="gray", marker=v, linestyle="", label=f"{marker}={k}") for k, v in markers.items()]
     handles += [h for h in ax.get_legend_handles_labels()[0]]  # the Pareto front line, when drawn
     ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set(title=f"{y} vs {'achieved sparsity' if x == 'sparsity' else x}",
-           xlabel="achieved sparsity" if x == "sparsity" else x, ylabel=y)
+    ax.set(
+        title=f"{y} vs {'achieved sparsity' if x == 'sparsity' else x}",
+        xlabel="achieved sparsity" if x == "sparsity" else x,
+        ylabel=y,
+    )
     fig.subplots_adjust(left=0.1, right=0.7, bottom=0.12, top=0.9)
     return fig
 
@@ -104,8 +122,9 @@ def plot_layer_heatmap(curves: pd.DataFrame, *, run_id: str | None = None, value
     edges = np.append(steps, steps[-1] + (np.diff(steps).min() if len(steps) > 1 else 1.0)) if len(steps) else [0, 1]
     fig = Figure(figsize=(8, 1.2 + 0.35 * max(1, len(grid))), dpi=80)
     ax = fig.subplots()
-    mesh = ax.pcolormesh(edges, np.arange(len(grid) + 1), grid.to_numpy(dtype=float), vmin=0.0, vmax=1.0,
-                         cmap="viridis")
+    mesh = ax.pcolormesh(
+        edges, np.arange(len(grid) + 1), grid.to_numpy(dtype=float), vmin=0.0, vmax=1.0, cmap="viridis"
+    )
     ax.set_yticks(np.arange(len(grid)) + 0.5, [str(i) for i in grid.index], fontsize=7)
     ax.invert_yaxis()
     ax.set(title=f"{title}: {value} sparsity (layer x step)", xlabel="step")
@@ -123,8 +142,9 @@ def plot_global_curves(frame: pd.DataFrame, *, metrics: Sequence[str] | None = N
     for ax, name in zip(axes, names):
         for i, (trial, run_id) in enumerate(runs):
             rows = frame[(frame["run_id"] == run_id) & (frame["metric"] == name)]
-            ax.plot(rows["step"], rows["value"], drawstyle="steps-post", color=f"C{i % 10}",
-                    label=_label(trial, run_id))
+            ax.plot(
+                rows["step"], rows["value"], drawstyle="steps-post", color=f"C{i % 10}", label=_label(trial, run_id)
+            )
         ax.set(title=name, xlabel="step", ylim=(-0.02, 1.02))
     axes[0].set_ylabel("sparsity")
     if 0 < len(runs) <= _MAX_LEGEND:
@@ -147,16 +167,25 @@ def plot_eval_curves(frame: pd.DataFrame, *, dense: pd.Series | None = None) -> 
         ax.plot(rows["step"], rows["accuracy"], "o-", markersize=3, color=f"C{i % 10}", label=_label(trial, run_id))
         if dense is not None and run_id in dense.index and not pd.isna(dense[run_id]):
             ax.axhline(float(dense[run_id]), color=f"C{i % 10}", linestyle=":", linewidth=1)
-    ax.set(title="Accuracy during fine-tuning" + (" (dotted: dense)" if dense is not None else ""),
-           xlabel="step", ylabel="accuracy")
+    ax.set(
+        title="Accuracy during fine-tuning" + (" (dotted: dense)" if dense is not None else ""),
+        xlabel="step",
+        ylabel="accuracy",
+    )
     if 0 < len(runs) <= _MAX_LEGEND:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def plot_metric_by_group(df: pd.DataFrame, *, x: str = "target_sparsity", groups: Sequence[str] = ("criterion",),
-                         metric: str = "accuracy", seed: str = "seed") -> Figure:
+def plot_metric_by_group(
+    df: pd.DataFrame,
+    *,
+    x: str = "target_sparsity",
+    groups: Sequence[str] = ("criterion",),
+    metric: str = "accuracy",
+    seed: str = "seed",
+) -> Figure:
     """``metric`` against ``x``, one panel per column of ``groups``, one line per group value.
 
     Lines join the mean over seeds (:func:`workbench.analysis.seed_spread`); where a point has
@@ -175,12 +204,18 @@ def plot_metric_by_group(df: pd.DataFrame, *, x: str = "target_sparsity", groups
             ax.plot(rows[x], rows[f"{metric}_mean"], "o-", color=color, markersize=4, label=str(value))
             several = rows[rows["n_seeds"] > 1]
             if len(several):
-                ax.errorbar(several[x], several[f"{metric}_mean"], yerr=several[f"{metric}_std"], fmt="none",
-                            ecolor=color, capsize=3, linewidth=1)
+                ax.errorbar(
+                    several[x],
+                    several[f"{metric}_mean"],
+                    yerr=several[f"{metric}_std"],
+                    fmt="none",
+                    ecolor=color,
+                    capsize=3,
+                    linewidth=1,
+                )
         ax.set(title=f"{metric} vs {x} per {group}", xlabel=x)
         if len(ax.get_legend_handles_labels()[0]):
             ax.legend(fontsize=7, title=group, title_fontsize=7)
     axes[0].set_ylabel(metric)
     fig.tight_layout()
     return fig
-

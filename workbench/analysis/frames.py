@@ -18,6 +18,7 @@ Example:
     >>> trials = analysis.trials_frame(name, client=uri)           # doctest: +SKIP
     >>> analysis.pareto_front(trials[trials.state == "COMPLETE"])  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,21 +47,49 @@ from workbench.study.report import param_importances as fanova
 from workbench.trial.space import SEARCH_DIMS
 
 __all__ = [
-    "SUMMARY_COLUMNS", "best_by", "curves_frame", "default_tracking_uri", "eval_frame", "global_curves_frame",
-    "latest_experiment", "metric_history_frame", "param_importances", "pareto_front", "pick_trials", "seed_spread",
-    "trials_frame", "variance_explained",
+    "SUMMARY_COLUMNS",
+    "best_by",
+    "curves_frame",
+    "default_tracking_uri",
+    "eval_frame",
+    "global_curves_frame",
+    "latest_experiment",
+    "metric_history_frame",
+    "param_importances",
+    "pareto_front",
+    "pick_trials",
+    "seed_spread",
+    "trials_frame",
+    "variance_explained",
 ]
 
 _log = logging.getLogger(__name__)
 
 KNOBS = (*SEARCH_DIMS, "seed")
 """Trial params that can differ between trials (candidates for importances)."""
-SUMMARY_COLUMNS = ("trial", "state", "pattern", "criterion", "scheduler", "target_sparsity", "seed", "accuracy",
-                   "accuracy_drop", "sparsity", "blockwise_sparsity")
+SUMMARY_COLUMNS = (
+    "trial",
+    "state",
+    "pattern",
+    "criterion",
+    "scheduler",
+    "target_sparsity",
+    "seed",
+    "accuracy",
+    "accuracy_drop",
+    "sparsity",
+    "blockwise_sparsity",
+)
 """The columns of :func:`trials_frame` a summary table shows."""
-_FINALS = {"accuracy": "accuracy", "dense_accuracy": "dense_accuracy", "accuracy_drop": "accuracy_drop",
-           "sparsity/elementwise_over_matmul_gemm_conv": "sparsity", "sparsity/elementwise_over_all": "sparsity_all",
-           "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity", "time/total_seconds": "seconds"}
+_FINALS = {
+    "accuracy": "accuracy",
+    "dense_accuracy": "dense_accuracy",
+    "accuracy_drop": "accuracy_drop",
+    "sparsity/elementwise_over_matmul_gemm_conv": "sparsity",
+    "sparsity/elementwise_over_all": "sparsity_all",
+    "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity",
+    "time/total_seconds": "seconds",
+}
 _STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}
 
 
@@ -76,8 +105,9 @@ def _coerce(column: pd.Series) -> pd.Series:
         return column
 
 
-def trials_frame(experiment: str, *, client: ClientLike = None, study: str | None = None,
-                 include_training: bool = False) -> pd.DataFrame:
+def trials_frame(
+    experiment: str, *, client: ClientLike = None, study: str | None = None, include_training: bool = False
+) -> pd.DataFrame:
     """One row per trial run of ``experiment``: identity, state, params and final metrics.
 
     Columns: ``run_id``, ``trial`` (Optuna trial number; missing for ``workbench run`` runs),
@@ -98,13 +128,17 @@ def trials_frame(experiment: str, *, client: ClientLike = None, study: str | Non
     for run in trial_runs(client, experiment, study=study):
         tags, info = run.data.tags, run.info
         row: dict[str, Any] = {
-            "run_id": info.run_id, "trial": _trial_number(run), "study": tags.get("optuna.study_name", ""),
+            "run_id": info.run_id,
+            "trial": _trial_number(run),
+            "study": tags.get("optuna.study_name", ""),
             "state": tags.get("workbench.trial_state") or _STATE.get(info.status, info.status),
             "status": info.status,
             "source": tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run"),
-            "run_name": info.run_name}
-        row.update({k: v for k, v in sorted(run.data.params.items())
-                    if include_training or not k.startswith("training.")})
+            "run_name": info.run_name,
+        }
+        row.update(
+            {k: v for k, v in sorted(run.data.params.items()) if include_training or not k.startswith("training.")}
+        )
         row.update({column: run.data.metrics.get(key, float("nan")) for key, column in _FINALS.items()})
         row["parent_run_id"] = tags.get("mlflow.parentRunId", "")
         row["start_time"] = pd.Timestamp(info.start_time, unit="ms")
@@ -119,13 +153,15 @@ def trials_frame(experiment: str, *, client: ClientLike = None, study: str | Non
     for column in params:
         frame[column] = _coerce(frame[column])
     frame["trial"] = frame["trial"].astype("Int64")
-    order = frame.assign(_alone=frame["study"] == "").sort_values(["_alone", "study", "trial", "start_time"],
-                                                                  na_position="last", kind="stable")
+    order = frame.assign(_alone=frame["study"] == "").sort_values(
+        ["_alone", "study", "trial", "start_time"], na_position="last", kind="stable"
+    )
     return frame.loc[order.index].reset_index(drop=True)
 
 
-def _series(experiment: str, prefixes: tuple[str, ...], *, client: ClientLike, run_ids: Iterable[str] | None,
-            study: str | None) -> pd.DataFrame:
+def _series(
+    experiment: str, prefixes: tuple[str, ...], *, client: ClientLike, run_ids: Iterable[str] | None, study: str | None
+) -> pd.DataFrame:
     """History of every key starting with one of ``prefixes``, plus the run's trial number."""
     client = get_client(client)
     runs = trial_runs(client, experiment, study=study, run_ids=run_ids)
@@ -136,8 +172,9 @@ def _series(experiment: str, prefixes: tuple[str, ...], *, client: ClientLike, r
     return frame
 
 
-def curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None,
-                 study: str | None = None) -> pd.DataFrame:
+def curves_frame(
+    experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None, study: str | None = None
+) -> pd.DataFrame:
     """Per-layer sparsity curves in long format: trial, run_id, layer, step, elementwise, blockwise.
 
     ``elementwise`` comes from ``layer_sparsity/<layer>``, ``blockwise`` from
@@ -147,14 +184,16 @@ def curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *, clien
         >>> curves = curves_frame("quick", trials.run_id[:2], client=uri)        # doctest: +SKIP
         >>> curves.pivot_table(index="layer", columns="step", values="elementwise")  # doctest: +SKIP
     """
-    frame = _series(experiment, ("layer_sparsity/", "layer_blockwise_sparsity/"), client=client, run_ids=run_ids,
-                    study=study)
+    frame = _series(
+        experiment, ("layer_sparsity/", "layer_blockwise_sparsity/"), client=client, run_ids=run_ids, study=study
+    )
     columns = ["trial", "run_id", "layer", "step", "elementwise", "blockwise"]
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in columns[4:] else "object") for c in columns})
     parts = frame["key"].str.partition("/")
-    frame = frame.assign(kind=parts[0].map({"layer_sparsity": "elementwise", "layer_blockwise_sparsity": "blockwise"}),
-                         layer=parts[2])
+    frame = frame.assign(
+        kind=parts[0].map({"layer_sparsity": "elementwise", "layer_blockwise_sparsity": "blockwise"}), layer=parts[2]
+    )
     wide = frame.set_index(["trial", "run_id", "layer", "step", "kind"])["value"].unstack("kind").reset_index()
     for column in ("elementwise", "blockwise"):
         if column not in wide:
@@ -163,8 +202,9 @@ def curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *, clien
     return wide[columns].sort_values(columns[:4]).reset_index(drop=True)
 
 
-def global_curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None,
-                        study: str | None = None) -> pd.DataFrame:
+def global_curves_frame(
+    experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None, study: str | None = None
+) -> pd.DataFrame:
     """Global sparsity curves in long format: trial, run_id, step, metric, value.
 
     ``metric`` is the series name without its ``sparsity/`` prefix
@@ -176,8 +216,9 @@ def global_curves_frame(experiment: str, run_ids: Iterable[str] | None = None, *
     return frame[columns].sort_values(columns[:4]).reset_index(drop=True)
 
 
-def eval_frame(experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None,
-               study: str | None = None) -> pd.DataFrame:
+def eval_frame(
+    experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None, study: str | None = None
+) -> pd.DataFrame:
     """Test accuracy measured during fine-tuning (``eval/accuracy``): trial, run_id, step, accuracy."""
     frame = _series(experiment, ("eval/accuracy",), client=client, run_ids=run_ids, study=study)
     frame = frame[frame["key"] == "eval/accuracy"].rename(columns={"value": "accuracy"})
@@ -198,8 +239,9 @@ def _storage_spec(spec: str, tracking_uri: str) -> str | None:
     return sqlite_url(path) if sqlite_path(spec) is not None else str(path)
 
 
-def param_importances(experiment: str, *, client: ClientLike = None, study: str | None = None,
-                      target: str = "accuracy", seed: int = 0) -> pd.Series:
+def param_importances(
+    experiment: str, *, client: ClientLike = None, study: str | None = None, target: str = "accuracy", seed: int = 0
+) -> pd.Series:
     """Importance of each varied knob for ``target``, largest first (``.attrs["method"]`` says how).
 
     Preferred: Optuna's fANOVA importances (:func:`workbench.study.report.param_importances`) of the

@@ -12,6 +12,7 @@ Example:
     >>> best_by(df, "pattern")[["pattern", "accuracy"]].values.tolist()
     [['4x1', 0.9], ['2:4', 0.8]]
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
             raise ConfigError(f"{what}: column {column!r} is not in the frame; allowed: {allowed}")
 
 
-def pareto_front(df: pd.DataFrame, *, x: str = "sparsity", y: str = "accuracy",
-                 maximize: tuple[bool, bool] = (True, True)) -> pd.DataFrame:
+def pareto_front(
+    df: pd.DataFrame, *, x: str = "sparsity", y: str = "accuracy", maximize: tuple[bool, bool] = (True, True)
+) -> pd.DataFrame:
     """The rows no other row dominates in (``x``, ``y``), sorted by ``x``.
 
     A row is dominated when another is at least as good in both columns and better in one
@@ -77,13 +79,17 @@ def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", maximize
     """
     _need(df, (column, metric), "best_by")
     valid = df.dropna(subset=[metric])
-    index = valid.groupby(column, sort=False, dropna=False)[metric].idxmax() if maximize else \
-        valid.groupby(column, sort=False, dropna=False)[metric].idxmin()
+    index = (
+        valid.groupby(column, sort=False, dropna=False)[metric].idxmax()
+        if maximize
+        else valid.groupby(column, sort=False, dropna=False)[metric].idxmin()
+    )
     return valid.loc[index.to_numpy()].sort_values(metric, ascending=not maximize, kind="stable")
 
 
-def seed_spread(df: pd.DataFrame, by: str | Sequence[str], *, metric: str = "accuracy",
-                seed: str = "seed") -> pd.DataFrame:
+def seed_spread(
+    df: pd.DataFrame, by: str | Sequence[str], *, metric: str = "accuracy", seed: str = "seed"
+) -> pd.DataFrame:
     """Mean, std (ddof=1; NaN for one run), min and max of ``metric`` per ``by`` group.
 
     Columns: the ``by`` columns, ``<metric>_mean``, ``<metric>_std``, ``<metric>_min``,
@@ -106,8 +112,9 @@ def seed_spread(df: pd.DataFrame, by: str | Sequence[str], *, metric: str = "acc
     return out.reset_index()
 
 
-def variance_explained(df: pd.DataFrame, params: Sequence[str], *, target: str = "accuracy",
-                       bins: int = 4) -> pd.Series:
+def variance_explained(
+    df: pd.DataFrame, params: Sequence[str], *, target: str = "accuracy", bins: int = 4
+) -> pd.Series:
     """How much of ``target``'s variance each param explains on its own, normalised to sum 1.
 
     The one-way ANOVA eta squared (between-group over total sum of squares) per param, the

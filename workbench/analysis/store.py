@@ -8,6 +8,7 @@ Example:
     >>> latest_experiment(default_tracking_uri())   # doctest: +SKIP
     'default'
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,17 @@ from mlflow.tracking import MlflowClient
 from workbench.infra.stores import DEFAULT_TRACKING_URI, sqlite_path, sqlite_url
 from workbench.pruner import ConfigError
 
-__all__ = ["ClientLike", "all_experiments", "default_tracking_uri", "experiment_id", "get_client", "latest_experiment",
-           "metric_history_frame", "search_all", "trial_runs"]
+__all__ = [
+    "ClientLike",
+    "all_experiments",
+    "default_tracking_uri",
+    "experiment_id",
+    "get_client",
+    "latest_experiment",
+    "metric_history_frame",
+    "search_all",
+    "trial_runs",
+]
 
 ClientLike = MlflowClient | str | None
 """An ``MlflowClient``, a tracking URI, or None for :func:`default_tracking_uri`."""
@@ -54,13 +64,23 @@ def get_client(client: ClientLike) -> MlflowClient:
     return MlflowClient(client or default_tracking_uri())
 
 
-def search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str = "",
-            order_by: list[str] | None = None, max_results: int | None = None) -> list[Run]:
+def search_all(
+    client: MlflowClient,
+    experiment_ids: list[str],
+    filter_string: str = "",
+    order_by: list[str] | None = None,
+    max_results: int | None = None,
+) -> list[Run]:
     runs: list[Run] = []
     token = None
     while True:
-        page = client.search_runs(experiment_ids, filter_string, max_results=min(max_results or 1000, 1000),
-                                  order_by=order_by, page_token=token)
+        page = client.search_runs(
+            experiment_ids,
+            filter_string,
+            max_results=min(max_results or 1000, 1000),
+            order_by=order_by,
+            page_token=token,
+        )
         runs.extend(page)
         token = page.token
         if not token or (max_results and len(runs) >= max_results):
@@ -95,8 +115,10 @@ def latest_experiment(client: ClientLike = None) -> str:
     if wanted:
         names = sorted(e.name for e in experiments)
         if wanted not in names:
-            raise ConfigError(f"WORKBENCH_EXPERIMENT: {wanted!r} is not in {client.tracking_uri}; "
-                             f"allowed: {', '.join(names) or '(none)'}")
+            raise ConfigError(
+                f"WORKBENCH_EXPERIMENT: {wanted!r} is not in {client.tracking_uri}; "
+                f"allowed: {', '.join(names) or '(none)'}"
+            )
         return wanted
     ids = [e.experiment_id for e in experiments]
     by_id = {e.experiment_id: e.name for e in experiments}
@@ -111,13 +133,15 @@ def experiment_id(client: MlflowClient, experiment: str) -> str:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in all_experiments(client))
-        raise ConfigError(f"experiment: {experiment!r} is not in {client.tracking_uri}; "
-                         f"allowed: {', '.join(names) or '(none)'}")
+        raise ConfigError(
+            f"experiment: {experiment!r} is not in {client.tracking_uri}; allowed: {', '.join(names) or '(none)'}"
+        )
     return found.experiment_id
 
 
-def trial_runs(client: MlflowClient, experiment: str, *, study: str | None = None,
-                run_ids: Iterable[str] | None = None) -> list[Run]:
+def trial_runs(
+    client: MlflowClient, experiment: str, *, study: str | None = None, run_ids: Iterable[str] | None = None
+) -> list[Run]:
     """Every trial run (study children, ``workbench run`` and ``rerun`` runs), study parents excluded."""
     runs = search_all(client, [experiment_id(client, experiment)])
     wanted = None if run_ids is None else set(run_ids)

@@ -12,6 +12,7 @@ Example:
     >>> tuple(bench.data.x_train.shape), bench.recipe.steps
     ((1347, 64), 600)
 """
+
 from __future__ import annotations
 
 from . import cnn_digits, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins
@@ -29,7 +30,23 @@ from .cache import (
 from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
 
 __all__ = [
-    "BENCHMARKS", "CACHE_ENV", "DEFAULT_CACHE_DIR", "DENSE_THREADS", "TRAINING_CODE_VERSION", "Benchmark", "BenchmarkData",
-    "DenseRecipe", "cache_path", "get_benchmark", "iterate_batches", "list_benchmarks", "load_dense_baseline",
-    "make_optimizer", "register_benchmark", "resolve_cache_dir", "seeded", "torch_settings", "train_dense",
+    "BENCHMARKS",
+    "CACHE_ENV",
+    "DEFAULT_CACHE_DIR",
+    "DENSE_THREADS",
+    "TRAINING_CODE_VERSION",
+    "Benchmark",
+    "BenchmarkData",
+    "DenseRecipe",
+    "cache_path",
+    "get_benchmark",
+    "iterate_batches",
+    "list_benchmarks",
+    "load_dense_baseline",
+    "make_optimizer",
+    "register_benchmark",
+    "resolve_cache_dir",
+    "seeded",
+    "torch_settings",
+    "train_dense",
 ]

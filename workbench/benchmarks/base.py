@@ -14,6 +14,7 @@ Example:
     >>> 0.0 <= bench.evaluate(model) <= 1.0
     True
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,7 @@ from torch.nn import functional as F
 
 from workbench.pruner import ConfigError
 
-__all__ = ["Benchmark", "BenchmarkData", "DenseRecipe", "iterate_batches", "make_optimizer", "seeded",
-           "torch_settings"]
+__all__ = ["Benchmark", "BenchmarkData", "DenseRecipe", "iterate_batches", "make_optimizer", "seeded", "torch_settings"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -104,11 +104,13 @@ class BenchmarkData:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if y.dim() != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-                raise ConfigError(f"y_{split}: expected 1-D integer class labels, got dtype {y.dtype} "
-                                 f"shape {tuple(y.shape)}")
+                raise ConfigError(
+                    f"y_{split}: expected 1-D integer class labels, got dtype {y.dtype} shape {tuple(y.shape)}"
+                )
             if x.dim() < 1 or x.shape[0] != y.shape[0] or y.shape[0] == 0:
-                raise ConfigError(f"x_{split}: expected {y.shape[0]} samples (as y_{split}, at least 1), "
-                                 f"got shape {tuple(x.shape)}")
+                raise ConfigError(
+                    f"x_{split}: expected {y.shape[0]} samples (as y_{split}, at least 1), got shape {tuple(x.shape)}"
+                )
 
     @classmethod
     def coerce(cls, value: Any, *, where: str = "data") -> BenchmarkData:
@@ -122,8 +124,10 @@ class BenchmarkData:
             return cls(value["x_train"], value["y_train"], value["x_test"], value["y_test"])
         if isinstance(value, (tuple, list)) and len(value) == 4:
             return cls(*value)
-        raise ConfigError(f"{where}: expected BenchmarkData, a dict with x_train, y_train, x_test, y_test "
-                         f"or a 4-tuple, got {type(value).__name__}")
+        raise ConfigError(
+            f"{where}: expected BenchmarkData, a dict with x_train, y_train, x_test, y_test "
+            f"or a 4-tuple, got {type(value).__name__}"
+        )
 
 
 class seeded:
@@ -160,10 +164,19 @@ class Benchmark:
         eval_batch_size: Batch size of :meth:`evaluate`.
     """
 
-    def __init__(self, name: str, *, model_fn: Callable[[], nn.Module],
-                 data: BenchmarkData | Callable[[], BenchmarkData], recipe: DenseRecipe,
-                 params: dict[str, Any] | None = None, version: str = "1", source_digest: str = "",
-                 min_dense_accuracy: float | None = None, eval_batch_size: int = 1024) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        model_fn: Callable[[], nn.Module],
+        data: BenchmarkData | Callable[[], BenchmarkData],
+        recipe: DenseRecipe,
+        params: dict[str, Any] | None = None,
+        version: str = "1",
+        source_digest: str = "",
+        min_dense_accuracy: float | None = None,
+        eval_batch_size: int = 1024,
+    ) -> None:
         if not isinstance(recipe, DenseRecipe):
             raise ConfigError(f"recipe: expected a DenseRecipe, got {type(recipe).__name__}")
         self.name = name
@@ -191,8 +204,9 @@ class Benchmark:
         with seeded(seed):
             model = self.model_fn()
         if not isinstance(model, nn.Module):
-            raise ConfigError(f"benchmark {self.name!r}: model_fn returned {type(model).__name__}, "
-                             f"expected a torch.nn.Module")
+            raise ConfigError(
+                f"benchmark {self.name!r}: model_fn returned {type(model).__name__}, expected a torch.nn.Module"
+            )
         return model
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -208,20 +222,28 @@ class Benchmark:
             data = self.data
             correct = 0
             for start in range(0, data.x_test.shape[0], self.eval_batch_size):
-                logits = model(data.x_test[start:start + self.eval_batch_size])
-                correct += int((logits.argmax(dim=-1) == data.y_test[start:start + self.eval_batch_size]).sum())
+                logits = model(data.x_test[start : start + self.eval_batch_size])
+                correct += int((logits.argmax(dim=-1) == data.y_test[start : start + self.eval_batch_size]).sum())
             return correct / data.x_test.shape[0]
         finally:
             model.train(was_training)
 
     def cache_material(self, seed: int) -> dict[str, Any]:
         """What identifies a dense baseline: name, params, seed, recipe and code version."""
-        return {"benchmark": self.name, "params": self.params, "seed": int(seed), "version": self.version,
-                "source": self.source_digest, "recipe": self.recipe.to_dict(), "torch": torch.__version__}
+        return {
+            "benchmark": self.name,
+            "params": self.params,
+            "seed": int(seed),
+            "version": self.version,
+            "source": self.source_digest,
+            "recipe": self.recipe.to_dict(),
+            "torch": torch.__version__,
+        }
 
 
-def iterate_batches(n: int, batch_size: int, steps: int, generator: torch.Generator
-                    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+def iterate_batches(
+    n: int, batch_size: int, steps: int, generator: torch.Generator
+) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(epoch, step_in_epoch, indices)`` for ``steps`` mini-batches.
 
     Each epoch is a fresh permutation of ``range(n)`` drawn from ``generator`` (so the batch order
@@ -233,13 +255,14 @@ def iterate_batches(n: int, batch_size: int, steps: int, generator: torch.Genera
         for local, start in enumerate(range(0, n, batch_size)):
             if step >= steps:
                 return
-            yield epoch, local, order[start:start + batch_size]
+            yield epoch, local, order[start : start + batch_size]
             step += 1
         epoch += 1
 
 
-def make_optimizer(params, *, name: str, lr: float, momentum: float = 0.9,
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(
+    params, *, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """``"sgd"`` (with momentum) or ``"adamw"``; anything else is a ValueError."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)

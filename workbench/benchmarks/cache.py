@@ -20,6 +20,7 @@ Example:
     >>> acc > 0.95                                                            # doctest: +SKIP
     True
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,8 +43,17 @@ from workbench.infra.locks import file_lock
 from .base import Benchmark, iterate_batches, make_optimizer, seeded, torch_settings
 from .registry import get_benchmark
 
-__all__ = ["CACHE_ENV", "DEFAULT_CACHE_DIR", "DENSE_THREADS", "TRAINING_CODE_VERSION", "cache_path", "load_dense_baseline",
-           "resolve_cache_dir", "state_checksum", "train_dense"]
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_CACHE_DIR",
+    "DENSE_THREADS",
+    "TRAINING_CODE_VERSION",
+    "cache_path",
+    "load_dense_baseline",
+    "resolve_cache_dir",
+    "state_checksum",
+    "train_dense",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +107,18 @@ def train_dense(benchmark: Benchmark, seed: int) -> tuple[nn.Module, float]:
     recipe, data = benchmark.recipe, benchmark.data
     model = benchmark.build_model(seed)
     model.train()
-    optimizer = make_optimizer(model.parameters(), name=recipe.optimizer, lr=recipe.lr,
-                               momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    optimizer = make_optimizer(
+        model.parameters(),
+        name=recipe.optimizer,
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+    )
     generator = torch.Generator().manual_seed(int(seed))
     with seeded(seed), torch_settings(threads=DENSE_THREADS, deterministic=True):
-        for step, (_, _, idx) in enumerate(iterate_batches(data.x_train.shape[0], recipe.batch_size, recipe.steps,
-                                                           generator)):
+        for step, (_, _, idx) in enumerate(
+            iterate_batches(data.x_train.shape[0], recipe.batch_size, recipe.steps, generator)
+        ):
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * recipe.lr_factor(step)
             loss = benchmark.loss(model(data.x_train[idx]), data.y_train[idx])
@@ -156,8 +172,9 @@ def _write(path: Path, entry: dict[str, Any]) -> None:
         raise
 
 
-def load_dense_baseline(benchmark: Benchmark, seed: int, *,
-                        cache_dir: str | os.PathLike | None = None) -> tuple[nn.Module, float]:
+def load_dense_baseline(
+    benchmark: Benchmark, seed: int, *, cache_dir: str | os.PathLike | None = None
+) -> tuple[nn.Module, float]:
     """The dense model of ``benchmark`` for ``seed`` and its test accuracy, trained at most once.
 
     Args:
@@ -185,10 +202,25 @@ def load_dense_baseline(benchmark: Benchmark, seed: int, *,
         start = time.perf_counter()
         trained, accuracy = train_dense(benchmark, seed)
         state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
-        _write(path, {"format": _FORMAT, "key": key, "meta": meta, "accuracy": float(accuracy),
-                      "state_dict": state, "checksum": state_checksum(state)})
-        logger.info("trained dense baseline of %s seed %d in %.1fs: accuracy %.4f -> %s",
-                    benchmark.name, seed, time.perf_counter() - start, accuracy, path)
+        _write(
+            path,
+            {
+                "format": _FORMAT,
+                "key": key,
+                "meta": meta,
+                "accuracy": float(accuracy),
+                "state_dict": state,
+                "checksum": state_checksum(state),
+            },
+        )
+        logger.info(
+            "trained dense baseline of %s seed %d in %.1fs: accuracy %.4f -> %s",
+            benchmark.name,
+            seed,
+            time.perf_counter() - start,
+            accuracy,
+            path,
+        )
     model = benchmark.build_model(seed)
     model.load_state_dict(state, strict=True)
     return model, float(accuracy)

@@ -8,6 +8,7 @@ every pattern and channel pruning, while conv1 (``[16, 9]``) takes row blocks (`
 Dense accuracy: above 0.95 for every seed (``min_dense_accuracy``; typically about 0.98) after
 600 AdamW steps (lr 2e-3, batch 64).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -43,8 +44,12 @@ def cnn_digits(channels1: int = 16, channels2: int = 32) -> Benchmark:
     for key, value in (("channels1", channels1), ("channels2", channels2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 4 or value % 4:
             raise ConfigError(f"{key}: must be a positive multiple of 4, got {value!r}")
-    return Benchmark("cnn-digits", model_fn=lambda: DigitsCNN(channels1, channels2),
-                     data=lambda: digits_data(images=True),
-                     recipe=DenseRecipe(steps=600, batch_size=64, lr=2e-3, optimizer="adamw"),
-                     params={"channels1": channels1, "channels2": channels2}, version="1",
-                     min_dense_accuracy=0.95)
+    return Benchmark(
+        "cnn-digits",
+        model_fn=lambda: DigitsCNN(channels1, channels2),
+        data=lambda: digits_data(images=True),
+        recipe=DenseRecipe(steps=600, batch_size=64, lr=2e-3, optimizer="adamw"),
+        params={"channels1": channels1, "channels2": channels2},
+        version="1",
+        min_dense_accuracy=0.95,
+    )

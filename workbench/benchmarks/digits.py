@@ -4,6 +4,7 @@ The data ships inside scikit-learn, so nothing is downloaded. The split is fixed
 25 % test, ``random_state=0``) and independent of the trial seed, so every trial and every seed
 is scored on the same 450 test images.
 """
+
 from __future__ import annotations
 
 import functools

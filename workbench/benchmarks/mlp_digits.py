@@ -7,6 +7,7 @@ both hidden layers; the output layer is the classifier head and is never pruned.
 Dense accuracy: above 0.95 for every seed (documented in ``min_dense_accuracy``; typically about
 0.98) after 600 AdamW steps (lr 3e-3, batch 64).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -27,9 +28,16 @@ def mlp_digits(hidden: int = 256) -> Benchmark:
         raise ConfigError(f"hidden: must be a positive multiple of 4, got {hidden!r}")
 
     def model_fn() -> nn.Module:
-        return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                             nn.Linear(hidden, 10))
+        return nn.Sequential(
+            nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+        )
 
-    return Benchmark("mlp-digits", model_fn=model_fn, data=digits_data,
-                     recipe=DenseRecipe(steps=600, batch_size=64, lr=3e-3, optimizer="adamw"),
-                     params={"hidden": hidden}, version="1", min_dense_accuracy=0.95)
+    return Benchmark(
+        "mlp-digits",
+        model_fn=model_fn,
+        data=digits_data,
+        recipe=DenseRecipe(steps=600, batch_size=64, lr=3e-3, optimizer="adamw"),
+        params={"hidden": hidden},
+        version="1",
+        min_dense_accuracy=0.95,
+    )

@@ -28,6 +28,7 @@ Example:
     >>> get_benchmark("mlp-digits").name
     'mlp-digits'
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -113,8 +114,9 @@ def get_benchmark(spec: str, **params: Any) -> Benchmark:
     if isinstance(spec, Benchmark):
         return spec
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError(f"benchmark: expected a name or 'package.module:function', got {spec!r}; "
-                         f"registered: {_registered()}")
+        raise ConfigError(
+            f"benchmark: expected a name or 'package.module:function', got {spec!r}; registered: {_registered()}"
+        )
     if spec in BENCHMARKS:
         bench = _call(BENCHMARKS[spec], params, spec)
         if not isinstance(bench, Benchmark):
@@ -122,8 +124,10 @@ def get_benchmark(spec: str, **params: Any) -> Benchmark:
         bench.source_digest = bench.source_digest or _source_digest(BENCHMARKS[spec])
         return bench
     if ":" not in spec:
-        raise ConfigError(f"benchmark: unknown benchmark {spec!r}; registered: {_registered()} "
-                         f"(or give a plug-in as 'package.module:function')")
+        raise ConfigError(
+            f"benchmark: unknown benchmark {spec!r}; registered: {_registered()} "
+            f"(or give a plug-in as 'package.module:function')"
+        )
     return _load_plugin(spec, params)
 
 
@@ -156,12 +160,15 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
 
 def _unpack(value: Any, spec: str, hint: str) -> tuple[Any, BenchmarkData, DenseRecipe]:
     if not isinstance(value, tuple) or len(value) not in (2, 3):
-        raise ConfigError(f"benchmark {spec!r}: the function returned {type(value).__name__}; expected a "
-                         f"Benchmark or a tuple (model, data[, recipe]); {hint}")
+        raise ConfigError(
+            f"benchmark {spec!r}: the function returned {type(value).__name__}; expected a "
+            f"Benchmark or a tuple (model, data[, recipe]); {hint}"
+        )
     model, data = value[0], value[1]
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"benchmark {spec!r}: the model is {type(model).__name__}, expected a "
-                         f"torch.nn.Module; {hint}")
+        raise ConfigError(
+            f"benchmark {spec!r}: the model is {type(model).__name__}, expected a torch.nn.Module; {hint}"
+        )
     try:
         data = BenchmarkData.coerce(data, where=f"benchmark {spec!r} data")
     except ValueError as err:

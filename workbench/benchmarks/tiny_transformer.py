@@ -12,6 +12,7 @@ prunable layer) or the FFN visibly costs accuracy at high sparsity.
 Dense accuracy: above 0.95 for every seed (``min_dense_accuracy``; typically about 0.99) after
 600 AdamW steps (lr 3e-3 with 10 % warm-up and cosine decay, batch 128, weight decay 0.01).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,17 @@ class EncoderLayer(nn.Module):
 class TinyTransformer(nn.Module):
     """Token + learned position embeddings, encoder layers, final LayerNorm, head on the last token."""
 
-    def __init__(self, *, vocab: int, seq_len: int, num_classes: int, d_model: int = 64, n_heads: int = 4,
-                 d_ff: int = 128, n_layers: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        vocab: int,
+        seq_len: int,
+        num_classes: int,
+        d_model: int = 64,
+        n_heads: int = 4,
+        d_ff: int = 128,
+        n_layers: int = 2,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, d_model)
         self.pos = nn.Parameter(torch.randn(seq_len, d_model) * 0.02)
@@ -84,8 +94,9 @@ class TinyTransformer(nn.Module):
         return self.head(self.norm(x[:, -1]))
 
 
-def counting_task(n: int, *, seq_len: int, vocab: int, num_classes: int,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def counting_task(
+    n: int, *, seq_len: int, vocab: int, num_classes: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` sequences ``[n, seq_len]`` (last token = query) and labels = query count before it."""
     labels = torch.randint(0, num_classes, (n,), generator=generator)
     query = torch.randint(0, vocab, (n,), generator=generator)
@@ -97,11 +108,23 @@ def counting_task(n: int, *, seq_len: int, vocab: int, num_classes: int,
 
 
 @register_benchmark("tiny-transformer")
-def tiny_transformer(seq_len: int = 16, vocab: int = 12, num_classes: int = 6, n_train: int = 8000,
-                     n_test: int = 2000, data_seed: int = 0) -> Benchmark:
+def tiny_transformer(
+    seq_len: int = 16,
+    vocab: int = 12,
+    num_classes: int = 6,
+    n_train: int = 8000,
+    n_test: int = 2000,
+    data_seed: int = 0,
+) -> Benchmark:
     """The counting task and its 2-layer encoder; the data depends only on these parameters."""
-    for key, value, low in (("seq_len", seq_len, 2), ("vocab", vocab, 2), ("num_classes", num_classes, 2),
-                            ("n_train", n_train, 1), ("n_test", n_test, 1), ("data_seed", data_seed, 0)):
+    for key, value, low in (
+        ("seq_len", seq_len, 2),
+        ("vocab", vocab, 2),
+        ("num_classes", num_classes, 2),
+        ("n_train", n_train, 1),
+        ("n_test", n_test, 1),
+        ("data_seed", data_seed, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{key}: must be an integer >= {low}, got {value!r}")
     if num_classes > seq_len:
@@ -109,14 +132,25 @@ def tiny_transformer(seq_len: int = 16, vocab: int = 12, num_classes: int = 6, n
 
     def data() -> BenchmarkData:
         generator = torch.Generator().manual_seed(data_seed)
-        x, y = counting_task(n_train + n_test, seq_len=seq_len, vocab=vocab, num_classes=num_classes,
-                             generator=generator)
+        x, y = counting_task(
+            n_train + n_test, seq_len=seq_len, vocab=vocab, num_classes=num_classes, generator=generator
+        )
         return BenchmarkData(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
-    params = {"seq_len": seq_len, "vocab": vocab, "num_classes": num_classes, "n_train": n_train,
-              "n_test": n_test, "data_seed": data_seed}
-    return Benchmark("tiny-transformer",
-                     model_fn=lambda: TinyTransformer(vocab=vocab, seq_len=seq_len, num_classes=num_classes),
-                     data=data, recipe=DenseRecipe(steps=600, batch_size=128, lr=3e-3, optimizer="adamw",
-                                                   weight_decay=0.01, schedule="cosine"),
-                     params=params, version="1", min_dense_accuracy=0.95)
+    params = {
+        "seq_len": seq_len,
+        "vocab": vocab,
+        "num_classes": num_classes,
+        "n_train": n_train,
+        "n_test": n_test,
+        "data_seed": data_seed,
+    }
+    return Benchmark(
+        "tiny-transformer",
+        model_fn=lambda: TinyTransformer(vocab=vocab, seq_len=seq_len, num_classes=num_classes),
+        data=data,
+        recipe=DenseRecipe(steps=600, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=0.01, schedule="cosine"),
+        params=params,
+        version="1",
+        min_dense_accuracy=0.95,
+    )

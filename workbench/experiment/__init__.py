@@ -6,9 +6,17 @@ allowed. The allowed values come from the registries (:mod:`workbench.trial.spac
 :mod:`workbench.trial`, :mod:`workbench.pruner` and :mod:`workbench.infra`; knows nothing of
 Optuna or MLflow.
 """
+
 from workbench.experiment.overrides import apply_overrides
 from workbench.experiment.schema import Experiment, FloatRange, StudySettings, load_experiment, parse_experiment
 from workbench.trial.space import effective_params
 
-__all__ = ["Experiment", "FloatRange", "StudySettings", "apply_overrides", "effective_params", "load_experiment",
-           "parse_experiment"]
+__all__ = [
+    "Experiment",
+    "FloatRange",
+    "StudySettings",
+    "apply_overrides",
+    "effective_params",
+    "load_experiment",
+    "parse_experiment",
+]

@@ -22,6 +22,7 @@ Example:
     >>> point["pattern"], point["target_sparsity"], exp2.training.steps, seed
     ('2:4', 0.7, 5, 3)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from workbench.experiment.schema import Experiment, check_choice, parse_range, parse_training
+from workbench.experiment.dims import check_choice, parse_range
+from workbench.experiment.schema import Experiment, parse_training
 from workbench.pruner import ConfigError, did_you_mean
 from workbench.trial.space import CHOICE_DIMS, RANGE_DIMS, SEARCH_DIMS
 

@@ -15,6 +15,7 @@ Example:
     >>> with interrupt_guard():            # doctest: +SKIP
     ...     run_study(experiment)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,9 @@ def _handler(signum: int, frame: Any) -> None:
         return  # the runs are being closed; a second Ctrl-C must not cut that short
     if not _state["pending"]:
         _state["pending"] = True
-        threading.Thread(target=_redeliver, args=(threading.main_thread().ident,), daemon=True,
-                         name="workbench-interrupt").start()
+        threading.Thread(
+            target=_redeliver, args=(threading.main_thread().ident,), daemon=True, name="workbench-interrupt"
+        ).start()
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -5,6 +5,7 @@ Example:
     >>> with file_lock(pathlib.Path(tempfile.mkdtemp()) / "sub" / "demo.lock"):
     ...     pass
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -9,6 +9,7 @@ Example:
     >>> import_module("json").__name__
     'json'
 """
+
 from __future__ import annotations
 
 import importlib

@@ -5,6 +5,7 @@ Example:
     >>> pid_running(me["pid"]), owner_is_dead(me)
     (True, False)
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,12 @@ def _start_ticks(pid: int) -> str:
 def worker_identity(pid: int | None = None) -> dict[str, Any]:
     """This process (or ``pid``) as recorded on its trials: host, boot id, pid, start time."""
     pid = os.getpid() if pid is None else pid
-    return {"host": socket.gethostname(), "boot": _read("/proc/sys/kernel/random/boot_id"), "pid": pid,
-            "start": _start_ticks(pid)}
+    return {
+        "host": socket.gethostname(),
+        "boot": _read("/proc/sys/kernel/random/boot_id"),
+        "pid": pid,
+        "start": _start_ticks(pid),
+    }
 
 
 def pid_running(pid: int) -> bool:

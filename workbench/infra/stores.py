@@ -11,13 +11,23 @@ Example:
     >>> redact_url("postgresql://workbench:secret@dbhost/optuna")
     'postgresql://workbench:***@dbhost/optuna'
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-__all__ = ["DEFAULT_TRACKING_URI", "JOURNAL_DEFAULT", "SQLITE_DEFAULT", "SQLITE_PREFIX", "absolute_sqlite",
-           "local_path", "redact_url", "sqlite_path", "sqlite_url"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "JOURNAL_DEFAULT",
+    "SQLITE_DEFAULT",
+    "SQLITE_PREFIX",
+    "absolute_sqlite",
+    "local_path",
+    "redact_url",
+    "sqlite_path",
+    "sqlite_url",
+]
 
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -30,7 +40,7 @@ _PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
 
 def sqlite_path(url: str) -> str | None:
     """The file path of a ``sqlite:///`` URL as written (relative or absolute); None for other URLs."""
-    return url[len(SQLITE_PREFIX):] if url.startswith(SQLITE_PREFIX) else None
+    return url[len(SQLITE_PREFIX) :] if url.startswith(SQLITE_PREFIX) else None
 
 
 def local_path(spec: str) -> str | None:

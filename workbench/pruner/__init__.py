@@ -17,6 +17,7 @@ Example:
     >>> get_sparsity_ratio(pruning.pruners, model)[0]
     0.5
 """
+
 from __future__ import annotations
 
 from .catalog import (
@@ -46,51 +47,72 @@ from .config_check import SCOPES, parse_pruning_type
 from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
 from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
 from .errors import ConfigError
-from .patterns import (
-    PATTERNS,
-    BasePattern,
-    PatternSpec,
-    get_pattern,
-    parse_pattern,
-    register_pattern,
-)
-from .pruners import (
-    PRUNERS,
-    BasePruner,
-    format_pruning_type,
-    get_pruner,
-    parse_valid_pruner_types,
-    register_pruner,
-)
+from .patterns import PATTERNS, BasePattern, PatternSpec, get_pattern, parse_pattern, register_pattern
+from .pruners import PRUNERS, BasePruner, format_pruning_type, get_pruner, parse_valid_pruner_types, register_pruner
 from .pruning import Pruning, prepare_pruning
 from .registry import Registry, did_you_mean
 from .regs import REGS, get_reg, register_reg
-from .schedulers import (
-    DECAYS,
-    SCHEDULERS,
-    Scheduler,
-    get_scheduler,
-    register_decay,
-    register_scheduler,
-)
-from .sparsity import (
-    LayerInfo,
-    get_sparsity_ratio,
-    layer_sparsity,
-    parse_last_linear,
-    parse_to_prune,
-)
+from .schedulers import DECAYS, SCHEDULERS, Scheduler, get_scheduler, register_decay, register_scheduler
+from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
 
 __all__ = [
-    "CRITERIA", "SCOPES", "DECAYS", "DEFAULT_CONFIG", "PATTERNS", "PRUNERS", "REGS", "SCHEDULERS", "VALID_KEYS",
-    "BasePattern", "BasePruner", "ConfigError", "LayerInfo", "PatternSpec", "PrunerConfig", "Pruning",
-    "PruningCriterion", "Registry", "Scheduler", "WeightPruningConfig",
-    "check_config", "check_key_validity", "did_you_mean", "format_pruning_type", "generate_pruner_config",
-    "get_criterion", "get_pattern", "get_pruner", "get_reg", "get_scheduler", "get_sparsity_ratio",
-    "layer_sparsity", "list_criteria", "list_decays", "list_pattern_examples", "list_pattern_families",
-    "list_pruner_types", "list_pruning_types", "list_regs", "list_schedulers", "parse_last_linear",
-    "parse_pattern", "parse_pruning_type", "parse_to_prune", "parse_valid_pruner_types", "prepare_pruning",
-    "process_and_check_config", "process_config", "process_weight_config", "process_yaml_config",
-    "register_criterion", "register_decay", "register_pattern", "register_pruner", "register_reg",
-    "register_scheduler", "reset_none_to_default", "resolve_config", "update_params",
+    "CRITERIA",
+    "SCOPES",
+    "DECAYS",
+    "DEFAULT_CONFIG",
+    "PATTERNS",
+    "PRUNERS",
+    "REGS",
+    "SCHEDULERS",
+    "VALID_KEYS",
+    "BasePattern",
+    "BasePruner",
+    "ConfigError",
+    "LayerInfo",
+    "PatternSpec",
+    "PrunerConfig",
+    "Pruning",
+    "PruningCriterion",
+    "Registry",
+    "Scheduler",
+    "WeightPruningConfig",
+    "check_config",
+    "check_key_validity",
+    "did_you_mean",
+    "format_pruning_type",
+    "generate_pruner_config",
+    "get_criterion",
+    "get_pattern",
+    "get_pruner",
+    "get_reg",
+    "get_scheduler",
+    "get_sparsity_ratio",
+    "layer_sparsity",
+    "list_criteria",
+    "list_decays",
+    "list_pattern_examples",
+    "list_pattern_families",
+    "list_pruner_types",
+    "list_pruning_types",
+    "list_regs",
+    "list_schedulers",
+    "parse_last_linear",
+    "parse_pattern",
+    "parse_pruning_type",
+    "parse_to_prune",
+    "parse_valid_pruner_types",
+    "prepare_pruning",
+    "process_and_check_config",
+    "process_config",
+    "process_weight_config",
+    "process_yaml_config",
+    "register_criterion",
+    "register_decay",
+    "register_pattern",
+    "register_pruner",
+    "register_reg",
+    "register_scheduler",
+    "reset_none_to_default",
+    "resolve_config",
+    "update_params",
 ]

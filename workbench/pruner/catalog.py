@@ -9,6 +9,7 @@ Example:
     >>> list_pruner_types(), list_schedulers()
     (['basic', 'progressive', 'pattern_lock'], ['oneshot', 'iterative'])
 """
+
 from __future__ import annotations
 
 from .criteria import CRITERIA
@@ -18,8 +19,14 @@ from .regs import REGS
 from .schedulers import DECAYS, SCHEDULERS
 
 __all__ = [
-    "list_criteria", "list_decays", "list_pattern_families", "list_pattern_examples", "list_pruner_types",
-    "list_pruning_types", "list_regs", "list_schedulers",
+    "list_criteria",
+    "list_decays",
+    "list_pattern_families",
+    "list_pattern_examples",
+    "list_pruner_types",
+    "list_pruning_types",
+    "list_regs",
+    "list_schedulers",
 ]
 
 

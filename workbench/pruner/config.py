@@ -24,11 +24,12 @@ Example:
     >>> [(c["pattern"], c["target_sparsity"], c["pruner_type"]) for c in process_config(cfg)]
     [('2:4', 0.5, 'basic'), ('4x1', 0.8, 'basic')]
 """
+
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,12 @@ from .config_check import (
     parse_pruning_type,
     parse_valid_pruner_types,
 )
-from .config_io import dump_yaml, load_yaml
+from .config_io import dump_yaml, load_mapping, pruner_list, split_layout
 from .config_types import PrunerConfig, default_scheduler
 from .errors import ConfigError
 from .patterns import parse_pattern
 
 logger = logging.getLogger(__name__)
-
-_INC_APPROACHES = ("weight_compression_v2", "weight_compression_pytorch", "weight_compression")
 
 
 class WeightPruningConfig:
@@ -67,25 +66,43 @@ class WeightPruningConfig:
     """
 
     def __init__(
-        self, pruning_configs: list[dict] | None = None, target_sparsity: float = 0.9,
-        pruning_type: str = "snip_momentum", pattern: str = "4x1", op_names: list[str] | None = None,
-        excluded_op_names: list[str] | None = None, backend: str | None = None, start_step: int = 0,
-        end_step: int = 0, pruning_scope: str = "global", pruning_frequency: int = 1,
-        min_sparsity_ratio_per_op: float = 0.0, max_sparsity_ratio_per_op: float = 0.98,
-        sparsity_decay_type: str = "exp", pruning_op_types: list[str] | None = None,
-        low_memory_usage: bool = False, **kwargs: Any,
+        self,
+        pruning_configs: list[dict] | None = None,
+        target_sparsity: float = 0.9,
+        pruning_type: str = "snip_momentum",
+        pattern: str = "4x1",
+        op_names: list[str] | None = None,
+        excluded_op_names: list[str] | None = None,
+        backend: str | None = None,
+        start_step: int = 0,
+        end_step: int = 0,
+        pruning_scope: str = "global",
+        pruning_frequency: int = 1,
+        min_sparsity_ratio_per_op: float = 0.0,
+        max_sparsity_ratio_per_op: float = 0.98,
+        sparsity_decay_type: str = "exp",
+        pruning_op_types: list[str] | None = None,
+        low_memory_usage: bool = False,
+        **kwargs: Any,
     ) -> None:
         self.backend = backend
-        self.pruning_configs = _pruner_list([{}] if pruning_configs is None else pruning_configs)
+        self.pruning_configs = pruner_list([{}] if pruning_configs is None else pruning_configs)
         given = dict(
-            target_sparsity=target_sparsity, pruning_type=pruning_type, pattern=pattern,
+            target_sparsity=target_sparsity,
+            pruning_type=pruning_type,
+            pattern=pattern,
             op_names=[] if op_names is None else op_names,
             excluded_op_names=[] if excluded_op_names is None else excluded_op_names,
-            start_step=start_step, end_step=end_step, pruning_scope=pruning_scope,
-            pruning_frequency=pruning_frequency, min_sparsity_ratio_per_op=min_sparsity_ratio_per_op,
-            max_sparsity_ratio_per_op=max_sparsity_ratio_per_op, sparsity_decay_type=sparsity_decay_type,
+            start_step=start_step,
+            end_step=end_step,
+            pruning_scope=pruning_scope,
+            pruning_frequency=pruning_frequency,
+            min_sparsity_ratio_per_op=min_sparsity_ratio_per_op,
+            max_sparsity_ratio_per_op=max_sparsity_ratio_per_op,
+            sparsity_decay_type=sparsity_decay_type,
             pruning_op_types=["Conv", "Linear"] if pruning_op_types is None else pruning_op_types,
-            low_memory_usage=low_memory_usage, **kwargs,
+            low_memory_usage=low_memory_usage,
+            **kwargs,
         )
         self.weight_compression = _AttrDict(copy.deepcopy(given))
         check_key_validity(VALID_KEYS, self.pruning_configs)
@@ -102,13 +119,13 @@ class WeightPruningConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WeightPruningConfig:
         """Build a config from a dict in any accepted layout (flat or INC's ``pruning: approach:``)."""
-        global_config, local_configs = _split_layout(data)
+        global_config, local_configs = split_layout(data)
         return cls(local_configs, **global_config)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> WeightPruningConfig:
         """Read a YAML file written by :meth:`to_yaml` or in INC's layout."""
-        return cls.from_dict(_load_mapping(path))
+        return cls.from_dict(load_mapping(path))
 
     def to_yaml(self, path: str | Path) -> None:
         """Write :meth:`to_dict` to ``path`` as YAML."""
@@ -129,47 +146,6 @@ class _AttrDict(dict):
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
-
-
-def _pruner_list(value: Any) -> list[dict]:
-    if isinstance(value, Mapping) or not isinstance(value, Iterable) or isinstance(value, str):
-        raise ConfigError(f"pruning_configs: expected a list of dicts (one per pruner), got {value!r}")
-    out = []
-    for item in value:
-        item = getattr(item, "pruner_config", item)  # INC's legacy Pruner objects
-        if isinstance(item, Mapping) and set(item) == {"pruner_config"}:
-            item = item["pruner_config"]
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"pruning_configs: every entry must be a dict of pruner keys, got {item!r}")
-        out.append(copy.deepcopy(dict(item)))
-    return out
-
-
-def _split_layout(data: Any) -> tuple[dict[str, Any], list[dict]]:
-    """A dict config in any accepted layout -> ``(global keys, per-pruner dicts)``, both copies."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config: expected a mapping of pruning keys, got {data!r}")
-    if "pruning" in data:
-        approach = data["pruning"].get("approach") if isinstance(data["pruning"], Mapping) else None
-        found = [k for k in _INC_APPROACHES if isinstance(approach, Mapping) and k in approach]
-        if not found:
-            raise ConfigError(
-                f"pruning: {data['pruning']!r} is not INC's layout; allowed: "
-                f"pruning: {{approach: {{<one of {list(_INC_APPROACHES)}>: {{<global keys>, pruners: [...]}}}}}}"
-            )
-        inner = dict(approach[found[0]] or {})
-        locals_ = inner.pop("pruners", None) or []
-    else:
-        inner = dict(data)
-        locals_ = inner.pop("pruning_configs", [{}])
-    return copy.deepcopy(inner), _pruner_list(locals_)
-
-
-def _load_mapping(path: str | Path) -> dict[str, Any]:
-    data = load_yaml(path)
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config path: {str(path)!r} must hold a mapping of pruning keys, got {data!r}")
-    return dict(data)
 
 
 def reset_none_to_default(obj: Any, key: str, default: Any) -> Any:
@@ -221,7 +197,7 @@ def _resolve(local: Mapping, global_all: Mapping, raw_global: Mapping, defaults:
 def _resolve_all(global_config: Mapping, local_configs: list, default_config: Mapping) -> list[PrunerConfig]:
     defaults = {**DEFAULT_CONFIG, **{k: v for k, v in default_config.items() if k not in DERIVED_KEYS}}
     global_all = {key: reset_none_to_default(global_config, key, defaults[key]) for key in defaults}
-    locals_ = _pruner_list(local_configs) or [{}]
+    locals_ = pruner_list(local_configs) or [{}]
     check_key_validity(VALID_KEYS, locals_)
     check_key_validity(VALID_KEYS, global_config)
     return [_resolve(local, global_all, global_config, defaults) for local in locals_]
@@ -242,7 +218,7 @@ def _split_input(val: WeightPruningConfig | Mapping) -> tuple[dict, list]:
     if isinstance(val, WeightPruningConfig):
         global_config, local_configs = dict(val.weight_compression), val.pruning_configs
     else:
-        global_config, local_configs = _split_layout(val)
+        global_config, local_configs = split_layout(val)
     global_config.pop("backend", None)
     return global_config, local_configs
 
@@ -261,7 +237,7 @@ def resolve_config(config: WeightPruningConfig | Mapping | str | Path) -> list[P
         ('snip', 'progressive', 'iterative')
     """
     if isinstance(config, (str, Path)):
-        config = _load_mapping(config)
+        config = load_mapping(config)
     if not isinstance(config, (WeightPruningConfig, Mapping)):
         raise ConfigError(
             f"config: {type(config).__name__} is not supported; allowed: WeightPruningConfig, dict, YAML path"
@@ -285,8 +261,23 @@ def generate_pruner_config(info: Mapping) -> PrunerConfig:
 
 
 __all__ = [
-    "DEFAULT_CONFIG", "DEFAULT_GLOBAL_CONFIG", "DEFAULT_LOCAL_CONFIG", "DERIVED_KEYS", "PrunerConfig", "VALID_KEYS",
-    "WeightPruningConfig", "check_config", "check_key_validity", "generate_pruner_config", "parse_pruning_type",
-    "parse_valid_pruner_types", "process_and_check_config", "process_config", "process_weight_config",
-    "process_yaml_config", "resolve_config", "reset_none_to_default", "update_params",
+    "DEFAULT_CONFIG",
+    "DEFAULT_GLOBAL_CONFIG",
+    "DEFAULT_LOCAL_CONFIG",
+    "DERIVED_KEYS",
+    "PrunerConfig",
+    "VALID_KEYS",
+    "WeightPruningConfig",
+    "check_config",
+    "check_key_validity",
+    "generate_pruner_config",
+    "parse_pruning_type",
+    "parse_valid_pruner_types",
+    "process_and_check_config",
+    "process_config",
+    "process_weight_config",
+    "process_yaml_config",
+    "resolve_config",
+    "reset_none_to_default",
+    "update_params",
 ]

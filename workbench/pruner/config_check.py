@@ -13,19 +13,14 @@ Example:
     ...
     workbench.pruner.errors.ConfigError: target_sparsity: 1.2 is out of range; allowed: 0 <= target_sparsity < 1
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .config_types import (
-    DEFAULT_CONFIG,
-    DEFAULT_GLOBAL_CONFIG,
-    DEFAULT_LOCAL_CONFIG,
-    DERIVED_KEYS,
-    VALID_KEYS,
-)
+from .config_types import DEFAULT_CONFIG, DEFAULT_GLOBAL_CONFIG, DEFAULT_LOCAL_CONFIG, DERIVED_KEYS, VALID_KEYS
 from .errors import ConfigError
 from .patterns import PATTERNS, PatternSpec, parse_pattern
 from .pruners import PRUNERS, parse_pruning_type, parse_valid_pruner_types
@@ -34,9 +29,19 @@ from .regs import REGS
 from .schedulers import DECAYS, SCHEDULERS
 
 __all__ = [
-    "DEFAULT_CONFIG", "DEFAULT_GLOBAL_CONFIG", "DEFAULT_LOCAL_CONFIG", "DERIVED_KEYS", "PARAMETER_KEYS",
-    "PROGRESSIVE_TYPES", "REDUCE_TYPES", "SCOPES", "VALID_KEYS", "check_config", "check_key_validity",
-    "parse_pruning_type", "parse_valid_pruner_types",
+    "DEFAULT_CONFIG",
+    "DEFAULT_GLOBAL_CONFIG",
+    "DEFAULT_LOCAL_CONFIG",
+    "DERIVED_KEYS",
+    "PARAMETER_KEYS",
+    "PROGRESSIVE_TYPES",
+    "REDUCE_TYPES",
+    "SCOPES",
+    "VALID_KEYS",
+    "check_config",
+    "check_key_validity",
+    "parse_pruning_type",
+    "parse_valid_pruner_types",
 ]
 
 SCOPES = ("global", "local")
@@ -128,19 +133,31 @@ def _patterns_with(required: frozenset[str]) -> list[str]:
 def _requires(key: str, value: Any, spec: PatternSpec, required: frozenset[str]) -> None:
     missing = spec.missing(required)
     if missing:
-        _fail(key, value, f"a pattern with {', '.join(missing)}, e.g. {_patterns_with(required)}",
-              f"does not work with pattern {spec.text!r} (it lacks {', '.join(missing)})")
+        _fail(
+            key,
+            value,
+            f"a pattern with {', '.join(missing)}, e.g. {_patterns_with(required)}",
+            f"does not work with pattern {spec.text!r} (it lacks {', '.join(missing)})",
+        )
 
 
 def _check_reachable(spec: PatternSpec, target: float, low: float, prunes_to_target: bool) -> None:
     cap = spec.max_sparsity
     where = f"for pattern {spec.text!r}"
     if prunes_to_target and target > cap:
-        _fail("target_sparsity", target, f"target_sparsity <= {cap:g} {where}",
-              f"is above {cap:g}, the most pattern {spec.text!r} can reach")
+        _fail(
+            "target_sparsity",
+            target,
+            f"target_sparsity <= {cap:g} {where}",
+            f"is above {cap:g}, the most pattern {spec.text!r} can reach",
+        )
     if low > cap:
-        _fail("min_sparsity_ratio_per_op", low, f"<= {cap:g} {where}",
-              f"is above {cap:g}, the most pattern {spec.text!r} can reach")
+        _fail(
+            "min_sparsity_ratio_per_op",
+            low,
+            f"<= {cap:g} {where}",
+            f"is above {cap:g}, the most pattern {spec.text!r} can reach",
+        )
 
 
 def check_config(prune_config: Mapping[str, Any]) -> None:
@@ -155,8 +172,12 @@ def check_config(prune_config: Mapping[str, Any]) -> None:
     low = _number(cfg, "min_sparsity_ratio_per_op", 0, 1)
     high = _number(cfg, "max_sparsity_ratio_per_op", 0, 1)
     if low > high:
-        _fail("min_sparsity_ratio_per_op", low, f"0 <= min_sparsity_ratio_per_op <= max_sparsity_ratio_per_op "
-              f"({high!r}) <= 1", f"is greater than max_sparsity_ratio_per_op {high!r}")
+        _fail(
+            "min_sparsity_ratio_per_op",
+            low,
+            f"0 <= min_sparsity_ratio_per_op <= max_sparsity_ratio_per_op ({high!r}) <= 1",
+            f"is greater than max_sparsity_ratio_per_op {high!r}",
+        )
     start, end = _integer(cfg, "start_step", 0), _integer(cfg, "end_step", 0)
     if end < start:
         _fail("end_step", end, f"end_step >= start_step ({start})", f"is smaller than start_step {start}")

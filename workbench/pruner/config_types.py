@@ -13,6 +13,7 @@ Example:
     >>> cfg.as_dict()["target_sparsity"]
     0.5
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,15 +26,32 @@ from .errors import ConfigError
 from .registry import did_you_mean
 
 __all__ = [
-    "DEFAULT_CONFIG", "DEFAULT_GLOBAL_CONFIG", "DEFAULT_LOCAL_CONFIG", "DERIVED_KEYS", "GLOBAL_KEYS",
-    "PrunerConfig", "VALID_KEYS", "default_scheduler",
+    "DEFAULT_CONFIG",
+    "DEFAULT_GLOBAL_CONFIG",
+    "DEFAULT_LOCAL_CONFIG",
+    "DERIVED_KEYS",
+    "GLOBAL_KEYS",
+    "PrunerConfig",
+    "VALID_KEYS",
+    "default_scheduler",
 ]
 
 #: The keyword arguments of ``WeightPruningConfig`` (INC's global keys), in INC's order.
 GLOBAL_KEYS: tuple[str, ...] = (
-    "target_sparsity", "pruning_type", "pattern", "op_names", "excluded_op_names", "start_step", "end_step",
-    "pruning_scope", "pruning_frequency", "min_sparsity_ratio_per_op", "max_sparsity_ratio_per_op",
-    "sparsity_decay_type", "pruning_op_types", "low_memory_usage",
+    "target_sparsity",
+    "pruning_type",
+    "pattern",
+    "op_names",
+    "excluded_op_names",
+    "start_step",
+    "end_step",
+    "pruning_scope",
+    "pruning_frequency",
+    "min_sparsity_ratio_per_op",
+    "max_sparsity_ratio_per_op",
+    "sparsity_decay_type",
+    "pruning_op_types",
+    "low_memory_usage",
 )
 #: Keys computed during resolution; accepted as input so a resolved dict can be fed back.
 DERIVED_KEYS: tuple[str, ...] = ("reg_coeff", "criterion_type", "pruner_type")

@@ -14,6 +14,7 @@ pruning. ``snip_momentum`` scores of 2-D weights, element-level or of Nx1 blocks
 one compiled pass where the kernels are built (``workbench.pruner._backend``, same values).
 ``low_memory_usage=True`` keeps scores in bfloat16.
 """
+
 from __future__ import annotations
 
 import logging
@@ -116,8 +117,9 @@ class PruningCriterion:
         step = max(bn, (_CHUNK // max(cols, 1)) // bn * bn)
         return min(step, rows)
 
-    def _compute(self, name: str, elem_fn: Callable, *, into: torch.Tensor | None = None,
-                 alpha: float = 0.0, beta: float = 1.0) -> torch.Tensor:
+    def _compute(
+        self, name: str, elem_fn: Callable, *, into: torch.Tensor | None = None, alpha: float = 0.0, beta: float = 1.0
+    ) -> torch.Tensor:
         """Score one layer chunk by chunk; accumulate ``alpha * into + beta * new`` if given.
 
         Without ``into``, the layer's previous scores are overwritten in place when they have

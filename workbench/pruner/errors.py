@@ -12,6 +12,7 @@ Example:
     ...     print(err)
     target_sparsity: 2 is out of range; allowed: 0 <= target_sparsity < 1
 """
+
 from __future__ import annotations
 
 __all__ = ["ConfigError"]

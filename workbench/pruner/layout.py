@@ -4,6 +4,7 @@ Linear ``[out, in]`` is used as is; Conv ``[out, in, kh, kw]`` is viewed channel
 ``[out, kh*kw*in]``; a 3-D ``[out, in, k]`` weight as ``[out, k*in]``. Only 2-D weights get a
 true view (no copy): those are the large ones, so the hot path never copies a weight.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

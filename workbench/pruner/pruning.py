@@ -1,4 +1,5 @@
 """The object a training loop talks to: several pruners behind the ten hooks."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,14 @@ from .sparsity import LayerInfo, classify_layers, layer_sparsity
 logger = logging.getLogger(__name__)
 
 _HOOKS = (
-    "on_epoch_begin", "on_before_optimizer_step", "on_after_optimizer_step", "on_step_end",
-    "on_epoch_end", "on_train_end", "on_before_eval", "on_after_eval",
+    "on_epoch_begin",
+    "on_before_optimizer_step",
+    "on_after_optimizer_step",
+    "on_step_end",
+    "on_epoch_end",
+    "on_train_end",
+    "on_before_eval",
+    "on_after_eval",
 )
 
 
@@ -65,9 +72,11 @@ class Pruning:
 
     def __getattr__(self, name: str):
         if name in _HOOKS:
+
             def hook(*args, **kwargs):
                 for pruner in self.pruners:
                     getattr(pruner, name)(*args, **kwargs)
+
             hook.__name__ = name
             return hook
         raise AttributeError(name)
@@ -147,8 +156,14 @@ class Pruning:
             self._restore = None
 
 
-def prepare_pruning(model: nn.Module, config, optimizer: torch.optim.Optimizer | None = None,
-                    dataloader=None, loss_func=None, framework: str = "pytorch") -> Pruning:
+def prepare_pruning(
+    model: nn.Module,
+    config,
+    optimizer: torch.optim.Optimizer | None = None,
+    dataloader=None,
+    loss_func=None,
+    framework: str = "pytorch",
+) -> Pruning:
     """Build a :class:`Pruning` for ``model``; with an optimizer, hooks run by themselves.
 
     Without an optimizer, call the ten hooks from the training loop. With one, the hooks

@@ -4,6 +4,7 @@ Patterns, criteria, schedulers, decay functions, pruners and regularisers each k
 :class:`Registry`; registering a new one is a decorator in one new module, and config parsing,
 validation and the ``list_*`` queries (:mod:`workbench.pruner.catalog`) learn it from there.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -78,8 +79,9 @@ class Registry(dict, Generic[T]):
         try:
             return self[name]
         except (KeyError, TypeError):
-            raise ConfigError(f"{self.key}: {name!r} is not known; allowed: {list(self)}"
-                              f"{did_you_mean(name, self)}") from None
+            raise ConfigError(
+                f"{self.key}: {name!r} is not known; allowed: {list(self)}{did_you_mean(name, self)}"
+            ) from None
 
 
 def _label(entry: object) -> str:

@@ -10,6 +10,7 @@ In ``on_before_optimizer_step`` every block gets ``r = reg_coeff / (||grad of th
 (infinities set to 0); in ``on_after_optimizer_step``, on steps between start and end, the weights
 shrink decoupled from the gradient step: ``W <- W - r * W`` with ``r`` broadcast over its block.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

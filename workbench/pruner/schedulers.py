@@ -18,6 +18,7 @@ so the first pruning step reaches ``s0`` and the last reaches ``t``. A new curve
 decorated with ``@register_decay("name")``; a new scheduler a :class:`Scheduler` subclass
 decorated with ``@register_scheduler("name")``.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,15 @@ from .config_types import PrunerConfig
 from .registry import Registry
 
 __all__ = [
-    "DECAYS", "SCHEDULERS", "Decay", "IterativeScheduler", "OneshotScheduler", "Scheduler", "get_scheduler",
-    "register_decay", "register_scheduler",
+    "DECAYS",
+    "SCHEDULERS",
+    "Decay",
+    "IterativeScheduler",
+    "OneshotScheduler",
+    "Scheduler",
+    "get_scheduler",
+    "register_decay",
+    "register_scheduler",
 ]
 
 Decay = Callable[[float, float, float], float]
@@ -94,8 +102,9 @@ class Scheduler:
         """Number of intervals P between the first and last pruning step."""
         return 0
 
-    def update_sparsity_ratio(self, target_ratio: float, current_prune_step: int, total_prune_steps: int,
-                              init_ratio: float = 0.0) -> float:
+    def update_sparsity_ratio(
+        self, target_ratio: float, current_prune_step: int, total_prune_steps: int, init_ratio: float = 0.0
+    ) -> float:
         """The sparsity ratio to reach on pruning step ``current_prune_step`` (0-based)."""
         raise NotImplementedError
 
@@ -106,8 +115,9 @@ class OneshotScheduler(Scheduler):
 
     single_step = True
 
-    def update_sparsity_ratio(self, target_ratio: float, current_prune_step: int, total_prune_steps: int,
-                              init_ratio: float = 0.0) -> float:
+    def update_sparsity_ratio(
+        self, target_ratio: float, current_prune_step: int, total_prune_steps: int, init_ratio: float = 0.0
+    ) -> float:
         return target_ratio
 
 
@@ -119,8 +129,9 @@ class IterativeScheduler(Scheduler):
         c = self.config
         return (c.end_step - c.start_step) // c.pruning_frequency
 
-    def update_sparsity_ratio(self, target_ratio: float, current_prune_step: int, total_prune_steps: int,
-                              init_ratio: float = 0.0) -> float:
+    def update_sparsity_ratio(
+        self, target_ratio: float, current_prune_step: int, total_prune_steps: int, init_ratio: float = 0.0
+    ) -> float:
         if total_prune_steps <= 0:
             return target_ratio
         x = min(max(current_prune_step / total_prune_steps, 0.0), 1.0)

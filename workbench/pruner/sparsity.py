@@ -5,6 +5,7 @@ A module is a candidate if its class name contains one of ``pruning_op_types`` a
 names. The classifier head (the last Linear on the path to the model's output, see
 :func:`parse_last_linear`) is excluded unless an ``op_names`` regex matches its whole name.
 """
+
 from __future__ import annotations
 
 import logging

@@ -2,11 +2,12 @@
 
 Owns the Optuna side of a search: storages, samplers and early stopping (:mod:`.factories`), the
 objective that runs one tracked trial (:mod:`.objective`), recovery of trials a dead process left
-and the trial budget shared by processes (:mod:`.recovery`), worker processes (:mod:`.workers`),
-:func:`run_study` (:mod:`.run`) and the study's summary artifacts (:mod:`.report`,
-:mod:`.figures`). May import every layer below it: tracking, experiment, trial, benchmarks,
-pruner, infra.
+(:mod:`.recovery`), the trial loop and budget shared by processes (:mod:`.budget`), worker
+processes (:mod:`.workers`), :func:`run_study` (:mod:`.run`), reruns (:mod:`.rerun`), console
+logging (:mod:`.console`) and the study's summary artifacts (:mod:`.report`, :mod:`.figures`).
+May import every layer below it: tracking, experiment, trial, benchmarks, pruner, infra.
 """
+
 from workbench.study.factories import make_storage, resolve_storage
 from workbench.study.objective import Objective, run_tracked_trial
 from workbench.study.run import run_study

@@ -11,6 +11,7 @@ Example:
     >>> type(storage).__name__
     'JournalStorage'
 """
+
 from __future__ import annotations
 
 import inspect
@@ -27,8 +28,15 @@ from workbench.experiment import Experiment, FloatRange
 from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
 from workbench.study.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
-__all__ = ["default_storage", "grid_space", "make_pruner", "make_sampler", "make_storage", "resolve_storage", "suggest_params"]
-
+__all__ = [
+    "default_storage",
+    "grid_space",
+    "make_pruner",
+    "make_sampler",
+    "make_storage",
+    "resolve_storage",
+    "suggest_params",
+]
 
 
 def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None = None) -> optuna.storages.BaseStorage:
@@ -41,13 +49,20 @@ def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None
     if "://" not in spec:
         return optuna.storages.JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
     kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
-    callback_arg = ("heartbeat_stale_trial_callback"  # Optuna >= 4.9; failed_trial_callback before
-                    if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
-                    else "failed_trial_callback")
+    callback_arg = (
+        "heartbeat_stale_trial_callback"  # Optuna >= 4.9; failed_trial_callback before
+        if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+        else "failed_trial_callback"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(spec, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
-                                          grace_period=GRACE_PERIOD, **{callback_arg: failed_trial_callback})
+        return optuna.storages.RDBStorage(
+            spec,
+            engine_kwargs=kwargs,
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+            **{callback_arg: failed_trial_callback},
+        )
 
 
 def resolve_storage(storage: str | None, study_name: str, workers: int) -> str:
@@ -65,8 +80,11 @@ def default_storage(study_name: str, workers: int) -> str:
 
 def grid_space(experiment: Experiment) -> dict[str, list[Any]]:
     """The searched dimensions as lists of values: what a grid sampler walks."""
-    return {dim: v.grid() if isinstance(v, FloatRange) else list(v)
-            for dim, v in experiment.search_space.items() if dim in experiment.searched_dims()}
+    return {
+        dim: v.grid() if isinstance(v, FloatRange) else list(v)
+        for dim, v in experiment.search_space.items()
+        if dim in experiment.searched_dims()
+    }
 
 
 def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:

@@ -9,6 +9,7 @@ Example:
     >>> fig.axes[0].get_title()
     'Parameter importances'
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 __all__ = ["plot_best_so_far", "plot_importances", "plot_pareto_front"]
+
 
 def plot_best_so_far(numbers: Sequence[int], values: Sequence[float], *, label: str = "accuracy") -> Figure:
     """Each finished trial's objective value and the best value reached so far (maximised)."""

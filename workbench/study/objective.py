@@ -18,6 +18,7 @@ Example:
     ...     params={"pattern": "4x1", "criterion": "magnitude", "scheduler": "oneshot",
     ...             "target_sparsity": 0.8}, training=TrainingConfig(steps=30), seed=0, run_name="x")
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,12 +68,22 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
-def run_tracked_trial(tracker: Tracker, experiment_id: str, *, benchmark: str, params: dict[str, Any],
-                      training: TrainingConfig, seed: int, fixed: dict[str, Any] | None = None,
-                      parent_run_id: str | None = None, run_name: str, tags: dict[str, Any] | None = None,
-                      on_eval: Callable[[int, float], None] | None = None,
-                      on_run: Callable[[str], None] | None = None,
-                      runner: TrialRunner = TrialRunner()) -> tuple[str, TrialResult]:
+def run_tracked_trial(
+    tracker: Tracker,
+    experiment_id: str,
+    *,
+    benchmark: str,
+    params: dict[str, Any],
+    training: TrainingConfig,
+    seed: int,
+    fixed: dict[str, Any] | None = None,
+    parent_run_id: str | None = None,
+    run_name: str,
+    tags: dict[str, Any] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
+    on_run: Callable[[str], None] | None = None,
+    runner: TrialRunner = TrialRunner(),
+) -> tuple[str, TrialResult]:
     """Build the pruning config for ``params``, run the trial and log it as one MLflow run.
 
     ``params`` are search-space values; ``lr`` goes to the training config and an N:M target is
@@ -140,9 +151,18 @@ class Objective:
     MLflow by the trial (:mod:`workbench.tracking.spool`).
     """
 
-    def __init__(self, experiment: Experiment, *, tracking_uri: str, experiment_id: str,
-                 parent_run_id: str, threads: int = 0, on_start: Callable[[], None] | None = None,
-                 spool: str | None = None, runner: TrialRunner = TrialRunner()) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        *,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        threads: int = 0,
+        on_start: Callable[[], None] | None = None,
+        spool: str | None = None,
+        runner: TrialRunner = TrialRunner(),
+    ) -> None:
         self.experiment, self.tracking_uri = experiment, tracking_uri
         self.experiment_id, self.parent_run_id, self.threads = experiment_id, parent_run_id, threads
         self.on_start, self.spool, self.runner = on_start, spool, runner
@@ -171,8 +191,9 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         exp = self.experiment
         if self._tracker is None:
-            self._tracker = (SpooledTracker(self.tracking_uri, spool=self.spool) if self.spool
-                             else Tracker(self.tracking_uri))
+            self._tracker = (
+                SpooledTracker(self.tracking_uri, spool=self.spool) if self.spool else Tracker(self.tracking_uri)
+            )
         params = suggest_params(trial, exp)
         training = replace(exp.training, threads=self.threads or exp.training.threads)
 
@@ -185,10 +206,20 @@ class Objective:
         tags = {"optuna.trial_number": trial.number, "optuna.study_name": exp.study_name, **plugin_tags(exp)}
         try:
             _, result = run_tracked_trial(
-                self._tracker, self.experiment_id, benchmark=exp.benchmark, params=params, training=training,
-                seed=exp.study.seed, fixed=exp.pruning, parent_run_id=self.parent_run_id,
-                run_name=f"trial-{trial.number}", tags=tags, on_eval=on_eval,
-                on_run=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id), runner=self.runner)
+                self._tracker,
+                self.experiment_id,
+                benchmark=exp.benchmark,
+                params=params,
+                training=training,
+                seed=exp.study.seed,
+                fixed=exp.pruning,
+                parent_run_id=self.parent_run_id,
+                run_name=f"trial-{trial.number}",
+                tags=tags,
+                on_eval=on_eval,
+                on_run=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+                runner=self.runner,
+            )
         except TrialStopped as stop:
             raise optuna.TrialPruned(str(stop)) from None
         sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)

@@ -16,6 +16,7 @@ process of a study, so N workers stop at exactly the requested number of trials.
 Example:
     >>> recovered = recover_study(study, tracker, parent_run_id)   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,14 @@ from workbench.infra.stores import local_path
 if TYPE_CHECKING:
     from workbench.tracking import Tracker
 
-__all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "counted_trials", "recover_study", "stale_trial_callback",
-           "study_lock"]
+__all__ = [
+    "GRACE_PERIOD",
+    "HEARTBEAT_INTERVAL",
+    "counted_trials",
+    "recover_study",
+    "stale_trial_callback",
+    "study_lock",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -61,10 +68,11 @@ def counted_trials(study: optuna.Study) -> int:
     configurations still ends. A trial failed by an interruption (Ctrl-C, a killed worker, a
     stale heartbeat) says nothing about its parameters and is run again.
     """
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                   TrialState.FAIL))
-               if t.state != TrialState.FAIL or ("failure_reason" in t.user_attrs
-                                                  and not t.user_attrs.get("interrupted")))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        if t.state != TrialState.FAIL or ("failure_reason" in t.user_attrs and not t.user_attrs.get("interrupted"))
+    )
 
 
 def _mark_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
@@ -97,8 +105,14 @@ def _kill_run(tracker: Tracker, run_id: str, reason: str) -> None:
         _log.warning("could not mark MLflow run %s KILLED: %s", run_id, err)
 
 
-def recover_study(study: optuna.Study, tracker: Tracker | None, parent_run_id: str | None, *,
-                  own: bool = False, close_runs: bool = True) -> list[int]:
+def recover_study(
+    study: optuna.Study,
+    tracker: Tracker | None,
+    parent_run_id: str | None,
+    *,
+    own: bool = False,
+    close_runs: bool = True,
+) -> list[int]:
     """Fail orphaned RUNNING trials and close their MLflow runs; returns the trial numbers failed.
 
     A RUNNING trial is orphaned when its owner process is dead on this host
@@ -139,14 +153,16 @@ def _interrupted(trial: FrozenTrial) -> bool:
     Completed, pruned and self-failed trials close their own runs, possibly a little later
     (their logging may still wait in the log writer's spool), so those runs are left alone.
     """
-    return trial.state == TrialState.FAIL and (bool(trial.user_attrs.get("interrupted"))
-                                               or "failure_reason" not in trial.user_attrs)
+    return trial.state == TrialState.FAIL and (
+        bool(trial.user_attrs.get("interrupted")) or "failure_reason" not in trial.user_attrs
+    )
 
 
 def _close_orphan_runs(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> None:
     exp_id = tracker.client.get_run(parent_run_id).info.experiment_id
-    runs = tracker.client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
-                                                "and attributes.status = 'RUNNING'", max_results=1000)
+    runs = tracker.client.search_runs(
+        [exp_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'", max_results=1000
+    )
     if not runs:
         return
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}

@@ -10,6 +10,7 @@
 Example:
     >>> rows = trial_rows(study)        # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,11 @@ def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
         return {"skipped": "no searched parameter took more than one value"}
     try:
         values = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed), params=sorted(varied),
-            target=lambda t: t.values[0])
+            study,
+            evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed),
+            params=sorted(varied),
+            target=lambda t: t.values[0],
+        )
     except (RuntimeError, ValueError) as err:  # Optuna refuses degenerate inputs
         return {"skipped": f"{type(err).__name__}: {err}"}
     return {"target": "accuracy", "n_complete_trials": len(complete), "importances": dict(values)}
@@ -81,8 +85,11 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
     else:
         _log.info("parameter importances skipped: %s", importances["skipped"])
     counts = {state: len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
-    metrics = {"trials/complete": counts[TrialState.COMPLETE], "trials/pruned": counts[TrialState.PRUNED],
-               "trials/failed": counts[TrialState.FAIL]}
+    metrics = {
+        "trials/complete": counts[TrialState.COMPLETE],
+        "trials/pruned": counts[TrialState.PRUNED],
+        "trials/failed": counts[TrialState.FAIL],
+    }
     if complete:
         metrics["best_accuracy"] = max(t.values[0] for t in complete)
     tracker.log_study_summary(parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics)

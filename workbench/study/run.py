@@ -22,6 +22,7 @@ Example:
     >>> from workbench.experiment import load_experiment     # doctest: +SKIP
     >>> study = run_study(load_experiment("experiments/quick.yaml"))  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,11 +37,12 @@ from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
 from workbench.infra.stores import redact_url
 from workbench.pruner import ConfigError
+from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.study.report import summarize_study
-from workbench.study.workers import WorkerError, progress_bar, run_trials, run_workers
+from workbench.study.workers import WorkerError, run_workers
 from workbench.tracking import Tracker
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
 from workbench.tracking.spool import SpoolWriter, replay, spool_dir
@@ -49,9 +51,17 @@ __all__ = ["run_study"]
 
 _log = logging.getLogger(__name__)
 
-def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: int = 1,
-              storage: str | None = None, tracking_uri: str | None = None,
-              show_progress_bar: bool = False, runner: TrialRunner = TrialRunner()) -> optuna.Study:
+
+def run_study(
+    experiment: Experiment,
+    *,
+    n_trials: int | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    show_progress_bar: bool = False,
+    runner: TrialRunner = TrialRunner(),
+) -> optuna.Study:
     """Create or resume the study and run it until ``n_trials`` trials count (module docstring).
 
     Returns the study (loaded from its storage). The parent MLflow run is reused on resume and
@@ -73,42 +83,78 @@ def run_study(experiment: Experiment, *, n_trials: int | None = None, workers: i
     spec = resolve_storage(storage, experiment.study_name, workers)
     tracker = Tracker(tracking_uri)
     directions = ["maximize"] * len(experiment.study.objectives)
-    study = optuna.create_study(storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
-                                study_name=experiment.study_name, load_if_exists=True, directions=directions,
-                                pruner=make_pruner(experiment))
+    study = optuna.create_study(
+        storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
+        study_name=experiment.study_name,
+        load_if_exists=True,
+        directions=directions,
+        pruner=make_pruner(experiment),
+    )
     study.sampler = make_sampler(experiment)
     exp_id = tracker.experiment_id(experiment.name)
-    study_params = {"benchmark": experiment.benchmark, "sampler": experiment.study.sampler,
-                    "objectives": ",".join(experiment.study.objectives), "study_pruner": experiment.study.pruner,
-                    "seed": experiment.study.seed, "storage": redact_url(spec),
-                    **{f"training.{k}": v for k, v in experiment.training.to_dict().items()}}
-    parent = tracker.study_run(exp_id, experiment.study_name, params=study_params,
-                               config_text=yaml.safe_dump(_experiment_dict(experiment), sort_keys=False))
+    study_params = {
+        "benchmark": experiment.benchmark,
+        "sampler": experiment.study.sampler,
+        "objectives": ",".join(experiment.study.objectives),
+        "study_pruner": experiment.study.pruner,
+        "seed": experiment.study.seed,
+        "storage": redact_url(spec),
+        **{f"training.{k}": v for k, v in experiment.training.to_dict().items()},
+    }
+    parent = tracker.study_run(
+        exp_id,
+        experiment.study_name,
+        params=study_params,
+        config_text=yaml.safe_dump(_experiment_dict(experiment), sort_keys=False),
+    )
     study.set_user_attr("mlflow_experiment_id", exp_id)
     study.set_user_attr("mlflow_parent_run_id", parent)
     spool = spool_dir(tracker.tracking_uri, experiment.study_name)
     replay(spool, tracker, reclaim=True)  # logging a dead writer left behind, before recovery judges runs
     recovered = recover_study(study, tracker, parent)
     done = counted_trials(study)
-    _log.info("study %r: %d trials done%s, target %d, storage %s, tracking %s", experiment.study_name, done,
-              f" ({len(recovered)} left running by a dead worker, now failed)" if recovered else "", total,
-              redact_url(spec), redact_url(tracker.tracking_uri))
+    _log.info(
+        "study %r: %d trials done%s, target %d, storage %s, tracking %s",
+        experiment.study_name,
+        done,
+        f" ({len(recovered)} left running by a dead worker, now failed)" if recovered else "",
+        total,
+        redact_url(spec),
+        redact_url(tracker.tracking_uri),
+    )
     try:
         if done < total and workers == 1:
-            objective = Objective(experiment, tracking_uri=tracker.tracking_uri, experiment_id=exp_id,
-                                  parent_run_id=parent, spool=str(spool), runner=runner)
-            with SpoolWriter(spool, tracker.tracking_uri), \
-                    progress_bar(show_progress_bar, total, done, experiment.study_name) as bar:
-                run_trials(study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent,
-                           progress=bar)
+            objective = Objective(
+                experiment,
+                tracking_uri=tracker.tracking_uri,
+                experiment_id=exp_id,
+                parent_run_id=parent,
+                spool=str(spool),
+                runner=runner,
+            )
+            with (
+                SpoolWriter(spool, tracker.tracking_uri),
+                progress_bar(show_progress_bar, total, done, experiment.study_name) as bar,
+            ):
+                run_trials(
+                    study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent, progress=bar
+                )
         elif done < total:
             server = LocalTrackingServer(tracker.tracking_uri) if needs_local_server(tracker.tracking_uri) else None
-            with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri, \
-                    SpoolWriter(spool, worker_uri):
-                run_workers(experiment, spec=spec, total=total, workers=workers, tracking_uri=worker_uri,
-                            experiment_id=exp_id, parent_run_id=parent,
-                            wait_for_server=server is not None, show_progress_bar=show_progress_bar,
-                            spool=str(spool), runner=runner)
+            with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri, SpoolWriter(spool, worker_uri):
+                run_workers(
+                    experiment,
+                    spec=spec,
+                    total=total,
+                    workers=workers,
+                    tracking_uri=worker_uri,
+                    experiment_id=exp_id,
+                    parent_run_id=parent,
+                    wait_for_server=server is not None,
+                    show_progress_bar=show_progress_bar,
+                    spool=str(spool),
+                    runner=runner,
+                )
     except BaseException as err:
         interrupts.handled()
         _close_interrupted(study, tracker, parent)
@@ -135,6 +181,12 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
     space = {k: (vars(v) if isinstance(v, FloatRange) else v) for k, v in experiment.search_space.items()}
     study = dict(vars(experiment.study), objectives=list(experiment.study.objectives))
     plugins = {"plugins": list(experiment.plugins)} if experiment.plugins else {}
-    return {"name": experiment.name, **plugins, "benchmark": experiment.benchmark,
-            "training": experiment.training.to_dict(),
-            "pruning": experiment.pruning, "search_space": space, "study": study}
+    return {
+        "name": experiment.name,
+        **plugins,
+        "benchmark": experiment.benchmark,
+        "training": experiment.training.to_dict(),
+        "pruning": experiment.pruning,
+        "search_space": space,
+        "study": study,
+    }

@@ -1,11 +1,8 @@
-"""Running trials until the study holds its total: the trial loop, worker processes, interruption.
+"""Worker processes on one study: spawn, progress, interruption.
 
 Every process that runs trials (the ``workbench search`` process itself with one worker, or
-each of N spawned workers) runs :func:`run_trials`: under the study lock
-(:func:`~workbench.study.recovery.study_lock`) it fails orphaned trials, counts the trials that count
-(:func:`~workbench.study.recovery.counted_trials`) plus the RUNNING ones, and creates the next trial
-only when that is below the total; the lock is released as soon as the trial exists. So N
-processes, on one machine or several, stop at exactly the requested total.
+each of N spawned workers) runs :func:`~workbench.study.budget.run_trials`, which stops the N
+processes at exactly the requested total.
 
 :func:`run_workers` spawns the N workers (each with ``max(1, cores // N)`` torch threads unless
 the experiment asks for fewer), draws a progress bar and, on Ctrl-C, passes the interrupt to
@@ -15,6 +12,7 @@ Example:
     >>> run_workers(experiment, spec="optuna.journal", total=12, workers=2,   # doctest: +SKIP
     ...             tracking_uri="http://127.0.0.1:5001", experiment_id="1", parent_run_id=parent)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,27 +22,24 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
-from tqdm.auto import tqdm
 
 from workbench.experiment import Experiment
 from workbench.infra import interrupts
 from workbench.infra.interrupts import ignoring_sigint, interrupt_guard
 from workbench.infra.plugins import import_plugins
 from workbench.infra.stores import redact_url
+from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import make_pruner, make_sampler, make_storage
 from workbench.study.objective import Objective, TrialRunner
-from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback, study_lock
+from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.tracking import Tracker
 from workbench.tracking.server import wait_for_server
 
-__all__ = ["TrialBudget", "WorkerError", "log_trial", "progress_bar", "run_trials", "run_workers", "thread_budget",
-           "warm_up_torch"]
+__all__ = ["WorkerError", "run_workers", "thread_budget", "warm_up_torch"]
 
 _log = logging.getLogger(__name__)
 
@@ -57,76 +52,6 @@ def thread_budget(requested: int, workers: int) -> int:
     """torch threads per worker: ``max(1, cores // workers)``, or fewer when the experiment asks."""
     budget = max(1, (os.cpu_count() or 1) // workers)
     return min(requested, budget) if requested > 0 else budget
-
-
-def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """One line per finished trial (an Optuna callback)."""
-    values = "/".join(f"{v:.4f}" for v in trial.values or [])
-    params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-    reason = f" ({trial.user_attrs['failure_reason']})" if trial.state == TrialState.FAIL else ""
-    level = logging.WARNING if trial.state == TrialState.FAIL else logging.INFO
-    _log.log(level, "trial %d %s %s [%s] %.1fs run=%s%s", trial.number, trial.state.name, values or "-", params,
-             (trial.duration.total_seconds() if trial.duration else 0.0),
-             trial.user_attrs.get("mlflow_run_id", "-"), reason if "failure_reason" in trial.user_attrs else "")
-
-
-class TrialBudget:
-    """Hands out trials under the study lock until ``total`` trials count (see the module docstring)."""
-
-    def __init__(self, study: optuna.Study, *, spec: str, total: int, tracker: Tracker | None = None,
-                 parent_run_id: str | None = None) -> None:
-        self.study, self.total, self.tracker, self.parent_run_id = study, total, tracker, parent_run_id
-        self._spec = spec
-        self._lock: Any = None
-
-    def claim(self) -> bool:
-        """Take the lock; True (lock kept until :meth:`release`) when one more trial fits."""
-        lock = study_lock(self._spec, self.study.study_name, self.study._storage)
-        lock.__enter__()
-        self._lock = lock
-        try:
-            recover_study(self.study, self.tracker, self.parent_run_id, close_runs=False)
-            running = len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            room = counted_trials(self.study) + running < self.total
-        except BaseException:
-            self.release()
-            raise
-        if not room:
-            self.release()
-        return room
-
-    def release(self) -> None:
-        """Release the lock if held (called when the trial exists, or after a failed claim)."""
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.__exit__(None, None, None)
-
-
-def run_trials(study: optuna.Study, objective: Objective, *, spec: str, total: int, tracker: Tracker | None,
-               parent_run_id: str | None, progress: Any = None) -> None:
-    """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar."""
-    budget = TrialBudget(study, spec=spec, total=total, tracker=tracker, parent_run_id=parent_run_id)
-    objective.on_start = budget.release
-    while budget.claim():
-        try:
-            study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))
-        finally:
-            budget.release()
-        if progress is not None:
-            progress.update(counted_trials(study) - progress.n)
-
-
-@contextlib.contextmanager
-def progress_bar(show: bool, total: int, done: int, name: str) -> Iterator[Any]:
-    """A tqdm bar of trials counted so far (``None`` when not shown), closed on exit."""
-    if not show:
-        yield None
-        return
-    bar = tqdm(total=total, initial=done, desc=name)
-    try:
-        yield bar
-    finally:
-        bar.close()
 
 
 def _worker(job: dict[str, Any]) -> None:
@@ -153,13 +78,26 @@ def _worker(job: dict[str, Any]) -> None:
             wait_for_server(job["tracking_uri"])
         tracker = Tracker(job["tracking_uri"])
         storage = make_storage(job["storage"], failed_trial_callback=stale_trial_callback(tracker))
-        study = optuna.load_study(study_name=exp.study_name, storage=storage, pruner=make_pruner(exp),
-                                  sampler=make_sampler(exp))
-        objective = Objective(exp, tracking_uri=job["tracking_uri"], experiment_id=job["experiment_id"],
-                              parent_run_id=job["parent_run_id"], threads=job["threads"], spool=job["spool"],
-                              runner=job["runner"])
-        run_trials(study, objective, spec=job["storage"], total=job["total"], tracker=tracker,
-                   parent_run_id=job["parent_run_id"])
+        study = optuna.load_study(
+            study_name=exp.study_name, storage=storage, pruner=make_pruner(exp), sampler=make_sampler(exp)
+        )
+        objective = Objective(
+            exp,
+            tracking_uri=job["tracking_uri"],
+            experiment_id=job["experiment_id"],
+            parent_run_id=job["parent_run_id"],
+            threads=job["threads"],
+            spool=job["spool"],
+            runner=job["runner"],
+        )
+        run_trials(
+            study,
+            objective,
+            spec=job["storage"],
+            total=job["total"],
+            tracker=tracker,
+            parent_run_id=job["parent_run_id"],
+        )
     except KeyboardInterrupt:
         interrupts.handled()
         if study is not None:  # a trial interrupted between its creation and its objective
@@ -168,10 +106,20 @@ def _worker(job: dict[str, Any]) -> None:
         sys.exit(130)  # the trial and its run are closed; no traceback
 
 
-def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, tracking_uri: str,
-                experiment_id: str, parent_run_id: str, wait_for_server: bool = False,
-                show_progress_bar: bool = False, spool: str | None = None,
-                runner: TrialRunner = TrialRunner()) -> None:
+def run_workers(
+    experiment: Experiment,
+    *,
+    spec: str,
+    total: int,
+    workers: int,
+    tracking_uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    wait_for_server: bool = False,
+    show_progress_bar: bool = False,
+    spool: str | None = None,
+    runner: TrialRunner = TrialRunner(),
+) -> None:
     """Spawn ``workers`` processes on the study and wait for them (see the module docstring).
 
     With ``wait_for_server`` each worker waits until the tracking server at ``tracking_uri``
@@ -184,12 +132,22 @@ def run_workers(experiment: Experiment, *, spec: str, total: int, workers: int, 
     """
     threads = thread_budget(experiment.training.threads, workers)
     ctx = multiprocessing.get_context("spawn")
-    base = {"experiment": experiment, "storage": spec, "total": total, "threads": threads,
-            "tracking_uri": tracking_uri, "experiment_id": experiment_id, "parent_run_id": parent_run_id,
-            "log_level": logging.getLogger("workbench").getEffectiveLevel(), "wait_for_server": wait_for_server,
-            "spool": spool, "runner": runner}
-    procs = [ctx.Process(target=_worker, args=(dict(base, index=i),),
-                         name=f"workbench-worker-{i}") for i in range(workers)]
+    base = {
+        "experiment": experiment,
+        "storage": spec,
+        "total": total,
+        "threads": threads,
+        "tracking_uri": tracking_uri,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent_run_id,
+        "log_level": logging.getLogger("workbench").getEffectiveLevel(),
+        "wait_for_server": wait_for_server,
+        "spool": spool,
+        "runner": runner,
+    }
+    procs = [
+        ctx.Process(target=_worker, args=(dict(base, index=i),), name=f"workbench-worker-{i}") for i in range(workers)
+    ]
     _log.info("%d workers, %d torch threads each, tracking %s", workers, threads, redact_url(tracking_uri))
     study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
     try:
@@ -246,8 +204,10 @@ def warm_up_torch() -> None:
     own failure. Call this before interrupts are armed.
     """
     layer = torch.nn.Linear(2, 2)
-    for optimizer in (torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9),
-                      torch.optim.AdamW(layer.parameters(), lr=0.1)):
+    for optimizer in (
+        torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9),
+        torch.optim.AdamW(layer.parameters(), lr=0.1),
+    ):
         layer(torch.zeros(1, 2)).sum().backward()
         optimizer.step()
         optimizer.zero_grad()

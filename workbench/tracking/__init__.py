@@ -6,6 +6,7 @@ deferred logging of finished trials through a log writer process (:mod:`.spool`)
 tracking server several workers share (:mod:`.server`). May import :mod:`workbench.trial`,
 :mod:`workbench.pruner` and :mod:`workbench.infra`; knows nothing of Optuna.
 """
+
 from workbench.tracking.tracker import DEFAULT_TRACKING_URI, Tracker, resolve_tracking_uri, result_metrics, trial_params
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "resolve_tracking_uri", "result_metrics", "trial_params"]

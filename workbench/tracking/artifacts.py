@@ -12,6 +12,7 @@ Example:
     >>> sorted({m.key for m in result_metrics(r, ts=1)})[:3]
     ['accuracy', 'accuracy_drop', 'dense_accuracy']
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,9 @@ from workbench.trial.types import SPARSITY_KEYS, TrialResult
 __all__ = ["curve_metrics", "now_ms", "result_metrics", "trial_params", "write_csv", "write_trial_artifacts"]
 
 
-def trial_params(params: dict[str, Any], pruning_config: dict[str, Any], *, seed: int,
-                 benchmark: str) -> dict[str, Any]:
+def trial_params(
+    params: dict[str, Any], pruning_config: dict[str, Any], *, seed: int, benchmark: str
+) -> dict[str, Any]:
     """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched).
 
     Knobs the search space leaves out are read from the effective pruning config, so every child
@@ -70,12 +72,20 @@ def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric
     """Every metric of a trial: finals, global/per-layer sparsity series, eval and loss series."""
     ts = ts or now_ms()
     last = max([0, *result.eval_accuracy, *result.train_loss])
-    out = [Metric(k, float(v), ts, last) for k, v in (("accuracy", result.accuracy),
-           ("dense_accuracy", result.dense_accuracy), ("accuracy_drop", result.accuracy_drop))]
+    out = [
+        Metric(k, float(v), ts, last)
+        for k, v in (
+            ("accuracy", result.accuracy),
+            ("dense_accuracy", result.dense_accuracy),
+            ("accuracy_drop", result.accuracy_drop),
+        )
+    ]
     for key in SPARSITY_KEYS:
         out.extend(curve_metrics(f"sparsity/{key}", result.sparsity.get(key, {}), ts))
-    for prefix, curves in (("layer_sparsity", result.layer_sparsity),
-                           ("layer_blockwise_sparsity", result.layer_blockwise_sparsity)):
+    for prefix, curves in (
+        ("layer_sparsity", result.layer_sparsity),
+        ("layer_blockwise_sparsity", result.layer_blockwise_sparsity),
+    ):
         keys = layer_metric_keys(curves, prefix=prefix)
         for name, curve in curves.items():
             out.extend(curve_metrics(keys[name], curve, ts))
@@ -96,16 +106,32 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
 def write_trial_artifacts(folder: Path, result: TrialResult) -> None:
     """pruning_config.yaml, trial.yaml (what rerun needs), layers.csv, layer_sparsity.csv, PNG."""
     (folder / "pruning_config.yaml").write_text(yaml.safe_dump(result.pruning_config, sort_keys=False))
-    spec = {"benchmark": result.benchmark, "seed": result.seed, "params": result.params,
-            "training": result.training, "pruning_config": result.pruning_config}
+    spec = {
+        "benchmark": result.benchmark,
+        "seed": result.seed,
+        "params": result.params,
+        "training": result.training,
+        "pruning_config": result.pruning_config,
+    }
     (folder / "trial.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    write_csv(folder / "layers.csv", [dict(r, shape="x".join(map(str, r.get("shape", ())))) for r in result.layers],
-               ("name", "type", "shape", "pruned", "reason", "pruner"))
+    write_csv(
+        folder / "layers.csv",
+        [dict(r, shape="x".join(map(str, r.get("shape", ())))) for r in result.layers],
+        ("name", "type", "shape", "pruned", "reason", "pruner"),
+    )
     keys = layer_metric_keys(result.layer_sparsity, prefix="layer_sparsity")
-    rows = [{"layer": name, "metric_key": keys[name], "elementwise_sparsity": curve[max(curve)] if curve else "",
-             "blockwise_sparsity": _last(result.layer_blockwise_sparsity.get(name))}
-            for name, curve in sorted(result.layer_sparsity.items())]
-    write_csv(folder / "layer_sparsity.csv", rows, ("layer", "metric_key", "elementwise_sparsity", "blockwise_sparsity"))
+    rows = [
+        {
+            "layer": name,
+            "metric_key": keys[name],
+            "elementwise_sparsity": curve[max(curve)] if curve else "",
+            "blockwise_sparsity": _last(result.layer_blockwise_sparsity.get(name)),
+        }
+        for name, curve in sorted(result.layer_sparsity.items())
+    ]
+    write_csv(
+        folder / "layer_sparsity.csv", rows, ("layer", "metric_key", "elementwise_sparsity", "blockwise_sparsity")
+    )
     plot_sparsity_curves(result).savefig(folder / "sparsity_curves.png")
 
 

@@ -11,6 +11,7 @@ Example:
     >>> plot_sparsity_curves(r).axes[0].get_title()
     'Global sparsity'
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

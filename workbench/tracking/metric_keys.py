@@ -19,6 +19,7 @@ Example:
     >>> layer_metric_keys(["enc.0.fc1", "head:out"], prefix="layer_sparsity")
     {'enc.0.fc1': 'layer_sparsity/enc.0.fc1', 'head:out': 'layer_sparsity/head_out'}
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,10 @@ def layer_metric_keys(names: Iterable[str], *, prefix: str) -> dict[str, str]:
     counts: dict[str, int] = {}
     for key in first.values():
         counts[key] = counts.get(key, 0) + 1
-    keys = {name: key if counts[key] == 1 else _fit(prefix, sanitize_name(name), name, suffix=True)
-            for name, key in first.items()}
+    keys = {
+        name: key if counts[key] == 1 else _fit(prefix, sanitize_name(name), name, suffix=True)
+        for name, key in first.items()
+    }
     if len(set(keys.values())) != len(keys):  # a suffixed key met an unsuffixed one: suffix all
         keys = {name: _fit(prefix, sanitize_name(name), name, suffix=True) for name in unique}
     return keys

@@ -15,6 +15,7 @@ Example:
     >>> with LocalTrackingServer("sqlite:///mlflow.db") as uri:   # doctest: +SKIP
     ...     MlflowClient(uri).search_experiments()
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,8 +54,9 @@ def wait_for_server(uri: str, *, timeout: float = 180.0, proc: subprocess.Popen 
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the MLflow tracking server for {uri} exited (status {proc.returncode}); "
-                               "see the lines above")
+            raise RuntimeError(
+                f"the MLflow tracking server for {uri} exited (status {proc.returncode}); see the lines above"
+            )
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
                 if response.status == 200:
@@ -89,12 +91,25 @@ class LocalTrackingServer:
         port = _free_port(self.host)
         root = _artifact_root(self.backend_uri)
         if os.environ.get("WORKBENCH_TRACKING_SERVER") == "mlflow":
-            cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
-                   "--default-artifact-root", root, "--host", self.host, "--port", str(port), "--workers", "1"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                self.backend_uri,
+                "--default-artifact-root",
+                root,
+                "--host",
+                self.host,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ]
         else:
             cmd = [sys.executable, "-m", "workbench.tracking.server", self.backend_uri, root, self.host, str(port)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         self.uri = f"http://{self.host}:{port}"
         if wait:
             try:

@@ -28,6 +28,7 @@ Example:
     >>> with SpoolWriter(spool, "sqlite:///mlflow.db"):                    # doctest: +SKIP
     ...     tracker = SpooledTracker("sqlite:///mlflow.db", spool=spool)   # trials log through it
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,7 @@ class SpooledTracker(Tracker):
         self.spool = Path(spool)
         self._calls: dict[str, list[tuple[str, tuple, dict]]] = {}
 
-    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *,
-                   ts: int | None = None) -> float:
+    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *, ts: int | None = None) -> float:
         """Queue the trial's params, metrics and artifacts; returns 0.0 (nothing is spent here).
 
         The metrics are stamped now, so replaying the file again (after a failure half-way)
@@ -85,12 +85,23 @@ class SpooledTracker(Tracker):
         self._calls.setdefault(run_id, []).append(("log_result", (run_id, result, dict(params)), kwargs))
         return 0.0
 
-    def log_partial(self, run_id: str, params: dict[str, Any], *, pruning_config: dict[str, Any] | None,
-                    eval_accuracy: dict[int, float], ts: int | None = None) -> None:
+    def log_partial(
+        self,
+        run_id: str,
+        params: dict[str, Any],
+        *,
+        pruning_config: dict[str, Any] | None,
+        eval_accuracy: dict[int, float],
+        ts: int | None = None,
+    ) -> None:
         """Queue what a stopped or failed trial still has (stamped now, as in :meth:`log_result`)."""
         self._calls.setdefault(run_id, []).append(
-            ("log_partial", (run_id, dict(params)), {"pruning_config": pruning_config,
-                                                     "eval_accuracy": dict(eval_accuracy), "ts": ts or now_ms()}))
+            (
+                "log_partial",
+                (run_id, dict(params)),
+                {"pruning_config": pruning_config, "eval_accuracy": dict(eval_accuracy), "ts": ts or now_ms()},
+            )
+        )
 
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
         """Queue the run's end and write the run's spool file (``state`` as in ``Tracker.finish``)."""
@@ -114,8 +125,11 @@ def pending_runs(spool: str | os.PathLike) -> set[str]:
     folder = Path(spool)
     if not folder.is_dir():
         return set()
-    return {p.name.split(".")[0].partition("-")[2] for p in folder.iterdir()
-            if p.suffix in (".pkl", ".working") and not p.name.startswith(".")}
+    return {
+        p.name.split(".")[0].partition("-")[2]
+        for p in folder.iterdir()
+        if p.suffix in (".pkl", ".working") and not p.name.startswith(".")
+    }
 
 
 def _reclaim_abandoned(spool: Path) -> None:
@@ -203,8 +217,12 @@ class SpoolWriter:
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
         level = logging.getLogger("workbench").getEffectiveLevel()
-        self._proc = ctx.Process(target=_writer_main, name="workbench-log-writer", daemon=False,
-                                 args=(str(self.spool), self.tracking_uri, self._stop, os.getpid(), level))
+        self._proc = ctx.Process(
+            target=_writer_main,
+            name="workbench-log-writer",
+            daemon=False,
+            args=(str(self.spool), self.tracking_uri, self._stop, os.getpid(), level),
+        )
         with ignoring_sigint():  # the writer must outlive a Ctrl-C in the terminal
             self._proc.start()
         return self

@@ -14,6 +14,7 @@ Example:
     >>> tracker = Tracker("sqlite:////tmp/mlflow-doc.db")       # doctest: +SKIP
     >>> exp_id = tracker.experiment_id("demo")                  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,8 +52,15 @@ from workbench.tracking.metric_keys import MAX_BATCH, sanitize_name
 from workbench.trial.types import TrialResult
 
 __all__ = [
-    "DEFAULT_TRACKING_URI", "Tracker", "check_state", "log_batch_chunked", "redact_url", "resolve_tracking_uri",
-    "result_metrics", "run_tags", "trial_params",
+    "DEFAULT_TRACKING_URI",
+    "Tracker",
+    "check_state",
+    "log_batch_chunked",
+    "redact_url",
+    "resolve_tracking_uri",
+    "result_metrics",
+    "run_tags",
+    "trial_params",
 ]
 
 _log = logging.getLogger(__name__)
@@ -66,11 +74,17 @@ def run_tags() -> dict[str, str]:
     repo = Path(__file__).resolve().parent.parent
     tags = {}
     try:
-        found = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True,
-                               text=True, timeout=10)
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        )
         commit = found.stdout.strip() if found.returncode == 0 else ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", ""
     tags["workbench.git_commit"] = commit or "unknown"
@@ -90,9 +104,15 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def log_batch_chunked(client: MlflowClient, run_id: str, metrics: Sequence[Metric] = (),
-                      params: Sequence[Param] = (), tags: Sequence[RunTag] = (), *,
-                      chunk: int = MAX_BATCH) -> int:
+def log_batch_chunked(
+    client: MlflowClient,
+    run_id: str,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[Param] = (),
+    tags: Sequence[RunTag] = (),
+    *,
+    chunk: int = MAX_BATCH,
+) -> int:
     """``log_batch`` within MLflow's limits: <= ``chunk`` (1000) entities, <= 100 params, <= 100 tags per call.
 
     Params and tags ride along with the first metric chunk, so a typical trial is one call.
@@ -144,25 +164,30 @@ class Tracker:
                 raise
             return found.experiment_id
 
-    def study_run(self, experiment_id: str, study_name: str, *, params: dict[str, Any],
-                  config_text: str | None = None) -> str:
+    def study_run(
+        self, experiment_id: str, study_name: str, *, params: dict[str, Any], config_text: str | None = None
+    ) -> str:
         """The parent run of ``study_name`` (reused when the study resumes), marked RUNNING."""
-        runs = self.client.search_runs([experiment_id], f"tags.`workbench.study` = '{study_name}'",
-                                       max_results=1, order_by=["attributes.start_time ASC"])
+        runs = self.client.search_runs(
+            [experiment_id],
+            f"tags.`workbench.study` = '{study_name}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
         if runs:
             run_id = runs[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             return run_id
-        tags = {"workbench.study": study_name, "workbench.kind": "study", "optuna.study_name": study_name,
-                **run_tags()}
+        tags = {"workbench.study": study_name, "workbench.kind": "study", "optuna.study_name": study_name, **run_tags()}
         run_id = self.client.create_run(experiment_id, tags=tags, run_name=study_name).info.run_id
         log_batch_chunked(self.client, run_id, params=[Param(k, str(v)) for k, v in params.items()])
         if config_text is not None:
             self.client.log_text(run_id, config_text, "experiment.yaml")
         return run_id
 
-    def trial_run(self, experiment_id: str, *, parent_run_id: str | None, run_name: str,
-                  tags: dict[str, Any] | None = None) -> str:
+    def trial_run(
+        self, experiment_id: str, *, parent_run_id: str | None, run_name: str, tags: dict[str, Any] | None = None
+    ) -> str:
         """A new child run (nested under ``parent_run_id`` when given)."""
         all_tags = {"workbench.kind": "trial", **run_tags(), **(tags or {})}
         if parent_run_id:
@@ -170,8 +195,7 @@ class Tracker:
         tags_str = {k: str(v) for k, v in all_tags.items()}  # a tracking server accepts strings only
         return self.client.create_run(experiment_id, tags=tags_str, run_name=run_name).info.run_id
 
-    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *,
-                   ts: int | None = None) -> float:
+    def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *, ts: int | None = None) -> float:
         """Log params, every metric and series, and the trial artifacts; returns seconds spent.
 
         ``ts`` (milliseconds since the epoch, default now) stamps the metrics: logging the same
@@ -182,8 +206,9 @@ class Tracker:
         """
         start = time.perf_counter()
         flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()})
-        log_batch_chunked(self.client, run_id, result_metrics(result, ts=ts),
-                          params=[Param(k, str(v)) for k, v in flat.items()])
+        log_batch_chunked(
+            self.client, run_id, result_metrics(result, ts=ts), params=[Param(k, str(v)) for k, v in flat.items()]
+        )
         with tempfile.TemporaryDirectory() as tmp:
             write_trial_artifacts(Path(tmp), result)
             self.client.log_artifacts(run_id, tmp)
@@ -197,13 +222,24 @@ class Tracker:
         self.client.log_batch(run_id, metrics=extra)
         return seconds
 
-    def log_partial(self, run_id: str, params: dict[str, Any], *, pruning_config: dict[str, Any] | None,
-                    eval_accuracy: dict[int, float], ts: int | None = None) -> None:
+    def log_partial(
+        self,
+        run_id: str,
+        params: dict[str, Any],
+        *,
+        pruning_config: dict[str, Any] | None,
+        eval_accuracy: dict[int, float],
+        ts: int | None = None,
+    ) -> None:
         """What a stopped or failed trial still has: params, config and the evaluations seen
         (``ts`` as in :meth:`log_result`)."""
         ts = ts or now_ms()
-        log_batch_chunked(self.client, run_id, list(curve_metrics("eval/accuracy", eval_accuracy, ts)),
-                          params=[Param(k, str(v)) for k, v in params.items()])
+        log_batch_chunked(
+            self.client,
+            run_id,
+            list(curve_metrics("eval/accuracy", eval_accuracy, ts)),
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
         if pruning_config is not None:
             self.client.log_text(run_id, yaml.safe_dump(pruning_config, sort_keys=False), "pruning_config.yaml")
 
@@ -220,17 +256,26 @@ class Tracker:
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=_STATUS[state])
 
-    def log_study_summary(self, run_id: str, *, rows: Sequence[dict[str, Any]], figures: dict[str, Any],
-                          importances: dict[str, Any], metrics: dict[str, float]) -> None:
+    def log_study_summary(
+        self,
+        run_id: str,
+        *,
+        rows: Sequence[dict[str, Any]],
+        figures: dict[str, Any],
+        importances: dict[str, Any],
+        metrics: dict[str, float],
+    ) -> None:
         """Parent-run artifacts: trials.csv, figures (name -> Figure), param_importances.json."""
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             columns = list(dict.fromkeys(k for row in rows for k in row))
             write_csv(folder / "trials.csv", rows, columns or ["number"])
             (folder / "param_importances.json").write_text(json.dumps(importances, indent=2, sort_keys=True))
-            write_csv(folder / "param_importances.csv",
-                       [{"param": k, "importance": v} for k, v in importances.get("importances", {}).items()],
-                       ("param", "importance"))
+            write_csv(
+                folder / "param_importances.csv",
+                [{"param": k, "importance": v} for k, v in importances.get("importances", {}).items()],
+                ("param", "importance"),
+            )
             for name, fig in figures.items():
                 fig.savefig(folder / name)
             self.client.log_artifacts(run_id, tmp)

@@ -6,9 +6,18 @@ types (:mod:`.types`) and the fine-tuning loop that runs the pruner's hooks (:mo
 May import :mod:`workbench.pruner`, :mod:`workbench.benchmarks` and :mod:`workbench.infra`; knows
 nothing of Optuna or MLflow.
 """
+
 from workbench.trial.config import build_pruning_config, search_params
 from workbench.trial.runner import run_trial
 from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
-__all__ = ["SPARSITY_KEYS", "TrainingConfig", "TrialDiverged", "TrialResult", "TrialStopped", "build_pruning_config",
-           "run_trial", "search_params"]
+__all__ = [
+    "SPARSITY_KEYS",
+    "TrainingConfig",
+    "TrialDiverged",
+    "TrialResult",
+    "TrialStopped",
+    "build_pruning_config",
+    "run_trial",
+    "search_params",
+]

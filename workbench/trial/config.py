@@ -38,6 +38,7 @@ Example:
     >>> search_params(cfg)["scheduler"], search_params(cfg)["criterion"]
     ('iterative', 'snip_momentum')
 """
+
 from __future__ import annotations
 
 import copy
@@ -63,8 +64,10 @@ def _check_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise _fail("params", f"expected a mapping of search dimensions, got {type(params).__name__}")
     for key in params:
         if key not in PRUNING_DIMS:
-            raise _fail(str(key), f"unknown search dimension{did_you_mean(str(key), PRUNING_DIMS)}; "
-                                  f"allowed: {', '.join(PRUNING_DIMS)}")
+            raise _fail(
+                str(key),
+                f"unknown search dimension{did_you_mean(str(key), PRUNING_DIMS)}; allowed: {', '.join(PRUNING_DIMS)}",
+            )
     for key in REQUIRED_DIMS:
         if key not in params:
             raise _fail(key, f"missing; the core search dimensions are {', '.join(REQUIRED_DIMS)}")
@@ -99,11 +102,13 @@ def _schedule(scheduler: str, training: TrainingConfig, progressive_steps: int |
     if progressive_steps is not None:
         frequency = math.ceil(frequency / progressive_steps) * progressive_steps
     if end - start < frequency:
-        raise _fail("training.end_fraction",
-                    f"an iterative schedule needs end_step - start_step >= pruning_frequency; got start_step "
-                    f"{start}, end_step {end}, pruning_frequency {frequency} (with steps {steps}, start_fraction "
-                    f"{training.start_fraction}, end_fraction {training.end_fraction}); use more steps, a "
-                    f"wider start/end range or a lower pruning_frequency")
+        raise _fail(
+            "training.end_fraction",
+            f"an iterative schedule needs end_step - start_step >= pruning_frequency; got start_step "
+            f"{start}, end_step {end}, pruning_frequency {frequency} (with steps {steps}, start_fraction "
+            f"{training.start_fraction}, end_fraction {training.end_fraction}); use more steps, a "
+            f"wider start/end range or a lower pruning_frequency",
+        )
     return {"start_step": start, "end_step": end, "pruning_frequency": frequency}
 
 
@@ -111,18 +116,23 @@ def _check_fixed(fixed: Mapping[str, Any], owned: dict[str, Any], scheduler: str
     """``fixed`` may not contradict the values the search dimensions own."""
     for key, value in owned.items():
         if key in fixed and fixed[key] != value:
-            raise _fail(f"{where}{key}", f"{fixed[key]!r} contradicts the search dimensions, which set {value!r}; "
-                                         f"set {key} in one place only")
+            raise _fail(
+                f"{where}{key}",
+                f"{fixed[key]!r} contradicts the search dimensions, which set {value!r}; set {key} in one place only",
+            )
     start, end = fixed.get("start_step"), fixed.get("end_step")
     if start is not None and end is not None:
         if _single_step(scheduler) and start != end:
-            raise _fail(f"{where}end_step", f"scheduler {scheduler} needs start_step == end_step, got {start} and {end}")
+            raise _fail(
+                f"{where}end_step", f"scheduler {scheduler} needs start_step == end_step, got {start} and {end}"
+            )
         if not _single_step(scheduler) and not start < end:
             raise _fail(f"{where}end_step", f"scheduler {scheduler} needs start_step < end_step, got {start} and {end}")
 
 
-def build_pruning_config(params: Mapping[str, Any], *, training: TrainingConfig,
-                         fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_pruning_config(
+    params: Mapping[str, Any], *, training: TrainingConfig, fixed: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The INC-style config ``{"pruning_configs": [...], **globals}`` for one point of the search space.
 
     Args:
@@ -144,13 +154,18 @@ def build_pruning_config(params: Mapping[str, Any], *, training: TrainingConfig,
     if entries is not None and (not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries)):
         raise _fail("pruning_configs", f"expected a list of dicts (one per pruner), got {entries!r}")
     pruner = point["pruner"]
-    owned: dict[str, Any] = {"pattern": point["pattern"], "target_sparsity": point["target_sparsity"],
-                             "pruning_type": format_pruning_type(pruner, point["criterion"])}
+    owned: dict[str, Any] = {
+        "pattern": point["pattern"],
+        "target_sparsity": point["target_sparsity"],
+        "pruning_type": format_pruning_type(pruner, point["criterion"]),
+    }
     if point["scheduler"] != ("oneshot" if _single_step(point["scheduler"]) else "iterative"):
         owned["scheduler"] = point["scheduler"]  # INC's rule (oneshot iff start == end) would not name it
     owned.update({k: point[k] for k in ("pruning_scope", "sparsity_decay_type") if k in point})
     progressive = fixed.get("progressive_steps", _DEFAULT_PROGRESSIVE_STEPS) if pruner == "progressive" else None
-    if progressive is not None and (isinstance(progressive, bool) or not isinstance(progressive, int) or progressive < 1):
+    if progressive is not None and (
+        isinstance(progressive, bool) or not isinstance(progressive, int) or progressive < 1
+    ):
         raise _fail("pruning.progressive_steps", f"must be an integer >= 1, got {progressive!r}")
     derived = _schedule(point["scheduler"], training, progressive)
     _check_fixed(fixed, owned, point["scheduler"], "pruning.")
@@ -162,11 +177,15 @@ def build_pruning_config(params: Mapping[str, Any], *, training: TrainingConfig,
     config.update(fixed)
     single, name = _single_step(point["scheduler"]), point["scheduler"]
     if not single and not config["start_step"] < config["end_step"]:
-        raise _fail("pruning.start_step", f"scheduler {name} needs start_step < end_step, got "
-                                          f"{config['start_step']} and {config['end_step']}")
+        raise _fail(
+            "pruning.start_step",
+            f"scheduler {name} needs start_step < end_step, got {config['start_step']} and {config['end_step']}",
+        )
     if single and config["start_step"] != config["end_step"]:
-        raise _fail("pruning.end_step", f"scheduler {name} needs start_step == end_step, got "
-                                        f"{config['start_step']} and {config['end_step']}")
+        raise _fail(
+            "pruning.end_step",
+            f"scheduler {name} needs start_step == end_step, got {config['start_step']} and {config['end_step']}",
+        )
     process_config(config)
     return config
 
@@ -176,7 +195,12 @@ def search_params(config: Mapping[str, Any]) -> dict[str, Any]:
     :func:`build_pruning_config`. ``criterion`` is ``None`` for pattern_lock; missing keys take
     the pruner library's defaults."""
     first = process_config(dict(config))[0]
-    return {"pattern": first["pattern"], "criterion": first["criterion_type"],
-            "scheduler": first["scheduler"],
-            "target_sparsity": float(first["target_sparsity"]), "pruner": first["pruner_type"],
-            "pruning_scope": first["pruning_scope"], "sparsity_decay_type": first["sparsity_decay_type"]}
+    return {
+        "pattern": first["pattern"],
+        "criterion": first["criterion_type"],
+        "scheduler": first["scheduler"],
+        "target_sparsity": float(first["target_sparsity"]),
+        "pruner": first["pruner_type"],
+        "pruning_scope": first["pruning_scope"],
+        "sparsity_decay_type": first["sparsity_decay_type"],
+    }

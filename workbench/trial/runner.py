@@ -22,6 +22,7 @@ Example:
     >>> round(result.final_sparsity["blockwise_over_matmul_gemm_conv"], 2)       # doctest: +SKIP
     0.8
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,7 +49,6 @@ from workbench.trial.config import search_params
 from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
 __all__ = ["run_trial"]
-
 
 
 def _stream_seed(seed: int, purpose: str) -> int:
@@ -87,9 +87,15 @@ def _check_training(training: TrainingConfig) -> None:
         raise ConfigError(f"training: expected a TrainingConfig, got {type(training).__name__}")
 
 
-def run_trial(benchmark: Benchmark | str, pruning_config: Mapping[str, Any] | WeightPruningConfig,
-              training: TrainingConfig, seed: int, on_eval: Callable[[int, float], None] | None = None, *,
-              cache_dir: str | os.PathLike | None = None) -> TrialResult:
+def run_trial(
+    benchmark: Benchmark | str,
+    pruning_config: Mapping[str, Any] | WeightPruningConfig,
+    training: TrainingConfig,
+    seed: int,
+    on_eval: Callable[[int, float], None] | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+) -> TrialResult:
     """Fine-tune ``benchmark``'s dense baseline for ``training.steps`` steps while pruning.
 
     Args:
@@ -119,8 +125,11 @@ def run_trial(benchmark: Benchmark | str, pruning_config: Mapping[str, Any] | We
     started = time.perf_counter()
     _check_training(training)
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
-    config = _yaml_safe(pruning_config.to_dict() if isinstance(pruning_config, WeightPruningConfig)
-                        else copy.deepcopy(dict(pruning_config)))
+    config = _yaml_safe(
+        pruning_config.to_dict()
+        if isinstance(pruning_config, WeightPruningConfig)
+        else copy.deepcopy(dict(pruning_config))
+    )
     process_config(config)  # validate before spending time on the baseline
     timings = {"baseline": 0.0, "finetune": 0.0, "eval": 0.0, "total": 0.0}
     rec = _Recorder()
@@ -128,11 +137,22 @@ def run_trial(benchmark: Benchmark | str, pruning_config: Mapping[str, Any] | We
 
     def result(accuracy: float) -> TrialResult:
         timings["total"] = time.perf_counter() - started
-        return TrialResult(benchmark=bench.name, seed=int(seed), params=search_params(config), pruning_config=config,
-                           training=training.to_dict(), accuracy=float(accuracy),
-                           dense_accuracy=state["dense_accuracy"], sparsity=rec.sparsity, layer_sparsity=rec.layer,
-                           layer_blockwise_sparsity=rec.layer_block, train_loss=rec.loss,
-                           eval_accuracy=rec.accuracy, layers=state["layers"], timings=dict(timings))
+        return TrialResult(
+            benchmark=bench.name,
+            seed=int(seed),
+            params=search_params(config),
+            pruning_config=config,
+            training=training.to_dict(),
+            accuracy=float(accuracy),
+            dense_accuracy=state["dense_accuracy"],
+            sparsity=rec.sparsity,
+            layer_sparsity=rec.layer,
+            layer_blockwise_sparsity=rec.layer_block,
+            train_loss=rec.loss,
+            eval_accuracy=rec.accuracy,
+            layers=state["layers"],
+            timings=dict(timings),
+        )
 
     try:
         with torch_settings(threads=training.threads, deterministic=True), seeded(_stream_seed(seed, "torch")):
@@ -141,23 +161,39 @@ def run_trial(benchmark: Benchmark | str, pruning_config: Mapping[str, Any] | We
             timings["baseline"] = time.perf_counter() - tick
             accuracy = _finetune(bench, model, config, training, seed, on_eval, rec, state, timings)
     except (TrialStopped, TrialDiverged) as err:
-        last = err.accuracy if isinstance(err, TrialStopped) else (
-            rec.accuracy[max(rec.accuracy)] if rec.accuracy else float("nan"))
+        last = (
+            err.accuracy
+            if isinstance(err, TrialStopped)
+            else (rec.accuracy[max(rec.accuracy)] if rec.accuracy else float("nan"))
+        )
         err.result = result(last)  # type: ignore[attr-defined]
         raise
     return result(accuracy)
 
 
-def _finetune(bench: Benchmark, model: torch.nn.Module, config: dict[str, Any], training: TrainingConfig,
-              seed: int, on_eval: Callable[[int, float], None] | None, rec: _Recorder, state: dict[str, Any],
-              timings: dict[str, float]) -> float:
+def _finetune(
+    bench: Benchmark,
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    training: TrainingConfig,
+    seed: int,
+    on_eval: Callable[[int, float], None] | None,
+    rec: _Recorder,
+    state: dict[str, Any],
+    timings: dict[str, float],
+) -> float:
     """The fine-tuning loop with the pruner's hooks; returns the final accuracy."""
     tick = time.perf_counter()
     data = bench.data
     pruning = prepare_pruning(model, config)
     state["layers"] = [info.to_dict() for info in pruning.describe()]
-    optimizer = make_optimizer(model.parameters(), name=training.optimizer, lr=training.lr,
-                               momentum=training.momentum, weight_decay=training.weight_decay)
+    optimizer = make_optimizer(
+        model.parameters(),
+        name=training.optimizer,
+        lr=training.lr,
+        momentum=training.momentum,
+        weight_decay=training.weight_decay,
+    )
     generator = torch.Generator().manual_seed(_stream_seed(seed, "batches"))
     model.train()
     pruning.on_train_begin()
@@ -178,8 +214,9 @@ def _finetune(bench: Benchmark, model: torch.nn.Module, config: dict[str, Any], 
         tick = time.perf_counter()
         return accuracy
 
-    for step, (epoch, local, idx) in enumerate(iterate_batches(data.x_train.shape[0], training.batch_size,
-                                                               training.steps, generator)):
+    for step, (epoch, local, idx) in enumerate(
+        iterate_batches(data.x_train.shape[0], training.batch_size, training.steps, generator)
+    ):
         if epoch != last_epoch:
             if epoch_open:
                 pruning.on_epoch_end()

@@ -15,6 +15,7 @@ Example:
     >>> effective_params({"pattern": "2:4", "target_sparsity": 0.8})["target_sparsity"]
     0.5
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,8 +25,20 @@ from typing import Any
 from workbench import pruner
 from workbench.pruner import ConfigError
 
-__all__ = ["CHOICE_DIMS", "DIMENSIONS", "PRUNING_DIMS", "RANGE_DIMS", "REQUIRED_DIMS", "SEARCH_DIMS", "Dimension",
-           "allowed_values", "dimension", "effective_params", "max_sparsity"]
+__all__ = [
+    "CHOICE_DIMS",
+    "DIMENSIONS",
+    "PRUNING_DIMS",
+    "RANGE_DIMS",
+    "REQUIRED_DIMS",
+    "SEARCH_DIMS",
+    "Dimension",
+    "allowed_values",
+    "dimension",
+    "effective_params",
+    "max_sparsity",
+]
+
 
 @dataclass(frozen=True)
 class Dimension:
@@ -56,13 +69,25 @@ def _listed(query: Callable[[], list[str]]) -> Callable[[], tuple[str, ...]]:
 DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("pattern", "choice", True, True, None, "block shape: NxM ('4x1', 'channelx1') or N:M ('2:4')"),
     Dimension("criterion", "choice", True, True, _listed(pruner.list_criteria), "how weights are scored"),
-    Dimension("scheduler", "choice", True, True, _listed(pruner.list_schedulers),
-              "how sparsity rises: one pruning step (oneshot) or a window of them"),
+    Dimension(
+        "scheduler",
+        "choice",
+        True,
+        True,
+        _listed(pruner.list_schedulers),
+        "how sparsity rises: one pruning step (oneshot) or a window of them",
+    ),
     Dimension("target_sparsity", "range", True, True, None, "fraction of weights zeroed at the end, in [0, 1)"),
     Dimension("pruner", "choice", False, True, _listed(pruner.list_pruner_types), "how masks change over steps"),
     Dimension("pruning_scope", "choice", False, True, lambda: pruner.SCOPES, "rank layers together or apart"),
-    Dimension("sparsity_decay_type", "choice", False, True, _listed(pruner.list_decays),
-              "shape of the sparsity ramp of iterative schedules"),
+    Dimension(
+        "sparsity_decay_type",
+        "choice",
+        False,
+        True,
+        _listed(pruner.list_decays),
+        "shape of the sparsity ramp of iterative schedules",
+    ),
     Dimension("lr", "range", False, False, None, "the fine-tuning learning rate (> 0)"),
 )
 SEARCH_DIMS = tuple(d.name for d in DIMENSIONS)

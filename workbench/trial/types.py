@@ -3,6 +3,7 @@
 Nothing here imports MLflow or Optuna: a trial returns a :class:`TrialResult` and the caller
 decides where it goes.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,11 @@ class TrainingConfig:
         """Validate every field; ``ValueError`` names ``training.<field>``, the value and the bound."""
         for f in fields(self):
             value, kind = getattr(self, f.name), type(f.default)
-            ok = isinstance(value, str) if kind is str else (
-                isinstance(value, int) if kind is int else isinstance(value, (int, float)))
+            ok = (
+                isinstance(value, str)
+                if kind is str
+                else (isinstance(value, int) if kind is int else isinstance(value, (int, float)))
+            )
             if isinstance(value, bool) or not ok or (kind is float and not math.isfinite(value)):
                 wanted = {str: "a string", int: "an integer"}.get(kind, "a finite number")
                 raise ConfigError(f"training.{f.name}: expected {wanted}, got {value!r}")
@@ -65,10 +69,14 @@ class TrainingConfig:
         if self.lr <= 0:
             raise ConfigError(f"training.lr: must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"training.optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(
+                f"training.optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}"
+            )
         if not 0.0 <= self.start_fraction <= self.end_fraction <= 1.0:
-            raise ConfigError(f"training.start_fraction: need 0 <= start_fraction ({self.start_fraction}) <= "
-                             f"end_fraction ({self.end_fraction}) <= 1")
+            raise ConfigError(
+                f"training.start_fraction: need 0 <= start_fraction ({self.start_fraction}) <= "
+                f"end_fraction ({self.end_fraction}) <= 1"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for logging and YAML)."""

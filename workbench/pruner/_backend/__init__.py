@@ -15,6 +15,7 @@ Example:
     >>> counts, capped
     ([2, 1], [False, True])
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,17 @@ ROW_ORDER_MAX = 16
 order depends on the shape), so that the compiled block update gives the same values."""
 
 __all__ = [
-    "ROW_ORDER_MAX", "Workspace", "accumulate_snip", "kernels_available", "lowest_mask", "lowest_n_per_group",
-    "mask_groups", "reduce_blocks", "row_order_blocks", "select_lowest", "zero_by_mask",
+    "ROW_ORDER_MAX",
+    "Workspace",
+    "accumulate_snip",
+    "kernels_available",
+    "lowest_mask",
+    "lowest_n_per_group",
+    "mask_groups",
+    "reduce_blocks",
+    "row_order_blocks",
+    "select_lowest",
+    "zero_by_mask",
 ]
 
 
@@ -69,8 +79,16 @@ def reduce_blocks(elem2d: torch.Tensor, block_rows: int, block_cols: int, how: s
     return out.div_(block_rows * block_cols) if how == "mean" else out
 
 
-def accumulate_snip(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float, beta: float,
-                    *, block_rows: int = 1, mean: bool = False) -> bool:
+def accumulate_snip(
+    score: torch.Tensor,
+    weight: torch.Tensor,
+    grad: torch.Tensor,
+    alpha: float,
+    beta: float,
+    *,
+    block_rows: int = 1,
+    mean: bool = False,
+) -> bool:
     """``score = alpha * score + beta * |weight * grad|`` in place, in one compiled pass.
 
     With ``block_rows > 1`` the scores are those of ``block_rows`` x 1 blocks of a 2-D weight

@@ -7,6 +7,7 @@ search aims (:mod:`workbench.pruner._backend.threshold_search`); only the few sc
 final bracket are gathered and ranked. The masks are exact: ties are taken in layer order, then
 in flat index order (as in :mod:`workbench.pruner._backend.selection`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -89,9 +90,7 @@ def _rank_few(counter: Counter, k: int, low: Point, high: Point) -> Counted:
         values.append(value)
         positions.append(position)
         layers.append(torch.full((value.numel(),), i))
-    taken_layers, taken_positions = _first(
-        torch.cat(values), torch.cat(layers), torch.cat(positions), k - low.total
-    )
+    taken_layers, taken_positions = _first(torch.cat(values), torch.cat(layers), torch.cat(positions), k - low.total)
     mine = [taken_positions[taken_layers == i] for i in range(len(counter.flat))]
 
     def build() -> list[torch.Tensor]:

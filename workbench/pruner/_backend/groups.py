@@ -6,6 +6,7 @@ one broadcast comparison marks the scores at or below it. Only groups whose N-th
 lowest tie are re-ranked by ``argsort``. The semantics (ties to the lower index) are those of
 :func:`workbench.pruner._backend.reference.lowest_n_per_group`.
 """
+
 from __future__ import annotations
 
 import torch

@@ -22,6 +22,7 @@ Example:
     >>> out is None or (out[0].tolist(), out[1].tolist()) == ([3.0], [[False, True, False, True]])
     True
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,12 @@ def _load():
         return None
     built, expected = getattr(_kernels, "SOURCE_HASH", None), source_hash()
     if expected is not None and built != expected:  # no source beside it: a wheel built with it
-        _log.warning("the compiled pruner kernels are out of date (built from %s, source is %s); using the "
-                     "PyTorch paths until they are rebuilt (make install, or pip install -e .)", built, expected)
+        _log.warning(
+            "the compiled pruner kernels are out of date (built from %s, source is %s); using the "
+            "PyTorch paths until they are rebuilt (make install, or pip install -e .)",
+            built,
+            expected,
+        )
         return None
     return _kernels
 
@@ -92,8 +97,15 @@ def two_of_four(
     second = workspace.get("kernel_second", (g,))
     tied = workspace.get("kernel_tied", (g,), torch.uint8)
 
-    ties = _kernels.two_of_four(groups.data_ptr(), score.data_ptr(), second.data_ptr(), picked.data_ptr(),
-                                tied.data_ptr(), g, _threads(4 * g, g))
+    ties = _kernels.two_of_four(
+        groups.data_ptr(),
+        score.data_ptr(),
+        second.data_ptr(),
+        picked.data_ptr(),
+        tied.data_ptr(),
+        g,
+        _threads(4 * g, g),
+    )
     if ties < 0:
         return None
     tied_idx = torch.nonzero(tied).view(-1) if ties else None
@@ -144,16 +156,32 @@ def between_rows(
         values = torch.empty(threads, count)
         positions = torch.empty(threads, count, dtype=torch.int64)
         found = torch.empty(threads, dtype=torch.int64)
-        _kernels.between_rows(f.data_ptr(), f.numel(), r.data_ptr(), r.numel(), row, low, high,
-                              values.data_ptr(), positions.data_ptr(), count, found.data_ptr(), threads)
+        _kernels.between_rows(
+            f.data_ptr(),
+            f.numel(),
+            r.data_ptr(),
+            r.numel(),
+            row,
+            low,
+            high,
+            values.data_ptr(),
+            positions.data_ptr(),
+            count,
+            found.data_ptr(),
+            threads,
+        )
         per_share = found.tolist()
         if sum(per_share) != count:
             return None
         if threads == 1:
             result.append((values[0], positions[0]))
         else:
-            result.append((torch.cat([v[:k] for v, k in zip(values, per_share)]),
-                           torch.cat([p[:k] for p, k in zip(positions, per_share)])))
+            result.append(
+                (
+                    torch.cat([v[:k] for v, k in zip(values, per_share)]),
+                    torch.cat([p[:k] for p, k in zip(positions, per_share)]),
+                )
+            )
     return result
 
 
@@ -186,28 +214,36 @@ def zero_pruned_rows(weight: torch.Tensor, pruned: torch.Tensor, block_rows: int
     if pruned.dtype != torch.bool or not pruned.is_contiguous():
         return False
     rows, cols = weight.shape
-    _kernels.zero_pruned_rows(weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows,
-                              _threads(weight.numel(), rows))
+    _kernels.zero_pruned_rows(
+        weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows, _threads(weight.numel(), rows)
+    )
     return True
 
 
-def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float,
-                    beta: float) -> bool:
+def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float, beta: float) -> bool:
     """``score = alpha * score + beta * |weight * grad|`` in place, in one pass; the same values
     as the criterion's PyTorch path (``torch.add(new, score, alpha=alpha)`` rounds with one
     fused multiply-add, and so does the kernel). Returns ``False``, doing nothing, when the
     kernels are unavailable or the three are not contiguous float32 CPU tensors of one shape.
     """
-    if not available() or not (score.shape == weight.shape == grad.shape
-                               and _fits([score, weight, grad], score.dim())):
+    if not available() or not (score.shape == weight.shape == grad.shape and _fits([score, weight, grad], score.dim())):
         return False
-    _kernels.snip_accumulate(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.numel(), alpha, beta,
-                             _threads(score.numel()))
+    _kernels.snip_accumulate(
+        score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.numel(), alpha, beta, _threads(score.numel())
+    )
     return True
 
 
-def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, block_rows: int, *,
-                           mean: bool, alpha: float, beta: float) -> bool:
+def snip_accumulate_blocks(
+    score: torch.Tensor,
+    weight: torch.Tensor,
+    grad: torch.Tensor,
+    block_rows: int,
+    *,
+    mean: bool,
+    alpha: float,
+    beta: float,
+) -> bool:
     """:func:`snip_accumulate` for scores of ``block_rows`` x 1 blocks of a 2-D weight: each
     block's ``|weight * grad|`` summed in row order (as ``reduce_blocks`` sums Nx1 blocks),
     divided by ``block_rows`` if ``mean``. ``score`` is ``[rows // block_rows, cols]``. Returns
@@ -218,8 +254,18 @@ def snip_accumulate_blocks(score: torch.Tensor, weight: torch.Tensor, grad: torc
     if _block_grid(weight, block_rows) != score.shape:
         return False
     block_rows_total, cols = score.shape
-    _kernels.snip_accumulate_blocks(score.data_ptr(), weight.data_ptr(), grad.data_ptr(), block_rows_total, cols,
-                                    block_rows, mean, alpha, beta, _threads(weight.numel(), block_rows_total))
+    _kernels.snip_accumulate_blocks(
+        score.data_ptr(),
+        weight.data_ptr(),
+        grad.data_ptr(),
+        block_rows_total,
+        cols,
+        block_rows,
+        mean,
+        alpha,
+        beta,
+        _threads(weight.numel(), block_rows_total),
+    )
     return True
 
 
@@ -242,7 +288,6 @@ def _threads(work: int, units: int | None = None) -> int:
 def _fits(tensors: list[torch.Tensor], dim: int) -> bool:
     """Contiguous, non-empty float32 CPU tensors of ``dim`` dimensions (what the kernels read)."""
     return all(
-        t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() and t.numel() > 0
-        and t.dim() == dim
+        t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() and t.numel() > 0 and t.dim() == dim
         for t in tensors
     )

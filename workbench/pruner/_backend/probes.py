@@ -8,6 +8,7 @@ one float32 scratch buffer and sums each row of :data:`ROW` entries; the per-row
 probes tell which rows hold the scores between them. Where the compiled kernels are available
 (:mod:`workbench.pruner._backend.kernels`) the counts and masks come from one read of the scores instead.
 """
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@ Example:
     >>> select_lowest([torch.tensor([3., 1.]), torch.tensor([2., 0.])], 3, hi=[2, 1])[1:]
     ([2, 1], [False, True])
 """
+
 from __future__ import annotations
 
 import torch
@@ -94,8 +95,16 @@ def reduce_blocks(elem2d: torch.Tensor, block_rows: int, block_cols: int, how: s
     return out / (block_rows * block_cols) if how == "mean" else out
 
 
-def accumulate_snip(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, alpha: float, beta: float,
-                    *, block_rows: int = 1, mean: bool = False) -> torch.Tensor:
+def accumulate_snip(
+    score: torch.Tensor,
+    weight: torch.Tensor,
+    grad: torch.Tensor,
+    alpha: float,
+    beta: float,
+    *,
+    block_rows: int = 1,
+    mean: bool = False,
+) -> torch.Tensor:
     """``alpha * score + beta * |weight * grad|``, the snip scores reduced to ``block_rows`` x 1
     blocks first (row by row; divided by ``block_rows`` if ``mean``). ``alpha * score`` is added
     with one rounding (a fused multiply-add), as ``torch.add(x, score, alpha=alpha)`` does."""

@@ -13,6 +13,7 @@ exact; the sample only decides how much work it takes.
 Ties are broken deterministically: equal scores are taken in layer order, then in flat index
 order, so the same scores always give the same masks.
 """
+
 from __future__ import annotations
 
 import math
@@ -220,5 +221,5 @@ def _lowest_mask(f, count, lo_t, hi_t, below, upto, inside_sorted) -> torch.Tens
     extra = selected - count
     if extra > 0:  # ties at the threshold: keep the first ones (by index), drop the rest
         ties = torch.nonzero(f == threshold).view(-1)
-        mask[ties[ties.numel() - extra:]] = False
+        mask[ties[ties.numel() - extra :]] = False
     return mask

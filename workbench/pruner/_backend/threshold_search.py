@@ -20,6 +20,7 @@ The search stops when the top of the bracket holds exactly ``k`` scores, when at
 :data:`_FEW` scores lie inside the bracket and their rows hold at most a quarter of all scores
 (they are then ranked directly), or when the bracket's keys are adjacent (every score inside ties).
 """
+
 from __future__ import annotations
 
 import math
@@ -186,8 +187,7 @@ def _sample(flat: list[torch.Tensor], total: int) -> torch.Tensor:
     if total <= _SAMPLE:
         return torch.sort(torch.cat(flat)).values
     generator = torch.Generator().manual_seed(0)
-    parts = [f[torch.randint(f.numel(), (max(1, _SAMPLE * f.numel() // total),), generator=generator)]
-             for f in flat]
+    parts = [f[torch.randint(f.numel(), (max(1, _SAMPLE * f.numel() // total),), generator=generator)] for f in flat]
     return torch.sort(torch.cat(parts)).values
 
 

@@ -5,6 +5,7 @@ machine take several times longer than the arithmetic that fills it. Temporaries
 while one layer is ranked therefore come from a :class:`Workspace` that lives for one mask
 update and hands out the same memory for every layer.
 """
+
 from __future__ import annotations
 
 import torch

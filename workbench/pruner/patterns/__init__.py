@@ -6,6 +6,7 @@ strings (``cls.parse(text)`` returns its spec or ``None``) and describes its acc
 order. A new family is one module that subclasses :class:`BasePattern` and decorates it with
 ``@register_pattern("family")``; nothing else is edited.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,6 +71,12 @@ def get_pattern(config: PrunerConfig | Mapping[str, Any], modules: dict) -> Base
 from . import nxm, nm  # noqa: E402,F401,I001  (registers the built-in families, NxM first)
 
 __all__ = [
-    "BLOCKS", "PATTERNS", "BasePattern", "PatternSpec", "get_pattern", "parse_pattern", "pattern_examples",
+    "BLOCKS",
+    "PATTERNS",
+    "BasePattern",
+    "PatternSpec",
+    "get_pattern",
+    "parse_pattern",
+    "pattern_examples",
     "register_pattern",
 ]

@@ -8,6 +8,7 @@ scheduled sparsity, either with one ranking over all layers (global scope) or pe
 Masks are stored as *pruned* bool tensors at the pattern's own resolution (block-sized for NxM,
 element-sized for N:M); :meth:`expand` gives the weight-shaped view.
 """
+
 from __future__ import annotations
 
 import abc
@@ -59,8 +60,9 @@ class BasePattern(abc.ABC):
         self.config = config
         parsed = spec if spec is not None else self.parse(config.pattern)
         if parsed is None:
-            raise ConfigError(f"pattern: {config.pattern!r} is not a {type(self).__name__}; "
-                              f"allowed forms: {self.forms}")
+            raise ConfigError(
+                f"pattern: {config.pattern!r} is not a {type(self).__name__}; allowed forms: {self.forms}"
+            )
         self.spec = parsed
         self.pattern = self.spec.text
         self.is_global = config.pruning_scope == "global"
@@ -107,8 +109,9 @@ class BasePattern(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def unit_scores(self, name: str, stored: torch.Tensor,
-                    workspace: _backend.Workspace) -> tuple[torch.Tensor, object]:
+    def unit_scores(
+        self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
+    ) -> tuple[torch.Tensor, object]:
         """Stored scores -> ``(one score per unit (lower is pruned first), detail)``; ``detail``
         is what :meth:`mask_from_units` needs besides the chosen units (``None`` if nothing).
         ``workspace`` holds scratch memory shared by the layers of one :meth:`get_masks` call."""
@@ -149,8 +152,9 @@ class BasePattern(abc.ABC):
         """Zero the pruned weights in place."""
         self.apply_all({name: weight}, {name: pruned}, {})
 
-    def apply_all(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor],
-                  factors: dict[str, torch.Tensor]) -> None:
+    def apply_all(
+        self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor], factors: dict[str, torch.Tensor]
+    ) -> None:
         """Zero the pruned weights of every layer in ``pruned``, in place.
 
         Layers :meth:`zero_compiled` takes are zeroed by a compiled kernel; the others are
@@ -169,9 +173,11 @@ class BasePattern(abc.ABC):
     def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
         """Zero what a compiled kernel can, in place; returns those layers' names. Here: layers
         with element-level masks (patterns with other kernels extend this)."""
-        return {name for name, mask in pruned.items()
-                if mask.numel() == weights[name].numel()
-                and _backend.zero_by_mask(weights[name], self.expand(name, mask))}
+        return {
+            name
+            for name, mask in pruned.items()
+            if mask.numel() == weights[name].numel() and _backend.zero_by_mask(weights[name], self.expand(name, mask))
+        }
 
     @abc.abstractmethod
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ so the cheapest groups are pruned first. Target sparsity is at most N/M, reached
 group is pruned; a ratio ``t`` prunes the fraction ``t * M / N`` of the groups.
 Blockwise sparsity for N:M counts groups holding at least N zeros.
 """
+
 from __future__ import annotations
 
 import re
@@ -81,8 +82,9 @@ class NMPattern(BasePattern):
     def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
         return elem2d
 
-    def unit_scores(self, name: str, stored: torch.Tensor,
-                    workspace: _backend.Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+    def unit_scores(
+        self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each group's score and, as the detail, its ``n`` lowest elements ``[groups, m]``."""
         return _backend.lowest_n_per_group(stored.float(), self.n, self.m, workspace)
 

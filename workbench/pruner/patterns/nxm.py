@@ -4,6 +4,7 @@ A block is N rows (output channels) by M columns of the weight's 2-D view and is
 pruned whole. "channel" on a side means the block spans that whole dimension: "channelx1"
 prunes whole columns (one input position for all outputs), "1xchannel" whole rows.
 """
+
 from __future__ import annotations
 
 import re
@@ -77,8 +78,7 @@ class NxMPattern(BasePattern):
     def check_layer(self, layout: Layout) -> str | None:
         bn, bm = self.block(layout)
         if layout.rows % bn or layout.cols % bm:
-            return (f"2-D weight view {layout.rows}x{layout.cols} is not divisible by the "
-                    f"{self.pattern} block {bn}x{bm}")
+            return f"2-D weight view {layout.rows}x{layout.cols} is not divisible by the {self.pattern} block {bn}x{bm}"
         return None
 
     def row_multiple(self, name: str) -> int:

@@ -7,6 +7,7 @@ Each pattern family parses its own strings (``BasePattern.parse``) into a subcla
 ``"blocks"``: units are rectangular blocks of the 2-D weight view with ``pattern.grid``).
 Code outside the family asks the spec, never for the family's name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

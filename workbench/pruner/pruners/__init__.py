@@ -7,6 +7,7 @@ states how its ``pruning_type`` strings are formed (``pruning_type_form``: ``"{c
 ``pruning_type`` from the pruner and criterion registries. A new pruner is one module with a
 :class:`BasePruner` subclass decorated by ``@register_pruner("name")``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -60,8 +61,9 @@ def parse_pruning_type(pruning_type: Any) -> tuple[str, str | None]:
     """
     known = _pruning_types()
     if not isinstance(pruning_type, str) or pruning_type not in known:
-        raise ConfigError(f"pruning_type: {pruning_type!r} is not known; allowed: {list(known)}"
-                          f"{did_you_mean(pruning_type, known)}")
+        raise ConfigError(
+            f"pruning_type: {pruning_type!r} is not known; allowed: {list(known)}{did_you_mean(pruning_type, known)}"
+        )
     return known[pruning_type]
 
 
@@ -100,6 +102,11 @@ def get_pruner(config: PrunerConfig | Mapping[str, Any], modules: dict) -> BaseP
 from . import basic, progressive, pattern_lock  # noqa: E402,F401,I001  (registers the built-in pruners, INC's order)
 
 __all__ = [
-    "PRUNERS", "BasePruner", "format_pruning_type", "get_pruner", "parse_pruning_type", "parse_valid_pruner_types",
+    "PRUNERS",
+    "BasePruner",
+    "format_pruning_type",
+    "get_pruner",
+    "parse_pruning_type",
+    "parse_valid_pruner_types",
     "register_pruner",
 ]

@@ -1,4 +1,5 @@
 """The pruner base class: step counting, mask bookkeeping, hooks and state."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """The basic pruner: criterion scores -> pattern masks on the scheduled pruning steps."""
+
 from __future__ import annotations
 
 import torch
@@ -56,7 +57,9 @@ class BasicPruner(BasePruner):
         self.criterion.on_step_begin()
         self.criterion.ensure_scores()
         ratio = self.scheduler.update_sparsity_ratio(
-            self.target_sparsity_ratio, self.prune_step_index(step), self.total_prune_steps,
+            self.target_sparsity_ratio,
+            self.prune_step_index(step),
+            self.total_prune_steps,
             init_ratio=self.init_sparsity_ratio,
         )
         self.set_pruned(self.pattern.get_masks(self.criterion.scores, ratio, self.pruned), ratio)

@@ -1,4 +1,5 @@
 """The pattern-lock pruner: fine-tune an already sparse model without changing its zeros."""
+
 from __future__ import annotations
 
 import torch

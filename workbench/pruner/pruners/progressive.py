@@ -1,4 +1,5 @@
 """The progressive pruner: newly pruned blocks fade out over several sub-steps."""
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,10 @@ class ProgressivePruner(BasicPruner):
         if self.start_step != self.end_step and self.pruning_frequency < self.progressive_steps:
             logger.warning(
                 "progressive pruning needs pruning_frequency >= progressive_steps (%d < %d); "
-                "masks change without interpolation", self.pruning_frequency, self.progressive_steps)
+                "masks change without interpolation",
+                self.pruning_frequency,
+                self.progressive_steps,
+            )
             self.progressive_steps = 1
         self.interval = max(1, self.pruning_frequency // self.progressive_steps)
         self._stage: dict[str, torch.Tensor] = {}  # element-level: sub-step (1..P) that zeroes it
@@ -117,9 +121,13 @@ class ProgressivePruner(BasicPruner):
             return
         key = (self._origin, self._partial_step)
         if self._partial_keep[0] != key:
-            self._partial_keep = (key, {
-                n: self.pattern.layouts[n].from_2d((s == 0) | (s > self._partial_step)) for n, s in self._stage.items()
-            })
+            self._partial_keep = (
+                key,
+                {
+                    n: self.pattern.layouts[n].from_2d((s == 0) | (s > self._partial_step))
+                    for n, s in self._stage.items()
+                },
+            )
         with torch.no_grad():
             for name, keep in self._partial_keep[1].items():
                 self.modules[name].weight.data.mul_(keep)

@@ -1,0 +1,124 @@
+"""One search dimension's values in an experiment file: choices, ranges, and key checks.
+
+The small parsers every section of the schema shares: each error is a :class:`ConfigError` whose
+message starts with the dotted key and names the value and what is allowed.
+
+Example:
+    >>> parse_range("target_sparsity", {"low": 0.5, "high": 0.9, "step": 0.2}, "search_space.target_sparsity").grid()
+    [0.5, 0.7, 0.9]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.pruner import ConfigError, did_you_mean, parse_pattern
+from workbench.trial.space import allowed_values
+
+__all__ = ["FloatRange", "check_choice", "check_keys", "fail", "mapping", "number", "parse_categorical", "parse_range"]
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A float dimension: ``low <= value <= high``, on a ``step`` grid or a ``log`` scale."""
+
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+    def grid(self) -> list[float]:
+        """Every value of a stepped range (the grid sampler needs them)."""
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) if self.step else 0
+        return [round(self.low + i * self.step, 10) for i in range(count + 1)] if self.step else [self.low]
+
+    def midpoint(self) -> float:
+        """The middle of the range (geometric on a log scale), snapped to the step grid."""
+        mid = math.sqrt(self.low * self.high) if self.log else (self.low + self.high) / 2
+        if self.step:
+            mid = min(self.grid(), key=lambda v: abs(v - mid))
+        return mid
+
+
+def fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"{key}: {message}")
+
+
+def check_keys(section: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in section:
+        if key not in allowed:
+            raise fail(f"{where}{key}", f"unknown key{did_you_mean(key, allowed)} allowed: {', '.join(allowed)}")
+
+
+def mapping(value: Any, key: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail(key, f"expected a mapping, got {type(value).__name__} {value!r}")
+    return value
+
+
+def number(value: Any, key: str, *, integer: bool = False) -> float | int:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
+        raise fail(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+    return value
+
+
+def check_choice(dim: str, value: Any, key: str) -> str:
+    """Validate one value of a categorical dimension; returns it (patterns lower-cased)."""
+    if dim == "pattern":
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise fail(
+                key,
+                f"got the number {value!r}: YAML reads an unquoted N:M pattern such "
+                f"as 2:4 as a base-60 number; quote it ('2:4')",
+            )
+        try:
+            return parse_pattern(value).text
+        except ValueError as err:
+            raise fail(key, str(err).removeprefix("pattern: ")) from None
+    allowed = allowed_values(dim)
+    if value not in allowed:
+        raise fail(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value
+
+
+def parse_categorical(dim: str, raw: Any, key: str) -> list[str]:
+    values = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, dict) or not values:
+        raise fail(key, f"expected a non-empty list of choices or a single value, got {raw!r}")
+    checked = [check_choice(dim, v, f"{key}[{i}]") for i, v in enumerate(values)]
+    if len(set(checked)) != len(checked):
+        raise fail(key, f"duplicate choices in {raw!r}")
+    return checked
+
+
+def parse_range(dim: str, raw: Any, key: str) -> FloatRange:
+    if not isinstance(raw, dict):
+        value = float(number(raw, key))
+        raw = {"low": value, "high": value}
+    check_keys(raw, ("low", "high", "step", "log"), f"{key}.")
+    for required in ("low", "high"):
+        if required not in raw:
+            raise fail(f"{key}.{required}", "missing; a range needs low and high")
+    low, high = float(number(raw["low"], f"{key}.low")), float(number(raw["high"], f"{key}.high"))
+    step = raw.get("step")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise fail(f"{key}.log", f"expected true or false, got {log!r}")
+    if low > high:
+        raise fail(key, f"low ({low}) must be <= high ({high})")
+    if dim == "target_sparsity" and not (0.0 <= low and high < 1.0):
+        raise fail(key, f"low and high must lie in [0, 1), got [{low}, {high}]")
+    if dim == "lr" and low <= 0:
+        raise fail(f"{key}.low", f"a learning rate must be > 0, got {low}")
+    if step is not None:
+        step = float(number(step, f"{key}.step"))
+        if step <= 0 or (high > low and step > (high - low) * (1 + 1e-9)):  # 0.6 - 0.5 < 0.1 in floats
+            raise fail(f"{key}.step", f"must be > 0 and <= high - low ({high - low:g}), got {step}")
+        if log:
+            raise fail(f"{key}.log", "a range cannot have both step and log")
+    return FloatRange(low, high, step, log)

@@ -1,0 +1,124 @@
+"""The trial loop of one process: claim a trial under the study lock, run it, log one line.
+
+:class:`TrialBudget` takes the study lock, fails orphaned trials, and lets one more trial start
+only while the trials that count (:func:`~workbench.study.recovery.counted_trials`) plus the
+RUNNING ones stay below the total; the lock is released as soon as the trial exists. So N
+processes, on one machine or several, stop at exactly the requested total. :func:`run_trials`
+is that loop, run by ``workbench search`` itself and by each spawned worker.
+
+Example:
+    >>> run_trials(study, objective, spec="optuna.db", total=12,   # doctest: +SKIP
+    ...            tracker=tracker, parent_run_id=parent)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from workbench.study.objective import Objective
+from workbench.study.recovery import counted_trials, recover_study, study_lock
+from workbench.tracking import Tracker
+
+__all__ = ["TrialBudget", "log_trial", "progress_bar", "run_trials"]
+
+_log = logging.getLogger("workbench.study.workers")  # one logger name for the trial lines, whichever process
+
+
+def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """One line per finished trial (an Optuna callback)."""
+    values = "/".join(f"{v:.4f}" for v in trial.values or [])
+    params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    reason = f" ({trial.user_attrs['failure_reason']})" if trial.state == TrialState.FAIL else ""
+    level = logging.WARNING if trial.state == TrialState.FAIL else logging.INFO
+    _log.log(
+        level,
+        "trial %d %s %s [%s] %.1fs run=%s%s",
+        trial.number,
+        trial.state.name,
+        values or "-",
+        params,
+        (trial.duration.total_seconds() if trial.duration else 0.0),
+        trial.user_attrs.get("mlflow_run_id", "-"),
+        reason if "failure_reason" in trial.user_attrs else "",
+    )
+
+
+class TrialBudget:
+    """Hands out trials under the study lock until ``total`` trials count (see the module docstring)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        *,
+        spec: str,
+        total: int,
+        tracker: Tracker | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        self.study, self.total, self.tracker, self.parent_run_id = study, total, tracker, parent_run_id
+        self._spec = spec
+        self._lock: Any = None
+
+    def claim(self) -> bool:
+        """Take the lock; True (lock kept until :meth:`release`) when one more trial fits."""
+        lock = study_lock(self._spec, self.study.study_name, self.study._storage)
+        lock.__enter__()
+        self._lock = lock
+        try:
+            recover_study(self.study, self.tracker, self.parent_run_id, close_runs=False)
+            running = len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            room = counted_trials(self.study) + running < self.total
+        except BaseException:
+            self.release()
+            raise
+        if not room:
+            self.release()
+        return room
+
+    def release(self) -> None:
+        """Release the lock if held (called when the trial exists, or after a failed claim)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Objective,
+    *,
+    spec: str,
+    total: int,
+    tracker: Tracker | None,
+    parent_run_id: str | None,
+    progress: Any = None,
+) -> None:
+    """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar."""
+    budget = TrialBudget(study, spec=spec, total=total, tracker=tracker, parent_run_id=parent_run_id)
+    objective.on_start = budget.release
+    while budget.claim():
+        try:
+            study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))
+        finally:
+            budget.release()
+        if progress is not None:
+            progress.update(counted_trials(study) - progress.n)
+
+
+@contextlib.contextmanager
+def progress_bar(show: bool, total: int, done: int, name: str) -> Iterator[Any]:
+    """A tqdm bar of trials counted so far (``None`` when not shown), closed on exit."""
+    if not show:
+        yield None
+        return
+    bar = tqdm(total=total, initial=done, desc=name)
+    try:
+        yield bar
+    finally:
+        bar.close()

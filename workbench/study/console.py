@@ -1,0 +1,38 @@
+"""Console logging of a study: one line per event, printed above a running progress bar.
+
+Example:
+    >>> setup_logging(quiet=True)  # doctest: +SKIP
+    >>> logging.getLogger("workbench").level == logging.WARNING  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import optuna
+from tqdm import tqdm
+
+__all__ = ["TqdmHandler", "setup_logging"]
+
+
+class TqdmHandler(logging.Handler):
+    """Log lines that do not break a running progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001  (logging must never raise)
+            self.handleError(record)
+
+
+def setup_logging(quiet: bool) -> None:
+    """Send the ``workbench`` loggers to stderr (warnings only when ``quiet``) and quiet Optuna's own."""
+    handler = TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("workbench")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged by workbench.study.budget
