@@ -2,7 +2,7 @@
 
 An experiment file says which benchmark to fine-tune, how (``training``), which pruning keys are
 fixed (``pruning``), what the study searches (``search_space``) and how (``study``). The full
-schema is in ``docs/experiment-schema.md``. Files are read with ``yaml.safe_load`` only, and every
+schema is in ``docs/experiment-schema.md``. Files are read as safe YAML only (bounded in size, no repeated keys), and every
 mistake is a ``ValueError`` whose message starts with the dotted key (``study.sampler: ...``) and
 names the bad value and the allowed ones; the CLI turns it into exit status 2.
 
@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workbench.experiment.dims import (
     FloatRange,
     check_choice,
@@ -42,7 +40,7 @@ from workbench.experiment.dims import (
     parse_range,
 )
 from workbench.infra.plugins import import_plugins
-from workbench.pruner import ConfigError
+from workbench.pruner import ConfigError, read_yaml_file
 from workbench.trial import TrainingConfig
 from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS
 
@@ -212,19 +210,11 @@ def _parse_plugins(raw: Any) -> tuple[str, ...]:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate an experiment file (``yaml.safe_load`` only).
+    """Read and validate an experiment file (safe YAML only, bounded: see ``workbench.pruner.yaml_read``).
 
     Example:
         >>> load_experiment("experiments/quick.yaml").benchmark  # doctest: +SKIP
         'mlp-digits'
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment: no such file {str(path)!r}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise ConfigError(f"experiment: {path} is not valid YAML{line}") from None
+    data = read_yaml_file(path, "experiment")
     return parse_experiment(data, source=str(path))
