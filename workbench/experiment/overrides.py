@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from workbench.experiment.dims import check_choice, parse_range
+from workbench.experiment.dims import check_choice, check_seed, parse_range
 from workbench.experiment.schema import Experiment, parse_training
 from workbench.pruner import ConfigError, did_you_mean
 from workbench.trial.space import CHOICE_DIMS, RANGE_DIMS, SEARCH_DIMS
@@ -64,10 +64,7 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
         elif key in RANGE_DIMS:
             point[key] = parse_range(key, _value(raw, key), where).low
         elif key == "seed":
-            value = _value(raw, key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{where}: expected an integer, got {raw!r}")
-            seed = value
+            seed = check_seed(_value(raw, key), where)
         elif key == "benchmark":
             if not raw.strip():
                 raise ConfigError(f"{where}: expected a benchmark name")
