@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from workbench.pruner import ConfigError, WeightPruningConfig, get_sparsity_ratio, prepare_pruning
@@ -84,6 +86,36 @@ def test_half_precision_layers_prune_like_float32(pattern, criterion, dtype):
         assert torch.equal(w_half.float(), w_ref)
     assert get_sparsity_ratio(pruning_half.pruners, half) == pytest.approx(get_sparsity_ratio(pruning_ref.pruners, ref))
     assert get_sparsity_ratio(pruning_half.pruners, half)[0] > 0.1
+
+
+VARIANTS = {
+    "progressive": dict(pruning_type="snip_momentum_progressive", pattern="4x1", pruning_frequency=1),
+    "low memory scores": dict(pruning_type="magnitude", pattern="2:4", low_memory_usage=True),
+    "local scope": dict(pruning_type="gradient", pattern="1x1", pruning_scope="local"),
+    "iterative": dict(pruning_type="snip", pattern="2x2", pruning_frequency=1, start_step=0),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("variant", list(VARIANTS) + ["group lasso"])
+def test_half_precision_pruner_variants(variant, dtype):
+    # the other pruners and options on half weights: identical masks to a float32 copy of the
+    # same values; group lasso rescales weights (rounded in the dtype), so only its sparsity is compared
+    lasso = dict(pruning_type="magnitude", pattern="4x1", reg_type="group_lasso", parameters={"reg_coeff": 0.05})
+    kwargs = VARIANTS.get(variant, lasso)
+    config = WeightPruningConfig(**{"target_sparsity": 0.5, "start_step": 2, "end_step": 2, **kwargs})
+    torch.manual_seed(0)
+    half = Net().to(dtype)
+    ref = Net()
+    ref.load_state_dict({k: v.float() for k, v in half.state_dict().items()})
+    grads = _grads(ref, dtype)
+    p_half, p_ref = _prune(half, config, grads), _prune(ref, config, grads)
+    assert all(getattr(half, n).weight.dtype == dtype for n in ("conv", "fc1", "fc2"))
+    s_half, s_ref = get_sparsity_ratio(p_half.pruners, half), get_sparsity_ratio(p_ref.pruners, ref)
+    assert s_half[0] == pytest.approx(s_ref[0]) and s_half[0] > 0.1
+    if variant != "group lasso":
+        for name in ("conv", "fc1", "fc2"):
+            assert torch.equal(getattr(half, name).weight == 0, getattr(ref, name).weight == 0), name
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
@@ -245,3 +277,32 @@ def test_a_malformed_state_is_named_and_changes_nothing(make_bad, message):
     for name, score in before["pruners"][0]["scores"].items():
         assert torch.equal(after["pruners"][0]["scores"][name], score)
     pruning.load_state_dict(good)  # the good state still loads
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.sampled_from([4, 8, 12, 16]),
+    cols=st.sampled_from([4, 8, 16, 24]),
+    pattern=st.sampled_from(PATTERNS),
+    criterion=st.sampled_from(CRITERIA),
+    dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32]),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_masks_depend_only_on_weight_values(rows, cols, pattern, criterion, dtype, transposed, seed):
+    # a layer's masks are a function of its values alone: not of its dtype (scores in float32)
+    # nor of its memory layout
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(rows, cols, generator=g).to(dtype)
+    grad = torch.randn(rows, cols, generator=g).to(dtype).float()
+
+    def pruned(weight: torch.Tensor) -> torch.Tensor:
+        model = nn.Sequential(nn.Linear(cols, rows, bias=False), nn.Linear(rows, 2))
+        model[0].weight = nn.Parameter(weight)
+        _prune(model, _config(pattern, criterion), {"0": grad})
+        return model[0].weight.detach() == 0
+
+    subject = values.t().contiguous().t() if transposed else values
+    reference = pruned(values.float().contiguous())
+    assert torch.equal(pruned(subject), reference)
+    assert reference.any()
