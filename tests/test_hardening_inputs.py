@@ -111,6 +111,28 @@ def test_run_set_seed_out_of_range_is_refused(folder, capsys):
     _assert_one_line(code, err, folder, "--set seed:", "2**32 - 1")
 
 
+_FLOW_BOMB = (
+    "[&a [x, x, x, x, x, x, x, x, x, x], "
+    + ", ".join(f"&{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8))
+    + "]"
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        (f"pruning.excluded_op_names={_FLOW_BOMB}", ["--set pruning.excluded_op_names", "more than 100000 values"]),
+        ("pruning.parameters={a: 1, a: 2}", ["--set pruning.parameters", "duplicate key 'a'"]),
+        (f"training.steps={10**400}", ["training.steps:", "401 digits"]),
+    ],
+)
+def test_bad_set_values_are_refused(folder, capsys, setting, words):
+    path = folder / "exp.yaml"
+    path.write_text(yaml.safe_dump(_experiment()))
+    code, err = _cli(capsys, "run", str(path), "--set", setting)
+    _assert_one_line(code, err, folder, *words)
+
+
 def test_numbers_at_the_bounds_are_accepted():
     from workbench.experiment import parse_experiment
 
