@@ -200,6 +200,14 @@ def test_meta_model_is_described_but_refused_by_name_when_pruned(pattern, hook):
         getattr(pruning, hook)()
 
 
+@pytest.mark.parametrize("measure", ["get_sparsity_ratio", "layer_sparsity"])
+def test_meta_model_sparsity_is_refused_by_name(measure):
+    model = _meta_net()
+    pruning = prepare_pruning(model, _config("2:4", "magnitude"))
+    with pytest.raises(ConfigError, match=r"^model: layer 'conv' .* meta device"):
+        get_sparsity_ratio(pruning.pruners, model) if measure == "get_sparsity_ratio" else pruning.layer_sparsity()
+
+
 def test_meta_model_is_planned_then_pruned_once_materialised():
     model = _meta_net()
     planned = [(i.name, i.pruned) for i in prepare_pruning(model, _config("4x1", "magnitude")).describe()]
