@@ -127,13 +127,15 @@ class Pruning:
         states = check_state(state, len(self.pruners))
         for i, (pruner, pruner_state) in enumerate(zip(self.pruners, states)):
             check_pruner_state(pruner_state, f"state['pruners'][{i}]", pruner.pruned)
-        before = [p.state_dict() for p in self.pruners]
+        before = [_attributes(p) for p in self.pruners]  # references, not copies: loads assign new tensors
         for i, (pruner, pruner_state) in enumerate(zip(self.pruners, states)):
             try:
                 pruner.load_state_dict(pruner_state)
             except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, ValueError) as err:
-                for p, old in zip(self.pruners, before):
-                    p.load_state_dict(old)
+                for saved in before:
+                    for obj, attrs in saved:
+                        obj.__dict__.clear()
+                        obj.__dict__.update(attrs)
                 if isinstance(err, ConfigError):
                     raise ConfigError(f"state['pruners'][{i}]: {err}") from err
                 raise ConfigError(
@@ -181,6 +183,12 @@ class Pruning:
             optimizer, original_step = self._restore
             optimizer.step = original_step
             self._restore = None
+
+
+def _attributes(pruner) -> list[tuple[object, dict]]:
+    """The attribute dicts of a pruner and of its parts (shallow), to undo a failed load."""
+    parts = [pruner] + [getattr(pruner, k) for k in ("pattern", "criterion", "scheduler", "reg") if hasattr(pruner, k)]
+    return [(obj, dict(obj.__dict__)) for obj in parts if hasattr(obj, "__dict__")]
 
 
 def prepare_pruning(
