@@ -104,6 +104,14 @@ def test_bad_numbers_are_refused_before_any_store(folder, capsys, changes, words
     _assert_one_line(code, err, folder, *words)
 
 
+@pytest.mark.parametrize("workers", [str(2**40), "257"])
+def test_too_many_workers_is_refused(folder, capsys, workers):
+    path = folder / "exp.yaml"
+    path.write_text(yaml.safe_dump(_experiment()))
+    code, err = _cli(capsys, "search", str(path), "--workers", workers)
+    _assert_one_line(code, err, folder, "--workers", "at most 256", workers)
+
+
 def test_run_set_seed_out_of_range_is_refused(folder, capsys):
     path = folder / "exp.yaml"
     path.write_text(yaml.safe_dump(_experiment()))

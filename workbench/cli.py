@@ -53,6 +53,17 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 256
+"""Most ``--workers``: each is a process with its own torch and stores' connections."""
+
+
+def _workers(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_WORKERS} worker processes, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive(text)
     if value > 65535:
@@ -71,9 +82,9 @@ def _build_parser() -> _Parser:
     search.add_argument("--n-trials", type=_positive, help="total finished trials wanted (default: study.n_trials)")
     search.add_argument(
         "--workers",
-        type=_positive,
+        type=_workers,
         default=1,
-        help="worker processes on the study, each with cores/N torch threads (default: 1)",
+        help=f"worker processes on the study, each with cores/N torch threads (default: 1, at most {MAX_WORKERS})",
     )
     search.add_argument("--tracking-uri", help=uri_help)
     search.add_argument(
