@@ -325,3 +325,21 @@ def test_failing_plugin_from_the_console_exits_2_not_0(folder, plugin_module):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines()[0].startswith(f"error: benchmark '{name}:make': the plug-in called sys.exit(0)")
     assert not (folder / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"), [("duplicate nested key", "duplicate key 'seed'"), ("alias bomb", "more than 100000 values")]
+)
+def test_console_prints_one_line_and_creates_nothing(folder, kind, words):
+    import os
+    import subprocess
+
+    path = _write(folder, kind)
+    env = {**os.environ, "PYTHONPATH": str(Path(WORKBENCH_DIR).parent)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", "search", str(path)], capture_output=True, text=True, cwd=folder, env=env
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "exp.yaml" in lines[0], proc.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["exp.yaml"]
