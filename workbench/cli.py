@@ -2,7 +2,8 @@
 
 Bad input (a wrong flag, an invalid experiment file, an unknown run id: a
 :class:`~workbench.pruner.ConfigError`) exits with status 2 and one line on stderr that names the
-problem, never a traceback; any other exception is a bug (ours, torch's or a plug-in's) and keeps
+problem, never a traceback (a failing plug-in's line is followed by the plug-in's own frames,
+none of ours); any other exception is a bug (ours, torch's or a plug-in's) and keeps
 its traceback (exit 1). Ctrl-C (or SIGTERM) during
 ``search`` fails the running trials, closes their MLflow runs and the parent run, and exits 130
 with one line giving the command that resumes the study; a dead worker exits 1 the same way. Progress goes to the terminal:
@@ -52,6 +53,17 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_WORKERS = 256
+"""Most ``--workers``: each is a process with its own torch and stores' connections."""
+
+
+def _workers(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_WORKERS} worker processes, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive(text)
     if value > 65535:
@@ -70,9 +82,9 @@ def _build_parser() -> _Parser:
     search.add_argument("--n-trials", type=_positive, help="total finished trials wanted (default: study.n_trials)")
     search.add_argument(
         "--workers",
-        type=_positive,
+        type=_workers,
         default=1,
-        help="worker processes on the study, each with cores/N torch threads (default: 1)",
+        help=f"worker processes on the study, each with cores/N torch threads (default: 1, at most {MAX_WORKERS})",
     )
     search.add_argument("--tracking-uri", help=uri_help)
     search.add_argument(
@@ -266,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, ConfigError):
             raise  # our bug, torch's or a plug-in's: the traceback is the report (exit 1)
         print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+        own = getattr(err, "plugin_traceback", "")  # a user's plug-in failed: its own frames follow the line
+        if own:
+            print(own, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -39,7 +39,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.infra.plugins import import_module
+from workbench.infra.plugins import PluginError, call_plugin, import_module
 from workbench.pruner import ConfigError, Registry
 
 from .base import Benchmark, BenchmarkData, DenseRecipe, seeded
@@ -97,7 +97,9 @@ def _call(factory: Callable[..., Any], params: dict[str, Any], spec: str) -> Any
         raise ConfigError(f"benchmark {spec!r}: unknown parameter(s) {bad}; allowed: {allowed}") from None
     except ValueError:  # builtins without a signature
         pass
-    return factory(**params)
+    if getattr(factory, "__module__", "").startswith("workbench."):
+        return factory(**params)  # a built-in benchmark: a failure is our bug and keeps its traceback
+    return call_plugin(factory, f"benchmark {spec!r}", **params)
 
 
 def get_benchmark(spec: str, **params: Any) -> Benchmark:
@@ -138,6 +140,8 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
         raise ConfigError(f"benchmark {spec!r}: expected 'package.module:function'; {hint}")
     try:
         module = import_module(module_name, what=f"benchmark {spec!r}")
+    except PluginError:
+        raise  # the plug-in's own failure: the hint about registered names would not help
     except ValueError as err:
         raise ConfigError(f"{err}; {hint}") from None
     func = getattr(module, func_name, None)
@@ -153,7 +157,7 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
     _, data, recipe = _unpack(first, spec, hint)
 
     def model_fn() -> Any:
-        return _unpack(func(**params), spec, hint)[0]
+        return _unpack(call_plugin(func, f"benchmark {spec!r}", **params), spec, hint)[0]
 
     return Benchmark(spec, model_fn=model_fn, data=data, recipe=recipe, params=dict(params), source_digest=digest)
 

@@ -17,7 +17,28 @@ from typing import Any
 from workbench.pruner import ConfigError, did_you_mean, parse_pattern
 from workbench.trial.space import allowed_values
 
-__all__ = ["FloatRange", "check_choice", "check_keys", "fail", "mapping", "number", "parse_categorical", "parse_range"]
+__all__ = [
+    "MAX_CHOICES",
+    "MAX_GRID_VALUES",
+    "MAX_SEED",
+    "FloatRange",
+    "check_choice",
+    "check_keys",
+    "check_seed",
+    "fail",
+    "mapping",
+    "number",
+    "parse_categorical",
+    "parse_range",
+    "show",
+]
+
+MAX_CHOICES = 1000
+"""Most choices one categorical dimension may list."""
+MAX_GRID_VALUES = 10_000
+"""Most values a stepped range may hold (``(high - low) / step + 1``), and most points of a grid study."""
+MAX_SEED = 2**32 - 1
+"""Largest seed: Optuna's samplers (NumPy) take seeds in ``0 .. 2**32 - 1``."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +81,31 @@ def mapping(value: Any, key: str) -> dict:
     return value
 
 
+def show(value: Any) -> str:
+    """``repr(value)``, with an integer too long to read given by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
 def number(value: Any, key: str, *, integer: bool = False) -> float | int:
+    """``value`` if it is an integer (``integer``) or a finite number within float range."""
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
-        raise fail(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if isinstance(value, bool) or not ok:
+        raise fail(key, f"expected {'an integer' if integer else 'a number'}, got {show(value)}")
+    if not integer and not (isinstance(value, float) or abs(value) < 1e308):
+        raise fail(key, f"{show(value)} is beyond the float range; allowed: a finite number (|x| < 1e308)")
+    if not integer and not math.isfinite(value):
+        raise fail(key, f"expected a finite number, got {value!r}")
     return value
+
+
+def check_seed(value: Any, key: str) -> int:
+    """A seed: an integer in ``0 .. MAX_SEED``."""
+    seed = number(value, key, integer=True)
+    if not 0 <= seed <= MAX_SEED:
+        raise fail(key, f"{show(seed)} is out of range; allowed: 0 <= seed <= {MAX_SEED} (2**32 - 1)")
+    return int(seed)
 
 
 def check_choice(dim: str, value: Any, key: str) -> str:
@@ -90,6 +131,8 @@ def parse_categorical(dim: str, raw: Any, key: str) -> list[str]:
     values = raw if isinstance(raw, list) else [raw]
     if isinstance(raw, dict) or not values:
         raise fail(key, f"expected a non-empty list of choices or a single value, got {raw!r}")
+    if len(values) > MAX_CHOICES:
+        raise fail(key, f"{len(values)} choices; allowed: at most {MAX_CHOICES}")
     checked = [check_choice(dim, v, f"{key}[{i}]") for i, v in enumerate(values)]
     if len(set(checked)) != len(checked):
         raise fail(key, f"duplicate choices in {raw!r}")
@@ -121,4 +164,11 @@ def parse_range(dim: str, raw: Any, key: str) -> FloatRange:
             raise fail(f"{key}.step", f"must be > 0 and <= high - low ({high - low:g}), got {step}")
         if log:
             raise fail(f"{key}.log", "a range cannot have both step and log")
+        count = (high - low) / step + 1
+        if count > MAX_GRID_VALUES:
+            raise fail(
+                f"{key}.step",
+                f"{step:g} makes {count:.3g} values from {low:g} to {high:g}; allowed: at most {MAX_GRID_VALUES} "
+                f"(step >= {(high - low) / (MAX_GRID_VALUES - 1):.3g})",
+            )
     return FloatRange(low, high, step, log)

@@ -10,8 +10,9 @@ every range; :meth:`~workbench.experiment.Experiment.default_point`) and the see
 * ``seed``, ``benchmark``;
 * ``training.<field>`` and ``pruning.<INC key>`` set a training field or a fixed pruning key.
 
-Values are read with ``yaml.safe_load`` (so ``0.5`` is a number and ``[a, b]`` a list), except
-the categorical dimensions, which stay strings (``pattern=2:4`` is the pattern, not 124).
+Values are read as safe YAML, bounded like experiment files (so ``0.5`` is a number and
+``[a, b]`` a list), except the categorical dimensions, which stay strings (``pattern=2:4`` is the
+pattern, not 124).
 
 Example:
     >>> from workbench.experiment import parse_experiment
@@ -29,11 +30,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
-from workbench.experiment.dims import check_choice, parse_range
+from workbench.experiment.dims import check_choice, check_seed, parse_range
 from workbench.experiment.schema import Experiment, parse_training
-from workbench.pruner import ConfigError, did_you_mean
+from workbench.pruner import ConfigError, did_you_mean, read_yaml_text
 from workbench.trial.space import CHOICE_DIMS, RANGE_DIMS, SEARCH_DIMS
 
 __all__ = ["apply_overrides"]
@@ -42,10 +41,13 @@ _KEYS = SEARCH_DIMS + ("seed", "benchmark", "training.<field>", "pruning.<key>")
 
 
 def _value(raw: str, key: str) -> Any:
+    """The YAML value of ``raw`` (safe, bounded, no repeated keys: :func:`read_yaml_text`)."""
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: {raw!r} is not a valid YAML value") from None
+        return read_yaml_text(raw, f"--set {key}")
+    except ConfigError as err:
+        if "is not valid YAML" in str(err):
+            raise ConfigError(f"--set {key}: {raw!r} is not a valid YAML value") from None
+        raise
 
 
 def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experiment, dict[str, Any], int]:
@@ -64,10 +66,7 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
         elif key in RANGE_DIMS:
             point[key] = parse_range(key, _value(raw, key), where).low
         elif key == "seed":
-            value = _value(raw, key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{where}: expected an integer, got {raw!r}")
-            seed = value
+            seed = check_seed(_value(raw, key), where)
         elif key == "benchmark":
             if not raw.strip():
                 raise ConfigError(f"{where}: expected a benchmark name")

@@ -2,7 +2,7 @@
 
 An experiment file says which benchmark to fine-tune, how (``training``), which pruning keys are
 fixed (``pruning``), what the study searches (``search_space``) and how (``study``). The full
-schema is in ``docs/experiment-schema.md``. Files are read with ``yaml.safe_load`` only, and every
+schema is in ``docs/experiment-schema.md``. Files are read as safe YAML only (bounded in size, no repeated keys), and every
 mistake is a ``ValueError`` whose message starts with the dotted key (``study.sampler: ...``) and
 names the bad value and the allowed ones; the CLI turns it into exit status 2.
 
@@ -25,16 +25,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workbench.experiment.dims import (
+    MAX_GRID_VALUES,
     FloatRange,
     check_choice,
     check_keys,
+    check_seed,
     fail,
     mapping,
     number,
@@ -42,7 +43,7 @@ from workbench.experiment.dims import (
     parse_range,
 )
 from workbench.infra.plugins import import_plugins
-from workbench.pruner import ConfigError
+from workbench.pruner import ConfigError, read_yaml_file
 from workbench.trial import TrainingConfig
 from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS
 
@@ -122,8 +123,11 @@ def parse_training(raw: Any) -> TrainingConfig:
     fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
     check_keys(section, tuple(fields), "training.")
     # YAML integers are fine where a float is expected (lr: 1 is 1.0); TrainingConfig checks the rest
+    # (an integer beyond float range stays an int, which TrainingConfig rejects by name)
     values = {
-        key: float(value) if isinstance(fields[key].default, float) and type(value) is int else value
+        key: float(value)
+        if isinstance(fields[key].default, float) and type(value) is int and abs(value) < 1e308
+        else value
         for key, value in section.items()
     }
     return TrainingConfig(**values)
@@ -135,7 +139,7 @@ def _parse_study(raw: Any) -> StudySettings:
     n_trials = int(number(section.get("n_trials", 20), "study.n_trials", integer=True))
     if n_trials < 1:
         raise fail("study.n_trials", f"must be >= 1, got {n_trials}")
-    seed = int(number(section.get("seed", 0), "study.seed", integer=True))
+    seed = check_seed(section.get("seed", 0), "study.seed")
     sampler, pruner = section.get("sampler", "tpe"), section.get("pruner", "none")
     if sampler not in SAMPLERS:
         raise fail("study.sampler", f"{sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
@@ -189,6 +193,11 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
         for dim, value in space.items():
             if isinstance(value, FloatRange) and value.high > value.low and value.step is None:
                 raise fail(f"search_space.{dim}.step", "required by sampler grid (a range needs a step)")
+        points = math.prod(len(v.grid()) if isinstance(v, FloatRange) else len(v) for v in space.values())
+        if points > MAX_GRID_VALUES:
+            raise fail(
+                "study.sampler", f"grid over {points} points; allowed: at most {MAX_GRID_VALUES} (coarser steps)"
+            )
     return Experiment(
         name=data["name"],
         benchmark=data["benchmark"],
@@ -212,19 +221,11 @@ def _parse_plugins(raw: Any) -> tuple[str, ...]:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate an experiment file (``yaml.safe_load`` only).
+    """Read and validate an experiment file (safe YAML only, bounded: see ``workbench.pruner.yaml_read``).
 
     Example:
         >>> load_experiment("experiments/quick.yaml").benchmark  # doctest: +SKIP
         'mlp-digits'
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment: no such file {str(path)!r}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise ConfigError(f"experiment: {path} is not valid YAML{line}") from None
+    data = read_yaml_file(path, "experiment")
     return parse_experiment(data, source=str(path))

@@ -54,6 +54,7 @@ from .registry import Registry, did_you_mean
 from .regs import REGS, get_reg, register_reg
 from .schedulers import DECAYS, SCHEDULERS, Scheduler, get_scheduler, register_decay, register_scheduler
 from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
+from .yaml_read import read_yaml_file, read_yaml_text
 
 __all__ = [
     "CRITERIA",
@@ -106,6 +107,8 @@ __all__ = [
     "process_config",
     "process_weight_config",
     "process_yaml_config",
+    "read_yaml_file",
+    "read_yaml_text",
     "register_criterion",
     "register_decay",
     "register_pattern",

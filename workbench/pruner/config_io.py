@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .yaml_read import read_yaml_file
 
 __all__ = ["ConfigLoader", "dump_yaml", "load_mapping", "load_yaml", "pruner_list", "split_layout"]
 
@@ -51,16 +52,10 @@ def load_yaml(path: str | Path) -> Any:
     """Read a YAML file with :class:`ConfigLoader` (no arbitrary objects).
 
     Raises:
-        ConfigError: if the file does not exist or is not valid YAML (the message names the path).
+        ConfigError: if the file is missing, unreadable, not UTF-8, not valid YAML, repeats a key
+            or is an alias bomb (the message names the path; see :mod:`.yaml_read`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config path: {str(path)!r} does not exist or is not a file")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=ConfigLoader)  # noqa: S506  (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config path: {str(path)!r} is not valid YAML: {exc}") from exc
+    return read_yaml_file(path, "config path", loader=ConfigLoader)
 
 
 def dump_yaml(data: Any, path: str | Path) -> None:

@@ -12,7 +12,8 @@ one small scratch buffer, so no full-size temporary is allocated per step. Eleme
 are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
 pruning. ``snip_momentum`` scores of 2-D weights, element-level or of Nx1 blocks, are updated in
 one compiled pass where the kernels are built (``workbench.pruner._backend``, same values).
-``low_memory_usage=True`` keeps scores in bfloat16.
+``low_memory_usage=True`` keeps scores in bfloat16. Half-precision weights (float16, bfloat16)
+are scored in float32, one chunk at a time, so their ranking is as fine as the weights allow.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class PruningCriterion:
         layout = self._layout(name)
         with torch.no_grad():
             if not layout.is_2d:
+                weight, grad = _fp32(weight), None if grad is None else _fp32(grad)
                 elem = elem_fn(weight, grad, torch.empty_like(weight))
                 new = self._store_level(name, layout.to_2d(elem)).to(self.dtype)
                 return new if into is None else _accumulate(into, new, alpha, beta)
@@ -141,7 +143,8 @@ class PruningCriterion:
             for r0 in range(0, rows, step):
                 r1 = min(r0 + step, rows)
                 buf = self._scratch[: (r1 - r0) * cols].view(r1 - r0, cols)
-                part = self._store_level(name, elem_fn(weight[r0:r1], None if grad is None else grad[r0:r1], buf))
+                w, g = _fp32(weight[r0:r1]), None if grad is None else _fp32(grad[r0:r1])
+                part = self._store_level(name, elem_fn(w, g, buf))
                 if out is None:
                     out = self._storage(name, (part.shape[0] * rows // (r1 - r0), part.shape[1]))
                 lo, hi = r0 * out.shape[0] // rows, r1 * out.shape[0] // rows
@@ -244,6 +247,11 @@ def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: flo
     if beta != 1.0:
         new.mul_(beta)
     return torch.add(new, target, alpha=alpha, out=target)
+
+
+def _fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 (half and bfloat16 weights are scored in float32; a copy of one chunk)."""
+    return t if t.dtype == torch.float32 else t.float()
 
 
 def _snip(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from torch import nn
 
 from .config import resolve_config
 from .errors import ConfigError
+from .inputs import check_model, check_pruner_state, check_state, check_weights_have_data
 from .pruners import get_pruner
 from .sparsity import LayerInfo, classify_layers, layer_sparsity
 
@@ -31,7 +32,8 @@ class Pruning:
     """Holds one pruner per pruner config and calls each pruner's hook in order.
 
     Args:
-        model: The model to prune (weights are zeroed in place).
+        model: The model to prune (weights are zeroed in place). A model on the ``meta``
+            device can be built and described; its hooks refuse to run (no weight values).
         config: A :class:`WeightPruningConfig`, a config dict, or a YAML path.
 
     Attributes:
@@ -49,7 +51,7 @@ class Pruning:
     """
 
     def __init__(self, model: nn.Module, config) -> None:
-        self.model = model
+        self.model = check_model(model)
         self.configs = resolve_config(config)
         modules_per_config, self.layers = classify_layers(self.configs, model)
         self.pruners = [get_pruner(cfg, mods) for cfg, mods in zip(self.configs, modules_per_config)]
@@ -58,15 +60,25 @@ class Pruning:
             if info.name in invalid:
                 info.pruned, info.reason, info.pruner = False, invalid[info.name], None
         self._handles: list = []
+        self._has_data = False
+
+    def _check_data(self) -> None:
+        """Refuse meta-device weights once, before the first hook touches them."""
+        if not self._has_data:
+            for pruner in self.pruners:
+                check_weights_have_data(pruner.modules)
+            self._has_data = True
 
     # ---- the ten hooks --------------------------------------------------------------------
     def on_train_begin(self, dataloader=None) -> None:
         """Start of training (pattern lock and resume read the existing zeros here)."""
+        self._check_data()
         for pruner in self.pruners:
             pruner.on_train_begin(dataloader)
 
     def on_step_begin(self, local_step: int = 0) -> None:
         """Start of a step: masks change here on pruning steps (a repeated call is a no-op)."""
+        self._check_data()
         for pruner in self.pruners:
             pruner.on_step_begin(local_step)
 
@@ -74,6 +86,7 @@ class Pruning:
         if name in _HOOKS:
 
             def hook(*args, **kwargs):
+                self._check_data()
                 for pruner in self.pruners:
                     getattr(pruner, name)(*args, **kwargs)
 
@@ -106,12 +119,28 @@ class Pruning:
         return {"pruners": [p.state_dict() for p in self.pruners]}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`'s output into pruners built from the same config."""
-        states = state.get("pruners", [])
-        if len(states) != len(self.pruners):
-            raise ValueError(f"state_dict has {len(states)} pruners; this config builds {len(self.pruners)}")
-        for pruner, pruner_state in zip(self.pruners, states):
-            pruner.load_state_dict(pruner_state)
+        """Restore :meth:`state_dict`'s output into pruners built from the same config.
+
+        A malformed ``state`` is a :class:`ConfigError` naming the key, and leaves every pruner
+        as it was.
+        """
+        states = check_state(state, len(self.pruners))
+        for i, (pruner, pruner_state) in enumerate(zip(self.pruners, states)):
+            check_pruner_state(pruner_state, f"state['pruners'][{i}]", pruner.pruned)
+        before = [_attributes(p) for p in self.pruners]  # references, not copies: loads assign new tensors
+        for i, (pruner, pruner_state) in enumerate(zip(self.pruners, states)):
+            try:
+                pruner.load_state_dict(pruner_state)
+            except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, ValueError) as err:
+                for saved in before:
+                    for obj, attrs in saved:
+                        obj.__dict__.clear()
+                        obj.__dict__.update(attrs)
+                if isinstance(err, ConfigError):
+                    raise ConfigError(f"state['pruners'][{i}]: {err}") from err
+                raise ConfigError(
+                    f"state['pruners'][{i}]: not a state of this {type(pruner).__name__} ({type(err).__name__}: {err})"
+                ) from err
 
     # ---- optimizer wrapping ---------------------------------------------------------------
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
@@ -154,6 +183,12 @@ class Pruning:
             optimizer, original_step = self._restore
             optimizer.step = original_step
             self._restore = None
+
+
+def _attributes(pruner) -> list[tuple[object, dict]]:
+    """The attribute dicts of a pruner and of its parts (shallow), to undo a failed load."""
+    parts = [pruner] + [getattr(pruner, k) for k in ("pattern", "criterion", "scheduler", "reg") if hasattr(pruner, k)]
+    return [(obj, dict(obj.__dict__)) for obj in parts if hasattr(obj, "__dict__")]
 
 
 def prepare_pruning(

@@ -66,7 +66,7 @@ class GroupLasso:
                     continue
                 layout = self.pattern.layouts[name]
                 r, bn, c, bm = self.pattern.grid(name, layout.rows)
-                g2 = layout.to_2d(grad).reshape(r, bn, c, bm).pow(2).sum(dim=(1, 3)).sqrt_()
+                g2 = layout.to_2d(grad).float().reshape(r, bn, c, bm).pow(2).sum(dim=(1, 3)).sqrt_()
                 term = self.coeff / (g2 + 1e-12)
                 term[torch.isinf(term)] = 0.0
                 self.reg_terms[name] = term
@@ -79,4 +79,4 @@ class GroupLasso:
                 layout = self.pattern.layouts[name]
                 r, bn, c, bm = self.pattern.grid(name, layout.rows)
                 factor = (1.0 - term).view(r, 1, c, 1).expand(r, bn, c, bm).reshape(layout.rows, layout.cols)
-                weight.mul_(layout.from_2d(factor))
+                weight.mul_(layout.from_2d(factor.to(weight.dtype)))

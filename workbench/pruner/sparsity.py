@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .config_types import PrunerConfig
+from .inputs import check_weights_have_data
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ def get_sparsity_ratio(pruners: list, model: nn.Module) -> tuple[float, float, f
     """
     zeros = numel = units_zero = units = 0
     for pruner in pruners:
+        check_weights_have_data(pruner.modules)
         for name, module in pruner.modules.items():
             weight = module.weight.detach()
             zeros += int(torch.count_nonzero(weight == 0))
@@ -179,6 +181,7 @@ def layer_sparsity(pruners: list) -> dict[str, tuple[float, float]]:
     """``{layer: (elementwise, blockwise)}`` for every pruned layer, measured on the weights."""
     out = {}
     for pruner in pruners:
+        check_weights_have_data(pruner.modules)
         for name, module in pruner.modules.items():
             weight = module.weight.detach()
             z, u = pruner.pattern.zero_units(name, weight)

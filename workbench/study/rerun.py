@@ -8,12 +8,15 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlflow.exceptions import MlflowException
 
 from workbench.infra.plugins import import_plugins
+from workbench.infra.stores import sqlite_path
 from workbench.pruner import ConfigError
 from workbench.study.objective import PLUGINS_TAG
-from workbench.tracking import Tracker
+from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.trial import TrainingConfig, run_trial
 
 __all__ = ["rerun_trial"]
@@ -23,9 +26,17 @@ def rerun_trial(run_id: str, tracking_uri: str | None) -> tuple[str, float | Non
     """Run ``run_id``'s logged trial again as a new tracked run tagged ``workbench.rerun_of``.
 
     Returns the new run's id, the source run's accuracy (``None`` if it logged none) and the new
-    accuracy. A run without a loadable ``trial.yaml`` is a :class:`ConfigError` naming ``run_id``.
+    accuracy. A run without a loadable ``trial.yaml`` is a :class:`ConfigError` naming ``run_id``,
+    and so is a SQLite store that does not exist (it is not created).
     """
-    tracker = Tracker(tracking_uri)
+    uri = resolve_tracking_uri(tracking_uri)
+    db = sqlite_path(uri)
+    if db is not None and not Path(db).is_file():  # opening it would create an empty store
+        raise ConfigError(
+            f"run_id: no run {run_id!r}: the tracking store {db!r} does not exist; "
+            "allowed: a run id of an existing store (--tracking-uri or MLFLOW_TRACKING_URI names it)"
+        )
+    tracker = Tracker(uri)
     try:
         spec, source = tracker.trial_spec(run_id)
     except (MlflowException, OSError) as err:

@@ -14,6 +14,16 @@ from workbench.pruner import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
 """The fine-tuning optimizers a trial can build (``training.optimizer``)."""
+TRAINING_BOUNDS = {
+    "steps": 1_000_000,
+    "batch_size": 1 << 20,
+    "eval_every": 1_000_000,
+    "pruning_frequency": 1_000_000,
+    "threads": 1024,
+}
+"""Largest allowed value of each integer ``training`` field: a million fine-tuning steps is days
+of CPU per trial (a bigger number is a typo that would hang the study); torch takes at most
+1024 threads here."""
 SPARSITY_KEYS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
 """Keys of :attr:`TrialResult.sparsity` (MLflow: ``sparsity/<key>``), in ``get_sparsity_ratio``'s order."""
 
@@ -57,9 +67,12 @@ class TrainingConfig:
                 if kind is str
                 else (isinstance(value, int) if kind is int else isinstance(value, (int, float)))
             )
-            if isinstance(value, bool) or not ok or (kind is float and not math.isfinite(value)):
+            if isinstance(value, bool) or not ok or (kind is float and not _finite(value)):
                 wanted = {str: "a string", int: "an integer"}.get(kind, "a finite number")
-                raise ConfigError(f"training.{f.name}: expected {wanted}, got {value!r}")
+                raise ConfigError(f"training.{f.name}: expected {wanted}, got {_show(value)}")
+        for key, most in TRAINING_BOUNDS.items():
+            if getattr(self, key) > most:
+                raise ConfigError(f"training.{key}: {_show(getattr(self, key))} is too large; allowed: at most {most}")
         for key in ("steps", "batch_size", "eval_every", "pruning_frequency"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be >= 1, got {getattr(self, key)}")
@@ -81,6 +94,21 @@ class TrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for logging and YAML)."""
         return asdict(self)
+
+
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite float, or an int within float range (``10**400`` is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, with an integer too long to read given by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
 
 
 @dataclass

@@ -106,6 +106,6 @@ class NMPattern(BasePattern):
         return self.layouts[name].to_2d(weight.detach()) == 0
 
     def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
-        zeros = self.pruned_from_weight(name, weight).view(-1, self.m)
+        zeros = self.pruned_from_weight(name, weight).reshape(-1, self.m)  # a copy if the weight is a strided view
         full = torch.count_nonzero(torch.count_nonzero(zeros, dim=1) >= self.n)
         return int(full), self.num_units(name)

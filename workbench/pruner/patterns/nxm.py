@@ -121,13 +121,13 @@ class NxMPattern(BasePattern):
         return layout.from_2d(full)
 
     def keep_factor(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
-        """Block-sized float keep mask for multi-element blocks of 2-D weights, else uint8."""
+        """Block-sized keep mask in the weight's dtype for multi-element blocks of 2-D weights, else uint8."""
         layout = self.layouts[name]
         r, bn, c, bm = self.grid(name, layout.rows)
         if not layout.is_2d:
             return _as_uint8(~self.expand(name, pruned))
         keep = ~pruned.view(r, 1, c, 1)
-        return _as_uint8(keep) if bn * bm == 1 else keep.float()
+        return _as_uint8(keep) if bn * bm == 1 else keep.to(self.modules[name].weight.dtype)
 
     def apply_factor(self, name: str, weight: torch.Tensor, factor: torch.Tensor) -> None:
         layout = self.layouts[name]

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from ..config_types import PrunerConfig
+from ..inputs import check_pruner_state
 from ..patterns import get_pattern
 from ..schedulers import get_scheduler
 
@@ -182,10 +183,8 @@ class BasePruner:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        missing = set(self.pruned) - set(state["pruned"])
-        if missing:
-            raise ValueError(f"pruner state_dict has no masks for layers {sorted(missing)}")
+        """Restore what :meth:`state_dict` returned (a malformed one is a ConfigError naming the key)."""
+        check_pruner_state(state, "state", self.pruned)
         self.global_step = int(state["global_step"])
         self.current_sparsity_ratio = float(state["current_sparsity_ratio"])
         self.init_sparsity_ratio = float(state["init_sparsity_ratio"])
