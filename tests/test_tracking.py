@@ -196,3 +196,17 @@ def test_stopped_and_failed_runs_show_their_state(tracker, tmp_path, state, stat
     assert [m.step for m in tracker.client.get_metric_history(run_id, "eval/accuracy")] == [5, 10]
     path = tracker.client.download_artifacts(run_id, "pruning_config.yaml", str(tmp_path))
     assert yaml.safe_load(open(path)) == {"target_sparsity": 0.5}
+
+
+def test_a_relative_sqlite_url_opens_the_current_folders_store(tmp_path, monkeypatch):
+    """MLflow caches stores by URI: the same relative URL from two folders must reach two databases."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ids = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        ids[name] = Tracker("sqlite:///mlflow.db").experiment_id(f"only-in-{name}")
+    monkeypatch.chdir(tmp_path / "a")
+    names = {e.name for e in Tracker("sqlite:///mlflow.db").client.search_experiments()}
+    assert "only-in-a" in names and "only-in-b" not in names
+    assert (tmp_path / "b" / "mlflow.db").exists()

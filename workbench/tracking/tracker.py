@@ -39,7 +39,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from workbench.infra.stores import DEFAULT_TRACKING_URI, redact_url, sqlite_path
+from workbench.infra.stores import DEFAULT_TRACKING_URI, absolute_sqlite, redact_url, sqlite_path
 from workbench.tracking.artifacts import (
     curve_metrics,
     now_ms,
@@ -139,7 +139,9 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(self.tracking_uri)
+        # MLflow caches one store per URI string: a relative SQLite URL opened from two folders in
+        # one process would reach the first folder's database, so the client gets the absolute one
+        self.client = MlflowClient(absolute_sqlite(self.tracking_uri))
 
     def experiment_id(self, name: str, *, artifact_location: str | None = None) -> str:
         """The id of the MLflow experiment ``name``, created when missing.
