@@ -11,7 +11,7 @@ from torch import nn
 from .config import resolve_config
 from .errors import ConfigError
 from .pruners import get_pruner
-from .sparsity import LayerInfo, classify_layers, layer_sparsity
+from .sparsity import LayerInfo, classify_layers, layer_sparsity, nothing_selected_error
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ class Pruning:
         model: The model to prune (weights are zeroed in place).
         config: A :class:`WeightPruningConfig`, a config dict, or a YAML path.
 
+    Raises:
+        ConfigError: a pruner selects no layer (its ``op_names`` match nothing, the model has no
+            prunable layer, or its only candidate is the classifier head); the message names the
+            pruner, its ``op_names``/``excluded_op_names`` and why each candidate was left out.
+
     Attributes:
         model: The model.
         pruners: One pruner per entry of ``pruning_configs``.
@@ -53,6 +58,9 @@ class Pruning:
         self.configs = resolve_config(config)
         modules_per_config, self.layers = classify_layers(self.configs, model)
         self.pruners = [get_pruner(cfg, mods) for cfg, mods in zip(self.configs, modules_per_config)]
+        for index, pruner in enumerate(self.pruners):
+            if not pruner.modules:  # INC pruned nothing, silently; a run that prunes nothing is a mistake
+                raise nothing_selected_error(index, pruner.config, model, self.layers, pruner.pattern.invalid_layers)
         invalid = {n: r for p in self.pruners for n, r in p.pattern.invalid_layers.items()}
         for info in self.layers:
             if info.name in invalid:
