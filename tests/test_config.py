@@ -113,7 +113,6 @@ BAD = [  # (keys added to a valid config, key the message must name, bad value i
     ({"parameters": {"reg_coeff": -1.0}}, "reg_coeff", -1.0),
     ({"parameters": {"reg_coeff": "1e-4x"}}, "reg_coeff", "1e-4x"),
     ({"parameters": "strong"}, "parameters", "strong"),
-    ({"pruning_type": "snip_progressive", "pattern": "2:4", "target_sparsity": 0.5}, "pattern", "2:4"),
     ({"progressive_type": "cubic"}, "progressive_type", "cubic"),
     ({"progressive_steps": 0}, "progressive_steps", 0),
     ({"progressive_interval": 0}, "progressive_interval", 0),
