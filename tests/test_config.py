@@ -168,6 +168,36 @@ def test_unknown_key_without_close_match_lists_valid_keys():
         check_key_validity(VALID_KEYS, [{"zzz": 1}])
 
 
+@pytest.mark.parametrize(
+    "key, nearest",
+    [("target_sparsty", "target_sparsity"), ("sparsity", "target_sparsity"), ("prune_freq", "pruning_frequency")],
+)
+@pytest.mark.parametrize("where", ["pruner", "kwarg", "yaml"])
+def test_every_key_inc_ignored_is_an_error_naming_the_nearest_valid_key(tmp_path, key, nearest, where):
+    # INC 3.7.1 logged "<key> is not supported for config" and ran on; a typo then silently took
+    # the default, so here it is an error, and the message names the nearest valid key
+    with pytest.raises(ValueError) as info:
+        if where == "pruner":
+            process_config(WeightPruningConfig([{key: 1}]))
+        elif where == "kwarg":
+            process_config(WeightPruningConfig(**{key: 1}))
+        else:
+            path = tmp_path / "prune.yaml"
+            path.write_text(f"pruning:\n  approach:\n    weight_compression_v2:\n      {key}: 1\n      pruners: []\n")
+            process_config(str(path))
+    message = str(info.value)
+    assert message.startswith(f"unknown pruning config key {key!r}")
+    assert f"'{nearest}'" in message.split(";")[1]
+
+
+def test_a_key_like_no_valid_key_still_names_the_most_similar_one():
+    with pytest.raises(ValueError) as info:
+        check_key_validity(VALID_KEYS, [{"qqq_zz": 1}])
+    assert "; nearest valid key: '" in str(info.value)
+    nearest = str(info.value).split("nearest valid key: '")[1].split("'")[0]
+    assert nearest in VALID_KEYS
+
+
 def test_yaml_round_trip(tmp_path):
     config = WeightPruningConfig(
         [

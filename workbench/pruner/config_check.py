@@ -24,7 +24,7 @@ from .config_types import DEFAULT_CONFIG, DEFAULT_GLOBAL_CONFIG, DEFAULT_LOCAL_C
 from .errors import ConfigError
 from .patterns import PATTERNS, PatternSpec, parse_pattern
 from .pruners import PRUNERS, parse_pruning_type, parse_valid_pruner_types
-from .registry import Registry, did_you_mean
+from .registry import Registry, did_you_mean, unknown_key_message
 from .regs import REGS
 from .schedulers import DECAYS, SCHEDULERS
 
@@ -65,8 +65,7 @@ def check_key_validity(template_config: Iterable[str], user_config: Any) -> None
         cfg = getattr(cfg, "pruner_config", cfg)
         for key in cfg:
             if key not in valid:
-                hint = did_you_mean(key, valid) or f"; valid keys: {sorted(map(str, valid))}"
-                raise ConfigError(f"unknown pruning config key {key!r}{hint}")
+                raise ConfigError(unknown_key_message(key, valid))
 
 
 def _fail(key: str, value: Any, allowed: str, why: str = "is not valid") -> None:
