@@ -67,9 +67,10 @@ def test_empty_pruning_configs_means_one_pruner_from_globals():
 @pytest.mark.parametrize("pruning_type", parse_valid_pruner_types())
 def test_pruning_type_parsing(pruning_type):
     end = 0 if pruning_type == "pattern_lock" else 8
-    (cfg,) = process_config({"pruning_type": pruning_type, "end_step": end, "pruning_frequency": 4})
-    if pruning_type == "pattern_lock":
-        assert (cfg["pruner_type"], cfg["criterion_type"]) == ("pattern_lock", None)
+    pattern = "1xchannel" if pruning_type == "retrain_free" else "4x1"
+    (cfg,) = process_config({"pruning_type": pruning_type, "end_step": end, "pruning_frequency": 4, "pattern": pattern})
+    if pruning_type in ("pattern_lock", "block_mask", "retrain_free"):  # fixed names: no criterion
+        assert (cfg["pruner_type"], cfg["criterion_type"]) == (pruning_type, None)
     elif pruning_type.endswith("_progressive"):
         assert cfg["pruner_type"] == "progressive"
         assert cfg["criterion_type"] + "_progressive" == pruning_type
@@ -79,9 +80,16 @@ def test_pruning_type_parsing(pruning_type):
 
 
 def test_valid_pruner_types_cover_every_criterion():
+    from workbench.pruner import CRITERIA
+
     types = parse_valid_pruner_types()
-    assert len(types) == len(set(types)) == 2 * len(list_criteria()) + 1
-    assert {f"{c}_progressive" for c in list_criteria()} <= set(types)
+    assert len(types) == len(set(types))
+    for name, criterion in CRITERIA.items():
+        allowed = criterion.pruner_types
+        assert name in types  # every criterion works with the basic pruner
+        assert (f"{name}_progressive" in types) == (allowed is None or "progressive" in allowed)
+    assert {f"{c}_progressive" for c in ("magnitude", "gradient", "snip", "snip_momentum")} <= set(types)
+    assert types[-3:] == ["pattern_lock", "block_mask", "retrain_free"]
 
 
 BAD = [  # (keys added to a valid config, key the message must name, bad value it must show)

@@ -89,6 +89,36 @@ class Pruning:
             return hook
         raise AttributeError(name)
 
+    def calibrate(self, dataloader, loss_func=None) -> None:
+        """INC's retrain-free loop: per batch ``on_step_begin``, forward, backward, ``on_step_end``.
+
+        No optimizer step: the weights stay as they are but for the pruned channels. A batch is
+        ``(inputs, target)`` scored by ``loss_func(model(inputs), target)``, or, without
+        ``loss_func``, a dict of keyword arguments to a model that returns ``.loss`` (Hugging Face
+        style), as in INC. Masks are applied at the end.
+        """
+        self.on_train_begin(dataloader)
+        for batch in dataloader:
+            self.on_step_begin(self.global_step)
+            if loss_func is not None:
+                inputs, target = batch
+                loss = loss_func(self.model(inputs), target)
+            else:
+                loss = self.model(return_dict=True, **batch).loss
+            loss.backward()
+            self.on_step_end()
+            self.model.zero_grad(set_to_none=True)
+        self.on_train_end()
+        for index, pruner in enumerate(self.pruners):
+            if pruner.global_step <= pruner.end_step:
+                logger.warning(
+                    "pruner %d: calibration ended after %d batches, before end_step %d; masks of step %d kept",
+                    index,
+                    pruner.global_step,
+                    pruner.end_step,
+                    pruner._last_update,
+                )
+
     # ---- reporting ------------------------------------------------------------------------
     @property
     def mask_updates(self) -> int:
@@ -176,8 +206,10 @@ def prepare_pruning(
 
     Without an optimizer, call the ten hooks from the training loop. With one, the hooks
     are installed around ``optimizer.step()`` and the model's forward so an unchanged
-    training loop prunes (see :meth:`Pruning.attach`). ``dataloader``, ``loss_func`` and
-    ``framework`` are accepted for INC compatibility (only PyTorch is supported).
+    training loop prunes (see :meth:`Pruning.attach`). With a ``dataloader`` (and ``loss_func``),
+    pruners that prune from calibration batches (``retrain_free``) run over it at once
+    (:meth:`Pruning.calibrate`), as in INC. ``framework`` is accepted for INC compatibility
+    (only PyTorch is supported).
 
     Example:
         >>> import torch
@@ -196,4 +228,6 @@ def prepare_pruning(
     pruning = Pruning(model, config)
     if optimizer is not None:
         pruning.attach(optimizer)
+    if dataloader is not None and any(getattr(p, "calibrates", False) for p in pruning.pruners):
+        pruning.calibrate(dataloader, loss_func)  # retrain-free pruning is done here, as in INC
     return pruning
