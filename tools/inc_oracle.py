@@ -159,7 +159,7 @@ CASES = [
         _calibrate,
     ),
     Case(
-        "retrain_free 1xchannel global (unequal blocks: INC counts channels)",
+        "retrain_free 1xchannel global (INC crashes as above)",
         "differ",
         MLP,
         dict(
