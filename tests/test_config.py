@@ -67,9 +67,10 @@ def test_empty_pruning_configs_means_one_pruner_from_globals():
 @pytest.mark.parametrize("pruning_type", parse_valid_pruner_types())
 def test_pruning_type_parsing(pruning_type):
     end = 0 if pruning_type == "pattern_lock" else 8
-    (cfg,) = process_config({"pruning_type": pruning_type, "end_step": end, "pruning_frequency": 4})
-    if pruning_type == "pattern_lock":
-        assert (cfg["pruner_type"], cfg["criterion_type"]) == ("pattern_lock", None)
+    pattern = "1xchannel" if pruning_type == "retrain_free" else "4x1"
+    (cfg,) = process_config({"pruning_type": pruning_type, "end_step": end, "pruning_frequency": 4, "pattern": pattern})
+    if pruning_type in ("pattern_lock", "block_mask", "retrain_free"):  # fixed names: no criterion
+        assert (cfg["pruner_type"], cfg["criterion_type"]) == (pruning_type, None)
     elif pruning_type.endswith("_progressive"):
         assert cfg["pruner_type"] == "progressive"
         assert cfg["criterion_type"] + "_progressive" == pruning_type
@@ -79,9 +80,16 @@ def test_pruning_type_parsing(pruning_type):
 
 
 def test_valid_pruner_types_cover_every_criterion():
+    from workbench.pruner import CRITERIA
+
     types = parse_valid_pruner_types()
-    assert len(types) == len(set(types)) == 2 * len(list_criteria()) + 1
-    assert {f"{c}_progressive" for c in list_criteria()} <= set(types)
+    assert len(types) == len(set(types))
+    for name, criterion in CRITERIA.items():
+        allowed = criterion.pruner_types
+        assert name in types  # every criterion works with the basic pruner
+        assert (f"{name}_progressive" in types) == (allowed is None or "progressive" in allowed)
+    assert {f"{c}_progressive" for c in ("magnitude", "gradient", "snip", "snip_momentum")} <= set(types)
+    assert types[-3:] == ["pattern_lock", "block_mask", "retrain_free"]
 
 
 BAD = [  # (keys added to a valid config, key the message must name, bad value it must show)
@@ -113,7 +121,6 @@ BAD = [  # (keys added to a valid config, key the message must name, bad value i
     ({"parameters": {"reg_coeff": -1.0}}, "reg_coeff", -1.0),
     ({"parameters": {"reg_coeff": "1e-4x"}}, "reg_coeff", "1e-4x"),
     ({"parameters": "strong"}, "parameters", "strong"),
-    ({"pruning_type": "snip_progressive", "pattern": "2:4", "target_sparsity": 0.5}, "pattern", "2:4"),
     ({"progressive_type": "cubic"}, "progressive_type", "cubic"),
     ({"progressive_steps": 0}, "progressive_steps", 0),
     ({"progressive_interval": 0}, "progressive_interval", 0),
@@ -167,6 +174,36 @@ def test_unknown_key_suggests_nearest(where):
 def test_unknown_key_without_close_match_lists_valid_keys():
     with pytest.raises(ValueError, match="'zzz'.*valid keys.*target_sparsity"):
         check_key_validity(VALID_KEYS, [{"zzz": 1}])
+
+
+@pytest.mark.parametrize(
+    "key, nearest",
+    [("target_sparsty", "target_sparsity"), ("sparsity", "target_sparsity"), ("prune_freq", "pruning_frequency")],
+)
+@pytest.mark.parametrize("where", ["pruner", "kwarg", "yaml"])
+def test_every_key_inc_ignored_is_an_error_naming_the_nearest_valid_key(tmp_path, key, nearest, where):
+    # INC 3.7.1 logged "<key> is not supported for config" and ran on; a typo then silently took
+    # the default, so here it is an error, and the message names the nearest valid key
+    with pytest.raises(ValueError) as info:
+        if where == "pruner":
+            process_config(WeightPruningConfig([{key: 1}]))
+        elif where == "kwarg":
+            process_config(WeightPruningConfig(**{key: 1}))
+        else:
+            path = tmp_path / "prune.yaml"
+            path.write_text(f"pruning:\n  approach:\n    weight_compression_v2:\n      {key}: 1\n      pruners: []\n")
+            process_config(str(path))
+    message = str(info.value)
+    assert message.startswith(f"unknown pruning config key {key!r}")
+    assert f"'{nearest}'" in message.split(";")[1]
+
+
+def test_a_key_like_no_valid_key_still_names_the_most_similar_one():
+    with pytest.raises(ValueError) as info:
+        check_key_validity(VALID_KEYS, [{"qqq_zz": 1}])
+    assert "; nearest valid key: '" in str(info.value)
+    nearest = str(info.value).split("nearest valid key: '")[1].split("'")[0]
+    assert nearest in VALID_KEYS
 
 
 def test_yaml_round_trip(tmp_path):

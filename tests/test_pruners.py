@@ -128,10 +128,19 @@ def test_masks_set_after_an_empty_masking_are_applied(how):
     assert torch.equal(model.fc1.weight[~pruned["fc1"]], before[~pruned["fc1"]])
 
 
-@pytest.mark.parametrize("ptype", ["snip_momentum", "magnitude_progressive", "gradient"])
-def test_state_dict_round_trip_mid_schedule_equals_uninterrupted(ptype):
+@pytest.mark.parametrize(
+    "ptype, pattern",
+    [
+        ("snip_momentum", "4x1"),
+        ("magnitude_progressive", "4x1"),
+        ("gradient", "4x1"),
+        ("block_mask", "4x1"),
+        ("retrain_free", "channelx1"),
+    ],
+)
+def test_state_dict_round_trip_mid_schedule_equals_uninterrupted(ptype, pattern):
     config = WeightPruningConfig(
-        pattern="4x1",
+        pattern=pattern,
         target_sparsity=0.75,
         pruning_type=ptype,
         start_step=1,
@@ -327,8 +336,9 @@ def test_every_registered_criterion_is_a_valid_pruning_type():
 
     assert {"magnitude", "gradient", "snip", "snip_momentum"} <= set(CRITERIA)
     valid = parse_valid_pruner_types()
-    assert all(c in valid and f"{c}_progressive" in valid for c in CRITERIA)
-    assert valid[-1] == "pattern_lock"
+    assert all(c in valid for c in CRITERIA)
+    assert all(f"{c}_progressive" in valid for c, cls in CRITERIA.items() if cls.pruner_types is None)
+    assert "pattern_lock" in valid
 
 
 def test_lock_init_sparsity_starts_the_schedule_from_existing_zeros():

@@ -5,9 +5,9 @@ Each function reads one registry at call time, so a registration made by a plug-
 
 Example:
     >>> list_criteria()
-    ['magnitude', 'gradient', 'snip', 'snip_momentum']
+    ['magnitude', 'gradient', 'snip', 'snip_momentum', 'snip_momentum_block']
     >>> list_pruner_types(), list_schedulers()
-    (['basic', 'progressive', 'pattern_lock'], ['oneshot', 'iterative'])
+    (['basic', 'progressive', 'pattern_lock', 'block_mask', 'retrain_free'], ['oneshot', 'iterative'])
 """
 
 from __future__ import annotations

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .config_types import DEFAULT_CONFIG, DEFAULT_GLOBAL_CONFIG, DEFAULT_LOCAL_CONFIG, DERIVED_KEYS, VALID_KEYS
+from .criteria import CRITERIA
 from .errors import ConfigError
 from .patterns import PATTERNS, PatternSpec, parse_pattern
 from .pruners import PRUNERS, parse_pruning_type, parse_valid_pruner_types
-from .registry import Registry, did_you_mean
+from .registry import Registry, did_you_mean, unknown_key_message
 from .regs import REGS
 from .schedulers import DECAYS, SCHEDULERS
 
@@ -65,8 +66,7 @@ def check_key_validity(template_config: Iterable[str], user_config: Any) -> None
         cfg = getattr(cfg, "pruner_config", cfg)
         for key in cfg:
             if key not in valid:
-                hint = did_you_mean(key, valid) or f"; valid keys: {sorted(map(str, valid))}"
-                raise ConfigError(f"unknown pruning config key {key!r}{hint}")
+                raise ConfigError(unknown_key_message(key, valid))
 
 
 def _fail(key: str, value: Any, allowed: str, why: str = "is not valid") -> None:
@@ -123,10 +123,11 @@ def _patterns_with(required: frozenset[str]) -> list[str]:
     """An example pattern of every registered family that has the ``required`` features."""
     out = []
     for family in PATTERNS.values():
-        for example in family.examples[:1]:
+        for example in family.examples:
             spec = family.parse(example)
             if spec is not None and not spec.missing(required):
                 out.append(example)
+                break
     return out
 
 
@@ -191,6 +192,8 @@ def check_config(prune_config: Mapping[str, Any]) -> None:
     spec = parse_pattern(cfg["pattern"])
     _check_reachable(spec, target, low, pruner.prunes_to_target)
     _requires("pattern", spec.text, spec, pruner.requires)
+    if criterion is not None:
+        _requires("pattern", spec.text, spec, getattr(CRITERIA[criterion], "requires", frozenset()))
     _registered(cfg, "sparsity_decay_type", DECAYS)
     _registered(cfg, "scheduler", SCHEDULERS, optional=True)
     _choice(cfg, "pruning_scope", SCOPES)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .registry import did_you_mean
+from .registry import unknown_key_message
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -116,7 +116,7 @@ class PrunerConfig:
             return data
         unknown = [k for k in data if k not in VALID_KEYS]
         if unknown:
-            raise ConfigError(f"unknown pruning config key {unknown[0]!r}{did_you_mean(unknown[0], VALID_KEYS)}")
+            raise ConfigError(unknown_key_message(unknown[0], VALID_KEYS))
         values = {k: copy.deepcopy(v) for k, v in data.items() if v is not None}
         params = values.get("parameters")
         if "reg_coeff" not in values and isinstance(params, Mapping) and params.get("reg_coeff") is not None:

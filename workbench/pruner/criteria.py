@@ -5,6 +5,8 @@
 - ``snip``: ``|W * dL/dW|``, likewise.
 - ``snip_momentum``: ``score = alpha * score + beta * |W * dL/dW|`` on every step from the first
   up to ``end_step - 1`` (alpha 0.9, beta 1.0).
+- ``snip_momentum_block`` (:mod:`workbench.pruner.criteria_block`): the same momentum over each
+  block's mask gradient ``|sum over the block of W * dL/dW|`` (INC's block-mask criterion).
 
 Scores are kept at the pattern's resolution (one value per NxM block for "mean"/"sum"
 reductions, which is exact because the reduction is linear) and computed in row chunks through
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
@@ -67,6 +70,10 @@ class PruningCriterion:
     """
 
     needs_grad = False
+    requires: ClassVar[frozenset[str]] = frozenset()
+    """Pattern features (``PatternSpec.features``) the criterion needs."""
+    pruner_types: ClassVar[frozenset[str] | None] = None
+    """The pruner types that take this criterion (``None``: every one whose form takes a criterion)."""
 
     def __init__(self, modules: dict, config: PrunerConfig, pattern=None, *, element_level: bool = False) -> None:
         self.modules = modules

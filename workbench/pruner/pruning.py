@@ -12,7 +12,7 @@ from .config import resolve_config
 from .errors import ConfigError
 from .inputs import check_model, check_pruner_state, check_state, check_weights_have_data
 from .pruners import get_pruner
-from .sparsity import LayerInfo, classify_layers, layer_sparsity
+from .sparsity import LayerInfo, classify_layers, layer_sparsity, nothing_selected_error
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ class Pruning:
             device can be built and described; its hooks refuse to run (no weight values).
         config: A :class:`WeightPruningConfig`, a config dict, or a YAML path.
 
+    Raises:
+        ConfigError: a pruner selects no layer (its ``op_names`` match nothing, the model has no
+            prunable layer, or its only candidate is the classifier head); the message names the
+            pruner, its ``op_names``/``excluded_op_names`` and why each candidate was left out.
+
     Attributes:
         model: The model.
         pruners: One pruner per entry of ``pruning_configs``.
@@ -55,6 +60,9 @@ class Pruning:
         self.configs = resolve_config(config)
         modules_per_config, self.layers = classify_layers(self.configs, model)
         self.pruners = [get_pruner(cfg, mods) for cfg, mods in zip(self.configs, modules_per_config)]
+        for index, pruner in enumerate(self.pruners):
+            if not pruner.modules:  # INC pruned nothing, silently; a run that prunes nothing is a mistake
+                raise nothing_selected_error(index, pruner.config, model, self.layers, pruner.pattern.invalid_layers)
         invalid = {n: r for p in self.pruners for n, r in p.pattern.invalid_layers.items()}
         for info in self.layers:
             if info.name in invalid:
@@ -93,6 +101,36 @@ class Pruning:
             hook.__name__ = name
             return hook
         raise AttributeError(name)
+
+    def calibrate(self, dataloader, loss_func=None) -> None:
+        """INC's retrain-free loop: per batch ``on_step_begin``, forward, backward, ``on_step_end``.
+
+        No optimizer step: the weights stay as they are but for the pruned channels. A batch is
+        ``(inputs, target)`` scored by ``loss_func(model(inputs), target)``, or, without
+        ``loss_func``, a dict of keyword arguments to a model that returns ``.loss`` (Hugging Face
+        style), as in INC. Masks are applied at the end.
+        """
+        self.on_train_begin(dataloader)
+        for batch in dataloader:
+            self.on_step_begin(self.global_step)
+            if loss_func is not None:
+                inputs, target = batch
+                loss = loss_func(self.model(inputs), target)
+            else:
+                loss = self.model(return_dict=True, **batch).loss
+            loss.backward()
+            self.on_step_end()
+            self.model.zero_grad(set_to_none=True)
+        self.on_train_end()
+        for index, pruner in enumerate(self.pruners):
+            if pruner.global_step <= pruner.end_step:
+                logger.warning(
+                    "pruner %d: calibration ended after %d batches, before end_step %d; masks of step %d kept",
+                    index,
+                    pruner.global_step,
+                    pruner.end_step,
+                    pruner._last_update,
+                )
 
     # ---- reporting ------------------------------------------------------------------------
     @property
@@ -203,8 +241,10 @@ def prepare_pruning(
 
     Without an optimizer, call the ten hooks from the training loop. With one, the hooks
     are installed around ``optimizer.step()`` and the model's forward so an unchanged
-    training loop prunes (see :meth:`Pruning.attach`). ``dataloader``, ``loss_func`` and
-    ``framework`` are accepted for INC compatibility (only PyTorch is supported).
+    training loop prunes (see :meth:`Pruning.attach`). With a ``dataloader`` (and ``loss_func``),
+    pruners that prune from calibration batches (``retrain_free``) run over it at once
+    (:meth:`Pruning.calibrate`), as in INC. ``framework`` is accepted for INC compatibility
+    (only PyTorch is supported).
 
     Example:
         >>> import torch
@@ -223,4 +263,6 @@ def prepare_pruning(
     pruning = Pruning(model, config)
     if optimizer is not None:
         pruning.attach(optimizer)
+    if dataloader is not None and any(getattr(p, "calibrates", False) for p in pruning.pruners):
+        pruning.calibrate(dataloader, loss_func)  # retrain-free pruning is done here, as in INC
     return pruning

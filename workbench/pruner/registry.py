@@ -31,6 +31,27 @@ def did_you_mean(value: object, choices: Iterable[object], prefix: str = "; ") -
     return f"{prefix}did you mean {near[0]!r}?" if near else ""
 
 
+def unknown_key_message(key: object, valid: Iterable[object], what: str = "pruning config key") -> str:
+    """The error text for an unknown config key: it always names the nearest valid key.
+
+    Close misspellings read "did you mean 'x'?"; a key like nothing valid gets the valid key
+    most similar to it and the full list. (INC warned about unknown keys and ignored them; here
+    they are errors, so a typo cannot silently fall back to a default.)
+
+    Example:
+        >>> unknown_key_message("target_sparsty", ["target_sparsity", "pattern"])
+        "unknown pruning config key 'target_sparsty'; did you mean 'target_sparsity'?"
+        >>> unknown_key_message("zzz", ["pattern", "op_names"])
+        "unknown pruning config key 'zzz'; nearest valid key: 'pattern'; valid keys: ['op_names', 'pattern']"
+    """
+    names = [str(c) for c in valid]
+    close = did_you_mean(key, names)
+    if close:
+        return f"unknown {what} {key!r}{close}"
+    nearest = max(names, key=lambda n: difflib.SequenceMatcher(None, str(key), n).ratio())
+    return f"unknown {what} {key!r}; nearest valid key: {nearest!r}; valid keys: {sorted(names)}"
+
+
 class Registry(dict, Generic[T]):
     """A dict of ``name -> entry`` (a class or a function) with a decorator and a lookup whose
     error names the config key, the bad value, the nearest name and every allowed name.

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .config_types import PrunerConfig
+from .errors import ConfigError
 from .inputs import check_weights_have_data
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,34 @@ def _why_not(name: str, kind: str, cfg: PrunerConfig, head: str | None) -> str |
         if re.search(pattern, name):
             return f"excluded by excluded_op_names {pattern!r}"
     return None
+
+
+def nothing_selected_error(
+    index: int, config: PrunerConfig, model: nn.Module, layers: list[LayerInfo], invalid: dict[str, str]
+) -> ConfigError:
+    """The error for pruner ``index`` selecting no layer: it names the pruner, its ``op_names`` and
+    ``excluded_op_names``, and every candidate layer with the reason it was left out.
+
+    ``layers`` is what :func:`classify_layers` returned (a layer owned by another pruner says so);
+    ``invalid`` maps layers this pruner's pattern refused to the reason.
+    """
+    head = parse_last_linear(model)
+    why = []
+    for info in layers:
+        if info.name in invalid:
+            reason = invalid[info.name]
+        elif info.pruned and info.pruner != index:
+            reason = f"taken by pruner {info.pruner} (the first matching pruner config owns a layer)"
+        else:
+            reason = _why_not(info.name, info.type, config, head) or info.reason
+        why.append(f"{info.name!r} ({info.type} {list(info.shape)}): {reason}")
+    candidates = "; ".join(why) if why else "none: the model has no module with a weight"
+    return ConfigError(
+        f"pruning_configs[{index}]: pruner {index} (pruning_type {config.pruning_type!r}, pattern "
+        f"{config.pattern!r}) selects no layer to prune; op_names {list(config.op_names)}, "
+        f"excluded_op_names {list(config.excluded_op_names)}, pruning_op_types {list(config.pruning_op_types)}; "
+        f"candidate layers: {candidates}"
+    )
 
 
 def parse_to_prune(config: PrunerConfig | dict, model: nn.Module) -> dict[str, nn.Module]:

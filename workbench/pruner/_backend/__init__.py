@@ -23,6 +23,7 @@ import torch
 from . import kernels
 from .groups import lowest_n_per_group, mask_groups
 from .selection import lowest_mask, select_lowest
+from .weighted import select_lowest_weighted
 from .workspace import Workspace
 
 ROW_ORDER_MAX = 16
@@ -40,6 +41,7 @@ __all__ = [
     "reduce_blocks",
     "row_order_blocks",
     "select_lowest",
+    "select_lowest_weighted",
     "zero_by_mask",
 ]
 

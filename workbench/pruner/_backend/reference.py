@@ -54,6 +54,40 @@ def _walk(walk: list[tuple[float, int, int]], k: int, lo: list[int], hi: list[in
     return walked
 
 
+def select_lowest_weighted(
+    scores: list[torch.Tensor], sizes: list[int], k: int, *, lo: list[int] | None = None, hi: list[int] | None = None
+) -> tuple[list[torch.Tensor], list[int], list[bool]]:
+    """The lowest scores over all layers until their units (``sizes[l]`` weights each in layer
+    ``l``) hold ``k`` weights, each layer taking at least ``lo`` and at most ``hi`` units.
+
+    As :func:`select_lowest`, walking in (value, layer, flat index) order, with two changes: a
+    unit adds its layer's size, and the walk stops before the first unit that would leave the
+    total further from ``k`` than it is (``2 * (k - taken) < size``), or once ``k`` is reached.
+    """
+    flat = [s.reshape(-1).float() for s in scores]
+    lo = [0] * len(flat) if lo is None else list(lo)
+    hi = [f.numel() for f in flat] if hi is None else list(hi)
+    k = min(max(k, sum(l * w for l, w in zip(lo, sizes))), sum(h * w for h, w in zip(hi, sizes)))
+    walk = sorted((float(v), layer, i) for layer, f in enumerate(flat) for i, v in enumerate(f.tolist()))
+
+    def run(floors: list[int]) -> list[int]:
+        walked, taken = [0] * len(flat), sum(f * w for f, w in zip(floors, sizes))
+        for _, layer, _ in walk:
+            adds = floors[layer] < walked[layer] + 1 <= hi[layer]
+            if taken >= k or (adds and 2 * (k - taken) < sizes[layer]):
+                break
+            walked[layer] += 1
+            taken += sizes[layer] if adds else 0
+        return walked
+
+    walked = run([0] * len(flat))
+    if any(min(w, h) < low for w, h, low in zip(walked, hi, lo)):
+        walked = run(lo)
+    counts = [min(max(w, low), h) for w, low, h in zip(walked, lo, hi)]
+    masks = [lowest_mask(s, c) for s, c in zip(scores, counts)]
+    return masks, counts, [w > h for w, h in zip(walked, hi)]
+
+
 def lowest_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask (``score``'s shape) of its ``k`` lowest entries, ties by flat index."""
     flat = score.reshape(-1)

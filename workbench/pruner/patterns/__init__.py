@@ -17,7 +17,7 @@ from ..config_types import PrunerConfig
 from ..errors import ConfigError
 from ..registry import Registry
 from .base import BasePattern
-from .spec import BLOCKS, PatternSpec
+from .spec import BLOCKS, CHANNELS, PatternSpec
 
 PATTERNS: Registry[type[BasePattern]] = Registry("pattern")
 
@@ -72,6 +72,7 @@ from . import nxm, nm  # noqa: E402,F401,I001  (registers the built-in families,
 
 __all__ = [
     "BLOCKS",
+    "CHANNELS",
     "PATTERNS",
     "BasePattern",
     "PatternSpec",

@@ -133,6 +133,12 @@ class BasePattern(abc.ABC):
         """Element sparsity ratio -> fraction of units to prune."""
         return ratio
 
+    def unit_size(self, name: str) -> int:
+        """Weights per unit of the layer. Global scope counts weights, not units, when this
+        differs between layers (channel patterns), so pruned units add up to the target."""
+        layout = self.layouts[name]
+        return layout.rows * layout.cols // self.num_units(name)
+
     @abc.abstractmethod
     def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
         """A weight-shaped bool view of the pruned mask (``True`` = zeroed)."""
@@ -198,7 +204,8 @@ class BasePattern(abc.ABC):
         """New pruned masks so the layers reach ``ratio`` (element sparsity) in total.
 
         Global scope ranks every unit of every non-frozen layer together and honours the
-        per-layer bounds; a layer the ranking would push above ``max_sparsity_ratio_per_op``
+        per-layer bounds; where unit sizes differ between layers it counts weights (the pruned
+        units' sizes add up to the target to within half a unit); a layer the ranking would push above ``max_sparsity_ratio_per_op``
         is capped at exactly that ratio and frozen, and a layer below
         ``min_sparsity_ratio_per_op`` is raised to it (floors shrink in proportion while the
         scheduled total is smaller than they add up to). Local scope ranks each layer alone to
@@ -216,10 +223,19 @@ class BasePattern(abc.ABC):
         target = min(self.unit_ratio(ratio), 1.0)
         hi = [min(math.floor(self.unit_ratio(self.max_sparsity_ratio_per_op) * s + 1e-9), s) for s in sizes]
         if self.is_global:
-            total = sum(self.num_units(n) for n in names)
-            k = round(target * total) - sum(self.pruned_units(n, masks[n]) for n in masks)
-            lo = _floors([self.unit_ratio(self.min_sparsity_ratio_per_op) * s for s in sizes], hi, k)
-            chosen, _, capped = _backend.select_lowest(units, k, lo=lo, hi=hi)
+            # count weights, not units, where a unit's size depends on the layer (channel
+            # patterns): the pruned units' sizes add up to the target, to within half a unit
+            sized = {n: self.unit_size(n) for n in names}
+            weighted = len(set(sized.values())) > 1
+            w = sized if weighted else dict.fromkeys(names, 1)
+            total = sum(self.num_units(n) * w[n] for n in names)
+            k = round(target * total) - sum(self.pruned_units(n, masks[n]) * w[n] for n in masks)
+            each = [w[n] for n in free]
+            lo = _floors([self.unit_ratio(self.min_sparsity_ratio_per_op) * s for s in sizes], hi, k, each)
+            if weighted:
+                chosen, _, capped = _backend.select_lowest_weighted(units, each, k, lo=lo, hi=hi)
+            else:
+                chosen, _, capped = _backend.select_lowest(units, k, lo=lo, hi=hi)
             for name, was_capped in zip(free, capped):
                 if was_capped:
                     self.keep_mask_layers[name] = True
@@ -231,14 +247,15 @@ class BasePattern(abc.ABC):
         return masks
 
 
-def _floors(wanted: list[float], hi: list[int], k: int) -> list[int]:
-    """Per-layer minimum counts (``min_sparsity_ratio_per_op``), never adding up to more than ``k``.
+def _floors(wanted: list[float], hi: list[int], k: int, sizes: list[int]) -> list[int]:
+    """Per-layer minimum unit counts (``min_sparsity_ratio_per_op``) whose units (``sizes``
+    weights each) never add up to more than ``k`` weights.
 
-    While the schedule asks for fewer units than the floors sum to (early pruning steps, or a
+    While the schedule asks for less than the floors sum to (early pruning steps, or a
     target below the minimum), the floors shrink in proportion, so the total stays exact.
     """
     lo = [min(math.ceil(w - 1e-9), h) for w, h in zip(wanted, hi)]
-    total = sum(lo)
+    total = sum(l * s for l, s in zip(lo, sizes))
     if total > max(k, 0):
         lo = [math.floor(l * max(k, 0) / total) for l in lo]
     return lo

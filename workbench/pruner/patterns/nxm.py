@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
@@ -19,7 +18,7 @@ from ..errors import ConfigError
 from ..layout import Layout
 from . import register_pattern
 from .base import BasePattern, _as_uint8
-from .spec import BLOCKS, PatternSpec
+from .spec import BLOCKS, CHANNELS, PatternSpec
 
 _FORM = re.compile(r"^(\d+|channel)x(\d+|channel)$")
 
@@ -30,7 +29,11 @@ class NxMSpec(PatternSpec):
 
     n: int | str
     m: int | str
-    features: ClassVar[frozenset[str]] = frozenset({BLOCKS})
+
+    @property
+    def features(self) -> frozenset[str]:  # type: ignore[override]
+        """Blocks; whole channels as well when one side is ``"channel"``."""
+        return frozenset({BLOCKS, CHANNELS}) if "channel" in (self.n, self.m) else frozenset({BLOCKS})
 
 
 @register_pattern("NxM")

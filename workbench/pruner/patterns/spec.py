@@ -13,10 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-__all__ = ["BLOCKS", "PatternSpec"]
+__all__ = ["BLOCKS", "CHANNELS", "PatternSpec"]
 
 BLOCKS = "blocks"
 """Feature: every unit is a rectangular block of the 2-D weight view (``pattern.grid``/``block``)."""
+
+CHANNELS = "channels"
+"""Feature: every unit is a whole row or a whole column of the 2-D weight view (a channel)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class PatternSpec:
     text: str
     family: str = field(default="", kw_only=True, compare=False)
     features: ClassVar[frozenset[str]] = frozenset()
+    """Capabilities of the pattern (a family may make this a property of the parsed values)."""
 
     @property
     def max_sparsity(self) -> float:

@@ -32,9 +32,11 @@ def _pruning_types() -> dict[str, tuple[str, str | None]]:
     pruner whose form takes one; then the pruners with a fixed name."""
     out: dict[str, tuple[str, str | None]] = {}
     takes_criterion = [(n, c.pruning_type_form) for n, c in PRUNERS.items() if c.needs_criterion()]
-    for criterion in CRITERIA:
+    for criterion, criterion_cls in CRITERIA.items():
+        allowed = getattr(criterion_cls, "pruner_types", None)  # None: every pruner that takes a criterion
         for name, form in takes_criterion:
-            out.setdefault(form.format(criterion=criterion), (name, criterion))
+            if allowed is None or name in allowed:
+                out.setdefault(form.format(criterion=criterion), (name, criterion))
     for name, cls in PRUNERS.items():
         if not cls.needs_criterion():
             out.setdefault(cls.pruning_type_form, (name, None))
@@ -46,8 +48,8 @@ def parse_valid_pruner_types() -> list[str]:
     pruner builds from it, then the fixed names. A newly registered criterion or pruner is valid at once.
 
     Example:
-        >>> parse_valid_pruner_types()[:2], parse_valid_pruner_types()[-1]
-        (['magnitude', 'magnitude_progressive'], 'pattern_lock')
+        >>> parse_valid_pruner_types()[:2], parse_valid_pruner_types()[-3:]
+        (['magnitude', 'magnitude_progressive'], ['pattern_lock', 'block_mask', 'retrain_free'])
     """
     return list(_pruning_types())
 
@@ -99,7 +101,7 @@ def get_pruner(config: PrunerConfig | Mapping[str, Any], modules: dict) -> BaseP
     return PRUNERS.lookup(config.pruner_type)(config, modules)
 
 
-from . import basic, progressive, pattern_lock  # noqa: E402,F401,I001  (registers the built-in pruners, INC's order)
+from . import basic, progressive, pattern_lock, block_mask, retrain_free  # noqa: E402,F401,I001  (registers the built-in pruners, INC's order)
 
 __all__ = [
     "PRUNERS",

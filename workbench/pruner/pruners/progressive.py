@@ -18,22 +18,23 @@ logger = logging.getLogger(__name__)
 
 @register_pruner("progressive")
 class ProgressivePruner(BasicPruner):
-    """Structured (NxM) pruning whose new blocks are zeroed gradually between pruning steps.
+    """Pruning whose newly pruned units (NxM blocks, N:M groups) are zeroed gradually between pruning steps.
 
-    On each pruning step the target block masks are computed as by :class:`BasicPruner`; the
-    blocks that are newly pruned are then zeroed over ``progressive_steps`` sub-steps spaced
+    On each pruning step the target masks are computed as by :class:`BasicPruner`; the
+    elements that are newly pruned are then zeroed over ``progressive_steps`` sub-steps spaced
     ``pruning_frequency // progressive_steps`` steps apart, the first on the pruning step
     itself, so that before the next pruning step those blocks are entirely zero.
     ``progressive_type="scores"`` zeroes the lowest-scoring elements first (one ranking over
     all layers when ``use_global`` is true, per layer otherwise); ``"linear"`` zeroes each
     block row by row (element by element in row-major order when a block has fewer rows than
-    sub-steps). The last pruning step (``end_step``) applies its masks at once, since masks
+    sub-steps). N:M patterns have no blocks to walk: they zero by ``"scores"`` (INC 3.7.1 did
+    the same: its progressive type was fixed to "scores"); ``"linear"`` there warns and uses
+    ``"scores"``. The last pruning step (``end_step``) applies its masks at once, since masks
     may not change after ``end_step``. With ``pruning_frequency < progressive_steps`` there is no
     room between pruning steps, so it prunes like the basic pruner and warns (INC did the same).
     """
 
     pruning_type_form = "{criterion}_progressive"
-    requires = frozenset({BLOCKS})
     element_level_scores = True
 
     def __init__(self, config: PrunerConfig, modules: dict) -> None:
@@ -41,6 +42,12 @@ class ProgressivePruner(BasicPruner):
         self.progressive_steps = config.progressive_steps
         self.progressive_type = config.progressive_type
         self.use_global = config.use_global
+        if self.progressive_type == "linear" and self.pattern.spec.missing({BLOCKS}):
+            logger.warning(
+                "progressive_type 'linear' needs a block pattern; pattern %r zeroes its new elements by 'scores'",
+                self.pattern.pattern,
+            )
+            self.progressive_type = "scores"
         if self.start_step != self.end_step and self.pruning_frequency < self.progressive_steps:
             logger.warning(
                 "progressive pruning needs pruning_frequency >= progressive_steps (%d < %d); "
