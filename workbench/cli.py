@@ -26,7 +26,10 @@ import logging
 import shlex
 import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
+
+from workbench.infra.redaction import redact_text
 
 __all__ = ["main"]
 
@@ -162,7 +165,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
         return 130
     except WorkerError as err:
-        print(f"error: {err}; resume with: {_resume_command(args)}", file=sys.stderr)
+        print(f"error: {redact_text(err)}; resume with: {_resume_command(args)}", file=sys.stderr)
         return 1
     states = [t.state.name for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
@@ -238,7 +241,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         "--workers",
         "1",
     ]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI on http://{args.host}:{args.port} over {redact_text(uri)} (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait()
@@ -253,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
     except _UsageError as err:
-        print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+        print(f"error: {redact_text(err)}".replace("\n", " "), file=sys.stderr)
         return 2
     from workbench.study.console import setup_logging
 
@@ -264,12 +267,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.pruner import ConfigError  # start-up: loaded by every command that can raise it
 
         if not isinstance(err, ConfigError):
-            raise  # our bug, torch's or a plug-in's: the traceback is the report (exit 1)
-        print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+            return _report_bug()
+        print(f"error: {redact_text(err)}".replace("\n", " "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - reported below, with its traceback
+        return _report_bug()
+
+
+def _report_bug() -> int:
+    """Our bug, torch's or a plug-in's: the traceback is the report (exit 1), with URLs redacted."""
+    print(redact_text(traceback.format_exc()), end="", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

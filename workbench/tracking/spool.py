@@ -43,6 +43,7 @@ from typing import Any
 
 from workbench.infra.interrupts import ignoring_sigint
 from workbench.infra.processes import pid_running
+from workbench.infra.redaction import install_redaction
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
 
@@ -188,6 +189,7 @@ def _call_with_retries(method: Any, args: tuple, kwargs: dict) -> None:
 def _writer_main(spool: str, tracking_uri: str, stop: Any, parent: int, level: int) -> None:
     """The writer process: replay until told to stop (or orphaned), then drain and exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    install_redaction()
     logging.basicConfig(level=level, format="[log writer] %(message)s")
     tracker = Tracker(tracking_uri)
     # start-up: the writer process loads matplotlib now, not while the first trial waits on it
