@@ -134,7 +134,7 @@ def test_files_claimed_by_a_dead_writer_are_taken_back_only_with_reclaim(spooled
     run_id = _new_run(tracker, exp_id)
     tracker.finish(run_id, "COMPLETE")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (path,) = tracker.spool.glob("*.pkl")
+    (path,) = tracker.spool.glob("*.jsonl")
     path.rename(path.with_name(f"{path.stem}.{int(dead.stdout)}.working"))
     assert pending_runs(tracker.spool) == {run_id}
     assert replay(tracker.spool, Tracker(tracker.tracking_uri)) == 0  # another writer may still be on it

@@ -8,8 +8,11 @@ the training loop needs, so the study waits for it. Instead:
 * A trial's process logs through :class:`SpooledTracker`: creating the run stays synchronous
   (the trial records its run id at once, for recovery), but ``log_result`` / ``log_partial`` /
   ``finish`` are collected per run and, at ``finish``, written as one spool file
-  (``<spool>/<time_ns>-<run_id>.pkl``, written to a temporary name then renamed, so a reader
-  never sees half a file). That costs about a millisecond.
+  (``<spool>/<time_ns>-<run_id>.jsonl``, written to a temporary name then renamed, so a reader
+  never sees half a file). That costs about a millisecond. The files are JSON lines
+  (:mod:`.spool_format`): reading one cannot run code. Pickle files of older versions
+  (``*.pkl``) are never loaded: a warning names them, and so does one for a malformed file
+  (renamed ``*.bad``).
 * :class:`SpoolWriter` runs a separate process (spawned once per study) that replays every spool
   file into MLflow with a plain :class:`~workbench.tracking.Tracker` and deletes it. It ignores
   SIGINT (a Ctrl-C in the terminal reaches the whole process group; the writer must finish the
@@ -17,8 +20,8 @@ the training loop needs, so the study waits for it. Instead:
   drains it and exits by itself if the study process dies (``kill -9``).
 * Nothing is lost: a spool file is deleted only after it has been logged. Files left behind
   by a dead writer are replayed at the next start of the study (:func:`replay`), before
-  recovery looks at the runs. A file whose replay keeps failing is renamed ``*.failed`` and
-  kept for inspection (``workbench`` logs a warning naming it).
+  recovery looks at the runs. A file whose replay keeps failing is renamed ``*.failed`` (a
+  warning names it) and replayed again at the next start.
 
 The spool folder is ``$WORKBENCH_SPOOL_DIR``, else ``.workbench-spool/`` in the working
 folder, with one sub-folder per (tracking store, study) (:func:`spool_dir`).
@@ -35,7 +38,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import pickle
 import signal
 import time
 from pathlib import Path
@@ -44,6 +46,7 @@ from typing import Any
 from workbench.infra.interrupts import ignoring_sigint
 from workbench.infra.processes import pid_running
 from workbench.infra.redaction import install_redaction
+from workbench.tracking.spool_format import SUFFIX, SpoolFormatError, dumps_entry, read_entry
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
 
@@ -115,8 +118,8 @@ def _write_entry(spool: Path, run_id: str, calls: list[tuple[str, tuple, dict]])
     spool.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns()}-{run_id}"
     tmp = spool / f".{name}.tmp"
-    tmp.write_bytes(pickle.dumps({"run_id": run_id, "calls": calls}, protocol=pickle.HIGHEST_PROTOCOL))
-    path = spool / f"{name}.pkl"
+    tmp.write_text(dumps_entry(run_id, calls), encoding="utf-8")
+    path = spool / f"{name}{SUFFIX}"
     os.replace(tmp, path)
     return path
 
@@ -129,24 +132,33 @@ def pending_runs(spool: str | os.PathLike) -> set[str]:
     return {
         p.name.split(".")[0].partition("-")[2]
         for p in folder.iterdir()
-        if p.suffix in (".pkl", ".working") and not p.name.startswith(".")
+        if p.suffix in (SUFFIX, ".working") and not p.name.startswith(".")
     }
 
 
 def _reclaim_abandoned(spool: Path) -> None:
-    """Put files claimed by a writer that died back in the queue."""
+    """Put files claimed by a writer that died, and files that failed before, back in the queue."""
     for path in spool.glob("*.working"):
         pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
         if not pid.isdigit() or not pid_running(int(pid)):
-            os.replace(path, path.with_name(path.name.split(".")[0] + ".pkl"))
+            os.replace(path, path.with_name(path.name.split(".")[0] + SUFFIX))
+    for path in spool.glob("*.failed"):
+        os.replace(path, path.with_name(path.name.split(".")[0] + SUFFIX))
+    for path in sorted(spool.glob("*.pkl")):
+        _log.warning(
+            "spool file %s not loaded: pickle spool files (from an older workbench) can run code and are "
+            "never read; its trial's logging is lost, delete the file",
+            path,
+        )
 
 
 def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False) -> int:
     """Log every spool file in ``spool`` through ``tracker``, oldest first; returns how many.
 
     Each file is claimed by renaming it (so two replayers never log it twice), logged, and
-    deleted. With ``reclaim``, files claimed by a process that no longer runs are taken back
-    first (at the start of a study).
+    deleted. With ``reclaim`` (at the start of a study), files claimed by a process that no
+    longer runs and files that failed before are taken back first, and leftover pickle files are
+    named in a warning (never loaded). A malformed file is renamed ``*.bad`` with a warning.
     """
     folder = Path(spool)
     if not folder.is_dir():
@@ -154,15 +166,21 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
     if reclaim:
         _reclaim_abandoned(folder)
     done = 0
-    for path in sorted(folder.glob("*.pkl")):
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
         claimed = path.with_name(f"{path.stem}.{os.getpid()}.working")
         try:
             os.rename(path, claimed)
         except FileNotFoundError:  # another replayer took it
             continue
         try:
-            entry = pickle.loads(claimed.read_bytes())
-            for method, args, kwargs in entry["calls"]:
+            _, calls = read_entry(claimed)
+        except (SpoolFormatError, OSError) as err:
+            bad = claimed.with_name(f"{path.stem}.bad")
+            os.replace(claimed, bad)
+            _log.warning("spool file %s is not a workbench spool file (%s); not replayed, kept as %s", path, err, bad)
+            continue
+        try:
+            for method, args, kwargs in calls:
                 _call_with_retries(getattr(tracker, method), args, kwargs)
         except Exception as err:  # noqa: BLE001 - keep the file, go on with the others
             failed = claimed.with_name(f"{path.stem}.failed")
