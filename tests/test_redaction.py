@@ -10,7 +10,7 @@ import pytest
 from workbench import cli
 from workbench.infra.redaction import install_redaction, redact_text, redact_url
 from workbench.infra.stores import redact_url as stores_redact_url
-from workbench.tracking.server import LocalTrackingServer
+from workbench.tracking.server import LocalTrackingServer, wait_for_server
 
 from helpers.experiments import experiment, write_experiment
 from helpers.study import start_search
@@ -120,6 +120,7 @@ def test_the_cli_redacts_its_error_line_and_a_bug_traceback(tmp_path, monkeypatc
 def test_two_workers_on_a_tracking_server_with_credentials_print_no_password(tmp_path):
     """The issue's case: ``--workers 2`` logged ``tracking http://alice:S3cret@...`` in clear."""
     with LocalTrackingServer(f"sqlite:///{tmp_path}/mlflow.db") as uri:
+        wait_for_server(uri)  # the search checks that its tracking server answers
         tracking = uri.replace("http://", "http://alice:S3cret@")
         write_experiment(tmp_path, experiment("creds", "plugin_bench:blobs", n_trials=2))
         proc = start_search(tmp_path, "--workers", "2", "--tracking-uri", tracking)

@@ -186,10 +186,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.experiment.overrides import apply_overrides
     from workbench.study import run_tracked_trial
     from workbench.study.objective import plugin_tags
-    from workbench.tracking import Tracker
+    from workbench.study.preflight import check_tracking_uri, source_of
+    from workbench.tracking import Tracker, resolve_tracking_uri
 
     experiment, point, seed = apply_overrides(load_experiment(args.experiment), args.sets)
     _preflight(experiment, point)
+    check_tracking_uri(
+        resolve_tracking_uri(args.tracking_uri),
+        source=source_of(args.tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"),
+    )
     tracker = Tracker(args.tracking_uri)
     exp_id = tracker.experiment_id(experiment.name)
     run_id, result = run_tracked_trial(

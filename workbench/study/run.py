@@ -40,10 +40,11 @@ from workbench.pruner import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner
+from workbench.study.preflight import check_stores, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.study.report import summarize_study
 from workbench.study.workers import WorkerError, run_workers
-from workbench.tracking import Tracker
+from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
 from workbench.tracking.spool import SpoolWriter, replay, spool_dir
 
@@ -81,6 +82,12 @@ def run_study(
     if experiment.study.sampler == "grid":
         total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
     spec = resolve_storage(storage, experiment.study_name, workers)
+    check_stores(  # both stores, before either is created or written
+        spec,
+        resolve_tracking_uri(tracking_uri),
+        storage_source=source_of(storage, "--storage", "WORKBENCH_STORAGE"),
+        tracking_source=source_of(tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"),
+    )
     tracker = Tracker(tracking_uri)
     directions = ["maximize"] * len(experiment.study.objectives)
     study = optuna.create_study(
