@@ -46,7 +46,8 @@ from workbench.study.report import summarize_study
 from workbench.study.workers import WorkerError, run_workers
 from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
-from workbench.tracking.spool import SpoolWriter, replay, spool_dir
+from workbench.tracking.spool import replay, spool_dir
+from workbench.tracking.spool_writer import SpoolWriter
 
 __all__ = ["run_study"]
 

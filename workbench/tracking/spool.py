@@ -13,11 +13,12 @@ the training loop needs, so the study waits for it. Instead:
   (:mod:`.spool_format`): reading one cannot run code. Pickle files of older versions
   (``*.pkl``) are never loaded: a warning names them, and so does one for a malformed file
   (renamed ``*.bad``).
-* :class:`SpoolWriter` runs a separate process (spawned once per study) that replays every spool
-  file into MLflow with a plain :class:`~workbench.tracking.Tracker` and deletes it. It ignores
-  SIGINT (a Ctrl-C in the terminal reaches the whole process group; the writer must finish the
-  interrupted trial's logging), drains the folder when the study ends or is interrupted, and
-  drains it and exits by itself if the study process dies (``kill -9``).
+* :class:`~workbench.tracking.spool_writer.SpoolWriter` runs a separate process (spawned once
+  per study) that replays every spool file into MLflow with a plain
+  :class:`~workbench.tracking.Tracker` and deletes it (:func:`replay`). It ignores SIGINT and
+  SIGTERM (they reach the whole process group; the writer must finish the interrupted trial's
+  logging), drains the folder when the study ends or is interrupted, and drains it and exits by
+  itself if the study process dies (``kill -9``).
 * Nothing is lost: a spool file is deleted only after it has been logged. Files left behind
   by a dead writer are replayed at the next start of the study (:func:`replay`), before
   recovery looks at the runs. A file whose replay keeps failing is renamed ``*.failed`` (a
@@ -28,6 +29,7 @@ folder, with one sub-folder per (tracking store, study) (:func:`spool_dir`).
 
 Example:
     >>> spool = spool_dir("sqlite:///mlflow.db", "demo")                   # doctest: +SKIP
+    >>> from workbench.tracking.spool_writer import SpoolWriter            # doctest: +SKIP
     >>> with SpoolWriter(spool, "sqlite:///mlflow.db"):                    # doctest: +SKIP
     ...     tracker = SpooledTracker("sqlite:///mlflow.db", spool=spool)   # trials log through it
 """
@@ -36,21 +38,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from workbench.infra.interrupts import ignoring_sigint
 from workbench.infra.processes import pid_running
-from workbench.infra.redaction import install_redaction
 from workbench.tracking.spool_format import SUFFIX, SpoolFormatError, dumps_entry, read_entry
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
 
-__all__ = ["SPOOL_ENV", "SpoolWriter", "SpooledTracker", "pending_runs", "replay", "spool_dir"]
+__all__ = ["SPOOL_ENV", "SpooledTracker", "pending_runs", "replay", "spool_dir"]
 
 _log = logging.getLogger(__name__)
 
@@ -202,65 +200,3 @@ def _call_with_retries(method: Any, args: tuple, kwargs: dict) -> None:
                 raise
             _log.debug("retrying %s after %s", getattr(method, "__name__", method), err)
             time.sleep(0.5 * (attempt + 1))
-
-
-def _writer_main(spool: str, tracking_uri: str, stop: Any, parent: int, level: int) -> None:
-    """The writer process: replay until told to stop (or orphaned), then drain and exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    install_redaction()
-    logging.basicConfig(level=level, format="[log writer] %(message)s")
-    tracker = Tracker(tracking_uri)
-    # start-up: the writer process loads matplotlib now, not while the first trial waits on it
-    import workbench.tracking.figures  # noqa: F401
-
-    while not stop.is_set() and os.getppid() == parent:
-        replay(spool, tracker)
-        stop.wait(0.1)
-    replay(spool, tracker)
-
-
-class SpoolWriter:
-    """The writer process of one study (a context manager; see the module docstring).
-
-    On exit it tells the writer to drain the spool, waits for it (``timeout`` seconds), and
-    replays in this process whatever a dead or stuck writer left. Ctrl-C cannot cut the wait
-    short (SIGINT is ignored meanwhile).
-    """
-
-    def __init__(self, spool: str | os.PathLike, tracking_uri: str, *, timeout: float = 300.0) -> None:
-        self.spool, self.tracking_uri, self.timeout = Path(spool), tracking_uri, timeout
-        self._proc: Any = None
-        self._stop: Any = None
-
-    def __enter__(self) -> SpoolWriter:
-        self.spool.mkdir(parents=True, exist_ok=True)
-        ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
-        level = logging.getLogger("workbench").getEffectiveLevel()
-        self._proc = ctx.Process(
-            target=_writer_main,
-            name="workbench-log-writer",
-            daemon=False,
-            args=(str(self.spool), self.tracking_uri, self._stop, os.getpid(), level),
-        )
-        with ignoring_sigint():  # the writer must outlive a Ctrl-C in the terminal
-            self._proc.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Drain the spool and stop the writer (idempotent)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with ignoring_sigint():
-            self._stop.set()
-            proc.join(self.timeout)
-            if proc.is_alive():
-                _log.warning("the log writer did not finish in %.0f s; stopping it", self.timeout)
-                proc.terminate()
-                proc.join()
-            if pending_runs(self.spool):
-                replay(self.spool, Tracker(self.tracking_uri), reclaim=True)
