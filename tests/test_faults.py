@@ -8,6 +8,7 @@ its MLflow run, after N complete ones) before sending the signal.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 import time
@@ -82,3 +83,64 @@ def test_sigterm_to_the_process_group_exits_130_with_the_resume_line_and_loses_n
             assert trial.user_attrs["interrupted"] is True and run.info.status == "KILLED"
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= complete
     assert not [p for p in (tmp_path / ".workbench-spool").rglob("*") if p.suffix in (".jsonl", ".working")]
+
+
+def _interrupt_once_after_the_first_trial(monkeypatch, owner, name, *, when=lambda *a, **k: True):
+    """Patch ``owner.name`` to send this process SIGINT (a Ctrl-C) the first time ``when`` holds."""
+    original, sent = getattr(owner, name), []
+
+    def patched(*args, **kwargs):
+        if not sent and when(*args, **kwargs):
+            sent.append(True)
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, patched)
+    return sent
+
+
+def _completing(self, trial_id, state, values=None):
+    return state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("moment", ["optuna-records-the-end", "trial-line-callback", "before-the-next-claim"])
+def test_one_ctrl_c_just_after_a_trial_ends_exits_130_with_the_resume_line(tmp_path, monkeypatch, capsys, moment):
+    from optuna.storages import RDBStorage
+
+    from workbench import cli
+    from workbench.study import budget
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKBENCH_SPOOL_DIR", str(tmp_path / "spool"))
+    for var in ("WORKBENCH_STORAGE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    write_experiment(tmp_path, experiment("ctrlc", "plugin_bench:blobs", n_trials=2))
+    if moment == "optuna-records-the-end":  # inside Optuna's tell (it failed with "Should not reach")
+        sent = _interrupt_once_after_the_first_trial(
+            monkeypatch, RDBStorage, "set_trial_state_values", when=_completing
+        )
+    elif moment == "trial-line-callback":
+        sent = _interrupt_once_after_the_first_trial(monkeypatch, budget, "log_trial")
+    else:
+        sent = _interrupt_once_after_the_first_trial(
+            monkeypatch, budget, "counted_trials", when=lambda study: bool(study.get_trials(deepcopy=False))
+        )
+    # absolute store URLs: MLflow caches a store per URI within the process, across test folders
+    stores = ["--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    code = cli.main(["search", "exp.yaml", "--n-trials", "2", *stores])
+    err = capsys.readouterr().err
+    assert sent and code == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "interrupted: running trials marked failed, runs closed; resume with: "
+        + shlex.join(["workbench", "search", "exp.yaml", "--n-trials", "2", *stores])
+    )
+    assert "Traceback" not in err and "Should not reach" not in err
+
+    study = optuna.load_study(study_name="ctrlc", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert study.trials[0].state == TrialState.COMPLETE  # the trial that had ended is recorded, not lost
+    assert all(t.state != TrialState.RUNNING for t in study.trials)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    parent, children = child_runs(client, "ctrlc")
+    first = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert first.info.status == "FINISHED" and "accuracy" in first.data.metrics
+    assert parent.info.status == "KILLED" and all(r.info.status != "RUNNING" for r in children)

@@ -91,9 +91,10 @@ def run_tracked_trial(
     trials end their run KILLED / FAILED / KILLED with a ``workbench.reason`` tag (see the
     module docstring), then re-raise. ``runner`` supplies the config builder and the trial.
     """
-    run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
-    if on_run:
-        on_run(run_id)
+    with interrupts.deferred():  # the run and the trial's record of it: both or, interrupted before, neither
+        run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
+        if on_run:
+            on_run(run_id)
     eff = effective_params(params)
     if eff.get("target_sparsity") != params.get("target_sparsity"):
         eff["requested_target_sparsity"] = params["target_sparsity"]
@@ -173,10 +174,11 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:  # everything inside: an interrupt in the first lines must still mark the trial
-            if self.on_start:
-                self.on_start()
-            trial.set_user_attr("worker", worker_identity())
-            return self._run(trial)
+            with interrupts.deliverable():  # the trial loop defers interrupts; the trial takes them at once
+                if self.on_start:
+                    self.on_start()
+                trial.set_user_attr("worker", worker_identity())
+                return self._run(trial)
         except optuna.TrialPruned:
             raise
         except (KeyboardInterrupt, SystemExit) as err:
