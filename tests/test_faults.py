@@ -7,6 +7,7 @@ its MLflow run, after N complete ones) before sending the signal.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import signal
@@ -15,6 +16,7 @@ import time
 
 import optuna
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -144,3 +146,32 @@ def test_one_ctrl_c_just_after_a_trial_ends_exits_130_with_the_resume_line(tmp_p
     first = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert first.info.status == "FINISHED" and "accuracy" in first.data.metrics
     assert parent.info.status == "KILLED" and all(r.info.status != "RUNNING" for r in children)
+
+
+@pytest.mark.parametrize("blocked", [("entry",), ("lock",), ("entry", "lock")])
+def test_a_folder_in_place_of_a_cache_entry_or_its_lock_is_warned_about_and_built_beside(
+    tmp_path, monkeypatch, caplog, blocked
+):
+    from workbench.benchmarks import cache, get_benchmark
+    from workbench.benchmarks.cache import cache_path, load_dense_baseline
+
+    trained = []
+    real = cache.train_dense
+    monkeypatch.setattr(cache, "train_dense", lambda b, s: trained.append(s) or real(b, s))
+    bench = get_benchmark("plugin_bench:blobs")
+    entry = cache_path(bench, 0, cache_dir=tmp_path)
+    folders = [entry] * ("entry" in blocked) + [entry.with_name(entry.name + ".lock")] * ("lock" in blocked)
+    for folder in folders:
+        (folder / "inside").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING, logger="workbench"):
+        model, accuracy = load_dense_baseline(bench, 0, cache_dir=tmp_path)
+        again, accuracy_again = load_dense_baseline(get_benchmark("plugin_bench:blobs"), 0, cache_dir=tmp_path)
+    assert trained == [0]  # built once, beside the folder, then read back
+    assert accuracy == accuracy_again and all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values())
+    )
+    for folder in folders:
+        assert (folder / "inside").is_dir()  # the user's folder is left alone
+        assert f"{folder} is not a file" in caplog.text
+    if "entry" in blocked:
+        assert entry.with_name(f"{entry.stem}.1.pt").is_file()
