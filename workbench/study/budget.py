@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -99,8 +99,12 @@ def run_trials(
     tracker: Tracker | None,
     parent_run_id: str | None,
     progress: Any = None,
+    check: Callable[[], None] | None = None,
 ) -> None:
     """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar.
+
+    ``check`` runs after every trial (the log writer's health); a trial stopped by a full disk
+    stops the loop with its :class:`~workbench.infra.diskfull.DiskFullError`.
 
     The loop runs with interrupts deferred and the objective's trial deliverable
     (:mod:`workbench.infra.interrupts`): a Ctrl-C that arrives while Optuna records a trial's
@@ -114,6 +118,10 @@ def run_trials(
                 study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))
             finally:
                 budget.release()
+            if objective.fatal is not None:
+                raise objective.fatal
+            if check is not None:
+                check()
             interrupts.raise_deferred()
             if progress is not None:
                 progress.update(counted_trials(study) - progress.n)

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import optuna
 
 from workbench.experiment import Experiment, effective_params
 from workbench.infra import interrupts
+from workbench.infra.diskfull import DiskFullError, as_disk_full
 from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
 from workbench.tracking import Tracker, trial_params
@@ -168,6 +170,8 @@ class Objective:
         self.experiment_id, self.parent_run_id, self.threads = experiment_id, parent_run_id, threads
         self.on_start, self.spool, self.runner = on_start, spool, runner
         self._tracker: Tracker | None = None
+        self.fatal: DiskFullError | None = None
+        """Set when a trial stopped on a full disk: the trial loop raises it (the study stops)."""
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _tracker=None, on_start=None)
@@ -187,7 +191,14 @@ class Objective:
             trial.set_user_attr("failure_reason", f"interrupted ({type(err).__name__})")
             raise
         except BaseException as err:
-            trial.set_user_attr("failure_reason", _reason(err)[:2000])
+            full = as_disk_full(err)
+            if full is None:
+                trial.set_user_attr("failure_reason", _reason(err)[:2000])
+                raise
+            self.fatal = full  # not the configuration's failure: the trial is run again after a resume
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr("failure_reason", f"interrupted ({full})")
             raise
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:

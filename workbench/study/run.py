@@ -121,11 +121,18 @@ def run_study(
                 runner=runner,
             )
             with (
-                SpoolWriter(spool, tracker.tracking_uri),
+                SpoolWriter(spool, tracker.tracking_uri) as writer,
                 progress_bar(show_progress_bar, total, done, experiment.study_name) as bar,
             ):
                 run_trials(
-                    study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent, progress=bar
+                    study,
+                    objective,
+                    spec=spec,
+                    total=total,
+                    tracker=tracker,
+                    parent_run_id=parent,
+                    progress=bar,
+                    check=writer.check,
                 )
         elif done < total:
             server = LocalTrackingServer(tracker.tracking_uri) if needs_local_server(tracker.tracking_uri) else None
@@ -210,7 +217,10 @@ def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> No
             recover_study(study, tracker, parent, own=True)
         except Exception as err:  # noqa: BLE001 - the next start recovers what is left
             _log.debug("recovery after interrupt failed: %s", err)
-        tracker.client.set_terminated(parent, status="KILLED")
+        try:
+            tracker.client.set_terminated(parent, status="KILLED")
+        except Exception as err:  # noqa: BLE001 - a full disk: the next start closes it
+            _log.debug("closing the parent run failed: %s", err)
 
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:

@@ -43,7 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.infra.diskfull import as_disk_full
 from workbench.infra.processes import pid_running
+from workbench.infra.stores import sqlite_path
 from workbench.tracking.spool_format import SUFFIX, SpoolFormatError, dumps_entry, read_entry
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
@@ -157,6 +159,10 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
     deleted. With ``reclaim`` (at the start of a study), files claimed by a process that no
     longer runs and files that failed before are taken back first, and leftover pickle files are
     named in a warning (never loaded). A malformed file is renamed ``*.bad`` with a warning.
+
+    Raises:
+        DiskFullError: A store's disk is full; the file being logged is kept (``*.failed``, replayed
+            at the next start) and the rest wait in the spool.
     """
     folder = Path(spool)
     if not folder.is_dir():
@@ -183,6 +189,9 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
         except Exception as err:  # noqa: BLE001 - keep the file, go on with the others
             failed = claimed.with_name(f"{path.stem}.failed")
             os.replace(claimed, failed)
+            full = as_disk_full(err, sqlite_path(tracker.tracking_uri) or "")
+            if full is not None:  # the next file would fail too: stop; this one is replayed at the next start
+                raise full from err
             _log.warning("could not log spooled trial %s (%s); kept as %s", path.stem, err, failed)
             continue
         claimed.unlink()
@@ -196,7 +205,7 @@ def _call_with_retries(method: Any, args: tuple, kwargs: dict) -> None:
             method(*args, **kwargs)
             return
         except Exception as err:  # noqa: BLE001 - a locked or restarting store: try again
-            if attempt == _ATTEMPTS - 1:
+            if attempt == _ATTEMPTS - 1 or as_disk_full(err) is not None:
                 raise
             _log.debug("retrying %s after %s", getattr(method, "__name__", method), err)
             time.sleep(0.5 * (attempt + 1))
