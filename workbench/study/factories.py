@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import sqlite3
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -96,11 +98,30 @@ def resolve_storage(storage: str | None, study_name: str, workers: int) -> str:
     return storage or os.environ.get("WORKBENCH_STORAGE") or default_storage(study_name, workers)
 
 
+def _sqlite_study_names(path: Path) -> list[str] | None:
+    """The study names in the SQLite file ``path``, read-only; None when it cannot be read."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return [row[0] for row in conn.execute("SELECT study_name FROM studies")]
+    except sqlite3.Error:
+        return None
+
+
 def default_storage(study_name: str, workers: int) -> str:
-    """The embedded storage spec for ``study_name`` (see the module docstring)."""
-    for spec in (JOURNAL_DEFAULT, SQLITE_DEFAULT):
-        if Path(local_path(spec)).exists() and study_name in optuna.get_all_study_names(make_storage(spec)):
-            return spec
+    """The embedded storage spec for ``study_name`` (see the module docstring).
+
+    Nothing is written: the SQLite file is read directly, and one that cannot be read is chosen
+    (the store check at start then names it, instead of a new study starting beside it).
+    """
+    journal, sqlite = Path(JOURNAL_DEFAULT), Path(local_path(SQLITE_DEFAULT))
+    if journal.exists():
+        with contextlib.suppress(Exception):  # an unreadable journal: not this study's store
+            if study_name in optuna.get_all_study_names(make_storage(JOURNAL_DEFAULT)):
+                return JOURNAL_DEFAULT
+    if sqlite.exists():
+        names = _sqlite_study_names(sqlite)
+        if names is None or study_name in names:
+            return SQLITE_DEFAULT
     return SQLITE_DEFAULT if workers == 1 else JOURNAL_DEFAULT
 
 
