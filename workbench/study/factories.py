@@ -10,8 +10,8 @@ a Ctrl-C never cuts a store write in half (which left SQLite locked for minutes)
 
 Example:
     >>> storage = make_storage("/tmp/doc-example.journal")
-    >>> type(storage).__name__
-    'JournalStorage'
+    >>> isinstance(storage, JournalStorage), type(storage).__name__
+    (True, 'DeferringJournalStorage')
 """
 
 from __future__ import annotations
