@@ -14,7 +14,8 @@ import pytest
 
 from workbench.tracking import Tracker
 from workbench.tracking import spool as tracking_spool
-from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs, replay, spool_dir
+from workbench.tracking.spool import SpooledTracker, pending_runs, replay, spool_dir
+from workbench.tracking.spool_writer import SpoolWriter
 
 from helpers.results import make_result
 
@@ -134,7 +135,7 @@ def test_files_claimed_by_a_dead_writer_are_taken_back_only_with_reclaim(spooled
     run_id = _new_run(tracker, exp_id)
     tracker.finish(run_id, "COMPLETE")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (path,) = tracker.spool.glob("*.pkl")
+    (path,) = tracker.spool.glob("*.jsonl")
     path.rename(path.with_name(f"{path.stem}.{int(dead.stdout)}.working"))
     assert pending_runs(tracker.spool) == {run_id}
     assert replay(tracker.spool, Tracker(tracker.tracking_uri)) == 0  # another writer may still be on it
@@ -171,7 +172,8 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, time
         from helpers.results import make_result
-        from workbench.tracking.spool import SpooledTracker, SpoolWriter
+        from workbench.tracking.spool import SpooledTracker
+        from workbench.tracking.spool_writer import SpoolWriter
         tracker = SpooledTracker({tracker.tracking_uri!r}, spool={str(tmp_path / "spool")!r})
         writer = SpoolWriter(tracker.spool, tracker.tracking_uri).__enter__()
         for run_id in {run_ids!r}:

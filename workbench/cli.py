@@ -1,13 +1,11 @@
 """The ``workbench`` command: ``search | run | rerun | ui``.
 
 Bad input (a wrong flag, an invalid experiment file, an unknown run id: a
-:class:`~workbench.pruner.ConfigError`) exits with status 2 and one line on stderr that names the
-problem, never a traceback (a failing plug-in's line is followed by the plug-in's own frames,
-none of ours); any other exception is a bug (ours, torch's or a plug-in's) and keeps
-its traceback (exit 1). Ctrl-C (or SIGTERM) during
-``search`` fails the running trials, closes their MLflow runs and the parent run, and exits 130
-with one line giving the command that resumes the study; a dead worker exits 1 the same way. Progress goes to the terminal:
-Optuna's progress bar (or a tqdm bar with several workers) and one line per finished trial.
+:class:`~workbench.pruner.ConfigError`) exits 2 with one line on stderr naming the problem (a
+failing plug-in's line is followed by its own frames, none of ours); any other exception is a bug
+and keeps its traceback (exit 1). Ctrl-C (or SIGTERM) during ``search`` fails the running trials,
+closes their runs and exits 130 with the command that resumes the study; a dead worker exits 1
+the same way. Progress: a bar of trials and one line per finished trial.
 
 Example:
     $ workbench search experiments/quick.yaml --n-trials 3
@@ -27,7 +25,10 @@ import logging
 import shlex
 import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
+
+from workbench.infra.redaction import redact_text
 
 __all__ = ["main"]
 
@@ -119,18 +120,6 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _preflight(experiment, point: dict) -> None:
-    """Fail fast (ValueError -> exit 2) on an unknown benchmark or a pruning config that cannot build."""
-    from workbench.benchmarks import get_benchmark
-    from workbench.experiment import effective_params
-    from workbench.pruner import process_config
-    from workbench.trial import build_pruning_config
-
-    get_benchmark(experiment.benchmark)
-    pruning = {k: v for k, v in effective_params(point).items() if k != "lr"}
-    process_config(build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning))
-
-
 def _resume_command(args: argparse.Namespace) -> str:
     """The command that resumes this search: the same one, flags as given (passwords hidden)."""
     from workbench.infra.stores import redact_url
@@ -149,8 +138,10 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.experiment import load_experiment
+    from workbench.infra.diskfull import as_disk_full
     from workbench.infra.interrupts import interrupt_guard
     from workbench.study import WorkerError, run_study
+    from workbench.study.preflight import check_point_builds
     from workbench.study.workers import warm_up_torch
 
     warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C is armed
@@ -158,7 +149,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt
             experiment = load_experiment(args.experiment)
-            _preflight(experiment, experiment.default_point())
+            check_point_builds(experiment, experiment.default_point())
             study = run_study(
                 experiment,
                 n_trials=args.n_trials,
@@ -174,7 +165,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
         return 130
     except WorkerError as err:
-        print(f"error: {err}; resume with: {_resume_command(args)}", file=sys.stderr)
+        print(f"error: {redact_text(err)}; resume with: {_resume_command(args)}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        if (full := as_disk_full(err)) is None:
+            raise
+        print(f"error: {full}; logging kept: free space, then resume with: {_resume_command(args)}", file=sys.stderr)
         return 1
     states = [t.state.name for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
@@ -195,10 +191,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.experiment.overrides import apply_overrides
     from workbench.study import run_tracked_trial
     from workbench.study.objective import plugin_tags
-    from workbench.tracking import Tracker
+    from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
+    from workbench.tracking import Tracker, resolve_tracking_uri
 
     experiment, point, seed = apply_overrides(load_experiment(args.experiment), args.sets)
-    _preflight(experiment, point)
+    check_point_builds(experiment, point)
+    check_tracking_uri(
+        resolve_tracking_uri(args.tracking_uri),
+        source=source_of(args.tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"),
+    )
     tracker = Tracker(args.tracking_uri)
     exp_id = tracker.experiment_id(experiment.name)
     run_id, result = run_tracked_trial(
@@ -250,7 +251,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         "--workers",
         "1",
     ]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI on http://{args.host}:{args.port} over {redact_text(uri)} (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait()
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
     except _UsageError as err:
-        print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+        print(f"error: {redact_text(err)}".replace("\n", " "), file=sys.stderr)
         return 2
     from workbench.study.console import setup_logging
 
@@ -276,15 +277,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workbench.pruner import ConfigError  # start-up: loaded by every command that can raise it
 
         if not isinstance(err, ConfigError):
-            raise  # our bug, torch's or a plug-in's: the traceback is the report (exit 1)
-        print(f"error: {err}".replace("\n", " "), file=sys.stderr)
+            return _report_bug()
+        print(f"error: {redact_text(err)}".replace("\n", " "), file=sys.stderr)
         own = getattr(err, "plugin_traceback", "")  # a user's plug-in failed: its own frames follow the line
         if own:
-            print(own, file=sys.stderr)
+            print(redact_text(own), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - reported below, with its traceback
+        return _report_bug()
+
+
+def _report_bug() -> int:
+    """Our bug, torch's or a plug-in's: the traceback is the report (exit 1), with URLs redacted."""
+    print(redact_text(traceback.format_exc()), end="", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

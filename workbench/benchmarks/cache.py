@@ -10,7 +10,9 @@ benchmark name, its params, the seed, its dense recipe, a digest of the source f
 it, :data:`TRAINING_CODE_VERSION` and the torch version. The file holds the weights, the accuracy,
 that metadata and a SHA-256 of the weights; it is read with ``torch.load(weights_only=True)``. An
 entry that cannot be read, lacks a key, carries other metadata, fails its checksum or does not fit
-the model is logged as a warning and rebuilt, never used. Writes go to a temporary file that is
+the model is logged as a warning and rebuilt, never used; so is something other than a file (a
+folder) in the place of an entry or of its lock: a warning names it and the entry (or lock) goes
+to a free name beside it (``<name>.1.pt``). Writes go to a temporary file that is
 renamed into place, and an exclusive file lock per entry makes parallel workers wait for the one
 training the baseline instead of training it twice.
 
@@ -172,6 +174,17 @@ def _write(path: Path, entry: dict[str, Any]) -> None:
         raise
 
 
+def _beside(path: Path) -> Path:
+    """``path``, or, when something other than a file sits there (a folder), a free name beside it."""
+    candidate, n = path, 0
+    while candidate.exists() and not candidate.is_file():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    if candidate != path:
+        logger.warning("dense baseline cache: %s is not a file; using %s beside it", path, candidate)
+    return candidate
+
+
 def load_dense_baseline(
     benchmark: Benchmark, seed: int, *, cache_dir: str | os.PathLike | None = None
 ) -> tuple[nn.Module, float]:
@@ -191,7 +204,8 @@ def load_dense_baseline(
     key, meta = _material(benchmark, seed)
     path = cache_path(benchmark, seed, cache_dir=cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path.with_name(path.name + ".lock")):
+    with file_lock(_beside(path.with_name(path.name + ".lock"))):
+        path = _beside(path)
         if path.exists():
             model = benchmark.build_model(seed)
             accuracy, problem = _read(path, model, key, meta)

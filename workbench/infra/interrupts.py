@@ -11,6 +11,14 @@ logs "Exception during reset" when the interrupt lands in a connection's finaliz
 handled, further signals are ignored so that closing the runs cannot be cut short; the guard
 restores the previous handlers on exit.
 
+Some code must never be cut in the middle: a store's write (an interrupted SQLite transaction
+keeps the database locked for every other connection, and Optuna's ``tell`` interrupted half-way
+fails with "Should not reach"). Inside :func:`deferred` an interrupt is remembered and raised when
+the block ends (or at :func:`raise_deferred`); :func:`deliverable` opens a region inside it where
+interrupts are raised at once again (a trial's training). The trial loop runs deferred and the
+trial deliverable, with every Optuna storage call deferred, so an interrupt lands either in the
+training or between two store writes, never inside one.
+
 Example:
     >>> with interrupt_guard():            # doctest: +SKIP
     ...     run_study(experiment)
@@ -27,21 +35,28 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["handled", "ignoring_sigint", "interrupt_guard"]
+__all__ = ["deferred", "deliverable", "handled", "ignoring_sigint", "interrupt_guard", "raise_deferred"]
 
 _log = logging.getLogger(__name__)
 
 REDELIVER_AFTER = 1.0
 """Seconds after which an interrupt that nobody handled is raised again."""
 
-_state: dict[str, Any] = {"active": False, "pending": False, "handled": False}
+_state: dict[str, Any] = {
+    "active": False,
+    "pending": False,
+    "handled": False,
+    "defer": 0,
+    "deferred": False,
+    "generation": 0,
+}
 
 
-def _redeliver(main_ident: int) -> None:
+def _redeliver(main_ident: int, generation: int) -> None:
     while True:
         time.sleep(REDELIVER_AFTER)
-        if not _state["active"] or _state["handled"]:
-            return
+        if not _state["active"] or _state["handled"] or _state["generation"] != generation:
+            return  # handled, or the guard it belongs to has ended (a later guard is not its business)
         _log.debug("interrupt not handled yet; raising it again")
         signal.pthread_kill(main_ident, signal.SIGINT)
 
@@ -52,8 +67,14 @@ def _handler(signum: int, frame: Any) -> None:
     if not _state["pending"]:
         _state["pending"] = True
         threading.Thread(
-            target=_redeliver, args=(threading.main_thread().ident,), daemon=True, name="workbench-interrupt"
+            target=_redeliver,
+            args=(threading.main_thread().ident, _state["generation"]),
+            daemon=True,
+            name="workbench-interrupt",
         ).start()
+    if _state["defer"] > 0:
+        _state["deferred"] = True  # raised when the deferred block ends
+        return
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -95,7 +116,7 @@ def interrupt_guard() -> Iterator[None]:
     quiet, handlers = _DropInterruptReports(), _report_handlers()
     for handler in handlers:
         handler.addFilter(quiet)
-    _state.update(active=True, pending=False, handled=False)
+    _state.update(active=True, pending=False, handled=False, deferred=False, generation=_state["generation"] + 1)
     try:
         yield
     finally:
@@ -105,6 +126,50 @@ def interrupt_guard() -> Iterator[None]:
         sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def raise_deferred() -> None:
+    """Raise ``KeyboardInterrupt`` now if an interrupt was deferred and nobody handled it yet."""
+    if _state["deferred"] and not _state["handled"]:
+        _state["deferred"] = False
+        raise KeyboardInterrupt("signal (deferred)")
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """An interrupt inside the block is raised when it ends (module docstring); nests.
+
+    Other threads than the main one (which never receive the signal) are not affected.
+    """
+    if not _main_thread():
+        yield
+        return
+    _state["defer"] += 1
+    try:
+        yield
+    finally:
+        _state["defer"] -= 1
+    if _state["defer"] == 0:
+        raise_deferred()
+
+
+@contextlib.contextmanager
+def deliverable() -> Iterator[None]:
+    """Interrupts are raised at once inside the block, even within :func:`deferred`; one that was
+    deferred before is raised on entry."""
+    if not _main_thread():
+        yield
+        return
+    saved, _state["defer"] = _state["defer"], 0
+    try:
+        raise_deferred()
+        yield
+    finally:
+        _state["defer"] = saved
 
 
 @contextlib.contextmanager

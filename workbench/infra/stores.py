@@ -3,19 +3,21 @@
 The workbench keeps its MLflow runs and Optuna studies in stores named by a URL
 (``sqlite:///mlflow.db``, ``postgresql://user:pw@host/db``, ``http://host:5000``) or, for Optuna's
 journal storage, a plain file path. Every layer that needs the file behind a store, the default
-stores, or a URL safe to print asks this module.
+stores, or a URL safe to print asks this module (redaction itself is
+:mod:`workbench.infra.redaction`, re-exported here).
 
 Example:
     >>> sqlite_path("sqlite:///mlflow.db"), local_path("optuna.journal"), local_path("http://h:5000")
     ('mlflow.db', 'optuna.journal', None)
     >>> redact_url("postgresql://workbench:secret@dbhost/optuna")
-    'postgresql://workbench:***@dbhost/optuna'
+    'postgresql://***@dbhost/optuna'
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from workbench.infra.redaction import redact_url
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -34,8 +36,6 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """MLflow's store when neither ``--tracking-uri`` nor ``$MLFLOW_TRACKING_URI`` names one."""
 SQLITE_DEFAULT, JOURNAL_DEFAULT = "sqlite:///optuna.db", "optuna.journal"
 """Optuna's embedded stores: SQLite for one process, the journal file for several."""
-
-_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
 
 
 def sqlite_path(url: str) -> str | None:
@@ -67,8 +67,3 @@ def absolute_sqlite(url: str, base: str | Path | None = None) -> str:
         return url
     full = Path(path) if Path(path).is_absolute() else Path(base or Path.cwd()) / path
     return sqlite_url(full.resolve())
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for logs, params and printed commands."""
-    return _PASSWORD.sub(r"\1***@", str(url))

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from workbench.infra import interrupts
 from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
 from workbench.tracking import Tracker
@@ -98,17 +99,32 @@ def run_trials(
     tracker: Tracker | None,
     parent_run_id: str | None,
     progress: Any = None,
+    check: Callable[[], None] | None = None,
 ) -> None:
-    """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar."""
+    """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar.
+
+    ``check`` runs after every trial (the log writer's health); a trial stopped by a full disk
+    stops the loop with its :class:`~workbench.infra.diskfull.DiskFullError`.
+
+    The loop runs with interrupts deferred and the objective's trial deliverable
+    (:mod:`workbench.infra.interrupts`): a Ctrl-C that arrives while Optuna records a trial's
+    end, or between two trials, is raised here once the trial is recorded.
+    """
     budget = TrialBudget(study, spec=spec, total=total, tracker=tracker, parent_run_id=parent_run_id)
     objective.on_start = budget.release
-    while budget.claim():
-        try:
-            study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))
-        finally:
-            budget.release()
-        if progress is not None:
-            progress.update(counted_trials(study) - progress.n)
+    with interrupts.deferred():
+        while budget.claim():
+            try:
+                study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))
+            finally:
+                budget.release()
+            if objective.fatal is not None:
+                raise objective.fatal
+            if check is not None:
+                check()
+            interrupts.raise_deferred()
+            if progress is not None:
+                progress.update(counted_trials(study) - progress.n)
 
 
 @contextlib.contextmanager

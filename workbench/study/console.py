@@ -14,6 +14,8 @@ import sys
 import optuna
 from tqdm import tqdm
 
+from workbench.infra.redaction import install_redaction
+
 __all__ = ["TqdmHandler", "setup_logging"]
 
 
@@ -28,7 +30,11 @@ class TqdmHandler(logging.Handler):
 
 
 def setup_logging(quiet: bool) -> None:
-    """Send the ``workbench`` loggers to stderr (warnings only when ``quiet``) and quiet Optuna's own."""
+    """Send the ``workbench`` loggers to stderr (warnings only when ``quiet``) and quiet Optuna's own.
+
+    Every log record and warning of the process is redacted from then on (no URL credentials).
+    """
+    install_redaction()
     handler = TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("workbench")

@@ -5,26 +5,32 @@ the journal file ``optuna.journal`` (in the working folder) already holds the st
 goes to SQLite with one worker and to the journal file with several (Optuna's JournalStorage is
 safe across processes of one machine). Any Optuna URL works (``postgresql://...`` for several
 machines); a value without ``://`` is a journal file. RDB storages get Optuna's heartbeat.
+Every call into a storage runs with interrupts deferred (:func:`workbench.infra.interrupts.deferred`):
+a Ctrl-C never cuts a store write in half (which left SQLite locked for minutes).
 
 Example:
     >>> storage = make_storage("/tmp/doc-example.journal")
-    >>> type(storage).__name__
-    'JournalStorage'
+    >>> isinstance(storage, JournalStorage), type(storage).__name__
+    (True, 'DeferringJournalStorage')
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import sqlite3
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from workbench.experiment import Experiment, FloatRange
+from workbench.infra import interrupts
 from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
 from workbench.study.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
@@ -39,6 +45,28 @@ __all__ = [
 ]
 
 
+def _deferring(base: type) -> type:
+    """A subclass of the storage class ``base`` whose public methods run with interrupts deferred."""
+
+    def wrap(name: str) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with interrupts.deferred():
+                return getattr(base, name)(self, *args, **kwargs)
+
+        method.__name__ = name
+        return method
+
+    names = [n for n, v in vars(BaseStorage).items() if callable(v) and not n.startswith("_")]
+    names += ["record_heartbeat"] if hasattr(base, "record_heartbeat") else []
+    name = f"Deferring{base.__name__}"
+    methods = {n: wrap(n) for n in names if hasattr(base, n)}
+    return type(name, (base,), {"__module__": __name__, "__qualname__": name, **methods})  # picklable by name
+
+
+DeferringRDBStorage = _deferring(RDBStorage)
+DeferringJournalStorage = _deferring(JournalStorage)
+
+
 def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None = None) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL (``scheme://...``) or a journal file path.
 
@@ -47,16 +75,16 @@ def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None
     runs for each of them.
     """
     if "://" not in spec:
-        return optuna.storages.JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
+        return DeferringJournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
     kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
     callback_arg = (
         "heartbeat_stale_trial_callback"  # Optuna >= 4.9; failed_trial_callback before
-        if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+        if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters
         else "failed_trial_callback"
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return DeferringRDBStorage(
             spec,
             engine_kwargs=kwargs,
             heartbeat_interval=HEARTBEAT_INTERVAL,
@@ -70,11 +98,30 @@ def resolve_storage(storage: str | None, study_name: str, workers: int) -> str:
     return storage or os.environ.get("WORKBENCH_STORAGE") or default_storage(study_name, workers)
 
 
+def _sqlite_study_names(path: Path) -> list[str] | None:
+    """The study names in the SQLite file ``path``, read-only; None when it cannot be read."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return [row[0] for row in conn.execute("SELECT study_name FROM studies")]
+    except sqlite3.Error:
+        return None
+
+
 def default_storage(study_name: str, workers: int) -> str:
-    """The embedded storage spec for ``study_name`` (see the module docstring)."""
-    for spec in (JOURNAL_DEFAULT, SQLITE_DEFAULT):
-        if Path(local_path(spec)).exists() and study_name in optuna.get_all_study_names(make_storage(spec)):
-            return spec
+    """The embedded storage spec for ``study_name`` (see the module docstring).
+
+    Nothing is written: the SQLite file is read directly, and one that cannot be read is chosen
+    (the store check at start then names it, instead of a new study starting beside it).
+    """
+    journal, sqlite = Path(JOURNAL_DEFAULT), Path(local_path(SQLITE_DEFAULT))
+    if journal.exists():
+        with contextlib.suppress(Exception):  # an unreadable journal: not this study's store
+            if study_name in optuna.get_all_study_names(make_storage(JOURNAL_DEFAULT)):
+                return JOURNAL_DEFAULT
+    if sqlite.exists():
+        names = _sqlite_study_names(sqlite)
+        if names is None or study_name in names:
+            return SQLITE_DEFAULT
     return SQLITE_DEFAULT if workers == 1 else JOURNAL_DEFAULT
 
 

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import optuna
 
 from workbench.experiment import Experiment, effective_params
 from workbench.infra import interrupts
+from workbench.infra.diskfull import DiskFullError, as_disk_full
 from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
 from workbench.tracking import Tracker, trial_params
@@ -91,9 +93,10 @@ def run_tracked_trial(
     trials end their run KILLED / FAILED / KILLED with a ``workbench.reason`` tag (see the
     module docstring), then re-raise. ``runner`` supplies the config builder and the trial.
     """
-    run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
-    if on_run:
-        on_run(run_id)
+    with interrupts.deferred():  # the run and the trial's record of it: both or, interrupted before, neither
+        run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
+        if on_run:
+            on_run(run_id)
     eff = effective_params(params)
     if eff.get("target_sparsity") != params.get("target_sparsity"):
         eff["requested_target_sparsity"] = params["target_sparsity"]
@@ -167,16 +170,19 @@ class Objective:
         self.experiment_id, self.parent_run_id, self.threads = experiment_id, parent_run_id, threads
         self.on_start, self.spool, self.runner = on_start, spool, runner
         self._tracker: Tracker | None = None
+        self.fatal: DiskFullError | None = None
+        """Set when a trial stopped on a full disk: the trial loop raises it (the study stops)."""
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _tracker=None, on_start=None)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:  # everything inside: an interrupt in the first lines must still mark the trial
-            if self.on_start:
-                self.on_start()
-            trial.set_user_attr("worker", worker_identity())
-            return self._run(trial)
+            with interrupts.deliverable():  # the trial loop defers interrupts; the trial takes them at once
+                if self.on_start:
+                    self.on_start()
+                trial.set_user_attr("worker", worker_identity())
+                return self._run(trial)
         except optuna.TrialPruned:
             raise
         except (KeyboardInterrupt, SystemExit) as err:
@@ -185,7 +191,14 @@ class Objective:
             trial.set_user_attr("failure_reason", f"interrupted ({type(err).__name__})")
             raise
         except BaseException as err:
-            trial.set_user_attr("failure_reason", _reason(err)[:2000])
+            full = as_disk_full(err)
+            if full is None:
+                trial.set_user_attr("failure_reason", _reason(err)[:2000])
+                raise
+            self.fatal = full  # not the configuration's failure: the trial is run again after a resume
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr("failure_reason", f"interrupted ({full})")
             raise
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:

@@ -26,8 +26,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -35,17 +39,22 @@ import yaml
 
 from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
-from workbench.infra.stores import redact_url
+from workbench.infra.locks import file_lock
+from workbench.infra.stores import local_path, redact_url, sqlite_path
 from workbench.pruner import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner
+from workbench.study.preflight import check_stores, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.study.report import summarize_study
+from workbench.study.store_health import check_store_health
 from workbench.study.workers import WorkerError, run_workers
-from workbench.tracking import Tracker
+from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
-from workbench.tracking.spool import SpoolWriter, replay, spool_dir
+from workbench.tracking.spool import replay, spool_dir
+from workbench.tracking.spool_writer import SpoolWriter
+from workbench.tracking.store_create import ensure_sqlite_store
 
 __all__ = ["run_study"]
 
@@ -81,34 +90,13 @@ def run_study(
     if experiment.study.sampler == "grid":
         total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
     spec = resolve_storage(storage, experiment.study_name, workers)
-    tracker = Tracker(tracking_uri)
-    directions = ["maximize"] * len(experiment.study.objectives)
-    study = optuna.create_study(
-        storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
-        study_name=experiment.study_name,
-        load_if_exists=True,
-        directions=directions,
-        pruner=make_pruner(experiment),
+    check_stores(  # both stores, before either is created or written
+        spec,
+        resolve_tracking_uri(tracking_uri),
+        storage_source=source_of(storage, "--storage", "WORKBENCH_STORAGE"),
+        tracking_source=source_of(tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"),
     )
-    study.sampler = make_sampler(experiment)
-    exp_id = tracker.experiment_id(experiment.name)
-    study_params = {
-        "benchmark": experiment.benchmark,
-        "sampler": experiment.study.sampler,
-        "objectives": ",".join(experiment.study.objectives),
-        "study_pruner": experiment.study.pruner,
-        "seed": experiment.study.seed,
-        "storage": redact_url(spec),
-        **{f"training.{k}": v for k, v in experiment.training.to_dict().items()},
-    }
-    parent = tracker.study_run(
-        exp_id,
-        experiment.study_name,
-        params=study_params,
-        config_text=yaml.safe_dump(_experiment_dict(experiment), sort_keys=False),
-    )
-    study.set_user_attr("mlflow_experiment_id", exp_id)
-    study.set_user_attr("mlflow_parent_run_id", parent)
+    tracker, study, exp_id, parent = _open_stores(experiment, spec, resolve_tracking_uri(tracking_uri))
     spool = spool_dir(tracker.tracking_uri, experiment.study_name)
     replay(spool, tracker, reclaim=True)  # logging a dead writer left behind, before recovery judges runs
     recovered = recover_study(study, tracker, parent)
@@ -133,11 +121,18 @@ def run_study(
                 runner=runner,
             )
             with (
-                SpoolWriter(spool, tracker.tracking_uri),
+                SpoolWriter(spool, tracker.tracking_uri) as writer,
                 progress_bar(show_progress_bar, total, done, experiment.study_name) as bar,
             ):
                 run_trials(
-                    study, objective, spec=spec, total=total, tracker=tracker, parent_run_id=parent, progress=bar
+                    study,
+                    objective,
+                    spec=spec,
+                    total=total,
+                    tracker=tracker,
+                    parent_run_id=parent,
+                    progress=bar,
+                    check=writer.check,
                 )
         elif done < total:
             server = LocalTrackingServer(tracker.tracking_uri) if needs_local_server(tracker.tracking_uri) else None
@@ -167,6 +162,54 @@ def run_study(
     return study
 
 
+def _setup_lock(spec: str, tracking_uri: str) -> contextlib.AbstractContextManager:
+    """A file lock shared by every process that opens these local stores (none for servers)."""
+    files = sorted(os.path.realpath(p) for p in (local_path(spec), sqlite_path(tracking_uri)) if p)
+    if not files:
+        return contextlib.nullcontext()
+    name = hashlib.sha1("\0".join(files).encode()).hexdigest()[:16]
+    return file_lock(Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / f"stores-{name}.lock")
+
+
+def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[Tracker, optuna.Study, str, str]:
+    """Check, create or load both stores, the study and its parent run: (tracker, study, exp id, parent).
+
+    Under :func:`_setup_lock`: two searches started at once in a new folder create each store
+    once (MLflow's migrations raced and broke ``mlflow.db``) and share one parent run.
+    """
+    with _setup_lock(spec, tracking_uri):
+        check_store_health(spec, tracking_uri, experiment.study_name, experiment.name)
+        ensure_sqlite_store(tracking_uri)
+        tracker = Tracker(tracking_uri)
+        study = optuna.create_study(
+            storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
+            study_name=experiment.study_name,
+            load_if_exists=True,
+            directions=["maximize"] * len(experiment.study.objectives),
+            pruner=make_pruner(experiment),
+        )
+        study.sampler = make_sampler(experiment)
+        exp_id = tracker.experiment_id(experiment.name)
+        study_params = {
+            "benchmark": experiment.benchmark,
+            "sampler": experiment.study.sampler,
+            "objectives": ",".join(experiment.study.objectives),
+            "study_pruner": experiment.study.pruner,
+            "seed": experiment.study.seed,
+            "storage": redact_url(spec),
+            **{f"training.{k}": v for k, v in experiment.training.to_dict().items()},
+        }
+        parent = tracker.study_run(
+            exp_id,
+            experiment.study_name,
+            params=study_params,
+            config_text=yaml.safe_dump(_experiment_dict(experiment), sort_keys=False),
+        )
+        study.set_user_attr("mlflow_experiment_id", exp_id)
+        study.set_user_attr("mlflow_parent_run_id", parent)
+    return tracker, study, exp_id, parent
+
+
 def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> None:
     """After an interrupt or a dead worker: fail our RUNNING trials, KILL their runs and the parent."""
     with interrupts.ignoring_sigint():
@@ -174,7 +217,10 @@ def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> No
             recover_study(study, tracker, parent, own=True)
         except Exception as err:  # noqa: BLE001 - the next start recovers what is left
             _log.debug("recovery after interrupt failed: %s", err)
-        tracker.client.set_terminated(parent, status="KILLED")
+        try:
+            tracker.client.set_terminated(parent, status="KILLED")
+        except Exception as err:  # noqa: BLE001 - a full disk: the next start closes it
+            _log.debug("closing the parent run failed: %s", err)
 
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:

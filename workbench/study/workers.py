@@ -31,6 +31,7 @@ from workbench.experiment import Experiment
 from workbench.infra import interrupts
 from workbench.infra.interrupts import ignoring_sigint, interrupt_guard
 from workbench.infra.plugins import import_plugins
+from workbench.infra.redaction import install_redaction
 from workbench.infra.stores import redact_url
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import make_pruner, make_sampler, make_storage
@@ -65,6 +66,7 @@ def _worker(job: dict[str, Any]) -> None:
     guard = interrupt_guard()
     try:
         guard.__enter__()
+        install_redaction()  # a spawned process: nothing it logs may show a credential
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(f"[worker {job['index']}] %(message)s"))
         root = logging.getLogger("workbench")

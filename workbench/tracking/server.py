@@ -29,6 +29,7 @@ import urllib.request
 import warnings
 from pathlib import Path
 
+from workbench.infra.redaction import install_redaction
 from workbench.infra.stores import sqlite_path
 
 __all__ = ["LocalTrackingServer", "needs_local_server", "wait_for_server"]
@@ -149,6 +150,7 @@ def serve(backend_uri: str, artifact_root: str, host: str, port: int) -> None:
     from mlflow.server.handlers import initialize_backend_stores
     from werkzeug.serving import make_server
 
+    install_redaction()
     logging.basicConfig(level=logging.WARNING, format="[tracking server] %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     initialize_backend_stores(backend_uri, default_artifact_root=artifact_root)

@@ -8,23 +8,28 @@ the training loop needs, so the study waits for it. Instead:
 * A trial's process logs through :class:`SpooledTracker`: creating the run stays synchronous
   (the trial records its run id at once, for recovery), but ``log_result`` / ``log_partial`` /
   ``finish`` are collected per run and, at ``finish``, written as one spool file
-  (``<spool>/<time_ns>-<run_id>.pkl``, written to a temporary name then renamed, so a reader
-  never sees half a file). That costs about a millisecond.
-* :class:`SpoolWriter` runs a separate process (spawned once per study) that replays every spool
-  file into MLflow with a plain :class:`~workbench.tracking.Tracker` and deletes it. It ignores
-  SIGINT (a Ctrl-C in the terminal reaches the whole process group; the writer must finish the
-  interrupted trial's logging), drains the folder when the study ends or is interrupted, and
-  drains it and exits by itself if the study process dies (``kill -9``).
+  (``<spool>/<time_ns>-<run_id>.jsonl``, written to a temporary name then renamed, so a reader
+  never sees half a file). That costs about a millisecond. The files are JSON lines
+  (:mod:`.spool_format`): reading one cannot run code. Pickle files of older versions
+  (``*.pkl``) are never loaded: a warning names them, and so does one for a malformed file
+  (renamed ``*.bad``).
+* :class:`~workbench.tracking.spool_writer.SpoolWriter` runs a separate process (spawned once
+  per study) that replays every spool file into MLflow with a plain
+  :class:`~workbench.tracking.Tracker` and deletes it (:func:`replay`). It ignores SIGINT and
+  SIGTERM (they reach the whole process group; the writer must finish the interrupted trial's
+  logging), drains the folder when the study ends or is interrupted, and drains it and exits by
+  itself if the study process dies (``kill -9``).
 * Nothing is lost: a spool file is deleted only after it has been logged. Files left behind
   by a dead writer are replayed at the next start of the study (:func:`replay`), before
-  recovery looks at the runs. A file whose replay keeps failing is renamed ``*.failed`` and
-  kept for inspection (``workbench`` logs a warning naming it).
+  recovery looks at the runs. A file whose replay keeps failing is renamed ``*.failed`` (a
+  warning names it) and replayed again at the next start.
 
 The spool folder is ``$WORKBENCH_SPOOL_DIR``, else ``.workbench-spool/`` in the working
 folder, with one sub-folder per (tracking store, study) (:func:`spool_dir`).
 
 Example:
     >>> spool = spool_dir("sqlite:///mlflow.db", "demo")                   # doctest: +SKIP
+    >>> from workbench.tracking.spool_writer import SpoolWriter            # doctest: +SKIP
     >>> with SpoolWriter(spool, "sqlite:///mlflow.db"):                    # doctest: +SKIP
     ...     tracker = SpooledTracker("sqlite:///mlflow.db", spool=spool)   # trials log through it
 """
@@ -33,20 +38,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
-import pickle
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from workbench.infra.interrupts import ignoring_sigint
+from workbench.infra.diskfull import as_disk_full
 from workbench.infra.processes import pid_running
+from workbench.infra.stores import sqlite_path
+from workbench.tracking.spool_format import SUFFIX, SpoolFormatError, dumps_entry, read_entry
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
 
-__all__ = ["SPOOL_ENV", "SpoolWriter", "SpooledTracker", "pending_runs", "replay", "spool_dir"]
+__all__ = ["SPOOL_ENV", "SpooledTracker", "pending_runs", "replay", "spool_dir"]
 
 _log = logging.getLogger(__name__)
 
@@ -114,8 +118,8 @@ def _write_entry(spool: Path, run_id: str, calls: list[tuple[str, tuple, dict]])
     spool.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns()}-{run_id}"
     tmp = spool / f".{name}.tmp"
-    tmp.write_bytes(pickle.dumps({"run_id": run_id, "calls": calls}, protocol=pickle.HIGHEST_PROTOCOL))
-    path = spool / f"{name}.pkl"
+    tmp.write_text(dumps_entry(run_id, calls), encoding="utf-8")
+    path = spool / f"{name}{SUFFIX}"
     os.replace(tmp, path)
     return path
 
@@ -128,24 +132,37 @@ def pending_runs(spool: str | os.PathLike) -> set[str]:
     return {
         p.name.split(".")[0].partition("-")[2]
         for p in folder.iterdir()
-        if p.suffix in (".pkl", ".working") and not p.name.startswith(".")
+        if p.suffix in (SUFFIX, ".working") and not p.name.startswith(".")
     }
 
 
 def _reclaim_abandoned(spool: Path) -> None:
-    """Put files claimed by a writer that died back in the queue."""
+    """Put files claimed by a writer that died, and files that failed before, back in the queue."""
     for path in spool.glob("*.working"):
         pid = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
         if not pid.isdigit() or not pid_running(int(pid)):
-            os.replace(path, path.with_name(path.name.split(".")[0] + ".pkl"))
+            os.replace(path, path.with_name(path.name.split(".")[0] + SUFFIX))
+    for path in spool.glob("*.failed"):
+        os.replace(path, path.with_name(path.name.split(".")[0] + SUFFIX))
+    for path in sorted(spool.glob("*.pkl")):
+        _log.warning(
+            "spool file %s not loaded: pickle spool files (from an older workbench) can run code and are "
+            "never read; its trial's logging is lost, delete the file",
+            path,
+        )
 
 
 def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False) -> int:
     """Log every spool file in ``spool`` through ``tracker``, oldest first; returns how many.
 
     Each file is claimed by renaming it (so two replayers never log it twice), logged, and
-    deleted. With ``reclaim``, files claimed by a process that no longer runs are taken back
-    first (at the start of a study).
+    deleted. With ``reclaim`` (at the start of a study), files claimed by a process that no
+    longer runs and files that failed before are taken back first, and leftover pickle files are
+    named in a warning (never loaded). A malformed file is renamed ``*.bad`` with a warning.
+
+    Raises:
+        DiskFullError: A store's disk is full; the file being logged is kept (``*.failed``, replayed
+            at the next start) and the rest wait in the spool.
     """
     folder = Path(spool)
     if not folder.is_dir():
@@ -153,19 +170,28 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
     if reclaim:
         _reclaim_abandoned(folder)
     done = 0
-    for path in sorted(folder.glob("*.pkl")):
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
         claimed = path.with_name(f"{path.stem}.{os.getpid()}.working")
         try:
             os.rename(path, claimed)
         except FileNotFoundError:  # another replayer took it
             continue
         try:
-            entry = pickle.loads(claimed.read_bytes())
-            for method, args, kwargs in entry["calls"]:
+            _, calls = read_entry(claimed)
+        except (SpoolFormatError, OSError) as err:
+            bad = claimed.with_name(f"{path.stem}.bad")
+            os.replace(claimed, bad)
+            _log.warning("spool file %s is not a workbench spool file (%s); not replayed, kept as %s", path, err, bad)
+            continue
+        try:
+            for method, args, kwargs in calls:
                 _call_with_retries(getattr(tracker, method), args, kwargs)
         except Exception as err:  # noqa: BLE001 - keep the file, go on with the others
             failed = claimed.with_name(f"{path.stem}.failed")
             os.replace(claimed, failed)
+            full = as_disk_full(err, sqlite_path(tracker.tracking_uri) or "")
+            if full is not None:  # the next file would fail too: stop; this one is replayed at the next start
+                raise full from err
             _log.warning("could not log spooled trial %s (%s); kept as %s", path.stem, err, failed)
             continue
         claimed.unlink()
@@ -179,68 +205,7 @@ def _call_with_retries(method: Any, args: tuple, kwargs: dict) -> None:
             method(*args, **kwargs)
             return
         except Exception as err:  # noqa: BLE001 - a locked or restarting store: try again
-            if attempt == _ATTEMPTS - 1:
+            if attempt == _ATTEMPTS - 1 or as_disk_full(err) is not None:
                 raise
             _log.debug("retrying %s after %s", getattr(method, "__name__", method), err)
             time.sleep(0.5 * (attempt + 1))
-
-
-def _writer_main(spool: str, tracking_uri: str, stop: Any, parent: int, level: int) -> None:
-    """The writer process: replay until told to stop (or orphaned), then drain and exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=level, format="[log writer] %(message)s")
-    tracker = Tracker(tracking_uri)
-    # start-up: the writer process loads matplotlib now, not while the first trial waits on it
-    import workbench.tracking.figures  # noqa: F401
-
-    while not stop.is_set() and os.getppid() == parent:
-        replay(spool, tracker)
-        stop.wait(0.1)
-    replay(spool, tracker)
-
-
-class SpoolWriter:
-    """The writer process of one study (a context manager; see the module docstring).
-
-    On exit it tells the writer to drain the spool, waits for it (``timeout`` seconds), and
-    replays in this process whatever a dead or stuck writer left. Ctrl-C cannot cut the wait
-    short (SIGINT is ignored meanwhile).
-    """
-
-    def __init__(self, spool: str | os.PathLike, tracking_uri: str, *, timeout: float = 300.0) -> None:
-        self.spool, self.tracking_uri, self.timeout = Path(spool), tracking_uri, timeout
-        self._proc: Any = None
-        self._stop: Any = None
-
-    def __enter__(self) -> SpoolWriter:
-        self.spool.mkdir(parents=True, exist_ok=True)
-        ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
-        level = logging.getLogger("workbench").getEffectiveLevel()
-        self._proc = ctx.Process(
-            target=_writer_main,
-            name="workbench-log-writer",
-            daemon=False,
-            args=(str(self.spool), self.tracking_uri, self._stop, os.getpid(), level),
-        )
-        with ignoring_sigint():  # the writer must outlive a Ctrl-C in the terminal
-            self._proc.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Drain the spool and stop the writer (idempotent)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with ignoring_sigint():
-            self._stop.set()
-            proc.join(self.timeout)
-            if proc.is_alive():
-                _log.warning("the log writer did not finish in %.0f s; stopping it", self.timeout)
-                proc.terminate()
-                proc.join()
-            if pending_runs(self.spool):
-                replay(self.spool, Tracker(self.tracking_uri), reclaim=True)

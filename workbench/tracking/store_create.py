@@ -1,0 +1,109 @@
+"""A new MLflow SQLite store is created whole or not at all.
+
+MLflow creates its tables and then runs ~60 schema migrations in place; a process killed
+meanwhile (kill -9 in the first second of a folder's first search) left a half-migrated
+``mlflow.db`` that every later start refused ("table _alembic_tmp_metrics already exists").
+:func:`ensure_sqlite_store` migrates a new store in a temporary file beside the target and
+renames it into place, so the target is either absent or complete. A half-migrated store that
+an older workbench left, holding no run, is moved aside (``<name>.broken-<time>``, with a
+warning) and created again; one that holds runs is the user's data: a ConfigError says what to do.
+
+Example:
+    >>> ensure_sqlite_store("sqlite:////tmp/doc-store/mlflow.db")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from workbench.infra.stores import sqlite_path, sqlite_url
+from workbench.pruner import ConfigError
+
+__all__ = ["ensure_sqlite_store", "schema_problem"]
+
+_log = logging.getLogger(__name__)
+
+
+def _head_revision() -> str:
+    # start-up: MLflow's migration scripts are read only when a store is checked
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return _get_latest_schema_revision()
+
+
+def schema_problem(db: Path) -> str | None:
+    """Why the MLflow SQLite file ``db`` is not a complete store (None when it is one).
+
+    Raises sqlite3.DatabaseError when the file is not a SQLite database at all.
+    """
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        half = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+        if half:
+            return f"a schema migration was cut short (table {half[0]} left behind)"
+        if not {"experiments", "runs", "alembic_version"} <= tables:
+            return "its MLflow tables are missing or incomplete"
+        (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone() or ("none",)
+    head = _head_revision()
+    return None if version == head else f"its schema is at version {version}, not {head}"
+
+
+def _runs(db: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _create(db: Path) -> None:
+    # start-up: SQLAlchemy and MLflow's schema code load only when a store is created
+    import sqlalchemy
+    from mlflow.store.db.utils import _initialize_tables
+
+    tmp = db.with_name(f".{db.name}.creating-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    engine = sqlalchemy.create_engine(sqlite_url(tmp), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+    os.replace(tmp, db)  # atomic: the store appears complete, or not at all
+
+
+def ensure_sqlite_store(uri: str) -> None:
+    """Create the MLflow SQLite store ``uri`` atomically if it does not exist (module docstring).
+
+    Call it under a lock shared by the processes that may create the same store. Other URLs and
+    complete stores are left alone; a file that is not a database is reported by
+    :func:`workbench.study.store_health.check_store_health`, not here.
+    """
+    path = sqlite_path(uri)
+    if path is None or path == ":memory:":
+        return
+    db = Path(path).expanduser()
+    for leftover in db.parent.glob(f".{db.name}.creating-*"):  # a creation killed before its rename
+        leftover.unlink(missing_ok=True)
+    if not db.exists() or db.stat().st_size == 0:
+        _create(db)
+        return
+    try:
+        problem = schema_problem(db)
+    except sqlite3.DatabaseError:
+        return
+    if problem is None:
+        return
+    if _runs(db):
+        raise ConfigError(
+            f"{db}: the MLflow store is not usable: {problem}; it holds runs, so back it up and run "
+            f"`mlflow db upgrade {uri}` (or move it away to start a new store)"
+        )
+    aside = db.with_name(f"{db.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(db, aside)
+    _log.warning("%s: %s and it held no run; moved to %s and created again", db, problem, aside)
+    _create(db)
