@@ -138,8 +138,8 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.experiment import load_experiment
-    from workbench.infra.diskfull import as_disk_full
     from workbench.infra.interrupts import interrupt_guard
+    from workbench.infra.outage import as_stop
     from workbench.study import WorkerError, run_study
     from workbench.study.preflight import check_point_builds
     from workbench.study.workers import warm_up_torch
@@ -168,9 +168,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"error: {redact_text(err)}; resume with: {_resume_command(args)}", file=sys.stderr)
         return 1
     except Exception as err:
-        if (full := as_disk_full(err)) is None:
+        if (stop := as_stop(err, args.tracking_uri or "")) is None:
             raise
-        print(f"error: {full}; logging kept: free space, then resume with: {_resume_command(args)}", file=sys.stderr)
+        print(f"error: {stop}; logging kept: {stop.hint}, then resume with: {_resume_command(args)}", file=sys.stderr)
         return 1
     states = [t.state.name for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))

@@ -26,6 +26,9 @@ _TEXTS = ("no space left on device", "database or disk is full", "disk quota exc
 class DiskFullError(OSError):
     """A write failed for lack of space; ``path`` is what was being written (may be empty)."""
 
+    hint = "free space"
+    """What to do before resuming (the CLI's line says it)."""
+
     def __init__(self, path: str) -> None:
         super().__init__(errno.ENOSPC, "no space left on device", path)
         self.path = path

@@ -104,7 +104,8 @@ def run_trials(
     """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar.
 
     ``check`` runs after every trial (the log writer's health); a trial stopped by a full disk
-    stops the loop with its :class:`~workbench.infra.diskfull.DiskFullError`.
+    stops the loop with its :class:`~workbench.infra.diskfull.DiskFullError` (or a store's
+    :class:`~workbench.infra.outage.StoreOutage`).
 
     The loop runs with interrupts deferred and the objective's trial deliverable
     (:mod:`workbench.infra.interrupts`): a Ctrl-C that arrives while Optuna records a trial's

@@ -32,7 +32,8 @@ import optuna
 
 from workbench.experiment import Experiment, effective_params
 from workbench.infra import interrupts
-from workbench.infra.diskfull import DiskFullError, as_disk_full
+from workbench.infra.diskfull import DiskFullError
+from workbench.infra.outage import StoreOutage, as_stop
 from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
 from workbench.tracking import Tracker, trial_params
@@ -170,8 +171,8 @@ class Objective:
         self.experiment_id, self.parent_run_id, self.threads = experiment_id, parent_run_id, threads
         self.on_start, self.spool, self.runner = on_start, spool, runner
         self._tracker: Tracker | None = None
-        self.fatal: DiskFullError | None = None
-        """Set when a trial stopped on a full disk: the trial loop raises it (the study stops)."""
+        self.fatal: DiskFullError | StoreOutage | None = None
+        """Set when a trial stopped on a full disk or a store outage: the trial loop raises it (the study stops)."""
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _tracker=None, on_start=None)
@@ -191,7 +192,7 @@ class Objective:
             trial.set_user_attr("failure_reason", f"interrupted ({type(err).__name__})")
             raise
         except BaseException as err:
-            full = as_disk_full(err)
+            full = as_stop(err, self.tracking_uri)
             if full is None:
                 trial.set_user_attr("failure_reason", _reason(err)[:2000])
                 raise
