@@ -81,3 +81,33 @@ def test_an_outage_during_a_search_stops_it_with_one_line_and_the_same_command_r
     for trial in complete:
         run = by_id[trial.user_attrs["mlflow_run_id"]]
         assert run.info.status == "FINISHED" and run.data.metrics["accuracy"] == trial.value
+
+
+def test_a_worker_that_hits_a_full_disk_stops_the_study_with_one_line_not_a_traceback(tmp_path, monkeypatch, capfd):
+    from workbench.experiment import parse_experiment
+    from workbench.infra.diskfull import DiskFullError
+    from workbench.study.run import run_study
+
+    from helpers.results import FULL_DISK
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKBENCH_SPOOL_DIR", str(tmp_path / "spool"))
+    exp = parse_experiment(experiment("full2", "mlp-digits", n_trials=2, sampler="random"))
+    with pytest.raises(DiskFullError):
+        run_study(
+            exp,
+            workers=2,
+            storage=str(tmp_path / "optuna.journal"),
+            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+            runner=FULL_DISK,
+        )
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "stopped: no space left on device writing /data/full/checkpoint.pt" in err
+    study = optuna.load_study(
+        study_name="full2",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+        ),
+    )
+    assert study.trials and all(t.user_attrs.get("interrupted") is True for t in study.trials)  # none counted

@@ -84,3 +84,12 @@ def fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, c
 
 FAKE = TrialRunner(build_config=fake_build_pruning_config, run=fake_run_trial)
 """A runner to inject into a study (``run_study(..., runner=FAKE)``): tests the study, not the trial."""
+
+
+def full_disk_run(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
+    """A trial whose write fails for lack of space (a module-level function: workers import it)."""
+    raise OSError(28, "No space left on device", "/data/full/checkpoint.pt")
+
+
+FULL_DISK = TrialRunner(build_config=fake_build_pruning_config, run=full_disk_run)
+"""A runner whose every trial hits a full disk."""

@@ -21,7 +21,10 @@ import errno
 from workbench.infra.diskfull import DiskFullError, as_disk_full
 from workbench.infra.redaction import redact_text, redact_url
 
-__all__ = ["StoreOutage", "as_outage", "as_stop"]
+__all__ = ["OUTAGE_EXIT", "StoreOutage", "as_outage", "as_stop"]
+
+OUTAGE_EXIT = 29
+"""Exit status of a worker process that stopped because a store stopped answering."""
 
 _ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH}
 _TEXTS = ("max retries exceeded", "connection refused", "failed to establish a new connection")

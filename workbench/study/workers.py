@@ -29,7 +29,9 @@ import torch
 
 from workbench.experiment import Experiment
 from workbench.infra import interrupts
+from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError
 from workbench.infra.interrupts import ignoring_sigint, interrupt_guard
+from workbench.infra.outage import OUTAGE_EXIT, StoreOutage, as_stop
 from workbench.infra.plugins import import_plugins
 from workbench.infra.redaction import install_redaction
 from workbench.infra.stores import redact_url
@@ -106,6 +108,12 @@ def _worker(job: dict[str, Any]) -> None:
             with contextlib.suppress(Exception):
                 recover_study(study, tracker, job["parent_run_id"], own=True)
         sys.exit(130)  # the trial and its run are closed; no traceback
+    except Exception as err:  # a full disk or a store outage stops this worker with one line
+        stop = as_stop(err, job["tracking_uri"])
+        if stop is None:
+            raise  # our bug: the worker's traceback is the report
+        logging.getLogger("workbench").error("stopped: %s", stop)
+        sys.exit(DISK_FULL_EXIT if isinstance(stop, DiskFullError) else OUTAGE_EXIT)
 
 
 def run_workers(
@@ -130,6 +138,8 @@ def run_workers(
 
     Raises:
         KeyboardInterrupt: Ctrl-C (or SIGTERM); the workers were interrupted and have exited.
+        DiskFullError, StoreOutage: A worker stopped on a full disk or a store outage (it logged
+            one line naming the path or store; its trial is interrupted and runs again on resume).
         WorkerError: A worker died (the next start of the study recovers its trial).
     """
     threads = thread_budget(experiment.training.threads, workers)
@@ -171,6 +181,10 @@ def run_workers(
     died = [p.exitcode for p in procs if p.exitcode]
     if died and all(code == 130 for code in died):
         raise KeyboardInterrupt("workers interrupted")
+    if died and all(code in (130, DISK_FULL_EXIT, OUTAGE_EXIT) for code in died):  # each worker named its stop
+        if DISK_FULL_EXIT in died:
+            raise DiskFullError("")
+        raise StoreOutage(tracking_uri, "a worker could not reach it")
     if died:
         raise WorkerError(f"{len(died)} of {workers} workers exited with an error (exit codes {died})")
 
