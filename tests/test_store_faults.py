@@ -70,6 +70,19 @@ def test_a_half_migrated_store_without_runs_is_set_aside_and_the_search_works(tm
     assert [r.info.status for r in children] == ["FINISHED"]
 
 
+def test_workbench_run_sets_a_half_migrated_store_aside_too(tmp_path, monkeypatch, capsys):
+    _half_migrated(tmp_path / "mlflow.db", with_run=False)
+    write_experiment(tmp_path, experiment("half", "plugin_bench:blobs", n_trials=1))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["-q", "run", "exp.yaml", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
+    assert schema_problem(tmp_path / "mlflow.db") is None
+    assert len(list(tmp_path.glob("mlflow.db.broken-*"))) == 1 and "moved to" in capsys.readouterr().err
+    runs = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_runs(
+        [e.experiment_id for e in MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()]
+    )
+    assert "FINISHED" in {r.info.status for r in runs}
+
+
 def test_a_half_migrated_store_with_runs_is_refused_with_what_to_do(tmp_path):
     _half_migrated(tmp_path / "mlflow.db", with_run=True)
     with pytest.raises(ConfigError, match=r"mlflow.db: the MLflow store is not usable: .*mlflow db upgrade"):

@@ -187,32 +187,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from workbench.experiment import effective_params, load_experiment
-    from workbench.experiment.overrides import apply_overrides
-    from workbench.study import run_tracked_trial
-    from workbench.study.objective import plugin_tags
-    from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
-    from workbench.tracking import Tracker, resolve_tracking_uri
+    from workbench.experiment import effective_params
+    from workbench.study.single import run_single
 
-    experiment, point, seed = apply_overrides(load_experiment(args.experiment), args.sets)
-    check_point_builds(experiment, point)
-    check_tracking_uri(
-        resolve_tracking_uri(args.tracking_uri),
-        source=source_of(args.tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"),
-    )
-    tracker = Tracker(args.tracking_uri)
-    exp_id = tracker.experiment_id(experiment.name)
-    run_id, result = run_tracked_trial(
-        tracker,
-        exp_id,
-        benchmark=experiment.benchmark,
-        params=point,
-        training=experiment.training,
-        seed=seed,
-        fixed=experiment.pruning,
-        run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
-        tags={"workbench.source": "run", **plugin_tags(experiment)},
-    )
+    run_id, result, point = run_single(args.experiment, args.sets, args.tracking_uri)
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
     print(
         f"run {run_id}: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), "

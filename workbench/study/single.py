@@ -1,0 +1,58 @@
+"""``workbench run``: one tracked trial of an experiment, outside any study.
+
+The point is the experiment's default point (first choice of each list, midpoint of each range)
+with ``--set`` overrides. Like a search, it checks the point builds and the tracking store answers
+before anything is written, and creates a new MLflow SQLite store whole or not at all (under a
+lock on that file, so two commands starting in a new folder create it once).
+
+Example:
+    >>> run_id, result, point = run_single("experiments/quick.yaml", ["pattern=2:4"], None)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from workbench.experiment import load_experiment
+from workbench.experiment.overrides import apply_overrides
+from workbench.infra.locks import file_lock
+from workbench.infra.stores import sqlite_path
+from workbench.study.objective import plugin_tags, run_tracked_trial
+from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
+from workbench.tracking import Tracker, resolve_tracking_uri
+from workbench.tracking.store_create import ensure_sqlite_store
+from workbench.trial import TrialResult
+
+__all__ = ["run_single"]
+
+
+def run_single(
+    experiment_path: str, sets: list[str], tracking_uri: str | None
+) -> tuple[str, TrialResult, dict[str, Any]]:
+    """Run one tracked trial; returns its MLflow run id, its result and the point it ran."""
+    experiment, point, seed = apply_overrides(load_experiment(experiment_path), sets)
+    check_point_builds(experiment, point)
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri, source=source_of(tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"))
+    db = sqlite_path(uri)
+    if db is not None:
+        name = hashlib.sha1(os.path.realpath(db).encode()).hexdigest()[:16]
+        with file_lock(Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / f"mlflow-{name}.lock"):
+            ensure_sqlite_store(uri)
+    tracker = Tracker(tracking_uri)
+    run_id, result = run_tracked_trial(
+        tracker,
+        tracker.experiment_id(experiment.name),
+        benchmark=experiment.benchmark,
+        params=point,
+        training=experiment.training,
+        seed=seed,
+        fixed=experiment.pruning,
+        run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
+        tags={"workbench.source": "run", **plugin_tags(experiment)},
+    )
+    return run_id, result, point
