@@ -19,6 +19,8 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* One copy of the hot loop per instruction set, chosen when the module loads (GCC on x86-64). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -160,6 +162,158 @@ static void snip_accumulate_blocks(float *s, const float *w, const float *g, int
                 if (beta != 1.0f)
                     v *= beta;
                 sr[c0 + j] = fmaf(sr[c0 + j], alpha, v);
+            }
+        }
+    }
+}
+
+/* ---- block scores and block masking on the 2-D view of any weight (see blocks.py) ----
+ *
+ * The view is [rows, cols], row r at r * cols in the weight; column c at off[c] within the row
+ * (off is NULL where the view is the weight itself, as for Linear; for Conv2d it maps the
+ * channels-last view [out, kh*kw*in] onto [out, in, kh, kw]). Weights (and gradients) are float32,
+ * float16 or bfloat16; scores are float32. */
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2 };
+enum { EL_VALUE = 0, EL_ABS_W = 1, EL_ABS_G = 2, EL_ABS_WG = 3 };
+enum { RED_SUM = 0, RED_MEAN = 1, RED_MAX = 2 };
+
+static inline float bits_to_float(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* IEEE half to float, exactly (subnormals, infinities and NaN included). */
+static inline float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7FFFu;
+    if (em >= 0x7C00u)
+        return bits_to_float(sign | 0x7F800000u | ((em & 0x3FFu) << 13));
+    if (em >= 0x400u)
+        return bits_to_float(sign | ((em << 13) + 0x38000000u));
+    const float f = (float)em * 5.9604644775390625e-8f; /* subnormal: em * 2^-24, exact */
+    return sign ? -f : f;
+}
+
+static inline float load(const void *p, int dt, int64_t i) {
+    if (dt == DT_F32)
+        return ((const float *)p)[i];
+    if (dt == DT_F16)
+        return f16_to_f32(((const uint16_t *)p)[i]);
+    return bits_to_float((uint32_t)((const uint16_t *)p)[i] << 16);
+}
+
+/* One element's score, computed in float32 from the upcast weight and gradient. */
+static inline float element(const void *w, const void *g, int dt, int el, int64_t i) {
+    switch (el) {
+    case EL_VALUE: return load(w, dt, i);
+    case EL_ABS_W: return fabsf(load(w, dt, i));
+    case EL_ABS_G: return fabsf(load(g, dt, i));
+    default: return fabsf(load(w, dt, i) * load(g, dt, i));
+    }
+}
+
+static inline void element_row_of(float *e, const void *w, const void *g, int dt, int el, int64_t base,
+                                  const int64_t *off, int64_t n) {
+    if (off)
+        for (int64_t c = 0; c < n; ++c) e[c] = element(w, g, dt, el, base + off[c]);
+    else
+        for (int64_t c = 0; c < n; ++c) e[c] = element(w, g, dt, el, base + c);
+}
+
+/* e[0..n) = the element scores at base + off[c] (or base + c): one loop per dtype and kind. */
+VECTOR_CLONES
+static void element_row(float *e, const void *w, const void *g, int dt, int el, int64_t base, const int64_t *off,
+                        int64_t n) {
+#define ROW_CASE(d, k) case (d) * 4 + (k): element_row_of(e, w, g, d, k, base, off, n); return;
+    switch (dt * 4 + el) {
+    ROW_CASE(0, 0) ROW_CASE(0, 1) ROW_CASE(0, 2) ROW_CASE(0, 3)
+    ROW_CASE(1, 0) ROW_CASE(1, 1) ROW_CASE(1, 2) ROW_CASE(1, 3)
+    ROW_CASE(2, 0) ROW_CASE(2, 1) ROW_CASE(2, 2) ROW_CASE(2, 3)
+    default: return;
+    }
+#undef ROW_CASE
+}
+
+/* torch.maximum: NaN if either is NaN. */
+static inline float max_nan(float acc, float v) { return (acc > v || acc != acc) ? acc : v; }
+
+/* Scores of the blocks [br_lo, br_hi) x [cb_lo, cb_hi) of bn x bm: each block's element scores
+ * combined row by row, left to right (reference.reduce_blocks), the sum divided by bn * bm for
+ * "mean"; then stored, or (accumulate) times beta and added as fmaf(s, alpha, v). `e` holds a
+ * tile row of element scores, `acc` a tile row of block scores. */
+VECTOR_CLONES
+static void block_scores(float *s, const void *w, const void *g, int dt, int el, int how, int accumulate, float alpha,
+                         float beta, int64_t cols, const int64_t *off, int64_t bn, int64_t bm, int64_t br_lo,
+                         int64_t br_hi, int64_t cb_lo, int64_t cb_hi, float *e, float *acc) {
+    const int64_t ncb = cols / bm, width = cb_hi - cb_lo, c0 = cb_lo * bm;
+    const float count = (float)(bn * bm);
+    for (int64_t br = br_lo; br < br_hi; ++br) {
+        for (int64_t i = 0; i < bn; ++i) {
+            const int64_t base = (br * bn + i) * cols;
+            if (off)
+                element_row(e, w, g, dt, el, base, off + c0, width * bm);
+            else
+                element_row(e, w, g, dt, el, base + c0, NULL, width * bm);
+            if (bm == 1) {
+                if (i == 0)
+                    memcpy(acc, e, (size_t)width * sizeof(float));
+                else if (how == RED_MAX)
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = max_nan(acc[cb], e[cb]);
+                else
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] += e[cb];
+                continue;
+            }
+            for (int64_t cb = 0; cb < width; ++cb) {
+                const float *eb = e + cb * bm;
+                float a = i == 0 ? eb[0] : (how == RED_MAX ? max_nan(acc[cb], eb[0]) : acc[cb] + eb[0]);
+                if (how == RED_MAX)
+                    for (int64_t j = 1; j < bm; ++j) a = max_nan(a, eb[j]);
+                else
+                    for (int64_t j = 1; j < bm; ++j) a += eb[j];
+                acc[cb] = a;
+            }
+        }
+        float *sr = s + br * ncb + cb_lo;
+        for (int64_t cb = 0; cb < width; ++cb) {
+            float v = how == RED_MEAN ? acc[cb] / count : acc[cb];
+            if (!accumulate) {
+                sr[cb] = v;
+                continue;
+            }
+            if (beta != 1.0f)
+                v *= beta;
+            sr[cb] = fmaf(sr[cb], alpha, v);
+        }
+    }
+}
+
+/* A 16-bit float times zero, as the hardware does it in float32: a signed zero, NaN stays NaN
+ * (quietened), infinity becomes the default NaN. */
+static inline uint16_t zero16(uint16_t h, uint16_t exp, uint16_t mant, uint16_t quiet, uint16_t dflt) {
+    if ((h & exp) != exp)
+        return h & 0x8000u;
+    return (h & mant) ? (uint16_t)(h | quiet) : dflt;
+}
+
+/* Zero the view's rows [r_lo, r_hi) where their bn x bm block is pruned (as w * 0). */
+VECTOR_CLONES
+static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
+                        int64_t bm, int64_t r_lo, int64_t r_hi) {
+    const int64_t ncb = cols / bm;
+    for (int64_t r = r_lo; r < r_hi; ++r) {
+        const uint8_t *pr = pruned + (r / bn) * ncb;
+        const int64_t base = r * cols;
+        for (int64_t cb = 0; cb < ncb; ++cb) {
+            if (!pr[cb])
+                continue;
+            for (int64_t c = cb * bm; c < (cb + 1) * bm; ++c) {
+                const int64_t i = base + (off ? off[c] : c);
+                if (dt == DT_F32)
+                    ((float *)w)[i] *= 0.0f;
+                else if (dt == DT_F16)
+                    ((uint16_t *)w)[i] = zero16(((uint16_t *)w)[i], 0x7C00u, 0x3FFu, 0x200u, 0xFE00u);
+                else
+                    ((uint16_t *)w)[i] = zero16(((uint16_t *)w)[i], 0x7F80u, 0x7Fu, 0x40u, 0xFFC0u);
             }
         }
     }
@@ -320,6 +474,57 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Shares cut the block rows, or, with fewer block rows than threads (channelx1), the block
+ * columns; each thread mallocs its tile rows. Returns -1 where an allocation failed. */
+static PyObject *py_block_scores(PyObject *self, PyObject *args) {
+    unsigned long long s, w, g, off;
+    long long rows, cols, bn, bm;
+    int dt, el, how, accumulate, threads;
+    float alpha, beta;
+    if (!PyArg_ParseTuple(args, "KKKiiipffLLKLLi", &s, &w, &g, &dt, &el, &how, &accumulate, &alpha, &beta, &rows,
+                          &cols, &off, &bn, &bm, &threads))
+        return NULL;
+    const int64_t nbr = rows / bn, ncb = cols / bm;
+    const int by_rows = nbr >= threads;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(| : failed)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t br_lo = by_rows ? share(nbr, t, threads) : 0, br_hi = by_rows ? share(nbr, t + 1, threads) : nbr;
+        const int64_t cb_lo = by_rows ? 0 : share(ncb, t, threads), cb_hi = by_rows ? ncb : share(ncb, t + 1, threads);
+        const int64_t width = cb_hi - cb_lo;
+        if (width <= 0 || br_hi <= br_lo)
+            continue;
+        float *buf = malloc((size_t)(width * bm + width) * sizeof(float));
+        if (buf == NULL) {
+            failed = 1;
+            continue;
+        }
+        block_scores((float *)(uintptr_t)s, (const void *)(uintptr_t)w, (const void *)(uintptr_t)g, dt, el, how,
+                     accumulate, alpha, beta, (int64_t)cols, (const int64_t *)(uintptr_t)off, (int64_t)bn,
+                     (int64_t)bm, br_lo, br_hi, cb_lo, cb_hi, buf, buf + width * bm);
+        free(buf);
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(failed ? -1 : 0);
+}
+
+static PyObject *py_zero_blocks(PyObject *self, PyObject *args) {
+    unsigned long long w, pruned, off;
+    long long rows, cols, bn, bm;
+    int dt, threads;
+    if (!PyArg_ParseTuple(args, "KiKLLKLLi", &w, &dt, &pruned, &rows, &cols, &off, &bn, &bm, &threads))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t)
+        zero_blocks((void *)(uintptr_t)w, dt, (const uint8_t *)(uintptr_t)pruned, (int64_t)cols,
+                    (const int64_t *)(uintptr_t)off, (int64_t)bn, (int64_t)bm, share(rows, t, threads),
+                    share(rows, t + 1, threads));
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"two_of_four", py_two_of_four, METH_VARARGS,
      "two_of_four(x, score, second, picked, tied, groups, threads) -> tied groups, or -1 on NaN (addresses)"},
@@ -339,6 +544,12 @@ static PyMethodDef methods[] = {
     {"snip_accumulate_blocks", py_snip_accumulate_blocks, METH_VARARGS,
      "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
      "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
+    {"block_scores", py_block_scores, METH_VARARGS,
+     "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, bn, bm, threads): "
+     "the bn x bm block scores of the 2-D view, stored or accumulated; 0, or -1 when out of memory (addresses)"},
+    {"zero_blocks", py_zero_blocks, METH_VARARGS,
+     "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, threads): w *= 0 in the pruned bn x bm blocks of "
+     "the 2-D view (addresses)"},
     {NULL, NULL, 0, NULL},
 };
 
