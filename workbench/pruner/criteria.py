@@ -10,9 +10,11 @@ Scores are kept at the pattern's resolution (one value per NxM block for "mean"/
 reductions, which is exact because the reduction is linear) and computed in row chunks through
 one small scratch buffer, so no full-size temporary is allocated per step. Element-level scores
 are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
-pruning. ``snip_momentum`` scores of 2-D weights, element-level or of Nx1 blocks, are updated in
-one compiled pass where the kernels are built (``workbench.pruner._backend``, same values).
-``low_memory_usage=True`` keeps scores in bfloat16.
+pruning. Where the kernels are built (``workbench.pruner._backend``, same values) every float32
+score of every pattern's blocks, on Linear and Conv weights of float32, float16 or bfloat16, is
+computed (or accumulated) in one compiled pass instead; scores of float16/bfloat16 weights are
+computed from the upcast values either way. ``low_memory_usage=True`` keeps scores in bfloat16
+(on the PyTorch path).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class PruningCriterion:
         if missing:
             logger.warning("no gradient scores yet for %d layers; using magnitude for this step", len(missing))
             for name in missing:
-                self.scores[name] = self._compute(name, lambda w, g, out: torch.abs(w, out=out))
+                self.scores[name] = self._compute(name, _magnitude, element="magnitude")
 
     # ---- helpers ---------------------------------------------------------------------------
     def _storage(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
@@ -117,16 +119,57 @@ class PruningCriterion:
         step = max(bn, (_CHUNK // max(cols, 1)) // bn * bn)
         return min(step, rows)
 
+    def _compiled(
+        self, name: str, element: str, into: torch.Tensor | None, alpha: float, beta: float
+    ) -> torch.Tensor | None:
+        """The layer's scores from one compiled pass (:func:`_backend.block_scores`), or ``None``
+        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels)."""
+        if self.element_level or self.pattern is None:
+            block = ((1, 1), "sum")
+        else:
+            block = self.pattern.score_block(name)
+        if block is None or self.dtype != torch.float32:
+            return None
+        (bn, bm), how = block
+        layout = self._layout(name)
+        out = into if into is not None else self._storage(name, (layout.rows // bn, layout.cols // bm))
+        weight = self.modules[name].weight
+        return _backend.block_scores(
+            weight.detach(),
+            weight.grad,
+            element,
+            (bn, bm),
+            how,
+            out=out,
+            accumulate=into is not None,
+            alpha=alpha,
+            beta=beta,
+        )
+
     def _compute(
-        self, name: str, elem_fn: Callable, *, into: torch.Tensor | None = None, alpha: float = 0.0, beta: float = 1.0
+        self,
+        name: str,
+        elem_fn: Callable,
+        *,
+        element: str | None = None,
+        into: torch.Tensor | None = None,
+        alpha: float = 0.0,
+        beta: float = 1.0,
     ) -> torch.Tensor:
-        """Score one layer chunk by chunk; accumulate ``alpha * into + beta * new`` if given.
+        """Score one layer in one compiled pass where ``element`` names what ``elem_fn`` computes
+        (an element kind of :func:`_backend.block_scores`), else chunk by chunk through
+        ``elem_fn``; accumulate ``alpha * into + beta * new`` if given.
 
         Without ``into``, the layer's previous scores are overwritten in place when they have
         the same shape (a fresh multi-megabyte tensor per layer and step costs page faults).
         """
+        fast = None if element is None else self._compiled(name, element, into, alpha, beta)
+        if fast is not None:
+            return fast
         weight = self.modules[name].weight.detach()
         grad = self.modules[name].weight.grad
+        if weight.dtype != torch.float32:  # scores of half weights come from the upcast values
+            weight, grad = weight.float(), None if grad is None else grad.float()
         layout = self._layout(name)
         with torch.no_grad():
             if not layout.is_2d:
@@ -158,13 +201,15 @@ class MagnitudeCriterion(PruningCriterion):
 
     def on_step_begin(self) -> None:
         for name in self.modules:
-            self.scores[name] = self._compute(name, lambda w, g, out: torch.abs(w, out=out))
+            self.scores[name] = self._compute(name, _magnitude, element="magnitude")
 
 
 class _GradientScoreCriterion(PruningCriterion):
     """A criterion recomputed from the current gradient before the step preceding a mask update."""
 
     needs_grad = True
+    element = "snip"
+    """What :func:`_backend.block_scores` computes per element, as :meth:`element_score` does."""
 
     @staticmethod
     def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -174,12 +219,14 @@ class _GradientScoreCriterion(PruningCriterion):
     def on_before_optimizer_step(self) -> None:
         for name, module in self.modules.items():
             if module.weight.grad is not None:
-                self.scores[name] = self._compute(name, self.element_score)
+                self.scores[name] = self._compute(name, self.element_score, element=self.element)
 
 
 @register_criterion("gradient")
 class GradientCriterion(_GradientScoreCriterion):
     """``|dL/dW|``, computed before the optimizer step preceding a mask update."""
+
+    element = "gradient"
 
     @staticmethod
     def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -219,9 +266,9 @@ class SnipMomentumCriterion(PruningCriterion):
             if module.weight.grad is None:
                 continue
             if name not in self.scores:
-                self.scores[name] = self._compute(name, _snip).mul_(self.beta)
+                self.scores[name] = self._compute(name, _snip, element="snip").mul_(self.beta)
             elif not self._accumulate_compiled(name, module):
-                self._compute(name, _snip, into=self.scores[name], alpha=self.alpha, beta=self.beta)
+                self._compute(name, _snip, element="snip", into=self.scores[name], alpha=self.alpha, beta=self.beta)
 
     def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
         """The update in one compiled pass, for element-level scores and for the in-order row sums
@@ -244,6 +291,10 @@ def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: flo
     if beta != 1.0:
         new.mul_(beta)
     return torch.add(new, target, alpha=alpha, out=target)
+
+
+def _magnitude(w: torch.Tensor, g: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+    return torch.abs(w, out=out)
 
 
 def _snip(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

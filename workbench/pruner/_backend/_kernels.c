@@ -254,23 +254,21 @@ static void block_scores(float *s, const void *w, const void *g, int dt, int el,
                 element_row(e, w, g, dt, el, base, off + c0, width * bm);
             else
                 element_row(e, w, g, dt, el, base + c0, NULL, width * bm);
-            if (bm == 1) {
-                if (i == 0)
-                    memcpy(acc, e, (size_t)width * sizeof(float));
-                else if (how == RED_MAX)
-                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = max_nan(acc[cb], e[cb]);
-                else
-                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] += e[cb];
+            if (width == 1) { /* one block across the tile (1xchannel): a plain running sum */
+                float a = i == 0 ? e[0] : (how == RED_MAX ? max_nan(acc[0], e[0]) : acc[0] + e[0]);
+                for (int64_t j = 1; j < bm; ++j) a = how == RED_MAX ? max_nan(a, e[j]) : a + e[j];
+                acc[0] = a;
                 continue;
             }
-            for (int64_t cb = 0; cb < width; ++cb) {
-                const float *eb = e + cb * bm;
-                float a = i == 0 ? eb[0] : (how == RED_MAX ? max_nan(acc[cb], eb[0]) : acc[cb] + eb[0]);
-                if (how == RED_MAX)
-                    for (int64_t j = 1; j < bm; ++j) a = max_nan(a, eb[j]);
+            /* column j of every block in turn: each block still adds row by row, left to right */
+            for (int64_t j = 0; j < bm; ++j) {
+                const float *ej = e + j;
+                if (i == 0 && j == 0)
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = ej[cb * bm];
+                else if (how == RED_MAX)
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = max_nan(acc[cb], ej[cb * bm]);
                 else
-                    for (int64_t j = 1; j < bm; ++j) a += eb[j];
-                acc[cb] = a;
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] += ej[cb * bm];
             }
         }
         float *sr = s + br * ncb + cb_lo;
@@ -295,26 +293,45 @@ static inline uint16_t zero16(uint16_t h, uint16_t exp, uint16_t mant, uint16_t 
     return (h & mant) ? (uint16_t)(h | quiet) : dflt;
 }
 
-/* Zero the view's rows [r_lo, r_hi) where their bn x bm block is pruned (as w * 0). */
+static inline void expand_keep(float *keep, const uint8_t *pr, int64_t ncb, int64_t bm) {
+    for (int64_t cb = 0; cb < ncb; ++cb) {
+        const float k = pr[cb] ? 0.0f : 1.0f;
+        for (int64_t j = 0; j < bm; ++j) keep[cb * bm + j] = k;
+    }
+}
+
+/* Zero the view's rows [r_lo, r_hi) where their bn x bm block is pruned, as multiplying by the
+ * 0/1 keep mask does: `keep` (cols floats) holds the expanded keep row of the current block row,
+ * so the mask is read without branches and the multiply runs over contiguous columns. */
 VECTOR_CLONES
 static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
-                        int64_t bm, int64_t r_lo, int64_t r_hi) {
+                        int64_t bm, int64_t r_lo, int64_t r_hi, float *keep) {
     const int64_t ncb = cols / bm;
     for (int64_t r = r_lo; r < r_hi; ++r) {
-        const uint8_t *pr = pruned + (r / bn) * ncb;
-        const int64_t base = r * cols;
-        for (int64_t cb = 0; cb < ncb; ++cb) {
-            if (!pr[cb])
-                continue;
-            for (int64_t c = cb * bm; c < (cb + 1) * bm; ++c) {
-                const int64_t i = base + (off ? off[c] : c);
-                if (dt == DT_F32)
-                    ((float *)w)[i] *= 0.0f;
-                else if (dt == DT_F16)
-                    ((uint16_t *)w)[i] = zero16(((uint16_t *)w)[i], 0x7C00u, 0x3FFu, 0x200u, 0xFE00u);
-                else
-                    ((uint16_t *)w)[i] = zero16(((uint16_t *)w)[i], 0x7F80u, 0x7Fu, 0x40u, 0xFFC0u);
+        if (r == r_lo || r % bn == 0) {
+            const uint8_t *pr = pruned + (r / bn) * ncb;
+            switch (bm) { /* constant block widths unroll */
+            case 1: expand_keep(keep, pr, ncb, 1); break;
+            case 2: expand_keep(keep, pr, ncb, 2); break;
+            case 4: expand_keep(keep, pr, ncb, 4); break;
+            default: expand_keep(keep, pr, ncb, bm);
             }
+        }
+        const int64_t base = r * cols;
+        if (dt == DT_F32) {
+            float *wr = (float *)w + base;
+            if (off)
+                for (int64_t c = 0; c < cols; ++c) wr[off[c]] *= keep[c];
+            else
+                for (int64_t c = 0; c < cols; ++c) wr[c] *= keep[c];
+            continue;
+        }
+        uint16_t *wr = (uint16_t *)w + base;
+        for (int64_t c = 0; c < cols; ++c) {
+            const int64_t i = off ? off[c] : c;
+            if (keep[c] == 0.0f)
+                wr[i] = dt == DT_F16 ? zero16(wr[i], 0x7C00u, 0x3FFu, 0x200u, 0xFE00u)
+                                     : zero16(wr[i], 0x7F80u, 0x7Fu, 0x40u, 0xFFC0u);
         }
     }
 }
@@ -515,14 +532,22 @@ static PyObject *py_zero_blocks(PyObject *self, PyObject *args) {
     int dt, threads;
     if (!PyArg_ParseTuple(args, "KiKLLKLLi", &w, &dt, &pruned, &rows, &cols, &off, &bn, &bm, &threads))
         return NULL;
+    int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    #pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; ++t)
+    #pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(| : failed)
+    for (int t = 0; t < threads; ++t) {
+        float *keep = malloc((size_t)cols * sizeof(float));
+        if (keep == NULL) {
+            failed = 1;
+            continue;
+        }
         zero_blocks((void *)(uintptr_t)w, dt, (const uint8_t *)(uintptr_t)pruned, (int64_t)cols,
                     (const int64_t *)(uintptr_t)off, (int64_t)bn, (int64_t)bm, share(rows, t, threads),
-                    share(rows, t + 1, threads));
+                    share(rows, t + 1, threads), keep);
+        free(keep);
+    }
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    return PyLong_FromLong(failed ? -1 : 0);
 }
 
 static PyMethodDef methods[] = {
@@ -549,7 +574,7 @@ static PyMethodDef methods[] = {
      "the bn x bm block scores of the 2-D view, stored or accumulated; 0, or -1 when out of memory (addresses)"},
     {"zero_blocks", py_zero_blocks, METH_VARARGS,
      "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, threads): w *= 0 in the pruned bn x bm blocks of "
-     "the 2-D view (addresses)"},
+     "the 2-D view; 0, or -1 when out of memory (addresses)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -126,7 +126,7 @@ def zero_blocks(weight: torch.Tensor, pruned: torch.Tensor, block: tuple[int, in
     if pruned.dtype != torch.bool or pruned.device.type != "cpu" or not pruned.is_contiguous():
         return False
     offsets = column_offsets(tuple(weight.shape))
-    kernels.call(
+    failed = kernels.call(  # out of memory midway: the caller's multiply zeroes the rest alike
         "zero_blocks",
         weight.data_ptr(),
         _DTYPES[weight.dtype],
@@ -138,7 +138,7 @@ def zero_blocks(weight: torch.Tensor, pruned: torch.Tensor, block: tuple[int, in
         bm,
         kernels.threads(weight.numel(), rows),
     )
-    return True
+    return not failed
 
 
 def _fits(t: torch.Tensor) -> bool:

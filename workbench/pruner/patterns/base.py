@@ -108,6 +108,12 @@ class BasePattern(abc.ABC):
         kernel can compute alike. ``None`` here: no such reduction."""
         return None
 
+    def score_block(self, name: str) -> tuple[tuple[int, int], str] | None:
+        """``((N, M), how)`` when :meth:`reduce` stores one score per N x M block of the 2-D view,
+        its elements' scores reduced by ``how`` as ``_backend.reduce_blocks`` does (1 x 1: the
+        element scores): what the compiled block scores compute alike. ``None`` here."""
+        return None
+
     @abc.abstractmethod
     def unit_scores(
         self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
@@ -172,12 +178,18 @@ class BasePattern(abc.ABC):
 
     def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
         """Zero what a compiled kernel can, in place; returns those layers' names. Here: layers
-        with element-level masks (patterns with other kernels extend this)."""
-        return {
-            name
-            for name, mask in pruned.items()
-            if mask.numel() == weights[name].numel() and _backend.zero_by_mask(weights[name], self.expand(name, mask))
-        }
+        with element-level masks of the weight's shape or of its 2-D view (patterns with other
+        kernels extend this)."""
+        zeroed = set()
+        for name, mask in pruned.items():
+            weight, layout = weights[name], self.layouts[name]
+            if mask.numel() != weight.numel():
+                continue
+            if _backend.zero_by_mask(weight, self.expand(name, mask)) or _backend.zero_blocks(
+                weight, mask.reshape(layout.rows, layout.cols), (1, 1)
+            ):
+                zeroed.add(name)
+        return zeroed
 
     @abc.abstractmethod
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
