@@ -170,3 +170,25 @@ def test_masks_zero_the_reference_on_either_path(kernel_path, pattern, layer, dt
     want = layout.to_2d(before) * ~layout.to_2d(p.expand("l", masks["l"]))
     assert torch.equal(layout.to_2d(weight), want)
     assert 0.4 < float((weight == 0).float().mean()) < 0.6
+
+
+@pytest.mark.skipif(not _backend.kernels_available(), reason="C kernels not built (no compiler?)")
+@pytest.mark.parametrize("threads", [2, 3, 7])
+@pytest.mark.parametrize(
+    "shape, block",
+    [((12, 5, 3, 3), (2, 1)), ((12, 5, 3, 3), (12, 1)), ((12, 5, 3, 3), (1, 45)), ((6, 10), (3, 2)), ((2, 9), (2, 3))],
+)
+def test_block_results_do_not_depend_on_how_the_work_is_shared(monkeypatch, threads, shape, block):
+    """Shares of block rows, or of block columns where there are fewer block rows than threads
+    (channelx1), in the weight's order or the view's, give the reference's scores and masks."""
+    monkeypatch.setattr(_backend.kernels, "SPLIT", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    layout = Layout(shape)
+    w, g = _weight(shape, torch.float32, threads), _weight(shape, torch.float32, threads + 1)
+    for how in blocks.REDUCTIONS:
+        got = _backend.block_scores(w, g, "snip", block, how)
+        assert torch.equal(got, reference.block_scores(layout.to_2d(w), layout.to_2d(g), "snip", block, how))
+    pruned = torch.rand(layout.rows // block[0], layout.cols // block[1]) < 0.5
+    want = reference.zero_blocks(layout.to_2d(w), pruned, block)
+    assert _backend.zero_blocks(w, pruned, block)
+    assert torch.equal(layout.to_2d(w), want)

@@ -212,54 +212,97 @@ static inline float element(const void *w, const void *g, int dt, int el, int64_
     }
 }
 
-static inline void element_row_of(float *e, const void *w, const void *g, int dt, int el, int64_t base,
-                                  const int64_t *off, int64_t n) {
-    if (off)
-        for (int64_t c = 0; c < n; ++c) e[c] = element(w, g, dt, el, base + off[c]);
-    else
-        for (int64_t c = 0; c < n; ++c) e[c] = element(w, g, dt, el, base + c);
+enum { OP_STORE = 0, OP_ADD = 1, OP_MAX = 2 };
+
+/* torch.maximum: NaN if either is NaN. */
+static inline float max_nan(float acc, float v) { return (acc > v || acc != acc) ? acc : v; }
+
+static inline float combine(float a, float v, int op) {
+    return op == OP_STORE ? v : (op == OP_ADD ? a + v : max_nan(a, v));
 }
 
-/* e[0..n) = the element scores at base + off[c] (or base + c): one loop per dtype and kind. */
+static inline void element_row_of(float *e, const void *w, const void *g, int dt, int el, int op, int64_t base,
+                                  const int64_t *off, int64_t n) {
+    if (off)
+        for (int64_t c = 0; c < n; ++c) e[c] = combine(e[c], element(w, g, dt, el, base + off[c]), op);
+    else
+        for (int64_t c = 0; c < n; ++c) e[c] = combine(e[c], element(w, g, dt, el, base + c), op);
+}
+
+/* e[c] = op(e[c], the element score at base + off[c] (or base + c)), c < n: one loop per dtype,
+ * kind and op. */
 VECTOR_CLONES
-static void element_row(float *e, const void *w, const void *g, int dt, int el, int64_t base, const int64_t *off,
-                        int64_t n) {
-#define ROW_CASE(d, k) case (d) * 4 + (k): element_row_of(e, w, g, d, k, base, off, n); return;
-    switch (dt * 4 + el) {
+static void element_row(float *e, const void *w, const void *g, int dt, int el, int op, int64_t base,
+                        const int64_t *off, int64_t n) {
+#define ROW_OP(d, k, o) case ((d) * 4 + (k)) * 3 + (o): element_row_of(e, w, g, d, k, o, base, off, n); return;
+#define ROW_CASE(d, k) ROW_OP(d, k, 0) ROW_OP(d, k, 1) ROW_OP(d, k, 2)
+    switch ((dt * 4 + el) * 3 + op) {
     ROW_CASE(0, 0) ROW_CASE(0, 1) ROW_CASE(0, 2) ROW_CASE(0, 3)
     ROW_CASE(1, 0) ROW_CASE(1, 1) ROW_CASE(1, 2) ROW_CASE(1, 3)
     ROW_CASE(2, 0) ROW_CASE(2, 1) ROW_CASE(2, 2) ROW_CASE(2, 3)
     default: return;
     }
 #undef ROW_CASE
+#undef ROW_OP
 }
 
-/* torch.maximum: NaN if either is NaN. */
-static inline float max_nan(float acc, float v) { return (acc > v || acc != acc) ? acc : v; }
+/* Store or accumulate the finished block scores v[0..n) at s[at[cb]] (or s[cb]). */
+static void finish(float *s, const float *v, const int64_t *at, int64_t n, int how, float count, int accumulate,
+                   float alpha, float beta) {
+    for (int64_t cb = 0; cb < n; ++cb) {
+        float x = how == RED_MEAN ? v[cb] / count : v[cb];
+        float *dst = s + (at ? at[cb] : cb);
+        if (!accumulate) {
+            *dst = x;
+            continue;
+        }
+        if (beta != 1.0f)
+            x *= beta;
+        *dst = fmaf(*dst, alpha, x);
+    }
+}
 
 /* Scores of the blocks [br_lo, br_hi) x [cb_lo, cb_hi) of bn x bm: each block's element scores
  * combined row by row, left to right (reference.reduce_blocks), the sum divided by bn * bm for
- * "mean"; then stored, or (accumulate) times beta and added as fmaf(s, alpha, v). `e` holds a
- * tile row of element scores, `acc` a tile row of block scores. */
+ * "mean"; then stored, or (accumulate) times beta and added as fmaf(s, alpha, v). `acc` holds a
+ * tile row of block scores, `e` a tile row of element scores (bm > 1), or `e` holds 8 rows of
+ * them where a block is one whole row (1xchannel: 8 rows are summed side by side).
+ *
+ * Nx1 blocks (bm == 1) do not mix columns, so with an offset table (a Conv weight) they are read
+ * in the weight's own order, contiguously, and each score is written to its view column inv[q]. */
 VECTOR_CLONES
 static void block_scores(float *s, const void *w, const void *g, int dt, int el, int how, int accumulate, float alpha,
-                         float beta, int64_t cols, const int64_t *off, int64_t bn, int64_t bm, int64_t br_lo,
-                         int64_t br_hi, int64_t cb_lo, int64_t cb_hi, float *e, float *acc) {
+                         float beta, int64_t cols, const int64_t *off, const int64_t *inv, int64_t bn, int64_t bm,
+                         int64_t br_lo, int64_t br_hi, int64_t cb_lo, int64_t cb_hi, float *e, float *acc) {
     const int64_t ncb = cols / bm, width = cb_hi - cb_lo, c0 = cb_lo * bm;
     const float count = (float)(bn * bm);
+    const int op = how == RED_MAX ? OP_MAX : OP_ADD;
+    if (bn == 1 && width == 1) { /* whole rows: 8 independent running sums instead of one chain */
+        for (int64_t r0 = br_lo; r0 < br_hi; r0 += 8) {
+            const int64_t k = br_hi - r0 < 8 ? br_hi - r0 : 8;
+            for (int64_t r = 0; r < k; ++r)
+                element_row(e + r * bm, w, g, dt, el, OP_STORE, (r0 + r) * cols + (off ? 0 : c0),
+                            off ? off + c0 : NULL, bm);
+            for (int64_t r = 0; r < k; ++r) acc[r] = e[r * bm];
+            for (int64_t j = 1; j < bm; ++j)
+                for (int64_t r = 0; r < k; ++r) acc[r] = combine(acc[r], e[r * bm + j], op);
+            for (int64_t r = 0; r < k; ++r)
+                finish(s + (r0 + r) * ncb + cb_lo, acc + r, NULL, 1, how, count, accumulate, alpha, beta);
+        }
+        return;
+    }
+    const int native = bm == 1 && inv != NULL;
     for (int64_t br = br_lo; br < br_hi; ++br) {
         for (int64_t i = 0; i < bn; ++i) {
             const int64_t base = (br * bn + i) * cols;
-            if (off)
-                element_row(e, w, g, dt, el, base, off + c0, width * bm);
-            else
-                element_row(e, w, g, dt, el, base + c0, NULL, width * bm);
-            if (width == 1) { /* one block across the tile (1xchannel): a plain running sum */
-                float a = i == 0 ? e[0] : (how == RED_MAX ? max_nan(acc[0], e[0]) : acc[0] + e[0]);
-                for (int64_t j = 1; j < bm; ++j) a = how == RED_MAX ? max_nan(a, e[j]) : a + e[j];
-                acc[0] = a;
+            if (bm == 1) { /* straight into the block scores */
+                if (off && !native)
+                    element_row(acc, w, g, dt, el, i == 0 ? OP_STORE : op, base, off + c0, width);
+                else
+                    element_row(acc, w, g, dt, el, i == 0 ? OP_STORE : op, base + c0, NULL, width);
                 continue;
             }
+            element_row(e, w, g, dt, el, OP_STORE, off ? base : base + c0, off ? off + c0 : NULL, width * bm);
             /* column j of every block in turn: each block still adds row by row, left to right */
             for (int64_t j = 0; j < bm; ++j) {
                 const float *ej = e + j;
@@ -271,17 +314,8 @@ static void block_scores(float *s, const void *w, const void *g, int dt, int el,
                     for (int64_t cb = 0; cb < width; ++cb) acc[cb] += ej[cb * bm];
             }
         }
-        float *sr = s + br * ncb + cb_lo;
-        for (int64_t cb = 0; cb < width; ++cb) {
-            float v = how == RED_MEAN ? acc[cb] / count : acc[cb];
-            if (!accumulate) {
-                sr[cb] = v;
-                continue;
-            }
-            if (beta != 1.0f)
-                v *= beta;
-            sr[cb] = fmaf(sr[cb], alpha, v);
-        }
+        finish(s + br * ncb + (native ? 0 : cb_lo), acc, native ? inv + cb_lo : NULL, width, how, count, accumulate,
+               alpha, beta);
     }
 }
 
@@ -302,7 +336,8 @@ static inline void expand_keep(float *keep, const uint8_t *pr, int64_t ncb, int6
 
 /* Zero the view's rows [r_lo, r_hi) where their bn x bm block is pruned, as multiplying by the
  * 0/1 keep mask does: `keep` (cols floats) holds the expanded keep row of the current block row,
- * so the mask is read without branches and the multiply runs over contiguous columns. */
+ * in the weight's own column order, so the mask is read without branches and the multiply runs
+ * over contiguous memory. */
 VECTOR_CLONES
 static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
                         int64_t bm, int64_t r_lo, int64_t r_hi, float *keep) {
@@ -310,6 +345,10 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
     for (int64_t r = r_lo; r < r_hi; ++r) {
         if (r == r_lo || r % bn == 0) {
             const uint8_t *pr = pruned + (r / bn) * ncb;
+            if (off) /* in the weight's own order, so that the multiply below runs contiguously */
+                for (int64_t cb = 0; cb < ncb; ++cb)
+                    for (int64_t j = 0; j < bm; ++j) keep[off[cb * bm + j]] = pr[cb] ? 0.0f : 1.0f;
+            else
             switch (bm) { /* constant block widths unroll */
             case 1: expand_keep(keep, pr, ncb, 1); break;
             case 2: expand_keep(keep, pr, ncb, 2); break;
@@ -320,19 +359,14 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
         const int64_t base = r * cols;
         if (dt == DT_F32) {
             float *wr = (float *)w + base;
-            if (off)
-                for (int64_t c = 0; c < cols; ++c) wr[off[c]] *= keep[c];
-            else
-                for (int64_t c = 0; c < cols; ++c) wr[c] *= keep[c];
+            for (int64_t c = 0; c < cols; ++c) wr[c] *= keep[c];
             continue;
         }
         uint16_t *wr = (uint16_t *)w + base;
-        for (int64_t c = 0; c < cols; ++c) {
-            const int64_t i = off ? off[c] : c;
+        for (int64_t c = 0; c < cols; ++c)
             if (keep[c] == 0.0f)
-                wr[i] = dt == DT_F16 ? zero16(wr[i], 0x7C00u, 0x3FFu, 0x200u, 0xFE00u)
-                                     : zero16(wr[i], 0x7F80u, 0x7Fu, 0x40u, 0xFFC0u);
-        }
+                wr[c] = dt == DT_F16 ? zero16(wr[c], 0x7C00u, 0x3FFu, 0x200u, 0xFE00u)
+                                     : zero16(wr[c], 0x7F80u, 0x7Fu, 0x40u, 0xFFC0u);
     }
 }
 
@@ -494,12 +528,12 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
 /* Shares cut the block rows, or, with fewer block rows than threads (channelx1), the block
  * columns; each thread mallocs its tile rows. Returns -1 where an allocation failed. */
 static PyObject *py_block_scores(PyObject *self, PyObject *args) {
-    unsigned long long s, w, g, off;
+    unsigned long long s, w, g, off, inv;
     long long rows, cols, bn, bm;
     int dt, el, how, accumulate, threads;
     float alpha, beta;
-    if (!PyArg_ParseTuple(args, "KKKiiipffLLKLLi", &s, &w, &g, &dt, &el, &how, &accumulate, &alpha, &beta, &rows,
-                          &cols, &off, &bn, &bm, &threads))
+    if (!PyArg_ParseTuple(args, "KKKiiipffLLKKLLi", &s, &w, &g, &dt, &el, &how, &accumulate, &alpha, &beta, &rows,
+                          &cols, &off, &inv, &bn, &bm, &threads))
         return NULL;
     const int64_t nbr = rows / bn, ncb = cols / bm;
     const int by_rows = nbr >= threads;
@@ -512,14 +546,15 @@ static PyObject *py_block_scores(PyObject *self, PyObject *args) {
         const int64_t width = cb_hi - cb_lo;
         if (width <= 0 || br_hi <= br_lo)
             continue;
-        float *buf = malloc((size_t)(width * bm + width) * sizeof(float));
+        float *buf = malloc((size_t)(8 * width * bm + width + 8) * sizeof(float));
         if (buf == NULL) {
             failed = 1;
             continue;
         }
         block_scores((float *)(uintptr_t)s, (const void *)(uintptr_t)w, (const void *)(uintptr_t)g, dt, el, how,
-                     accumulate, alpha, beta, (int64_t)cols, (const int64_t *)(uintptr_t)off, (int64_t)bn,
-                     (int64_t)bm, br_lo, br_hi, cb_lo, cb_hi, buf, buf + width * bm);
+                     accumulate, alpha, beta, (int64_t)cols, (const int64_t *)(uintptr_t)off,
+                     (const int64_t *)(uintptr_t)inv, (int64_t)bn, (int64_t)bm, br_lo, br_hi, cb_lo, cb_hi, buf,
+                     buf + 8 * width * bm);
         free(buf);
     }
     Py_END_ALLOW_THREADS
@@ -570,7 +605,7 @@ static PyMethodDef methods[] = {
      "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
      "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
     {"block_scores", py_block_scores, METH_VARARGS,
-     "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, bn, bm, threads): "
+     "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, bn, bm, threads): "
      "the bn x bm block scores of the 2-D view, stored or accumulated; 0, or -1 when out of memory (addresses)"},
     {"zero_blocks", py_zero_blocks, METH_VARARGS,
      "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, threads): w *= 0 in the pruned bn x bm blocks of "

@@ -44,16 +44,23 @@ def view_shape(shape: tuple[int, ...] | torch.Size) -> tuple[int, int]:
 @lru_cache(maxsize=64)
 def column_offsets(shape: tuple[int, ...]) -> torch.Tensor | None:
     """Where column ``c`` of the channels-last 2-D view sits within a row of a contiguous
-    ``[out, in, *kernel]`` weight (``None`` for 2-D weights, whose view is the weight).
+    ``[out, in, *kernel]`` weight (``None`` where the view is the weight: 2-D weights, 1x1 kernels).
 
     Example:
         >>> column_offsets((1, 2, 3)).tolist()  # view column k * in + i is weight [0, i, k]
         [0, 3, 1, 4, 2, 5]
     """
-    if len(shape) <= 2:
-        return None
     inputs, kernel = shape[1], view_shape(shape[1:])[1]
+    if len(shape) <= 2 or kernel == 1:
+        return None
     return (torch.arange(inputs) * kernel + torch.arange(kernel).view(-1, 1)).reshape(-1).contiguous()
+
+
+@lru_cache(maxsize=64)
+def view_columns(shape: tuple[int, ...]) -> torch.Tensor | None:
+    """The inverse of :func:`column_offsets`: the view column of each position in a weight row."""
+    offsets = column_offsets(shape)
+    return None if offsets is None else torch.argsort(offsets).contiguous()
 
 
 def block_scores(
@@ -91,7 +98,7 @@ def block_scores(
         out = torch.empty(grid)
     elif tuple(out.shape) != grid or out.dtype != torch.float32 or out.device.type != "cpu" or not out.is_contiguous():
         return None
-    offsets = column_offsets(tuple(weight.shape))
+    offsets, columns = column_offsets(tuple(weight.shape)), view_columns(tuple(weight.shape))
     failed = kernels.call(
         "block_scores",
         out.data_ptr(),
@@ -106,6 +113,7 @@ def block_scores(
         rows,
         cols,
         0 if offsets is None else offsets.data_ptr(),
+        0 if columns is None else columns.data_ptr(),
         bn,
         bm,
         kernels.threads(weight.numel(), max(grid[0], grid[1])),
