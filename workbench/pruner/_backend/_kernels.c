@@ -342,9 +342,14 @@ VECTOR_CLONES
 static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
                         int64_t bm, int64_t r_lo, int64_t r_hi, float *keep) {
     const int64_t ncb = cols / bm;
+    int any = 0; /* whether the current block row prunes anything (else its rows stay as they are) */
     for (int64_t r = r_lo; r < r_hi; ++r) {
         if (r == r_lo || r % bn == 0) {
             const uint8_t *pr = pruned + (r / bn) * ncb;
+            any = 0;
+            for (int64_t cb = 0; cb < ncb; ++cb) any |= pr[cb];
+            if (!any)
+                continue;
             if (off) /* in the weight's own order, so that the multiply below runs contiguously */
                 for (int64_t cb = 0; cb < ncb; ++cb)
                     for (int64_t j = 0; j < bm; ++j) keep[off[cb * bm + j]] = pr[cb] ? 0.0f : 1.0f;
@@ -356,6 +361,8 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
             default: expand_keep(keep, pr, ncb, bm);
             }
         }
+        if (!any)
+            continue;
         const int64_t base = r * cols;
         if (dt == DT_F32) {
             float *wr = (float *)w + base;
