@@ -183,27 +183,28 @@ static inline float bits_to_float(uint32_t b) {
     return f;
 }
 
-/* IEEE half to float, exactly (subnormals, infinities and NaN included), where the compiler has
- * no _Float16. */
-static inline __attribute__((unused)) float f16_to_f32(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7FFFu;
-    if (em >= 0x7C00u)
-        return bits_to_float(sign | 0x7F800000u | ((em & 0x3FFu) << 13));
-    if (em >= 0x400u)
-        return bits_to_float(sign | ((em << 13) + 0x38000000u));
-    const float f = (float)em * 5.9604644775390625e-8f; /* subnormal: em * 2^-24, exact */
-    return sign ? -f : f;
+static inline uint32_t float_to_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+/* IEEE half to float, exactly (subnormals, infinities and NaN included), without branches so
+ * that loops over it vectorise: the exponent is rebiased, infinities and NaN moved to the top
+ * exponent, and subnormals scaled by a float subtraction (2^-14 * (1 + m/1024) - 2^-14). */
+static inline float f16_to_f32(uint16_t h) {
+    const uint32_t o = (uint32_t)(h & 0x7FFFu) << 13, exp = o & 0x0F800000u;
+    const uint32_t big = exp == 0x0F800000u ? o + 0x70000000u : o + 0x38000000u;
+    const float sub = bits_to_float(o + 0x38800000u) - bits_to_float(0x38800000u);
+    const uint32_t magnitude = exp == 0 ? float_to_bits(sub) : big;
+    return bits_to_float(magnitude | ((uint32_t)(h & 0x8000u) << 16));
 }
 
 static inline float load(const void *p, int dt, int64_t i) {
     if (dt == DT_F32)
         return ((const float *)p)[i];
     if (dt == DT_F16)
-#if defined(__FLT16_MANT_DIG__) /* GCC >= 12 on x86-64: the F16C conversion, vectorised */
-        return (float)((const _Float16 *)p)[i];
-#else
         return f16_to_f32(((const uint16_t *)p)[i]);
-#endif
     return bits_to_float((uint32_t)((const uint16_t *)p)[i] << 16);
 }
 
