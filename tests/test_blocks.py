@@ -207,3 +207,20 @@ def test_every_float16_value_is_read_exactly(kernel_path):
     want = halves.float()
     assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.nan_to_num(), want.nan_to_num())
     assert torch.equal(got.signbit() & ~got.isnan(), want.signbit() & ~want.isnan())
+
+
+@SETTINGS
+@given(data=st.data(), shape=_SHAPES, seed=st.integers(0, 10_000))
+def test_weight_order_masks_are_the_expanded_masks(kernel_path, data, shape, seed):
+    layout = Layout(shape)
+    block = (_divisor(data, layout.rows, "n"), _divisor(data, layout.cols, "m"))
+    gen = torch.Generator().manual_seed(seed)
+    pruned = torch.rand(layout.rows // block[0], layout.cols // block[1], generator=gen) < 0.5
+    if data.draw(st.booleans(), label="some block rows prune nothing"):
+        pruned[::2] = False
+    got = _backend.weight_order_mask(pruned, shape, block)
+    if kernel_path != "kernels":
+        assert got is None
+        return
+    full = pruned.repeat_interleave(block[0], dim=0).repeat_interleave(block[1], dim=1)
+    assert got.is_contiguous() and torch.equal(got, layout.from_2d(full))

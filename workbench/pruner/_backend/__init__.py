@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from . import kernels
-from .blocks import block_scores, zero_blocks
+from .blocks import block_scores, weight_order_mask, zero_blocks
 from .groups import lowest_n_per_group, mask_groups
 from .selection import lowest_mask, select_lowest
 from .workspace import Workspace
@@ -43,6 +43,7 @@ __all__ = [
     "reduce_blocks",
     "row_order_blocks",
     "select_lowest",
+    "weight_order_mask",
     "zero_blocks",
     "zero_by_mask",
 ]

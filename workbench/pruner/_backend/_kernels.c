@@ -346,7 +346,7 @@ static inline void expand_keep(float *keep, const uint8_t *pr, int64_t ncb, int6
  * over contiguous memory. */
 VECTOR_CLONES
 static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
-                        int64_t bm, int64_t r_lo, int64_t r_hi, float *keep) {
+                        int64_t bm, int64_t r_lo, int64_t r_hi, float *keep, uint8_t *out) {
     const int64_t ncb = cols / bm;
     int any = 0; /* whether the current block row prunes anything (else its rows stay as they are) */
     for (int64_t r = r_lo; r < r_hi; ++r) {
@@ -354,8 +354,11 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
             const uint8_t *pr = pruned + (r / bn) * ncb;
             any = 0;
             for (int64_t cb = 0; cb < ncb; ++cb) any |= pr[cb];
-            if (!any)
+            if (!any) {
+                if (out)
+                    memset(out + r * cols, 0, (size_t)cols);
                 continue;
+            }
             if (off) /* in the weight's own order, so that the multiply below runs contiguously */
                 for (int64_t cb = 0; cb < ncb; ++cb)
                     for (int64_t j = 0; j < bm; ++j) keep[off[cb * bm + j]] = pr[cb] ? 0.0f : 1.0f;
@@ -367,9 +370,16 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
             default: expand_keep(keep, pr, ncb, bm);
             }
         }
-        if (!any)
-            continue;
         const int64_t base = r * cols;
+        if (!any) {
+            if (out)
+                memset(out + base, 0, (size_t)cols);
+            continue;
+        }
+        if (out) { /* the pruned mask in the weight's order instead of zeroing */
+            for (int64_t c = 0; c < cols; ++c) out[base + c] = keep[c] == 0.0f;
+            continue;
+        }
         if (dt == DT_F32) {
             float *wr = (float *)w + base;
             for (int64_t c = 0; c < cols; ++c) wr[c] *= keep[c];
@@ -575,10 +585,10 @@ static PyObject *py_block_scores(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_zero_blocks(PyObject *self, PyObject *args) {
-    unsigned long long w, pruned, off;
+    unsigned long long w, pruned, off, out;
     long long rows, cols, bn, bm;
     int dt, threads;
-    if (!PyArg_ParseTuple(args, "KiKLLKLLi", &w, &dt, &pruned, &rows, &cols, &off, &bn, &bm, &threads))
+    if (!PyArg_ParseTuple(args, "KiKLLKLLKi", &w, &dt, &pruned, &rows, &cols, &off, &bn, &bm, &out, &threads))
         return NULL;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -591,7 +601,7 @@ static PyObject *py_zero_blocks(PyObject *self, PyObject *args) {
         }
         zero_blocks((void *)(uintptr_t)w, dt, (const uint8_t *)(uintptr_t)pruned, (int64_t)cols,
                     (const int64_t *)(uintptr_t)off, (int64_t)bn, (int64_t)bm, share(rows, t, threads),
-                    share(rows, t + 1, threads), keep);
+                    share(rows, t + 1, threads), keep, (uint8_t *)(uintptr_t)out);
         free(keep);
     }
     Py_END_ALLOW_THREADS
@@ -621,8 +631,9 @@ static PyMethodDef methods[] = {
      "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, bn, bm, threads): "
      "the bn x bm block scores of the 2-D view, stored or accumulated; 0, or -1 when out of memory (addresses)"},
     {"zero_blocks", py_zero_blocks, METH_VARARGS,
-     "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, threads): w *= 0 in the pruned bn x bm blocks of "
-     "the 2-D view; 0, or -1 when out of memory (addresses)"},
+     "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, out, threads): w *= 0 in the pruned bn x bm blocks "
+     "of the 2-D view, or (out) out = the pruned mask in the weight's order; 0, or -1 when out of memory "
+     "(addresses)"},
     {NULL, NULL, 0, NULL},
 };
 

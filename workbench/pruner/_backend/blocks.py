@@ -144,9 +144,39 @@ def zero_blocks(weight: torch.Tensor, pruned: torch.Tensor, block: tuple[int, in
         0 if offsets is None else offsets.data_ptr(),
         bn,
         bm,
+        0,
         kernels.threads(weight.numel(), rows),
     )
     return not failed
+
+
+def weight_order_mask(pruned: torch.Tensor, shape: tuple[int, ...], block: tuple[int, int]) -> torch.Tensor | None:
+    """The bool mask of a weight of ``shape`` (contiguous, in the weight's own order) that sets
+    the elements of each ``block`` set in ``pruned`` (``[rows // N, cols // M]``): what
+    ``layout.from_2d(expanded mask).contiguous()`` gives, in one pass. ``None`` where the kernels
+    do not take it."""
+    rows, cols = view_shape(shape)
+    bn, bm = block
+    if not kernels.available() or len(shape) < 2 or rows % bn or cols % bm or rows * cols == 0:
+        return None
+    if tuple(pruned.shape) != (rows // bn, cols // bm) or pruned.dtype != torch.bool or not pruned.is_contiguous():
+        return None
+    out = torch.empty(shape, dtype=torch.bool)
+    offsets = column_offsets(tuple(shape))
+    failed = kernels.call(
+        "zero_blocks",
+        0,
+        0,
+        pruned.data_ptr(),
+        rows,
+        cols,
+        0 if offsets is None else offsets.data_ptr(),
+        bn,
+        bm,
+        out.data_ptr(),
+        kernels.threads(rows * cols, rows),
+    )
+    return None if failed else out
 
 
 def _fits(t: torch.Tensor) -> bool:

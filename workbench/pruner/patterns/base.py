@@ -195,7 +195,9 @@ class BasePattern(abc.ABC):
                 continue
             cached = factors.get(name)
             if cached is None or cached.dtype != torch.bool:
-                cached = factors[name] = self.expand(name, mask).contiguous()
+                block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
+                fast = None if block is None else _backend.weight_order_mask(mask, tuple(weight.shape), block)
+                cached = factors[name] = self.expand(name, mask).contiguous() if fast is None else fast
             if _backend.zero_by_mask(weight, cached):
                 done.add(name)
         return done
