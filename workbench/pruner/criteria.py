@@ -124,10 +124,8 @@ class PruningCriterion:
     ) -> torch.Tensor | None:
         """The layer's scores from one compiled pass (:func:`_backend.block_scores`), or ``None``
         where it does not apply (a pattern without block scores, bfloat16 scores, no kernels)."""
-        if self.element_level or self.pattern is None:
-            block = ((1, 1), "sum")
-        else:
-            block = self.pattern.score_block(name)
+        whole = self.element_level or self.pattern is None
+        block = ((1, 1), "sum") if whole else self.pattern.score_block(name)
         if block is None or self.dtype != torch.float32:
             return None
         (bn, bm), how = block
