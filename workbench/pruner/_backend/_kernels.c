@@ -348,6 +348,7 @@ VECTOR_CLONES
 static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
                         int64_t bm, int64_t r_lo, int64_t r_hi, float *keep, uint8_t *out) {
     const int64_t ncb = cols / bm;
+    const int whole_rows = ncb == 1 && dt == DT_F32 && out == NULL; /* 1xchannel: no keep row needed */
     int any = 0; /* whether the current block row prunes anything (else its rows stay as they are) */
     for (int64_t r = r_lo; r < r_hi; ++r) {
         if (r == r_lo || r % bn == 0) {
@@ -359,7 +360,9 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
                     memset(out + r * cols, 0, (size_t)cols);
                 continue;
             }
-            if (off) /* in the weight's own order, so that the multiply below runs contiguously */
+            if (whole_rows)
+                ;
+            else if (off) /* in the weight's own order, so that the multiply below runs contiguously */
                 for (int64_t cb = 0; cb < ncb; ++cb)
                     for (int64_t j = 0; j < bm; ++j) keep[off[cb * bm + j]] = pr[cb] ? 0.0f : 1.0f;
             else
@@ -374,6 +377,11 @@ static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, co
         if (!any) {
             if (out)
                 memset(out + base, 0, (size_t)cols);
+            continue;
+        }
+        if (whole_rows) {
+            float *wr = (float *)w + base;
+            for (int64_t c = 0; c < cols; ++c) wr[c] *= 0.0f;
             continue;
         }
         if (out) { /* the pruned mask in the weight's order instead of zeroing */
