@@ -290,8 +290,15 @@ static void block_scores(float *s, const void *w, const void *g, int dt, int el,
                 element_row(e + r * bm, w, g, dt, el, OP_STORE, (r0 + r) * cols + (off ? 0 : c0),
                             off ? off + c0 : NULL, bm);
             for (int64_t r = 0; r < k; ++r) acc[r] = e[r * bm];
-            for (int64_t j = 1; j < bm; ++j)
-                for (int64_t r = 0; r < k; ++r) acc[r] = combine(acc[r], e[r * bm + j], op);
+            if (k == 8 && op == OP_ADD) { /* eight independent chains, unrolled */
+                float a[8];
+                for (int r = 0; r < 8; ++r) a[r] = acc[r];
+                for (int64_t j = 1; j < bm; ++j)
+                    for (int r = 0; r < 8; ++r) a[r] += e[r * bm + j];
+                for (int r = 0; r < 8; ++r) acc[r] = a[r];
+            } else
+                for (int64_t j = 1; j < bm; ++j)
+                    for (int64_t r = 0; r < k; ++r) acc[r] = combine(acc[r], e[r * bm + j], op);
             for (int64_t r = 0; r < k; ++r)
                 finish(s + (r0 + r) * ncb + cb_lo, acc + r, NULL, 1, how, count, accumulate, alpha, beta);
         }
