@@ -252,6 +252,27 @@ static void element_row(float *e, const void *w, const void *g, int dt, int el, 
 #undef ROW_OP
 }
 
+static inline void element_row_conv_of(float *e, const void *w, const void *g, int dt, int el, int64_t base,
+                                       int64_t inputs, int64_t kernel) {
+    for (int64_t k = 0; k < kernel; ++k)
+        for (int64_t i = 0; i < inputs; ++i) e[k * inputs + i] = element(w, g, dt, el, base + i * kernel + k);
+}
+
+/* A whole row of a Conv weight's channels-last view (column k * inputs + i at i * kernel + k),
+ * with the offsets computed instead of loaded from the table. */
+VECTOR_CLONES
+static void element_row_conv(float *e, const void *w, const void *g, int dt, int el, int64_t base, int64_t inputs,
+                             int64_t kernel) {
+#define CONV_CASE(d, k) case (d) * 4 + (k): element_row_conv_of(e, w, g, d, k, base, inputs, kernel); return;
+    switch (dt * 4 + el) {
+    CONV_CASE(0, 0) CONV_CASE(0, 1) CONV_CASE(0, 2) CONV_CASE(0, 3)
+    CONV_CASE(1, 0) CONV_CASE(1, 1) CONV_CASE(1, 2) CONV_CASE(1, 3)
+    CONV_CASE(2, 0) CONV_CASE(2, 1) CONV_CASE(2, 2) CONV_CASE(2, 3)
+    default: return;
+    }
+#undef CONV_CASE
+}
+
 /* Store or accumulate the finished block scores v[0..n) at s[at[cb]] (or s[cb]). */
 static void finish(float *s, const float *v, const int64_t *at, int64_t n, int how, float count, int accumulate,
                    float alpha, float beta) {
@@ -278,8 +299,8 @@ static void finish(float *s, const float *v, const int64_t *at, int64_t n, int h
  * in the weight's own order, contiguously, and each score is written to its view column inv[q]. */
 VECTOR_CLONES
 static void block_scores(float *s, const void *w, const void *g, int dt, int el, int how, int accumulate, float alpha,
-                         float beta, int64_t cols, const int64_t *off, const int64_t *inv, int64_t bn, int64_t bm,
-                         int64_t br_lo, int64_t br_hi, int64_t cb_lo, int64_t cb_hi, float *e, float *acc) {
+                         float beta, int64_t cols, const int64_t *off, const int64_t *inv, int64_t inputs, int64_t bn,
+                         int64_t bm, int64_t br_lo, int64_t br_hi, int64_t cb_lo, int64_t cb_hi, float *e, float *acc) {
     const int64_t ncb = cols / bm, width = cb_hi - cb_lo, c0 = cb_lo * bm;
     const float count = (float)(bn * bm);
     const int op = how == RED_MAX ? OP_MAX : OP_ADD;
@@ -315,7 +336,10 @@ static void block_scores(float *s, const void *w, const void *g, int dt, int el,
                     element_row(acc, w, g, dt, el, i == 0 ? OP_STORE : op, base + c0, NULL, width);
                 continue;
             }
-            element_row(e, w, g, dt, el, OP_STORE, off ? base : base + c0, off ? off + c0 : NULL, width * bm);
+            if (off && inputs > 0 && c0 == 0 && width * bm == cols) /* whole Conv rows: no table */
+                element_row_conv(e, w, g, dt, el, base, inputs, cols / inputs);
+            else
+                element_row(e, w, g, dt, el, OP_STORE, off ? base : base + c0, off ? off + c0 : NULL, width * bm);
             /* column j of every block in turn: each block still adds row by row, left to right */
             for (int64_t j = 0; j < bm; ++j) {
                 const float *ej = e + j;
@@ -567,11 +591,11 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
  * columns; each thread mallocs its tile rows. Returns -1 where an allocation failed. */
 static PyObject *py_block_scores(PyObject *self, PyObject *args) {
     unsigned long long s, w, g, off, inv;
-    long long rows, cols, bn, bm;
+    long long rows, cols, inputs, bn, bm;
     int dt, el, how, accumulate, threads;
     float alpha, beta;
-    if (!PyArg_ParseTuple(args, "KKKiiipffLLKKLLi", &s, &w, &g, &dt, &el, &how, &accumulate, &alpha, &beta, &rows,
-                          &cols, &off, &inv, &bn, &bm, &threads))
+    if (!PyArg_ParseTuple(args, "KKKiiipffLLKKLLLi", &s, &w, &g, &dt, &el, &how, &accumulate, &alpha, &beta, &rows,
+                          &cols, &off, &inv, &inputs, &bn, &bm, &threads))
         return NULL;
     const int64_t nbr = rows / bn, ncb = cols / bm;
     const int by_rows = nbr >= threads;
@@ -591,7 +615,8 @@ static PyObject *py_block_scores(PyObject *self, PyObject *args) {
         }
         block_scores((float *)(uintptr_t)s, (const void *)(uintptr_t)w, (const void *)(uintptr_t)g, dt, el, how,
                      accumulate, alpha, beta, (int64_t)cols, (const int64_t *)(uintptr_t)off,
-                     (const int64_t *)(uintptr_t)inv, (int64_t)bn, (int64_t)bm, br_lo, br_hi, cb_lo, cb_hi, buf,
+                     (const int64_t *)(uintptr_t)inv, (int64_t)inputs, (int64_t)bn, (int64_t)bm, br_lo, br_hi, cb_lo,
+                     cb_hi, buf,
                      buf + 8 * width * bm);
         free(buf);
     }
@@ -643,7 +668,8 @@ static PyMethodDef methods[] = {
      "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
      "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
     {"block_scores", py_block_scores, METH_VARARGS,
-     "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, bn, bm, threads): "
+     "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, inputs, bn, bm, "
+     "threads): "
      "the bn x bm block scores of the 2-D view, stored or accumulated; 0, or -1 when out of memory (addresses)"},
     {"zero_blocks", py_zero_blocks, METH_VARARGS,
      "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, out, threads): w *= 0 in the pruned bn x bm blocks "

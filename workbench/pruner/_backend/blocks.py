@@ -114,6 +114,7 @@ def block_scores(
         cols,
         0 if offsets is None else offsets.data_ptr(),
         0 if columns is None else columns.data_ptr(),
+        0 if offsets is None else weight.shape[1],
         bn,
         bm,
         kernels.threads(weight.numel(), max(grid[0], grid[1])),
