@@ -7,6 +7,7 @@ EXPERIMENT ?= experiments/default.yaml
 TRIALS ?=
 WORKERS ?=
 PORT ?= 5000
+BENCH_FLAGS ?=  # e.g. make bench BENCH_FLAGS="--only models --quick" (python -m tools.bench --help)
 
 SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
@@ -39,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check --quiet .
 
 bench: $(STAMP)
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.bench $(BENCH_FLAGS)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m tools.notebooks

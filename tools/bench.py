@@ -6,7 +6,17 @@ a schedule that starts at step 2, ends at step 14 and prunes every 4 steps, and 
 past the end (as many as there are non-pruning steps inside the schedule, so the after-end
 median is as steady as the non-pruning one). Dense steps and pruned steps are interleaved in one
 process, so both see the same machine state; each figure is a median over repetitions. Nothing
-here is asserted: the numbers go into the README.
+here is asserted: the numbers go into the README. Its columns: ``dense ms``, ``non-pruning ms``
+and ``pruning ms`` are median step times of the dense model and of the pruned model's steps
+inside the schedule that do not and that do update masks; ``x/dense`` divides them by the dense
+step; ``pruning-dense (dense steps)`` is what a pruning step adds, in dense steps; ``after-end/dense``
+is for the steps after the schedule (masks applied only).
+
+The ``models`` and ``sweep`` sections (a ResNet-50-shaped conv stack, a BERT-base-shaped encoder,
+and that encoder at 1/4 to 2x the weights) time the pruner's hooks apart from the rest of each
+step instead: see :mod:`tools.bench_models` for their columns. ``--only SECTION`` runs one
+section; ``--quick`` takes one repetition per measurement, shorter schedules and no 2x model (a
+few minutes for ``--only models --quick`` on two cores).
 """
 
 from __future__ import annotations
@@ -157,14 +167,20 @@ def _lazy(module: str, name: str):
 
 SECTIONS = {
     "pruner": pruner_table,
+    "models": _lazy("tools.bench_models", "models_table"),
+    "sweep": _lazy("tools.bench_models", "sweep_table"),
     "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
 }
 
 
+QUICK_SECTIONS = {"models", "sweep"}
+"""Sections whose ``quick`` argument shortens more than the repetitions."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the performance tables (``python -m tools.bench [--only SECTION] [--repeats N]``)."""
+    """Print the performance tables (``python -m tools.bench [--only SECTION] [--repeats N] [--quick]``)."""
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument(
@@ -174,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         help="repetitions per measurement (medians/minima); default: each section's own",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help="one repetition, shorter schedules, no 2x model: a run of a few minutes"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     for name in args.only or list(SECTIONS):
         print(f"\n## {name}\n")
         kwargs = {} if args.repeats is None else {"repeats": args.repeats}
+        if args.quick:
+            kwargs = {"repeats": 1, **({"quick": True} if name in QUICK_SECTIONS else {})}
         print(format_table(SECTIONS[name](**kwargs)), flush=True)
     return 0
 

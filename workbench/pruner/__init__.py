@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from . import criteria_block  # noqa: F401  (registers snip_momentum_block; it imports criteria, so it comes after INC's four)
+from . import criteria_block  # noqa: F401  (registers snip_momentum, then snip_momentum_block: after INC's other three)
 from .catalog import (
     list_criteria,
     list_decays,

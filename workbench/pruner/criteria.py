@@ -3,8 +3,8 @@
 - ``magnitude``: ``|W|``, computed when masks are about to change.
 - ``gradient``: ``|dL/dW|``, computed before the optimizer step that precedes a mask update.
 - ``snip``: ``|W * dL/dW|``, likewise.
-- ``snip_momentum``: ``score = alpha * score + beta * |W * dL/dW|`` on every step from the first
-  up to ``end_step - 1`` (alpha 0.9, beta 1.0).
+- ``snip_momentum`` (:mod:`workbench.pruner.criteria_momentum`): ``score = alpha * score + beta *
+  |W * dL/dW|`` on every step from the first up to ``end_step - 1`` (alpha 0.9, beta 1.0).
 - ``snip_momentum_block`` (:mod:`workbench.pruner.criteria_block`): the same momentum over each
   block's mask gradient ``|sum over the block of W * dL/dW|`` (INC's block-mask criterion).
 
@@ -12,10 +12,12 @@ Scores are kept at the pattern's resolution (one value per NxM block for "mean"/
 reductions, which is exact because the reduction is linear) and computed in row chunks through
 one small scratch buffer, so no full-size temporary is allocated per step. Element-level scores
 are kept where they are needed: N:M patterns, "max" reduction with momentum, and progressive
-pruning. ``snip_momentum`` scores of 2-D weights, element-level or of Nx1 blocks, are updated in
-one compiled pass where the kernels are built (``workbench.pruner._backend``, same values).
-``low_memory_usage=True`` keeps scores in bfloat16. Half-precision weights (float16, bfloat16)
-are scored in float32, one chunk at a time, so their ranking is as fine as the weights allow.
+pruning. Where the kernels are built (``workbench.pruner._backend``, same values) every float32
+score of every pattern's blocks, on Linear and Conv weights of float32, float16 or bfloat16, is
+computed (or accumulated) in one compiled pass instead. Half-precision weights are scored in
+float32 on both paths (the PyTorch path upcasts one chunk at a time, so no full-size copy), so
+their ranking is as fine as the weights allow. ``low_memory_usage=True`` keeps scores in
+bfloat16 (on the PyTorch path).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class PruningCriterion:
         if missing:
             logger.warning("no gradient scores yet for %d layers; using magnitude for this step", len(missing))
             for name in missing:
-                self.scores[name] = self._compute(name, lambda w, g, out: torch.abs(w, out=out))
+                self.scores[name] = self._compute(name, _magnitude, element="magnitude")
 
     # ---- helpers ---------------------------------------------------------------------------
     def _storage(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
@@ -125,14 +127,51 @@ class PruningCriterion:
         step = max(bn, (_CHUNK // max(cols, 1)) // bn * bn)
         return min(step, rows)
 
+    def _compiled(
+        self, name: str, element: str, into: torch.Tensor | None, alpha: float, beta: float
+    ) -> torch.Tensor | None:
+        """The layer's scores from one compiled pass (:func:`_backend.block_scores`), or ``None``
+        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels)."""
+        whole = self.element_level or self.pattern is None
+        block = ((1, 1), "sum") if whole else self.pattern.score_block(name)
+        if block is None or self.dtype != torch.float32:
+            return None
+        (bn, bm), how = block
+        layout = self._layout(name)
+        out = into if into is not None else self._storage(name, (layout.rows // bn, layout.cols // bm))
+        weight = self.modules[name].weight
+        return _backend.block_scores(
+            weight.detach(),
+            weight.grad,
+            element,
+            (bn, bm),
+            how,
+            out=out,
+            accumulate=into is not None,
+            alpha=alpha,
+            beta=beta,
+        )
+
     def _compute(
-        self, name: str, elem_fn: Callable, *, into: torch.Tensor | None = None, alpha: float = 0.0, beta: float = 1.0
+        self,
+        name: str,
+        elem_fn: Callable,
+        *,
+        element: str | None = None,
+        into: torch.Tensor | None = None,
+        alpha: float = 0.0,
+        beta: float = 1.0,
     ) -> torch.Tensor:
-        """Score one layer chunk by chunk; accumulate ``alpha * into + beta * new`` if given.
+        """Score one layer in one compiled pass where ``element`` names what ``elem_fn`` computes
+        (an element kind of :func:`_backend.block_scores`), else chunk by chunk through
+        ``elem_fn``; accumulate ``alpha * into + beta * new`` if given.
 
         Without ``into``, the layer's previous scores are overwritten in place when they have
         the same shape (a fresh multi-megabyte tensor per layer and step costs page faults).
         """
+        fast = None if element is None else self._compiled(name, element, into, alpha, beta)
+        if fast is not None:
+            return fast
         weight = self.modules[name].weight.detach()
         grad = self.modules[name].weight.grad
         layout = self._layout(name)
@@ -168,13 +207,15 @@ class MagnitudeCriterion(PruningCriterion):
 
     def on_step_begin(self) -> None:
         for name in self.modules:
-            self.scores[name] = self._compute(name, lambda w, g, out: torch.abs(w, out=out))
+            self.scores[name] = self._compute(name, _magnitude, element="magnitude")
 
 
 class _GradientScoreCriterion(PruningCriterion):
     """A criterion recomputed from the current gradient before the step preceding a mask update."""
 
     needs_grad = True
+    element = "snip"
+    """What :func:`_backend.block_scores` computes per element, as :meth:`element_score` does."""
 
     @staticmethod
     def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -184,12 +225,14 @@ class _GradientScoreCriterion(PruningCriterion):
     def on_before_optimizer_step(self) -> None:
         for name, module in self.modules.items():
             if module.weight.grad is not None:
-                self.scores[name] = self._compute(name, self.element_score)
+                self.scores[name] = self._compute(name, self.element_score, element=self.element)
 
 
 @register_criterion("gradient")
 class GradientCriterion(_GradientScoreCriterion):
     """``|dL/dW|``, computed before the optimizer step preceding a mask update."""
+
+    element = "gradient"
 
     @staticmethod
     def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -205,50 +248,6 @@ class SnipCriterion(_GradientScoreCriterion):
         return _snip(w, g, out)
 
 
-@register_criterion("snip_momentum")
-class SnipMomentumCriterion(PruningCriterion):
-    """``score = alpha * score + beta * |W * dL/dW|`` accumulated on every step that feeds a mask update.
-
-    Attributes:
-        alpha: How much of the previous score is kept (0.9).
-        beta: Weight of the current step's snip score (1.0).
-    """
-
-    needs_grad = True
-    accumulates = True
-
-    def __init__(self, modules: dict, config: PrunerConfig, pattern=None, *, element_level: bool = False) -> None:
-        if pattern is not None and getattr(pattern, "reduce_type", "mean") == "max":
-            element_level = True  # max is not linear: the momentum must be kept per element
-        super().__init__(modules, config, pattern, element_level=element_level)
-        self.alpha = 0.9
-        self.beta = 1.0
-
-    def on_before_optimizer_step(self) -> None:
-        for name, module in self.modules.items():
-            if module.weight.grad is None:
-                continue
-            if name not in self.scores:
-                self.scores[name] = self._compute(name, _snip).mul_(self.beta)
-            elif not self._accumulate_compiled(name, module):
-                self._compute(name, _snip, into=self.scores[name], alpha=self.alpha, beta=self.beta)
-
-    def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
-        """The update in one compiled pass, for element-level scores and for the in-order row sums
-        of Nx1 blocks (``BasePattern.row_sum_block``) of 2-D weights; ``False`` where it does not
-        apply."""
-        if not self._layout(name).is_2d:
-            return False
-        score, weight, grad = self.scores[name], module.weight.detach(), module.weight.grad
-        if score.shape == weight.shape:
-            return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta)
-        block = self.pattern.row_sum_block(name) if self.pattern is not None else None
-        if block is None:
-            return False
-        rows, mean = block
-        return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta, block_rows=rows, mean=mean)
-
-
 def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
     """``target = alpha * target + beta * new`` in one pass over ``target`` (``new`` is scratch)."""
     if beta != 1.0:
@@ -259,6 +258,10 @@ def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: flo
 def _fp32(t: torch.Tensor) -> torch.Tensor:
     """``t`` as float32 (half and bfloat16 weights are scored in float32; a copy of one chunk)."""
     return t if t.dtype == torch.float32 else t.float()
+
+
+def _magnitude(w: torch.Tensor, g: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+    return torch.abs(w, out=out)
 
 
 def _snip(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend
+from . import (
+    _backend,
+    criteria_momentum,  # noqa: F401  (INC's snip_momentum registers before this criterion)
+)
 from .config_types import PrunerConfig
 from .criteria import PruningCriterion, register_criterion
 from .patterns.spec import BLOCKS

@@ -2,8 +2,9 @@
 
 This package owns how pruning work is made fast: the optional C kernels (``_kernels.c``,
 :mod:`.kernels`), the exact k-lowest selection by counting (:mod:`.probes`, :mod:`.counting`,
-:mod:`.threshold_search`, :mod:`.selection`), the N:M sorting networks (:mod:`.groups`) and the
-scratch buffers reused across layers (:mod:`.workspace`). The semantic classes (patterns,
+:mod:`.threshold_search`, :mod:`.selection`), the N:M sorting networks (:mod:`.groups`), the
+scratch buffers reused across layers (:mod:`.workspace`), and the block scores and block masking
+of any pattern on any layer's 2-D view (:mod:`.blocks`). The semantic classes (patterns,
 criteria, pruners) say *what* is pruned and call only the functions below; each has a short,
 plain-PyTorch counterpart in :mod:`.reference` that defines its result, and the tests check
 the fast path against it. Nothing outside ``workbench.pruner`` may import this package, and
@@ -21,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from . import kernels
+from .blocks import block_scores, weight_order_mask, zero_blocks
 from .groups import lowest_n_per_group, mask_groups
 from .selection import lowest_mask, select_lowest
 from .weighted import select_lowest_weighted
@@ -34,6 +36,7 @@ __all__ = [
     "ROW_ORDER_MAX",
     "Workspace",
     "accumulate_snip",
+    "block_scores",
     "kernels_available",
     "lowest_mask",
     "lowest_n_per_group",
@@ -42,6 +45,8 @@ __all__ = [
     "row_order_blocks",
     "select_lowest",
     "select_lowest_weighted",
+    "weight_order_mask",
+    "zero_blocks",
     "zero_by_mask",
 ]
 
@@ -68,6 +73,10 @@ def reduce_blocks(elem2d: torch.Tensor, block_rows: int, block_cols: int, how: s
     """
     if block_rows == block_cols == 1:
         return elem2d
+    if elem2d.dtype == torch.float32:  # one compiled pass, summing in the reference's order
+        fast = block_scores(elem2d, None, "value", (block_rows, block_cols), how)
+        if fast is not None:
+            return fast
     rows, cols = elem2d.shape
     view = elem2d.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
     if how == "max":

@@ -19,6 +19,8 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* One copy of the hot loop per instruction set, chosen when the module loads (GCC on x86-64). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -162,6 +164,271 @@ static void snip_accumulate_blocks(float *s, const float *w, const float *g, int
                 sr[c0 + j] = fmaf(sr[c0 + j], alpha, v);
             }
         }
+    }
+}
+
+/* ---- block scores and block masking on the 2-D view of any weight (see blocks.py) ----
+ *
+ * The view is [rows, cols], row r at r * cols in the weight; column c at off[c] within the row
+ * (off is NULL where the view is the weight itself, as for Linear; for Conv2d it maps the
+ * channels-last view [out, kh*kw*in] onto [out, in, kh, kw]). Weights (and gradients) are float32,
+ * float16 or bfloat16; scores are float32. */
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2 };
+enum { EL_VALUE = 0, EL_ABS_W = 1, EL_ABS_G = 2, EL_ABS_WG = 3 };
+enum { RED_SUM = 0, RED_MEAN = 1, RED_MAX = 2 };
+
+static inline float bits_to_float(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static inline uint32_t float_to_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+/* IEEE half to float, exactly (subnormals, infinities and NaN included), without branches so
+ * that loops over it vectorise: the exponent is rebiased, infinities and NaN moved to the top
+ * exponent, and subnormals scaled by a float subtraction (2^-14 * (1 + m/1024) - 2^-14). */
+static inline float f16_to_f32(uint16_t h) {
+    const uint32_t o = (uint32_t)(h & 0x7FFFu) << 13, exp = o & 0x0F800000u;
+    const uint32_t big = exp == 0x0F800000u ? o + 0x70000000u : o + 0x38000000u;
+    const float sub = bits_to_float(o + 0x38800000u) - bits_to_float(0x38800000u);
+    const uint32_t magnitude = exp == 0 ? float_to_bits(sub) : big;
+    return bits_to_float(magnitude | ((uint32_t)(h & 0x8000u) << 16));
+}
+
+static inline float load(const void *p, int dt, int64_t i) {
+    if (dt == DT_F32)
+        return ((const float *)p)[i];
+    if (dt == DT_F16)
+        return f16_to_f32(((const uint16_t *)p)[i]);
+    return bits_to_float((uint32_t)((const uint16_t *)p)[i] << 16);
+}
+
+/* One element's score, computed in float32 from the upcast weight and gradient. */
+static inline float element(const void *w, const void *g, int dt, int el, int64_t i) {
+    switch (el) {
+    case EL_VALUE: return load(w, dt, i);
+    case EL_ABS_W: return fabsf(load(w, dt, i));
+    case EL_ABS_G: return fabsf(load(g, dt, i));
+    default: return fabsf(load(w, dt, i) * load(g, dt, i));
+    }
+}
+
+enum { OP_STORE = 0, OP_ADD = 1, OP_MAX = 2 };
+
+/* torch.maximum: NaN if either is NaN. */
+static inline float max_nan(float acc, float v) { return (acc > v || acc != acc) ? acc : v; }
+
+static inline float combine(float a, float v, int op) {
+    return op == OP_STORE ? v : (op == OP_ADD ? a + v : max_nan(a, v));
+}
+
+static inline void element_row_of(float *e, const void *w, const void *g, int dt, int el, int op, int64_t base,
+                                  const int64_t *off, int64_t n) {
+    if (off)
+        for (int64_t c = 0; c < n; ++c) e[c] = combine(e[c], element(w, g, dt, el, base + off[c]), op);
+    else
+        for (int64_t c = 0; c < n; ++c) e[c] = combine(e[c], element(w, g, dt, el, base + c), op);
+}
+
+/* e[c] = op(e[c], the element score at base + off[c] (or base + c)), c < n: one loop per dtype,
+ * kind and op. */
+VECTOR_CLONES
+static void element_row(float *e, const void *w, const void *g, int dt, int el, int op, int64_t base,
+                        const int64_t *off, int64_t n) {
+#define ROW_OP(d, k, o) case ((d) * 4 + (k)) * 3 + (o): element_row_of(e, w, g, d, k, o, base, off, n); return;
+#define ROW_CASE(d, k) ROW_OP(d, k, 0) ROW_OP(d, k, 1) ROW_OP(d, k, 2)
+    switch ((dt * 4 + el) * 3 + op) {
+    ROW_CASE(0, 0) ROW_CASE(0, 1) ROW_CASE(0, 2) ROW_CASE(0, 3)
+    ROW_CASE(1, 0) ROW_CASE(1, 1) ROW_CASE(1, 2) ROW_CASE(1, 3)
+    ROW_CASE(2, 0) ROW_CASE(2, 1) ROW_CASE(2, 2) ROW_CASE(2, 3)
+    default: return;
+    }
+#undef ROW_CASE
+#undef ROW_OP
+}
+
+static inline void element_row_conv_of(float *e, const void *w, const void *g, int dt, int el, int64_t base,
+                                       int64_t inputs, int64_t kernel) {
+    for (int64_t k = 0; k < kernel; ++k)
+        for (int64_t i = 0; i < inputs; ++i) e[k * inputs + i] = element(w, g, dt, el, base + i * kernel + k);
+}
+
+/* A whole row of a Conv weight's channels-last view (column k * inputs + i at i * kernel + k),
+ * with the offsets computed instead of loaded from the table. */
+VECTOR_CLONES
+static void element_row_conv(float *e, const void *w, const void *g, int dt, int el, int64_t base, int64_t inputs,
+                             int64_t kernel) {
+#define CONV_CASE(d, k) case (d) * 4 + (k): element_row_conv_of(e, w, g, d, k, base, inputs, kernel); return;
+    switch (dt * 4 + el) {
+    CONV_CASE(0, 0) CONV_CASE(0, 1) CONV_CASE(0, 2) CONV_CASE(0, 3)
+    CONV_CASE(1, 0) CONV_CASE(1, 1) CONV_CASE(1, 2) CONV_CASE(1, 3)
+    CONV_CASE(2, 0) CONV_CASE(2, 1) CONV_CASE(2, 2) CONV_CASE(2, 3)
+    default: return;
+    }
+#undef CONV_CASE
+}
+
+/* Store or accumulate the finished block scores v[0..n) at s[at[cb]] (or s[cb]). */
+static void finish(float *s, const float *v, const int64_t *at, int64_t n, int how, float count, int accumulate,
+                   float alpha, float beta) {
+    for (int64_t cb = 0; cb < n; ++cb) {
+        float x = how == RED_MEAN ? v[cb] / count : v[cb];
+        float *dst = s + (at ? at[cb] : cb);
+        if (!accumulate) {
+            *dst = x;
+            continue;
+        }
+        if (beta != 1.0f)
+            x *= beta;
+        *dst = fmaf(*dst, alpha, x);
+    }
+}
+
+/* Scores of the blocks [br_lo, br_hi) x [cb_lo, cb_hi) of bn x bm: each block's element scores
+ * combined row by row, left to right (reference.reduce_blocks), the sum divided by bn * bm for
+ * "mean"; then stored, or (accumulate) times beta and added as fmaf(s, alpha, v). `acc` holds a
+ * tile row of block scores, `e` a tile row of element scores (bm > 1), or `e` holds 8 rows of
+ * them where a block is one whole row (1xchannel: 8 rows are summed side by side).
+ *
+ * Nx1 blocks (bm == 1) do not mix columns, so with an offset table (a Conv weight) they are read
+ * in the weight's own order, contiguously, and each score is written to its view column inv[q]. */
+VECTOR_CLONES
+static void block_scores(float *s, const void *w, const void *g, int dt, int el, int how, int accumulate, float alpha,
+                         float beta, int64_t cols, const int64_t *off, const int64_t *inv, int64_t inputs, int64_t bn,
+                         int64_t bm, int64_t br_lo, int64_t br_hi, int64_t cb_lo, int64_t cb_hi, float *e, float *acc) {
+    const int64_t ncb = cols / bm, width = cb_hi - cb_lo, c0 = cb_lo * bm;
+    const float count = (float)(bn * bm);
+    const int op = how == RED_MAX ? OP_MAX : OP_ADD;
+    if (bn == 1 && width == 1) { /* whole rows: 8 independent running sums instead of one chain */
+        for (int64_t r0 = br_lo; r0 < br_hi; r0 += 8) {
+            const int64_t k = br_hi - r0 < 8 ? br_hi - r0 : 8;
+            for (int64_t r = 0; r < k; ++r)
+                element_row(e + r * bm, w, g, dt, el, OP_STORE, (r0 + r) * cols + (off ? 0 : c0),
+                            off ? off + c0 : NULL, bm);
+            for (int64_t r = 0; r < k; ++r) acc[r] = e[r * bm];
+            if (k == 8 && op == OP_ADD) { /* eight independent chains, unrolled */
+                float a[8];
+                for (int r = 0; r < 8; ++r) a[r] = acc[r];
+                for (int64_t j = 1; j < bm; ++j)
+                    for (int r = 0; r < 8; ++r) a[r] += e[r * bm + j];
+                for (int r = 0; r < 8; ++r) acc[r] = a[r];
+            } else
+                for (int64_t j = 1; j < bm; ++j)
+                    for (int64_t r = 0; r < k; ++r) acc[r] = combine(acc[r], e[r * bm + j], op);
+            for (int64_t r = 0; r < k; ++r)
+                finish(s + (r0 + r) * ncb + cb_lo, acc + r, NULL, 1, how, count, accumulate, alpha, beta);
+        }
+        return;
+    }
+    const int native = bm == 1 && inv != NULL;
+    for (int64_t br = br_lo; br < br_hi; ++br) {
+        for (int64_t i = 0; i < bn; ++i) {
+            const int64_t base = (br * bn + i) * cols;
+            if (bm == 1) { /* straight into the block scores */
+                if (off && !native)
+                    element_row(acc, w, g, dt, el, i == 0 ? OP_STORE : op, base, off + c0, width);
+                else
+                    element_row(acc, w, g, dt, el, i == 0 ? OP_STORE : op, base + c0, NULL, width);
+                continue;
+            }
+            if (off && inputs > 0 && c0 == 0 && width * bm == cols) /* whole Conv rows: no table */
+                element_row_conv(e, w, g, dt, el, base, inputs, cols / inputs);
+            else
+                element_row(e, w, g, dt, el, OP_STORE, off ? base : base + c0, off ? off + c0 : NULL, width * bm);
+            /* column j of every block in turn: each block still adds row by row, left to right */
+            for (int64_t j = 0; j < bm; ++j) {
+                const float *ej = e + j;
+                if (i == 0 && j == 0)
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = ej[cb * bm];
+                else if (how == RED_MAX)
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = max_nan(acc[cb], ej[cb * bm]);
+                else
+                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] += ej[cb * bm];
+            }
+        }
+        finish(s + br * ncb + (native ? 0 : cb_lo), acc, native ? inv + cb_lo : NULL, width, how, count, accumulate,
+               alpha, beta);
+    }
+}
+
+/* A 16-bit float times zero, as the hardware does it in float32: a signed zero, NaN stays NaN
+ * (quietened), infinity becomes the default NaN. */
+static inline uint16_t zero16(uint16_t h, uint16_t exp, uint16_t mant, uint16_t quiet, uint16_t dflt) {
+    if ((h & exp) != exp)
+        return h & 0x8000u;
+    return (h & mant) ? (uint16_t)(h | quiet) : dflt;
+}
+
+static inline void expand_keep(float *keep, const uint8_t *pr, int64_t ncb, int64_t bm) {
+    for (int64_t cb = 0; cb < ncb; ++cb) {
+        const float k = pr[cb] ? 0.0f : 1.0f;
+        for (int64_t j = 0; j < bm; ++j) keep[cb * bm + j] = k;
+    }
+}
+
+/* Zero the view's rows [r_lo, r_hi) where their bn x bm block is pruned, as multiplying by the
+ * 0/1 keep mask does: `keep` (cols floats) holds the expanded keep row of the current block row,
+ * in the weight's own column order, so the mask is read without branches and the multiply runs
+ * over contiguous memory. */
+VECTOR_CLONES
+static void zero_blocks(void *w, int dt, const uint8_t *pruned, int64_t cols, const int64_t *off, int64_t bn,
+                        int64_t bm, int64_t r_lo, int64_t r_hi, float *keep, uint8_t *out) {
+    const int64_t ncb = cols / bm;
+    const int whole_rows = ncb == 1 && dt == DT_F32 && out == NULL; /* 1xchannel: no keep row needed */
+    int any = 0; /* whether the current block row prunes anything (else its rows stay as they are) */
+    for (int64_t r = r_lo; r < r_hi; ++r) {
+        if (r == r_lo || r % bn == 0) {
+            const uint8_t *pr = pruned + (r / bn) * ncb;
+            any = 0;
+            for (int64_t cb = 0; cb < ncb; ++cb) any |= pr[cb];
+            if (!any) {
+                if (out)
+                    memset(out + r * cols, 0, (size_t)cols);
+                continue;
+            }
+            if (whole_rows)
+                ;
+            else if (off) /* in the weight's own order, so that the multiply below runs contiguously */
+                for (int64_t cb = 0; cb < ncb; ++cb)
+                    for (int64_t j = 0; j < bm; ++j) keep[off[cb * bm + j]] = pr[cb] ? 0.0f : 1.0f;
+            else
+            switch (bm) { /* constant block widths unroll */
+            case 1: expand_keep(keep, pr, ncb, 1); break;
+            case 2: expand_keep(keep, pr, ncb, 2); break;
+            case 4: expand_keep(keep, pr, ncb, 4); break;
+            default: expand_keep(keep, pr, ncb, bm);
+            }
+        }
+        const int64_t base = r * cols;
+        if (!any) {
+            if (out)
+                memset(out + base, 0, (size_t)cols);
+            continue;
+        }
+        if (whole_rows) {
+            float *wr = (float *)w + base;
+            for (int64_t c = 0; c < cols; ++c) wr[c] *= 0.0f;
+            continue;
+        }
+        if (out) { /* the pruned mask in the weight's order instead of zeroing */
+            for (int64_t c = 0; c < cols; ++c) out[base + c] = keep[c] == 0.0f;
+            continue;
+        }
+        if (dt == DT_F32) {
+            float *wr = (float *)w + base;
+            for (int64_t c = 0; c < cols; ++c) wr[c] *= keep[c];
+            continue;
+        }
+        uint16_t *wr = (uint16_t *)w + base;
+        for (int64_t c = 0; c < cols; ++c)
+            if (keep[c] == 0.0f)
+                wr[c] = dt == DT_F16 ? zero16(wr[c], 0x7C00u, 0x3FFu, 0x200u, 0xFE00u)
+                                     : zero16(wr[c], 0x7F80u, 0x7Fu, 0x40u, 0xFFC0u);
     }
 }
 
@@ -320,6 +587,67 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Shares cut the block rows, or, with fewer block rows than threads (channelx1), the block
+ * columns; each thread mallocs its tile rows. Returns -1 where an allocation failed. */
+static PyObject *py_block_scores(PyObject *self, PyObject *args) {
+    unsigned long long s, w, g, off, inv;
+    long long rows, cols, inputs, bn, bm;
+    int dt, el, how, accumulate, threads;
+    float alpha, beta;
+    if (!PyArg_ParseTuple(args, "KKKiiipffLLKKLLLi", &s, &w, &g, &dt, &el, &how, &accumulate, &alpha, &beta, &rows,
+                          &cols, &off, &inv, &inputs, &bn, &bm, &threads))
+        return NULL;
+    const int64_t nbr = rows / bn, ncb = cols / bm;
+    const int by_rows = nbr >= threads;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(| : failed)
+    for (int t = 0; t < threads; ++t) {
+        const int64_t br_lo = by_rows ? share(nbr, t, threads) : 0, br_hi = by_rows ? share(nbr, t + 1, threads) : nbr;
+        const int64_t cb_lo = by_rows ? 0 : share(ncb, t, threads), cb_hi = by_rows ? ncb : share(ncb, t + 1, threads);
+        const int64_t width = cb_hi - cb_lo;
+        if (width <= 0 || br_hi <= br_lo)
+            continue;
+        float *buf = malloc((size_t)(8 * width * bm + width + 8) * sizeof(float));
+        if (buf == NULL) {
+            failed = 1;
+            continue;
+        }
+        block_scores((float *)(uintptr_t)s, (const void *)(uintptr_t)w, (const void *)(uintptr_t)g, dt, el, how,
+                     accumulate, alpha, beta, (int64_t)cols, (const int64_t *)(uintptr_t)off,
+                     (const int64_t *)(uintptr_t)inv, (int64_t)inputs, (int64_t)bn, (int64_t)bm, br_lo, br_hi, cb_lo,
+                     cb_hi, buf,
+                     buf + 8 * width * bm);
+        free(buf);
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(failed ? -1 : 0);
+}
+
+static PyObject *py_zero_blocks(PyObject *self, PyObject *args) {
+    unsigned long long w, pruned, off, out;
+    long long rows, cols, bn, bm;
+    int dt, threads;
+    if (!PyArg_ParseTuple(args, "KiKLLKLLKi", &w, &dt, &pruned, &rows, &cols, &off, &bn, &bm, &out, &threads))
+        return NULL;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(| : failed)
+    for (int t = 0; t < threads; ++t) {
+        float *keep = malloc((size_t)cols * sizeof(float));
+        if (keep == NULL) {
+            failed = 1;
+            continue;
+        }
+        zero_blocks((void *)(uintptr_t)w, dt, (const uint8_t *)(uintptr_t)pruned, (int64_t)cols,
+                    (const int64_t *)(uintptr_t)off, (int64_t)bn, (int64_t)bm, share(rows, t, threads),
+                    share(rows, t + 1, threads), keep, (uint8_t *)(uintptr_t)out);
+        free(keep);
+    }
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(failed ? -1 : 0);
+}
+
 static PyMethodDef methods[] = {
     {"two_of_four", py_two_of_four, METH_VARARGS,
      "two_of_four(x, score, second, picked, tied, groups, threads) -> tied groups, or -1 on NaN (addresses)"},
@@ -339,6 +667,14 @@ static PyMethodDef methods[] = {
     {"snip_accumulate_blocks", py_snip_accumulate_blocks, METH_VARARGS,
      "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
      "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
+    {"block_scores", py_block_scores, METH_VARARGS,
+     "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, inputs, bn, bm, "
+     "threads): "
+     "the bn x bm block scores of the 2-D view, stored or accumulated; 0, or -1 when out of memory (addresses)"},
+    {"zero_blocks", py_zero_blocks, METH_VARARGS,
+     "zero_blocks(w, dtype, pruned, rows, cols, off, bn, bm, out, threads): w *= 0 in the pruned bn x bm blocks "
+     "of the 2-D view, or (out) out = the pruned mask in the weight's order; 0, or -1 when out of memory "
+     "(addresses)"},
     {NULL, NULL, 0, NULL},
 };
 

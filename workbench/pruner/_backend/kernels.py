@@ -98,13 +98,7 @@ def two_of_four(
     tied = workspace.get("kernel_tied", (g,), torch.uint8)
 
     ties = _kernels.two_of_four(
-        groups.data_ptr(),
-        score.data_ptr(),
-        second.data_ptr(),
-        picked.data_ptr(),
-        tied.data_ptr(),
-        g,
-        _threads(4 * g, g),
+        groups.data_ptr(), score.data_ptr(), second.data_ptr(), picked.data_ptr(), tied.data_ptr(), g, threads(4 * g, g)
     )
     if ties < 0:
         return None
@@ -122,7 +116,7 @@ def count_rows(flat: list[torch.Tensor], value: float, row: int) -> list[torch.T
         return None
     counts = [torch.empty(-(-f.numel() // row)) for f in flat]
     for f, out in zip(flat, counts):
-        _kernels.count_rows(f.data_ptr(), f.numel(), row, value, out.data_ptr(), _threads(f.numel(), out.numel()))
+        _kernels.count_rows(f.data_ptr(), f.numel(), row, value, out.data_ptr(), threads(f.numel(), out.numel()))
     return counts
 
 
@@ -133,7 +127,7 @@ def at_or_below(flat: list[torch.Tensor], values: list[float]) -> list[torch.Ten
         return None
     masks = [torch.empty(f.shape, dtype=torch.bool) for f in flat]
     for f, value, out in zip(flat, values, masks):
-        _kernels.at_or_below(f.data_ptr(), f.numel(), value, out.data_ptr(), _threads(f.numel()))
+        _kernels.at_or_below(f.data_ptr(), f.numel(), value, out.data_ptr(), threads(f.numel()))
     return masks
 
 
@@ -152,10 +146,10 @@ def between_rows(
         return None
     result = []
     for f, r, count in zip(flat, rows, counts):
-        threads = _threads(r.numel() * row, r.numel())
-        values = torch.empty(threads, count)
-        positions = torch.empty(threads, count, dtype=torch.int64)
-        found = torch.empty(threads, dtype=torch.int64)
+        shares = threads(r.numel() * row, r.numel())
+        values = torch.empty(shares, count)
+        positions = torch.empty(shares, count, dtype=torch.int64)
+        found = torch.empty(shares, dtype=torch.int64)
         _kernels.between_rows(
             f.data_ptr(),
             f.numel(),
@@ -168,12 +162,12 @@ def between_rows(
             positions.data_ptr(),
             count,
             found.data_ptr(),
-            threads,
+            shares,
         )
         per_share = found.tolist()
         if sum(per_share) != count:
             return None
-        if threads == 1:
+        if shares == 1:
             result.append((values[0], positions[0]))
         else:
             result.append(
@@ -199,7 +193,7 @@ def zero_pruned(weights: list[torch.Tensor], masks: list[torch.Tensor]) -> list[
     ]
     for w, m, ok in zip(weights, masks, fits):
         if ok:
-            _kernels.zero_pruned(w.data_ptr(), m.data_ptr(), w.numel(), _threads(w.numel()))
+            _kernels.zero_pruned(w.data_ptr(), m.data_ptr(), w.numel(), threads(w.numel()))
     return fits
 
 
@@ -215,7 +209,7 @@ def zero_pruned_rows(weight: torch.Tensor, pruned: torch.Tensor, block_rows: int
         return False
     rows, cols = weight.shape
     _kernels.zero_pruned_rows(
-        weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows, _threads(weight.numel(), rows)
+        weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows, threads(weight.numel(), rows)
     )
     return True
 
@@ -229,7 +223,7 @@ def snip_accumulate(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tenso
     if not available() or not (score.shape == weight.shape == grad.shape and _fits([score, weight, grad], score.dim())):
         return False
     _kernels.snip_accumulate(
-        score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.numel(), alpha, beta, _threads(score.numel())
+        score.data_ptr(), weight.data_ptr(), grad.data_ptr(), score.numel(), alpha, beta, threads(score.numel())
     )
     return True
 
@@ -264,7 +258,7 @@ def snip_accumulate_blocks(
         mean,
         alpha,
         beta,
-        _threads(weight.numel(), block_rows_total),
+        threads(weight.numel(), block_rows_total),
     )
     return True
 
@@ -278,7 +272,12 @@ def _block_grid(weight: torch.Tensor, block_rows: int) -> tuple[int, int] | None
     return rows // block_rows, cols
 
 
-def _threads(work: int, units: int | None = None) -> int:
+def call(name: str, *args):
+    """Run the compiled kernel ``name`` on raw arguments (the caller checked :func:`available`)."""
+    return getattr(_kernels, name)(*args)
+
+
+def threads(work: int, units: int | None = None) -> int:
     """Threads for ``work`` elements cut into at most ``units`` shares (default: ``work``)."""
     if work < SPLIT or not getattr(_kernels, "OPENMP", 0):
         return 1

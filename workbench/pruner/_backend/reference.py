@@ -154,3 +154,39 @@ def zero_by_mask(weight: torch.Tensor, pruned: torch.Tensor, *, block_rows: int 
     if block_rows > 1:
         pruned = pruned.repeat_interleave(block_rows, dim=0)
     return weight * ~pruned
+
+
+def element_scores(weight2d: torch.Tensor, grad2d: torch.Tensor | None, element: str) -> torch.Tensor:
+    """Per element of a 2-D view, in float32 from the upcast weight and gradient: its "value",
+    "magnitude" ``|w|``, "gradient" ``|g|`` or "snip" ``|w * g|``."""
+    w = weight2d.float()
+    if element == "value":
+        return w.clone()
+    if element == "magnitude":
+        return w.abs()
+    g = grad2d.float()
+    return g.abs() if element == "gradient" else (w * g).abs()
+
+
+def block_scores(
+    weight2d: torch.Tensor,
+    grad2d: torch.Tensor | None,
+    element: str,
+    block: tuple[int, int],
+    how: str,
+    *,
+    score: torch.Tensor | None = None,
+    alpha: float = 0.0,
+    beta: float = 1.0,
+) -> torch.Tensor:
+    """:func:`element_scores` reduced per ``block`` by :func:`reduce_blocks`; with ``score``,
+    accumulated as ``torch.add(new * beta, score, alpha=alpha)`` (one fused multiply-add)."""
+    new = reduce_blocks(element_scores(weight2d, grad2d, element), *block, how)
+    return new if score is None else torch.add(new * beta, score, alpha=alpha)
+
+
+def zero_blocks(weight2d: torch.Tensor, pruned: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """``weight2d`` times 0 where its ``block`` is set in ``pruned`` (``[rows // N, cols // M]``),
+    times 1 elsewhere, in the weight's dtype."""
+    full = pruned.repeat_interleave(block[0], dim=0).repeat_interleave(block[1], dim=1)
+    return weight2d * ~full

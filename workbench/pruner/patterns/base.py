@@ -23,6 +23,7 @@ from .. import _backend
 from ..config_types import PrunerConfig
 from ..errors import ConfigError
 from ..layout import Layout
+from .bounds import unit_floors
 from .spec import PatternSpec
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,12 @@ class BasePattern(abc.ABC):
         kernel can compute alike. ``None`` here: no such reduction."""
         return None
 
+    def score_block(self, name: str) -> tuple[tuple[int, int], str] | None:
+        """``((N, M), how)`` when :meth:`reduce` stores one score per N x M block of the 2-D view,
+        its elements' scores reduced by ``how`` as ``_backend.reduce_blocks`` does (1 x 1: the
+        element scores): what the compiled block scores compute alike. ``None`` here."""
+        return None
+
     @abc.abstractmethod
     def unit_scores(
         self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
@@ -163,27 +170,59 @@ class BasePattern(abc.ABC):
     ) -> None:
         """Zero the pruned weights of every layer in ``pruned``, in place.
 
-        Layers :meth:`zero_compiled` takes are zeroed by a compiled kernel; the others are
-        multiplied by their :meth:`keep_factor`, taken from ``factors`` or built and put there
-        (pruners keep that cache until their masks change).
+        Layers :meth:`zero_compiled` takes are zeroed by a compiled kernel (Conv layers from a
+        weight-ordered mask cached in ``factors``); the others are multiplied by their
+        :meth:`keep_factor`, taken from ``factors`` or built and put there (pruners keep that
+        cache until their masks change).
         """
-        zeroed = self.zero_compiled(weights, pruned)
-        for name, mask in pruned.items():
+        cached = self._zero_cached(weights, pruned, factors)
+        rest = {name: mask for name, mask in pruned.items() if name not in cached}
+        zeroed = self.zero_compiled(weights, rest)
+        for name, mask in rest.items():
             if name in zeroed:
                 continue
             factor = factors.get(name)
-            if factor is None:
+            if factor is None or factor.dtype == torch.bool:  # not the kernels' cached mask
                 factor = factors[name] = self.keep_factor(name, mask)
             self.apply_factor(name, weights[name], factor)
 
+    def _zero_cached(
+        self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor], factors: dict[str, torch.Tensor]
+    ) -> set[str]:
+        """Float32 Conv layers with kernels larger than 1x1 (whose 2-D view maps columns around):
+        zeroed by a compiled pass over a weight-ordered bool copy of the pruned mask, built once
+        per mask change and kept in ``factors`` (a byte a weight, like the uint8 keep factor it
+        stands for; several times faster than mapping each view column every step)."""
+        done: set[str] = set()
+        if not _backend.kernels_available():
+            return done
+        for name, mask in pruned.items():
+            weight, layout = weights[name], self.layouts[name]
+            if weight.dim() <= 2 or layout.cols == weight.shape[1] or weight.dtype != torch.float32:
+                continue
+            cached = factors.get(name)
+            if cached is None or cached.dtype != torch.bool:
+                block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
+                fast = None if block is None else _backend.weight_order_mask(mask, tuple(weight.shape), block)
+                cached = factors[name] = self.expand(name, mask).contiguous() if fast is None else fast
+            if _backend.zero_by_mask(weight, cached):
+                done.add(name)
+        return done
+
     def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
         """Zero what a compiled kernel can, in place; returns those layers' names. Here: layers
-        with element-level masks (patterns with other kernels extend this)."""
-        return {
-            name
-            for name, mask in pruned.items()
-            if mask.numel() == weights[name].numel() and _backend.zero_by_mask(weights[name], self.expand(name, mask))
-        }
+        with element-level masks of the weight's shape or of its 2-D view (patterns with other
+        kernels extend this)."""
+        zeroed = set()
+        for name, mask in pruned.items():
+            weight, layout = weights[name], self.layouts[name]
+            if mask.numel() != weight.numel():
+                continue
+            if _backend.zero_by_mask(weight, self.expand(name, mask)) or _backend.zero_blocks(
+                weight, mask.reshape(layout.rows, layout.cols), (1, 1)
+            ):
+                zeroed.add(name)
+        return zeroed
 
     @abc.abstractmethod
     def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
@@ -231,7 +270,7 @@ class BasePattern(abc.ABC):
             total = sum(self.num_units(n) * w[n] for n in names)
             k = round(target * total) - sum(self.pruned_units(n, masks[n]) * w[n] for n in masks)
             each = [w[n] for n in free]
-            lo = _floors([self.unit_ratio(self.min_sparsity_ratio_per_op) * s for s in sizes], hi, k, each)
+            lo = unit_floors([self.unit_ratio(self.min_sparsity_ratio_per_op) * s for s in sizes], hi, k, each)
             if weighted:
                 chosen, _, capped = _backend.select_lowest_weighted(units, each, k, lo=lo, hi=hi)
             else:
@@ -245,20 +284,6 @@ class BasePattern(abc.ABC):
         for name, unit_mask, (_, detail) in zip(free, chosen, ranked):
             masks[name] = self.mask_from_units(name, unit_mask, detail)
         return masks
-
-
-def _floors(wanted: list[float], hi: list[int], k: int, sizes: list[int]) -> list[int]:
-    """Per-layer minimum unit counts (``min_sparsity_ratio_per_op``) whose units (``sizes``
-    weights each) never add up to more than ``k`` weights.
-
-    While the schedule asks for less than the floors sum to (early pruning steps, or a
-    target below the minimum), the floors shrink in proportion, so the total stays exact.
-    """
-    lo = [min(math.ceil(w - 1e-9), h) for w, h in zip(wanted, hi)]
-    total = sum(l * s for l, s in zip(lo, sizes))
-    if total > max(k, 0):
-        lo = [math.floor(l * max(k, 0) / total) for l in lo]
-    return lo
 
 
 def _as_uint8(mask: torch.Tensor) -> torch.Tensor:

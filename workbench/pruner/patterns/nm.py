@@ -82,6 +82,10 @@ class NMPattern(BasePattern):
     def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
         return elem2d
 
+    def score_block(self, name: str) -> tuple[tuple[int, int], str]:
+        """Element scores: 1 x 1 blocks."""
+        return (1, 1), "sum"
+
     def unit_scores(
         self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -103,6 +103,10 @@ class NxMPattern(BasePattern):
             return None
         return bn, self.reduce_type == "mean"
 
+    def score_block(self, name: str) -> tuple[tuple[int, int], str]:
+        """The layer's blocks, reduced by ``criterion_reduce_type``."""
+        return self.block(name), self.reduce_type
+
     def unit_scores(self, name: str, stored: torch.Tensor, workspace: _backend.Workspace) -> tuple[torch.Tensor, None]:
         r, _, c, _ = self.grid(name, self.layouts[name].rows)
         return (stored if stored.shape == (r, c) else self.reduce(name, stored)), None
@@ -141,14 +145,18 @@ class NxMPattern(BasePattern):
             weight.mul_(factor)
 
     def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
-        """Element-level masks, and Nx1 blocks of 2-D weights straight from the block mask (no
+        """Every block shape on every layer the kernels take, straight from the block mask (no
         full-size factor is built or kept for those)."""
         zeroed = super().zero_compiled(weights, pruned)
         for name, mask in pruned.items():
-            if name in zeroed or not self.layouts[name].is_2d:
+            if name in zeroed:
                 continue
             bn, bm = self.block(name)
-            if bm == 1 and _backend.zero_by_mask(weights[name], mask, block_rows=bn):
+            if self.layouts[name].is_2d and bm == 1 and _backend.zero_by_mask(weights[name], mask, block_rows=bn):
+                zeroed.add(name)
+            elif _backend.zero_blocks(
+                weights[name], mask.reshape(self.grid(name, self.layouts[name].rows)[::2]), (bn, bm)
+            ):
                 zeroed.add(name)
         return zeroed
 
