@@ -51,8 +51,10 @@ NOTEBOOKS = {
         "## Best configuration per pattern and per criterion",
         'analysis.best_by(complete, "pattern")[columns]',
         'analysis.best_by(complete, "criterion")[columns]',
-        "## Parameter importances\nOptuna's fANOVA importances for accuracy when the study's Optuna storage is "
-        "reachable, else the share of accuracy variance each knob explains (see `analysis.param_importances`).",
+        "## Parameter importances at matched sparsity\nAccuracy is first fitted against the sparsity each trial "
+        "reached; each knob is scored on what is left (the accuracy kept beyond what the sparsity predicts), only "
+        "over the trials where it has an effect (the decay among iterative trials). So the target sparsity's "
+        "obvious effect does not drown the others (see `analysis.param_importances`).",
         "importances = analysis.param_importances(EXPERIMENT, client=TRACKING_URI)\n"
         'method = importances.attrs.get("method", "")\n'
         "if len(importances):\n"

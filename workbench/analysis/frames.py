@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 from mlflow.entities import Run
 
@@ -34,16 +32,12 @@ from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_sp
 from workbench.analysis.store import (
     ClientLike,
     default_tracking_uri,
-    experiment_id,
     get_client,
     latest_experiment,
     metric_history_frame,
-    search_all,
     trial_runs,
 )
-from workbench.infra.stores import local_path, sqlite_path, sqlite_url
-from workbench.study.factories import make_storage
-from workbench.study.report import param_importances as fanova
+from workbench.study.importance import residual_importances
 from workbench.trial.space import SEARCH_DIMS
 
 __all__ = [
@@ -226,68 +220,39 @@ def eval_frame(
     return frame[columns].sort_values(columns[:3]).reset_index(drop=True)
 
 
-def _storage_spec(spec: str, tracking_uri: str) -> str | None:
-    """``spec`` with a relative file resolved against the tracking store's folder; None when missing."""
-    db_file = sqlite_path(tracking_uri)
-    base = Path(db_file).resolve().parent if db_file is not None else Path.cwd()
-    local = local_path(spec)
-    if local is None:
-        return spec  # a database server: try it
-    path = Path(local) if Path(local).is_absolute() else base / local
-    if not path.is_file():
-        return None
-    return sqlite_url(path) if sqlite_path(spec) is not None else str(path)
-
-
 def param_importances(
     experiment: str, *, client: ClientLike = None, study: str | None = None, target: str = "accuracy", seed: int = 0
 ) -> pd.Series:
-    """Importance of each varied knob for ``target``, largest first (``.attrs["method"]`` says how).
+    """Importance of each varied knob for ``target`` at matched sparsity, largest first.
 
-    Preferred: Optuna's fANOVA importances (:func:`workbench.study.report.param_importances`) of the
-    study, loaded from the Optuna storage its parent run logged (param ``storage``; a relative path
-    is taken relative to the tracking store's folder, where ``make search`` puts both); objective 0
-    (accuracy). Only for ``target="accuracy"``. When the storage is unreachable or Optuna declines
-    (too few trials), the fallback is :func:`variance_explained` over the complete trials in MLflow
-    (one-way ANOVA eta squared per knob, normalised to sum 1), ``method="variance_explained"``.
+    The same numbers as the study's ``param_importances.json``
+    (:func:`workbench.study.importance.residual_importances`): ``target`` is fitted against the
+    reached sparsity and each knob scored on the residual, so the target sparsity's obvious
+    effect does not drown the rest; a knob counts only where it has an effect. Only study trials
+    count (not ``workbench run`` / ``rerun`` runs). Values are shares
+    summing to 1; ``.attrs["explained"]`` holds each knob's share of the residual variance
+    (eta squared) and ``.attrs["method"]`` says how. Empty when fewer than 3 trials completed
+    (``.attrs["skipped"]`` says why). ``seed`` is unused (kept for callers).
 
     Example:
         >>> param_importances("quick", client=uri)        # doctest: +SKIP
-        pattern            0.71
-        target_sparsity    0.29
+        pattern      0.71
+        criterion    0.29
         Name: importance, dtype: float64
     """
-    client = get_client(client)
-    exp_id = experiment_id(client, experiment)
-    where = "tags.`workbench.study` LIKE '%'" if study is None else f"tags.`workbench.study` = '{study}'"
-    parents = search_all(client, [exp_id], where, order_by=["attributes.start_time DESC"], max_results=1)
-    if parents and target == "accuracy":
-        result = _optuna_importances(parents[0], client.tracking_uri, seed=seed)
-        if result is not None:
-            return result
-    own_study = study or (parents[0].data.tags["workbench.study"] if parents else None)
-    trials = trials_frame(experiment, client=client, study=own_study)
-    complete = trials[trials["state"] == "COMPLETE"]
-    params = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
-    return variance_explained(complete, params, target=target)
-
-
-def _optuna_importances(parent: Run, tracking_uri: str, *, seed: int) -> pd.Series | None:
-    logged = parent.data.params.get("storage")
-    spec = _storage_spec(logged, tracking_uri) if logged else None
-    if spec is None:
-        _log.info("Optuna storage of study %s not reachable; using variance explained", parent.info.run_name)
-        return None
-    try:
-        loaded = optuna.load_study(study_name=parent.data.tags["workbench.study"], storage=make_storage(spec))
-    except Exception as err:  # noqa: BLE001 - whatever keeps the storage out of reach means: fall back
-        _log.info("cannot load the Optuna study (%s); using variance explained", err)
-        return None
-    result = fanova(loaded, seed=seed)
-    if "importances" not in result:
-        _log.info("fANOVA skipped (%s); using variance explained", result.get("skipped"))
-        return None
-    series = pd.Series(result["importances"], name="importance", dtype="float64").sort_values(ascending=False)
+    del seed
+    trials = trials_frame(experiment, client=client, study=study)
+    complete = trials[(trials["state"] == "COMPLETE") & (trials["source"] == "study")]  # a study's trials only
+    complete = complete.rename(columns={target: "accuracy"})
+    knobs = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
+    rows = [
+        {k: v for k, v in row.items() if not (isinstance(v, float) and k in knobs and pd.isna(v))}
+        for row in complete.to_dict("records")
+    ]
+    result = residual_importances(rows, knobs)
+    series = pd.Series(result.get("importances", {}), name="importance", dtype="float64")
     series.index.name = "param"
-    series.attrs["method"] = "fanova"
+    series.attrs.update(method=result.get("method", ""), explained=result.get("explained", {}))
+    if "skipped" in result:
+        series.attrs["skipped"] = result["skipped"]
     return series

@@ -90,25 +90,28 @@ def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", maximize
 def seed_spread(
     df: pd.DataFrame, by: str | Sequence[str], *, metric: str = "accuracy", seed: str = "seed"
 ) -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for one run), min and max of ``metric`` per ``by`` group.
+    """Mean, std (ddof=1; NaN for one seed), min and max of ``metric`` over the seeds of each ``by`` group.
 
-    Columns: the ``by`` columns, ``<metric>_mean``, ``<metric>_std``, ``<metric>_min``,
-    ``<metric>_max``, ``n_runs`` and ``n_seeds`` (distinct values of ``seed``). Rows with a missing
-    ``metric`` are ignored.
+    Seeds are what count: runs of one group with the same seed (repeats) are averaged into one
+    value first, so a configuration trained three times with one seed has ``n_seeds`` 1 and no
+    spread. Columns: the ``by`` columns, ``<metric>_mean``, ``<metric>_std``, ``<metric>_min``,
+    ``<metric>_max``, ``n_seeds`` (distinct values of ``seed``) and ``n_runs``. Rows with a
+    missing ``metric`` are ignored.
 
     Example:
-        >>> df = pd.DataFrame({"criterion": ["snip"] * 2 + ["magnitude"], "seed": [0, 1, 0],
-        ...                    "accuracy": [0.5, 1.0, 0.7]})
-        >>> seed_spread(df, "criterion")[["criterion", "accuracy_mean", "n_seeds"]].values.tolist()
-        [['magnitude', 0.7, 1], ['snip', 0.75, 2]]
+        >>> df = pd.DataFrame({"criterion": ["snip"] * 3 + ["magnitude"], "seed": [0, 1, 1, 0],
+        ...                    "accuracy": [0.5, 1.0, 1.0, 0.7]})
+        >>> seed_spread(df, "criterion")[["criterion", "accuracy_mean", "n_seeds", "n_runs"]].values.tolist()
+        [['magnitude', 0.7, 1, 1], ['snip', 0.75, 2, 3]]
     """
     keys = [by] if isinstance(by, str) else list(by)
     _need(df, [*keys, metric, seed], "seed_spread")
     valid = df.dropna(subset=[metric])
-    grouped = valid.groupby(keys, dropna=False)
-    out = grouped[metric].agg(["mean", "std", "min", "max", "count"])
-    out.columns = [f"{metric}_{c}" for c in ("mean", "std", "min", "max")] + ["n_runs"]
-    out["n_seeds"] = grouped[seed].nunique()
+    per_seed = valid.groupby([*keys, seed], dropna=False)[metric].agg(["mean", "count"]).reset_index()
+    grouped = per_seed.groupby(keys, dropna=False)
+    out = grouped["mean"].agg(["mean", "std", "min", "max", "count"])
+    out.columns = [f"{metric}_{c}" for c in ("mean", "std", "min", "max")] + ["n_seeds"]
+    out["n_runs"] = grouped["count"].sum()
     return out.reset_index()
 
 

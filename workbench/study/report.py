@@ -3,9 +3,9 @@
 * ``trials.csv``: one row per trial (number, state, objective values, params, MLflow run id,
   duration, failure reason, interrupted);
 * ``best_so_far.png`` (single objective) or ``pareto_front.png`` (accuracy vs sparsity);
-* ``param_importances.json`` / ``.csv`` / ``.png``: Optuna's fANOVA importances of the searched
-  parameters for accuracy. With fewer than two complete trials, or when no searched parameter
-  varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
+* ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for accuracy
+  at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
+  or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
 
 Example:
     >>> rows = trial_rows(study)        # doctest: +SKIP
@@ -20,6 +20,8 @@ import optuna
 from optuna.trial import TrialState
 
 from workbench.study.figures import plot_best_so_far, plot_importances, plot_pareto_front
+from workbench.study.importance import residual_importances
+from workbench.study.summary import result_rows
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
@@ -47,23 +49,17 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
 
 
 def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
-    """fANOVA importances for accuracy (objective 0), or ``{"skipped": reason}``."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return {"skipped": f"needs at least 2 complete trials, have {len(complete)}"}
-    varied = [p for p in {k for t in complete for k in t.params} if len({repr(t.params.get(p)) for t in complete}) > 1]
-    if not varied:
-        return {"skipped": "no searched parameter took more than one value"}
-    try:
-        values = optuna.importance.get_param_importances(
-            study,
-            evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed),
-            params=sorted(varied),
-            target=lambda t: t.values[0],
-        )
-    except (RuntimeError, ValueError) as err:  # Optuna refuses degenerate inputs
-        return {"skipped": f"{type(err).__name__}: {err}"}
-    return {"target": "accuracy", "n_complete_trials": len(complete), "importances": dict(values)}
+    """Importances of the searched knobs for accuracy at matched sparsity, or ``{"skipped": reason}``.
+
+    :func:`~workbench.study.importance.residual_importances` over the trained complete trials: the
+    reached sparsity's effect on accuracy is removed first, so the target does not drown the
+    other knobs, and a knob is scored only where it has an effect. ``seed`` is kept for callers
+    (the method is deterministic).
+    """
+    del seed
+    rows = result_rows(study)
+    knobs = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params} | {"seed"})
+    return residual_importances([dict(r, target_sparsity=r["target"]) for r in rows], knobs)
 
 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:

@@ -179,7 +179,9 @@ def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> No
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
     space = {k: (vars(v) if isinstance(v, FloatRange) else v) for k, v in experiment.search_space.items()}
-    study = dict(vars(experiment.study), objectives=list(experiment.study.objectives))
+    study = dict(
+        vars(experiment.study), objectives=list(experiment.study.objectives), seeds=list(experiment.study.seeds)
+    )
     plugins = {"plugins": list(experiment.plugins)} if experiment.plugins else {}
     return {
         "name": experiment.name,

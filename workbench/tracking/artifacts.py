@@ -27,7 +27,7 @@ from mlflow.entities import Metric
 from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
 from workbench.tracking.figures import plot_sparsity_curves
 from workbench.tracking.metric_keys import layer_metric_keys
-from workbench.trial.space import PRUNING_DIMS
+from workbench.trial.space import INACTIVE, PRUNING_DIMS, is_active
 from workbench.trial.types import SPARSITY_KEYS, TrialResult
 
 __all__ = ["curve_metrics", "now_ms", "result_metrics", "trial_params", "write_csv", "write_trial_artifacts"]
@@ -39,13 +39,16 @@ def trial_params(
     """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched).
 
     Knobs the search space leaves out are read from the effective pruning config, so every child
-    run carries all seven.
+    run carries all seven; a knob without effect in this trial (the decay of a one-step schedule)
+    is logged as ``none``.
     """
     first = {**DEFAULT_CONFIG, **pruning_config, **(pruning_config.get("pruning_configs") or [{}])[0]}
     first.pop("pruning_configs", None)
     out: dict[str, Any] = {}
     for key in PRUNING_DIMS:
-        if key in params:
+        if not is_active(key, out):
+            out[key] = INACTIVE  # e.g. the decay of a oneshot schedule: no effect, not "exp"
+        elif key in params:
             out[key] = params[key]
         elif key == "pruner":
             out[key] = parse_pruning_type(first["pruning_type"])[0]
