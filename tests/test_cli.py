@@ -149,6 +149,8 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["search", str(QUICK)]) == 0
+    printed = capsys.readouterr().out
+    assert "Best trials by accuracy" in printed and "make notebooks EXPERIMENT=quick" in printed
     client = MlflowClient("sqlite:///mlflow.db")
     experiment = client.get_experiment_by_name("quick")
     parents = client.search_runs([experiment.experiment_id], "tags.`workbench.study` = 'quick'")
@@ -161,6 +163,7 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
     assert len(children) == 3
     for run in children:
         _check_child(client, run, parent.info.run_id)
+    assert f"/runs/{parent.info.run_id}" in printed  # the next step names the study's parent run
 
     assert main(["search", str(QUICK), "--n-trials", "4"]) == 0  # resume: one more trial, same parent
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")

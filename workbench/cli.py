@@ -164,18 +164,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
     except WorkerError as err:
         print(f"error: {err}; resume with: {_resume_command(args)}", file=sys.stderr)
         return 1
-    states = [t.state.name for t in study.trials]
-    summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
-    print(f"study {study.study_name!r}: {len(states)} trials ({summary})")
-    if len(experiment.study.objectives) == 1 and any(s == "COMPLETE" for s in states):
-        best = study.best_trial
-        print(
-            f"best: trial {best.number} accuracy {best.value:.4f} {best.params} "
-            f"run {best.user_attrs.get('mlflow_run_id', '-')}"
-        )
-    elif any(s == "COMPLETE" for s in states):
-        print(f"Pareto front: trials {sorted(t.number for t in study.best_trials)}")
+    print(_search_summary(study, experiment, args.tracking_uri))
     return 0
+
+
+def _search_summary(study, experiment, tracking_uri: str | None) -> str:
+    """The end-of-search text: front or best trials, best per pattern at matched sparsity, next steps."""
+    from workbench.study.summary import summary_text
+    from workbench.tracking import resolve_tracking_uri
+    from workbench.tracking.ui import run_url, ui_base
+
+    attrs = study.user_attrs
+    base = ui_base(resolve_tracking_uri(tracking_uri))
+    parent = run_url(base, attrs.get("mlflow_experiment_id", "?"), attrs.get("mlflow_parent_run_id", "?"))
+    return summary_text(
+        study, multi_objective=experiment.multi_objective, parent_url=parent, experiment=experiment.name
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The study summary logged on the parent MLflow run after every ``workbench search``.
 
-* ``trials.csv``: one row per trial (number, state, objective values, params, MLflow run id,
-  duration, failure reason, interrupted);
+* ``trials.csv``: one row per trial (number, state, objective values, effective params, reached
+  sparsity, seed, repeat_of, MLflow run id, duration, failure reason, interrupted);
 * ``best_so_far.png`` (single objective) or ``pareto_front.png`` (accuracy vs sparsity);
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for accuracy
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
@@ -21,7 +21,9 @@ from optuna.trial import TrialState
 
 from workbench.study.figures import plot_best_so_far, plot_importances, plot_pareto_front
 from workbench.study.importance import residual_importances
+from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.study.summary import result_rows
+from workbench.trial.space import effective_params
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
@@ -33,13 +35,24 @@ _log = logging.getLogger(__name__)
 
 
 def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",)) -> list[dict[str, Any]]:
-    """One plain dict per trial, ordered by trial number."""
+    """One plain dict per trial, ordered by trial number.
+
+    Params are the effective ones, as MLflow records them: an N:M target above N/M shows N/M, the
+    sampled value goes to ``requested_target_sparsity``. ``sparsity`` is the sparsity reached,
+    ``seed`` the trial seed, ``repeat_of`` the trial whose stored result an exact repeat returned.
+    """
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
         for name, value in zip(objectives, trial.values or []):
             row[name] = value
-        row.update(trial.params)
+        eff = effective_params(trial.params)
+        row.update(eff)
+        if eff.get("target_sparsity") != trial.params.get("target_sparsity"):
+            row["requested_target_sparsity"] = trial.params["target_sparsity"]
+        row["sparsity"] = trial.user_attrs.get("sparsity", "")
+        row["seed"] = trial.user_attrs.get(SEED_ATTR, "")
+        row["repeat_of"] = trial.user_attrs.get(REPEAT_ATTR, "")
         row["mlflow_run_id"] = trial.user_attrs.get("mlflow_run_id", "")
         row["duration_s"] = round(trial.duration.total_seconds(), 3) if trial.duration else ""
         row["reason"] = trial.user_attrs.get("failure_reason", "")
