@@ -54,7 +54,9 @@ def test_trials_frame_rows(store):
     assert df["accuracy_drop"].tolist()[:2] == [0.05, 0.15]
     # achieved sparsity = last value of each sparsity/* series
     assert df["sparsity"].tolist()[:2] == [0.5, 0.7] and df["sparsity_all"].tolist()[:2] == [0.25, 0.35]
-    assert df["blockwise_sparsity"].isna().all() and math.isnan(df["sparsity"].iloc[2])
+    # no global blockwise series logged: a block pattern logs it only where it differs, so it is the elementwise one
+    assert df["blockwise_sparsity"].tolist()[:2] == [0.5, 0.7] and math.isnan(df["sparsity"].iloc[2])
+    assert df["nm_groups_satisfied"].isna().all()
 
 
 def test_trials_frame_filters_and_training(store):
@@ -77,6 +79,7 @@ def _expected_curves(ids: dict[str, str]) -> pd.DataFrame:
                 for step, value in sorted(curve.items())
             ]
     df = pd.DataFrame(rows, columns=["trial", "run_id", "layer", "step", "elementwise", "blockwise"])
+    df["nm_groups_satisfied"] = float("nan")
     return df.astype({"trial": "Int64", "step": "int64"})
 
 
@@ -90,7 +93,15 @@ def test_curves_frame_exact(store):
     by = ["run_id", "layer", "step"]
     assert_frame_equal(_sorted(got, by), _sorted(_expected_curves(ids), by), check_dtype=False)
     assert got["trial"].dtype == "Int64" and got["step"].dtype == "int64"
-    assert got.columns.tolist() == ["trial", "run_id", "layer", "step", "elementwise", "blockwise"]
+    assert got.columns.tolist() == [
+        "trial",
+        "run_id",
+        "layer",
+        "step",
+        "elementwise",
+        "blockwise",
+        "nm_groups_satisfied",
+    ]
 
 
 def test_curves_frame_selected_runs(store):

@@ -38,7 +38,7 @@ SERIES = [
     "eval/accuracy",
     "train/loss",
 ]
-TRIAL_ARTIFACTS = {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_curves.png"}
+TRIAL_ARTIFACTS = {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_overview.png"}
 
 
 @pytest.fixture(scope="module")

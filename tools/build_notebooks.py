@@ -73,7 +73,12 @@ NOTEBOOKS = {
         'chosen = (trials[trials["trial"].isin(TRIALS)] if TRIALS else analysis.pick_trials(complete, n=N_TRIALS))\n'
         'curves = analysis.curves_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI)\n'
         "chosen[columns]",
-        "## Per-layer sparsity against step",
+        "## Per-layer sparsity against step\n`elementwise`: the fraction of a layer's weights that are zero. "
+        "`blockwise` (block patterns such as `4x1`): the fraction of blocks entirely zero; with a block mask it "
+        "equals the elementwise figure, so MLflow logs it only where it differs. For an N:M pattern (`2:4`) the "
+        "right panel is `nm_groups_satisfied`, the **fraction of N:M groups satisfied** (groups of M weights "
+        "holding at least N zeros): 1.0 means every group meets the pattern, not that the layer is fully pruned; "
+        "a 2:4 layer at 1.0 is 50% sparse.",
         'for run_id in curves["run_id"].unique():\n'
         "    display(analysis.plot_layer_curves(curves, run_id=run_id))\n"
         '    display(analysis.plot_layer_heatmap(curves, run_id=run_id, value="elementwise"))',

@@ -188,11 +188,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.study import run_tracked_trial
     from workbench.study.objective import plugin_tags
     from workbench.tracking import Tracker
+    from workbench.tracking.artifacts import config_label
 
     experiment, point, seed = apply_overrides(load_experiment(args.experiment), args.sets)
     _preflight(experiment, point)
     tracker = Tracker(args.tracking_uri)
-    exp_id = tracker.experiment_id(experiment.name)
+    exp_id = tracker.experiment_id(experiment.name, description=experiment.description or None)
     run_id, result = run_tracked_trial(
         tracker,
         exp_id,
@@ -201,7 +202,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         training=experiment.training,
         seed=seed,
         fixed=experiment.pruning,
-        run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
+        run_name=f"run {config_label(effective_params(point))}",
         tags={"workbench.source": "run", **plugin_tags(experiment)},
     )
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)

@@ -95,15 +95,22 @@ def plot_accuracy_vs_sparsity(
 
 
 def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Figure:
-    """One run's per-layer elementwise (left) and blockwise (right) sparsity against step."""
+    """One run's per-layer elementwise (left) and blockwise (right) sparsity against step.
+
+    For an N:M run the right panel is the fraction of N:M groups satisfied (``nm_groups_satisfied``),
+    which reads 1.0 once every group holds N zeros: not a sparsity.
+    """
     rows, title = _one_run(curves, run_id)
+    nm = "nm_groups_satisfied" in rows and rows["nm_groups_satisfied"].notna().any()
+    second = "nm_groups_satisfied" if nm else "blockwise"
     fig = Figure(figsize=(10, 3.8), dpi=80)
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, value in zip(axes, ("elementwise", "blockwise")):
+    for ax, value in zip(axes, ("elementwise", second)):
         for layer, layer_rows in rows.groupby("layer", sort=True):
             points = layer_rows.dropna(subset=[value])
             ax.plot(points["step"], points[value], drawstyle="steps-post", linewidth=1, label=layer)
-        ax.set(title=f"{title}: {value} sparsity per layer", xlabel="step", ylim=(-0.02, 1.02))
+        what = "fraction of N:M groups satisfied" if value == "nm_groups_satisfied" else f"{value} sparsity"
+        ax.set(title=f"{title}: {what} per layer", xlabel="step", ylim=(-0.02, 1.02))
     axes[0].set_ylabel("sparsity")
     if 0 < rows["layer"].nunique() <= _MAX_LEGEND:
         axes[1].legend(fontsize=7, loc="lower right")
@@ -113,8 +120,8 @@ def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Fig
 
 def plot_layer_heatmap(curves: pd.DataFrame, *, run_id: str | None = None, value: str = "elementwise") -> Figure:
     """One run's sparsity as a layer x step heatmap (a value holds until the next logged step)."""
-    if value not in ("elementwise", "blockwise"):
-        raise ConfigError(f"value: {value!r} is not allowed; allowed: elementwise, blockwise")
+    if value not in ("elementwise", "blockwise", "nm_groups_satisfied"):
+        raise ConfigError(f"value: {value!r} is not allowed; allowed: elementwise, blockwise, nm_groups_satisfied")
     rows, title = _one_run(curves, run_id)
     grid = rows.pivot_table(index="layer", columns="step", values=value, aggfunc="last").sort_index()
     grid = grid.sort_index(axis=1).ffill(axis=1)

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,6 +83,7 @@ _FINALS = {
     "sparsity/elementwise_over_matmul_gemm_conv": "sparsity",
     "sparsity/elementwise_over_all": "sparsity_all",
     "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity",
+    "sparsity/nm_groups_satisfied": "nm_groups_satisfied",
     "time/total_seconds": "seconds",
 }
 _STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}
@@ -131,9 +133,17 @@ def trials_frame(
             "run_name": info.run_name,
         }
         row.update(
-            {k: v for k, v in sorted(run.data.params.items()) if include_training or not k.startswith("training.")}
+            {
+                k: v
+                for k, v in sorted(run.data.params.items())
+                if (include_training or not k.startswith("training.")) and not k.startswith("time.")
+            }
         )
         row.update({column: run.data.metrics.get(key, float("nan")) for key, column in _FINALS.items()})
+        if "time.total_s" in run.data.params:  # timings are params since they left the charts
+            row["seconds"] = float(run.data.params["time.total_s"])
+        if math.isnan(row["blockwise_sparsity"]) and math.isnan(row["nm_groups_satisfied"]):
+            row["blockwise_sparsity"] = row["sparsity"]  # a block pattern logs it only where it differs
         row["parent_run_id"] = tags.get("mlflow.parentRunId", "")
         row["start_time"] = pd.Timestamp(info.start_time, unit="ms")
         rows.append(row)
@@ -169,29 +179,37 @@ def _series(
 def curves_frame(
     experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None, study: str | None = None
 ) -> pd.DataFrame:
-    """Per-layer sparsity curves in long format: trial, run_id, layer, step, elementwise, blockwise.
+    """Per-layer sparsity curves in long format: trial, run_id, layer, step, elementwise, blockwise, nm_groups_satisfied.
 
-    ``elementwise`` comes from ``layer_sparsity/<layer>``, ``blockwise`` from
-    ``layer_blockwise_sparsity/<layer>``; a step logged for one and not the other is NaN there.
+    ``elementwise`` comes from ``layer_sparsity/<layer>``; ``blockwise`` from
+    ``layer_blockwise_sparsity/<layer>``, which a block pattern logs only where it differs from
+    the elementwise curve (elsewhere it is that curve); ``nm_groups_satisfied`` (N:M patterns only,
+    ``layer_nm_satisfied/<layer>``) is the fraction of N:M groups holding at least N zeros, not a
+    sparsity, and ``blockwise`` is NaN there. A step logged for one and not another is NaN there.
 
     Example:
         >>> curves = curves_frame("quick", trials.run_id[:2], client=uri)        # doctest: +SKIP
         >>> curves.pivot_table(index="layer", columns="step", values="elementwise")  # doctest: +SKIP
     """
-    frame = _series(
-        experiment, ("layer_sparsity/", "layer_blockwise_sparsity/"), client=client, run_ids=run_ids, study=study
-    )
-    columns = ["trial", "run_id", "layer", "step", "elementwise", "blockwise"]
+    kinds = {
+        "layer_sparsity": "elementwise",
+        "layer_blockwise_sparsity": "blockwise",
+        "layer_nm_satisfied": "nm_groups_satisfied",
+    }
+    frame = _series(experiment, tuple(f"{k}/" for k in kinds), client=client, run_ids=run_ids, study=study)
+    columns = ["trial", "run_id", "layer", "step", *kinds.values()]
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in columns[4:] else "object") for c in columns})
     parts = frame["key"].str.partition("/")
-    frame = frame.assign(
-        kind=parts[0].map({"layer_sparsity": "elementwise", "layer_blockwise_sparsity": "blockwise"}), layer=parts[2]
-    )
+    frame = frame.assign(kind=parts[0].map(kinds), layer=parts[2])
     wide = frame.set_index(["trial", "run_id", "layer", "step", "kind"])["value"].unstack("kind").reset_index()
-    for column in ("elementwise", "blockwise"):
+    for column in kinds.values():
         if column not in wide:
             wide[column] = float("nan")
+    nm_runs = set(wide.loc[wide["nm_groups_satisfied"].notna(), "run_id"])
+    same = wide["blockwise"].isna() & ~wide["run_id"].isin(nm_runs)
+    # a layer without its own blockwise curve in a block-pattern run: blockwise equals elementwise
+    wide.loc[same, "blockwise"] = wide.loc[same, "elementwise"]
     wide.columns.name = None
     return wide[columns].sort_values(columns[:4]).reset_index(drop=True)
 

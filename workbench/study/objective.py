@@ -35,6 +35,7 @@ from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
 from workbench.study.repeats import KEY_ATTR, REPEAT_ATTR, SEED_ATTR, enqueue_other_seeds, find_twin, seed_of
 from workbench.tracking import Tracker, trial_params
+from workbench.tracking.artifacts import config_label
 from workbench.tracking.spool import SpooledTracker
 from workbench.trial import TrainingConfig, TrialResult, TrialStopped, build_pruning_config, run_trial
 from workbench.trial.space import point_key
@@ -227,7 +228,7 @@ class Objective:
                 seed=seed,
                 fixed=exp.pruning,
                 parent_run_id=self.parent_run_id,
-                run_name=f"trial-{trial.number}",
+                run_name=f"t{trial.number:02d} {config_label(effective_params(params))}",
                 tags=tags,
                 on_eval=on_eval,
                 on_run=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),

@@ -91,7 +91,7 @@ def run_study(
         pruner=make_pruner(experiment),
     )
     study.sampler = make_sampler(experiment)
-    exp_id = tracker.experiment_id(experiment.name)
+    exp_id = tracker.experiment_id(experiment.name, description=experiment.description or None)
     study_params = {
         "benchmark": experiment.benchmark,
         "sampler": experiment.study.sampler,
