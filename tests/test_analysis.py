@@ -36,7 +36,8 @@ def _order(ids: dict[str, str]) -> list[tuple[object, str, str]]:
 
 def test_trials_frame_rows(store):
     uri, ids = store
-    df = analysis.trials_frame("demo", client=uri)
+    assert analysis.trials_frame("demo", client=uri)["run_id"].tolist() == [ids[f"trial{i}"] for i in range(3)]
+    df = analysis.trials_frame("demo", client=uri, include_runs=True)  # `workbench run` runs only when asked
     assert df["run_id"].tolist() == [ids["trial0"], ids["trial1"], ids["trial2"], ids["run"]]
     assert df["trial"].tolist()[:3] == [0, 1, 2] and pd.isna(df["trial"].iloc[3])
     assert df["state"].tolist() == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
@@ -283,14 +284,19 @@ def test_plots_from_frames(store):
         analysis.plot_layer_heatmap(curves, run_id=ids["trial0"], value="dense")
     glob = analysis.plot_global_curves(analysis.global_curves_frame("demo", client=uri))
     assert [len(ax.lines) for ax in glob.axes] == [3, 3]
-    trials = analysis.trials_frame("demo", client=uri)
+    trials = analysis.trials_frame("demo", client=uri, include_runs=True)
     evals = analysis.plot_eval_curves(
         analysis.eval_frame("demo", client=uri), dense=trials.set_index("run_id")["dense_accuracy"]
     )
     assert len(evals.axes[0].lines) == 4 + 3  # four runs, three dense baselines (the pruned one has none)
     complete = trials[trials["state"] == "COMPLETE"]
     scatter = analysis.plot_accuracy_vs_sparsity(complete, front=analysis.pareto_front(complete))
-    assert len(scatter.axes[0].collections) == 2  # (4x1, magnitude) and (2:4, snip_momentum)
+    assert len(scatter.axes[0].collections) == len(complete)  # one marker per trial
+    legend = [t.get_text() for t in scatter.axes[0].get_legend().get_texts()]
+    assert {"pattern 4x1", "pattern 2:4", "criterion magnitude", "criterion snip_momentum"} <= set(legend)
+    assert any(t.startswith("dense model ") for t in legend)  # the dense accuracy as a reference line
+    matched = analysis.best_at_matched_sparsity(complete)
+    assert matched.index.names == ["pattern", "criterion"] and "0.50-0.60" in matched.columns
     groups = analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
     assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [
         ["magnitude", "snip_momentum"],

@@ -102,7 +102,12 @@ def _coerce(column: pd.Series) -> pd.Series:
 
 
 def trials_frame(
-    experiment: str, *, client: ClientLike = None, study: str | None = None, include_training: bool = False
+    experiment: str,
+    *,
+    client: ClientLike = None,
+    study: str | None = None,
+    include_training: bool = False,
+    include_runs: bool = False,
 ) -> pd.DataFrame:
     """One row per trial run of ``experiment``: identity, state, params and final metrics.
 
@@ -113,7 +118,9 @@ def trials_frame(
     achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
     matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, ``parent_run_id`` and
     ``start_time``. Study trials come first (by study and trial number), then runs outside a study
-    (by start time). ``study`` keeps one study's trials.
+    (by start time), only with ``include_runs``: single runs (``workbench run`` / ``rerun``, tag
+    ``workbench.source``) are not trials of a study and stay out of its tables by default.
+    ``study`` keeps one study's trials.
 
     Example:
         >>> df = trials_frame("quick", client="sqlite:///mlflow.db")        # doctest: +SKIP
@@ -123,13 +130,16 @@ def trials_frame(
     rows = []
     for run in trial_runs(client, experiment, study=study):
         tags, info = run.data.tags, run.info
+        source = tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run")
+        if source != "study" and not include_runs:
+            continue
         row: dict[str, Any] = {
             "run_id": info.run_id,
             "trial": _trial_number(run),
             "study": tags.get("optuna.study_name", ""),
             "state": tags.get("workbench.trial_state") or _STATE.get(info.status, info.status),
             "status": info.status,
-            "source": tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run"),
+            "source": source,
             "run_name": info.run_name,
         }
         row.update(

@@ -238,6 +238,7 @@ class Objective:
             raise optuna.TrialPruned(str(stop)) from None
         sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
         trial.set_user_attr("sparsity", sparsity)
+        trial.set_user_attr("dense_accuracy", result.dense_accuracy)
         trial.set_user_attr("seconds", result.timings.get("total", 0.0))
         values = (result.accuracy, sparsity) if exp.multi_objective else (result.accuracy,)
         if not all(math.isfinite(v) for v in values):
@@ -253,7 +254,7 @@ class Objective:
             seed,
         )
         trial.set_user_attr(REPEAT_ATTR, twin.number)
-        for attr in ("mlflow_run_id", "sparsity", "seconds"):
+        for attr in ("mlflow_run_id", "sparsity", "dense_accuracy", "seconds"):
             if attr in twin.user_attrs:
                 trial.set_user_attr(attr, twin.user_attrs[attr])
         values = tuple(twin.values)

@@ -2,7 +2,12 @@
 
 * ``trials.csv``: one row per trial (number, state, objective values, effective params, reached
   sparsity, seed, repeat_of, MLflow run id, duration, failure reason, interrupted);
-* ``best_so_far.png`` (single objective) or ``pareto_front.png`` (accuracy vs sparsity);
+* ``accuracy_vs_sparsity.png``: every trained trial at the sparsity it reached (colour = pattern,
+  marker = criterion), the dense model's accuracy and the Pareto front; ``best_so_far.png`` too
+  with a single objective;
+* ``best_at_matched_sparsity.csv``: the best trial of each pattern x criterion in each 0.1 bin of
+  reached sparsity (the other knobs are the best trial's, shown, not held fixed);
+* metrics ``best_accuracy/sparsity_<bin>``: the best accuracy kept in each bin of reached sparsity;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for accuracy
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
@@ -19,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from workbench.study.figures import plot_best_so_far, plot_importances, plot_pareto_front
+from workbench.study.figures import plot_best_so_far, plot_importances, plot_metric_vs_sparsity
 from workbench.study.importance import residual_importances
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.study.summary import result_rows
+from workbench.study.summary import MATCHED_COLUMNS, best_per_bin, front, matched_rows, result_rows, sparsity_bin
 from workbench.trial.space import effective_params
 
 if TYPE_CHECKING:
@@ -76,21 +81,24 @@ def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
 
 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
-    """Compute the summary and log it on the parent run."""
+    """Compute the summary and log it on the parent run (see the module docstring)."""
     objectives = experiment.study.objectives
     rows = trial_rows(study, objectives)
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    results = result_rows(study)
     figures: dict[str, Any] = {}
-    if len(objectives) > 1:
-        front = {t.number for t in study.best_trials}
-        points = [(t.values[1], t.values[0]) for t in complete]
-        best = [(t.values[1], t.values[0]) for t in complete if t.number in front]
-        figures["pareto_front.png"] = plot_pareto_front(points, best)
-    else:
-        figures["best_so_far.png"] = plot_best_so_far([t.number for t in complete], [t.values[0] for t in complete])
+    dense = [r["dense_accuracy"] for r in results if r["dense_accuracy"] == r["dense_accuracy"]]
+    figures["accuracy_vs_sparsity.png"] = plot_metric_vs_sparsity(
+        results, dense=sum(dense) / len(dense) if dense else None, front=front(results)
+    )
+    if len(objectives) == 1:
+        figures["best_so_far.png"] = plot_best_so_far([r["trial"] for r in results], [r["accuracy"] for r in results])
     importances = param_importances(study, seed=experiment.study.seed)
     if "importances" in importances:
-        figures["param_importances.png"] = plot_importances(importances["importances"])
+        counts = importances["n_trials"]
+        figures["param_importances.png"] = plot_importances(
+            {f"{k} (n={counts[k]})": v for k, v in importances["importances"].items()},
+            title="Importance for accuracy at matched sparsity (share; n = trials where the knob acts)",
+        )
     else:
         _log.info("parameter importances skipped: %s", importances["skipped"])
     counts = {state: len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
@@ -99,6 +107,12 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
         "trials/pruned": counts[TrialState.PRUNED],
         "trials/failed": counts[TrialState.FAIL],
     }
-    if complete:
-        metrics["best_accuracy"] = max(t.values[0] for t in complete)
-    tracker.log_study_summary(parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics)
+    for row in best_per_bin(results, ()).get((), {}).values():  # the best accuracy kept at each sparsity
+        metrics[f"best_accuracy/sparsity_{sparsity_bin(row['sparsity'])}"] = row["accuracy"]
+    searched = [
+        k for k in ("pruner", "pruning_scope", "sparsity_decay_type", "lr", "seed") if any(k in r for r in results)
+    ]
+    tables = {"best_at_matched_sparsity.csv": (matched_rows(results), [*MATCHED_COLUMNS, *searched])}
+    tracker.log_study_summary(
+        parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics, tables=tables
+    )

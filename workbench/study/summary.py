@@ -34,6 +34,7 @@ __all__ = [
     "best_per_bin",
     "format_table",
     "front",
+    "matched_rows",
     "result_rows",
     "sparsity_bin",
     "summary_text",
@@ -56,10 +57,11 @@ def result_rows(study: optuna.Study) -> list[dict[str, Any]]:
             {
                 "trial": trial.number,
                 **{k: v for k, v in eff.items() if k != "target_sparsity"},
-                "target": eff.get("target_sparsity"),
+                "target": round(eff["target_sparsity"], 6) if "target_sparsity" in eff else None,
                 "seed": trial.user_attrs.get(SEED_ATTR),
                 "sparsity": trial.user_attrs.get("sparsity", trial.values[1] if len(trial.values) > 1 else math.nan),
                 "accuracy": trial.values[0],
+                "dense_accuracy": trial.user_attrs.get("dense_accuracy", math.nan),
                 "run_id": trial.user_attrs.get("mlflow_run_id", ""),
             }
         )
@@ -103,6 +105,36 @@ def best_per_bin(
         if label not in cells or row["accuracy"] > cells[label]["accuracy"]:
             cells[label] = row
     return out
+
+
+MATCHED_COLUMNS = (
+    "sparsity_bin",
+    "pattern",
+    "criterion",
+    "trial",
+    "scheduler",
+    "target",
+    "sparsity",
+    "accuracy",
+    "run_id",
+)
+"""Columns of :func:`matched_rows` (``best_at_matched_sparsity.csv``); other knobs follow when searched."""
+
+
+def matched_rows(
+    rows: Sequence[dict[str, Any]], by: Sequence[str] = ("pattern", "criterion"), *, width: float = BIN_WIDTH
+) -> list[dict[str, Any]]:
+    """The best trial of each ``by`` group in each bin of reached sparsity, as flat rows.
+
+    Comparisons hold the reached sparsity within one bin; the other knobs (scheduler, decay,
+    scope, ...) are whatever that group's best trial used there (shown in its row), not held fixed.
+    Ordered by bin, then accuracy (best first).
+    """
+    out = []
+    for group, cells in best_per_bin(rows, by, width=width).items():
+        for label, row in cells.items():
+            out.append({"sparsity_bin": label, **dict(zip(by, group)), **{k: v for k, v in row.items() if k not in by}})
+    return sorted(out, key=lambda r: (r["sparsity_bin"], -r["accuracy"], r["trial"]))
 
 
 def _cell(value: Any) -> str:

@@ -255,8 +255,10 @@ class Tracker:
         figures: dict[str, Any],
         importances: dict[str, Any],
         metrics: dict[str, float],
+        tables: dict[str, tuple[Sequence[dict[str, Any]], Sequence[str]]] | None = None,
     ) -> None:
-        """Parent-run artifacts: trials.csv, figures (name -> Figure), param_importances.json."""
+        """Parent-run artifacts: trials.csv, figures (name -> Figure), param_importances.json, and
+        ``tables`` (file name -> (rows, columns)) as CSV files."""
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -267,6 +269,8 @@ class Tracker:
                 [{"param": k, "importance": v} for k, v in importances.get("importances", {}).items()],
                 ("param", "importance"),
             )
+            for name, (table, columns) in (tables or {}).items():
+                write_csv(folder / name, table, columns)
             for name, fig in figures.items():
                 fig.savefig(folder / name)
             self.client.log_artifacts(run_id, tmp)
