@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml setup.py workbench/pruner/_backend/_kernels.c
 search: $(STAMP)
 	$(BIN)/workbench search $(EXPERIMENT) $(SEARCH_FLAGS)
 
+# prints the study's runs page once the server answers; OPEN=1 opens it in a browser
 ui: $(STAMP)
-	$(BIN)/workbench ui --port $(PORT)
+	$(BIN)/workbench ui --port $(PORT) $(if $(OPEN),--open)
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -41,8 +42,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench
 
+# EXPERIMENT given on the command line chooses the study (a name or its YAML); else the latest study
 notebooks: $(STAMP)
-	$(BIN)/python -m tools.notebooks
+	$(BIN)/python -m tools.notebooks $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT))
 
 lab: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,lab]'

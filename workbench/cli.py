@@ -13,7 +13,7 @@ Example:
     $ workbench search experiments/default.yaml --n-trials 40 --workers 2
     $ workbench run experiments/quick.yaml --set pattern=2:4 --set target_sparsity=0.5
     $ workbench rerun 0123456789abcdef
-    $ workbench ui --port 5000
+    $ workbench ui --port 5000 --open
 
 Each command imports the layers it needs inside its own function: that is start-up cost, not
 structure (``workbench ui`` and ``--help`` must not pay for torch, Optuna and MLflow's imports).
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -103,6 +102,9 @@ def _build_parser() -> _Parser:
     ui.add_argument("--port", type=_port, default=5000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--tracking-uri", help=uri_help)
+    ui.add_argument("--experiment", help="land on this experiment's latest study (default: the latest study)")
+    ui.add_argument("--open", action="store_true", help="open the landing page in a web browser")
+    ui.add_argument("--timeout", type=_positive, default=300, help="seconds to wait for the server (default 300)")
     ui.set_defaults(func=_cmd_ui)
     return parser
 
@@ -226,31 +228,41 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from workbench.tracking import resolve_tracking_uri
+    """Serve the MLflow UI; print (and with ``--open`` open) the study's landing page once it answers."""
+    import os
+    import webbrowser
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        "1",
-    ]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)", flush=True)
-    proc = subprocess.Popen(cmd)
+    from workbench.infra.serve import PortInUse, ServedProcess, check_port_free, wait_until_answers
+    from workbench.infra.stores import DEFAULT_TRACKING_URI
+    from workbench.tracking.ui import study_landing
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     try:
-        return proc.wait()
+        check_port_free(args.host, args.port)
+    except PortInUse as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    base = f"http://{args.host}:{args.port}"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port), "--workers", "1"]
+    print(f"starting the MLflow UI over {uri} ...", file=sys.stderr, flush=True)
+    try:
+        with ServedProcess(cmd) as proc:
+            wait_until_answers(f"{base}/health", proc, timeout=args.timeout)
+            landing, study = study_landing(base, experiment=args.experiment)
+            what = f"study {study!r}: its trials, best accuracy first" if study else "no study yet"
+            print(f"MLflow UI: {landing}  ({what}; Ctrl-C to stop)", flush=True)
+            if args.open:
+                webbrowser.open(landing)
+            return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
         return 0
+    except ValueError as err:  # --experiment not in the store
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # the server died or never answered
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,8 @@ MLflow's UI (3.x) is a single-page app whose state sits after ``#``: ``/experime
 is the runs table, and its query keeps ``searchFilter`` (an MLflow search expression),
 ``orderByKey`` (e.g. ``metrics.`accuracy```) and ``orderByAsc``. Which columns show is kept in
 the browser, not in the URL, so a link can choose the runs and their order, not the columns.
+Standard library only (the server is asked over MLflow's REST API), so ``workbench ui`` starts
+without loading MLflow or torch.
 
 Example:
     >>> run_url("http://127.0.0.1:5000", "1", "abc")
@@ -14,9 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import json
+import urllib.request
+from typing import Any
 from urllib.parse import quote, urlencode
 
-__all__ = ["DEFAULT_UI", "run_url", "runs_url", "ui_base"]
+__all__ = ["DEFAULT_UI", "run_url", "runs_url", "study_landing", "ui_base"]
 
 DEFAULT_UI = "http://127.0.0.1:5000"
 """Where ``make ui`` / ``workbench ui`` serves by default."""
@@ -40,3 +45,44 @@ def runs_url(base: str, experiment_id: str, *, study: str | None = None, metric:
     if study is not None:
         query = {"searchFilter": f"tags.`optuna.study_name` = '{study}'", **query}
     return f"{base}/#/experiments/{experiment_id}/runs?{urlencode(query, quote_via=quote)}"
+
+
+def _post(base: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str | None]:
+    """The address to open on a running UI at ``base``, and the study it shows (None: no study).
+
+    Asks the server (MLflow's REST API, standard library only) for the most recent study parent
+    run (tag ``workbench.study``), in ``experiment`` when given; the address is that study's runs
+    table sorted by accuracy (:func:`runs_url`). Without any study: the UI's front page.
+    ``ValueError`` naming ``--experiment`` when it is not in the store.
+    """
+    found = _post(base, "experiments/search", {"max_results": 1000}).get("experiments", [])
+    if experiment is not None:
+        found = [e for e in found if e.get("name") == experiment]
+        if not found:
+            raise ValueError(f"--experiment: {experiment!r} is not in the tracking store at {base}")
+    ids = [e["experiment_id"] for e in found]
+    if not ids:
+        return base, None
+    runs = _post(
+        base,
+        "runs/search",
+        {
+            "experiment_ids": ids,
+            "filter": "tags.`workbench.study` LIKE '%'",
+            "order_by": ["attributes.start_time DESC"],
+            "max_results": 1,
+        },
+    ).get("runs", [])
+    if not runs:
+        return (runs_url(base, ids[0]) if experiment is not None else base), None
+    tags = {t["key"]: t["value"] for t in runs[0]["data"].get("tags", [])}
+    study = tags["workbench.study"]
+    return runs_url(base, runs[0]["info"]["experiment_id"], study=study), study
