@@ -7,10 +7,11 @@ EXPERIMENT ?= experiments/default.yaml
 TRIALS ?=
 WORKERS ?=
 PORT ?= 5000
+DASHBOARD_PORT ?= 8080
 
 SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: install search ui test lint bench notebooks lab clean
+.PHONY: install search ui dashboard test lint bench notebooks lab clean
 
 install: $(STAMP)
 
@@ -29,6 +30,11 @@ search: $(STAMP)
 # prints the study's runs page once the server answers; OPEN=1 opens it in a browser
 ui: $(STAMP)
 	$(BIN)/workbench ui --port $(PORT) $(if $(OPEN),--open)
+
+# Optuna's own dashboard over the study's storage; installs the optional extra on first use
+dashboard: $(STAMP)
+	$(BIN)/python -c "import optuna_dashboard" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,dashboard]'
+	$(BIN)/workbench dashboard --port $(DASHBOARD_PORT) $(if $(OPEN),--open)
 
 test: lint
 	$(BIN)/python -m pytest -q

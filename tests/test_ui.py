@@ -162,3 +162,63 @@ def test_the_landing_page_lists_the_trials_with_pattern_and_metric_in_a_browser(
     listed = sorted(names, key=lambda n: dom.index(names[n]))
     assert [accuracy[n] for n in listed] == sorted(accuracy.values(), reverse=True)
     assert STUDY["description"] in dom  # the experiment's description from the YAML
+
+
+def test_dashboard_without_optuna_dashboard_installed_exits_2(monkeypatch, capsys, tmp_path):
+    from workbench.study import dashboard
+
+    monkeypatch.setattr(dashboard, "installed", lambda: False)
+    assert main(["dashboard", "--storage", f"sqlite:///{tmp_path}/optuna.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: dashboard: optuna-dashboard is not installed; `make dashboard` installs it")
+
+
+def test_dashboard_finds_the_storage_and_the_latest_study(tmp_path, monkeypatch):
+    import optuna
+
+    from workbench.pruner import ConfigError
+    from workbench.study.dashboard import find_storage, latest_study
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_STORAGE", raising=False)
+    with pytest.raises(ConfigError, match="^--storage: no Optuna storage given"):
+        find_storage()
+    for name in ("older", "newer"):
+        optuna.create_study(study_name=name, storage="sqlite:///optuna.db").optimize(lambda t: 0.0, n_trials=1)
+    spec = find_storage()
+    assert spec == "sqlite:///optuna.db"
+    assert latest_study(spec)[0] == "newer" and latest_study(spec, "older")[0] == "older"
+    with pytest.raises(ConfigError, match="^--study: 'nope' is not in .*allowed: newer, older"):
+        latest_study(spec, "nope")
+
+
+@pytest.mark.slow
+def test_dashboard_serves_the_study_and_stops_with_workbench(store):
+    from workbench.study.dashboard import installed
+
+    if not installed():
+        pytest.skip("optuna-dashboard is not installed (make dashboard installs it)")
+    uri, study = store
+    storage = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).with_name("optuna.db"))
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "dashboard", "--storage", storage, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"Optuna dashboard: http://127.0.0.1:{port}/dashboard/studies/"), line
+        assert "study 'ui-demo'" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as response:
+            assert "ui-demo" in response.read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not port_in_use("127.0.0.1", port), "optuna-dashboard outlived workbench dashboard"

@@ -106,6 +106,15 @@ def _build_parser() -> _Parser:
     ui.add_argument("--open", action="store_true", help="open the landing page in a web browser")
     ui.add_argument("--timeout", type=_positive, default=300, help="seconds to wait for the server (default 300)")
     ui.set_defaults(func=_cmd_ui)
+
+    dash = sub.add_parser("dashboard", help="serve optuna-dashboard over a study's Optuna storage")
+    dash.add_argument("--storage", help="Optuna storage URL or journal file (default: optuna.journal / optuna.db here)")
+    dash.add_argument("--study", help="the study to open (default: the most recently started)")
+    dash.add_argument("--port", type=_port, default=8080)
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--open", action="store_true", help="open the study's page in a web browser")
+    dash.add_argument("--timeout", type=_positive, default=300, help="seconds to wait for the server (default 300)")
+    dash.set_defaults(func=_cmd_dashboard)
     return parser
 
 
@@ -228,41 +237,15 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    """Serve the MLflow UI; print (and with ``--open`` open) the study's landing page once it answers."""
-    import os
-    import webbrowser
+    from workbench.cli_servers import serve_ui
 
-    from workbench.infra.serve import PortInUse, ServedProcess, check_port_free, wait_until_answers
-    from workbench.infra.stores import DEFAULT_TRACKING_URI
-    from workbench.tracking.ui import study_landing
+    return serve_ui(args)
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    try:
-        check_port_free(args.host, args.port)
-    except PortInUse as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    base = f"http://{args.host}:{args.port}"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port), "--workers", "1"]
-    print(f"starting the MLflow UI over {uri} ...", file=sys.stderr, flush=True)
-    try:
-        with ServedProcess(cmd) as proc:
-            wait_until_answers(f"{base}/health", proc, timeout=args.timeout)
-            landing, study = study_landing(base, experiment=args.experiment)
-            what = f"study {study!r}: its trials, best accuracy first" if study else "no study yet"
-            print(f"MLflow UI: {landing}  ({what}; Ctrl-C to stop)", flush=True)
-            if args.open:
-                webbrowser.open(landing)
-            return proc.wait()
-    except KeyboardInterrupt:
-        return 0
-    except ValueError as err:  # --experiment not in the store
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except RuntimeError as err:  # the server died or never answered
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from workbench.cli_servers import serve_dashboard
+
+    return serve_dashboard(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,10 +22,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+import webbrowser
+from collections.abc import Callable, Sequence
 from types import FrameType
 
-__all__ = ["PortInUse", "ServedProcess", "check_port_free", "port_in_use", "wait_until_answers"]
+__all__ = ["PortInUse", "ServedProcess", "check_port_free", "port_in_use", "run_server", "wait_until_answers"]
 
 
 class PortInUse(ValueError):
@@ -129,3 +130,30 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def run_server(
+    cmd: Sequence[str],
+    *,
+    ready_url: str,
+    timeout: float,
+    landing: Callable[[], str],
+    announce: Callable[[str], None],
+    open_browser: bool = False,
+) -> int:
+    """Run ``cmd`` as a :class:`ServedProcess` until it exits or we are interrupted (then 0).
+
+    Once ``ready_url`` answers, ``landing()`` gives the address to show, ``announce`` receives it
+    (the CLI prints it) and ``open_browser`` opens it. Returns the server's exit status;
+    RuntimeError if it exits or stays silent before answering.
+    """
+    try:
+        with ServedProcess(cmd) as proc:
+            wait_until_answers(ready_url, proc, timeout=timeout)
+            address = landing()
+            announce(address)
+            if open_browser:
+                webbrowser.open(address)
+            return proc.wait()
+    except KeyboardInterrupt:
+        return 0
