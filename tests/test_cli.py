@@ -31,13 +31,7 @@ REQUIRED_PARAMS = {
     "seed",
     "benchmark",
 }
-SERIES = [
-    "sparsity/elementwise_over_matmul_gemm_conv",
-    "sparsity/elementwise_over_all",
-    "sparsity/blockwise_over_matmul_gemm_conv",
-    "eval/accuracy",
-    "train/loss",
-]
+SERIES = ["sparsity/elementwise_over_matmul_gemm_conv", "sparsity/elementwise_over_all", "eval/accuracy", "train/loss"]
 TRIAL_ARTIFACTS = {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_overview.png"}
 
 
@@ -134,10 +128,14 @@ def _check_child(client: MlflowClient, run, parent_id: str) -> None:
     assert run.info.status == "FINISHED", run.data.tags.get("workbench.reason")
     assert REQUIRED_PARAMS <= set(run.data.params)
     assert {"accuracy", "dense_accuracy", "accuracy_drop"} <= set(run.data.metrics)
-    for key in SERIES + [k for k in run.data.metrics if k.startswith(("layer_sparsity/", "layer_blockwise_sparsity/"))]:
+    prefixes = ("layer_sparsity/", "layer_blockwise_sparsity/", "layer_nm_satisfied/")
+    for key in SERIES + [k for k in run.data.metrics if k.startswith(prefixes)]:
         assert len(client.get_metric_history(run.info.run_id, key)) > 1, key
     assert any(k.startswith("layer_sparsity/") for k in run.data.metrics)
-    assert any(k.startswith("layer_blockwise_sparsity/") for k in run.data.metrics)
+    nm = ":" in run.data.params["pattern"]  # N:M: the fraction of groups satisfied, under its own name
+    assert nm == ("sparsity/nm_groups_satisfied" in run.data.metrics)
+    assert nm == any(k.startswith("layer_nm_satisfied/") for k in run.data.metrics)
+    assert not (nm and any(k.startswith("layer_blockwise_sparsity/") for k in run.data.metrics))
     assert TRIAL_ARTIFACTS <= {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"optuna.trial_number", "optuna.study_name", "workbench.git_commit", "workbench.version.torch"} <= set(
         run.data.tags
