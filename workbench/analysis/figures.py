@@ -108,7 +108,7 @@ def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Fig
             points = layer_rows.dropna(subset=[value])
             ax.plot(points["step"], points[value], drawstyle="steps-post", linewidth=1, label=layer)
         what = "fraction of N:M groups satisfied" if value == "nm_groups_satisfied" else f"{value} sparsity"
-        ax.set(title=f"{title}: {what} per layer", xlabel="step", ylim=(-0.02, 1.02))
+        ax.set(title=f"{title}: {what}", xlabel="step", ylim=(-0.02, 1.02))
     axes[0].set_ylabel("sparsity")
     if 0 < rows["layer"].nunique() <= _MAX_LEGEND:
         axes[1].legend(fontsize=7, loc="lower right")
