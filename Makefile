@@ -8,10 +8,11 @@ TRIALS ?=
 WORKERS ?=
 PORT ?= 5000
 BENCH_FLAGS ?=  # e.g. make bench BENCH_FLAGS="--only models --quick" (python -m tools.bench --help)
+DASHBOARD_PORT ?= 8080
 
 SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: install search ui test lint bench notebooks lab clean
+.PHONY: install search ui dashboard test lint bench notebooks lab clean
 
 install: $(STAMP)
 
@@ -27,8 +28,14 @@ $(STAMP): pyproject.toml setup.py workbench/pruner/_backend/_kernels.c
 search: $(STAMP)
 	$(BIN)/workbench search $(EXPERIMENT) $(SEARCH_FLAGS)
 
+# prints the study's runs page once the server answers; OPEN=1 opens it in a browser
 ui: $(STAMP)
-	$(BIN)/workbench ui --port $(PORT)
+	$(BIN)/workbench ui --port $(PORT) $(if $(OPEN),--open)
+
+# Optuna's own dashboard over the study's storage; installs the optional extra on first use
+dashboard: $(STAMP)
+	$(BIN)/python -c "import optuna_dashboard" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,dashboard]'
+	$(BIN)/workbench dashboard --port $(DASHBOARD_PORT) $(if $(OPEN),--open)
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -42,8 +49,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(BENCH_FLAGS)
 
+# EXPERIMENT given on the command line chooses the study (a name or its YAML); else the latest study
 notebooks: $(STAMP)
-	$(BIN)/python -m tools.notebooks
+	$(BIN)/python -m tools.notebooks $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT))
 
 lab: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,lab]'

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import optuna
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -37,7 +36,8 @@ def _order(ids: dict[str, str]) -> list[tuple[object, str, str]]:
 
 def test_trials_frame_rows(store):
     uri, ids = store
-    df = analysis.trials_frame("demo", client=uri)
+    assert analysis.trials_frame("demo", client=uri)["run_id"].tolist() == [ids[f"trial{i}"] for i in range(3)]
+    df = analysis.trials_frame("demo", client=uri, include_runs=True)  # `workbench run` runs only when asked
     assert df["run_id"].tolist() == [ids["trial0"], ids["trial1"], ids["trial2"], ids["run"]]
     assert df["trial"].tolist()[:3] == [0, 1, 2] and pd.isna(df["trial"].iloc[3])
     assert df["state"].tolist() == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
@@ -55,7 +55,9 @@ def test_trials_frame_rows(store):
     assert df["accuracy_drop"].tolist()[:2] == [0.05, 0.15]
     # achieved sparsity = last value of each sparsity/* series
     assert df["sparsity"].tolist()[:2] == [0.5, 0.7] and df["sparsity_all"].tolist()[:2] == [0.25, 0.35]
-    assert df["blockwise_sparsity"].isna().all() and math.isnan(df["sparsity"].iloc[2])
+    # no global blockwise series logged: a block pattern logs it only where it differs, so it is the elementwise one
+    assert df["blockwise_sparsity"].tolist()[:2] == [0.5, 0.7] and math.isnan(df["sparsity"].iloc[2])
+    assert df["nm_groups_satisfied"].isna().all()
 
 
 def test_trials_frame_filters_and_training(store):
@@ -78,6 +80,7 @@ def _expected_curves(ids: dict[str, str]) -> pd.DataFrame:
                 for step, value in sorted(curve.items())
             ]
     df = pd.DataFrame(rows, columns=["trial", "run_id", "layer", "step", "elementwise", "blockwise"])
+    df["nm_groups_satisfied"] = float("nan")
     return df.astype({"trial": "Int64", "step": "int64"})
 
 
@@ -91,7 +94,15 @@ def test_curves_frame_exact(store):
     by = ["run_id", "layer", "step"]
     assert_frame_equal(_sorted(got, by), _sorted(_expected_curves(ids), by), check_dtype=False)
     assert got["trial"].dtype == "Int64" and got["step"].dtype == "int64"
-    assert got.columns.tolist() == ["trial", "run_id", "layer", "step", "elementwise", "blockwise"]
+    assert got.columns.tolist() == [
+        "trial",
+        "run_id",
+        "layer",
+        "step",
+        "elementwise",
+        "blockwise",
+        "nm_groups_satisfied",
+    ]
 
 
 def test_curves_frame_selected_runs(store):
@@ -170,31 +181,36 @@ def test_default_tracking_uri(tmp_path, monkeypatch):
     assert analysis.default_tracking_uri(inner) == "sqlite:///elsewhere.db"
 
 
-def test_param_importances_fallback_without_storage(store):
-    uri, _ = store  # the parent run names sqlite:///optuna.db, which does not exist
+def test_param_importances_need_three_complete_trials(store):
+    uri, _ = store  # two complete study trials
     got = analysis.param_importances("demo", client=uri)
-    assert got.attrs["method"] == "variance_explained"
-    # two complete study trials that differ in four knobs: each knob alone explains all the variance
-    assert got.to_dict() == {"pattern": 0.25, "criterion": 0.25, "scheduler": 0.25, "target_sparsity": 0.25}
+    assert got.empty and "at least 3" in got.attrs["skipped"]
 
 
-def test_param_importances_from_optuna_storage(tmp_path):
-    uri, _ = make_store(tmp_path)  # the parent run logs storage sqlite:///optuna.db, relative to the store
-    study = optuna.create_study(
-        study_name="demo-study", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize"
-    )
-    dists = {
-        "pattern": optuna.distributions.CategoricalDistribution(["4x1", "2:4"]),
-        "target_sparsity": optuna.distributions.FloatDistribution(0.5, 0.9, step=0.1),
-    }
-    for i in range(8):
-        params = {"pattern": ["4x1", "2:4"][i % 2], "target_sparsity": 0.5 + 0.1 * (i % 5)}
-        value = (0.9 if params["pattern"] == "4x1" else 0.3) - 0.01 * params["target_sparsity"]
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
-    got = analysis.param_importances("demo", client=uri)
-    assert got.attrs["method"] == "fanova"
-    assert set(got.index) == {"pattern", "target_sparsity"} and got.index[0] == "pattern"
-    assert got.sum() == pytest.approx(1.0)
+def test_importances_remove_the_sparsity_effect_and_skip_inactive_knobs():
+    """Accuracy falls with sparsity and depends on the pattern; the decay does nothing under oneshot."""
+    from workbench.study.importance import residual_importances
+
+    rows = [
+        {
+            "pattern": pattern,
+            "scheduler": scheduler,
+            "sparsity_decay_type": ["exp", "cos"][k % 2],
+            "target_sparsity": sparsity,
+            "sparsity": sparsity,
+            "accuracy": 1.0 - sparsity**2 + (0.02 if pattern == "4x1" else 0.0),
+        }
+        for k, sparsity in enumerate([0.5, 0.6, 0.7, 0.8, 0.9])
+        for pattern in ("4x1", "2:4")
+        for scheduler in ("oneshot", "iterative")
+    ]
+    got = residual_importances(rows, ["pattern", "scheduler", "sparsity_decay_type", "target_sparsity"])
+    assert "target_sparsity" not in got["importances"]  # its effect is what was removed
+    assert got["explained"]["pattern"] == pytest.approx(1.0)
+    assert got["explained"]["scheduler"] == pytest.approx(0.0, abs=1e-9)
+    assert got["importances"]["pattern"] == pytest.approx(1.0)
+    # the decay is scored over iterative trials only, where it had an effect (none here)
+    assert got["explained"]["sparsity_decay_type"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_pareto_front():
@@ -236,10 +252,12 @@ def test_seed_spread():
     )
     got = analysis.seed_spread(df, ["criterion", "target_sparsity"])
     assert got["criterion"].tolist() == ["magnitude", "snip"]
-    assert got["accuracy_mean"].tolist() == pytest.approx([0.4, 0.7])
-    assert math.isnan(got["accuracy_std"].iloc[0]) and got["accuracy_std"].iloc[1] == pytest.approx(0.2)
+    # seed 1 of snip ran twice (a repeat): its runs are one value, 0.8, so the spread is over 2 seeds
+    assert got["accuracy_mean"].tolist() == pytest.approx([0.4, 0.65])
+    assert math.isnan(got["accuracy_std"].iloc[0]) and got["accuracy_std"].iloc[1] == pytest.approx(0.3 / 2**0.5)
     assert got["n_runs"].tolist() == [1, 3] and got["n_seeds"].tolist() == [1, 2]
-    assert got["accuracy_min"].tolist() == [0.4, 0.5] and got["accuracy_max"].tolist() == [0.4, 0.9]
+    assert got["accuracy_min"].tolist() == pytest.approx([0.4, 0.5])
+    assert got["accuracy_max"].tolist() == pytest.approx([0.4, 0.8])
 
 
 def test_variance_explained_bins_numbers():
@@ -266,14 +284,19 @@ def test_plots_from_frames(store):
         analysis.plot_layer_heatmap(curves, run_id=ids["trial0"], value="dense")
     glob = analysis.plot_global_curves(analysis.global_curves_frame("demo", client=uri))
     assert [len(ax.lines) for ax in glob.axes] == [3, 3]
-    trials = analysis.trials_frame("demo", client=uri)
+    trials = analysis.trials_frame("demo", client=uri, include_runs=True)
     evals = analysis.plot_eval_curves(
         analysis.eval_frame("demo", client=uri), dense=trials.set_index("run_id")["dense_accuracy"]
     )
     assert len(evals.axes[0].lines) == 4 + 3  # four runs, three dense baselines (the pruned one has none)
     complete = trials[trials["state"] == "COMPLETE"]
     scatter = analysis.plot_accuracy_vs_sparsity(complete, front=analysis.pareto_front(complete))
-    assert len(scatter.axes[0].collections) == 2  # (4x1, magnitude) and (2:4, snip_momentum)
+    assert len(scatter.axes[0].collections) == len(complete)  # one marker per trial
+    legend = [t.get_text() for t in scatter.axes[0].get_legend().get_texts()]
+    assert {"pattern 4x1", "pattern 2:4", "criterion magnitude", "criterion snip_momentum"} <= set(legend)
+    assert any(t.startswith("dense model ") for t in legend)  # the dense accuracy as a reference line
+    matched = analysis.best_at_matched_sparsity(complete)
+    assert matched.index.names == ["pattern", "criterion"] and "0.50-0.60" in matched.columns
     groups = analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
     assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [
         ["magnitude", "snip_momentum"],

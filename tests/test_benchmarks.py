@@ -207,12 +207,15 @@ def test_dense_training_ignores_the_callers_thread_count():
     assert acc_a == acc_b and _same_weights(a, b)
 
 
-def test_cache_reuses_the_baseline(tmp_path, count_training):
+def test_cache_reuses_the_baseline(tmp_path, count_training, caplog):
     bench = get_benchmark(PLUGIN)
-    model1, acc1 = load_dense_baseline(bench, 0, cache_dir=tmp_path)
-    path = cache_path(bench, 0, cache_dir=tmp_path)
-    mtime = path.stat().st_mtime_ns
-    model2, acc2 = load_dense_baseline(get_benchmark(PLUGIN), 0, cache_dir=tmp_path)
+    with caplog.at_level("INFO", logger="workbench.benchmarks"):
+        model1, acc1 = load_dense_baseline(bench, 0, cache_dir=tmp_path)
+        announced = caplog.text.count("training the dense baseline")
+        path = cache_path(bench, 0, cache_dir=tmp_path)
+        mtime = path.stat().st_mtime_ns
+        model2, acc2 = load_dense_baseline(get_benchmark(PLUGIN), 0, cache_dir=tmp_path)
+    assert announced == 1 and caplog.text.count("training the dense baseline") == 1  # said once, before training
     assert count_training == [PLUGIN]
     assert acc1 == acc2 and _same_weights(model1, model2) and path.stat().st_mtime_ns == mtime
     assert not _same_weights(model1, bench.build_model(0))  # it is trained, not the init

@@ -31,14 +31,8 @@ REQUIRED_PARAMS = {
     "seed",
     "benchmark",
 }
-SERIES = [
-    "sparsity/elementwise_over_matmul_gemm_conv",
-    "sparsity/elementwise_over_all",
-    "sparsity/blockwise_over_matmul_gemm_conv",
-    "eval/accuracy",
-    "train/loss",
-]
-TRIAL_ARTIFACTS = {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_curves.png"}
+SERIES = ["sparsity/elementwise_over_matmul_gemm_conv", "sparsity/elementwise_over_all", "eval/accuracy", "train/loss"]
+TRIAL_ARTIFACTS = {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_overview.png"}
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +128,14 @@ def _check_child(client: MlflowClient, run, parent_id: str) -> None:
     assert run.info.status == "FINISHED", run.data.tags.get("workbench.reason")
     assert REQUIRED_PARAMS <= set(run.data.params)
     assert {"accuracy", "dense_accuracy", "accuracy_drop"} <= set(run.data.metrics)
-    for key in SERIES + [k for k in run.data.metrics if k.startswith(("layer_sparsity/", "layer_blockwise_sparsity/"))]:
+    prefixes = ("layer_sparsity/", "layer_blockwise_sparsity/", "layer_nm_satisfied/")
+    for key in SERIES + [k for k in run.data.metrics if k.startswith(prefixes)]:
         assert len(client.get_metric_history(run.info.run_id, key)) > 1, key
     assert any(k.startswith("layer_sparsity/") for k in run.data.metrics)
-    assert any(k.startswith("layer_blockwise_sparsity/") for k in run.data.metrics)
+    nm = ":" in run.data.params["pattern"]  # N:M: the fraction of groups satisfied, under its own name
+    assert nm == ("sparsity/nm_groups_satisfied" in run.data.metrics)
+    assert nm == any(k.startswith("layer_nm_satisfied/") for k in run.data.metrics)
+    assert not (nm and any(k.startswith("layer_blockwise_sparsity/") for k in run.data.metrics))
     assert TRIAL_ARTIFACTS <= {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"optuna.trial_number", "optuna.study_name", "workbench.git_commit", "workbench.version.torch"} <= set(
         run.data.tags
@@ -149,6 +147,8 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["search", str(QUICK)]) == 0
+    printed = capsys.readouterr().out
+    assert "Best trials by accuracy" in printed and "make notebooks EXPERIMENT=quick" in printed
     client = MlflowClient("sqlite:///mlflow.db")
     experiment = client.get_experiment_by_name("quick")
     parents = client.search_runs([experiment.experiment_id], "tags.`workbench.study` = 'quick'")
@@ -161,6 +161,7 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
     assert len(children) == 3
     for run in children:
         _check_child(client, run, parent.info.run_id)
+    assert f"/runs/{parent.info.run_id}" in printed  # the next step names the study's parent run
 
     assert main(["search", str(QUICK), "--n-trials", "4"]) == 0  # resume: one more trial, same parent
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")

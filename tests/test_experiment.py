@@ -100,6 +100,10 @@ def test_base_is_valid_and_parsed():
         ("study.objectives", ["loss"], "study.objectives", "[accuracy, sparsity]"),
         ("study.objectives", ["accuracy", "sparsity"], "study.pruner", "single objective"),
         ("study.n_trials", 0, "study.n_trials", ">= 1"),
+        ("study.seeds", [], "study.seeds", "non-empty list of integers"),
+        ("study.seeds", [0, "1"], "study.seeds", "non-empty list of integers"),
+        ("study.seeds", 3, "study.seeds", "non-empty list of integers"),
+        ("study.seeds", [0, 1, 0], "study.seeds", "distinct"),
         ("pruning.pattern", "4x1", "pruning.pattern", "search_space"),
     ],
 )
@@ -124,6 +128,11 @@ def test_nm_target_is_clipped_to_pattern_maximum():
     assert effective_params({"pattern": "1:4", "target_sparsity": 0.8})["target_sparsity"] == 0.25
     assert effective_params({"pattern": "2:4", "target_sparsity": 0.3})["target_sparsity"] == 0.3
     assert effective_params({"pattern": "4x1", "target_sparsity": 0.8})["target_sparsity"] == 0.8
+
+
+def test_trial_seeds_are_the_seeds_list_else_the_study_seed():
+    assert parse_experiment(BASE).study.trial_seeds == (1,)
+    assert parse_experiment(_with("study.seeds", [0, 1, 2])).study.trial_seeds == (0, 1, 2)
 
 
 def test_range_helpers():

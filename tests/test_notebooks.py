@@ -103,3 +103,12 @@ def test_notebook_runs_and_draws(name, quick_store, executed):
         "03_criterion_schedule": 1,
     }[name]
     assert count_images(nb) == expected
+
+
+def test_experiment_is_chosen_by_name_or_by_its_yaml(tmp_path):
+    from tools.notebooks import experiment_name
+
+    assert experiment_name(str(NOTEBOOKS_DIR.parent / "experiments" / "cnn-digits.yaml")) == "cnn-digits"
+    assert experiment_name("cnn-digits") == "cnn-digits"
+    with pytest.raises(ValueError, match="--experiment: no such file"):
+        experiment_name(str(tmp_path / "missing.yaml"))

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from workbench.experiment import parse_experiment
 from workbench.study.factories import default_storage, make_storage
 from workbench.study.run import run_study
+from workbench.study.summary import sparsity_bin
 from workbench.tracking import Tracker
 
 from helpers.results import FAKE
@@ -79,15 +80,18 @@ def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert study.user_attrs["mlflow_parent_run_id"] == parent
     study = run_study(exp, n_trials=5, tracking_uri=store, runner=FAKE)
-    assert len(study.trials) == 5 and len(_children(tracker, parent)) == 5
+    trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]  # exact repeats get no run
+    assert len(study.trials) == 5 and len(_children(tracker, parent)) == len(trained)
     artifacts = {f.path for f in tracker.client.list_artifacts(parent)}
     assert {"trials.csv", "best_so_far.png", "param_importances.json", "experiment.yaml"} <= artifacts
     rows = list(csv.DictReader(open(tracker.client.download_artifacts(parent, "trials.csv", "."))))
     assert [r["number"] for r in rows] == ["0", "1", "2", "3", "4"]
     importances = json.load(open(tracker.client.download_artifacts(parent, "param_importances.json", ".")))
     varied = {p for p in study.trials[0].params if len({t.params[p] for t in study.trials}) > 1}
-    assert varied and set(importances["importances"]) == varied  # fANOVA over what the study varied
-    assert sum(importances["importances"].values()) == pytest.approx(1.0)
+    # scored at matched sparsity: the target's own effect is removed, so it is not a knob here
+    assert varied and set(importances["importances"]) == varied - {"target_sparsity"}
+    # shares of what the knobs explain beyond the sparsity: sum 1, or all 0 when the sparsity explains it all
+    assert sum(importances["importances"].values()) in (pytest.approx(1.0), 0.0)
     assert tracker.client.get_run(parent).info.status == "FINISHED"
 
 
@@ -95,7 +99,7 @@ def test_importances_are_skipped_gracefully_with_one_trial(store):
     study = run_study(_experiment(study_name="one", n_trials=1), tracking_uri=store, runner=FAKE)
     tracker = Tracker(store)
     path = tracker.client.download_artifacts(study.user_attrs["mlflow_parent_run_id"], "param_importances.json", ".")
-    assert "at least 2 complete trials" in json.load(open(path))["skipped"]
+    assert "at least 3 complete trials" in json.load(open(path))["skipped"]
 
 
 def test_early_stopping_marks_trials_pruned_in_optuna_and_mlflow(store):
@@ -131,7 +135,24 @@ def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
     assert all(len(t.values) == 2 for t in study.trials if t.state == TrialState.COMPLETE)
     client = Tracker(store).client
     parent = study.user_attrs["mlflow_parent_run_id"]
-    assert "pareto_front.png" in {f.path for f in client.list_artifacts(parent)}
+    assert {"accuracy_vs_sparsity.png", "best_at_matched_sparsity.csv"} <= {
+        f.path for f in client.list_artifacts(parent)
+    }
+    matched = list(csv.DictReader(open(client.download_artifacts(parent, "best_at_matched_sparsity.csv", "."))))
+    cells = [(r["sparsity_bin"], r["pattern"], r["criterion"]) for r in matched]
+    assert matched and len(cells) == len(set(cells))  # one best trial per pattern x criterion x sparsity bin
+    for row in matched:  # the best of its cell, at the sparsity it reached
+        same = [
+            t
+            for t in study.trials
+            if t.params["pattern"] == row["pattern"]
+            and t.params["criterion"] == row["criterion"]
+            and t.values
+            and sparsity_bin(t.values[1]) == row["sparsity_bin"]
+        ]
+        assert float(row["accuracy"]) == max(t.values[0] for t in same)
+    metrics = client.get_run(parent).data.metrics
+    assert any(k.startswith("best_accuracy/sparsity_") for k in metrics) and "best_accuracy" not in metrics
     for trial in study.trials:
         params = client.get_run(trial.user_attrs["mlflow_run_id"]).data.params
         if trial.params["pattern"] == "2:4" and trial.params["target_sparsity"] > 0.5:
@@ -178,3 +199,83 @@ def test_each_trial_number_has_its_own_random_stream(sampler):
     again = optuna.create_study(sampler=make_sampler(exp))
     assert [suggest_params(again.ask(), exp) for _ in range(4)] == drawn
     assert drawn[0] != drawn[1] and len({tuple(sorted(d.items())) for d in drawn}) >= 3
+
+
+def _space_experiment(name, space, **study):
+    data = copy.deepcopy(EXPERIMENT)
+    data["name"] = name
+    data["search_space"].update(space)
+    data["study"].update(study)
+    return parse_experiment(data)
+
+
+def test_conditional_space_samples_decay_only_for_iterative_and_nm_targets_up_to_n_over_m(store):
+    exp = _space_experiment(
+        "conditional",
+        {
+            "scheduler": ["oneshot", "iterative"],
+            "sparsity_decay_type": ["exp", "cos", "linear", "cube"],
+            "target_sparsity": {"low": 0.3, "high": 0.9, "step": 0.05},
+        },
+        n_trials=16,
+        sampler="random",
+    )
+    study = run_study(exp, tracking_uri=store, runner=FAKE)
+    client = Tracker(store).client
+    seen = set()
+    for trial in study.trials:
+        params = trial.params
+        seen.add((params["scheduler"], params["pattern"]))
+        assert ("sparsity_decay_type" in params) == (params["scheduler"] == "iterative"), params
+        if params["pattern"] == "2:4":
+            assert params["target_sparsity"] <= 0.5, params
+        logged = client.get_run(trial.user_attrs["mlflow_run_id"]).data.params
+        if params["scheduler"] == "oneshot":
+            assert logged["sparsity_decay_type"] == "none"  # no effect, so not a misleading "exp"
+        else:
+            assert logged["sparsity_decay_type"] == params["sparsity_decay_type"]
+        assert "requested_target_sparsity" not in logged  # nothing was sampled above N/M
+    assert {"oneshot", "iterative"} <= {s for s, _ in seen} and {"4x1", "2:4"} <= {p for _, p in seen}
+
+
+def test_an_exact_repeat_returns_the_stored_result_and_is_not_trained(store, caplog):
+    exp = _space_experiment(
+        "repeats",
+        {"pattern": "4x1", "criterion": "magnitude", "target_sparsity": {"low": 0.5, "high": 0.6, "step": 0.1}},
+        n_trials=6,
+        sampler="random",
+    )
+    with caplog.at_level("INFO", logger="workbench"):
+        study = run_study(exp, tracking_uri=store, runner=FAKE)
+    assert len(study.trials) == 6
+    originals = [t for t in study.trials if "repeat_of" not in t.user_attrs]
+    repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
+    assert len(originals) == 2 and len(repeats) == 4  # two distinct targets in six trials
+    by_number = {t.number: t for t in study.trials}
+    for trial in repeats:
+        twin = by_number[trial.user_attrs["repeat_of"]]
+        assert twin.params == trial.params and trial.values == twin.values
+        assert trial.user_attrs["mlflow_run_id"] == twin.user_attrs["mlflow_run_id"]
+        assert f"trial {trial.number} repeats trial {twin.number}" in caplog.text
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert len(_children(Tracker(store), parent)) == 2  # one MLflow run per trained configuration
+
+
+def test_explicit_seeds_train_each_configuration_once_per_seed(store):
+    from workbench.analysis import seed_spread, trials_frame
+
+    exp = _space_experiment(
+        "seeded",
+        {"pattern": "4x1", "criterion": "magnitude", "target_sparsity": {"low": 0.5, "high": 0.6, "step": 0.1}},
+        n_trials=9,
+        sampler="random",
+        seeds=[0, 1, 2],
+    )
+    study = run_study(exp, tracking_uri=store, runner=FAKE)
+    trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]
+    pairs = sorted((t.params["target_sparsity"], t.user_attrs["seed"]) for t in trained)
+    assert len(pairs) == len(set(pairs))  # never the same configuration and seed twice
+    assert {s for _, s in pairs} == {0, 1, 2}
+    frame = trials_frame("seeded", client=store)
+    spread = seed_spread(frame[frame["state"] == "COMPLETE"], "target_sparsity")
+    assert spread["n_seeds"].max() == 3 and (spread["n_seeds"] == spread["n_runs"]).all()

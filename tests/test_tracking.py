@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow.entities import Metric, Param
 
-from workbench.tracking.artifacts import result_metrics, trial_params
+from workbench.tracking.artifacts import config_label, result_metrics, run_description, timing_params, trial_params
 from workbench.tracking.metric_keys import MAX_KEY_LENGTH, layer_metric_keys, sanitize_name
 from workbench.tracking.tracker import Tracker, log_batch_chunked, resolve_tracking_uri
 from workbench.trial import SPARSITY_KEYS
@@ -134,10 +134,56 @@ def test_result_metrics_cover_every_series():
         "train/loss",
         "layer_sparsity/net.0",
         "layer_sparsity/odd_name",
-        "layer_blockwise_sparsity/net.0",
+        "sparsity/elementwise_over_matmul_gemm_conv",
+        "sparsity/elementwise_over_all",
     } <= keys
-    assert {f"sparsity/{k}" for k in SPARSITY_KEYS} <= keys
+    assert not [k for k in keys if k.startswith("time/")]  # timings are params, not six bar charts
     assert len([m for m in metrics if m.key == "train/loss"]) == 20
+
+
+def _blockwise(pattern: str, differs: tuple[str, ...]):
+    result = make_result(layers=("net.0", "net.2"))
+    result.pruning_config["pruning_configs"][0]["pattern"] = pattern
+    for name in differs:
+        result.layer_blockwise_sparsity[name] = {s: v / 2 for s, v in result.layer_sparsity[name].items()}
+    if differs:
+        result.sparsity[SPARSITY_KEYS[2]] = {s: v / 2 for s, v in result.sparsity[SPARSITY_KEYS[2]].items()}
+    return result
+
+
+@pytest.mark.parametrize(
+    "pattern, differs, expected",
+    [
+        ("4x1", (), set()),  # blockwise equal to elementwise: not logged twice
+        ("4x1", ("net.2",), {"layer_blockwise_sparsity/net.2", "sparsity/blockwise_over_matmul_gemm_conv"}),
+        ("2:4", (), {"layer_nm_satisfied/net.0", "layer_nm_satisfied/net.2", "sparsity/nm_groups_satisfied"}),
+    ],
+)
+def test_blockwise_series_only_where_they_say_something(pattern, differs, expected):
+    result = _blockwise(pattern, differs)
+    keys = {m.key for m in result_metrics(result)}
+    block = {k for k in keys if k.startswith(("layer_blockwise", "layer_nm", "sparsity/blockwise", "sparsity/nm"))}
+    assert block == expected
+    note = run_description(result, {"pattern": pattern, "criterion": "magnitude", "target_sparsity": 0.5})
+    assert ("fraction of N:M groups" in note) == (":" in pattern)
+    assert note.startswith(f"**{pattern} magnitude 0.50**: accuracy 0.9000")
+
+
+def test_timings_are_params_and_runs_are_named_by_configuration():
+    assert timing_params(make_result()) == {"time.total_s": "10.000", "time.finetune_s": "8.000"}
+    label = config_label(
+        {"pattern": "4x1", "criterion": "snip_momentum", "scheduler": "iterative", "target_sparsity": 0.8}
+    )
+    assert label == "4x1 snip_momentum iterative 0.80"
+
+
+def test_experiment_is_a_model_training_experiment_with_the_yaml_description(tracker):
+    exp_id = tracker.experiment_id("described", description="Which pattern keeps accuracy?")
+    tags = tracker.client.get_experiment(exp_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tags["mlflow.note.content"] == "Which pattern keeps accuracy?"
+    tracker.experiment_id("described", description="changed")  # the YAML's description follows edits
+    assert tracker.client.get_experiment(exp_id).tags["mlflow.note.content"] == "changed"
 
 
 def test_tracker_logs_a_complete_child_run(tracker, tmp_path):
@@ -167,7 +213,9 @@ def test_tracker_logs_a_complete_child_run(tracker, tmp_path):
     history = tracker.client.get_metric_history(run_id, "layer_sparsity/l.199")
     assert sorted(m.step for m in history) == list(range(21))  # 8000+ metrics went through several batches
     names = {f.path for f in tracker.client.list_artifacts(run_id)}
-    assert names == {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_curves.png"}
+    assert names == {"pruning_config.yaml", "trial.yaml", "layers.csv", "layer_sparsity.csv", "sparsity_overview.png"}
+    assert run.data.params["time.total_s"] == "10.000" and float(run.data.params["time.logging_s"]) > 0
+    assert run.data.tags["mlflow.note.content"].startswith("**4x1")
     spec, _ = tracker.trial_spec(run_id)
     assert spec["pruning_config"]["target_sparsity"] == 0.5 and spec["seed"] == 0
     layers_csv = tracker.client.download_artifacts(run_id, "layers.csv", str(tmp_path))

@@ -69,7 +69,7 @@ def measure_logging_overhead(
     process spends logging (creating the run, writing the spool file: ``blocking_seconds``) over
     the plain trial; ``end_to_end`` compares the medians directly (it also holds any slowdown
     from the writer working on the other core, and this machine's run-to-run noise of several
-    percent). ``writer_seconds`` is the writer's own time per trial (``time/logging_seconds``).
+    percent). ``writer_seconds`` is the writer's own time per trial (param ``time.logging_s``).
     """
 
     class _Timed(SpooledTracker):  # the time a trial's own process spends on MLflow and the spool
@@ -127,7 +127,7 @@ def measure_logging_overhead(
                     if j:  # the first one only gives the writer something to log meanwhile
                         tracked.append(time.perf_counter() - start)
         runs = Tracker(uri).client.search_runs([exp_id], "tags.`workbench.kind` = 'trial'")
-        writer = [r.data.metrics["time/logging_seconds"] for r in runs if "time/logging_seconds" in r.data.metrics]
+        writer = [float(r.data.params["time.logging_s"]) for r in runs if "time.logging_s" in r.data.params]
     plain_s, tracked_s = statistics.median(plain), statistics.median(tracked)
     blocking = statistics.median(tracker.blocking)
     return {

@@ -38,25 +38,31 @@ print(f"{len(trials)} trial runs, {len(complete)} complete")"""
 
 NOTEBOOKS = {
     "01_study_overview": [
-        "# Study overview\n\nEvery trial of the study: its knobs, accuracy and the sparsity it reached; the "
-        "accuracy/sparsity Pareto front; the best configuration per pattern and per criterion; and which knob "
-        "matters most. Run `make search` first; `make notebooks` executes this notebook.",
+        "# Study overview\n\nWhich pattern and criterion keep the most accuracy at a given sparsity? Every trial at "
+        "the sparsity it reached, against the dense model; the best configuration per pattern and criterion at "
+        "matched sparsity; and which knob matters once the sparsity is accounted for. Run `make search` first; "
+        "`make notebooks` executes this notebook (the same figures are artifacts of the study's parent run).",
         PARAMETERS.format(extra=""),
         SETUP,
         "trials[columns]",
-        "## Accuracy vs achieved sparsity\nColour: pattern; marker: criterion; line: the Pareto front "
-        "(no other trial is both sparser and more accurate).",
+        "## Accuracy vs sparsity reached\nColour: pattern; marker: criterion; dashed line: the dense model; "
+        "black line: the Pareto front (no other trial is both sparser and more accurate). The x axis is the "
+        "sparsity each trial **reached**, so points at the same x are compared at the same sparsity.",
         "front = analysis.pareto_front(complete)\n"
         "display(analysis.plot_accuracy_vs_sparsity(complete, front=front))\nfront[columns]",
-        "## Best configuration per pattern and per criterion",
-        'analysis.best_by(complete, "pattern")[columns]',
-        'analysis.best_by(complete, "criterion")[columns]',
-        "## Parameter importances\nOptuna's fANOVA importances for accuracy when the study's Optuna storage is "
-        "reachable, else the share of accuracy variance each knob explains (see `analysis.param_importances`).",
+        "## Best configuration per pattern and criterion at matched sparsity\nEach column is a bin of reached "
+        "sparsity (width 0.1); a cell is the best accuracy of that pattern and criterion there, and the trial that "
+        "got it. Comparisons within a column hold the reached sparsity fixed; the other knobs (scheduler, decay, "
+        "scope) are **not** held fixed: each cell is the best trial whatever it used (see its row above).",
+        "analysis.best_at_matched_sparsity(complete)",
+        "## Parameter importances at matched sparsity\nAccuracy is first fitted against the sparsity each trial "
+        "reached; each knob is scored on what is left (the accuracy kept beyond what the sparsity predicts), only "
+        "over the trials where it has an effect (the decay among iterative trials). So the target sparsity's "
+        "obvious effect does not drown the others (see `analysis.param_importances`).",
         "importances = analysis.param_importances(EXPERIMENT, client=TRACKING_URI)\n"
         'method = importances.attrs.get("method", "")\n'
         "if len(importances):\n"
-        '    display(analysis.plot_importances(importances.to_dict(), title=f"Parameter importances ({method})"))\n'
+        '    display(analysis.plot_importances(importances.to_dict(), title=f"Importance at matched sparsity ({method})"))\n'
         "importances.to_frame()",
     ],
     "02_sparsity_curves": [
@@ -71,7 +77,12 @@ NOTEBOOKS = {
         'chosen = (trials[trials["trial"].isin(TRIALS)] if TRIALS else analysis.pick_trials(complete, n=N_TRIALS))\n'
         'curves = analysis.curves_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI)\n'
         "chosen[columns]",
-        "## Per-layer sparsity against step",
+        "## Per-layer sparsity against step\n`elementwise`: the fraction of a layer's weights that are zero. "
+        "`blockwise` (block patterns such as `4x1`): the fraction of blocks entirely zero; with a block mask it "
+        "equals the elementwise figure, so MLflow logs it only where it differs. For an N:M pattern (`2:4`) the "
+        "right panel is `nm_groups_satisfied`, the **fraction of N:M groups satisfied** (groups of M weights "
+        "holding at least N zeros): 1.0 means every group meets the pattern, not that the layer is fully pruned; "
+        "a 2:4 layer at 1.0 is 50% sparse.",
         'for run_id in curves["run_id"].unique():\n'
         "    display(analysis.plot_layer_curves(curves, run_id=run_id))\n"
         '    display(analysis.plot_layer_heatmap(curves, run_id=run_id, value="elementwise"))',
@@ -84,9 +95,11 @@ NOTEBOOKS = {
     ],
     "03_criterion_schedule": [
         "# Criterion and schedule\n\nAccuracy against target sparsity per pruning criterion and per scheduler. "
-        "Where the experiment holds the same configuration under several seeds (studies with another "
-        "`study.seed`, or `workbench run ... --set seed=N`), lines join means and error bars show one "
-        "standard deviation.",
+        "**These curves do not hold the other knobs fixed**: each point averages every trial at that target, "
+        "whatever its pattern, scheduler (left) or criterion (right), so a point moves with whichever patterns "
+        "the sampler happened to try there. For comparisons at fixed sparsity and pattern use notebook 01's "
+        "matched table. Where the study trains each configuration under several seeds (`study.seeds`), error "
+        "bars show one standard deviation across seeds.",
         PARAMETERS.format(extra=""),
         SETUP,
         'display(analysis.plot_metric_by_group(complete, x="target_sparsity", groups=["criterion", "scheduler"]))',

@@ -4,12 +4,15 @@ Each ``notebooks/*.ipynb`` runs in a fresh ``python3`` kernel whose working fold
 folder (as in Jupyter) and whose environment carries ``MLFLOW_TRACKING_URI`` (the store resolved
 where the command runs, as ``make search`` does) and ``WORKBENCH_EXPERIMENT`` (``--experiment``,
 else ``WORKBENCH_EXPERIMENT``, else the most recent study), so every notebook reads the same study.
-Executed copies go to ``notebooks/_executed/`` (git-ignored); the committed notebooks stay without
-outputs. ``--jobs N`` runs N notebooks (kernels) at a time.
+``--experiment`` takes an experiment name or its YAML file (``make notebooks
+EXPERIMENT=experiments/cnn-digits.yaml`` or ``EXPERIMENT=cnn-digits``). Executed copies go to
+``notebooks/_executed/<experiment>/`` (git-ignored), one folder per study; the committed notebooks
+stay without outputs. ``--jobs N`` runs N notebooks (kernels) at a time.
 
 Example:
     $ .venv/bin/python -m tools.notebooks                         # every notebook, default store
     $ .venv/bin/python -m tools.notebooks 02_sparsity_curves --experiment quick
+    $ .venv/bin/python -m tools.notebooks --experiment experiments/cnn-digits.yaml
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+import yaml
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -32,12 +36,25 @@ from workbench.analysis.store import experiment_id, get_client, latest_experimen
 from workbench.infra.stores import absolute_sqlite, sqlite_path
 from workbench.tracking import resolve_tracking_uri
 
-__all__ = ["count_images", "execute_notebook", "main", "notebook_paths"]
+__all__ = ["count_images", "execute_notebook", "experiment_name", "main", "notebook_paths"]
 
 _log = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 """The repository's ``notebooks/`` folder (the package is installed in editable mode)."""
+
+
+def experiment_name(value: str) -> str:
+    """The experiment a ``--experiment`` value names: a YAML file's ``name``, else the value itself."""
+    path = Path(value)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ValueError(f"--experiment: no such file {value!r}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ValueError(f"--experiment: {value!r} has no experiment name")
+        return data["name"]
+    return value
 
 
 def notebook_paths(folder: str | os.PathLike[str] = NOTEBOOKS_DIR, names: Sequence[str] = ()) -> list[Path]:
@@ -98,13 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.notebooks", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebooks to run (default: all)")
     parser.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help="folder of the notebooks")
-    parser.add_argument("--output", default=None, help="folder of executed copies (default: NOTEBOOKS/_executed)")
+    parser.add_argument(
+        "--output", default=None, help="folder of executed copies (default: NOTEBOOKS/_executed/<experiment>)"
+    )
     parser.add_argument(
         "--tracking-uri",
         default=None,
         help="MLflow store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
     )
-    parser.add_argument("--experiment", default=None, help="experiment name (default: the most recent study)")
+    parser.add_argument(
+        "--experiment", default=None, help="experiment name or YAML file (default: the most recent study)"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks executed at the same time")
     return parser
@@ -123,15 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_file = sqlite_path(uri)
         if db_file is not None and not Path(db_file).is_file():
             raise ValueError(f"tracking store: no {db_file}; run `make search` first")
-        if args.experiment:
-            experiment_id(get_client(uri), args.experiment)  # raises naming the experiments there
-        experiment = args.experiment or latest_experiment(uri)
+        wanted = experiment_name(args.experiment) if args.experiment else None
+        if wanted:
+            experiment_id(get_client(uri), wanted)  # raises naming the experiments there
+        experiment = wanted or latest_experiment(uri)
         paths = notebook_paths(args.notebooks, args.names)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     env = {"MLFLOW_TRACKING_URI": uri, "WORKBENCH_EXPERIMENT": experiment}
-    output = Path(args.output) if args.output else Path(args.notebooks) / "_executed"
+    output = Path(args.output) if args.output else Path(args.notebooks) / "_executed" / experiment
 
     def run(path: Path) -> bool:
         start = time.perf_counter()

@@ -12,7 +12,7 @@ Example:
     $ workbench search experiments/default.yaml --n-trials 40 --workers 2
     $ workbench run experiments/quick.yaml --set pattern=2:4 --set target_sparsity=0.5
     $ workbench rerun 0123456789abcdef
-    $ workbench ui --port 5000
+    $ workbench ui --port 5000 --open
 
 Each command imports the layers it needs inside its own function: that is start-up cost, not
 structure (``workbench ui`` and ``--help`` must not pay for torch, Optuna and MLflow's imports).
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
@@ -116,7 +115,19 @@ def _build_parser() -> _Parser:
     ui.add_argument("--port", type=_port, default=5000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--tracking-uri", help=uri_help)
+    ui.add_argument("--experiment", help="land on this experiment's latest study (default: the latest study)")
+    ui.add_argument("--open", action="store_true", help="open the landing page in a web browser")
+    ui.add_argument("--timeout", type=_positive, default=300, help="seconds to wait for the server (default 300)")
     ui.set_defaults(func=_cmd_ui)
+
+    dash = sub.add_parser("dashboard", help="serve optuna-dashboard over a study's Optuna storage")
+    dash.add_argument("--storage", help="Optuna storage URL or journal file (default: optuna.journal / optuna.db here)")
+    dash.add_argument("--study", help="the study to open (default: the most recently started)")
+    dash.add_argument("--port", type=_port, default=8080)
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--open", action="store_true", help="open the study's page in a web browser")
+    dash.add_argument("--timeout", type=_positive, default=300, help="seconds to wait for the server (default 300)")
+    dash.set_defaults(func=_cmd_dashboard)
     return parser
 
 
@@ -172,18 +183,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
             raise
         print(f"error: {stop}; logging kept: {stop.hint}, then resume with: {_resume_command(args)}", file=sys.stderr)
         return 1
-    states = [t.state.name for t in study.trials]
-    summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
-    print(f"study {study.study_name!r}: {len(states)} trials ({summary})")
-    if len(experiment.study.objectives) == 1 and any(s == "COMPLETE" for s in states):
-        best = study.best_trial
-        print(
-            f"best: trial {best.number} accuracy {best.value:.4f} {best.params} "
-            f"run {best.user_attrs.get('mlflow_run_id', '-')}"
-        )
-    elif any(s == "COMPLETE" for s in states):
-        print(f"Pareto front: trials {sorted(t.number for t in study.best_trials)}")
+    print(_search_summary(study, experiment, args.tracking_uri))
     return 0
+
+
+def _search_summary(study, experiment, tracking_uri: str | None) -> str:
+    """The end-of-search text: front or best trials, best per pattern at matched sparsity, next steps."""
+    from workbench.study.summary import summary_text
+    from workbench.tracking import resolve_tracking_uri
+    from workbench.tracking.ui import run_url, ui_base
+
+    attrs = study.user_attrs
+    base = ui_base(resolve_tracking_uri(tracking_uri))
+    parent = run_url(base, attrs.get("mlflow_experiment_id", "?"), attrs.get("mlflow_parent_run_id", "?"))
+    return summary_text(
+        study, multi_objective=experiment.multi_objective, parent_url=parent, experiment=experiment.name
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -212,31 +227,15 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from workbench.tracking import resolve_tracking_uri
+    from workbench.cli_servers import serve_ui
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        "1",
-    ]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {redact_text(uri)} (Ctrl-C to stop)", flush=True)
-    proc = subprocess.Popen(cmd)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-        return 0
+    return serve_ui(args)
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from workbench.cli_servers import serve_dashboard
+
+    return serve_dashboard(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,12 +27,20 @@ from workbench.analysis.frames import (
     param_importances,
     trials_frame,
 )
-from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_spread, variance_explained
+from workbench.analysis.stats import (
+    best_at_matched_sparsity,
+    best_by,
+    pareto_front,
+    pick_trials,
+    seed_spread,
+    variance_explained,
+)
 from workbench.analysis.store import default_tracking_uri, latest_experiment, metric_history_frame
 from workbench.study.figures import plot_importances
 
 __all__ = [
     "SUMMARY_COLUMNS",
+    "best_at_matched_sparsity",
     "best_by",
     "curves_frame",
     "default_tracking_uri",

@@ -1,9 +1,9 @@
 """Matplotlib figures of the analysis notebooks, drawn from the frames of :mod:`workbench.analysis`.
 
-Like :mod:`workbench.plots`, every function returns a ``matplotlib.figure.Figure`` built without
+Every function returns a ``matplotlib.figure.Figure`` built without
 pyplot (no global state), so a notebook shows it with ``display(fig)`` and a script can
 ``fig.savefig(...)`` it. Figures shared with the run artifacts (importances, Pareto front of the
-parent run, a trial's own sparsity curves) live in :mod:`workbench.plots`.
+parent run) live in :mod:`workbench.study.figures`.
 
 Example:
     >>> import pandas as pd
@@ -11,7 +11,7 @@ Example:
     ...                    "criterion": ["snip", "magnitude"]})
     >>> fig = plot_accuracy_vs_sparsity(df)
     >>> fig.axes[0].get_xlabel()
-    'achieved sparsity'
+    'sparsity reached (elementwise over matmul/gemm/conv)'
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from workbench.analysis.stats import seed_spread
 from workbench.pruner import ConfigError
+from workbench.study.figures import plot_metric_vs_sparsity
 
 __all__ = [
     "plot_accuracy_vs_sparsity",
@@ -64,46 +64,51 @@ def plot_accuracy_vs_sparsity(
     color: str = "pattern",
     marker: str = "criterion",
     front: pd.DataFrame | None = None,
+    dense: float | None = None,
 ) -> Figure:
-    """Each trial as a point: colour by ``color`` (pattern), marker by ``marker`` (criterion).
+    """Each trial at the sparsity it reached: colour = ``color`` (pattern), marker = ``marker`` (criterion).
 
-    ``front`` (e.g. :func:`workbench.analysis.pareto_front` of ``df``) is drawn as a line on top.
+    The same figure as the study's ``accuracy_vs_sparsity.png``
+    (:func:`workbench.study.figures.plot_metric_vs_sparsity`). ``front`` (e.g.
+    :func:`workbench.analysis.pareto_front` of ``df``) is joined by a line; ``dense`` (default: the
+    mean ``dense_accuracy`` of ``df`` when it has one) is drawn as a dashed line.
     """
-    fig = Figure(figsize=(7.5, 4.5), dpi=80)
-    ax = fig.subplots()
-    valid = df.dropna(subset=[x, y])
-    colors = {v: f"C{i % 10}" for i, v in enumerate(sorted(valid[color].astype(str).unique()))}
-    markers = {v: _MARKERS[i % len(_MARKERS)] for i, v in enumerate(sorted(valid[marker].astype(str).unique()))}
-    for (c, m), rows in valid.groupby([valid[color].astype(str), valid[marker].astype(str)]):
-        ax.scatter(
-            rows[x], rows[y], color=colors[c], marker=markers[m], s=40, alpha=0.85, edgecolor="black", linewidth=0.4
-        )
-    if front is not None and len(front):
-        ordered = front.sort_values(x)
-        ax.plot(ordered[x], ordered[y], "-", color="black", linewidth=1, label="Pareto front", zorder=0)
-    handles = [Line2D([], [], color=v, marker="s", linestyle="", label=f"{color}={k}") for k, v in colors.items()]
-    handles += [Line2D([], [], color="gray", marker=v, linestyle="", label=f"{marker}={k}") for k, v in markers.items()]
-    handles += [h for h in ax.get_legend_handles_labels()[0]]  # the Pareto front line, when drawn
-    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set(
-        title=f"{y} vs {'achieved sparsity' if x == 'sparsity' else x}",
-        xlabel="achieved sparsity" if x == "sparsity" else x,
-        ylabel=y,
+    if dense is None and "dense_accuracy" in df and df["dense_accuracy"].notna().any():
+        dense = float(df["dense_accuracy"].mean())
+    records = df.rename(columns={x: "sparsity", y: "metric"}).to_dict("records")
+    front_records = [] if front is None else front.rename(columns={x: "sparsity", y: "metric"}).to_dict("records")
+    fig = plot_metric_vs_sparsity(
+        records,
+        metric="metric",
+        dense=dense,
+        front=front_records,
+        color=color,
+        marker=marker,
+        title=f"{y} vs {'sparsity reached' if x == 'sparsity' else x}",
     )
-    fig.subplots_adjust(left=0.1, right=0.7, bottom=0.12, top=0.9)
+    fig.axes[0].set_ylabel(y, fontsize=12)
+    if x != "sparsity":
+        fig.axes[0].set_xlabel(x, fontsize=12)
     return fig
 
 
 def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Figure:
-    """One run's per-layer elementwise (left) and blockwise (right) sparsity against step."""
+    """One run's per-layer elementwise (left) and blockwise (right) sparsity against step.
+
+    For an N:M run the right panel is the fraction of N:M groups satisfied (``nm_groups_satisfied``),
+    which reads 1.0 once every group holds N zeros: not a sparsity.
+    """
     rows, title = _one_run(curves, run_id)
+    nm = "nm_groups_satisfied" in rows and rows["nm_groups_satisfied"].notna().any()
+    second = "nm_groups_satisfied" if nm else "blockwise"
     fig = Figure(figsize=(10, 3.8), dpi=80)
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, value in zip(axes, ("elementwise", "blockwise")):
+    for ax, value in zip(axes, ("elementwise", second)):
         for layer, layer_rows in rows.groupby("layer", sort=True):
             points = layer_rows.dropna(subset=[value])
             ax.plot(points["step"], points[value], drawstyle="steps-post", linewidth=1, label=layer)
-        ax.set(title=f"{title}: {value} sparsity per layer", xlabel="step", ylim=(-0.02, 1.02))
+        what = "fraction of N:M groups satisfied" if value == "nm_groups_satisfied" else f"{value} sparsity"
+        ax.set(title=f"{title}: {what}", xlabel="step", ylim=(-0.02, 1.02))
     axes[0].set_ylabel("sparsity")
     if 0 < rows["layer"].nunique() <= _MAX_LEGEND:
         axes[1].legend(fontsize=7, loc="lower right")
@@ -113,8 +118,8 @@ def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Fig
 
 def plot_layer_heatmap(curves: pd.DataFrame, *, run_id: str | None = None, value: str = "elementwise") -> Figure:
     """One run's sparsity as a layer x step heatmap (a value holds until the next logged step)."""
-    if value not in ("elementwise", "blockwise"):
-        raise ConfigError(f"value: {value!r} is not allowed; allowed: elementwise, blockwise")
+    if value not in ("elementwise", "blockwise", "nm_groups_satisfied"):
+        raise ConfigError(f"value: {value!r} is not allowed; allowed: elementwise, blockwise, nm_groups_satisfied")
     rows, title = _one_run(curves, run_id)
     grid = rows.pivot_table(index="layer", columns="step", values=value, aggfunc="last").sort_index()
     grid = grid.sort_index(axis=1).ffill(axis=1)

@@ -22,11 +22,10 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 from mlflow.entities import Run
 
@@ -34,16 +33,12 @@ from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_sp
 from workbench.analysis.store import (
     ClientLike,
     default_tracking_uri,
-    experiment_id,
     get_client,
     latest_experiment,
     metric_history_frame,
-    search_all,
     trial_runs,
 )
-from workbench.infra.stores import local_path, sqlite_path, sqlite_url
-from workbench.study.factories import make_storage
-from workbench.study.report import param_importances as fanova
+from workbench.study.importance import residual_importances
 from workbench.trial.space import SEARCH_DIMS
 
 __all__ = [
@@ -88,6 +83,7 @@ _FINALS = {
     "sparsity/elementwise_over_matmul_gemm_conv": "sparsity",
     "sparsity/elementwise_over_all": "sparsity_all",
     "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity",
+    "sparsity/nm_groups_satisfied": "nm_groups_satisfied",
     "time/total_seconds": "seconds",
 }
 _STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}
@@ -106,7 +102,12 @@ def _coerce(column: pd.Series) -> pd.Series:
 
 
 def trials_frame(
-    experiment: str, *, client: ClientLike = None, study: str | None = None, include_training: bool = False
+    experiment: str,
+    *,
+    client: ClientLike = None,
+    study: str | None = None,
+    include_training: bool = False,
+    include_runs: bool = False,
 ) -> pd.DataFrame:
     """One row per trial run of ``experiment``: identity, state, params and final metrics.
 
@@ -117,7 +118,9 @@ def trials_frame(
     achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
     matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, ``parent_run_id`` and
     ``start_time``. Study trials come first (by study and trial number), then runs outside a study
-    (by start time). ``study`` keeps one study's trials.
+    (by start time), only with ``include_runs``: single runs (``workbench run`` / ``rerun``, tag
+    ``workbench.source``) are not trials of a study and stay out of its tables by default.
+    ``study`` keeps one study's trials.
 
     Example:
         >>> df = trials_frame("quick", client="sqlite:///mlflow.db")        # doctest: +SKIP
@@ -127,19 +130,30 @@ def trials_frame(
     rows = []
     for run in trial_runs(client, experiment, study=study):
         tags, info = run.data.tags, run.info
+        source = tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run")
+        if source != "study" and not include_runs:
+            continue
         row: dict[str, Any] = {
             "run_id": info.run_id,
             "trial": _trial_number(run),
             "study": tags.get("optuna.study_name", ""),
             "state": tags.get("workbench.trial_state") or _STATE.get(info.status, info.status),
             "status": info.status,
-            "source": tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run"),
+            "source": source,
             "run_name": info.run_name,
         }
         row.update(
-            {k: v for k, v in sorted(run.data.params.items()) if include_training or not k.startswith("training.")}
+            {
+                k: v
+                for k, v in sorted(run.data.params.items())
+                if (include_training or not k.startswith("training.")) and not k.startswith("time.")
+            }
         )
         row.update({column: run.data.metrics.get(key, float("nan")) for key, column in _FINALS.items()})
+        if "time.total_s" in run.data.params:  # timings are params since they left the charts
+            row["seconds"] = float(run.data.params["time.total_s"])
+        if math.isnan(row["blockwise_sparsity"]) and math.isnan(row["nm_groups_satisfied"]):
+            row["blockwise_sparsity"] = row["sparsity"]  # a block pattern logs it only where it differs
         row["parent_run_id"] = tags.get("mlflow.parentRunId", "")
         row["start_time"] = pd.Timestamp(info.start_time, unit="ms")
         rows.append(row)
@@ -175,29 +189,37 @@ def _series(
 def curves_frame(
     experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None, study: str | None = None
 ) -> pd.DataFrame:
-    """Per-layer sparsity curves in long format: trial, run_id, layer, step, elementwise, blockwise.
+    """Per-layer sparsity curves in long format: trial, run_id, layer, step, elementwise, blockwise, nm_groups_satisfied.
 
-    ``elementwise`` comes from ``layer_sparsity/<layer>``, ``blockwise`` from
-    ``layer_blockwise_sparsity/<layer>``; a step logged for one and not the other is NaN there.
+    ``elementwise`` comes from ``layer_sparsity/<layer>``; ``blockwise`` from
+    ``layer_blockwise_sparsity/<layer>``, which a block pattern logs only where it differs from
+    the elementwise curve (elsewhere it is that curve); ``nm_groups_satisfied`` (N:M patterns only,
+    ``layer_nm_satisfied/<layer>``) is the fraction of N:M groups holding at least N zeros, not a
+    sparsity, and ``blockwise`` is NaN there. A step logged for one and not another is NaN there.
 
     Example:
         >>> curves = curves_frame("quick", trials.run_id[:2], client=uri)        # doctest: +SKIP
         >>> curves.pivot_table(index="layer", columns="step", values="elementwise")  # doctest: +SKIP
     """
-    frame = _series(
-        experiment, ("layer_sparsity/", "layer_blockwise_sparsity/"), client=client, run_ids=run_ids, study=study
-    )
-    columns = ["trial", "run_id", "layer", "step", "elementwise", "blockwise"]
+    kinds = {
+        "layer_sparsity": "elementwise",
+        "layer_blockwise_sparsity": "blockwise",
+        "layer_nm_satisfied": "nm_groups_satisfied",
+    }
+    frame = _series(experiment, tuple(f"{k}/" for k in kinds), client=client, run_ids=run_ids, study=study)
+    columns = ["trial", "run_id", "layer", "step", *kinds.values()]
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in columns[4:] else "object") for c in columns})
     parts = frame["key"].str.partition("/")
-    frame = frame.assign(
-        kind=parts[0].map({"layer_sparsity": "elementwise", "layer_blockwise_sparsity": "blockwise"}), layer=parts[2]
-    )
+    frame = frame.assign(kind=parts[0].map(kinds), layer=parts[2])
     wide = frame.set_index(["trial", "run_id", "layer", "step", "kind"])["value"].unstack("kind").reset_index()
-    for column in ("elementwise", "blockwise"):
+    for column in kinds.values():
         if column not in wide:
             wide[column] = float("nan")
+    nm_runs = set(wide.loc[wide["nm_groups_satisfied"].notna(), "run_id"])
+    same = wide["blockwise"].isna() & ~wide["run_id"].isin(nm_runs)
+    # a layer without its own blockwise curve in a block-pattern run: blockwise equals elementwise
+    wide.loc[same, "blockwise"] = wide.loc[same, "elementwise"]
     wide.columns.name = None
     return wide[columns].sort_values(columns[:4]).reset_index(drop=True)
 
@@ -226,68 +248,39 @@ def eval_frame(
     return frame[columns].sort_values(columns[:3]).reset_index(drop=True)
 
 
-def _storage_spec(spec: str, tracking_uri: str) -> str | None:
-    """``spec`` with a relative file resolved against the tracking store's folder; None when missing."""
-    db_file = sqlite_path(tracking_uri)
-    base = Path(db_file).resolve().parent if db_file is not None else Path.cwd()
-    local = local_path(spec)
-    if local is None:
-        return spec  # a database server: try it
-    path = Path(local) if Path(local).is_absolute() else base / local
-    if not path.is_file():
-        return None
-    return sqlite_url(path) if sqlite_path(spec) is not None else str(path)
-
-
 def param_importances(
     experiment: str, *, client: ClientLike = None, study: str | None = None, target: str = "accuracy", seed: int = 0
 ) -> pd.Series:
-    """Importance of each varied knob for ``target``, largest first (``.attrs["method"]`` says how).
+    """Importance of each varied knob for ``target`` at matched sparsity, largest first.
 
-    Preferred: Optuna's fANOVA importances (:func:`workbench.study.report.param_importances`) of the
-    study, loaded from the Optuna storage its parent run logged (param ``storage``; a relative path
-    is taken relative to the tracking store's folder, where ``make search`` puts both); objective 0
-    (accuracy). Only for ``target="accuracy"``. When the storage is unreachable or Optuna declines
-    (too few trials), the fallback is :func:`variance_explained` over the complete trials in MLflow
-    (one-way ANOVA eta squared per knob, normalised to sum 1), ``method="variance_explained"``.
+    The same numbers as the study's ``param_importances.json``
+    (:func:`workbench.study.importance.residual_importances`): ``target`` is fitted against the
+    reached sparsity and each knob scored on the residual, so the target sparsity's obvious
+    effect does not drown the rest; a knob counts only where it has an effect. Only study trials
+    count (not ``workbench run`` / ``rerun`` runs). Values are shares
+    summing to 1; ``.attrs["explained"]`` holds each knob's share of the residual variance
+    (eta squared) and ``.attrs["method"]`` says how. Empty when fewer than 3 trials completed
+    (``.attrs["skipped"]`` says why). ``seed`` is unused (kept for callers).
 
     Example:
         >>> param_importances("quick", client=uri)        # doctest: +SKIP
-        pattern            0.71
-        target_sparsity    0.29
+        pattern      0.71
+        criterion    0.29
         Name: importance, dtype: float64
     """
-    client = get_client(client)
-    exp_id = experiment_id(client, experiment)
-    where = "tags.`workbench.study` LIKE '%'" if study is None else f"tags.`workbench.study` = '{study}'"
-    parents = search_all(client, [exp_id], where, order_by=["attributes.start_time DESC"], max_results=1)
-    if parents and target == "accuracy":
-        result = _optuna_importances(parents[0], client.tracking_uri, seed=seed)
-        if result is not None:
-            return result
-    own_study = study or (parents[0].data.tags["workbench.study"] if parents else None)
-    trials = trials_frame(experiment, client=client, study=own_study)
-    complete = trials[trials["state"] == "COMPLETE"]
-    params = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
-    return variance_explained(complete, params, target=target)
-
-
-def _optuna_importances(parent: Run, tracking_uri: str, *, seed: int) -> pd.Series | None:
-    logged = parent.data.params.get("storage")
-    spec = _storage_spec(logged, tracking_uri) if logged else None
-    if spec is None:
-        _log.info("Optuna storage of study %s not reachable; using variance explained", parent.info.run_name)
-        return None
-    try:
-        loaded = optuna.load_study(study_name=parent.data.tags["workbench.study"], storage=make_storage(spec))
-    except Exception as err:  # noqa: BLE001 - whatever keeps the storage out of reach means: fall back
-        _log.info("cannot load the Optuna study (%s); using variance explained", err)
-        return None
-    result = fanova(loaded, seed=seed)
-    if "importances" not in result:
-        _log.info("fANOVA skipped (%s); using variance explained", result.get("skipped"))
-        return None
-    series = pd.Series(result["importances"], name="importance", dtype="float64").sort_values(ascending=False)
+    del seed
+    trials = trials_frame(experiment, client=client, study=study)
+    complete = trials[(trials["state"] == "COMPLETE") & (trials["source"] == "study")]  # a study's trials only
+    complete = complete.rename(columns={target: "accuracy"})
+    knobs = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
+    rows = [
+        {k: v for k, v in row.items() if not (isinstance(v, float) and k in knobs and pd.isna(v))}
+        for row in complete.to_dict("records")
+    ]
+    result = residual_importances(rows, knobs)
+    series = pd.Series(result.get("importances", {}), name="importance", dtype="float64")
     series.index.name = "param"
-    series.attrs["method"] = "fanova"
+    series.attrs.update(method=result.get("method", ""), explained=result.get("explained", {}))
+    if "skipped" in result:
+        series.attrs["skipped"] = result["skipped"]
     return series

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from workbench.pruner import ConfigError
+from workbench.study.summary import BIN_WIDTH, matched_rows
 
-__all__ = ["best_by", "pareto_front", "pick_trials", "seed_spread", "variance_explained"]
+__all__ = ["best_at_matched_sparsity", "best_by", "pareto_front", "pick_trials", "seed_spread", "variance_explained"]
 
 
 def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -90,25 +91,28 @@ def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", maximize
 def seed_spread(
     df: pd.DataFrame, by: str | Sequence[str], *, metric: str = "accuracy", seed: str = "seed"
 ) -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for one run), min and max of ``metric`` per ``by`` group.
+    """Mean, std (ddof=1; NaN for one seed), min and max of ``metric`` over the seeds of each ``by`` group.
 
-    Columns: the ``by`` columns, ``<metric>_mean``, ``<metric>_std``, ``<metric>_min``,
-    ``<metric>_max``, ``n_runs`` and ``n_seeds`` (distinct values of ``seed``). Rows with a missing
-    ``metric`` are ignored.
+    Seeds are what count: runs of one group with the same seed (repeats) are averaged into one
+    value first, so a configuration trained three times with one seed has ``n_seeds`` 1 and no
+    spread. Columns: the ``by`` columns, ``<metric>_mean``, ``<metric>_std``, ``<metric>_min``,
+    ``<metric>_max``, ``n_seeds`` (distinct values of ``seed``) and ``n_runs``. Rows with a
+    missing ``metric`` are ignored.
 
     Example:
-        >>> df = pd.DataFrame({"criterion": ["snip"] * 2 + ["magnitude"], "seed": [0, 1, 0],
-        ...                    "accuracy": [0.5, 1.0, 0.7]})
-        >>> seed_spread(df, "criterion")[["criterion", "accuracy_mean", "n_seeds"]].values.tolist()
-        [['magnitude', 0.7, 1], ['snip', 0.75, 2]]
+        >>> df = pd.DataFrame({"criterion": ["snip"] * 3 + ["magnitude"], "seed": [0, 1, 1, 0],
+        ...                    "accuracy": [0.5, 1.0, 1.0, 0.7]})
+        >>> seed_spread(df, "criterion")[["criterion", "accuracy_mean", "n_seeds", "n_runs"]].values.tolist()
+        [['magnitude', 0.7, 1, 1], ['snip', 0.75, 2, 3]]
     """
     keys = [by] if isinstance(by, str) else list(by)
     _need(df, [*keys, metric, seed], "seed_spread")
     valid = df.dropna(subset=[metric])
-    grouped = valid.groupby(keys, dropna=False)
-    out = grouped[metric].agg(["mean", "std", "min", "max", "count"])
-    out.columns = [f"{metric}_{c}" for c in ("mean", "std", "min", "max")] + ["n_runs"]
-    out["n_seeds"] = grouped[seed].nunique()
+    per_seed = valid.groupby([*keys, seed], dropna=False)[metric].agg(["mean", "count"]).reset_index()
+    grouped = per_seed.groupby(keys, dropna=False)
+    out = grouped["mean"].agg(["mean", "std", "min", "max", "count"])
+    out.columns = [f"{metric}_{c}" for c in ("mean", "std", "min", "max")] + ["n_seeds"]
+    out["n_runs"] = grouped["count"].sum()
     return out.reset_index()
 
 
@@ -166,3 +170,38 @@ def pick_trials(df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "
     front = pareto_front(complete, x=x, y=y).sort_values(y, ascending=False, kind="stable")
     rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=False, kind="stable")
     return pd.concat([front, rest]).head(n)
+
+
+def best_at_matched_sparsity(
+    df: pd.DataFrame, by: Sequence[str] = ("pattern", "criterion"), *, width: float = BIN_WIDTH
+) -> pd.DataFrame:
+    """The best row of each ``by`` group in each bin of reached sparsity (``sparsity``), wide.
+
+    One row per group, one column per bin (``"0.60-0.70"``) holding the best accuracy there, and
+    ``<bin> trial`` columns naming the trial. Groups are compared at the same reached sparsity;
+    the other knobs (scheduler, decay, ...) are whatever each best trial used, not held fixed
+    (:func:`workbench.study.summary.matched_rows` has them). The same numbers as the study's
+    ``best_at_matched_sparsity.csv``.
+
+    Example:
+        >>> df = pd.DataFrame({"trial": [0, 1, 2], "pattern": ["4x1", "4x1", "2:4"], "criterion": ["snip"] * 3,
+        ...                    "sparsity": [0.61, 0.65, 0.5], "accuracy": [0.9, 0.95, 0.97]})
+        >>> float(best_at_matched_sparsity(df).loc[("4x1", "snip"), "0.60-0.70"])
+        0.95
+    """
+    _need(df, [*by, "sparsity", "accuracy", "trial"], "best_at_matched_sparsity")
+    records = [
+        dict(r, trial=int(r["trial"])) for r in df.dropna(subset=["sparsity", "accuracy", "trial"]).to_dict("records")
+    ]
+    rows = matched_rows(records, tuple(by), width=width)
+    if not rows:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(by)))
+    long = pd.DataFrame(rows)
+    accuracy = long.pivot_table(index=list(by), columns="sparsity_bin", values="accuracy", aggfunc="first")
+    trials = long.pivot_table(index=list(by), columns="sparsity_bin", values="trial", aggfunc="first")
+    trials.columns = [f"{c} trial" for c in trials.columns]
+    out = accuracy.join(trials.astype("Int64"))
+    order = [c for b in accuracy.columns for c in (b, f"{b} trial")]
+    out = out[order]
+    out.columns.name = None
+    return out.sort_values(list(accuracy.columns), ascending=False, na_position="last")

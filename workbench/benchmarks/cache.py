@@ -213,6 +213,11 @@ def load_dense_baseline(
                 logger.debug("dense baseline of %s seed %d from %s", benchmark.name, seed, path)
                 return model, accuracy
             logger.warning("dense baseline cache entry %s is unusable: %s; retraining", path, problem)
+        logger.info(
+            "training the dense baseline of %s (seed %d), once per benchmark and seed; later trials reuse it",
+            benchmark.name,
+            seed,
+        )
         start = time.perf_counter()
         trained, accuracy = train_dense(benchmark, seed)
         state = {k: v.detach().clone() for k, v in trained.state_dict().items()}

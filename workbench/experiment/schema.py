@@ -7,7 +7,8 @@ mistake is a ``ValueError`` whose message starts with the dotted key (``study.sa
 names the bad value and the allowed ones; the CLI turns it into exit status 2.
 
 Infeasible combinations are handled by the search space, not by crashing: an N:M pattern cannot
-prune more than N/M of the weights, so a sampled ``target_sparsity`` above N/M is clipped to N/M
+prune more than N/M of the weights, so a study samples its ``target_sparsity`` only up to N/M
+(:func:`workbench.study.factories.suggest_params`); a target above N/M (the grid sampler, ``--set``) is clipped to N/M
 (see :func:`workbench.trial.space.effective_params`). The sampled value stays in Optuna; the clipped value is what the
 trial prunes to and what MLflow shows as ``target_sparsity`` (the sampled one goes to
 ``requested_target_sparsity``).
@@ -74,6 +75,13 @@ class StudySettings:
     pruner: str = "none"
     seed: int = 0
     study_name: str | None = None
+    seeds: tuple[int, ...] = ()
+    """Seeds every sampled configuration is trained with (explicit repeats); empty: ``(seed,)``."""
+
+    @property
+    def trial_seeds(self) -> tuple[int, ...]:
+        """The trial seeds: ``seeds`` when given, else ``(seed,)``."""
+        return self.seeds or (self.seed,)
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,8 @@ class Experiment:
 
     ``search_space`` maps each dimension to a list of choices (categorical dims) or a
     :class:`FloatRange`; dimensions absent from the file are absent here. ``pruning`` holds the
-    fixed INC keys given to every trial. The trial seed is ``study.seed`` for every trial, so two
-    trials differ only by their sampled configuration.
+    fixed INC keys given to every trial. Every sampled configuration is trained once per seed of
+    ``study.trial_seeds`` (``study.seeds``, else ``study.seed``).
     """
 
     name: str
@@ -154,10 +162,22 @@ def _parse_study(raw: Any) -> StudySettings:
             f"{pruner!r} needs a single objective; Optuna's pruners do not "
             f"support multi-objective studies (use pruner: none)",
         )
+    seeds = _parse_seeds(section.get("seeds"))
     study_name = section.get("study_name")
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise fail("study.study_name", f"expected a non-empty string, got {study_name!r}")
-    return StudySettings(n_trials, sampler, tuple(objectives), pruner, seed, study_name)
+    return StudySettings(n_trials, sampler, tuple(objectives), pruner, seed, study_name, seeds)
+
+
+def _parse_seeds(raw: Any) -> tuple[int, ...]:
+    """``study.seeds``: a non-empty list of distinct integers (or absent)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        raise fail("study.seeds", f"expected a non-empty list of integers, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise fail("study.seeds", f"seeds must be distinct, got {raw!r}")
+    return tuple(raw)
 
 
 def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:

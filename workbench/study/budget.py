@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 from workbench.infra import interrupts
 from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
+from workbench.study.repeats import REPEAT_ATTR
 from workbench.tracking import Tracker
+from workbench.trial.space import effective_params
 
 __all__ = ["TrialBudget", "log_trial", "progress_bar", "run_trials"]
 
@@ -33,10 +35,22 @@ _log = logging.getLogger("workbench.study.workers")  # one logger name for the t
 
 
 def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """One line per finished trial (an Optuna callback)."""
-    values = "/".join(f"{v:.4f}" for v in trial.values or [])
-    params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-    reason = f" ({trial.user_attrs['failure_reason']})" if trial.state == TrialState.FAIL else ""
+    """One labelled line per finished trial (an Optuna callback).
+
+    ``trial 6 COMPLETE accuracy=0.9645 sparsity=0.600 [pattern=4x1 ... target_sparsity=0.5] 3.1s run=...``:
+    the params are the effective ones (an N:M target shows N/M), ``sparsity`` the one reached.
+    """
+    names = ("accuracy", "sparsity")
+    values = " ".join(f"{n}={v:.4f}" if n == "accuracy" else f"{n}={v:.3f}" for n, v in zip(names, trial.values or []))
+    if trial.values and len(trial.values) == 1 and "sparsity" in trial.user_attrs:
+        values += f" sparsity={trial.user_attrs['sparsity']:.3f}"
+    params = " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in effective_params(trial.params).items()
+    )
+    failure = trial.user_attrs.get("failure_reason")
+    reason = f" ({failure})" if trial.state == TrialState.FAIL and failure else ""
+    if REPEAT_ATTR in trial.user_attrs:
+        reason += f" (repeat of trial {trial.user_attrs[REPEAT_ATTR]}: its stored result, not trained)"
     level = logging.WARNING if trial.state == TrialState.FAIL else logging.INFO
     _log.log(
         level,
@@ -47,7 +61,7 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         params,
         (trial.duration.total_seconds() if trial.duration else 0.0),
         trial.user_attrs.get("mlflow_run_id", "-"),
-        reason if "failure_reason" in trial.user_attrs else "",
+        reason,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import sqlite3
 import warnings
@@ -33,6 +34,7 @@ from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
 from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
 from workbench.study.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from workbench.trial.space import is_active, max_sparsity, ordered
 
 __all__ = [
     "default_storage",
@@ -179,13 +181,38 @@ def make_pruner(experiment: Experiment) -> optuna.pruners.BasePruner:
 
 
 def suggest_params(trial: optuna.Trial, experiment: Experiment) -> dict[str, Any]:
-    """Sample one point: searched dims through ``trial.suggest_*``, fixed dims as given."""
+    """Sample one point of the conditional search space: searched dims through ``trial.suggest_*``.
+
+    Dimensions are visited in :data:`~workbench.trial.space.SEARCH_DIMS` order. A dimension that
+    has no effect at the point so far (:func:`~workbench.trial.space.is_active`: the decay of a
+    one-step schedule) is neither sampled nor part of the point. ``target_sparsity`` of an N:M
+    pattern is sampled only up to N/M (its range's grid kept); the grid sampler walks one fixed
+    grid instead, and the trial clips (:func:`~workbench.trial.space.effective_params`).
+    """
     searched, params = experiment.searched_dims(), {}
-    for dim, space in experiment.search_space.items():
+    for dim in ordered(experiment.search_space):
+        space = experiment.search_space[dim]
+        if not is_active(dim, params):
+            continue
         if dim not in searched:
             params[dim] = space.low if isinstance(space, FloatRange) else space[0]
         elif isinstance(space, FloatRange):
-            params[dim] = trial.suggest_float(dim, space.low, space.high, step=space.step, log=space.log)
+            low, high = space.low, space.high
+            if dim == "target_sparsity" and experiment.study.sampler != "grid" and "pattern" in params:
+                low, high = _capped(space, max_sparsity(params["pattern"]))
+            params[dim] = trial.suggest_float(dim, low, high, step=space.step, log=space.log)
         else:
             params[dim] = trial.suggest_categorical(dim, space)
     return params
+
+
+def _capped(space: FloatRange, cap: float) -> tuple[float, float]:
+    """``space``'s (low, high) with high at most ``cap``, kept on the range's step grid."""
+    if space.high <= cap:
+        return space.low, space.high
+    if space.low >= cap:
+        return cap, cap
+    if space.step is None:
+        return space.low, cap
+    steps = math.floor((cap - space.low) / space.step + 1e-9)
+    return space.low, round(space.low + steps * space.step, 10)

@@ -36,9 +36,12 @@ from workbench.infra.diskfull import DiskFullError
 from workbench.infra.outage import StoreOutage, as_stop
 from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
+from workbench.study.repeats import KEY_ATTR, REPEAT_ATTR, SEED_ATTR, enqueue_other_seeds, find_twin, seed_of
 from workbench.tracking import Tracker, trial_params
+from workbench.tracking.artifacts import config_label
 from workbench.tracking.spool import SpooledTracker
 from workbench.trial import TrainingConfig, TrialResult, TrialStopped, build_pruning_config, run_trial
+from workbench.trial.space import point_key
 
 __all__ = ["PLUGINS_TAG", "Objective", "TrialRunner", "plugin_tags", "run_tracked_trial"]
 
@@ -209,6 +212,17 @@ class Objective:
                 SpooledTracker(self.tracking_uri, spool=self.spool) if self.spool else Tracker(self.tracking_uri)
             )
         params = suggest_params(trial, exp)
+        seeds = exp.study.trial_seeds
+        enqueued = SEED_ATTR in trial.user_attrs  # a seed repeat another trial queued
+        seed = seed_of(trial.user_attrs, seeds)
+        key = point_key(params, seed)
+        trial.set_user_attr(SEED_ATTR, seed)
+        trial.set_user_attr(KEY_ATTR, key)
+        twin = find_twin(trial.study, key, trial.number)
+        if twin is not None:
+            return self._repeat(trial, twin, seed)
+        if not enqueued:
+            enqueue_other_seeds(trial.study, dict(trial.params), seeds, trial.number)
         training = replace(exp.training, threads=self.threads or exp.training.threads)
 
         def on_eval(step: int, accuracy: float) -> None:
@@ -225,10 +239,10 @@ class Objective:
                 benchmark=exp.benchmark,
                 params=params,
                 training=training,
-                seed=exp.study.seed,
+                seed=seed,
                 fixed=exp.pruning,
                 parent_run_id=self.parent_run_id,
-                run_name=f"trial-{trial.number}",
+                run_name=f"t{trial.number:02d} {config_label(effective_params(params))}",
                 tags=tags,
                 on_eval=on_eval,
                 on_run=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
@@ -238,8 +252,24 @@ class Objective:
             raise optuna.TrialPruned(str(stop)) from None
         sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
         trial.set_user_attr("sparsity", sparsity)
+        trial.set_user_attr("dense_accuracy", result.dense_accuracy)
         trial.set_user_attr("seconds", result.timings.get("total", 0.0))
         values = (result.accuracy, sparsity) if exp.multi_objective else (result.accuracy,)
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"objective values are not finite: {values}")
         return values if exp.multi_objective else values[0]
+
+    def _repeat(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial, seed: int) -> float | tuple[float, float]:
+        """An exact repeat of ``twin``: its stored result, not trained again (see :mod:`.repeats`)."""
+        _log.info(
+            "trial %d repeats trial %d (same configuration, seed %d): returned its stored result, not trained",
+            trial.number,
+            twin.number,
+            seed,
+        )
+        trial.set_user_attr(REPEAT_ATTR, twin.number)
+        for attr in ("mlflow_run_id", "sparsity", "dense_accuracy", "seconds"):
+            if attr in twin.user_attrs:
+                trial.set_user_attr(attr, twin.user_attrs[attr])
+        values = tuple(twin.values)
+        return values if self.experiment.multi_objective else values[0]

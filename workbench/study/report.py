@@ -1,11 +1,16 @@
 """The study summary logged on the parent MLflow run after every ``workbench search``.
 
-* ``trials.csv``: one row per trial (number, state, objective values, params, MLflow run id,
-  duration, failure reason, interrupted);
-* ``best_so_far.png`` (single objective) or ``pareto_front.png`` (accuracy vs sparsity);
-* ``param_importances.json`` / ``.csv`` / ``.png``: Optuna's fANOVA importances of the searched
-  parameters for accuracy. With fewer than two complete trials, or when no searched parameter
-  varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
+* ``trials.csv``: one row per trial (number, state, objective values, effective params, reached
+  sparsity, seed, repeat_of, MLflow run id, duration, failure reason, interrupted);
+* ``accuracy_vs_sparsity.png``: every trained trial at the sparsity it reached (colour = pattern,
+  marker = criterion), the dense model's accuracy and the Pareto front; ``best_so_far.png`` too
+  with a single objective;
+* ``best_at_matched_sparsity.csv``: the best trial of each pattern x criterion in each 0.1 bin of
+  reached sparsity (the other knobs are the best trial's, shown, not held fixed);
+* metrics ``best_accuracy/sparsity_<bin>``: the best accuracy kept in each bin of reached sparsity;
+* ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for accuracy
+  at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
+  or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
 
 Example:
     >>> rows = trial_rows(study)        # doctest: +SKIP
@@ -19,7 +24,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from workbench.study.figures import plot_best_so_far, plot_importances, plot_pareto_front
+from workbench.study.figures import plot_best_so_far, plot_importances, plot_metric_vs_sparsity
+from workbench.study.importance import residual_importances
+from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
+from workbench.study.summary import MATCHED_COLUMNS, best_per_bin, front, matched_rows, result_rows, sparsity_bin
+from workbench.trial.space import effective_params
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
@@ -31,13 +40,24 @@ _log = logging.getLogger(__name__)
 
 
 def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",)) -> list[dict[str, Any]]:
-    """One plain dict per trial, ordered by trial number."""
+    """One plain dict per trial, ordered by trial number.
+
+    Params are the effective ones, as MLflow records them: an N:M target above N/M shows N/M, the
+    sampled value goes to ``requested_target_sparsity``. ``sparsity`` is the sparsity reached,
+    ``seed`` the trial seed, ``repeat_of`` the trial whose stored result an exact repeat returned.
+    """
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
         for name, value in zip(objectives, trial.values or []):
             row[name] = value
-        row.update(trial.params)
+        eff = effective_params(trial.params)
+        row.update(eff)
+        if eff.get("target_sparsity") != trial.params.get("target_sparsity"):
+            row["requested_target_sparsity"] = trial.params["target_sparsity"]
+        row["sparsity"] = trial.user_attrs.get("sparsity", "")
+        row["seed"] = trial.user_attrs.get(SEED_ATTR, "")
+        row["repeat_of"] = trial.user_attrs.get(REPEAT_ATTR, "")
         row["mlflow_run_id"] = trial.user_attrs.get("mlflow_run_id", "")
         row["duration_s"] = round(trial.duration.total_seconds(), 3) if trial.duration else ""
         row["reason"] = trial.user_attrs.get("failure_reason", "")
@@ -47,41 +67,38 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
 
 
 def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
-    """fANOVA importances for accuracy (objective 0), or ``{"skipped": reason}``."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return {"skipped": f"needs at least 2 complete trials, have {len(complete)}"}
-    varied = [p for p in {k for t in complete for k in t.params} if len({repr(t.params.get(p)) for t in complete}) > 1]
-    if not varied:
-        return {"skipped": "no searched parameter took more than one value"}
-    try:
-        values = optuna.importance.get_param_importances(
-            study,
-            evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed),
-            params=sorted(varied),
-            target=lambda t: t.values[0],
-        )
-    except (RuntimeError, ValueError) as err:  # Optuna refuses degenerate inputs
-        return {"skipped": f"{type(err).__name__}: {err}"}
-    return {"target": "accuracy", "n_complete_trials": len(complete), "importances": dict(values)}
+    """Importances of the searched knobs for accuracy at matched sparsity, or ``{"skipped": reason}``.
+
+    :func:`~workbench.study.importance.residual_importances` over the trained complete trials: the
+    reached sparsity's effect on accuracy is removed first, so the target does not drown the
+    other knobs, and a knob is scored only where it has an effect. ``seed`` is kept for callers
+    (the method is deterministic).
+    """
+    del seed
+    rows = result_rows(study)
+    knobs = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params} | {"seed"})
+    return residual_importances([dict(r, target_sparsity=r["target"]) for r in rows], knobs)
 
 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
-    """Compute the summary and log it on the parent run."""
+    """Compute the summary and log it on the parent run (see the module docstring)."""
     objectives = experiment.study.objectives
     rows = trial_rows(study, objectives)
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    results = result_rows(study)
     figures: dict[str, Any] = {}
-    if len(objectives) > 1:
-        front = {t.number for t in study.best_trials}
-        points = [(t.values[1], t.values[0]) for t in complete]
-        best = [(t.values[1], t.values[0]) for t in complete if t.number in front]
-        figures["pareto_front.png"] = plot_pareto_front(points, best)
-    else:
-        figures["best_so_far.png"] = plot_best_so_far([t.number for t in complete], [t.values[0] for t in complete])
+    dense = [r["dense_accuracy"] for r in results if r["dense_accuracy"] == r["dense_accuracy"]]
+    figures["accuracy_vs_sparsity.png"] = plot_metric_vs_sparsity(
+        results, dense=sum(dense) / len(dense) if dense else None, front=front(results)
+    )
+    if len(objectives) == 1:
+        figures["best_so_far.png"] = plot_best_so_far([r["trial"] for r in results], [r["accuracy"] for r in results])
     importances = param_importances(study, seed=experiment.study.seed)
     if "importances" in importances:
-        figures["param_importances.png"] = plot_importances(importances["importances"])
+        counts = importances["n_trials"]
+        figures["param_importances.png"] = plot_importances(
+            {f"{k} (n={counts[k]})": v for k, v in importances["importances"].items()},
+            title="Importance for accuracy at matched sparsity (share; n = trials where the knob acts)",
+        )
     else:
         _log.info("parameter importances skipped: %s", importances["skipped"])
     counts = {state: len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
@@ -90,6 +107,12 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
         "trials/pruned": counts[TrialState.PRUNED],
         "trials/failed": counts[TrialState.FAIL],
     }
-    if complete:
-        metrics["best_accuracy"] = max(t.values[0] for t in complete)
-    tracker.log_study_summary(parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics)
+    for row in best_per_bin(results, ()).get((), {}).values():  # the best accuracy kept at each sparsity
+        metrics[f"best_accuracy/sparsity_{sparsity_bin(row['sparsity'])}"] = row["accuracy"]
+    searched = [
+        k for k in ("pruner", "pruning_scope", "sparsity_decay_type", "lr", "seed") if any(k in r for r in results)
+    ]
+    tables = {"best_at_matched_sparsity.csv": (matched_rows(results), [*MATCHED_COLUMNS, *searched])}
+    tracker.log_study_summary(
+        parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics, tables=tables
+    )

@@ -46,7 +46,7 @@ def rerun_trial(run_id: str, tracking_uri: str | None) -> tuple[str, float | Non
     import_plugins(filter(None, plugins.split(",")))
     training = TrainingConfig(**spec["training"])
     result = run_trial(spec["benchmark"], spec["pruning_config"], training, int(spec["seed"]))
-    params = {k: v for k, v in source.data.params.items() if not k.startswith("training.")}
+    params = {k: v for k, v in source.data.params.items() if not k.startswith(("training.", "time."))}
     new_id = tracker.trial_run(
         source.info.experiment_id,
         parent_run_id=None,

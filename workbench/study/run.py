@@ -189,7 +189,7 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
             pruner=make_pruner(experiment),
         )
         study.sampler = make_sampler(experiment)
-        exp_id = tracker.experiment_id(experiment.name)
+        exp_id = tracker.experiment_id(experiment.name, description=experiment.description or None)
         study_params = {
             "benchmark": experiment.benchmark,
             "sampler": experiment.study.sampler,
@@ -225,7 +225,9 @@ def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> No
 
 def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
     space = {k: (vars(v) if isinstance(v, FloatRange) else v) for k, v in experiment.search_space.items()}
-    study = dict(vars(experiment.study), objectives=list(experiment.study.objectives))
+    study = dict(
+        vars(experiment.study), objectives=list(experiment.study.objectives), seeds=list(experiment.study.seeds)
+    )
     plugins = {"plugins": list(experiment.plugins)} if experiment.plugins else {}
     return {
         "name": experiment.name,

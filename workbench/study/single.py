@@ -17,13 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from workbench.experiment import load_experiment
+from workbench.experiment import effective_params, load_experiment
 from workbench.experiment.overrides import apply_overrides
 from workbench.infra.locks import file_lock
 from workbench.infra.stores import sqlite_path
 from workbench.study.objective import plugin_tags, run_tracked_trial
 from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
 from workbench.tracking import Tracker, resolve_tracking_uri
+from workbench.tracking.artifacts import config_label
 from workbench.tracking.store_create import ensure_sqlite_store
 from workbench.trial import TrialResult
 
@@ -46,13 +47,13 @@ def run_single(
     tracker = Tracker(tracking_uri)
     run_id, result = run_tracked_trial(
         tracker,
-        tracker.experiment_id(experiment.name),
+        tracker.experiment_id(experiment.name, description=experiment.description or None),
         benchmark=experiment.benchmark,
         params=point,
         training=experiment.training,
         seed=seed,
         fixed=experiment.pruning,
-        run_name=f"run-{point.get('pattern')}-{point.get('criterion')}",
+        run_name=f"run {config_label(effective_params(point))}",
         tags={"workbench.source": "run", **plugin_tags(experiment)},
     )
     return run_id, result, point

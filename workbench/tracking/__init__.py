@@ -7,6 +7,18 @@ tracking server several workers share (:mod:`.server`). May import :mod:`workben
 :mod:`workbench.pruner` and :mod:`workbench.infra`; knows nothing of Optuna.
 """
 
-from workbench.tracking.tracker import DEFAULT_TRACKING_URI, Tracker, resolve_tracking_uri, result_metrics, trial_params
+import importlib
+from typing import Any
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "resolve_tracking_uri", "result_metrics", "trial_params"]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported from :mod:`.tracker` on first use.
+
+    Start-up cost: :mod:`.tracker` loads MLflow and the pruner (torch), while ``workbench ui``
+    needs only :mod:`.ui` (standard library) from this package.
+    """
+    if name in __all__:
+        return getattr(importlib.import_module("workbench.tracking.tracker"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,12 +25,25 @@ import yaml
 from mlflow.entities import Metric
 
 from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
-from workbench.tracking.figures import plot_sparsity_curves
+from workbench.tracking.figures import plot_trial_overview
 from workbench.tracking.metric_keys import layer_metric_keys
-from workbench.trial.space import PRUNING_DIMS
+from workbench.trial.space import INACTIVE, PRUNING_DIMS, is_active
 from workbench.trial.types import SPARSITY_KEYS, TrialResult
 
-__all__ = ["curve_metrics", "now_ms", "result_metrics", "trial_params", "write_csv", "write_trial_artifacts"]
+__all__ = [
+    "NM_GLOBAL_KEY",
+    "NM_LAYER_PREFIX",
+    "config_label",
+    "curve_metrics",
+    "is_nm",
+    "now_ms",
+    "result_metrics",
+    "run_description",
+    "timing_params",
+    "trial_params",
+    "write_csv",
+    "write_trial_artifacts",
+]
 
 
 def trial_params(
@@ -39,13 +52,16 @@ def trial_params(
     """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched).
 
     Knobs the search space leaves out are read from the effective pruning config, so every child
-    run carries all seven.
+    run carries all seven; a knob without effect in this trial (the decay of a one-step schedule)
+    is logged as ``none``.
     """
     first = {**DEFAULT_CONFIG, **pruning_config, **(pruning_config.get("pruning_configs") or [{}])[0]}
     first.pop("pruning_configs", None)
     out: dict[str, Any] = {}
     for key in PRUNING_DIMS:
-        if key in params:
+        if not is_active(key, out):
+            out[key] = INACTIVE  # e.g. the decay of a oneshot schedule: no effect, not "exp"
+        elif key in params:
             out[key] = params[key]
         elif key == "pruner":
             out[key] = parse_pruning_type(first["pruning_type"])[0]
@@ -68,8 +84,32 @@ def curve_metrics(key: str, curve: dict[int, float], ts: int) -> Iterable[Metric
     return (Metric(key, float(v), ts, int(s)) for s, v in sorted(curve.items()))
 
 
+NM_GLOBAL_KEY = "sparsity/nm_groups_satisfied"
+"""For an N:M pattern, the global fraction of N:M groups holding at least N zeros (not a sparsity)."""
+NM_LAYER_PREFIX = "layer_nm_satisfied"
+"""For an N:M pattern, each layer's fraction of N:M groups satisfied."""
+
+
+def is_nm(result: TrialResult) -> bool:
+    """Whether the trial's (first) pruner uses an N:M pattern, whose blockwise figure counts groups."""
+    entries = result.pruning_config.get("pruning_configs") or [{}]
+    return ":" in str(entries[0].get("pattern", result.pruning_config.get("pattern", "")))
+
+
+def _differs(a: dict[int, float], b: dict[int, float] | None) -> bool:
+    return b is None or any(abs(a[s] - b[s]) > 1e-9 for s in a.keys() & b.keys()) or a.keys() != b.keys()
+
+
 def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric]:
-    """Every metric of a trial: finals, global/per-layer sparsity series, eval and loss series."""
+    """Every metric of a trial: finals, global/per-layer sparsity series, eval and loss series.
+
+    Blockwise series are logged only where they say something the elementwise ones do not: for a
+    block pattern, a layer's ``layer_blockwise_sparsity/<layer>`` only when it differs from its
+    ``layer_sparsity/<layer>`` (the global blockwise series likewise); for an N:M pattern the
+    figure is the fraction of N:M groups satisfied, logged as ``sparsity/nm_groups_satisfied`` and
+    ``layer_nm_satisfied/<layer>`` so that 1.0 is not read as "fully pruned". Timings are params
+    (:func:`timing_params`), not metrics.
+    """
     ts = ts or now_ms()
     last = max([0, *result.eval_accuracy, *result.train_loss])
     out = [
@@ -80,19 +120,62 @@ def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric
             ("accuracy_drop", result.accuracy_drop),
         )
     ]
+    nm = is_nm(result)
+    elementwise, blockwise = SPARSITY_KEYS[0], SPARSITY_KEYS[2]
     for key in SPARSITY_KEYS:
-        out.extend(curve_metrics(f"sparsity/{key}", result.sparsity.get(key, {}), ts))
-    for prefix, curves in (
-        ("layer_sparsity", result.layer_sparsity),
-        ("layer_blockwise_sparsity", result.layer_blockwise_sparsity),
-    ):
-        keys = layer_metric_keys(curves, prefix=prefix)
-        for name, curve in curves.items():
-            out.extend(curve_metrics(keys[name], curve, ts))
+        curve = result.sparsity.get(key, {})
+        if key != blockwise:
+            out.extend(curve_metrics(f"sparsity/{key}", curve, ts))
+        elif nm:
+            out.extend(curve_metrics(NM_GLOBAL_KEY, curve, ts))
+        elif _differs(curve, result.sparsity.get(elementwise)):
+            out.extend(curve_metrics(f"sparsity/{key}", curve, ts))
+    keys = layer_metric_keys(result.layer_sparsity, prefix="layer_sparsity")
+    for name, curve in result.layer_sparsity.items():
+        out.extend(curve_metrics(keys[name], curve, ts))
+    block = result.layer_blockwise_sparsity
+    shown = {n: c for n, c in block.items() if nm or _differs(c, result.layer_sparsity.get(n))}
+    keys = layer_metric_keys(shown, prefix=NM_LAYER_PREFIX if nm else "layer_blockwise_sparsity")
+    for name, curve in shown.items():
+        out.extend(curve_metrics(keys[name], curve, ts))
     out.extend(curve_metrics("eval/accuracy", result.eval_accuracy, ts))
     out.extend(curve_metrics("train/loss", result.train_loss, ts))
-    out.extend(Metric(f"time/{k}_seconds", float(v), ts, 0) for k, v in result.timings.items())
     return out
+
+
+def timing_params(result: TrialResult) -> dict[str, str]:
+    """The trial's timings as params ``time.<phase>_s`` (seconds, 3 decimals): one place, no charts."""
+    return {f"time.{k}_s": f"{v:.3f}" for k, v in result.timings.items()}
+
+
+def config_label(params: dict[str, Any]) -> str:
+    """``4x1 snip_momentum iterative 0.80``: pattern, criterion, scheduler and effective target."""
+    target = params.get("target_sparsity")
+    words = [params.get("pattern"), params.get("criterion"), params.get("scheduler")]
+    words.append(f"{float(target):.2f}" if target is not None else None)
+    return " ".join(str(w) for w in words if w is not None)
+
+
+def run_description(result: TrialResult, params: dict[str, Any]) -> str:
+    """The run's description (MLflow's note): configuration, outcome and how to read its series."""
+    reached = result.final_sparsity.get(SPARSITY_KEYS[0])
+    lines = [
+        f"**{config_label(params)}**: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f})"
+        + (f", sparsity reached {reached:.3f}" if reached is not None else ""),
+        "",
+        "`sparsity/elementwise_over_matmul_gemm_conv`: fraction of zero weights in the prunable layers; "
+        "`layer_sparsity/<layer>`: the same per layer; `eval/accuracy`, `train/loss`: fine-tuning. "
+        "Figure `sparsity_overview.png`: every layer over steps. Timings: params `time.*`.",
+    ]
+    if is_nm(result):
+        lines.append(
+            "N:M pattern: `sparsity/nm_groups_satisfied` and `layer_nm_satisfied/<layer>` are the fraction of "
+            "N:M groups (M consecutive weights) holding at least N zeros. 1.0 means every group meets the "
+            "pattern, not that the layer is fully pruned; a 2:4 layer at 1.0 is 50% sparse."
+        )
+    elif not any(_differs(c, result.layer_sparsity.get(n)) for n, c in result.layer_blockwise_sparsity.items()):
+        lines.append("Block pattern: the blockwise series equal the elementwise ones here, so only those are logged.")
+    return "\n".join(lines)
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -103,8 +186,9 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
         writer.writerows(rows)
 
 
-def write_trial_artifacts(folder: Path, result: TrialResult) -> None:
-    """pruning_config.yaml, trial.yaml (what rerun needs), layers.csv, layer_sparsity.csv, PNG."""
+def write_trial_artifacts(folder: Path, result: TrialResult, *, title: str = "") -> None:
+    """pruning_config.yaml, trial.yaml (what rerun needs), layers.csv, layer_sparsity.csv and
+    ``sparsity_overview.png`` (every layer over steps, titled ``title``)."""
     (folder / "pruning_config.yaml").write_text(yaml.safe_dump(result.pruning_config, sort_keys=False))
     spec = {
         "benchmark": result.benchmark,
@@ -120,19 +204,18 @@ def write_trial_artifacts(folder: Path, result: TrialResult) -> None:
         ("name", "type", "shape", "pruned", "reason", "pruner"),
     )
     keys = layer_metric_keys(result.layer_sparsity, prefix="layer_sparsity")
+    block = "nm_groups_satisfied" if is_nm(result) else "blockwise_sparsity"
     rows = [
         {
             "layer": name,
             "metric_key": keys[name],
             "elementwise_sparsity": curve[max(curve)] if curve else "",
-            "blockwise_sparsity": _last(result.layer_blockwise_sparsity.get(name)),
+            block: _last(result.layer_blockwise_sparsity.get(name)),
         }
         for name, curve in sorted(result.layer_sparsity.items())
     ]
-    write_csv(
-        folder / "layer_sparsity.csv", rows, ("layer", "metric_key", "elementwise_sparsity", "blockwise_sparsity")
-    )
-    plot_sparsity_curves(result).savefig(folder / "sparsity_curves.png")
+    write_csv(folder / "layer_sparsity.csv", rows, ("layer", "metric_key", "elementwise_sparsity", block))
+    plot_trial_overview(result, title=title).savefig(folder / "sparsity_overview.png")
 
 
 def _last(curve: dict[int, float] | None) -> float | str:

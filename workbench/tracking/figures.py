@@ -1,15 +1,19 @@
-"""The figure logged with every trial: global and per-layer sparsity curves over steps.
+"""The figure logged with every trial: every layer's sparsity over steps, and the global curve.
 
-Built with ``Figure`` directly (no pyplot state, no backend switch), so the log writer can draw it
-in any thread and a notebook can display the same picture inline.
+One picture per trial, readable at its native size (1600 px wide): left, a layer x step heatmap
+of elementwise sparsity (one row per layer, labelled, so hundreds of layers still fit); right, the
+global sparsity reached and the test accuracy over the same steps. The title names the
+configuration and the final accuracy. Built with ``Figure`` directly (no pyplot state, no backend
+switch), so the log writer can draw it in any thread and a notebook can show the same picture.
 
 Example:
     >>> from workbench.trial import TrialResult
     >>> r = TrialResult(benchmark="b", seed=0, params={}, pruning_config={}, training={}, accuracy=1.0,
-    ...                 dense_accuracy=1.0, sparsity={"elementwise_over_all": {0: 0.0, 5: 0.5}},
+    ...                 dense_accuracy=1.0, sparsity={"elementwise_over_matmul_gemm_conv": {0: 0.0, 5: 0.5}},
     ...                 layer_sparsity={"fc": {0: 0.0, 5: 0.5}})
-    >>> plot_sparsity_curves(r).axes[0].get_title()
-    'Global sparsity'
+    >>> fig = plot_trial_overview(r, title="t00 4x1 magnitude oneshot 0.50")
+    >>> fig.axes[0].get_title(), round(fig.get_figwidth() * fig.dpi)
+    ('Per-layer sparsity (elementwise)', 1600)
 """
 
 from __future__ import annotations
@@ -17,42 +21,103 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from workbench.trial import TrialResult
 
-__all__ = ["plot_sparsity_curves"]
+__all__ = ["plot_trial_overview"]
 
-_MAX_LEGEND = 12
-
-
-def _series(curve: Mapping[int, float]) -> tuple[list[int], list[float]]:
-    steps = sorted(curve)
-    return steps, [curve[s] for s in steps]
+_MAX_LABELS = 80  # layer names shown on the heatmap's axis; more layers show every k-th name
 
 
-def plot_sparsity_curves(result: TrialResult) -> Figure:
-    """Global sparsity curves (left) and each layer's elementwise sparsity (right) over steps.
+def _step_grid(curves: Mapping[str, Mapping[int, float]], steps: list[int]) -> np.ndarray:
+    """Each curve held constant from one recorded step to the next (NaN before its first)."""
+    grid = np.full((len(curves), len(steps)), np.nan)
+    for row, curve in enumerate(curves.values()):
+        recorded = sorted(curve)
+        if not recorded:
+            continue
+        index = np.searchsorted(recorded, steps, side="right") - 1
+        values = np.array([curve[s] for s in recorded])
+        grid[row] = np.where(index >= 0, values[np.clip(index, 0, None)], np.nan)
+    return grid
 
-    Built with ``Figure`` directly (no pyplot state), so it is thread-safe; shared y axis and
-    five ticks per axis keep drawing it to ~0.1 s (the log writer draws one per trial).
+
+def plot_trial_overview(result: TrialResult, *, title: str = "") -> Figure:
+    """Layer x step heatmap of elementwise sparsity (left) and global sparsity + accuracy (right).
+
+    The title is ``title`` (the configuration) with the final accuracy, the dense one and the
+    sparsity reached. 1600 px wide; the height grows with the number of layers.
     """
-    fig = Figure(figsize=(10, 3.6), dpi=72)
-    left, right = fig.subplots(1, 2, sharey=True)
-    for key, curve in sorted(result.sparsity.items()):
-        left.plot(*_series(curve), label=key, drawstyle="steps-post")
-    left.set(title="Global sparsity", xlabel="step", ylabel="sparsity", ylim=(-0.02, 1.02))
-    if result.sparsity:
-        left.legend(fontsize=7, loc="lower right")
-    for name, curve in sorted(result.layer_sparsity.items()):
-        right.plot(*_series(curve), label=name, drawstyle="steps-post", linewidth=1)
-    right.set(title="Per-layer sparsity (elementwise)", xlabel="step")
-    if 0 < len(result.layer_sparsity) <= _MAX_LEGEND:
-        right.legend(fontsize=7, loc="lower right")
-    for ax in (left, right):  # few fixed ticks: tick creation is most of the drawing time
-        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-        ax.yaxis.set_major_locator(FixedLocator([0.0, 0.25, 0.5, 0.75, 1.0]))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.15)  # tight_layout costs 0.15 s
+    layers = dict(result.layer_sparsity)  # the model's order, as the runner recorded them
+    steps = sorted({s for c in layers.values() for s in c} | {s for c in result.sparsity.values() for s in c})
+    height = min(4.0 + 0.16 * len(layers), 24.0)
+    fig = Figure(figsize=(16, height), dpi=100)
+    grid = fig.add_gridspec(1, 3, width_ratios=(2.2, 0.06, 1.2), wspace=0.2)
+    heat, bar, curve = fig.add_subplot(grid[0]), fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
+    if layers and steps:
+        edges = np.array([*steps, steps[-1] + max(1, (steps[-1] - steps[0]) // 50)], dtype=float)
+        mesh = heat.pcolormesh(
+            edges, np.arange(len(layers) + 1), _step_grid(layers, steps), cmap="viridis", vmin=0, vmax=1
+        )
+        fig.colorbar(mesh, cax=bar, label="sparsity")
+        every = max(1, -(-len(layers) // _MAX_LABELS))
+        heat.set_yticks(np.arange(0, len(layers), every) + 0.5, list(layers)[::every], fontsize=9)
+        if len(layers) <= _MAX_LABELS // 2:  # each layer's final sparsity, written on its last cell
+            for row, values in enumerate(layers.values()):
+                if values:
+                    last = values[max(values)]
+                    heat.text(
+                        edges[-1],
+                        row + 0.5,
+                        f"{last:.2f} ",
+                        ha="right",
+                        va="center",
+                        fontsize=9,
+                        color="black" if last > 0.6 else "white",
+                    )
+        heat.invert_yaxis()
+    else:
+        bar.set_visible(False)
+    heat.set(title="Per-layer sparsity (elementwise)", xlabel="step")
+    heat.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    global_curve = result.sparsity.get("elementwise_over_matmul_gemm_conv", {})
+    if global_curve:
+        xs = sorted(global_curve)
+        final = global_curve[xs[-1]]
+        curve.plot(
+            xs,
+            [global_curve[s] for s in xs],
+            drawstyle="steps-post",
+            color="tab:blue",
+            lw=2.5,
+            label=f"global sparsity (reached {final:.3f})",
+        )
+    if result.eval_accuracy:
+        xs = sorted(result.eval_accuracy)
+        curve.plot(
+            xs,
+            [result.eval_accuracy[s] for s in xs],
+            "o-",
+            color="tab:red",
+            lw=1.5,
+            ms=4,
+            label=f"test accuracy (final {result.accuracy:.4f})",
+        )
+        curve.axhline(
+            result.dense_accuracy, color="tab:red", ls=":", lw=1.5, label=f"dense accuracy {result.dense_accuracy:.4f}"
+        )
+    curve.set(title="Global sparsity and test accuracy", xlabel="step", ylim=(-0.02, 1.1))
+    curve.yaxis.tick_right()
+    if global_curve or result.eval_accuracy:
+        curve.legend(loc="center left", fontsize=10, framealpha=0.9)  # early steps: curve low, accuracy high
+    curve.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+    reached = global_curve[max(global_curve)] if global_curve else float("nan")
+    headline = f"accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), sparsity reached {reached:.3f}"
+    fig.suptitle(f"{title}: {headline}" if title else headline, fontsize=14, y=1 - 0.25 / height)
+    left = min(0.3, (6.0 * max([len(n) for n in layers] or [4]) + 40) / 1600)  # room for the layer names
+    fig.subplots_adjust(left=left, right=0.96, bottom=0.8 / height, top=1 - 1.0 / height)
     return fig

@@ -17,16 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +38,18 @@ from mlflow.tracking import MlflowClient
 
 from workbench.infra.stores import DEFAULT_TRACKING_URI, absolute_sqlite, redact_url, sqlite_path
 from workbench.tracking.artifacts import (
+    config_label,
     curve_metrics,
     now_ms,
     result_metrics,
+    run_description,
+    timing_params,
     trial_params,
     write_csv,
     write_trial_artifacts,
 )
 from workbench.tracking.metric_keys import MAX_BATCH, sanitize_name
+from workbench.tracking.provenance import run_tags
 from workbench.trial.types import TrialResult
 
 __all__ = [
@@ -65,38 +66,12 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+NOTE_TAG = "mlflow.note.content"
+"""MLflow's description of an experiment or a run (shown in the UI as markdown)."""
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+"""MLflow 3's experiment kind: a model-training experiment opens on its runs, not the GenAI traces."""
+
 _STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
-
-
-@functools.lru_cache(maxsize=1)
-def run_tags() -> dict[str, str]:
-    """Provenance tags on every run: git commit (+ dirty flag) and library versions."""
-    repo = Path(__file__).resolve().parent.parent
-    tags = {}
-    try:
-        found = subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
-        )
-        commit = found.stdout.strip() if found.returncode == 0 else ""
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", ""
-    tags["workbench.git_commit"] = commit or "unknown"
-    tags["workbench.git_dirty"] = str(bool(dirty)).lower()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    for package in ("torch", "mlflow", "optuna", "workbench"):
-        try:
-            tags[f"workbench.version.{package}"] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            tags[f"workbench.version.{package}"] = "unknown"
-    return tags
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -143,28 +118,37 @@ class Tracker:
         # one process would reach the first folder's database, so the client gets the absolute one
         self.client = MlflowClient(absolute_sqlite(self.tracking_uri))
 
-    def experiment_id(self, name: str, *, artifact_location: str | None = None) -> str:
-        """The id of the MLflow experiment ``name``, created when missing.
+    def experiment_id(self, name: str, *, artifact_location: str | None = None, description: str | None = None) -> str:
+        """The id of the MLflow experiment ``name``, created when missing, tagged as model training.
 
         A new experiment on a SQLite store keeps its artifacts next to the database, in
         ``<db folder>/mlruns/<name>-<sha1(name)[:8]>`` (MLflow's own default is ``./mlruns`` of
-        whatever folder the command runs in), unless ``artifact_location`` says otherwise.
+        whatever folder the command runs in), unless ``artifact_location`` says otherwise. The
+        experiment kind tag says "model training" (MLflow 3 would open a GenAI traces page), and
+        ``description`` (the experiment YAML's) becomes the experiment's description.
         """
         found = self.client.get_experiment_by_name(name)
-        if found:
-            return found.experiment_id
-        db_file = sqlite_path(self.tracking_uri)
-        if artifact_location is None and db_file is not None:
-            db = Path(db_file).resolve()
-            digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
-            artifact_location = (db.parent / "mlruns" / f"{sanitize_name(name)}-{digest}").as_uri()
-        try:
-            return self.client.create_experiment(name, artifact_location)
-        except MlflowException:  # another process created it in the meantime
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
+        if found is None:
+            db_file = sqlite_path(self.tracking_uri)
+            if artifact_location is None and db_file is not None:
+                db = Path(db_file).resolve()
+                digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+                artifact_location = (db.parent / "mlruns" / f"{sanitize_name(name)}-{digest}").as_uri()
+            try:
+                exp_id = self.client.create_experiment(name, artifact_location)
+            except MlflowException:  # another process created it in the meantime
+                found = self.client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+                exp_id = found.experiment_id
+        else:
+            exp_id = found.experiment_id
+        have = found.tags if found is not None else {}
+        wanted = {KIND_TAG: MODEL_TRAINING, **({NOTE_TAG: description} if description else {})}
+        for key, value in wanted.items():
+            if have.get(key) != value:
+                self.client.set_experiment_tag(exp_id, key, value)
+        return exp_id
 
     def study_run(
         self, experiment_id: str, study_name: str, *, params: dict[str, Any], config_text: str | None = None
@@ -198,30 +182,37 @@ class Tracker:
         return self.client.create_run(experiment_id, tags=tags_str, run_name=run_name).info.run_id
 
     def log_result(self, run_id: str, result: TrialResult, params: dict[str, Any], *, ts: int | None = None) -> float:
-        """Log params, every metric and series, and the trial artifacts; returns seconds spent.
+        """Log params, every metric and series, timings, the description and the trial artifacts.
 
-        ``ts`` (milliseconds since the epoch, default now) stamps the metrics: logging the same
-        result again with the same ``ts`` adds no duplicates (MLflow's SQL stores skip a metric
-        identical in key, value, step and timestamp), so a retried replay is harmless. The
-        logging time itself differs on every attempt, so with ``ts`` (a replay) it is logged only
-        if the run has none yet.
+        Returns the seconds spent. ``ts`` (milliseconds since the epoch, default now) stamps the
+        metrics: logging the same result again with the same ``ts`` adds no duplicates (MLflow's
+        SQL stores skip a metric identical in key, value, step and timestamp), so a retried replay
+        is harmless. The logging time itself differs on every attempt, so it is logged (param
+        ``time.logging_s``) only if the run has none yet.
         """
         start = time.perf_counter()
-        flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()})
+        run = self.client.get_run(run_id)
+        flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()}, **timing_params(result))
+        flat = {k: v for k, v in flat.items() if k not in run.data.params}  # a replay: params stay as logged
+        tags = [RunTag(NOTE_TAG, run_description(result, params))]
         log_batch_chunked(
-            self.client, run_id, result_metrics(result, ts=ts), params=[Param(k, str(v)) for k, v in flat.items()]
+            self.client,
+            run_id,
+            result_metrics(result, ts=ts),
+            params=[Param(k, str(v)) for k, v in flat.items()],
+            tags=tags,
         )
         with tempfile.TemporaryDirectory() as tmp:
-            write_trial_artifacts(Path(tmp), result)
+            write_trial_artifacts(Path(tmp), result, title=run.info.run_name or config_label(params))
             self.client.log_artifacts(run_id, tmp)
         seconds = time.perf_counter() - start
-        if ts is not None and "time/logging_seconds" in self.client.get_run(run_id).data.metrics:
+        if "time.logging_s" in run.data.params:
             return seconds  # logged before by an attempt that failed later or was cut short
         total = result.timings.get("total") or 0.0
-        extra = [Metric("time/logging_seconds", seconds, now_ms(), 0)]
+        extra = [Param("time.logging_s", f"{seconds:.3f}")]
         if total > 0:
-            extra.append(Metric("time/logging_fraction", seconds / total, now_ms(), 0))
-        self.client.log_batch(run_id, metrics=extra)
+            extra.append(Param("time.logging_fraction", f"{seconds / total:.4f}"))
+        self.client.log_batch(run_id, params=extra)
         return seconds
 
     def log_partial(
@@ -266,8 +257,10 @@ class Tracker:
         figures: dict[str, Any],
         importances: dict[str, Any],
         metrics: dict[str, float],
+        tables: dict[str, tuple[Sequence[dict[str, Any]], Sequence[str]]] | None = None,
     ) -> None:
-        """Parent-run artifacts: trials.csv, figures (name -> Figure), param_importances.json."""
+        """Parent-run artifacts: trials.csv, figures (name -> Figure), param_importances.json, and
+        ``tables`` (file name -> (rows, columns)) as CSV files."""
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -278,6 +271,8 @@ class Tracker:
                 [{"param": k, "importance": v} for k, v in importances.get("importances", {}).items()],
                 ("param", "importance"),
             )
+            for name, (table, columns) in (tables or {}).items():
+                write_csv(folder / name, table, columns)
             for name, fig in figures.items():
                 fig.savefig(folder / name)
             self.client.log_artifacts(run_id, tmp)

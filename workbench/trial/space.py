@@ -14,11 +14,14 @@ Example:
     True
     >>> effective_params({"pattern": "2:4", "target_sparsity": 0.8})["target_sparsity"]
     0.5
+    >>> is_active("sparsity_decay_type", {"scheduler": "oneshot"})
+    False
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,7 @@ from workbench.pruner import ConfigError
 __all__ = [
     "CHOICE_DIMS",
     "DIMENSIONS",
+    "INACTIVE",
     "PRUNING_DIMS",
     "RANGE_DIMS",
     "REQUIRED_DIMS",
@@ -36,7 +40,10 @@ __all__ = [
     "allowed_values",
     "dimension",
     "effective_params",
+    "is_active",
     "max_sparsity",
+    "ordered",
+    "point_key",
 ]
 
 
@@ -122,3 +129,33 @@ def effective_params(params: dict[str, Any]) -> dict[str, Any]:
     if "target_sparsity" in out and "pattern" in out:
         out["target_sparsity"] = min(float(out["target_sparsity"]), max_sparsity(out["pattern"]))
     return out
+
+
+INACTIVE = "none"
+"""What MLflow logs for a knob that has no effect in a trial (the decay of a one-step schedule)."""
+
+
+def is_active(name: str, point: dict[str, Any]) -> bool:
+    """Whether dimension ``name`` has an effect at ``point`` (the conditional search space).
+
+    ``sparsity_decay_type`` shapes the ramp of a schedule with several pruning steps only; a
+    one-step scheduler (``oneshot``, or a plug-in whose class says ``single_step``) ignores it,
+    so a study neither samples nor logs it there. Every other dimension is always active.
+    """
+    if name != "sparsity_decay_type" or "scheduler" not in point:
+        return True
+    scheduler = pruner.SCHEDULERS.get(point["scheduler"])
+    return scheduler is None or not getattr(scheduler, "single_step", False)
+
+
+def ordered(names: Iterable[str]) -> list[str]:
+    """``names`` in the table's order, so a dimension comes after those it depends on."""
+    rank = {d: i for i, d in enumerate(SEARCH_DIMS)}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def point_key(point: dict[str, Any], seed: int) -> str:
+    """A canonical text of an effective point and its seed: equal keys mean the same training run."""
+    eff = {k: v for k, v in effective_params(point).items() if is_active(k, point)}
+    eff = {k: round(v, 10) if isinstance(v, float) else v for k, v in eff.items()}
+    return json.dumps({"point": eff, "seed": int(seed)}, sort_keys=True, default=str)

@@ -1,0 +1,115 @@
+"""The end of `workbench search`: the console summary, labelled trial lines, trials.csv rows."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from workbench.study.budget import log_trial
+from workbench.study.report import trial_rows
+from workbench.study.summary import best_per_bin, front, result_rows, sparsity_bin, summary_text
+from workbench.tracking.ui import run_url, runs_url, ui_base
+
+DISTS = {
+    "pattern": CategoricalDistribution(["4x1", "2:4"]),
+    "criterion": CategoricalDistribution(["magnitude", "snip_momentum"]),
+    "scheduler": CategoricalDistribution(["oneshot", "iterative"]),
+    "target_sparsity": FloatDistribution(0.5, 0.9, step=0.1),
+}
+# (pattern, criterion, target, reached sparsity, accuracy)
+TRIALS = [
+    ("4x1", "magnitude", 0.6, 0.600, 0.95),  # 0: front
+    ("4x1", "snip_momentum", 0.8, 0.800, 0.90),  # 1: front
+    ("2:4", "magnitude", 0.8, 0.500, 0.97),  # 2: front; target clipped to 0.5
+    ("2:4", "snip_momentum", 0.5, 0.500, 0.93),  # 3: dominated by 2
+    ("4x1", "magnitude", 0.7, 0.650, 0.96),  # 4: front, beats trial 0 in bin 0.60-0.70
+]
+
+
+def _study(multi: bool = True) -> optuna.Study:
+    study = optuna.create_study(directions=["maximize"] * (2 if multi else 1), study_name="demo")
+    for i, (pattern, criterion, target, reached, accuracy) in enumerate(TRIALS):
+        params = {"pattern": pattern, "criterion": criterion, "scheduler": "oneshot", "target_sparsity": target}
+        values = [accuracy, reached] if multi else [accuracy]
+        attrs = {"sparsity": reached, "seed": 0, "mlflow_run_id": f"run{i}"}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=DISTS, values=values, user_attrs=attrs))
+    repeat = dict(study.trials[0].user_attrs, repeat_of=0)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=study.trials[0].params, distributions=DISTS, values=study.trials[0].values, user_attrs=repeat
+        )
+    )
+    return study
+
+
+def test_rows_leave_out_repeats_and_show_the_effective_target():
+    rows = result_rows(_study())
+    assert [r["trial"] for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[2]["target"] == 0.5 and rows[2]["sparsity"] == 0.5
+
+
+def test_front_and_best_per_pattern_at_matched_sparsity():
+    rows = result_rows(_study())
+    assert [r["trial"] for r in front(rows)] == [2, 4, 1]
+    table = best_per_bin(rows, ("pattern",))
+    assert {k: v["trial"] for k, v in table[("4x1",)].items()} == {"0.60-0.70": 4, "0.80-0.90": 1}
+    assert {k: v["trial"] for k, v in table[("2:4",)].items()} == {"0.50-0.60": 2}
+
+
+@pytest.mark.parametrize("value, label", [(0.5, "0.50-0.60"), (0.59999999, "0.60-0.70"), (0.649, "0.60-0.70")])
+def test_sparsity_bins(value, label):
+    assert sparsity_bin(value) == label
+
+
+@pytest.mark.parametrize("multi, heading", [(True, "Pareto front"), (False, "Best trials by accuracy")])
+def test_summary_text_tables_and_next_steps(multi, heading):
+    text = summary_text(_study(multi), multi_objective=multi, parent_url="http://h/#/x", experiment="demo")
+    assert "6 trials (6 complete; 1 exact repeats not trained)" in text
+    assert heading in text
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial  pattern"))
+    assert lines[header].split() == [
+        "trial",
+        "pattern",
+        "criterion",
+        "scheduler",
+        "target",
+        "sparsity",
+        "accuracy",
+        "run_id",
+    ]
+    first = lines[header + 1].split()
+    assert first[:6] == ["2", "2:4", "magnitude", "oneshot", "0.50", "0.500"]  # effective target, reached sparsity
+    matched = lines[lines.index(next(line for line in lines if line.startswith("Best accuracy per pattern"))) + 1]
+    assert matched.split() == ["pattern", "0.50-0.60", "0.60-0.70", "0.80-0.90"]
+    assert "http://h/#/x" in text and "make notebooks EXPERIMENT=demo" in text
+
+
+def test_trial_lines_are_labelled_with_effective_targets(caplog):
+    study = _study()
+    with caplog.at_level(logging.INFO, logger="workbench.study.workers"):
+        log_trial(study, study.trials[2])
+        log_trial(study, study.trials[5])
+    first, second = [r.getMessage() for r in caplog.records if r.name == "workbench.study.workers"]
+    assert "accuracy=0.9700 sparsity=0.500" in first and "target_sparsity=0.5]" in first
+    assert "repeat of trial 0" in second
+
+
+def test_trials_csv_rows_hold_the_effective_target_and_the_sampled_one():
+    rows = trial_rows(_study(), ("accuracy", "sparsity"))
+    assert rows[2]["target_sparsity"] == 0.5 and rows[2]["requested_target_sparsity"] == 0.8
+    assert "requested_target_sparsity" not in rows[0] and rows[5]["repeat_of"] == 0 and rows[0]["seed"] == 0
+
+
+def test_ui_addresses():
+    assert ui_base("sqlite:///mlflow.db") == "http://127.0.0.1:5000"
+    assert ui_base("http://tracking:5000/") == "http://tracking:5000"
+    assert run_url("http://h", "3", "r") == "http://h/#/experiments/3/runs/r"
+    url = runs_url("http://h", "3", study="my study")
+    assert url.startswith(
+        "http://h/#/experiments/3/runs?searchFilter=tags.%60optuna.study_name%60%20%3D%20%27my%20study%27"
+    )
+    assert url.endswith("orderByKey=metrics.%60accuracy%60&orderByAsc=false")

@@ -1,0 +1,210 @@
+"""What ``workbench search`` prints at the end: the answer at a glance, then where to look next.
+
+Plain data from the Optuna study (no MLflow reads): one row per trained complete trial
+(:func:`result_rows`, exact repeats left out), the Pareto front of accuracy against the sparsity
+reached (two objectives) or the best trials (one), the best trial per pattern in bins of reached
+sparsity (:func:`best_per_bin`, so patterns are compared at the same sparsity), and the next
+steps: the MLflow UI address of the study's parent run and ``make notebooks``.
+
+Example:
+    >>> rows = [{"trial": 0, "pattern": "4x1", "sparsity": 0.62, "accuracy": 0.9},
+    ...         {"trial": 1, "pattern": "4x1", "sparsity": 0.68, "accuracy": 0.95}]
+    >>> best_per_bin(rows, ("pattern",))[("4x1",)]["0.60-0.70"]["trial"]
+    1
+    >>> print(format_table([{"trial": 1, "accuracy": 0.95}], ["trial", "accuracy"]))
+    trial  accuracy
+        1    0.9500
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
+from workbench.trial.space import effective_params
+
+__all__ = [
+    "BIN_WIDTH",
+    "FRONT_COLUMNS",
+    "best_per_bin",
+    "format_table",
+    "front",
+    "matched_rows",
+    "result_rows",
+    "sparsity_bin",
+    "summary_text",
+]
+
+BIN_WIDTH = 0.1
+"""Width of the reached-sparsity bins in which configurations are compared."""
+FRONT_COLUMNS = ("trial", "pattern", "criterion", "scheduler", "target", "sparsity", "accuracy", "run_id")
+"""The columns of the console's front / best-trials table."""
+
+
+def result_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trained, complete trial: its knobs (effective target), reached sparsity, accuracy, run id."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if not trial.values or REPEAT_ATTR in trial.user_attrs:
+            continue
+        eff = effective_params(trial.params)
+        rows.append(
+            {
+                "trial": trial.number,
+                **{k: v for k, v in eff.items() if k != "target_sparsity"},
+                "target": round(eff["target_sparsity"], 6) if "target_sparsity" in eff else None,
+                "seed": trial.user_attrs.get(SEED_ATTR),
+                "sparsity": trial.user_attrs.get("sparsity", trial.values[1] if len(trial.values) > 1 else math.nan),
+                "accuracy": trial.values[0],
+                "dense_accuracy": trial.user_attrs.get("dense_accuracy", math.nan),
+                "run_id": trial.user_attrs.get("mlflow_run_id", ""),
+            }
+        )
+    return rows
+
+
+def front(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows no other row beats in both accuracy and reached sparsity, by increasing sparsity."""
+    out = []
+    for row in rows:
+        dominated = any(
+            o["accuracy"] >= row["accuracy"]
+            and o["sparsity"] >= row["sparsity"]
+            and (o["accuracy"] > row["accuracy"] or o["sparsity"] > row["sparsity"])
+            for o in rows
+        )
+        if not dominated:
+            out.append(row)
+    return sorted(out, key=lambda r: (r["sparsity"], -r["accuracy"], r["trial"]))
+
+
+def sparsity_bin(sparsity: float, width: float = BIN_WIDTH) -> str:
+    """The label of the reached-sparsity bin holding ``sparsity`` (``"0.60-0.70"``; 3-decimal rounding first)."""
+    low = math.floor(round(sparsity, 3) / width + 1e-9) * width
+    return f"{low:.2f}-{low + width:.2f}"
+
+
+def best_per_bin(
+    rows: Sequence[dict[str, Any]], by: Sequence[str], *, width: float = BIN_WIDTH
+) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
+    """The most accurate row per group of ``by`` and per bin of reached sparsity.
+
+    Returns ``{group: {bin label: row}}``; ties keep the earlier trial.
+    """
+    out: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["trial"]):
+        if not math.isfinite(row["sparsity"]):
+            continue
+        cells = out.setdefault(tuple(row.get(k) for k in by), {})
+        label = sparsity_bin(row["sparsity"], width)
+        if label not in cells or row["accuracy"] > cells[label]["accuracy"]:
+            cells[label] = row
+    return out
+
+
+MATCHED_COLUMNS = (
+    "sparsity_bin",
+    "pattern",
+    "criterion",
+    "trial",
+    "scheduler",
+    "target",
+    "sparsity",
+    "accuracy",
+    "run_id",
+)
+"""Columns of :func:`matched_rows` (``best_at_matched_sparsity.csv``); other knobs follow when searched."""
+
+
+def matched_rows(
+    rows: Sequence[dict[str, Any]], by: Sequence[str] = ("pattern", "criterion"), *, width: float = BIN_WIDTH
+) -> list[dict[str, Any]]:
+    """The best trial of each ``by`` group in each bin of reached sparsity, as flat rows.
+
+    Comparisons hold the reached sparsity within one bin; the other knobs (scheduler, decay,
+    scope, ...) are whatever that group's best trial used there (shown in its row), not held fixed.
+    Ordered by bin, then accuracy (best first).
+    """
+    out = []
+    for group, cells in best_per_bin(rows, by, width=width).items():
+        for label, row in cells.items():
+            out.append({"sparsity_bin": label, **dict(zip(by, group)), **{k: v for k, v in row.items() if k not in by}})
+    return sorted(out, key=lambda r: (r["sparsity_bin"], -r["accuracy"], r["trial"]))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}" if value < 1.0 or value != int(value) else f"{value:g}"
+    return "-" if value is None else str(value)
+
+
+def format_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, formats: dict[str, str] | None = None
+) -> str:
+    """``rows`` as an aligned text table (numbers right-aligned, 4 decimals unless ``formats`` says)."""
+    formats = {"sparsity": "{:.3f}", "target": "{:.2f}", **(formats or {})}
+    text = [
+        [
+            formats[c].format(r[c]) if c in formats and isinstance(r.get(c), (int, float)) else _cell(r.get(c))
+            for c in columns
+        ]
+        for r in rows
+    ]
+    widths = [max([len(c), *(len(t[i]) for t in text)]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(r.get(c), (int, float)) for r in rows) for c in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if num else cell.ljust(w) for cell, w, num in zip(cells, widths, numeric)
+        ).rstrip()
+
+    return "\n".join([line(columns), *(line(t) for t in text)])
+
+
+def _matched_table(rows: Sequence[dict[str, Any]]) -> str:
+    table = best_per_bin(rows, ("pattern",))
+    bins = sorted({label for cells in table.values() for label in cells})
+    lines = []
+    for (pattern,), cells in sorted(table.items(), key=lambda kv: str(kv[0])):
+        line = {"pattern": pattern}
+        for label in bins:
+            row = cells.get(label)
+            line[label] = f"{row['accuracy']:.4f} t{row['trial']}" if row else "-"
+        lines.append(line)
+    return format_table(lines, ["pattern", *bins])
+
+
+def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str, experiment: str) -> str:
+    """The end-of-search summary: front (or best trials), best per pattern at matched sparsity, next steps."""
+    rows = result_rows(study)
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    repeats = sum(REPEAT_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False))
+    out = [
+        f"study {study.study_name!r}: {len(states)} trials ({counts}{f'; {repeats} exact repeats not trained' if repeats else ''})"
+    ]
+    if rows:
+        if multi_objective:
+            shown = front(rows)
+            out += ["", f"Pareto front, accuracy vs reached sparsity ({len(shown)} of {len(rows)} trained trials):"]
+        else:
+            shown = sorted(rows, key=lambda r: (-r["accuracy"], r["trial"]))[:5]
+            out += ["", f"Best trials by accuracy ({len(shown)} of {len(rows)} trained trials):"]
+        out.append(format_table(shown, FRONT_COLUMNS))
+        out += [
+            "",
+            f"Best accuracy per pattern at matched reached sparsity (bins of {BIN_WIDTH:g}; tN = trial N):",
+            _matched_table(rows),
+        ]
+    out += [
+        "",
+        "Next:",
+        f"  make ui            then open {parent_url}  (the study's figures and tables)",
+        f"  make notebooks EXPERIMENT={experiment}  (executed notebooks in notebooks/_executed/{experiment}/)",
+    ]
+    return "\n".join(out)

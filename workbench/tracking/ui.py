@@ -1,0 +1,88 @@
+"""Addresses in the MLflow UI: a study's runs table sorted by the metric, a run's page.
+
+MLflow's UI (3.x) is a single-page app whose state sits after ``#``: ``/experiments/<id>/runs``
+is the runs table, and its query keeps ``searchFilter`` (an MLflow search expression),
+``orderByKey`` (e.g. ``metrics.`accuracy```) and ``orderByAsc``. Which columns show is kept in
+the browser, not in the URL, so a link can choose the runs and their order, not the columns.
+Standard library only (the server is asked over MLflow's REST API), so ``workbench ui`` starts
+without loading MLflow or torch.
+
+Example:
+    >>> run_url("http://127.0.0.1:5000", "1", "abc")
+    'http://127.0.0.1:5000/#/experiments/1/runs/abc'
+    >>> runs_url("http://127.0.0.1:5000", "1", study="default")  # doctest: +ELLIPSIS
+    'http://127.0.0.1:5000/#/experiments/1/runs?searchFilter=tags.%60optuna.study_name%60...orderByAsc=false'
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
+
+__all__ = ["DEFAULT_UI", "run_url", "runs_url", "study_landing", "ui_base"]
+
+DEFAULT_UI = "http://127.0.0.1:5000"
+"""Where ``make ui`` / ``workbench ui`` serves by default."""
+
+
+def ui_base(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The UI's address: the tracking server itself when the store is one, else ``workbench ui``'s."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return f"http://{host}:{port}"
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    """The page of one run (its params, metrics, artifacts)."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def runs_url(base: str, experiment_id: str, *, study: str | None = None, metric: str = "accuracy") -> str:
+    """The experiment's runs table, only ``study``'s trials when given, best ``metric`` first."""
+    query = {"orderByKey": f"metrics.`{metric}`", "orderByAsc": "false"}
+    if study is not None:
+        query = {"searchFilter": f"tags.`optuna.study_name` = '{study}'", **query}
+    return f"{base}/#/experiments/{experiment_id}/runs?{urlencode(query, quote_via=quote)}"
+
+
+def _post(base: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str | None]:
+    """The address to open on a running UI at ``base``, and the study it shows (None: no study).
+
+    Asks the server (MLflow's REST API, standard library only) for the most recent study parent
+    run (tag ``workbench.study``), in ``experiment`` when given; the address is that study's runs
+    table sorted by accuracy (:func:`runs_url`). Without any study: the UI's front page.
+    ``ValueError`` naming ``--experiment`` when it is not in the store.
+    """
+    found = _post(base, "experiments/search", {"max_results": 1000}).get("experiments", [])
+    if experiment is not None:
+        found = [e for e in found if e.get("name") == experiment]
+        if not found:
+            raise ValueError(f"--experiment: {experiment!r} is not in the tracking store at {base}")
+    ids = [e["experiment_id"] for e in found]
+    if not ids:
+        return base, None
+    runs = _post(
+        base,
+        "runs/search",
+        {
+            "experiment_ids": ids,
+            "filter": "tags.`workbench.study` LIKE '%'",
+            "order_by": ["attributes.start_time DESC"],
+            "max_results": 1,
+        },
+    ).get("runs", [])
+    if not runs:
+        return (runs_url(base, ids[0]) if experiment is not None else base), None
+    tags = {t["key"]: t["value"] for t in runs[0]["data"].get("tags", [])}
+    study = tags["workbench.study"]
+    return runs_url(base, runs[0]["info"]["experiment_id"], study=study), study
