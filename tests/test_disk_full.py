@@ -149,4 +149,4 @@ def test_the_log_writer_on_a_really_full_disk_stops_names_the_path_and_loses_not
     assert replay(tracker.spool, Tracker(tracker.tracking_uri), reclaim=True) == 1
     run = tracker.client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["accuracy"] == 0.9
-    assert "sparsity_curves.png" in {a.path for a in tracker.client.list_artifacts(run_id)}
+    assert "sparsity_overview.png" in {a.path for a in tracker.client.list_artifacts(run_id)}

@@ -66,5 +66,11 @@ def as_outage(err: BaseException, uri: str = "") -> StoreOutage | None:
 
 
 def as_stop(err: BaseException, uri: str = "") -> DiskFullError | StoreOutage | None:
-    """A full disk or a store outage behind ``err`` (each has a ``hint``: what to do first), else None."""
+    """A full disk or a store outage behind ``err`` (each has a ``hint``: what to do first), else None.
+
+    A ``ValueError`` (a :class:`~workbench.pruner.ConfigError`: a store URL that never answered
+    at the start, say) is the user's to fix, not a stop: None.
+    """
+    if isinstance(err, ValueError):
+        return None
     return as_disk_full(err) or as_outage(err, uri)

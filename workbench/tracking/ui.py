@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 __all__ = ["DEFAULT_UI", "run_url", "runs_url", "study_landing", "ui_base"]
 
@@ -28,9 +28,19 @@ DEFAULT_UI = "http://127.0.0.1:5000"
 
 
 def ui_base(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 5000) -> str:
-    """The UI's address: the tracking server itself when the store is one, else ``workbench ui``'s."""
+    """The UI's address: the tracking server itself when the store is one, else ``workbench ui``'s.
+
+    A server's credentials (userinfo, query) are left out: the address is printed and opened in a
+    browser, which asks for them itself.
+
+    >>> ui_base("http://alice:S3cret@10.0.0.5:5000/?token=t0k")
+    'http://10.0.0.5:5000'
+    """
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
+        parts = urlsplit(tracking_uri)
+        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     return f"http://{host}:{port}"
 
 
