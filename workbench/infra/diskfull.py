@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["DISK_FULL_EXIT", "DiskFullError", "as_disk_full"]
+__all__ = ["DISK_FULL_EXIT", "DiskFullError", "as_disk_full", "causes"]
 
 DISK_FULL_EXIT = 28
 """Exit status of a helper process (the log writer) that stopped on a full disk."""
@@ -37,7 +37,8 @@ class DiskFullError(OSError):
         return f"no space left on device writing {self.path or 'a store'}"
 
 
-def _chain(err: BaseException | None):
+def causes(err: BaseException | None):
+    """``err``, then what caused it (``__cause__``, else ``__context__``), each once."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -50,7 +51,7 @@ def as_disk_full(err: BaseException, path: str = "") -> DiskFullError | None:
 
     ``path`` names what was written when the error itself does not (a SQLite store's file).
     """
-    for link in _chain(err):
+    for link in causes(err):
         if isinstance(link, DiskFullError):
             return link
         if isinstance(link, OSError) and link.errno in _ERRNOS:

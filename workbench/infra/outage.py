@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 
-from workbench.infra.diskfull import DiskFullError, as_disk_full
+from workbench.infra.diskfull import DiskFullError, as_disk_full, causes
 from workbench.infra.redaction import redact_text, redact_url
 
 __all__ = ["OUTAGE_EXIT", "StoreOutage", "as_outage", "as_stop"]
@@ -43,17 +43,9 @@ class StoreOutage(ConnectionError):
         return f"the store {self.uri or '(unnamed)'} stopped answering ({self.cause})"
 
 
-def _chain(err: BaseException | None):
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        yield err
-        err = err.__cause__ or err.__context__
-
-
 def as_outage(err: BaseException, uri: str = "") -> StoreOutage | None:
     """``err`` as a :class:`StoreOutage` when it (or what caused it) is a refused or lost connection."""
-    for link in _chain(err):
+    for link in causes(err):
         if isinstance(link, StoreOutage):
             return link
         text = str(link)
