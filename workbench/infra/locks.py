@@ -9,7 +9,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 try:  # POSIX; elsewhere the lock is a no-op (callers stay correct, they may only repeat work)
@@ -17,7 +20,7 @@ try:  # POSIX; elsewhere the lock is a no-op (callers stay correct, they may onl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["file_lock"]
+__all__ = ["file_lock", "store_lock"]
 
 
 @contextlib.contextmanager
@@ -34,3 +37,16 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def store_lock(files: Iterable[str]) -> contextlib.AbstractContextManager:
+    """The lock every process opening these local store files shares (none when there are none).
+
+    Keyed by the files' real paths, in the temporary folder, so the same stores reached through
+    different relative paths share one lock.
+    """
+    real = sorted(os.path.realpath(f) for f in files if f)
+    if not real:
+        return contextlib.nullcontext()
+    name = hashlib.sha1("\0".join(real).encode()).hexdigest()[:16]
+    return file_lock(Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / f"stores-{name}.lock")

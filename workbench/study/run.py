@@ -26,12 +26,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -39,7 +35,7 @@ import yaml
 
 from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
-from workbench.infra.locks import file_lock
+from workbench.infra.locks import store_lock
 from workbench.infra.stores import local_path, redact_url, sqlite_path
 from workbench.pruner import ConfigError
 from workbench.study.budget import progress_bar, run_trials
@@ -162,22 +158,14 @@ def run_study(
     return study
 
 
-def _setup_lock(spec: str, tracking_uri: str) -> contextlib.AbstractContextManager:
-    """A file lock shared by every process that opens these local stores (none for servers)."""
-    files = sorted(os.path.realpath(p) for p in (local_path(spec), sqlite_path(tracking_uri)) if p)
-    if not files:
-        return contextlib.nullcontext()
-    name = hashlib.sha1("\0".join(files).encode()).hexdigest()[:16]
-    return file_lock(Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / f"stores-{name}.lock")
-
-
 def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[Tracker, optuna.Study, str, str]:
     """Check, create or load both stores, the study and its parent run: (tracker, study, exp id, parent).
 
-    Under :func:`_setup_lock`: two searches started at once in a new folder create each store
-    once (MLflow's migrations raced and broke ``mlflow.db``) and share one parent run.
+    Under :func:`~workbench.infra.locks.store_lock` of both local store files: two searches started
+    at once in a new folder create each store once (MLflow's migrations raced and broke
+    ``mlflow.db``) and share one parent run.
     """
-    with _setup_lock(spec, tracking_uri):
+    with store_lock((local_path(spec), sqlite_path(tracking_uri))):
         check_store_health(spec, tracking_uri, experiment.study_name, experiment.name)
         ensure_sqlite_store(tracking_uri)
         tracker = Tracker(tracking_uri)

@@ -11,15 +11,11 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from workbench.experiment import effective_params, load_experiment
 from workbench.experiment.overrides import apply_overrides
-from workbench.infra.locks import file_lock
+from workbench.infra.locks import store_lock
 from workbench.infra.stores import sqlite_path
 from workbench.study.objective import plugin_tags, run_tracked_trial
 from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
@@ -39,11 +35,8 @@ def run_single(
     check_point_builds(experiment, point)
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri, source=source_of(tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"))
-    db = sqlite_path(uri)
-    if db is not None:
-        name = hashlib.sha1(os.path.realpath(db).encode()).hexdigest()[:16]
-        with file_lock(Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}" / f"mlflow-{name}.lock"):
-            ensure_sqlite_store(uri)
+    with store_lock([sqlite_path(uri)]):
+        ensure_sqlite_store(uri)
     tracker = Tracker(tracking_uri)
     run_id, result = run_tracked_trial(
         tracker,
