@@ -28,17 +28,23 @@ from .cache import (
     train_dense,
 )
 from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
+from .task import DIRECTIONS, Task, TensorBatches, default_evaluate, default_loss, to_device
 
 __all__ = [
     "BENCHMARKS",
     "CACHE_ENV",
     "DEFAULT_CACHE_DIR",
     "DENSE_THREADS",
+    "DIRECTIONS",
     "TRAINING_CODE_VERSION",
     "Benchmark",
     "BenchmarkData",
     "DenseRecipe",
+    "Task",
+    "TensorBatches",
     "cache_path",
+    "default_evaluate",
+    "default_loss",
     "get_benchmark",
     "iterate_batches",
     "list_benchmarks",
@@ -47,6 +53,7 @@ __all__ = [
     "register_benchmark",
     "resolve_cache_dir",
     "seeded",
+    "to_device",
     "torch_settings",
     "train_dense",
 ]

@@ -1,0 +1,300 @@
+"""The :class:`Task` contract: what a trial needs from the researcher's model, data and metric.
+
+A task is everything a trial needs that is not pruning:
+
+* ``build_model()``: a fresh model (called under a seeded torch RNG, so its init follows the seed;
+  a pretrained checkpoint simply ignores it);
+* ``train_batches`` / ``eval_batches``: any re-iterable of batches (a ``DataLoader``, a list, a
+  :class:`TensorBatches`), or a zero-argument callable returning one (built lazily, once). A
+  batch is a tensor, a tuple/list or a dict of them (nested); :func:`to_device` moves it;
+* ``loss(model, batch) -> Tensor``: default :func:`default_loss` (cross-entropy on
+  ``(inputs, labels)``; a dict batch goes to ``model(**batch)`` and its ``.loss`` is used, as a
+  Hugging Face model computes it);
+* ``evaluate(model, eval_batches) -> dict[str, float]``: default :func:`default_evaluate`
+  (``{"accuracy": ...}``); it may return several metrics;
+* ``metric``: the name (a key of ``evaluate``'s dict) the study optimises, and ``direction``:
+  ``"maximize"`` or ``"minimize"`` (perplexity and loss are minimised);
+* ``dense``: a :class:`~workbench.benchmarks.base.DenseRecipe` to train the dense baseline (then
+  cached), or ``None``: the built model is already the dense model (a pretrained checkpoint).
+
+Example:
+    >>> import torch
+    >>> x, y = torch.randn(32, 4), torch.arange(32) % 2
+    >>> task = Task("toy", build_model=lambda: torch.nn.Linear(4, 2),
+    ...             train_batches=TensorBatches(x, y, batch_size=8),
+    ...             eval_batches=TensorBatches(x, y, batch_size=16, shuffle=False))
+    >>> model = task.build_model()
+    >>> sorted(task.evaluate(model, task.eval_batches))
+    ['accuracy']
+    >>> task.loss(model, next(iter(task.train_batches))).dim()
+    0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from workbench.pruner import ConfigError
+
+from .base import DenseRecipe
+
+__all__ = ["DIRECTIONS", "Task", "TensorBatches", "default_evaluate", "default_loss", "to_device"]
+
+DIRECTIONS = ("maximize", "minimize")
+"""Allowed values of :attr:`Task.direction`."""
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """``batch`` with every tensor inside (tuples, lists, dicts, nested) moved to ``device``.
+
+    Anything that is not a tensor or a container of them is returned unchanged; a mapping type
+    with a ``to`` method (a Hugging Face ``BatchEncoding``) is moved with it.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        if hasattr(batch, "to") and not isinstance(batch, dict):
+            return batch.to(device)
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple keeps its type
+        return type(batch)(*(to_device(value, device) for value in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+
+
+def _split(batch: Any, where: str) -> tuple[Any, torch.Tensor]:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ConfigError(
+        f"{where}: the default expects a batch (inputs, labels) or a dict for model(**batch), "
+        f"got {type(batch).__name__}; give the task its own loss/evaluate"
+    )
+
+
+def default_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+    """Cross-entropy of ``model(inputs)`` on ``labels`` for a batch ``(inputs, labels)``.
+
+    A dict batch is passed as ``model(**batch)`` and the output's ``loss`` is returned (a Hugging
+    Face model computes it when the batch holds ``labels``).
+    """
+    if isinstance(batch, Mapping):
+        output = model(**batch)
+        loss = output["loss"] if isinstance(output, Mapping) else getattr(output, "loss", None)
+        if loss is None:
+            raise ConfigError("loss: model(**batch) returned no 'loss'; put 'labels' in the batch or give a loss")
+        return loss
+    inputs, labels = _split(batch, "loss")
+    return F.cross_entropy(_logits(model(inputs)), labels)
+
+
+def _logits(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = output["logits"] if isinstance(output, Mapping) else getattr(output, "logits", None)
+    if logits is None:
+        raise ConfigError(f"evaluate: the model returned {type(output).__name__} without logits")
+    return logits
+
+
+@torch.no_grad()
+def default_evaluate(model: nn.Module, batches: Iterable[Any]) -> dict[str, float]:
+    """``{"accuracy": ...}``: the fraction of argmax predictions equal to the labels.
+
+    Batches are ``(inputs, labels)`` or dicts holding ``labels`` (passed as ``model(**batch)``).
+    The model is evaluated in eval mode and its mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    correct, total = 0, 0
+    try:
+        for batch in batches:
+            if isinstance(batch, Mapping):
+                labels = batch.get("labels")
+                if labels is None:
+                    raise ConfigError("evaluate: a dict batch needs 'labels' for the default accuracy")
+                logits = _logits(model(**batch))
+            else:
+                inputs, labels = _split(batch, "evaluate")
+                logits = _logits(model(inputs))
+            correct += int((logits.argmax(dim=-1) == labels).sum())
+            total += int(labels.numel())
+    finally:
+        model.train(was_training)
+    if total == 0:
+        raise ConfigError("eval_batches: yielded no samples")
+    return {"accuracy": correct / total}
+
+
+class TensorBatches:
+    """A re-iterable of ``(inputs, labels)`` mini-batches over in-memory tensors.
+
+    Each iteration is one epoch; with ``shuffle`` its order is a fresh permutation drawn from
+    ``generator`` (the trial runner passes one seeded from the trial seed, so the batch order is a
+    pure function of it), else from the global torch RNG. The last batch may be smaller.
+
+    Args:
+        inputs: Tensor with the sample dimension first.
+        labels: Tensor with as many samples as ``inputs``.
+        batch_size: Samples per batch (>= 1).
+        shuffle: Permute the samples every epoch.
+        generator: The ``torch.Generator`` of the permutation (``None``: global RNG).
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise ConfigError(
+                f"TensorBatches: inputs and labels must be tensors, got {type(inputs).__name__}, "
+                f"{type(labels).__name__}"
+            )
+        if inputs.dim() < 1 or labels.dim() < 1 or inputs.shape[0] != labels.shape[0] or labels.shape[0] == 0:
+            raise ConfigError(
+                f"TensorBatches: inputs {tuple(inputs.shape)} and labels {tuple(labels.shape)} need the "
+                f"same number (>= 1) of samples first"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+        self.inputs, self.labels = inputs, labels
+        self.batch_size, self.shuffle, self.generator = batch_size, bool(shuffle), generator
+
+    def __len__(self) -> int:
+        return -(-self.labels.shape[0] // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.labels.shape[0]
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                yield self.inputs[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+            else:
+                idx = order[start : start + self.batch_size]
+                yield self.inputs[idx], self.labels[idx]
+
+
+Batches = Iterable[Any] | Callable[[], Iterable[Any]]
+
+
+class Task:
+    """A researcher's task: model builder, batches, loss, metrics and the dense baseline.
+
+    Args:
+        name: Registry name or plug-in spec (part of the dense-cache key).
+        build_model: Zero-argument callable returning a fresh ``nn.Module``.
+        train_batches: Re-iterable of training batches, or a zero-argument callable returning one.
+        eval_batches: Re-iterable of evaluation batches, or a zero-argument callable returning one.
+        loss: ``loss(model, batch) -> Tensor``; ``None``: :func:`default_loss`.
+        evaluate: ``evaluate(model, eval_batches) -> dict[str, float]``; ``None``: :func:`default_evaluate`.
+        metric: The key of ``evaluate``'s result the study optimises.
+        direction: ``"maximize"`` or ``"minimize"``.
+        dense: How the dense baseline is trained, or ``None`` when the built model is the dense model.
+        params: The task's parameters (JSON-able; part of the dense-cache key).
+        version: Bump when the model, data or recipe changes in a way the params do not show.
+
+    Raises:
+        ValueError: A bad argument; the message names it, its value and what is allowed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        build_model: Callable[[], nn.Module],
+        train_batches: Batches,
+        eval_batches: Batches,
+        loss: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+        evaluate: Callable[[nn.Module, Iterable[Any]], Mapping[str, float]] | None = None,
+        metric: str = "accuracy",
+        direction: str = "maximize",
+        dense: DenseRecipe | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        version: str = "1",
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"name: expected a non-empty string, got {name!r}")
+        for key, value in (("build_model", build_model), ("loss", loss), ("evaluate", evaluate)):
+            if value is not None and not callable(value):
+                raise ConfigError(f"{key}: expected a callable, got {type(value).__name__}")
+        if build_model is None:
+            raise ConfigError("build_model: expected a callable, got None")
+        for key, value in (("train_batches", train_batches), ("eval_batches", eval_batches)):
+            if not callable(value) and not isinstance(value, Iterable):
+                raise ConfigError(f"{key}: expected a re-iterable of batches or a callable, got {type(value).__name__}")
+            if isinstance(value, Iterator):
+                raise ConfigError(f"{key}: got a one-shot iterator; give a re-iterable (a list, a DataLoader)")
+        if not isinstance(metric, str) or not metric.strip():
+            raise ConfigError(f"metric: expected a non-empty metric name, got {metric!r}")
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+        if dense is not None and not isinstance(dense, DenseRecipe):
+            raise ConfigError(f"dense: expected a DenseRecipe or None, got {type(dense).__name__}")
+        self.name = name
+        self._build_model = build_model
+        self._train, self._eval = train_batches, eval_batches
+        self._loss = loss or default_loss
+        self._evaluate = evaluate or default_evaluate
+        self.metric, self.direction, self.dense = metric, direction, dense
+        self.params = dict(params or {})
+        self.version = str(version)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, metric={self.metric!r}, direction={self.direction!r})"
+
+    @staticmethod
+    def _materialise(value: Batches, key: str) -> Iterable[Any]:
+        if isinstance(value, Iterable):
+            return value
+        built = value()
+        if not isinstance(built, Iterable) or isinstance(built, Iterator):
+            raise ConfigError(f"{key}: the callable returned {type(built).__name__}, expected a re-iterable")
+        return built
+
+    @property
+    def train_batches(self) -> Iterable[Any]:
+        """The training batches (a callable given at construction is called once, on first use)."""
+        self._train = self._materialise(self._train, "train_batches")
+        return self._train
+
+    @property
+    def eval_batches(self) -> Iterable[Any]:
+        """The evaluation batches (a callable given at construction is called once, on first use)."""
+        self._eval = self._materialise(self._eval, "eval_batches")
+        return self._eval
+
+    def build_model(self) -> nn.Module:
+        """A fresh model from ``build_model``; anything but an ``nn.Module`` is a ValueError."""
+        model = self._build_model()
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"task {self.name!r}: build_model returned {type(model).__name__}, expected nn.Module")
+        return model
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The training loss of ``batch`` (a scalar tensor)."""
+        return self._loss(model, batch)
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any] | None = None) -> dict[str, float]:
+        """Every metric of ``evaluate`` as floats; the task's :attr:`metric` must be among them."""
+        values = self._evaluate(model, self.eval_batches if batches is None else batches)
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"task {self.name!r}: evaluate returned {type(values).__name__}, expected a dict")
+        if self.metric not in values:
+            raise ConfigError(
+                f"task {self.name!r}: metric {self.metric!r} is not among evaluate's keys {sorted(values)}"
+            )
+        return {str(key): float(value) for key, value in values.items()}
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether metric value ``a`` is better than ``b`` under :attr:`direction`."""
+        return a > b if self.direction == "maximize" else a < b
