@@ -22,13 +22,13 @@ def make_result(layers=("net.0", "net.2"), steps=(0, 10, 20), seed=0) -> TrialRe
             "pruning_scope": "local",
         },
         training={"steps": 20, "lr": 0.01},
-        accuracy=0.9,
-        dense_accuracy=0.95,
+        value=0.9,
+        dense_value=0.95,
         sparsity={k: dict(curve) for k in SPARSITY_KEYS},
         layer_sparsity={name: dict(curve) for name in layers},
         layer_blockwise_sparsity={name: dict(curve) for name in layers},
         train_loss={s: 1.0 / (s + 1) for s in range(1, 21)},
-        eval_accuracy={10: 0.91, 20: 0.9},
+        eval_values={10: 0.91, 20: 0.9},
         layers=[
             {"name": n, "type": "Linear", "shape": [8, 8], "pruned": True, "reason": "", "pruner": 0} for n in layers
         ]
@@ -70,13 +70,13 @@ def fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, c
         params={},
         pruning_config=pruning_config,
         training=training.to_dict(),
-        accuracy=final,
-        dense_accuracy=0.95,
+        value=final,
+        dense_value=0.95,
         sparsity={k: dict(curve) for k in SPARSITY_KEYS},
         layer_sparsity={"fc.0": dict(curve)},
         layer_blockwise_sparsity={"fc.0": dict(curve)},
         train_loss={s: 1.0 / s for s in range(1, training.steps + 1)},
-        eval_accuracy=evals,
+        eval_values=evals,
         layers=[{"name": "fc.0", "type": "Linear", "shape": [8, 8], "pruned": True, "reason": "", "pruner": 0}],
         timings={"total": 1.0},
     )

@@ -7,8 +7,8 @@ pruning config, ``trial.yaml`` (what ``rerun`` reads), two CSV tables and the sp
 
 Example:
     >>> from workbench.trial import TrialResult
-    >>> r = TrialResult(benchmark="b", seed=0, params={}, pruning_config={}, training={}, accuracy=0.9,
-    ...                 dense_accuracy=1.0, sparsity={"elementwise_over_all": {0: 0.0, 5: 0.5}})
+    >>> r = TrialResult(benchmark="b", seed=0, params={}, pruning_config={}, training={}, value=0.9,
+    ...                 dense_value=1.0, sparsity={"elementwise_over_all": {0: 0.0, 5: 0.5}})
     >>> sorted({m.key for m in result_metrics(r, ts=1)})[:3]
     ['accuracy', 'accuracy_drop', 'dense_accuracy']
 """

@@ -8,8 +8,8 @@ switch), so the log writer can draw it in any thread and a notebook can show the
 
 Example:
     >>> from workbench.trial import TrialResult
-    >>> r = TrialResult(benchmark="b", seed=0, params={}, pruning_config={}, training={}, accuracy=1.0,
-    ...                 dense_accuracy=1.0, sparsity={"elementwise_over_matmul_gemm_conv": {0: 0.0, 5: 0.5}},
+    >>> r = TrialResult(benchmark="b", seed=0, params={}, pruning_config={}, training={}, value=1.0,
+    ...                 dense_value=1.0, sparsity={"elementwise_over_matmul_gemm_conv": {0: 0.0, 5: 0.5}},
     ...                 layer_sparsity={"fc": {0: 0.0, 5: 0.5}})
     >>> fig = plot_trial_overview(r, title="t00 4x1 magnitude oneshot 0.50")
     >>> fig.axes[0].get_title(), round(fig.get_figwidth() * fig.dpi)

@@ -34,6 +34,13 @@ FORMAT, VERSION = "workbench-spool", 1
 METHODS = frozenset({"log_result", "log_partial", "finish"})
 """The only tracker methods a spool file may call."""
 _RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialResult))
+_REQUIRED_FIELDS = frozenset(
+    f.name
+    for f in dataclasses.fields(TrialResult)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+)
+_LEGACY_FIELDS = {"accuracy": "value", "dense_accuracy": "dense_value", "eval_accuracy": "eval_values"}
+"""Fields of results spooled before tasks had their own metric (always accuracy then)."""
 
 
 class SpoolFormatError(ValueError):
@@ -76,8 +83,10 @@ def decode(data: Any) -> Any:
         return tuple(decode(v) for v in body)
     if tag == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 for p in body):
         return {_key(decode(k)): decode(v) for k, v in body}
-    if tag == "trial_result" and isinstance(body, dict) and set(body) == _RESULT_FIELDS:
-        return TrialResult(**{f: decode(v) for f, v in body.items()})
+    if tag == "trial_result" and isinstance(body, dict):
+        body = {_LEGACY_FIELDS.get(f, f): v for f, v in body.items()}
+        if set(body) <= _RESULT_FIELDS and _REQUIRED_FIELDS <= set(body):
+            return TrialResult(**{f: decode(v) for f, v in body.items()})
     raise SpoolFormatError(f"unknown or malformed tag {tag!r}")
 
 

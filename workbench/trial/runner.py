@@ -143,13 +143,13 @@ def run_trial(
             params=search_params(config),
             pruning_config=config,
             training=training.to_dict(),
-            accuracy=float(accuracy),
-            dense_accuracy=state["dense_accuracy"],
+            value=float(accuracy),
+            dense_value=state["dense_accuracy"],
             sparsity=rec.sparsity,
             layer_sparsity=rec.layer,
             layer_blockwise_sparsity=rec.layer_block,
             train_loss=rec.loss,
-            eval_accuracy=rec.accuracy,
+            eval_values=rec.accuracy,
             layers=state["layers"],
             timings=dict(timings),
         )
@@ -162,7 +162,7 @@ def run_trial(
             accuracy = _finetune(bench, model, config, training, seed, on_eval, rec, state, timings)
     except (TrialStopped, TrialDiverged) as err:
         last = (
-            err.accuracy
+            err.value
             if isinstance(err, TrialStopped)
             else (rec.accuracy[max(rec.accuracy)] if rec.accuracy else float("nan"))
         )

@@ -126,24 +126,42 @@ class TrialResult:
     pruning_config: dict[str, Any]
     """The effective INC-style config: ``{"pruning_configs": [...], **globals}``, YAML-safe."""
     training: dict[str, Any]
-    accuracy: float
-    dense_accuracy: float
+    value: float
+    """The final value of the task's metric (:attr:`metric`)."""
+    dense_value: float
+    """The dense baseline's value of the task's metric."""
     sparsity: dict[str, dict[int, float]] = field(default_factory=dict)
     """Global curves keyed ``elementwise_over_matmul_gemm_conv``, ``elementwise_over_all``,
     ``blockwise_over_matmul_gemm_conv``."""
     layer_sparsity: dict[str, dict[int, float]] = field(default_factory=dict)
     layer_blockwise_sparsity: dict[str, dict[int, float]] = field(default_factory=dict)
     train_loss: dict[int, float] = field(default_factory=dict)
-    eval_accuracy: dict[int, float] = field(default_factory=dict)
+    eval_values: dict[int, float] = field(default_factory=dict)
+    """The task's metric at every evaluation, keyed by step."""
     layers: list[dict[str, Any]] = field(default_factory=list)
     """One row per candidate layer: name, type, shape, pruned (bool), reason, pruner."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds: ``baseline``, ``finetune``, ``eval``, ``total``."""
+    metric: str = "accuracy"
+    """The name of the metric the study optimises (the task's ``metric``)."""
+    direction: str = "maximize"
+    """``"maximize"`` or ``"minimize"``: which way :attr:`metric` is better."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Every metric of the task's ``evaluate`` at the end (:attr:`metric` among them)."""
+    dense_metrics: dict[str, float] = field(default_factory=dict)
+    """Every metric of the dense baseline."""
+    eval_metrics: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Every metric at every evaluation: ``{name: {step: value}}``."""
 
     @property
-    def accuracy_drop(self) -> float:
-        """Dense accuracy minus final accuracy (positive means pruning cost accuracy)."""
-        return self.dense_accuracy - self.accuracy
+    def drop(self) -> float:
+        """How much worse than dense the final metric is (positive: pruning cost quality).
+
+        ``dense - final`` for a maximised metric, ``final - dense`` for a minimised one.
+        """
+        if self.direction == "minimize":
+            return self.value - self.dense_value
+        return self.dense_value - self.value
 
     @property
     def final_sparsity(self) -> dict[str, float]:
@@ -157,10 +175,11 @@ class TrialStopped(Exception):
     The trial runner lets it propagate; the caller owns what "stopped" means.
     """
 
-    def __init__(self, step: int, accuracy: float) -> None:
-        super().__init__(f"trial stopped at step {step} (accuracy {accuracy:.4f})")
+    def __init__(self, step: int, value: float, metric: str = "accuracy") -> None:
+        super().__init__(f"trial stopped at step {step} ({metric} {value:.4f})")
         self.step = step
-        self.accuracy = accuracy
+        self.value = value
+        self.metric = metric
 
 
 class TrialDiverged(RuntimeError):
