@@ -164,6 +164,11 @@ class Benchmark:
         eval_batch_size: Batch size of :meth:`evaluate`.
     """
 
+    metric = "accuracy"
+    """The metric :meth:`evaluate` reports and the study optimises."""
+    direction = "maximize"
+    """Accuracy is maximised."""
+
     def __init__(
         self,
         name: str,
