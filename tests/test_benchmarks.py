@@ -33,8 +33,7 @@ def dense(workbench_cache_dir):
 
     def get(name: str):
         if name not in done:
-            bench = get_benchmark(name)
-            model, metrics = load_dense_baseline(bench, 0)
+            model, metrics = load_dense_baseline(bench := get_benchmark(name), 0)
             done[name] = (bench, model, metrics["accuracy"])
         return done[name]
 
