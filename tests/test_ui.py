@@ -176,7 +176,7 @@ def test_the_landing_page_lists_the_trials_with_pattern_and_metric_in_a_browser(
             "--disable-dev-shm-usage",
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=30000",
-            "--window-size=1600,1000",
+            "--window-size=1920,1080",
             "--dump-dom",
             url,
         ],

@@ -50,8 +50,8 @@ SPARSITY_METRIC = "sparsity/elementwise_over_matmul_gemm_conv"
 """The reached sparsity a study compares at (the trials' ``sparsity`` objective)."""
 KNOB_COLUMNS = ("pattern", "criterion", "scheduler", "target_sparsity")
 """The params shown beside the metric: what a configuration is."""
-_WIDTHS = {"metric": 120, "sparsity": 150, "param": 110}
-"""Column widths in pixels: a metric's four decimals and a 2:4 / snip_momentum value fit."""
+_WIDTHS = {"metric": 150, "sparsity": 140, "param": 125}
+"""Column widths in pixels: a metric as MLflow prints it (up to 17 digits) and `snip_momentum` fit."""
 
 
 def view_key(study: str) -> str:
