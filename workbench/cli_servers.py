@@ -37,7 +37,6 @@ def serve_ui(args: argparse.Namespace) -> int:
 
     def announce(url: str) -> None:
         what = f"study {found['study']!r}: its trials, best accuracy first" if found["study"] else "no study yet"
-        # the address is the study's saved view (tracking.landing_view): accuracy, sparsity and knob columns
         print(f"MLflow UI: {url}  ({what}; Ctrl-C to stop)", flush=True)
 
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]

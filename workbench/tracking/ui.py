@@ -5,8 +5,9 @@ is the runs table, and its query keeps ``searchFilter`` (an MLflow search expres
 ``orderByKey`` (e.g. ``metrics.`accuracy```) and ``orderByAsc``. Which columns show is kept in
 the browser, not in those parameters; a study therefore saves its landing view (columns
 included) on its experiment, and :func:`study_landing` links to that view
-(:mod:`.landing_view`), or to :func:`runs_url` where a store has none. Standard library only (the server is asked over MLflow's REST API), so ``workbench ui`` starts
-without loading MLflow or torch.
+(:mod:`.landing_view`), or to :func:`runs_url` where a store has none. Standard library only
+(the server is asked over MLflow's REST API), so ``workbench ui`` starts without loading MLflow
+or torch.
 
 Example:
     >>> run_url("http://127.0.0.1:5000", "1", "abc")
