@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from tools import build_notebooks
@@ -100,9 +101,32 @@ def test_notebook_runs_and_draws(name, quick_store, executed):
     expected = {
         "01_study_overview": 2,  # accuracy vs sparsity with the front, importances
         "02_sparsity_curves": 2 * min(3, len(complete)) + 2,  # lines + heatmap per trial, global, eval
-        "03_criterion_schedule": 1,
+        "03_criterion_schedule": 2,  # criterion per pattern x scheduler, scheduler per pattern x criterion
     }[name]
     assert count_images(nb) == expected
+
+
+@pytest.mark.slow
+def test_notebook_03_compares_with_the_other_knobs_and_the_reached_sparsity_fixed(quick_store, executed):
+    _, output, _ = executed
+    nb = nbformat.read(output / "03_criterion_schedule.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not any("plot_metric_by_group" in c.source for c in code)  # no curve averages over patterns any more
+    complete = analysis.trials_frame("quick", client=quick_store).query("state == 'COMPLETE'")
+    for knob, within in (("criterion", ["pattern", "scheduler"]), ("scheduler", ["pattern", "criterion"])):
+        (cell,) = [c for c in code if f'compare_at_matched_sparsity(complete, "{knob}", within=[' in c.source]
+        images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert len(images) == 1  # the faceted figure: one panel per value of the held knobs
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        expected = analysis.compare_at_matched_sparsity(complete, knob, within=within)
+        assert printed.strip() == expected.attrs["note"]
+        assert f"{knob} compared with {', '.join(within)}, reached sparsity (bins of 0.1) held fixed" in printed
+        (table,) = [o["data"]["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
+        with pd.option_context("display.max_columns", 40, "display.width", 200):
+            assert table == repr(expected)  # the rows and columns the notebook shows, computed here again
+    (strict,) = [c for c in code if 'within="all"' in c.source]
+    note = analysis.compare_at_matched_sparsity(complete, "criterion", within="all").attrs["note"]
+    assert "".join(o.get("text", "") for o in strict.outputs if o.output_type == "stream").strip() == note
 
 
 def test_experiment_is_chosen_by_name_or_by_its_yaml(tmp_path):

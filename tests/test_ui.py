@@ -6,7 +6,9 @@ package's ``/usr/bin/chromium``, or ``$CHROMIUM``) and skips cleanly where there
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +25,7 @@ from workbench.cli import main
 from workbench.experiment import parse_experiment
 from workbench.infra.serve import port_in_use
 from workbench.study.run import run_study
+from workbench.tracking.landing_view import SPARSITY_METRIC, VIEW_TAG_PREFIX, view_key, view_url
 
 from helpers.results import FAKE
 
@@ -101,24 +104,52 @@ def test_the_address_is_printed_once_the_server_answers_and_lands_on_the_study(s
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
         assert response.status == 200  # it answered before the address was printed
     url = line.split()[2]
-    assert f"/#/experiments/{study.user_attrs['mlflow_experiment_id']}/runs?" in url
+    exp_id = study.user_attrs["mlflow_experiment_id"]
+    assert f"/#/experiments/{exp_id}/runs?" in url
     query = urllib.parse.parse_qs(url.partition("?")[2])
-    assert query["searchFilter"] == ["tags.`optuna.study_name` = 'ui-demo'"]
-    assert query["orderByKey"] == ["metrics.`accuracy`"] and query["orderByAsc"] == ["false"]
+    assert query == {"viewStateShareKey": [view_key("ui-demo")]}  # the study's saved view, nothing else
+    request = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id={exp_id}"
+    with urllib.request.urlopen(request, timeout=10) as response:
+        tags = {t["key"]: t["value"] for t in json.load(response)["experiment"]["tags"]}
+    view = json.loads(json.loads(tags[VIEW_TAG_PREFIX + view_key("ui-demo")])["state"])
+    assert view["searchFilter"] == "tags.`optuna.study_name` = 'ui-demo'"
+    assert view["orderByKey"] == "metrics.`accuracy`" and view["orderByAsc"] is False
+    assert view["selectedColumns"][0] == "metrics.`accuracy`"
+
+
+def test_a_store_without_the_saved_view_lands_on_the_sorted_runs_table(store, monkeypatch):
+    from workbench.tracking import ui
+
+    _, study = store
+    exp_id = study.user_attrs["mlflow_experiment_id"]
+    answers = {
+        "experiments/search": {"experiments": [{"experiment_id": exp_id, "name": "ui-demo", "tags": []}]},
+        "runs/search": {
+            "runs": [{"info": {"experiment_id": exp_id}, "data": {"tags": [{"key": "workbench.study", "value": "s"}]}}]
+        },
+    }
+    monkeypatch.setattr(ui, "_post", lambda base, path, body: answers[path])
+    assert ui.study_landing("http://h") == (ui.runs_url("http://h", exp_id, study="s"), "s")
+    tag = {"key": VIEW_TAG_PREFIX + view_key("s"), "value": "{}"}
+    answers["experiments/search"]["experiments"][0]["tags"] = [tag]
+    assert ui.study_landing("http://h") == (view_url("http://h", exp_id, "s"), "s")
 
 
 @pytest.mark.slow
-def test_killing_workbench_ui_ends_the_whole_server(store):
-    uri, _ = store
-    port = _free_port()
-    proc = _start_ui(uri, port)
-    assert proc.stdout.readline().startswith("MLflow UI:")
-    proc.send_signal(signal.SIGTERM)  # `kill PID` of workbench ui only, not of its process group
-    assert proc.wait(timeout=60) == 0
-    deadline = time.monotonic() + 30
-    while port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not port_in_use("127.0.0.1", port), "the MLflow server outlived workbench ui"
+def test_a_resumed_study_keeps_a_saved_view_the_user_changed(store, monkeypatch):
+    from mlflow import MlflowClient
+
+    uri, study = store
+    exp_id = study.user_attrs["mlflow_experiment_id"]
+    client, key = MlflowClient(uri), VIEW_TAG_PREFIX + view_key("ui-demo")
+    original = client.get_experiment(exp_id).tags[key]
+    client.set_experiment_tag(exp_id, key, original.replace("best accuracy", "mine"))  # as "Override" does
+    monkeypatch.chdir(Path(uri.removeprefix("sqlite:///")).parent)
+    try:
+        run_study(parse_experiment(STUDY), tracking_uri=uri, runner=FAKE)  # all trials done: resumes, summarises
+        assert "mine" in client.get_experiment(exp_id).tags[key]
+    finally:
+        client.set_experiment_tag(exp_id, key, original)
 
 
 def _chromium() -> str | None:
@@ -145,7 +176,7 @@ def test_the_landing_page_lists_the_trials_with_pattern_and_metric_in_a_browser(
             "--disable-dev-shm-usage",
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=30000",
-            "--window-size=1600,1000",
+            "--window-size=1920,1080",
             "--dump-dom",
             url,
         ],
@@ -162,6 +193,28 @@ def test_the_landing_page_lists_the_trials_with_pattern_and_metric_in_a_browser(
     listed = sorted(names, key=lambda n: dom.index(names[n]))
     assert [accuracy[n] for n in listed] == sorted(accuracy.values(), reverse=True)
     assert STUDY["description"] in dom  # the experiment's description from the YAML
+    cells = _table_cells(dom)  # a fresh profile: the columns come from the study's saved view
+    for trial in trained:
+        row = cells[trial.user_attrs["mlflow_run_id"]]
+        assert float(row["metrics.`accuracy`"]) == pytest.approx(trial.values[0]), trial.number
+        assert float(row[f"metrics.`{SPARSITY_METRIC}`"]) == pytest.approx(trial.user_attrs["sparsity"])
+        assert [row[f"params.`{k}`"] for k in ("pattern", "criterion")] == [
+            trial.params[k] for k in ("pattern", "criterion")
+        ]
+
+
+def _table_cells(dom: str) -> dict[str, dict[str, str]]:
+    """The runs table as the page shows it: run id -> column id -> the cell's text (ag-grid's DOM)."""
+    cells: dict[str, dict[str, str]] = {}
+    for row in re.split(r'(?=<div[^>]*role="row")', dom):
+        run = re.search(r'role="row"[^>]*row-id="([0-9a-f]+)"', row[:1000])
+        if run is None:
+            continue
+        for cell in re.split(r'(?=<div[^>]*role="gridcell")', row)[1:]:
+            col, value = re.search(r'col-id="([^"]+)"', cell), re.search(r'class="ag-cell-value">([^<]*)<', cell)
+            if col and value:
+                cells.setdefault(run.group(1), {})[col.group(1)] = value.group(1)
+    return cells
 
 
 def test_dashboard_without_optuna_dashboard_installed_exits_2(monkeypatch, capsys, tmp_path):

@@ -94,18 +94,33 @@ NOTEBOOKS = {
         'display(analysis.plot_eval_curves(evals, dense=trials.set_index("run_id")["dense_accuracy"]))',
     ],
     "03_criterion_schedule": [
-        "# Criterion and schedule\n\nAccuracy against target sparsity per pruning criterion and per scheduler. "
-        "**These curves do not hold the other knobs fixed**: each point averages every trial at that target, "
-        "whatever its pattern, scheduler (left) or criterion (right), so a point moves with whichever patterns "
-        "the sampler happened to try there. For comparisons at fixed sparsity and pattern use notebook 01's "
-        "matched table. Where the study trains each configuration under several seeds (`study.seeds`), error "
-        "bars show one standard deviation across seeds.",
+        "# Criterion and schedule at matched sparsity\n\nWhich criterion, and which schedule, keep the most accuracy "
+        "once the pattern and the reached sparsity are the same? Every comparison here holds the reached sparsity "
+        "fixed (bins of 0.1) and the other main knobs fixed: the figures have one panel per pattern and scheduler "
+        "(or pattern and criterion), the tables one row per such cell. A knob that still varies inside a panel or "
+        "a cell (pruner type, scope, decay, when the study searches them) is named in the figure's title and under "
+        "the table: there the comparison averages over it. Nothing is averaged across patterns or schedules.",
         PARAMETERS.format(extra=""),
         SETUP,
-        'display(analysis.plot_metric_by_group(complete, x="target_sparsity", groups=["criterion", "scheduler"]))',
-        "## Spread across seeds",
-        'analysis.seed_spread(complete, ["criterion", "target_sparsity"])',
-        'analysis.seed_spread(complete, ["scheduler", "target_sparsity"])',
+        "## Criterion, with pattern and scheduler fixed\nOne panel per pattern and scheduler; x is the sparsity each "
+        "trial **reached**; dots are trials, a line joins a criterion's mean accuracy per bin of reached sparsity; "
+        "dashed: the dense model. The table lists the cells (pattern, scheduler, bin) where two or more criteria "
+        "were tried: read across a row.",
+        'display(analysis.plot_at_matched_sparsity(complete, "criterion", rows="pattern", cols="scheduler"))\n'
+        'by_criterion = analysis.compare_at_matched_sparsity(complete, "criterion", within=["pattern", "scheduler"])\n'
+        'print(by_criterion.attrs["note"])\nby_criterion',
+        "## Schedule, with pattern and criterion fixed",
+        'display(analysis.plot_at_matched_sparsity(complete, "scheduler", rows="pattern", cols="criterion"))\n'
+        'by_scheduler = analysis.compare_at_matched_sparsity(complete, "scheduler", within=["pattern", "criterion"])\n'
+        'print(by_scheduler.attrs["note"])\nby_scheduler',
+        "## Criterion, with every other knob fixed\nOnly trials that differ in the criterion alone: every other "
+        "searched knob equal, same bin of reached sparsity. A random or TPE study trains few such pairs; the line "
+        "above an empty table says so.",
+        'strict = analysis.compare_at_matched_sparsity(complete, "criterion", within="all")\n'
+        'print(strict.attrs["note"])\nstrict',
+        "## Spread across seeds\nPer configuration (every searched knob and the target fixed): the accuracy's mean "
+        "and spread over its seeds (`study.seeds`); `n_seeds` 1 means one seed, no spread.",
+        'analysis.seed_spread(complete, [*analysis.configuration_knobs(complete), "target_sparsity"])',
     ],
 }
 

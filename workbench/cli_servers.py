@@ -22,7 +22,12 @@ __all__ = ["serve_dashboard", "serve_ui"]
 
 
 def serve_ui(args: argparse.Namespace) -> int:
-    """``workbench ui``: serve the MLflow UI and print the latest study's runs page once it answers."""
+    """``workbench ui``: serve the MLflow UI and print the latest study's landing view once it answers.
+
+    The address opens the study's saved view (:mod:`workbench.tracking.landing_view`): its
+    trials, best accuracy first, with the accuracy, reached sparsity and knob columns shown even
+    in a browser that never opened the UI before.
+    """
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     base, found = f"http://{args.host}:{args.port}", {}
 

@@ -2,7 +2,8 @@
 
 Owns what the notebooks call: frames of trials and curves read from an MLflow store
 (:mod:`.frames`, :mod:`.store`), the statistics over them (:mod:`.stats`: Pareto front, best per
-knob, seed spread, variance explained) and their figures (:mod:`.figures`). May import every
+knob, seed spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
+figure) and their figures (:mod:`.figures`). May import every
 layer below the CLI except the CLI itself; nothing imports it but the CLI and notebooks.
 
 Example:
@@ -27,6 +28,7 @@ from workbench.analysis.frames import (
     param_importances,
     trials_frame,
 )
+from workbench.analysis.matched import compare_at_matched_sparsity, configuration_knobs, plot_at_matched_sparsity
 from workbench.analysis.stats import (
     best_at_matched_sparsity,
     best_by,
@@ -42,6 +44,8 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "best_at_matched_sparsity",
     "best_by",
+    "compare_at_matched_sparsity",
+    "configuration_knobs",
     "curves_frame",
     "default_tracking_uri",
     "eval_frame",
@@ -52,6 +56,7 @@ __all__ = [
     "pareto_front",
     "pick_trials",
     "plot_accuracy_vs_sparsity",
+    "plot_at_matched_sparsity",
     "plot_eval_curves",
     "plot_global_curves",
     "plot_importances",

@@ -16,7 +16,9 @@ tracking server becomes the single writer (:mod:`workbench.tracking.server`); th
 start (:mod:`workbench.study.workers`). Trials hand their end-of-trial logging to one log writer
 process per study (:mod:`workbench.tracking.spool`), drained before the study ends. On Ctrl-C
 the running trials are failed and their runs KILLED, the parent run is KILLED, and
-``KeyboardInterrupt`` propagates.
+``KeyboardInterrupt`` propagates. The study saves its landing view in the MLflow UI (its trials,
+best metric first, with the metric, reached sparsity and knobs shown) on the experiment
+(:mod:`workbench.tracking.landing_view`); ``workbench ui`` prints its address.
 
 Example:
     >>> from workbench.experiment import load_experiment     # doctest: +SKIP
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from typing import Any
 
 import optuna
@@ -47,6 +50,7 @@ from workbench.study.report import summarize_study
 from workbench.study.store_health import check_store_health
 from workbench.study.workers import WorkerError, run_workers
 from workbench.tracking import Tracker, resolve_tracking_uri
+from workbench.tracking.landing_view import landing_view_tag
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
 from workbench.tracking.spool import replay, spool_dir
 from workbench.tracking.spool_writer import SpoolWriter
@@ -178,6 +182,7 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
         )
         study.sampler = make_sampler(experiment)
         exp_id = tracker.experiment_id(experiment.name, description=experiment.description or None)
+        _save_landing_view(tracker, exp_id, experiment)
         study_params = {
             "benchmark": experiment.benchmark,
             "sampler": experiment.study.sampler,
@@ -196,6 +201,15 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
         study.set_user_attr("mlflow_experiment_id", exp_id)
         study.set_user_attr("mlflow_parent_run_id", parent)
     return tracker, study, exp_id, parent
+
+
+def _save_landing_view(tracker: Tracker, exp_id: str, experiment: Experiment) -> None:
+    """The study's landing view as a saved view of its experiment, unless one is saved (a user's edit stays)."""
+    key, value = landing_view_tag(
+        experiment.study_name, metric=experiment.study.objectives[0], now_ms=int(time.time() * 1000)
+    )
+    if key not in tracker.client.get_experiment(exp_id).tags:
+        tracker.client.set_experiment_tag(exp_id, key, value)
 
 
 def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> None:

@@ -3,9 +3,11 @@
 MLflow's UI (3.x) is a single-page app whose state sits after ``#``: ``/experiments/<id>/runs``
 is the runs table, and its query keeps ``searchFilter`` (an MLflow search expression),
 ``orderByKey`` (e.g. ``metrics.`accuracy```) and ``orderByAsc``. Which columns show is kept in
-the browser, not in the URL, so a link can choose the runs and their order, not the columns.
-Standard library only (the server is asked over MLflow's REST API), so ``workbench ui`` starts
-without loading MLflow or torch.
+the browser, not in those parameters; a study therefore saves its landing view (columns
+included) on its experiment, and :func:`study_landing` links to that view
+(:mod:`.landing_view`), or to :func:`runs_url` where a store has none. Standard library only
+(the server is asked over MLflow's REST API), so ``workbench ui`` starts without loading MLflow
+or torch.
 
 Example:
     >>> run_url("http://127.0.0.1:5000", "1", "abc")
@@ -20,6 +22,8 @@ import json
 import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from workbench.tracking.landing_view import VIEW_TAG_PREFIX, view_key, view_url
 
 __all__ = ["DEFAULT_UI", "run_url", "runs_url", "study_landing", "ui_base"]
 
@@ -69,8 +73,11 @@ def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str
     """The address to open on a running UI at ``base``, and the study it shows (None: no study).
 
     Asks the server (MLflow's REST API, standard library only) for the most recent study parent
-    run (tag ``workbench.study``), in ``experiment`` when given; the address is that study's runs
-    table sorted by accuracy (:func:`runs_url`). Without any study: the UI's front page.
+    run (tag ``workbench.study``), in ``experiment`` when given; the address is that study's saved
+    landing view (:func:`~workbench.tracking.landing_view.view_url`: its trials, best accuracy
+    first, with the accuracy, reached sparsity and knob columns shown in a fresh browser), or its
+    runs table sorted by accuracy (:func:`runs_url`) where the experiment has no saved view (a
+    study from before the view). Without any study: the UI's front page.
     ``ValueError`` naming ``--experiment`` when it is not in the store.
     """
     found = _post(base, "experiments/search", {"max_results": 1000}).get("experiments", [])
@@ -94,5 +101,8 @@ def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str
     if not runs:
         return (runs_url(base, ids[0]) if experiment is not None else base), None
     tags = {t["key"]: t["value"] for t in runs[0]["data"].get("tags", [])}
-    study = tags["workbench.study"]
-    return runs_url(base, runs[0]["info"]["experiment_id"], study=study), study
+    study, exp_id = tags["workbench.study"], runs[0]["info"]["experiment_id"]
+    exp_tags = next(({t["key"] for t in e.get("tags", [])} for e in found if e["experiment_id"] == exp_id), set())
+    if VIEW_TAG_PREFIX + view_key(study) in exp_tags:
+        return view_url(base, exp_id, study), study
+    return runs_url(base, exp_id, study=study), study

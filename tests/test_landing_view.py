@@ -1,0 +1,68 @@
+"""The study's saved landing view: the experiment tag MLflow's UI (3.17) loads from ``viewStateShareKey``.
+
+The browser test in test_ui.py checks that the UI shows what this tag says; here: what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workbench.tracking.landing_view import (
+    KNOB_COLUMNS,
+    SPARSITY_METRIC,
+    VIEW_TAG_PREFIX,
+    landing_view,
+    landing_view_tag,
+    view_key,
+    view_url,
+)
+
+
+def test_the_tag_is_a_saved_view_envelope_holding_the_view_as_json():
+    key, value = landing_view_tag("my study", metric="accuracy", now_ms=1234)
+    assert key == VIEW_TAG_PREFIX + view_key("my study")
+    envelope = json.loads(value)
+    assert envelope["name"] == "my study: best accuracy"  # listed under "Views" by this name
+    assert envelope["createdAt"] == envelope["updatedAt"] == 1234
+    assert json.loads(envelope["state"]) == landing_view("my study", metric="accuracy")
+
+
+def test_the_view_shows_the_metric_first_then_reached_sparsity_and_the_knobs_best_first():
+    view = landing_view("s", metric="top1")
+    shown = ["metrics.`top1`", f"metrics.`{SPARSITY_METRIC}`", *(f"params.`{k}`" for k in KNOB_COLUMNS)]
+    assert view["selectedColumns"] == shown
+    assert view["columnOrder"] == shown and set(view["columnWidths"]) == set(shown)  # widths apply to ordered ones
+    assert view["orderByKey"] == "metrics.`top1`" and view["orderByAsc"] is False
+    assert view["searchFilter"] == "tags.`optuna.study_name` = 's'"
+
+
+def test_the_address_carries_the_share_key_alone():
+    # the UI ignores a shared view when the address also holds a search facet (searchFilter, orderByKey...)
+    url = view_url("http://h:5000", "7", "my study")
+    assert url.startswith("http://h:5000/#/experiments/7/runs?")
+    assert urllib.parse.parse_qs(url.partition("?")[2]) == {"viewStateShareKey": [view_key("my study")]}
+
+
+@given(st.text(min_size=1, max_size=80))
+def test_share_keys_are_url_and_tag_safe_and_tell_studies_apart(name):
+    key = view_key(name)
+    assert key.startswith("study-") and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    assert view_key(name + "x") != key
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: view_key(""), "^study: '' is not allowed"),
+        (lambda: landing_view("s", metric=""), "^metric: '' is not allowed"),
+        (lambda: landing_view("s", knobs="pattern"), "^knobs: 'pattern' is not allowed"),
+    ],
+)
+def test_bad_arguments_name_the_key(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
