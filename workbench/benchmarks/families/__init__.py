@@ -26,10 +26,14 @@ from .metrics import CLASSIFICATION_METRICS, classification_metrics, confusion_m
 from .vision import build_torchvision_model, torchvision_classification
 from .vision_data import CIFAR, ImageBatches, augment, normalise
 
+FAMILY_NAMES = ("hf-causal-lm", "hf-text-classification", "torchvision-classification")
+"""The registered names of these families (they download models and data: not for offline loops)."""
+
 __all__ = [
     "CIFAR",
     "CLASSIFICATION_METRICS",
     "EXTRAS",
+    "FAMILY_NAMES",
     "GLUE_TASKS",
     "DictBatches",
     "ImageBatches",
