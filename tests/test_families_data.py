@@ -144,3 +144,14 @@ def test_a_missing_extra_is_one_line_naming_the_install(monkeypatch):
         require("transformers", extra="hf", family="hf-text-classification")
     message = str(err.value)
     assert "\n" not in message and "[hf]" in message and "pip install -e '.[hf]'" in message
+
+
+def test_rebatched_keeps_the_data_and_follows_the_generator():
+    tensors = {"input_ids": torch.arange(20).reshape(10, 2), "attention_mask": torch.ones(10, 2, dtype=torch.long)}
+    dict_batches = DictBatches(tensors, batch_size=4, trim="attention_mask")
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    image_batches = ImageBatches(images, torch.arange(10), batch_size=4, mean=(0.5,) * 3, std=(0.5,) * 3)
+    for batches, first in ((dict_batches, lambda b: b["input_ids"]), (image_batches, lambda b: b[0])):
+        a = batches.rebatched(batch_size=3, generator=torch.Generator().manual_seed(5))
+        b = batches.rebatched(batch_size=3, generator=torch.Generator().manual_seed(5))
+        assert len(a) == 4 and all(torch.equal(first(x), first(y)) for x, y in zip(a, b))

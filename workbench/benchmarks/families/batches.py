@@ -78,6 +78,17 @@ class DictBatches:
     def __len__(self) -> int:
         return -(-self.samples // self.batch_size)
 
+    def rebatched(self, *, batch_size: int, generator: torch.Generator | None) -> DictBatches:
+        """The same tensors (not copied) with another ``batch_size`` and shuffling ``generator``."""
+        return DictBatches(
+            self.tensors,
+            batch_size=batch_size,
+            shuffle=self.shuffle,
+            generator=generator,
+            trim=self.trim,
+            aliases=self.aliases,
+        )
+
     def _batch(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
         batch = {key: value[index] for key, value in self.tensors.items()}
         if self.trim is not None:

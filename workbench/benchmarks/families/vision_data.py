@@ -105,6 +105,19 @@ class ImageBatches:
     def __len__(self) -> int:
         return -(-self.labels.shape[0] // self.batch_size)
 
+    def rebatched(self, *, batch_size: int, generator: torch.Generator | None) -> ImageBatches:
+        """The same images (not copied) with another ``batch_size`` and random ``generator``."""
+        return ImageBatches(
+            self.images,
+            self.labels,
+            batch_size=batch_size,
+            mean=self.mean,
+            std=self.std,
+            train=self.train,
+            padding=self.padding,
+            generator=generator,
+        )
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.labels.shape[0]
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
