@@ -77,3 +77,16 @@ def test_the_experiment_builds_its_task_with_injected_downloads(path):
     assert data["study"]["objectives"][0] == task.metric
     batch = next(iter(task.train_batches))
     assert batch is not None and task.build_model() is not None
+
+
+@pytest.mark.parametrize("name", ["tiny_text", "tiny_lm", "tiny_vision"])
+def test_the_test_size_plugins_build_tasks_with_a_dense_recipe(name):
+    if name != "tiny_vision":
+        pytest.importorskip("transformers", reason="the [hf] extra (transformers) is not installed")
+    import family_plugins
+
+    task = getattr(family_plugins, name)()
+    assert task.dense is not None and task.name in FAMILY_NAMES
+    model = task.build_model()
+    assert torch.isfinite(task.loss(model, next(iter(task.train_batches))))
+    assert task.metric in task.evaluate(model)
