@@ -32,8 +32,8 @@ def tiny_text(**params: Any) -> Task:
         "train_size": None,
         "eval_size": None,
         "batch_size": 16,
-        "dense_steps": 40,
-        "dense_lr": 1e-3,
+        "dense_steps": 60,
+        "dense_lr": 3e-3,  # dense accuracy 1.0 (40 steps at 1e-3 stayed near chance)
     }
     return hf_text_classification(**{**defaults, **params})
 
