@@ -11,6 +11,7 @@ transformers = pytest.importorskip("transformers", reason="the [hf] extra (trans
 pytest.importorskip("accelerate", reason="the [hf] extra (accelerate, which Trainer needs) is not installed")
 
 from workbench.integrations import PruningCallback  # noqa: E402
+from workbench.integrations.transformers import STATE_FILE  # noqa: E402
 from workbench.pruner import ConfigError, WeightPruningConfig, get_sparsity_ratio  # noqa: E402
 
 from helpers.hf_tiny import BERT_CONFIG, sentiment_splits, tiny_tokenizer  # noqa: E402
@@ -61,9 +62,8 @@ def trainer_with(callbacks, tmp_path, *, report_to_mlflow: bool = False, **args)
         logging_steps=5,
         report_to=["mlflow"] if report_to_mlflow else [],
         use_cpu=True,
-        save_strategy="no",
         disable_tqdm=True,
-        **args,
+        **{"save_strategy": "no", **args},
     )
     return transformers.Trainer(
         model=model,
@@ -142,3 +142,28 @@ def test_the_trainers_mlflow_integration_records_the_sparsity(tmp_path, monkeypa
     history = client.get_metric_history(runs[0].info.run_id, "sparsity")
     assert [m.value for m in sorted(history, key=lambda m: m.step)][-1] == pytest.approx(0.5, abs=0.02)
     assert min(m.value for m in history) < 0.05  # the curve, not only the final value
+
+
+def test_a_resumed_run_continues_the_pruning_schedule(tmp_path):
+    def config():
+        return WeightPruningConfig(target_sparsity=0.5, pattern="4x1", start_step=5, end_step=30, pruning_frequency=5)
+
+    first = PruningCallback(config())
+    trainer = trainer_with([first], tmp_path, save_strategy="steps", save_steps=20)
+    trainer.train()
+    assert (tmp_path / "checkpoint-20" / STATE_FILE).is_file()
+    saved = torch.load(tmp_path / "checkpoint-20" / STATE_FILE, weights_only=True)
+    assert saved["pruners"][0]["global_step"] == 20
+    resumed = PruningCallback(config())
+    again = trainer_with([resumed], tmp_path, save_strategy="no")
+    again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-20"))
+    assert resumed.pruning.global_step == STEPS  # 20 restored + 20 run, not 20 from zero
+    assert resumed.pruning.mask_updates == first.pruning.mask_updates
+    ours = get_sparsity_ratio(resumed.pruning.pruners, again.model)[0]
+    assert (
+        ours
+        == pytest.approx(get_sparsity_ratio(first.pruning.pruners, trainer.model)[0])
+        == pytest.approx(0.5, abs=0.02)
+    )
+    for name, mask in first.pruning.pruners[0].pruned.items():
+        assert torch.equal(resumed.pruning.pruners[0].pruned[name], mask)  # the same data order, the same masks

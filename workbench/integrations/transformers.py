@@ -25,6 +25,7 @@ Trainer event                 pruner hook
 ``on_step_end``               ``on_step_end``; ``on_before_eval`` when it evaluates
 ``on_evaluate``               ``on_after_eval``
 ``on_train_end``              ``on_train_end`` (final masks applied)
+``on_save``                   the pruner's state saved into the checkpoint
 ``on_log``                    sparsity added to the logs (below)
 ============================  =====================================================
 
@@ -40,16 +41,22 @@ It stays after the Trainer's own flow callbacks (``DefaultFlowCallback`` decides
 ``on_step_end`` whether to evaluate, which this callback reads).
 
 Requires transformers with the ``on_pre_optimizer_step``/``on_optimizer_step`` events (4.46 or
-newer). Gradient accumulation works (one pruner step per optimizer step). The pruner's state is not
-saved in Trainer checkpoints: a resumed run restarts the schedule from the resumed step's weights.
+newer). Gradient accumulation works (one pruner step per optimizer step). Checkpoints: at
+``on_save`` the pruner's state (masks, step counters) is written beside the Trainer's, as
+``checkpoint-<step>/workbench_pruning.pt``; ``trainer.train(resume_from_checkpoint=...)`` restores
+it, so the schedule continues where it stopped (a checkpoint without it restarts the schedule,
+with a warning).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any
+
+import torch
 
 from workbench.pruner import ConfigError, Pruning, get_sparsity_ratio, prepare_pruning, resolve_config
 
@@ -59,12 +66,15 @@ try:  # optional extra [hf]: without transformers this module still imports (and
 except ImportError:  # pragma: no cover - exercised where transformers is missing
     TrainerCallback = DefaultFlowCallback = object  # type: ignore[assignment,misc]
 
-__all__ = ["GLOBAL_KEYS", "PruningCallback"]
+__all__ = ["GLOBAL_KEYS", "STATE_FILE", "PruningCallback"]
 
 logger = logging.getLogger(__name__)
 
 GLOBAL_KEYS = ("sparsity", "sparsity/elementwise_over_all", "sparsity/blockwise_over_matmul_gemm_conv")
 """Log keys of :func:`workbench.pruner.get_sparsity_ratio`'s three values, in its order."""
+
+STATE_FILE = "workbench_pruning.pt"
+"""The pruner's state in each Trainer checkpoint folder (``checkpoint-<step>/``)."""
 
 _EVENTS = ("on_pre_optimizer_step", "on_optimizer_step")
 _BAD = re.compile(r"[^\w.\- ]")
@@ -127,7 +137,41 @@ class PruningCallback(TrainerCallback):
             raise ConfigError("PruningCallback: the Trainer passed no model to on_train_begin")
         if self.pruning is None or self.pruning.model is not model:
             self.pruning = prepare_pruning(model, self.config)
+            self._restore(args, state)
         self.pruning.on_train_begin()
+
+    # ---- checkpoints: the pruner's state beside the Trainer's ----------------------------------
+    @staticmethod
+    def _state_file(args, step: int) -> str:
+        return os.path.join(args.output_dir, f"checkpoint-{step}", STATE_FILE)
+
+    def _restore(self, args, state) -> None:
+        """A run resumed from ``checkpoint-<global_step>`` gets the pruner's state saved there."""
+        if not state.global_step:
+            return
+        path = self._state_file(args, state.global_step)
+        if not os.path.isfile(path):
+            logger.warning(
+                "PruningCallback: training resumes at step %d without %s: the pruning schedule restarts "
+                "from step 0 (zeros already in the weights are not kept unless the config resumes from them)",
+                state.global_step,
+                path,
+            )
+            return
+        self.pruning.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        logger.info("PruningCallback: pruner state of step %d restored from %s", state.global_step, path)
+
+    def on_save(self, args, state, control, **kwargs):
+        """Save the pruner's state (masks, counters) into the checkpoint the Trainer just wrote."""
+        if self.pruning is None:
+            return
+        path = self._state_file(args, state.global_step)
+        if not os.path.isdir(os.path.dirname(path)):
+            logger.warning(
+                "PruningCallback: no checkpoint folder %s; the pruner's state is not saved", os.path.dirname(path)
+            )
+            return
+        torch.save(self.pruning.state_dict(), path)
 
     def _hooks(self) -> Pruning:
         if self.pruning is None:
