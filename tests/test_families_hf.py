@@ -183,3 +183,18 @@ def test_without_transformers_the_family_says_which_extra_to_install(factory, mo
     with pytest.raises(ConfigError) as err:
         factory()  # the defaults: hub names, so the tokenizer loads through transformers first
     assert "\n" not in str(err.value) and "pip install -e '.[hf]'" in str(err.value)
+
+
+def test_a_hub_name_that_cannot_load_is_one_line(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, no network retries
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError) as err:
+        text_task(model_config=None, tokenizer="no-such-org/no-such-model")
+    assert str(err.value).startswith("tokenizer: 'no-such-org/no-such-model' cannot be loaded") and "\n" not in str(
+        err.value
+    )
+    with pytest.raises(ConfigError, match="^dataset: 'no-such-org/no-such-set' cannot be loaded") as err:
+        text_task(dataset="no-such-org/no-such-set")
+    assert "\n" not in str(err.value)

@@ -74,6 +74,10 @@ def fingerprint(value: Any) -> Any:
     return f"<{type(value).__name__} {hashlib.sha256(data).hexdigest()[:16]}>"
 
 
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
 def load_split(dataset: Any, dataset_config: str | None, split: str, *, family: str) -> Any:
     """One split of ``dataset`` (a hub name or in-memory splits), as a ``datasets.Dataset`` or dict of columns."""
     if isinstance(dataset, str):
@@ -82,8 +86,10 @@ def load_split(dataset: Any, dataset_config: str | None, split: str, *, family: 
             return datasets.load_dataset(dataset, dataset_config, split=split)
         except ValueError as err:  # an unknown split or config of a set that exists
             raise ConfigError(
-                f"dataset: {dataset!r} (config {dataset_config!r}) has no split {split!r}: {err}"
+                f"dataset: {dataset!r} (config {dataset_config!r}) has no split {split!r}: {_first_line(err)}"
             ) from None
+        except OSError as err:  # not on the hub (DatasetNotFoundError is a FileNotFoundError), or offline
+            raise ConfigError(f"dataset: {dataset!r} cannot be loaded: {_first_line(err)}") from None
     if isinstance(dataset, Mapping):
         if split not in dataset:
             raise ConfigError(f"dataset: the in-memory dataset has no split {split!r}; it has {sorted(dataset)}")
@@ -134,7 +140,10 @@ def load_tokenizer(tokenizer: Any, model: str, *, family: str) -> Any:
             raise ConfigError(f"tokenizer: expected a hub name or a tokenizer object, got {type(tokenizer).__name__}")
         return tokenizer
     transformers = require("transformers", extra="hf", family=family)
-    return transformers.AutoTokenizer.from_pretrained(tokenizer or model)
+    try:
+        return transformers.AutoTokenizer.from_pretrained(tokenizer or model)
+    except OSError as err:  # not on the hub, or offline
+        raise ConfigError(f"tokenizer: {tokenizer or model!r} cannot be loaded: {_first_line(err)}") from None
 
 
 def load_model(auto_class: str, model: str, model_config: Mapping[str, Any] | None, *, family: str, **fields: Any):
@@ -142,7 +151,10 @@ def load_model(auto_class: str, model: str, model_config: Mapping[str, Any] | No
     transformers = require("transformers", extra="hf", family=family)
     auto = getattr(transformers, auto_class)
     if model_config is None:
-        return auto.from_pretrained(model, **fields)
+        try:
+            return auto.from_pretrained(model, **fields)
+        except OSError as err:  # not on the hub, or offline
+            raise ConfigError(f"model: {model!r} cannot be loaded: {_first_line(err)}") from None
     if not isinstance(model_config, Mapping):
         raise ConfigError(f"model_config: expected a dict of config fields or null, got {type(model_config).__name__}")
     overrides = {**dict(model_config), **fields}

@@ -11,7 +11,8 @@ is the model's own (``model(**batch).loss``); :func:`evaluate` returns ``accurac
 (``metric`` chooses).
 
 Dense baseline: with ``dense_steps: 0`` (the default) the checkpoint is the dense model, so give
-one already fine-tuned on the task (the default is DistilBERT fine-tuned on SST-2); with
+one already fine-tuned on the task, its labels numbered as the dataset's (the default is DistilBERT
+fine-tuned on SST-2: 0 negative, 1 positive, as GLUE); with
 ``dense_steps: N`` the dense baseline is first fine-tuned for N AdamW steps (``dense_lr``, warm-up
 and cosine decay), then cached, for a base checkpoint whose classifier head is new.
 
