@@ -12,7 +12,7 @@ DASHBOARD_PORT ?= 8080
 
 SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: install search ui dashboard test lint bench notebooks lab clean
+.PHONY: install search ui dashboard test test-gpu lint bench notebooks lab clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ dashboard: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# the GPU tests (marker gpu: a trial on CUDA vs the CPU, bf16 fine-tuning, pruner masks on CUDA);
+# each is skipped with its reason (-rs) where there is no CUDA device, and the target exits 0
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu -rs tests
 
 # the import contracts of docs/design.md (layers point downward, no cycles), ruff lint and format
 lint: $(STAMP)

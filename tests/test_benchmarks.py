@@ -33,8 +33,8 @@ def dense(workbench_cache_dir):
 
     def get(name: str):
         if name not in done:
-            bench = get_benchmark(name)
-            done[name] = (bench, *load_dense_baseline(bench, 0))
+            model, metrics = load_dense_baseline(bench := get_benchmark(name), 0)
+            done[name] = (bench, model, metrics["accuracy"])
         return done[name]
 
     return get
@@ -46,9 +46,9 @@ def count_training(monkeypatch):
     calls: list[str] = []
     real = wb.cache.train_dense
 
-    def counting(benchmark, seed):
+    def counting(benchmark, seed, **kwargs):
         calls.append(benchmark.name)
-        return real(benchmark, seed)
+        return real(benchmark, seed, **kwargs)
 
     monkeypatch.setattr(wb.cache, "train_dense", counting)
     return calls
@@ -72,9 +72,10 @@ def test_builtin_model_fits_its_data(name):
     bench = get_benchmark(name)
     data = bench.data
     assert bench.name == name and isinstance(bench.params, dict) and bench.min_dense_accuracy is not None
-    logits = bench.build_model(0)(data.x_test[:5])
+    model = bench.build_model(0)
+    logits = model(data.x_test[:5])
     assert logits.shape == (5, int(data.y_train.max()) + 1)
-    assert torch.isfinite(bench.loss(logits, data.y_test[:5]))
+    assert torch.isfinite(bench.loss(model, (data.x_test[:5], data.y_test[:5])))
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -132,7 +133,7 @@ def test_params_change_the_benchmark_and_bad_params_fail():
         ("no_such_module_xyz:make", "cannot import module 'no_such_module_xyz'"),
         ("plugin_bench:missing", "has no callable 'missing'"),
         ("plugin_bench:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
-        ("plugin_bench:not_a_tuple", "expected a Benchmark or a tuple"),
+        ("plugin_bench:not_a_tuple", "expected a Task, a Benchmark or a tuple"),
         ("plugin_bench:float_labels", "integer class labels"),
         ("plugin_bench:not_a_module", "expected a torch.nn.Module"),
         (":blobs", "expected 'package.module:function'"),
@@ -180,7 +181,7 @@ def test_benchmark_data_validation():
 def test_builtin_trains_past_its_stated_dense_accuracy(dense, name):
     bench, model, accuracy = dense(name)
     assert accuracy >= bench.min_dense_accuracy
-    assert bench.evaluate(model) == pytest.approx(accuracy, abs=2 / bench.data.y_test.numel())
+    assert bench.evaluate(model) == {"accuracy": pytest.approx(accuracy, abs=2 / bench.data.y_test.numel())}
 
 
 def test_transformer_task_needs_attention(dense):
@@ -191,7 +192,7 @@ def test_transformer_task_needs_attention(dense):
         for layer in model.layers:
             layer.attn.out.weight.zero_()
             layer.attn.out.bias.zero_()
-    assert bench.evaluate(model) < (chance + accuracy) / 2
+    assert bench.evaluate(model)["accuracy"] < (chance + accuracy) / 2
 
 
 def test_dense_training_ignores_the_callers_thread_count():
@@ -253,7 +254,7 @@ def _corrupt_meta(path):
 
 def _corrupt_missing_key(path):
     entry = torch.load(path, weights_only=True)
-    del entry["accuracy"]
+    del entry["metrics"]
     torch.save(entry, path)
 
 

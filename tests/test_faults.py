@@ -157,7 +157,7 @@ def test_a_folder_in_place_of_a_cache_entry_or_its_lock_is_warned_about_and_buil
 
     trained = []
     real = cache.train_dense
-    monkeypatch.setattr(cache, "train_dense", lambda b, s: trained.append(s) or real(b, s))
+    monkeypatch.setattr(cache, "train_dense", lambda b, s, **kw: trained.append(s) or real(b, s, **kw))
     bench = get_benchmark("plugin_bench:blobs")
     entry = cache_path(bench, 0, cache_dir=tmp_path)
     folders = [entry] * ("entry" in blocked) + [entry.with_name(entry.name + ".lock")] * ("lock" in blocked)

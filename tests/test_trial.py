@@ -166,8 +166,11 @@ def test_result_is_complete_plain_data(iterative_result):
     assert r.params["scheduler"] == "iterative" and r.params["target_sparsity"] == 0.8
     assert set(r.sparsity) == set(SPARSITY_KEYS)
     assert sorted(r.train_loss) == list(range(TRAINING.steps))
-    assert sorted(r.eval_accuracy) == [9, 19, 29, 39]
-    assert r.accuracy == r.eval_accuracy[39] and 0 < r.dense_accuracy <= 1
+    assert sorted(r.eval_values) == [9, 19, 29, 39]
+    assert r.value == r.eval_values[39] and 0 < r.dense_value <= 1
+    assert (r.metric, r.direction) == ("accuracy", "maximize")
+    assert r.metrics == {"accuracy": r.value} and r.dense_metrics == {"accuracy": r.dense_value}
+    assert r.eval_metrics == {"accuracy": r.eval_values} and r.drop == r.dense_value - r.value
     assert set(r.timings) == {"baseline", "finetune", "eval", "total"}
     assert all(v >= 0 for v in r.timings.values()) and r.timings["total"] >= r.timings["finetune"]
     pruned = {row["name"] for row in r.layers if row["pruned"]}
@@ -179,7 +182,7 @@ def test_curves_are_recorded_at_mask_changes_and_evaluations(iterative_result):
     r = iterative_result
     cfg = r.pruning_config
     pruning_steps = set(range(cfg["start_step"], cfg["end_step"] + 1, cfg["pruning_frequency"]))
-    expected = pruning_steps | set(r.eval_accuracy)
+    expected = pruning_steps | set(r.eval_values)
     for curves in (r.sparsity, r.layer_sparsity, r.layer_blockwise_sparsity):
         assert all(set(curve) == expected for curve in curves.values())
 
@@ -245,17 +248,18 @@ def test_torch_settings_are_restored():
 def test_on_eval_can_stop_the_trial():
     seen = []
 
-    def on_eval(step, accuracy):
+    def on_eval(step, value):
         seen.append(step)
         if len(seen) == 2:
-            raise TrialStopped(step, accuracy)
+            raise TrialStopped(step, value)
 
     with pytest.raises(TrialStopped) as info:
         _run(benchmark="plugin_bench:blobs", on_eval=on_eval)
     assert seen == [9, 19] and info.value.step == 19
     partial = info.value.result
-    assert sorted(partial.eval_accuracy) == [9, 19] and max(partial.train_loss) == 19
-    assert partial.accuracy == info.value.accuracy == partial.eval_accuracy[19]
+    assert sorted(partial.eval_values) == [9, 19] and max(partial.train_loss) == 19
+    assert partial.value == info.value.value == partial.eval_values[19]
+    assert partial.metrics == {"accuracy": partial.value} and sorted(partial.eval_metrics["accuracy"]) == [9, 19]
 
 
 def test_nan_loss_raises_trial_diverged():

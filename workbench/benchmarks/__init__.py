@@ -1,10 +1,12 @@
-"""Benchmark models with their data, and the dense-baseline cache.
+"""Tasks (model, batches, loss, metrics, dense baseline), the built-in benchmarks, the dense cache.
 
-Built-in benchmarks (one module each, registered by name): ``mlp-digits``, ``cnn-digits`` and
-``tiny-transformer`` (nothing downloaded), and the task families on real models and data of
-:mod:`workbench.benchmarks.families` (``hf-text-classification``, ``hf-causal-lm``,
-``torchvision-classification``; optional extras, downloading on first use). Your own model plugs
-in as ``"package.module:function"`` (see :mod:`workbench.benchmarks.registry` for the contract).
+A trial runs on the :class:`Task` contract (:mod:`.task`); a :class:`Benchmark` is a Task over
+in-memory tensors. Built-in benchmarks (one module each, registered by name): ``mlp-digits``,
+``cnn-digits`` and ``tiny-transformer`` (nothing downloaded), and the task families on real models
+and data of :mod:`workbench.benchmarks.families` (``hf-text-classification``, ``hf-causal-lm``,
+``torchvision-classification``; optional extras, downloading on first use). Your own model plugs in
+as ``"package.module:function"`` returning a Task or a tensor benchmark (see
+:mod:`workbench.benchmarks.registry` for the contract).
 
 Example:
     >>> from workbench.benchmarks import get_benchmark, list_benchmarks
@@ -19,7 +21,9 @@ Example:
 from __future__ import annotations
 
 from . import cnn_digits, families, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins (extras lazily)
-from .base import Benchmark, BenchmarkData, DenseRecipe, iterate_batches, make_optimizer, seeded, torch_settings
+from .base import BenchmarkData, DenseRecipe, iterate_batches, make_optimizer, seeded, torch_settings
+from .batches import OnDevice, TensorBatches, cycle_batches, to_device
+from .benchmark import Benchmark
 from .cache import (
     CACHE_ENV,
     DEFAULT_CACHE_DIR,
@@ -31,7 +35,7 @@ from .cache import (
     train_dense,
 )
 from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
-from .task import DIRECTIONS, Task, TensorBatches, default_evaluate, default_loss, to_device
+from .task import DIRECTIONS, Task, default_evaluate, default_loss
 
 __all__ = [
     "BENCHMARKS",
@@ -43,9 +47,11 @@ __all__ = [
     "Benchmark",
     "BenchmarkData",
     "DenseRecipe",
+    "OnDevice",
     "Task",
     "TensorBatches",
     "cache_path",
+    "cycle_batches",
     "default_evaluate",
     "default_loss",
     "get_benchmark",

@@ -1,18 +1,14 @@
-"""The :class:`Benchmark` object: a model builder, its data, a dense recipe, a loss and a metric.
+"""Building blocks of tasks and benchmarks: the dense recipe, tensor data, seeding, optimizers.
 
-A benchmark is everything a trial needs that is not pruning: how to build the (seeded) model,
-the train/test tensors, how the dense baseline is trained (:class:`DenseRecipe`), the training
-loss and ``evaluate(model) -> accuracy``. Built-in benchmarks are registered by name (see
-:mod:`workbench.benchmarks.registry`); a plug-in function may return a :class:`Benchmark` too.
+:class:`DenseRecipe` says how a dense baseline is trained; :class:`BenchmarkData` holds the
+train/test tensors of a classification benchmark; :class:`seeded` runs a block under a seeded
+global RNG; :func:`make_optimizer` and :func:`torch_settings` are shared by dense training and
+the trial runner. The :class:`~workbench.benchmarks.task.Task` contract and the tensor
+:class:`~workbench.benchmarks.benchmark.Benchmark` build on them.
 
 Example:
-    >>> import torch
-    >>> data = BenchmarkData(torch.randn(32, 4), torch.arange(32) % 2, torch.randn(8, 4), torch.arange(8) % 2)
-    >>> bench = Benchmark("toy", model_fn=lambda: torch.nn.Linear(4, 2), data=data,
-    ...                   recipe=DenseRecipe(steps=10))
-    >>> model = bench.build_model(seed=0)
-    >>> 0.0 <= bench.evaluate(model) <= 1.0
-    True
+    >>> DenseRecipe(steps=10, schedule="cosine").lr_factor(0)
+    1.0
 """
 
 from __future__ import annotations
@@ -20,17 +16,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from workbench.pruner import ConfigError
 
-__all__ = ["Benchmark", "BenchmarkData", "DenseRecipe", "iterate_batches", "make_optimizer", "seeded", "torch_settings"]
+__all__ = ["BenchmarkData", "DenseRecipe", "iterate_batches", "make_optimizer", "seeded", "torch_settings"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -149,103 +144,6 @@ class seeded:
         self._fork.__exit__(*exc)
 
 
-class Benchmark:
-    """A classification benchmark: seeded model builder, data, dense recipe, loss and accuracy.
-
-    Args:
-        name: Registry name or plug-in spec (part of the cache key).
-        model_fn: Builds a fresh model; called under :class:`seeded` so its init is seeded.
-        data: A :class:`BenchmarkData` (or a zero-argument callable returning one, built lazily).
-        recipe: How the dense baseline is trained.
-        params: The benchmark's parameters (JSON-able; part of the cache key).
-        version: Bump when the model, data or recipe changes in a way the params do not show.
-        source_digest: Digest of the code that defines the benchmark (set by the registry).
-        min_dense_accuracy: The dense accuracy the benchmark is documented to reach (tests check it).
-        eval_batch_size: Batch size of :meth:`evaluate`.
-    """
-
-    metric = "accuracy"
-    """The metric :meth:`evaluate` reports and the study optimises."""
-    direction = "maximize"
-    """Accuracy is maximised."""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        model_fn: Callable[[], nn.Module],
-        data: BenchmarkData | Callable[[], BenchmarkData],
-        recipe: DenseRecipe,
-        params: dict[str, Any] | None = None,
-        version: str = "1",
-        source_digest: str = "",
-        min_dense_accuracy: float | None = None,
-        eval_batch_size: int = 1024,
-    ) -> None:
-        if not isinstance(recipe, DenseRecipe):
-            raise ConfigError(f"recipe: expected a DenseRecipe, got {type(recipe).__name__}")
-        self.name = name
-        self.model_fn = model_fn
-        self._data = data
-        self.recipe = recipe
-        self.params = dict(params or {})
-        self.version = str(version)
-        self.source_digest = source_digest
-        self.min_dense_accuracy = min_dense_accuracy
-        self.eval_batch_size = eval_batch_size
-
-    def __repr__(self) -> str:
-        return f"Benchmark({self.name!r}, params={self.params!r})"
-
-    @property
-    def data(self) -> BenchmarkData:
-        """The train/test tensors (built on first access, then kept)."""
-        if not isinstance(self._data, BenchmarkData):
-            self._data = BenchmarkData.coerce(self._data(), where=f"benchmark {self.name!r} data")
-        return self._data
-
-    def build_model(self, seed: int) -> nn.Module:
-        """A fresh model whose initial weights depend only on ``seed``."""
-        with seeded(seed):
-            model = self.model_fn()
-        if not isinstance(model, nn.Module):
-            raise ConfigError(
-                f"benchmark {self.name!r}: model_fn returned {type(model).__name__}, expected a torch.nn.Module"
-            )
-        return model
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Training loss: cross-entropy on the logits."""
-        return F.cross_entropy(outputs, targets)
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module) -> float:
-        """Test accuracy (fraction of correct argmax predictions); the model's mode is restored."""
-        was_training = model.training
-        model.eval()
-        try:
-            data = self.data
-            correct = 0
-            for start in range(0, data.x_test.shape[0], self.eval_batch_size):
-                logits = model(data.x_test[start : start + self.eval_batch_size])
-                correct += int((logits.argmax(dim=-1) == data.y_test[start : start + self.eval_batch_size]).sum())
-            return correct / data.x_test.shape[0]
-        finally:
-            model.train(was_training)
-
-    def cache_material(self, seed: int) -> dict[str, Any]:
-        """What identifies a dense baseline: name, params, seed, recipe and code version."""
-        return {
-            "benchmark": self.name,
-            "params": self.params,
-            "seed": int(seed),
-            "version": self.version,
-            "source": self.source_digest,
-            "recipe": self.recipe.to_dict(),
-            "torch": torch.__version__,
-        }
-
-
 def iterate_batches(
     n: int, batch_size: int, steps: int, generator: torch.Generator
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
@@ -277,21 +175,31 @@ def make_optimizer(
 
 
 @contextlib.contextmanager
-def torch_settings(*, threads: int = 0, deterministic: bool = True) -> Iterator[None]:
+def torch_settings(
+    *, threads: int = 0, deterministic: bool = True, device: torch.device | str = "cpu"
+) -> Iterator[None]:
     """Run the block with ``threads`` intra-op threads (0 = unchanged) and deterministic algorithms.
 
     Both settings are process-global in torch; the previous values are restored on exit, so a
-    trial bounded to one thread does not change its caller's setting.
+    trial bounded to one thread does not change its caller's setting. On a CUDA ``device``
+    deterministic algorithms are ``warn_only`` (a few CUDA kernels, e.g. some scatter and
+    index backward passes, have no deterministic version: they warn instead of failing the
+    trial) and ``CUBLAS_WORKSPACE_CONFIG`` defaults to ``:4096:8`` (what cuBLAS needs to be
+    deterministic; a value already set is kept). Results on CUDA are then reproducible on the
+    same GPU and software, up to the kernels that warned; they match the CPU up to float rounding.
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ConfigError(f"threads: must be an integer >= 0, got {threads!r}")
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         if threads > 0:
             torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=cuda)
         yield
     finally:
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)

@@ -1,25 +1,29 @@
-"""Dense baselines: trained once per (benchmark, params, seed, code version), cached on disk.
+"""Dense baselines: trained (or evaluated) once per (task, params, seed, code version), cached on disk.
 
 Every trial fine-tunes from the same dense model, as pruning research does, so the dense model is
-trained once and its weights and test accuracy are kept in a cache folder: the ``cache_dir``
+trained once and its weights and every dense metric are kept in a cache folder: the ``cache_dir``
 argument, else the environment variable ``WORKBENCH_CACHE_DIR``, else ``.workbench-cache/`` in
-the working directory (ignored by git).
+the working directory (ignored by git). A task whose ``dense`` is ``None`` (a pretrained
+checkpoint) is not trained: the built model is the dense model, and only its dense metrics are
+cached, with a checksum of the built weights (a checkpoint that changed is evaluated again), so
+a study evaluates it once.
 
-One entry is one ``.pt`` file named ``<benchmark>-seed<seed>-<key>.pt``, where ``key`` hashes the
-benchmark name, its params, the seed, its dense recipe, a digest of the source file that defines
-it, :data:`TRAINING_CODE_VERSION` and the torch version. The file holds the weights, the accuracy,
-that metadata and a SHA-256 of the weights; it is read with ``torch.load(weights_only=True)``. An
-entry that cannot be read, lacks a key, carries other metadata, fails its checksum or does not fit
-the model is logged as a warning and rebuilt, never used; so is something other than a file (a
-folder) in the place of an entry or of its lock: a warning names it and the entry (or lock) goes
-to a free name beside it (``<name>.1.pt``). Writes go to a temporary file that is
-renamed into place, and an exclusive file lock per entry makes parallel workers wait for the one
-training the baseline instead of training it twice.
+One entry is one ``.pt`` file named ``<task>-seed<seed>-<key>.pt``, where ``key`` hashes the
+task name, its params, the seed, its dense recipe, its metric, a digest of the source file that
+defines it, :data:`TRAINING_CODE_VERSION` and the torch version. The file holds the weights (CPU
+tensors: an entry does not depend on the device that trained it, and the first device to train
+it wins), the metrics, that metadata and a SHA-256 of the weights; it is read with
+``torch.load(weights_only=True)``. An entry that cannot be read, lacks a key, carries other
+metadata, fails its checksum or does not fit the model is logged as a warning and rebuilt, never
+used; so is something other than a file (a folder) in the place of an entry or of its lock: a
+warning names it and the entry (or lock) goes to a free name beside it (``<name>.1.pt``).
+Writes go to a temporary file that is renamed into place, and an exclusive file lock per entry
+makes parallel workers wait for the one training the baseline instead of training it twice.
 
 Example:
     >>> from workbench.benchmarks import get_benchmark, load_dense_baseline
-    >>> model, acc = load_dense_baseline(get_benchmark("mlp-digits"), seed=0)  # doctest: +SKIP
-    >>> acc > 0.95                                                            # doctest: +SKIP
+    >>> model, metrics = load_dense_baseline(get_benchmark("mlp-digits"), seed=0)  # doctest: +SKIP
+    >>> metrics["accuracy"] > 0.95                                                # doctest: +SKIP
     True
 """
 
@@ -41,9 +45,12 @@ import torch
 from torch import nn
 
 from workbench.infra.locks import file_lock
+from workbench.pruner import ConfigError
 
-from .base import Benchmark, iterate_batches, make_optimizer, seeded, torch_settings
+from .base import make_optimizer, seeded, torch_settings
+from .batches import OnDevice, cycle_batches, to_device
 from .registry import get_benchmark
+from .task import Task
 
 __all__ = [
     "CACHE_ENV",
@@ -67,8 +74,8 @@ DENSE_THREADS = 1
 """torch threads of dense training. CPU kernels give different bits with different thread counts,
 so a fixed count makes the cached baseline independent of the worker that happened to train it
 (these models are too small to gain much from a second thread)."""
-_FORMAT = 1
-_ENTRY_KEYS = ("format", "key", "meta", "accuracy", "state_dict", "checksum")
+_FORMAT = 2
+_ENTRY_KEYS = ("format", "key", "meta", "metrics", "state_dict", "checksum")
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -76,16 +83,16 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
 
 
-def _material(benchmark: Benchmark, seed: int) -> tuple[str, str]:
-    meta = dict(benchmark.cache_material(seed), training_code=TRAINING_CODE_VERSION)
+def _material(task: Task, seed: int) -> tuple[str, str]:
+    meta = dict(task.cache_material(seed), training_code=TRAINING_CODE_VERSION)
     text = json.dumps(meta, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
-def cache_path(benchmark: Benchmark, seed: int, *, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the dense baseline of ``benchmark`` and ``seed`` is (or would be) cached."""
-    key, _ = _material(benchmark, seed)
-    slug = re.sub(r"[^\w.-]+", "_", benchmark.name).strip("_.")[:60] or "benchmark"
+def cache_path(task: Task, seed: int, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the dense baseline of ``task`` and ``seed`` is (or would be) cached."""
+    key, _ = _material(task, seed)
+    slug = re.sub(r"[^\w.-]+", "_", task.name).strip("_.")[:60] or "benchmark"
     return resolve_cache_dir(cache_dir) / f"{slug}-seed{int(seed)}-{key[:16]}.pt"
 
 
@@ -99,15 +106,26 @@ def state_checksum(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def train_dense(benchmark: Benchmark, seed: int) -> tuple[nn.Module, float]:
-    """Train the dense model of ``benchmark`` with its recipe; returns ``(model, test accuracy)``.
+def train_dense(
+    task: Task, seed: int, *, device: torch.device | str | None = None
+) -> tuple[nn.Module, dict[str, float]]:
+    """Train the dense model of ``task`` with its recipe; returns ``(model, dense metrics)``.
 
-    Deterministic: the init, the batch order (a generator seeded with ``seed``) and any other torch
-    randomness are functions of ``seed``. Runs on :data:`DENSE_THREADS` threads, so the weights do
-    not depend on the caller's thread setting either.
+    Deterministic: the init, the batch order (a generator seeded with ``seed`` shuffles
+    :class:`~workbench.benchmarks.batches.TensorBatches`) and any other torch randomness are
+    functions of ``seed``. Runs on :data:`DENSE_THREADS` threads, so the weights do not depend on
+    the caller's thread setting either. The model is trained and evaluated on ``device`` (default
+    CPU) in fp32, and returned there.
+
+    Raises:
+        ValueError: The task has no dense recipe (``dense=None``: its built model is the dense model).
     """
-    recipe, data = benchmark.recipe, benchmark.data
-    model = benchmark.build_model(seed)
+    recipe = task.dense
+    if recipe is None:
+        raise ConfigError(f"task {task.name!r}: dense is None (the built model is the dense model); nothing to train")
+    device = torch.device(device or "cpu")
+    batches = task.training_batches(batch_size=recipe.batch_size, generator=torch.Generator().manual_seed(int(seed)))
+    model = task.build_model(seed).to(device)
     model.train()
     optimizer = make_optimizer(
         model.parameters(),
@@ -116,26 +134,39 @@ def train_dense(benchmark: Benchmark, seed: int) -> tuple[nn.Module, float]:
         momentum=recipe.momentum,
         weight_decay=recipe.weight_decay,
     )
-    generator = torch.Generator().manual_seed(int(seed))
-    with seeded(seed), torch_settings(threads=DENSE_THREADS, deterministic=True):
-        for step, (_, _, idx) in enumerate(
-            iterate_batches(data.x_train.shape[0], recipe.batch_size, recipe.steps, generator)
-        ):
+    with seeded(seed), torch_settings(threads=DENSE_THREADS, deterministic=True, device=device):
+        for step, (_, _, batch) in enumerate(cycle_batches(batches, recipe.steps)):
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * recipe.lr_factor(step)
-            loss = benchmark.loss(model(data.x_train[idx]), data.y_train[idx])
+            loss = task.loss(model, to_device(batch, device))
             if not torch.isfinite(loss):
-                raise RuntimeError(f"dense training of {benchmark.name!r} (seed {seed}) diverged: loss {loss.item()}")
+                raise RuntimeError(f"dense training of {task.name!r} (seed {seed}) diverged: loss {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        accuracy = benchmark.evaluate(model)
-    return model, accuracy
+        metrics = task.evaluate(model, OnDevice(task.eval_batches, device))
+    return model, metrics
 
 
-def _read(path: Path, model: nn.Module, key: str, meta: str) -> tuple[float | None, str]:
-    """Load ``path`` into ``model``; returns ``(accuracy, "")`` or ``(None, why it is unusable)``."""
+def _metrics_problem(metrics: Any, task: Task) -> str:
+    """Why ``metrics`` (read from an entry) is unusable, or ''."""
+    if not isinstance(metrics, dict) or task.metric not in metrics:
+        return f"no {task.metric!r} among the metrics"
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not isinstance(value, float) or math.isnan(value):
+            return f"bad metric {name!r}: {value!r}"
+        if name == "accuracy" and not 0.0 <= value <= 1.0:
+            return f"bad accuracy {value!r}"
+    return ""
+
+
+def _read(path: Path, model: nn.Module, key: str, meta: str, task: Task) -> tuple[dict[str, float] | None, str]:
+    """Load ``path`` into ``model``; returns ``(metrics, "")`` or ``(None, why it is unusable)``.
+
+    An entry of a pretrained task (``state_dict`` None) holds the checksum of the built weights
+    instead: ``model`` must still have them.
+    """
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a corrupt entry
@@ -146,18 +177,22 @@ def _read(path: Path, model: nn.Module, key: str, meta: str) -> tuple[float | No
     if missing:
         return None, f"missing keys {missing}"
     if entry["format"] != _FORMAT or entry["key"] != key or entry["meta"] != meta:
-        return None, "stale metadata (benchmark, params, seed or code version differ)"
+        return None, "stale metadata (task, params, seed or code version differ)"
+    problem = _metrics_problem(entry["metrics"], task)
+    if problem:
+        return None, problem
     state = entry["state_dict"]
+    if state is None:
+        if task.dense is not None or state_checksum(model.state_dict()) != entry["checksum"]:
+            return None, "checksum mismatch (the built model's weights are not the evaluated ones)"
+        return dict(entry["metrics"]), ""
     if not isinstance(state, dict) or state_checksum(state) != entry["checksum"]:
         return None, "checksum mismatch"
-    accuracy = entry["accuracy"]
-    if not isinstance(accuracy, float) or not math.isfinite(accuracy) or not 0.0 <= accuracy <= 1.0:
-        return None, f"bad accuracy {accuracy!r}"
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as err:
         return None, f"weights do not fit the model ({str(err)[:120]})"
-    return accuracy, ""
+    return dict(entry["metrics"]), ""
 
 
 def _write(path: Path, entry: dict[str, Any]) -> None:
@@ -186,60 +221,75 @@ def _beside(path: Path) -> Path:
 
 
 def load_dense_baseline(
-    benchmark: Benchmark, seed: int, *, cache_dir: str | os.PathLike | None = None
-) -> tuple[nn.Module, float]:
-    """The dense model of ``benchmark`` for ``seed`` and its test accuracy, trained at most once.
+    task: Task | str, seed: int, *, cache_dir: str | os.PathLike | None = None, device: torch.device | str | None = None
+) -> tuple[nn.Module, dict[str, float]]:
+    """The dense model of ``task`` for ``seed`` and its dense metrics, trained (or evaluated) at most once.
 
     Args:
-        benchmark: A :class:`Benchmark` (or a spec string for :func:`get_benchmark`).
+        task: A :class:`~workbench.benchmarks.task.Task` (or a spec string for :func:`get_benchmark`).
         seed: Seed of the model init and of the dense training's batch order.
         cache_dir: Cache folder (default: ``$WORKBENCH_CACHE_DIR`` or ``.workbench-cache``).
+        device: Where a baseline that is not cached yet is trained or evaluated (default CPU).
 
     Returns:
-        A freshly built model holding the cached dense weights (identical whether the entry was
-        just trained or read back), and the dense test accuracy.
+        A model holding the dense weights and every metric of the task's ``evaluate`` on it. With a
+        recipe: a freshly built CPU model loaded with the cached weights (identical whether the
+        entry was just trained or read back). With ``dense=None``: the built model itself (on
+        ``device`` when it was evaluated now, else where ``build_model`` put it).
     """
-    if not isinstance(benchmark, Benchmark):
-        benchmark = get_benchmark(benchmark)
-    key, meta = _material(benchmark, seed)
-    path = cache_path(benchmark, seed, cache_dir=cache_dir)
+    if not isinstance(task, Task):
+        task = get_benchmark(task)
+    key, meta = _material(task, seed)
+    path = cache_path(task, seed, cache_dir=cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(_beside(path.with_name(path.name + ".lock"))):
         path = _beside(path)
+        model = task.build_model(seed)
         if path.exists():
-            model = benchmark.build_model(seed)
-            accuracy, problem = _read(path, model, key, meta)
-            if accuracy is not None:
-                logger.debug("dense baseline of %s seed %d from %s", benchmark.name, seed, path)
-                return model, accuracy
+            metrics, problem = _read(path, model, key, meta, task)
+            if metrics is not None:
+                logger.debug("dense baseline of %s seed %d from %s", task.name, seed, path)
+                return model, metrics
             logger.warning("dense baseline cache entry %s is unusable: %s; retraining", path, problem)
-        logger.info(
-            "training the dense baseline of %s (seed %d), once per benchmark and seed; later trials reuse it",
-            benchmark.name,
-            seed,
-        )
         start = time.perf_counter()
-        trained, accuracy = train_dense(benchmark, seed)
-        state = {k: v.detach().clone() for k, v in trained.state_dict().items()}
+        if task.dense is None:
+            logger.info(
+                "evaluating the dense (built) model of %s (seed %d) once; later trials reuse it", task.name, seed
+            )
+            checksum = state_checksum(model.state_dict())
+            model.to(device or "cpu")
+            with seeded(seed), torch_settings(threads=0, deterministic=True, device=device or "cpu"):
+                metrics = task.evaluate(model, OnDevice(task.eval_batches, device or "cpu"))
+            state = None
+        else:
+            logger.info(
+                "training the dense baseline of %s (seed %d), once per benchmark and seed; later trials reuse it",
+                task.name,
+                seed,
+            )
+            trained, metrics = train_dense(task, seed, device=device)
+            state = {k: v.detach().to("cpu", copy=True) for k, v in trained.state_dict().items()}
+            checksum = state_checksum(state)
         _write(
             path,
             {
                 "format": _FORMAT,
                 "key": key,
                 "meta": meta,
-                "accuracy": float(accuracy),
+                "metrics": {str(k): float(v) for k, v in metrics.items()},
                 "state_dict": state,
-                "checksum": state_checksum(state),
+                "checksum": checksum,
             },
         )
         logger.info(
-            "trained dense baseline of %s seed %d in %.1fs: accuracy %.4f -> %s",
-            benchmark.name,
+            "dense baseline of %s seed %d in %.1fs: %s %.4f -> %s",
+            task.name,
             seed,
             time.perf_counter() - start,
-            accuracy,
+            task.metric,
+            metrics[task.metric],
             path,
         )
-    model = benchmark.build_model(seed)
-    model.load_state_dict(state, strict=True)
-    return model, float(accuracy)
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    return model, dict(metrics)

@@ -14,7 +14,8 @@ from torch import nn
 
 from workbench.pruner import ConfigError
 
-from .base import Benchmark, DenseRecipe
+from .base import DenseRecipe
+from .benchmark import Benchmark
 from .digits import digits_data
 from .registry import register_benchmark
 

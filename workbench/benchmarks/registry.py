@@ -2,12 +2,15 @@
 
 A built-in benchmark is one module holding a factory decorated with :func:`register_benchmark`;
 the factory takes the benchmark's parameters as keyword arguments (all with defaults) and returns
-a :class:`~workbench.benchmarks.base.Benchmark`.
+a :class:`~workbench.benchmarks.task.Task` (a :class:`~workbench.benchmarks.benchmark.Benchmark`
+is one).
 
 Plug-in contract (your own model, no workbench code edited): ``get_benchmark("pkg.mod:fn",
 **params)`` imports ``pkg.mod`` and calls ``fn(**params)``, which returns either
 
-* a :class:`~workbench.benchmarks.base.Benchmark` (full control: recipe, loss, metric), or
+* a :class:`~workbench.benchmarks.task.Task` (full control: any model, batches (a ``DataLoader``,
+  dict batches), loss, metrics and their direction, a dense recipe or a pretrained model), or a
+  :class:`~workbench.benchmarks.benchmark.Benchmark` (a Task over in-memory tensors), or
 * a tuple ``(model, data)`` or ``(model, data, recipe)``: ``model`` a fresh ``torch.nn.Module``
   (classifier returning logits); ``data`` a dict with ``x_train, y_train, x_test, y_test``
   tensors (or a 4-tuple; labels are 1-D integer classes); ``recipe`` an optional
@@ -42,24 +45,26 @@ from torch import nn
 from workbench.infra.plugins import PluginError, call_plugin, import_module
 from workbench.pruner import ConfigError, Registry
 
-from .base import Benchmark, BenchmarkData, DenseRecipe, seeded
+from .base import BenchmarkData, DenseRecipe, seeded
+from .benchmark import Benchmark
+from .task import Task
 
 __all__ = ["BENCHMARKS", "DEFAULT_PLUGIN_RECIPE", "get_benchmark", "list_benchmarks", "register_benchmark"]
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS: Registry[Callable[..., Benchmark]] = Registry("benchmark")
+BENCHMARKS: Registry[Callable[..., Task]] = Registry("benchmark")
 """Registered benchmark factories by name (the library's one registry class)."""
 
 DEFAULT_PLUGIN_RECIPE = DenseRecipe(steps=300, batch_size=64, lr=1e-3, optimizer="adamw")
 """Dense recipe of a plug-in that returns ``(model, data)`` without a recipe."""
 
 
-def register_benchmark(name: str) -> Callable[[Callable[..., Benchmark]], Callable[..., Benchmark]]:
+def register_benchmark(name: str) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
     """Class/function decorator registering a benchmark factory under ``name``.
 
     Example:
-        >>> from workbench.benchmarks.base import Benchmark
+        >>> from workbench.benchmarks import Benchmark
         >>> @register_benchmark("my-bench-doc")            # doctest: +SKIP
         ... def my_bench(width: int = 8) -> Benchmark: ...
     """
@@ -102,8 +107,10 @@ def _call(factory: Callable[..., Any], params: dict[str, Any], spec: str) -> Any
     return call_plugin(factory, f"benchmark {spec!r}", **params)
 
 
-def get_benchmark(spec: str, **params: Any) -> Benchmark:
-    """The benchmark named ``spec`` (a registered name or ``"package.module:function"``).
+def get_benchmark(spec: str | Task, **params: Any) -> Task:
+    """The task named ``spec`` (a registered name or ``"package.module:function"``).
+
+    A :class:`~workbench.benchmarks.task.Task` given as ``spec`` is returned as it is.
 
     Args:
         spec: A name from :func:`list_benchmarks` or a plug-in ``"package.module:function"``.
@@ -113,7 +120,7 @@ def get_benchmark(spec: str, **params: Any) -> Benchmark:
         ValueError: Unknown name, bad import path, missing function, unknown parameter or a
             plug-in returning the wrong thing; the message names ``spec`` and the registered names.
     """
-    if isinstance(spec, Benchmark):
+    if isinstance(spec, Task):
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(
@@ -121,8 +128,8 @@ def get_benchmark(spec: str, **params: Any) -> Benchmark:
         )
     if spec in BENCHMARKS:
         bench = _call(BENCHMARKS[spec], params, spec)
-        if not isinstance(bench, Benchmark):
-            raise ConfigError(f"benchmark {spec!r}: factory returned {type(bench).__name__}, expected Benchmark")
+        if not isinstance(bench, Task):
+            raise ConfigError(f"benchmark {spec!r}: factory returned {type(bench).__name__}, expected a Task")
         bench.source_digest = bench.source_digest or _source_digest(BENCHMARKS[spec])
         return bench
     if ":" not in spec:
@@ -133,7 +140,7 @@ def get_benchmark(spec: str, **params: Any) -> Benchmark:
     return _load_plugin(spec, params)
 
 
-def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
+def _load_plugin(spec: str, params: dict[str, Any]) -> Task:
     module_name, _, func_name = spec.partition(":")
     hint = f"registered: {_registered()}"
     if not module_name or not func_name:
@@ -150,7 +157,7 @@ def _load_plugin(spec: str, params: dict[str, Any]) -> Benchmark:
     with seeded(0):
         first = _call(func, params, spec)
     digest = _source_digest(module)
-    if isinstance(first, Benchmark):
+    if isinstance(first, Task):
         first.source_digest = first.source_digest or digest
         first.params = first.params or dict(params)
         return first
@@ -166,7 +173,7 @@ def _unpack(value: Any, spec: str, hint: str) -> tuple[Any, BenchmarkData, Dense
     if not isinstance(value, tuple) or len(value) not in (2, 3):
         raise ConfigError(
             f"benchmark {spec!r}: the function returned {type(value).__name__}; expected a "
-            f"Benchmark or a tuple (model, data[, recipe]); {hint}"
+            f"Task, a Benchmark or a tuple (model, data[, recipe]); {hint}"
         )
     model, data = value[0], value[1]
     if not isinstance(model, nn.Module):

@@ -17,6 +17,13 @@ A task is everything a trial needs that is not pruning:
 * ``dense``: a :class:`~workbench.benchmarks.base.DenseRecipe` to train the dense baseline (then
   cached), or ``None``: the built model is already the dense model (a pretrained checkpoint).
 
+Batch size and order: :class:`TensorBatches` are re-batched by the trial with
+``training.batch_size`` (by dense training with the recipe's ``batch_size``) and shuffled by a
+generator seeded from the seed, so the order is reproducible. Any other loader keeps its own
+batch size (``training.batch_size`` and the recipe's ``batch_size`` do not apply; the trial logs
+that once) and its own order (a ``DataLoader`` that shuffles draws from the global torch RNG,
+which the trial seeds).
+
 Example:
     >>> import torch
     >>> x, y = torch.randn(32, 4), torch.arange(32) % 2
@@ -41,31 +48,13 @@ from torch.nn import functional as F
 
 from workbench.pruner import ConfigError
 
-from .base import DenseRecipe
+from .base import DenseRecipe, seeded
+from .batches import TensorBatches, to_device
 
 __all__ = ["DIRECTIONS", "Task", "TensorBatches", "default_evaluate", "default_loss", "to_device"]
 
 DIRECTIONS = ("maximize", "minimize")
 """Allowed values of :attr:`Task.direction`."""
-
-
-def to_device(batch: Any, device: torch.device | str) -> Any:
-    """``batch`` with every tensor inside (tuples, lists, dicts, nested) moved to ``device``.
-
-    Anything that is not a tensor or a container of them is returned unchanged; a mapping type
-    with a ``to`` method (a Hugging Face ``BatchEncoding``) is moved with it.
-    """
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        if hasattr(batch, "to") and not isinstance(batch, dict):
-            return batch.to(device)
-        return {key: to_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple keeps its type
-        return type(batch)(*(to_device(value, device) for value in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(value, device) for value in batch)
-    return batch
 
 
 def _split(batch: Any, where: str) -> tuple[Any, torch.Tensor]:
@@ -129,59 +118,6 @@ def default_evaluate(model: nn.Module, batches: Iterable[Any]) -> dict[str, floa
     if total == 0:
         raise ConfigError("eval_batches: yielded no samples")
     return {"accuracy": correct / total}
-
-
-class TensorBatches:
-    """A re-iterable of ``(inputs, labels)`` mini-batches over in-memory tensors.
-
-    Each iteration is one epoch; with ``shuffle`` its order is a fresh permutation drawn from
-    ``generator`` (the trial runner passes one seeded from the trial seed, so the batch order is a
-    pure function of it), else from the global torch RNG. The last batch may be smaller.
-
-    Args:
-        inputs: Tensor with the sample dimension first.
-        labels: Tensor with as many samples as ``inputs``.
-        batch_size: Samples per batch (>= 1).
-        shuffle: Permute the samples every epoch.
-        generator: The ``torch.Generator`` of the permutation (``None``: global RNG).
-    """
-
-    def __init__(
-        self,
-        inputs: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        batch_size: int,
-        shuffle: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor):
-            raise ConfigError(
-                f"TensorBatches: inputs and labels must be tensors, got {type(inputs).__name__}, "
-                f"{type(labels).__name__}"
-            )
-        if inputs.dim() < 1 or labels.dim() < 1 or inputs.shape[0] != labels.shape[0] or labels.shape[0] == 0:
-            raise ConfigError(
-                f"TensorBatches: inputs {tuple(inputs.shape)} and labels {tuple(labels.shape)} need the "
-                f"same number (>= 1) of samples first"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
-        self.inputs, self.labels = inputs, labels
-        self.batch_size, self.shuffle, self.generator = batch_size, bool(shuffle), generator
-
-    def __len__(self) -> int:
-        return -(-self.labels.shape[0] // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.labels.shape[0]
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                yield self.inputs[start : start + self.batch_size], self.labels[start : start + self.batch_size]
-            else:
-                idx = order[start : start + self.batch_size]
-                yield self.inputs[idx], self.labels[idx]
 
 
 Batches = Iterable[Any] | Callable[[], Iterable[Any]]
@@ -248,6 +184,8 @@ class Task:
         self.metric, self.direction, self.dense = metric, direction, dense
         self.params = dict(params or {})
         self.version = str(version)
+        self.source_digest = ""
+        """Digest of the code that defines the task (set by the registry; part of the cache key)."""
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, metric={self.metric!r}, direction={self.direction!r})"
@@ -273,12 +211,42 @@ class Task:
         self._eval = self._materialise(self._eval, "eval_batches")
         return self._eval
 
-    def build_model(self) -> nn.Module:
-        """A fresh model from ``build_model``; anything but an ``nn.Module`` is a ValueError."""
-        model = self._build_model()
+    def build_model(self, seed: int | None = None) -> nn.Module:
+        """A fresh model from ``build_model``; anything but an ``nn.Module`` is a ValueError.
+
+        With ``seed`` it is built under :class:`~workbench.benchmarks.base.seeded` (its random
+        init depends only on the seed; the caller's RNG state is left alone).
+        """
+        if seed is None:
+            model = self._build_model()
+        else:
+            with seeded(seed):
+                model = self._build_model()
         if not isinstance(model, nn.Module):
             raise ConfigError(f"task {self.name!r}: build_model returned {type(model).__name__}, expected nn.Module")
         return model
+
+    def training_batches(self, *, batch_size: int, generator: torch.Generator | None) -> Iterable[Any]:
+        """The training batches to iterate: :class:`TensorBatches` re-batched with ``batch_size``
+        and shuffled by ``generator`` (a seeded order); any other loader as it is (its own batch
+        size and order)."""
+        batches = self.train_batches
+        if isinstance(batches, TensorBatches):
+            return batches.rebatched(batch_size=batch_size, generator=generator)
+        return batches
+
+    def cache_material(self, seed: int) -> dict[str, Any]:
+        """What identifies a dense baseline: name, params, seed, version, code, recipe and metric."""
+        return {
+            "benchmark": self.name,
+            "params": self.params,
+            "seed": int(seed),
+            "version": self.version,
+            "source": self.source_digest,
+            "recipe": None if self.dense is None else self.dense.to_dict(),
+            "metric": self.metric,
+            "torch": torch.__version__,
+        }
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """The training loss of ``batch`` (a scalar tensor)."""

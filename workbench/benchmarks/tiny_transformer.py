@@ -23,7 +23,8 @@ from torch.nn import functional as F
 
 from workbench.pruner import ConfigError
 
-from .base import Benchmark, BenchmarkData, DenseRecipe
+from .base import BenchmarkData, DenseRecipe
+from .benchmark import Benchmark
 from .registry import register_benchmark
 
 __all__ = ["SelfAttention", "TinyTransformer", "counting_task", "tiny_transformer"]

@@ -6,7 +6,10 @@ processes at exactly the requested total.
 
 :func:`run_workers` spawns the N workers (each with ``max(1, cores // N)`` torch threads unless
 the experiment asks for fewer), draws a progress bar and, on Ctrl-C, passes the interrupt to
-the workers, waits for them to close their trials and runs, and re-raises.
+the workers, waits for them to close their trials and runs, and re-raises. With several visible
+GPUs and ``training.device`` ``auto`` or ``cuda``, worker ``i`` sees only GPU ``i mod n``
+(``CUDA_VISIBLE_DEVICES``, set in the worker before CUDA starts; see
+:func:`~workbench.trial.devices.worker_gpu`).
 
 Example:
     >>> run_workers(experiment, spec="optuna.journal", total=12, workers=2,   # doctest: +SKIP
@@ -41,6 +44,7 @@ from workbench.study.objective import Objective, TrialRunner
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.tracking import Tracker
 from workbench.tracking.server import wait_for_server
+from workbench.trial.devices import visible_gpus, worker_gpu
 
 __all__ = ["WorkerError", "run_workers", "thread_budget", "warm_up_torch"]
 
@@ -64,6 +68,8 @@ def _worker(job: dict[str, Any]) -> None:
     start-up cannot leave a traceback; SIGINT and SIGTERM interrupt it once it is set up.
     """
     study = tracker = None
+    if job.get("gpu") is not None:  # before anything starts CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = job["gpu"]
     warm_up_torch()  # while SIGINT is still ignored
     guard = interrupt_guard()
     try:
@@ -157,10 +163,12 @@ def run_workers(
         "spool": spool,
         "runner": runner,
     }
-    procs = [
-        ctx.Process(target=_worker, args=(dict(base, index=i),), name=f"workbench-worker-{i}") for i in range(workers)
-    ]
+    gpus = visible_gpus()
+    jobs = [dict(base, index=i, gpu=worker_gpu(i, experiment.training.device, gpus)) for i in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(job,), name=f"workbench-worker-{job['index']}") for job in jobs]
     _log.info("%d workers, %d torch threads each, tracking %s", workers, threads, redact_url(tracking_uri))
+    if any(job["gpu"] is not None for job in jobs):
+        _log.info("GPUs (CUDA_VISIBLE_DEVICES) of the workers: %s", ", ".join(str(job["gpu"]) for job in jobs))
     study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
     try:
         with ignoring_sigint():  # the workers inherit "ignore SIGINT" until they are set up

@@ -2,12 +2,14 @@
 
 Owns the search dimensions (:mod:`.space`, the one table every other layer reads), the mapping
 from a point of the search space to an INC-style pruning config (:mod:`.config`), the trial's
-types (:mod:`.types`) and the fine-tuning loop that runs the pruner's hooks (:mod:`.runner`).
+types (:mod:`.types`), where a trial runs (:mod:`.devices`: ``training.device`` and
+``precision``) and the fine-tuning loop that runs the pruner's hooks (:mod:`.runner`, :mod:`.loop`).
 May import :mod:`workbench.pruner`, :mod:`workbench.benchmarks` and :mod:`workbench.infra`; knows
 nothing of Optuna or MLflow.
 """
 
 from workbench.trial.config import build_pruning_config, search_params
+from workbench.trial.devices import resolve_device, worker_gpu
 from workbench.trial.runner import run_trial
 from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
@@ -18,6 +20,8 @@ __all__ = [
     "TrialResult",
     "TrialStopped",
     "build_pruning_config",
+    "resolve_device",
     "run_trial",
     "search_params",
+    "worker_gpu",
 ]

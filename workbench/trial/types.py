@@ -7,6 +7,7 @@ decides where it goes.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -24,6 +25,10 @@ TRAINING_BOUNDS = {
 """Largest allowed value of each integer ``training`` field: a million fine-tuning steps is days
 of CPU per trial (a bigger number is a typo that would hang the study); torch takes at most
 1024 threads here."""
+DEVICE_FORMS = ("auto", "cpu", "cuda", "cuda:N")
+"""Allowed forms of ``training.device`` (``N``: a CUDA device index, ``0 <= N < device count``)."""
+PRECISIONS = ("fp32", "bf16")
+"""Allowed ``training.precision``: fp32, or bf16 autocast for the forward pass and loss."""
 SPARSITY_KEYS = ("elementwise_over_matmul_gemm_conv", "elementwise_over_all", "blockwise_over_matmul_gemm_conv")
 """Keys of :attr:`TrialResult.sparsity` (MLflow: ``sparsity/<key>``), in ``get_sparsity_ratio``'s order."""
 
@@ -44,6 +49,12 @@ class TrainingConfig:
         start_fraction: Pruning starts at ``round(start_fraction * steps)`` (at least step 1).
         end_fraction: Pruning ends at ``round(end_fraction * steps)`` for iterative schedules.
         threads: torch intra-op threads for this trial (0 = leave torch's setting alone).
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"`` or
+            ``"cuda:N"``. Validated here by form; whether the machine has it is checked by
+            :func:`workbench.trial.devices.resolve_device` before any training.
+        precision: ``"fp32"``, or ``"bf16"``: the fine-tuning forward pass and loss run under
+            ``torch.autocast(dtype=bfloat16)`` (weights, gradients, optimizer and evaluation stay
+            fp32; on the CPU it works too, but is slow on most CPUs and meant for GPUs).
     """
 
     steps: int = 200
@@ -57,6 +68,8 @@ class TrainingConfig:
     start_fraction: float = 0.1
     end_fraction: float = 0.7
     threads: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         """Validate every field; ``ValueError`` names ``training.<field>``, the value and the bound."""
@@ -84,6 +97,14 @@ class TrainingConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"training.optimizer: {self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}"
+            )
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,4})?", self.device):
+            raise ConfigError(
+                f"training.device: {self.device!r} is not allowed; allowed: {', '.join(DEVICE_FORMS)} (N a GPU index)"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"training.precision: {self.precision!r} is not allowed; allowed: {', '.join(PRECISIONS)}"
             )
         if not 0.0 <= self.start_fraction <= self.end_fraction <= 1.0:
             raise ConfigError(
