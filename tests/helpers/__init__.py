@@ -6,4 +6,6 @@
 - :mod:`helpers.analysis_store`: an MLflow store with known runs and curves, for analysis.
 - :mod:`helpers.pruner`: small models and a training loop for the pruner library.
 - :mod:`helpers.postgres`: a throw-away PostgreSQL server and an MLflow server on it.
+- :mod:`helpers.hf_tiny`: a local word-level tokenizer, tiny BERT/GPT-2 configs and text splits
+  (imports transformers: only after ``pytest.importorskip("transformers")``).
 """

@@ -2,14 +2,17 @@
 
 A trial runs on the :class:`Task` contract (:mod:`.task`); a :class:`Benchmark` is a Task over
 in-memory tensors. Built-in benchmarks (one module each, registered by name): ``mlp-digits``,
-``cnn-digits`` and ``tiny-transformer``. Your own model plugs in as ``"package.module:function"``
-returning a Task or a tensor benchmark (see :mod:`workbench.benchmarks.registry` for the
-contract). Nothing is downloaded at run time.
+``cnn-digits`` and ``tiny-transformer`` (nothing downloaded), and the task families on real models
+and data of :mod:`workbench.benchmarks.families` (``hf-text-classification``, ``hf-causal-lm``,
+``torchvision-classification``; optional extras, downloading on first use). Your own model plugs in
+as ``"package.module:function"`` returning a Task or a tensor benchmark (see
+:mod:`workbench.benchmarks.registry` for the contract).
 
 Example:
     >>> from workbench.benchmarks import get_benchmark, list_benchmarks
-    >>> list_benchmarks()
-    ['cnn-digits', 'mlp-digits', 'tiny-transformer']
+    >>> list_benchmarks()  # doctest: +NORMALIZE_WHITESPACE
+    ['cnn-digits', 'hf-causal-lm', 'hf-text-classification', 'mlp-digits', 'tiny-transformer',
+     'torchvision-classification']
     >>> bench = get_benchmark("mlp-digits")
     >>> tuple(bench.data.x_train.shape), bench.recipe.steps
     ((1347, 64), 600)
@@ -17,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from . import cnn_digits, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins
+from . import cnn_digits, families, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins (extras lazily)
 from .base import BenchmarkData, DenseRecipe, iterate_batches, make_optimizer, seeded, torch_settings
 from .batches import OnDevice, TensorBatches, cycle_batches, to_device
 from .benchmark import Benchmark
