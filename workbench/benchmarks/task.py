@@ -17,7 +17,8 @@ A task is everything a trial needs that is not pruning:
 * ``dense``: a :class:`~workbench.benchmarks.base.DenseRecipe` to train the dense baseline (then
   cached), or ``None``: the built model is already the dense model (a pretrained checkpoint).
 
-Batch size and order: :class:`TensorBatches` are re-batched by the trial with
+Batch size and order: :class:`TensorBatches` (and any batches with a ``rebatched`` method, as the
+built-in families' have) are re-batched by the trial with
 ``training.batch_size`` (by dense training with the recipe's ``batch_size``) and shuffled by a
 generator seeded from the seed, so the order is reproducible. Any other loader keeps its own
 batch size (``training.batch_size`` and the recipe's ``batch_size`` do not apply; the trial logs
@@ -227,13 +228,22 @@ class Task:
         return model
 
     def training_batches(self, *, batch_size: int, generator: torch.Generator | None) -> Iterable[Any]:
-        """The training batches to iterate: :class:`TensorBatches` re-batched with ``batch_size``
-        and shuffled by ``generator`` (a seeded order); any other loader as it is (its own batch
-        size and order)."""
+        """The training batches to iterate.
+
+        Batches that can be re-batched (they have ``rebatched(batch_size=, generator=)``, as
+        :class:`TensorBatches` and the built-in families' batches do) are re-batched with
+        ``batch_size`` and shuffled by ``generator`` (a seeded order); any other loader (a
+        ``DataLoader``) is used as it is, with its own batch size and order.
+        """
         batches = self.train_batches
-        if isinstance(batches, TensorBatches):
-            return batches.rebatched(batch_size=batch_size, generator=generator)
+        if self.rebatchable:
+            return batches.rebatched(batch_size=batch_size, generator=generator)  # type: ignore[attr-defined]
         return batches
+
+    @property
+    def rebatchable(self) -> bool:
+        """Whether :meth:`training_batches` re-batches the training batches (they have ``rebatched``)."""
+        return callable(getattr(self.train_batches, "rebatched", None))
 
     def cache_material(self, seed: int) -> dict[str, Any]:
         """What identifies a dense baseline: name, params, seed, version, code, recipe and metric."""

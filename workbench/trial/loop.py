@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from workbench.benchmarks import OnDevice, Task, TensorBatches, cycle_batches, make_optimizer, to_device
+from workbench.benchmarks import OnDevice, Task, cycle_batches, make_optimizer, to_device
 from workbench.pruner import get_sparsity_ratio, prepare_pruning
 from workbench.trial.devices import autocast
 from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged
@@ -73,7 +73,7 @@ class Recorder:
 def _training_batches(task: Task, training: TrainingConfig, seed: int) -> Any:
     """The task's training batches: tensors re-batched with ``training.batch_size`` in a seeded order."""
     generator = torch.Generator().manual_seed(stream_seed(seed, "batches"))
-    if not isinstance(task.train_batches, TensorBatches) and task.name not in _ANNOUNCED:
+    if not task.rebatchable and task.name not in _ANNOUNCED:
         _ANNOUNCED.add(task.name)
         logger.info(
             "task %s: its train_batches (%s) keep their own batch size; training.batch_size (%d) does not apply",
