@@ -61,8 +61,8 @@ def spool_store(store, tmp_path):
 def test_a_trials_logging_round_trips_through_the_spool_exactly(spool_store):
     tracker, exp_id = spool_store
     run_id = tracker.trial_run(exp_id, parent_run_id=None, run_name="t")
-    result = dataclasses.replace(make_result(), accuracy=float("nan"), train_loss={1: float("inf"), 2: 0.5})
-    tracker.log_partial(run_id, {"pattern": "2:4", "lr": 0.1}, pruning_config={"a": [1, 2]}, eval_accuracy={5: 0.7})
+    result = dataclasses.replace(make_result(), value=float("nan"), train_loss={1: float("inf"), 2: 0.5})
+    tracker.log_partial(run_id, {"pattern": "2:4", "lr": 0.1}, pruning_config={"a": [1, 2]}, eval_values={5: 0.7})
     tracker.log_result(run_id, result, {"pattern": "2:4", "target_sparsity": 0.5}, ts=123)
     queued = [(m, a, dict(k)) for m, a, k in tracker._calls[run_id]]
     tracker.finish(run_id, "FAIL", "diverged")
