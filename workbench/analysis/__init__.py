@@ -27,6 +27,7 @@ from workbench.analysis.frames import (
     param_importances,
     trials_frame,
 )
+from workbench.analysis.goal import metric_of, summary_columns
 from workbench.analysis.stats import (
     best_at_matched_sparsity,
     best_by,
@@ -48,6 +49,7 @@ __all__ = [
     "global_curves_frame",
     "latest_experiment",
     "metric_history_frame",
+    "metric_of",
     "param_importances",
     "pareto_front",
     "pick_trials",
@@ -59,6 +61,7 @@ __all__ = [
     "plot_layer_heatmap",
     "plot_metric_by_group",
     "seed_spread",
+    "summary_columns",
     "trials_frame",
     "variance_explained",
 ]

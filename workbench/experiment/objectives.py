@@ -20,12 +20,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from workbench.experiment.dims import fail, mapping
 
-if TYPE_CHECKING:
-    from workbench.experiment.schema import Experiment
+Experiment = TypeVar("Experiment")
+"""A :class:`workbench.experiment.Experiment` (not imported: the schema imports this module)."""
 
 __all__ = ["DIRECTIONS", "parse_benchmark_params", "parse_objectives", "with_task", "with_task_objectives"]
 
