@@ -161,6 +161,8 @@ class Objective:
             )
         except TrialStopped as stop:
             raise optuna.TrialPruned(str(stop)) from None
+        if result.metric != exp.metric:  # Optuna would optimise the wrong number, maybe the wrong way
+            raise ValueError(f"metric: the trial reported {result.metric!r}; the study optimises {exp.metric!r}")
         sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
         trial.set_user_attr("sparsity", sparsity)
         trial.set_user_attr("dense_value", result.dense_value)
