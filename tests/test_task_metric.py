@@ -94,7 +94,7 @@ def test_the_tracker_tags_the_metric_and_writes_benchmark_params_to_trial_yaml(s
 def test_a_study_minimises_the_tasks_metric_and_its_summaries_pick_the_lowest(store, caplog):
     with caplog.at_level(logging.INFO, logger="workbench.study.workers"):
         study = run_study(parse_experiment(_experiment("lm-one")), tracking_uri=store, runner=PERPLEXITY)
-    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE and study.metric_names == ["perplexity"]
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert study.best_value == min(t.value for t in done) and study.best_value < max(t.value for t in done)
     lines = [r.getMessage() for r in caplog.records if r.name == "workbench.study.workers"]
@@ -144,6 +144,7 @@ def test_a_two_objective_study_minimises_the_metric_and_maximises_sparsity(store
     data = _experiment("lm-two", objectives=["perplexity", "sparsity"], sampler="nsga2", n_trials=8)
     study = run_study(parse_experiment(data), tracking_uri=store, runner=PERPLEXITY)
     assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    assert study.metric_names == ["perplexity", "sparsity"]  # what optuna-dashboard shows
     rows = result_rows(study)
     shown = front(rows, metric="perplexity", direction="minimize")
     for row in rows:  # nothing off the front is both sparser and lower in perplexity than a front point

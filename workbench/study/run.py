@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
 from typing import Any
 
 import optuna
@@ -178,6 +179,9 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
             pruner=make_pruner(experiment),
         )
         study.sampler = make_sampler(experiment)
+        with warnings.catch_warnings():  # experimental in Optuna; optuna-dashboard names the objectives with it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(experiment.study.objectives))
         exp_id = tracker.experiment_id(experiment.name, description=experiment.description or None)
         study_params = {
             "benchmark": experiment.benchmark,
