@@ -1,8 +1,9 @@
 """Analysis of finished studies: tidy pandas frames from MLflow, statistics and figures.
 
 Owns what the notebooks call: frames of trials and curves read from an MLflow store
-(:mod:`.frames`, :mod:`.store`), the statistics over them (:mod:`.stats`: Pareto front, best per
-knob, seed spread, variance explained) and their figures (:mod:`.figures`). May import every
+(:mod:`.frames`, :mod:`.store`), which metric the trials optimise and which way is better
+(:mod:`.goal`), the statistics over them (:mod:`.stats`: Pareto front, best per knob, seed
+spread, variance explained) and their figures (:mod:`.figures`). May import every
 layer below the CLI except the CLI itself; nothing imports it but the CLI and notebooks.
 
 Example:
