@@ -206,3 +206,24 @@ def test_bad_benchmark_params_fail_before_the_study_starts(store):
     runner = TrialRunner(build_config=fake_build_pruning_config, run=_recording_run)
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['hiden'\]"):
         run_study(parse_experiment(data), tracking_uri=store, runner=runner)
+
+
+def test_worker_processes_minimise_the_tasks_metric_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SPOOL_DIR", str(tmp_path / "spool"))
+    uri = f"sqlite:///{tmp_path}/workers.db"
+    study = run_study(
+        parse_experiment(_experiment("lm-workers", n_trials=4)),
+        workers=2,
+        storage=str(tmp_path / "optuna.journal"),
+        tracking_uri=uri,
+        runner=PERPLEXITY,
+    )
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 4
+    client = Tracker(uri).client
+    for trial in done:
+        if "repeat_of" in trial.user_attrs:
+            continue
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.data.metrics["perplexity"] == trial.value and run.data.tags["workbench.direction"] == "minimize"
