@@ -34,3 +34,21 @@ def not_a_module():
 
 
 NOT_CALLABLE = 3
+
+
+def perplexity_blobs(width: int = 8):
+    """``blobs`` as a task whose metric is minimised: it names ``perplexity`` (lower is better).
+
+    Only its metric and direction matter to the tests that use it (validation of
+    ``study.objectives`` against the task's metric); it is never trained.
+    """
+    from workbench.benchmarks import Benchmark, DenseRecipe
+
+    class Perplexity(Benchmark):
+        metric = "perplexity"
+        direction = "minimize"
+
+    model, data, recipe = blobs(width)
+    return Perplexity(
+        "plugin_bench:perplexity_blobs", model_fn=lambda: model, data=lambda: data, recipe=DenseRecipe(**recipe)
+    )

@@ -81,6 +81,18 @@ def _run_main(argv, capsys):
         ({"study__objectives": ["accuracy", "sparsity"], "study__pruner": "median"}, "study.pruner: 'median' needs"),
         ({"training__steps": -1}, "training.steps: must be >= 1"),
         ({"search_space__scheduler": ...}, "search_space.scheduler: missing"),
+        (
+            {"study__objectives": ["perplexity"]},
+            "study.objectives: ['perplexity'] is not allowed; allowed: [accuracy] or [accuracy, sparsity]",
+        ),
+        (
+            {
+                "benchmark": "plugin_bench:perplexity_blobs"
+            },  # quick.yaml asks for accuracy; this task minimises perplexity
+            "study.objectives: ['accuracy'] is not allowed; allowed: [perplexity] or [perplexity, sparsity]",
+        ),
+        ({"benchmark_params": [8]}, "benchmark_params: expected a mapping"),
+        ({"benchmark_params": {"hiden": 8}}, "unknown parameter(s) ['hiden']"),
     ],
 )
 def test_invalid_experiment_exits_2_with_one_line(tmp_path, capsys, changes, words):
@@ -203,6 +215,24 @@ def test_run_one_trial_with_overrides(tmp_path, monkeypatch, capsys):
     params = runs[0].data.params
     assert params["pattern"] == "2:4" and float(params["target_sparsity"]) == 0.5
     assert float(params["requested_target_sparsity"]) == 0.8 and params["training.steps"] == "12"
+
+
+@pytest.mark.slow
+def test_benchmark_params_reach_the_run_and_its_rerun(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/runs.db"
+    path = _quick_with(tmp_path, benchmark_params={"hidden": 8}, training__steps=10, training__eval_every=5)
+    assert main(["run", str(path), "--tracking-uri", uri]) == 0
+    assert capsys.readouterr().out.startswith("run ")
+    client = MlflowClient(uri)
+    (source,) = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
+    assert source.data.params["benchmark.hidden"] == "8" and source.data.tags["workbench.metric"] == "accuracy"
+    assert main(["rerun", source.info.run_id, "--tracking-uri", uri]) == 0  # built with hidden=8 again
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "reproduced exactly" in out, out
+    rerun = client.search_runs([source.info.experiment_id], f"tags.`workbench.rerun_of` = '{source.info.run_id}'")[0]
+    assert rerun.data.params["benchmark.hidden"] == "8"
+    assert rerun.data.metrics["accuracy"] == source.data.metrics["accuracy"]
 
 
 @pytest.mark.slow

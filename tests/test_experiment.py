@@ -97,7 +97,12 @@ def test_base_is_valid_and_parsed():
         ("search_space", ["pattern"], "search_space", "mapping"),
         ("study.sampler", "bayes", "study.sampler", "tpe, random, nsga2, grid"),
         ("study.pruner", "asha", "study.pruner", "median, hyperband, none"),
-        ("study.objectives", ["loss"], "study.objectives", "[accuracy, sparsity]"),
+        ("study.objectives", ["sparsity"], "study.objectives", "[<metric>, sparsity]"),
+        ("study.objectives", ["accuracy", "loss"], "study.objectives", "[<metric>, sparsity]"),
+        ("study.objectives", [], "study.objectives", "[<metric>]"),
+        ("study.objectives", "accuracy", "study.objectives", "[<metric>]"),
+        ("benchmark_params", [32], "benchmark_params", "mapping"),
+        ("benchmark_params", {"not a name": 1}, "benchmark_params.not a name", "identifier"),
         ("study.objectives", ["accuracy", "sparsity"], "study.pruner", "single objective"),
         ("study.n_trials", 0, "study.n_trials", ">= 1"),
         ("study.seeds", [], "study.seeds", "non-empty list of integers"),
@@ -213,3 +218,39 @@ def test_a_step_equal_to_the_width_in_decimal_is_accepted_despite_float_rounding
     from workbench.experiment.schema import parse_range
 
     assert parse_range("target_sparsity", {"low": low, "high": high, "step": step}, "k").grid() == grid
+
+
+def test_objectives_default_to_the_tasks_metric_and_its_direction():
+    from workbench.experiment import with_task
+
+    data = _with("study.pruner", "none")
+    del data["study"]["objectives"]
+    exp = parse_experiment(data)
+    assert exp.study.objectives == () and exp.metric == "accuracy"  # not known before the task is built
+    lm = with_task(exp, "perplexity", "minimize")
+    assert lm.study.objectives == ("perplexity",) and lm.metric == "perplexity" and lm.direction == "minimize"
+    data = _with("study.objectives", ["perplexity", "sparsity"])
+    data["study"]["pruner"] = "none"
+    both = with_task(parse_experiment(data), "perplexity", "minimize")
+    assert both.study.objectives == ("perplexity", "sparsity") and both.multi_objective
+
+
+def test_an_objective_naming_another_metric_than_the_tasks_is_one_line_naming_the_allowed_ones():
+    from workbench.experiment import with_task
+
+    exp = parse_experiment(_with("study.objectives", ["accuracy"]))
+    with pytest.raises(ValueError) as info:
+        with_task(exp, "perplexity", "minimize")
+    message = str(info.value)
+    assert message.startswith("study.objectives: ['accuracy'] is not allowed") and "\n" not in message
+    assert "[perplexity] or [perplexity, sparsity]" in message
+    assert with_task(exp, "accuracy", "maximize").study.objectives == ("accuracy",)  # the built-ins: as before
+
+
+def test_benchmark_params_are_kept_and_overridable():
+    from workbench.experiment import apply_overrides
+
+    exp = parse_experiment(dict(_with("study.pruner", "none"), benchmark_params={"hidden": 32}))
+    assert exp.benchmark_params == {"hidden": 32}
+    changed, _, _ = apply_overrides(exp, ["benchmark_params.hidden=64", "benchmark_params.extra=[1, 2]"])
+    assert changed.benchmark_params == {"hidden": 64, "extra": [1, 2]} and exp.benchmark_params == {"hidden": 32}

@@ -66,3 +66,11 @@ def test_share_keys_are_url_and_tag_safe_and_tell_studies_apart(name):
 def test_bad_arguments_name_the_key(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_minimised_metric_lands_lowest_first():
+    view = landing_view("s", metric="perplexity", direction="minimize")
+    assert view["orderByKey"] == "metrics.`perplexity`" and view["orderByAsc"] is True
+    assert landing_view("s")["orderByAsc"] is False
+    with pytest.raises(ValueError, match="direction"):
+        landing_view("s", direction="down")

@@ -61,8 +61,8 @@ def spool_store(store, tmp_path):
 def test_a_trials_logging_round_trips_through_the_spool_exactly(spool_store):
     tracker, exp_id = spool_store
     run_id = tracker.trial_run(exp_id, parent_run_id=None, run_name="t")
-    result = dataclasses.replace(make_result(), accuracy=float("nan"), train_loss={1: float("inf"), 2: 0.5})
-    tracker.log_partial(run_id, {"pattern": "2:4", "lr": 0.1}, pruning_config={"a": [1, 2]}, eval_accuracy={5: 0.7})
+    result = dataclasses.replace(make_result(), value=float("nan"), train_loss={1: float("inf"), 2: 0.5})
+    tracker.log_partial(run_id, {"pattern": "2:4", "lr": 0.1}, pruning_config={"a": [1, 2]}, eval_values={5: 0.7})
     tracker.log_result(run_id, result, {"pattern": "2:4", "target_sparsity": 0.5}, ts=123)
     queued = [(m, a, dict(k)) for m, a, k in tracker._calls[run_id]]
     tracker.finish(run_id, "FAIL", "diverged")
@@ -132,3 +132,41 @@ def test_only_the_three_logging_calls_can_be_spooled():
         dumps_entry("r", [("log_batch", (), {})])
     with pytest.raises(TypeError, match="cannot spool a object"):
         encode(object())
+
+
+def test_a_spool_file_written_before_tasks_named_their_metric_still_replays(store, tmp_path):
+    """Results and partial logs spooled by an older workbench: accuracy field names, ``eval_accuracy``."""
+    tracker, exp_id = store
+    partial = tracker.trial_run(exp_id, parent_run_id=None, run_name="old-partial")
+    complete = tracker.trial_run(exp_id, parent_run_id=None, run_name="old-result")
+    body = encode(make_result())["trial_result"]
+    renamed = {"value": "accuracy", "dense_value": "dense_accuracy", "eval_values": "eval_accuracy"}
+    old = {renamed.get(k, k): v for k, v in body.items() if k not in ("metric", "direction") and "metrics" not in k}
+    assert "accuracy" in old and "value" not in old and "eval_metrics" not in old
+    spool = tmp_path / "old-spool"
+    spool.mkdir()
+    for run_id, call in (
+        (
+            partial,
+            {
+                "method": "log_partial",
+                "args": [partial, encode({"pattern": "2:4"})],
+                "kwargs": encode({"pruning_config": None, "eval_accuracy": {5: 0.7}, "ts": 5}),
+            },
+        ),
+        (
+            complete,
+            {
+                "method": "log_result",
+                "args": [complete, {"trial_result": old}, encode({"pattern": "4x1"})],
+                "kwargs": encode({"ts": 7}),
+            },
+        ),
+    ):
+        header = {"format": "workbench-spool", "version": 1, "run_id": run_id}
+        (spool / f"1-{run_id}.jsonl").write_text(json.dumps(header) + "\n" + json.dumps(call) + "\n")
+    assert replay(spool, tracker) == 2
+    got = tracker.client.get_run(complete).data
+    assert (got.metrics["accuracy"], got.metrics["dense_accuracy"]) == (0.9, 0.95)
+    assert got.metrics["accuracy_drop"] == pytest.approx(0.05) and got.tags["workbench.metric"] == "accuracy"
+    assert [m.value for m in tracker.client.get_metric_history(partial, "eval/accuracy")] == [0.7]

@@ -235,7 +235,7 @@ def test_stopped_and_failed_runs_show_their_state(tracker, tmp_path, state, stat
     exp_id = tracker.experiment_id("t")
     run_id = tracker.trial_run(exp_id, parent_run_id=None, run_name="x")
     tracker.log_partial(
-        run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5}, eval_accuracy={5: 0.5, 10: 0.6}
+        run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5}, eval_values={5: 0.5, 10: 0.6}
     )
     tracker.finish(run_id, state, "because")
     run = tracker.client.get_run(run_id)

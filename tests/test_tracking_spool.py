@@ -69,7 +69,7 @@ def test_partial_logging_and_the_failure_reason_replay_in_order(spooled):
     tracker, exp_id = spooled
     run_id = _new_run(tracker, exp_id)
     tracker.log_partial(
-        run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5}, eval_accuracy={5: 0.7, 10: 0.6}
+        run_id, {"pattern": "2:4"}, pruning_config={"target_sparsity": 0.5}, eval_values={5: 0.7, 10: 0.6}
     )
     tracker.finish(run_id, "FAIL", "diverged")
     replay(tracker.spool, Tracker(tracker.tracking_uri))

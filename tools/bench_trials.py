@@ -49,7 +49,7 @@ def benchmarks_table(*, repeats: int = 1) -> list[dict]:
                 "dense accuracy": dense_accuracy,
                 "dense training s": dense_seconds,
                 "trial s (200 steps, 1 thread)": min(times),
-                "trial accuracy (4x1 @ 0.8)": result.accuracy,
+                "trial accuracy (4x1 @ 0.8)": result.value,
             }
         )
     return rows

@@ -33,30 +33,32 @@ pd.set_option("display.max_columns", 40)
 pd.set_option("display.width", 200)
 trials = analysis.trials_frame(EXPERIMENT, client=TRACKING_URI)
 complete = trials[trials["state"] == "COMPLETE"]
-columns = [c for c in analysis.SUMMARY_COLUMNS if c in trials]  # the table's columns worth reading
-print(f"{len(trials)} trial runs, {len(complete)} complete")"""
+METRIC, DIRECTION = analysis.metric_of(trials)  # the task's metric (accuracy, perplexity) and which way is better
+MAXIMIZE = DIRECTION == "maximize"
+columns = [c for c in analysis.summary_columns(METRIC) if c in trials]  # the table's columns worth reading
+print(f"{len(trials)} trial runs, {len(complete)} complete; metric {METRIC} ({DIRECTION})")"""
 
 NOTEBOOKS = {
     "01_study_overview": [
-        "# Study overview\n\nWhich pattern and criterion keep the most accuracy at a given sparsity? Every trial at "
-        "the sparsity it reached, against the dense model; the best configuration per pattern and criterion at "
+        "# Study overview\n\nWhich pattern and criterion keep the most of the task's metric (accuracy, perplexity) "
+        "at a given sparsity? Every trial at the sparsity it reached, against the dense model; the best configuration per pattern and criterion at "
         "matched sparsity; and which knob matters once the sparsity is accounted for. Run `make search` first; "
         "`make notebooks` executes this notebook (the same figures are artifacts of the study's parent run).",
         PARAMETERS.format(extra=""),
         SETUP,
         "trials[columns]",
-        "## Accuracy vs sparsity reached\nColour: pattern; marker: criterion; dashed line: the dense model; "
-        "black line: the Pareto front (no other trial is both sparser and more accurate). The x axis is the "
+        "## The task's metric vs sparsity reached\nColour: pattern; marker: criterion; dashed line: the dense "
+        "model; black line: the Pareto front (no other trial is both sparser and better). The x axis is the "
         "sparsity each trial **reached**, so points at the same x are compared at the same sparsity.",
-        "front = analysis.pareto_front(complete)\n"
-        "display(analysis.plot_accuracy_vs_sparsity(complete, front=front))\nfront[columns]",
+        "front = analysis.pareto_front(complete, y=METRIC, maximize=(True, MAXIMIZE))\n"
+        "display(analysis.plot_accuracy_vs_sparsity(complete, y=METRIC, front=front))\nfront[columns]",
         "## Best configuration per pattern and criterion at matched sparsity\nEach column is a bin of reached "
-        "sparsity (width 0.1); a cell is the best accuracy of that pattern and criterion there, and the trial that "
+        "sparsity (width 0.1); a cell is the best value of that pattern and criterion there, and the trial that "
         "got it. Comparisons within a column hold the reached sparsity fixed; the other knobs (scheduler, decay, "
         "scope) are **not** held fixed: each cell is the best trial whatever it used (see its row above).",
-        "analysis.best_at_matched_sparsity(complete)",
-        "## Parameter importances at matched sparsity\nAccuracy is first fitted against the sparsity each trial "
-        "reached; each knob is scored on what is left (the accuracy kept beyond what the sparsity predicts), only "
+        "analysis.best_at_matched_sparsity(complete, metric=METRIC, maximize=MAXIMIZE)",
+        "## Parameter importances at matched sparsity\nThe metric is first fitted against the sparsity each trial "
+        "reached; each knob is scored on what is left (what a trial kept beyond what the sparsity predicts), only "
         "over the trials where it has an effect (the decay among iterative trials). So the target sparsity's "
         "obvious effect does not drown the others (see `analysis.param_importances`).",
         "importances = analysis.param_importances(EXPERIMENT, client=TRACKING_URI)\n"
@@ -68,13 +70,12 @@ NOTEBOOKS = {
     "02_sparsity_curves": [
         "# Sparsity curves\n\nHow sparsity grew, layer by layer, in a few chosen trials (elementwise and "
         "blockwise, as lines and as a layer x step heatmap); the global curves of those trials overlaid; "
-        "and their test accuracy during fine-tuning.",
+        "and the task's metric during fine-tuning.",
         PARAMETERS.format(
-            extra="TRIALS = None  # trial numbers to plot; None: the Pareto front, then the most "
-            "accurate\nN_TRIALS = 3\n"
+            extra="TRIALS = None  # trial numbers to plot; None: the Pareto front, then the best\nN_TRIALS = 3\n"
         ),
         SETUP,
-        'chosen = (trials[trials["trial"].isin(TRIALS)] if TRIALS else analysis.pick_trials(complete, n=N_TRIALS))\n'
+        'chosen = (trials[trials["trial"].isin(TRIALS)] if TRIALS else analysis.pick_trials(complete, n=N_TRIALS, y=METRIC, maximize=MAXIMIZE))\n'
         'curves = analysis.curves_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI)\n'
         "chosen[columns]",
         "## Per-layer sparsity against step\n`elementwise`: the fraction of a layer's weights that are zero. "
@@ -89,12 +90,13 @@ NOTEBOOKS = {
         "## Global sparsity, trials overlaid",
         'global_curves = analysis.global_curves_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI)\n'
         "display(analysis.plot_global_curves(global_curves))",
-        "## Accuracy during fine-tuning",
-        'evals = analysis.eval_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI)\n'
-        'display(analysis.plot_eval_curves(evals, dense=trials.set_index("run_id")["dense_accuracy"]))',
+        "## The task's metric during fine-tuning",
+        'evals = analysis.eval_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI, metric=METRIC)\n'
+        'dense = trials.set_index("run_id")[f"dense_{METRIC}"]\n'
+        "display(analysis.plot_eval_curves(evals, metric=METRIC, dense=dense))",
     ],
     "03_criterion_schedule": [
-        "# Criterion and schedule at matched sparsity\n\nWhich criterion, and which schedule, keep the most accuracy "
+        "# Criterion and schedule at matched sparsity\n\nWhich criterion, and which schedule, keep the task's metric best "
         "once the pattern and the reached sparsity are the same? Every comparison here holds the reached sparsity "
         "fixed (bins of 0.1) and the other main knobs fixed: the figures have one panel per pattern and scheduler "
         "(or pattern and criterion), the tables one row per such cell. A knob that still varies inside a panel or "
@@ -103,24 +105,26 @@ NOTEBOOKS = {
         PARAMETERS.format(extra=""),
         SETUP,
         "## Criterion, with pattern and scheduler fixed\nOne panel per pattern and scheduler; x is the sparsity each "
-        "trial **reached**; dots are trials, a line joins a criterion's mean accuracy per bin of reached sparsity; "
+        "trial **reached**; dots are trials, a line joins a criterion's mean metric per bin of reached sparsity; "
         "dashed: the dense model. The table lists the cells (pattern, scheduler, bin) where two or more criteria "
         "were tried: read across a row.",
-        'display(analysis.plot_at_matched_sparsity(complete, "criterion", rows="pattern", cols="scheduler"))\n'
-        'by_criterion = analysis.compare_at_matched_sparsity(complete, "criterion", within=["pattern", "scheduler"])\n'
+        'display(analysis.plot_at_matched_sparsity(complete, "criterion", rows="pattern", cols="scheduler", metric=METRIC))\n'
+        "by_criterion = analysis.compare_at_matched_sparsity(\n"
+        '    complete, "criterion", within=["pattern", "scheduler"], metric=METRIC\n)\n'
         'print(by_criterion.attrs["note"])\nby_criterion',
         "## Schedule, with pattern and criterion fixed",
-        'display(analysis.plot_at_matched_sparsity(complete, "scheduler", rows="pattern", cols="criterion"))\n'
-        'by_scheduler = analysis.compare_at_matched_sparsity(complete, "scheduler", within=["pattern", "criterion"])\n'
+        'display(analysis.plot_at_matched_sparsity(complete, "scheduler", rows="pattern", cols="criterion", metric=METRIC))\n'
+        "by_scheduler = analysis.compare_at_matched_sparsity(\n"
+        '    complete, "scheduler", within=["pattern", "criterion"], metric=METRIC\n)\n'
         'print(by_scheduler.attrs["note"])\nby_scheduler',
         "## Criterion, with every other knob fixed\nOnly trials that differ in the criterion alone: every other "
         "searched knob equal, same bin of reached sparsity. A random or TPE study trains few such pairs; the line "
         "above an empty table says so.",
-        'strict = analysis.compare_at_matched_sparsity(complete, "criterion", within="all")\n'
+        'strict = analysis.compare_at_matched_sparsity(complete, "criterion", within="all", metric=METRIC)\n'
         'print(strict.attrs["note"])\nstrict',
-        "## Spread across seeds\nPer configuration (every searched knob and the target fixed): the accuracy's mean "
+        "## Spread across seeds\nPer configuration (every searched knob and the target fixed): the metric's mean "
         "and spread over its seeds (`study.seeds`); `n_seeds` 1 means one seed, no spread.",
-        'analysis.seed_spread(complete, [*analysis.configuration_knobs(complete), "target_sparsity"])',
+        'analysis.seed_spread(complete, [*analysis.configuration_knobs(complete), "target_sparsity"], metric=METRIC)',
     ],
 }
 

@@ -160,7 +160,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt
             experiment = load_experiment(args.experiment)
-            check_point_builds(experiment, experiment.default_point())
+            experiment = check_point_builds(experiment, experiment.default_point())  # the task's metric known
             study = run_study(
                 experiment,
                 n_trials=args.n_trials,
@@ -208,7 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_id, result, point = run_single(args.experiment, args.sets, args.tracking_uri)
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
     print(
-        f"run {run_id}: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), "
+        f"run {run_id}: {result.metric} {result.value:.4f} (dense {result.dense_value:.4f}), "
         f"sparsity {sparsity:.3f}, {effective_params(point)}"
     )
     return 0
@@ -217,10 +217,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_rerun(args: argparse.Namespace) -> int:
     from workbench.study.rerun import rerun_trial
 
-    new_id, before, after = rerun_trial(args.run_id, args.tracking_uri)
+    new_id, before, after, metric = rerun_trial(args.run_id, args.tracking_uri)
     same = before is not None and after == before
     print(
-        f"rerun {new_id} of {args.run_id}: accuracy {after!r} (source {before!r}): "
+        f"rerun {new_id} of {args.run_id}: {metric} {after!r} (source {before!r}): "
         f"{'reproduced exactly' if same else 'DIFFERENT'}"
     )
     return 0 if same else 1

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from workbench.study.objective import TrialRunner
 from workbench.trial import SPARSITY_KEYS, TrialResult
 
-__all__ = ["FAKE", "fake_build_pruning_config", "fake_run_trial", "make_result"]
+__all__ = [
+    "FAKE",
+    "PERPLEXITY",
+    "fake_build_pruning_config",
+    "fake_goal",
+    "fake_run_trial",
+    "make_perplexity_result",
+    "make_result",
+    "perplexity_run_trial",
+]
 
 
 def make_result(layers=("net.0", "net.2"), steps=(0, 10, 20), seed=0) -> TrialResult:
@@ -54,6 +66,33 @@ def fake_build_pruning_config(params, *, training, fixed=None):
     return {"pruning_configs": [entry], "target_sparsity": params["target_sparsity"], **(fixed or {})}
 
 
+def make_perplexity_result(**changes) -> TrialResult:
+    """:func:`make_result` of a language-model task: perplexity (minimised) and its token accuracy."""
+    base = make_result()
+    fields = dict(
+        metric="perplexity",
+        direction="minimize",
+        value=40.0,
+        dense_value=30.0,
+        metrics={"perplexity": 40.0, "token_accuracy": 0.4},
+        dense_metrics={"perplexity": 30.0, "token_accuracy": 0.5},
+        eval_values={10: 45.0, 20: 40.0},
+        eval_metrics={"perplexity": {10: 45.0, 20: 40.0}, "token_accuracy": {10: 0.35, 20: 0.4}},
+    )
+    fields.update(changes)
+    return dataclasses.replace(base, **fields)
+
+
+def fake_goal(spec, params=None):
+    """The stand-in benchmarks' (metric, direction): accuracy, maximised (no benchmark is built)."""
+    return "accuracy", "maximize"
+
+
+def perplexity_goal(spec, params=None):
+    """A stand-in language model's (metric, direction): perplexity, minimised."""
+    return "perplexity", "minimize"
+
+
 def fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
     """A deterministic stand-in for the trial: 2:4 trials score badly, denser trials score better."""
     target = pruning_config["target_sparsity"]
@@ -65,7 +104,7 @@ def fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, c
             on_eval(step, evals[step])
     curve = {0: 0.0, training.steps: target}
     return TrialResult(
-        benchmark=benchmark,
+        benchmark=getattr(benchmark, "name", benchmark),  # a spec, or the task built from benchmark_params
         seed=seed,
         params={},
         pruning_config=pruning_config,
@@ -82,8 +121,40 @@ def fake_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, c
     )
 
 
-FAKE = TrialRunner(build_config=fake_build_pruning_config, run=fake_run_trial)
+FAKE = TrialRunner(build_config=fake_build_pruning_config, run=fake_run_trial, goal=fake_goal)
 """A runner to inject into a study (``run_study(..., runner=FAKE)``): tests the study, not the trial."""
+
+
+def perplexity_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
+    """:func:`fake_run_trial` as a language model would report it: perplexity, lower is better.
+
+    Perplexity is ``100 * (1 - accuracy)`` of the fake trial: 2:4 trials and sparser trials are worse
+    (higher), as there.
+    """
+    seen = {}
+
+    def report(step, value):
+        seen[step] = 100.0 * (1.0 - value)
+        if on_eval:
+            on_eval(step, seen[step])
+
+    base = fake_run_trial(benchmark, pruning_config, training, seed, report, cache_dir=cache_dir)
+    value, dense = 100.0 * (1.0 - base.value), 100.0 * (1.0 - base.dense_value)
+    return dataclasses.replace(
+        base,
+        metric="perplexity",
+        direction="minimize",
+        value=value,
+        dense_value=dense,
+        eval_values=dict(seen),
+        metrics={"perplexity": value, "loss": math.log(value)},
+        dense_metrics={"perplexity": dense, "loss": math.log(dense)},
+        eval_metrics={"perplexity": dict(seen), "loss": {s: math.log(v) for s, v in seen.items()}},
+    )
+
+
+PERPLEXITY = TrialRunner(build_config=fake_build_pruning_config, run=perplexity_run_trial, goal=perplexity_goal)
+"""A runner whose trials report perplexity (minimised): the study must minimise it."""
 
 
 def full_disk_run(benchmark, pruning_config, training, seed, on_eval=None, *, cache_dir=None):
@@ -91,5 +162,5 @@ def full_disk_run(benchmark, pruning_config, training, seed, on_eval=None, *, ca
     raise OSError(28, "No space left on device", "/data/full/checkpoint.pt")
 
 
-FULL_DISK = TrialRunner(build_config=fake_build_pruning_config, run=full_disk_run)
+FULL_DISK = TrialRunner(build_config=fake_build_pruning_config, run=full_disk_run, goal=fake_goal)
 """A runner whose every trial hits a full disk."""

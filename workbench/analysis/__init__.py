@@ -1,8 +1,9 @@
 """Analysis of finished studies: tidy pandas frames from MLflow, statistics and figures.
 
 Owns what the notebooks call: frames of trials and curves read from an MLflow store
-(:mod:`.frames`, :mod:`.store`), the statistics over them (:mod:`.stats`: Pareto front, best per
-knob, seed spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
+(:mod:`.frames`, :mod:`.store`), which metric the trials optimise and which way is better
+(:mod:`.goal`), the statistics over them (:mod:`.stats`: Pareto front, best per knob, seed
+spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
 figure) and their figures (:mod:`.figures`). May import every
 layer below the CLI except the CLI itself; nothing imports it but the CLI and notebooks.
 
@@ -28,6 +29,7 @@ from workbench.analysis.frames import (
     param_importances,
     trials_frame,
 )
+from workbench.analysis.goal import metric_of, summary_columns
 from workbench.analysis.matched import compare_at_matched_sparsity, configuration_knobs, plot_at_matched_sparsity
 from workbench.analysis.stats import (
     best_at_matched_sparsity,
@@ -52,6 +54,7 @@ __all__ = [
     "global_curves_frame",
     "latest_experiment",
     "metric_history_frame",
+    "metric_of",
     "param_importances",
     "pareto_front",
     "pick_trials",
@@ -64,6 +67,7 @@ __all__ = [
     "plot_layer_heatmap",
     "plot_metric_by_group",
     "seed_spread",
+    "summary_columns",
     "trials_frame",
     "variance_explained",
 ]

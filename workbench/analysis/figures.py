@@ -71,17 +71,22 @@ def plot_accuracy_vs_sparsity(
     The same figure as the study's ``accuracy_vs_sparsity.png``
     (:func:`workbench.study.figures.plot_metric_vs_sparsity`). ``front`` (e.g.
     :func:`workbench.analysis.pareto_front` of ``df``) is joined by a line; ``dense`` (default: the
-    mean ``dense_accuracy`` of ``df`` when it has one) is drawn as a dashed line.
+    mean ``dense_<y>`` of ``df`` when it has one: ``dense_perplexity`` for ``y="perplexity"``) is drawn
+    as a dashed line.
     """
-    if dense is None and "dense_accuracy" in df and df["dense_accuracy"].notna().any():
-        dense = float(df["dense_accuracy"].mean())
-    records = df.rename(columns={x: "sparsity", y: "metric"}).to_dict("records")
-    front_records = [] if front is None else front.rename(columns={x: "sparsity", y: "metric"}).to_dict("records")
+    if dense is None and f"dense_{y}" in df and df[f"dense_{y}"].notna().any():
+        dense = float(df[f"dense_{y}"].mean())
+    keep = [c for c in dict.fromkeys((color, marker, "trial")) if c not in (x, y)]
+
+    def points(frame: pd.DataFrame) -> list[dict[str, Any]]:  # x as "sparsity", y as "_value"
+        rows = frame.to_dict("records")
+        return [dict({c: r.get(c) for c in keep if c in r}, sparsity=r[x], _value=r[y]) for r in rows]
+
     fig = plot_metric_vs_sparsity(
-        records,
-        metric="metric",
+        points(df),
+        metric="_value",
         dense=dense,
-        front=front_records,
+        front=[] if front is None else points(front),
         color=color,
         marker=marker,
         title=f"{y} vs {'sparsity reached' if x == 'sparsity' else x}",
@@ -158,10 +163,10 @@ def plot_global_curves(frame: pd.DataFrame, *, metrics: Sequence[str] | None = N
     return fig
 
 
-def plot_eval_curves(frame: pd.DataFrame, *, dense: pd.Series | None = None) -> Figure:
-    """Test accuracy during fine-tuning, one line per run (``eval_frame``).
+def plot_eval_curves(frame: pd.DataFrame, *, dense: pd.Series | None = None, metric: str = "accuracy") -> Figure:
+    """The task's ``metric`` during fine-tuning, one line per run (``eval_frame(..., metric=metric)``).
 
-    ``dense`` (run_id -> dense accuracy, e.g. ``trials.set_index("run_id").dense_accuracy``) adds
+    ``dense`` (run_id -> dense value, e.g. ``trials.set_index("run_id")["dense_accuracy"]``) adds
     each run's dense baseline as a dotted line.
     """
     fig = Figure(figsize=(6.5, 4), dpi=80)
@@ -169,13 +174,13 @@ def plot_eval_curves(frame: pd.DataFrame, *, dense: pd.Series | None = None) -> 
     runs = list(dict.fromkeys(zip(frame["trial"], frame["run_id"])))
     for i, (trial, run_id) in enumerate(runs):
         rows = frame[frame["run_id"] == run_id]
-        ax.plot(rows["step"], rows["accuracy"], "o-", markersize=3, color=f"C{i % 10}", label=_label(trial, run_id))
+        ax.plot(rows["step"], rows[metric], "o-", markersize=3, color=f"C{i % 10}", label=_label(trial, run_id))
         if dense is not None and run_id in dense.index and not pd.isna(dense[run_id]):
             ax.axhline(float(dense[run_id]), color=f"C{i % 10}", linestyle=":", linewidth=1)
     ax.set(
-        title="Accuracy during fine-tuning" + (" (dotted: dense)" if dense is not None else ""),
+        title=f"{metric} during fine-tuning" + (" (dotted: dense)" if dense is not None else ""),
         xlabel="step",
-        ylabel="accuracy",
+        ylabel=metric,
     )
     if 0 < len(runs) <= _MAX_LEGEND:
         ax.legend(fontsize=7)

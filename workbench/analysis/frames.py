@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 from mlflow.entities import Run
 
+from workbench.analysis.goal import final_columns, metric_of, run_goal, summary_columns
 from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_spread, variance_explained
 from workbench.analysis.store import (
     ClientLike,
@@ -62,24 +63,9 @@ _log = logging.getLogger(__name__)
 
 KNOBS = (*SEARCH_DIMS, "seed")
 """Trial params that can differ between trials (candidates for importances)."""
-SUMMARY_COLUMNS = (
-    "trial",
-    "state",
-    "pattern",
-    "criterion",
-    "scheduler",
-    "target_sparsity",
-    "seed",
-    "accuracy",
-    "accuracy_drop",
-    "sparsity",
-    "blockwise_sparsity",
-)
-"""The columns of :func:`trials_frame` a summary table shows."""
+SUMMARY_COLUMNS = summary_columns("accuracy")
+"""The columns of :func:`trials_frame` a summary table shows (an accuracy task; :func:`summary_columns` for others)."""
 _FINALS = {
-    "accuracy": "accuracy",
-    "dense_accuracy": "dense_accuracy",
-    "accuracy_drop": "accuracy_drop",
     "sparsity/elementwise_over_matmul_gemm_conv": "sparsity",
     "sparsity/elementwise_over_all": "sparsity_all",
     "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity",
@@ -114,10 +100,12 @@ def trials_frame(
     Columns: ``run_id``, ``trial`` (Optuna trial number; missing for ``workbench run`` runs),
     ``study``, ``state`` (COMPLETE / PRUNED / FAIL / RUNNING), ``status`` (MLflow's), ``source``
     (study / run / rerun), ``run_name``, every logged param (numbers converted; ``training.*`` only
-    with ``include_training``), then ``accuracy``, ``dense_accuracy``, ``accuracy_drop``, the
-    achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
-    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, ``parent_run_id`` and
-    ``start_time``. Study trials come first (by study and trial number), then runs outside a study
+    with ``include_training``), then the task's final metrics (``accuracy``, ``dense_accuracy``,
+    ``accuracy_drop`` for the built-in benchmarks; ``perplexity``, ``dense_perplexity``,
+    ``perplexity_drop``, ... for a language model: every ``<name>``, ``dense_<name>``, ``<metric>_drop``
+    logged), the achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
+    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, ``metric`` and
+    ``direction`` (the task's: :func:`workbench.analysis.metric_of`), ``parent_run_id`` and ``start_time``. Study trials come first (by study and trial number), then runs outside a study
     (by start time), only with ``include_runs``: single runs (``workbench run`` / ``rerun``, tag
     ``workbench.source``) are not trials of a study and stay out of its tables by default.
     ``study`` keeps one study's trials.
@@ -127,7 +115,7 @@ def trials_frame(
         >>> df[["trial", "pattern", "accuracy", "sparsity"]]                 # doctest: +SKIP
     """
     client = get_client(client)
-    rows = []
+    rows, metrics, final_keys = [], [], set()
     for run in trial_runs(client, experiment, study=study):
         tags, info = run.data.tags, run.info
         source = tags.get("workbench.source") or ("study" if "mlflow.parentRunId" in tags else "run")
@@ -149,16 +137,24 @@ def trials_frame(
                 if (include_training or not k.startswith("training.")) and not k.startswith("time.")
             }
         )
+        metric, direction = run_goal(tags)
+        metrics.append(metric)
+        finals = {k: v for k, v in run.data.metrics.items() if "/" not in k}  # the task's final metrics
+        finals = {k: finals.get(k, float("nan")) for k in final_columns(finals, [metric])}
+        final_keys.update(finals)
+        row.update(finals)
         row.update({column: run.data.metrics.get(key, float("nan")) for key, column in _FINALS.items()})
         if "time.total_s" in run.data.params:  # timings are params since they left the charts
             row["seconds"] = float(run.data.params["time.total_s"])
         if math.isnan(row["blockwise_sparsity"]) and math.isnan(row["nm_groups_satisfied"]):
             row["blockwise_sparsity"] = row["sparsity"]  # a block pattern logs it only where it differs
+        row["metric"], row["direction"] = metric, direction
         row["parent_run_id"] = tags.get("mlflow.parentRunId", "")
         row["start_time"] = pd.Timestamp(info.start_time, unit="ms")
         rows.append(row)
     head = ["run_id", "trial", "study", "state", "status", "source", "run_name"]
-    tail = [*_FINALS.values(), "parent_run_id", "start_time"]
+    finals = final_columns(final_keys, metrics or ["accuracy"])
+    tail = [*finals, *_FINALS.values(), "metric", "direction", "parent_run_id", "start_time"]
     if not rows:
         return pd.DataFrame(columns=head + tail)
     frame = pd.DataFrame(rows)
@@ -239,19 +235,25 @@ def global_curves_frame(
 
 
 def eval_frame(
-    experiment: str, run_ids: Iterable[str] | None = None, *, client: ClientLike = None, study: str | None = None
+    experiment: str,
+    run_ids: Iterable[str] | None = None,
+    *,
+    client: ClientLike = None,
+    study: str | None = None,
+    metric: str = "accuracy",
 ) -> pd.DataFrame:
-    """Test accuracy measured during fine-tuning (``eval/accuracy``): trial, run_id, step, accuracy."""
-    frame = _series(experiment, ("eval/accuracy",), client=client, run_ids=run_ids, study=study)
-    frame = frame[frame["key"] == "eval/accuracy"].rename(columns={"value": "accuracy"})
-    columns = ["trial", "run_id", "step", "accuracy"]
+    """The task's ``metric`` measured during fine-tuning (``eval/<metric>``): trial, run_id, step, ``metric``."""
+    key = f"eval/{metric}"
+    frame = _series(experiment, (key,), client=client, run_ids=run_ids, study=study)
+    frame = frame[frame["key"] == key].rename(columns={"value": metric})
+    columns = ["trial", "run_id", "step", metric]
     return frame[columns].sort_values(columns[:3]).reset_index(drop=True)
 
 
 def param_importances(
-    experiment: str, *, client: ClientLike = None, study: str | None = None, target: str = "accuracy", seed: int = 0
+    experiment: str, *, client: ClientLike = None, study: str | None = None, target: str | None = None, seed: int = 0
 ) -> pd.Series:
-    """Importance of each varied knob for ``target`` at matched sparsity, largest first.
+    """Importance of each varied knob for ``target`` (default: the task's metric) at matched sparsity, largest first.
 
     The same numbers as the study's ``param_importances.json``
     (:func:`workbench.study.importance.residual_importances`): ``target`` is fitted against the
@@ -271,13 +273,14 @@ def param_importances(
     del seed
     trials = trials_frame(experiment, client=client, study=study)
     complete = trials[(trials["state"] == "COMPLETE") & (trials["source"] == "study")]  # a study's trials only
-    complete = complete.rename(columns={target: "accuracy"})
+    metric, direction = metric_of(complete)
+    target = target or metric  # default: the task's metric, under its direction
     knobs = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
     rows = [
         {k: v for k, v in row.items() if not (isinstance(v, float) and k in knobs and pd.isna(v))}
         for row in complete.to_dict("records")
     ]
-    result = residual_importances(rows, knobs)
+    result = residual_importances(rows, knobs, metric=target, direction=direction if target == metric else "maximize")
     series = pd.Series(result.get("importances", {}), name="importance", dtype="float64")
     series.index.name = "param"
     series.attrs.update(method=result.get("method", ""), explained=result.get("explained", {}))

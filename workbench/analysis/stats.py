@@ -155,8 +155,11 @@ def variance_explained(
     return series
 
 
-def pick_trials(df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "accuracy") -> pd.DataFrame:
-    """Up to ``n`` complete trials worth plotting: the Pareto front by ``y``, then the best of the rest.
+def pick_trials(
+    df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "accuracy", maximize: bool = True
+) -> pd.DataFrame:
+    """Up to ``n`` complete trials worth plotting: the Pareto front by ``y``, then the best of the rest
+    (the lowest ``y`` first when not ``maximize``: a perplexity).
 
     Example:
         >>> df = pd.DataFrame({"state": ["COMPLETE"] * 3, "sparsity": [0.5, 0.9, 0.4],
@@ -167,17 +170,24 @@ def pick_trials(df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "
     if n < 1:
         raise ConfigError(f"n: must be >= 1, got {n}")
     complete = df[df["state"] == "COMPLETE"] if "state" in df else df
-    front = pareto_front(complete, x=x, y=y).sort_values(y, ascending=False, kind="stable")
-    rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=False, kind="stable")
+    front = pareto_front(complete, x=x, y=y, maximize=(True, maximize))
+    front = front.sort_values(y, ascending=not maximize, kind="stable")
+    rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=not maximize, kind="stable")
     return pd.concat([front, rest]).head(n)
 
 
 def best_at_matched_sparsity(
-    df: pd.DataFrame, by: Sequence[str] = ("pattern", "criterion"), *, width: float = BIN_WIDTH
+    df: pd.DataFrame,
+    by: Sequence[str] = ("pattern", "criterion"),
+    *,
+    width: float = BIN_WIDTH,
+    metric: str = "accuracy",
+    maximize: bool = True,
 ) -> pd.DataFrame:
     """The best row of each ``by`` group in each bin of reached sparsity (``sparsity``), wide.
 
-    One row per group, one column per bin (``"0.60-0.70"``) holding the best accuracy there, and
+    One row per group, one column per bin (``"0.60-0.70"``) holding the best ``metric`` there (the
+    lowest when not ``maximize``), and
     ``<bin> trial`` columns naming the trial. Groups are compared at the same reached sparsity;
     the other knobs (scheduler, decay, ...) are whatever each best trial used, not held fixed
     (:func:`workbench.study.summary.matched_rows` has them). The same numbers as the study's
@@ -189,19 +199,20 @@ def best_at_matched_sparsity(
         >>> float(best_at_matched_sparsity(df).loc[("4x1", "snip"), "0.60-0.70"])
         0.95
     """
-    _need(df, [*by, "sparsity", "accuracy", "trial"], "best_at_matched_sparsity")
+    _need(df, [*by, "sparsity", metric, "trial"], "best_at_matched_sparsity")
     records = [
-        dict(r, trial=int(r["trial"])) for r in df.dropna(subset=["sparsity", "accuracy", "trial"]).to_dict("records")
+        dict(r, trial=int(r["trial"])) for r in df.dropna(subset=["sparsity", metric, "trial"]).to_dict("records")
     ]
-    rows = matched_rows(records, tuple(by), width=width)
+    direction = "maximize" if maximize else "minimize"
+    rows = matched_rows(records, tuple(by), width=width, metric=metric, direction=direction)
     if not rows:
         return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(by)))
     long = pd.DataFrame(rows)
-    accuracy = long.pivot_table(index=list(by), columns="sparsity_bin", values="accuracy", aggfunc="first")
+    accuracy = long.pivot_table(index=list(by), columns="sparsity_bin", values=metric, aggfunc="first")
     trials = long.pivot_table(index=list(by), columns="sparsity_bin", values="trial", aggfunc="first")
     trials.columns = [f"{c} trial" for c in trials.columns]
     out = accuracy.join(trials.astype("Int64"))
     order = [c for b in accuracy.columns for c in (b, f"{b} trial")]
     out = out[order]
     out.columns.name = None
-    return out.sort_values(list(accuracy.columns), ascending=False, na_position="last")
+    return out.sort_values(list(accuracy.columns), ascending=not maximize, na_position="last")

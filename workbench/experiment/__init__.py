@@ -7,6 +7,7 @@ allowed. The allowed values come from the registries (:mod:`workbench.trial.spac
 Optuna or MLflow.
 """
 
+from workbench.experiment.objectives import with_task
 from workbench.experiment.overrides import apply_overrides
 from workbench.experiment.schema import Experiment, FloatRange, StudySettings, load_experiment, parse_experiment
 from workbench.trial.space import effective_params
@@ -19,4 +20,5 @@ __all__ = [
     "effective_params",
     "load_experiment",
     "parse_experiment",
+    "with_task",
 ]

@@ -7,7 +7,7 @@ every range; :meth:`~workbench.experiment.Experiment.default_point`) and the see
 * a search-space dimension (``pattern``, ``criterion``, ``scheduler``, ``target_sparsity``,
   ``pruner``, ``pruning_scope``, ``sparsity_decay_type``, ``lr``) fixes that value; it must be a
   valid value, not necessarily one of the file's choices;
-* ``seed``, ``benchmark``;
+* ``seed``, ``benchmark``, ``benchmark_params.<key>`` (a keyword argument of the benchmark);
 * ``training.<field>`` and ``pruning.<INC key>`` set a training field or a fixed pruning key.
 
 Values are read as safe YAML, bounded like experiment files (so ``0.5`` is a number and
@@ -31,13 +31,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.experiment.dims import check_choice, check_seed, parse_range
+from workbench.experiment.objectives import parse_benchmark_params
 from workbench.experiment.schema import Experiment, parse_training
 from workbench.pruner import ConfigError, did_you_mean, read_yaml_text
 from workbench.trial.space import CHOICE_DIMS, RANGE_DIMS, SEARCH_DIMS
 
 __all__ = ["apply_overrides"]
 
-_KEYS = SEARCH_DIMS + ("seed", "benchmark", "training.<field>", "pruning.<key>")
+_KEYS = SEARCH_DIMS + ("seed", "benchmark", "benchmark_params.<key>", "training.<field>", "pruning.<key>")
 
 
 def _value(raw: str, key: str) -> Any:
@@ -55,6 +56,7 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
     point = experiment.default_point()
     seed, benchmark = experiment.study.seed, experiment.benchmark
     training, pruning = experiment.training.to_dict(), dict(experiment.pruning)
+    bench_params = dict(experiment.benchmark_params)
     for item in sets:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -71,6 +73,8 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
             if not raw.strip():
                 raise ConfigError(f"{where}: expected a benchmark name")
             benchmark = raw.strip()
+        elif key.startswith("benchmark_params.") and key != "benchmark_params.":
+            bench_params.update(parse_benchmark_params({key.removeprefix("benchmark_params."): _value(raw, key)}))
         elif key.startswith("training."):
             training[key.removeprefix("training.")] = _value(raw, key)
         elif key.startswith("pruning.") and key != "pruning.":
@@ -84,5 +88,7 @@ def apply_overrides(experiment: Experiment, sets: Sequence[str]) -> tuple[Experi
         new_training = parse_training(training)
     except ValueError as err:
         raise ConfigError(f"--set {err}") from None
-    updated = dataclasses.replace(experiment, benchmark=benchmark, training=new_training, pruning=pruning)
+    updated = dataclasses.replace(
+        experiment, benchmark=benchmark, benchmark_params=bench_params, training=new_training, pruning=pruning
+    )
     return updated, point, seed

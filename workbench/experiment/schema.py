@@ -43,6 +43,7 @@ from workbench.experiment.dims import (
     parse_categorical,
     parse_range,
 )
+from workbench.experiment.objectives import parse_benchmark_params, parse_objectives
 from workbench.infra.plugins import import_plugins
 from workbench.pruner import ConfigError, read_yaml_file
 from workbench.trial import TrainingConfig
@@ -61,17 +62,30 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "nsga2", "grid")
 STUDY_PRUNERS = ("median", "hyperband", "none")
-OBJECTIVES = (["accuracy"], ["accuracy", "sparsity"])
-_TOP_KEYS = ("name", "description", "plugins", "benchmark", "training", "pruning", "search_space", "study")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "plugins",
+    "benchmark",
+    "benchmark_params",
+    "training",
+    "pruning",
+    "search_space",
+    "study",
+)
 
 
 @dataclass(frozen=True)
 class StudySettings:
-    """How the study searches: trial budget, sampler, objectives, early stopping and seed."""
+    """How the study searches: trial budget, sampler, objectives, early stopping and seed.
+
+    ``objectives`` is ``(metric,)`` or ``(metric, "sparsity")``; empty until the task is known
+    (:func:`workbench.experiment.objectives.with_task` fills in the task's metric).
+    """
 
     n_trials: int = 20
     sampler: str = "tpe"
-    objectives: tuple[str, ...] = ("accuracy",)
+    objectives: tuple[str, ...] = ()
     pruner: str = "none"
     seed: int = 0
     study_name: str | None = None
@@ -103,11 +117,20 @@ class Experiment:
     description: str = ""
     plugins: tuple[str, ...] = ()
     """Modules imported before validation (their registrations: patterns, criteria, ...)."""
+    benchmark_params: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the benchmark (task) function: ``get_benchmark(benchmark, **benchmark_params)``."""
+    direction: str = "maximize"
+    """Which way the task's metric is better (not a key of the file: set from the task by ``with_task``)."""
 
     @property
     def study_name(self) -> str:
         """The Optuna study name (``study.study_name``, else the experiment ``name``)."""
         return self.study.study_name or self.name
+
+    @property
+    def metric(self) -> str:
+        """The task's metric the study optimises (``study.objectives[0]``; accuracy before the task is known)."""
+        return self.study.objectives[0] if self.study.objectives else "accuracy"
 
     @property
     def multi_objective(self) -> bool:
@@ -153,9 +176,7 @@ def _parse_study(raw: Any) -> StudySettings:
         raise fail("study.sampler", f"{sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
     if pruner not in STUDY_PRUNERS:
         raise fail("study.pruner", f"{pruner!r} is not allowed; allowed: {', '.join(STUDY_PRUNERS)}")
-    objectives = section.get("objectives", ["accuracy"])
-    if objectives not in OBJECTIVES:
-        raise fail("study.objectives", f"{objectives!r} is not allowed; allowed: [accuracy] or [accuracy, sparsity]")
+    objectives = parse_objectives(section.get("objectives"))
     if len(objectives) > 1 and pruner != "none":
         raise fail(
             "study.pruner",
@@ -227,6 +248,7 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
         study=study,
         description=description,
         plugins=plugins,
+        benchmark_params=parse_benchmark_params(data.get("benchmark_params")),
     )
 
 

@@ -38,10 +38,14 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """One labelled line per finished trial (an Optuna callback).
 
     ``trial 6 COMPLETE accuracy=0.9645 sparsity=0.600 [pattern=4x1 ... target_sparsity=0.5] 3.1s run=...``:
-    the params are the effective ones (an N:M target shows N/M), ``sparsity`` the one reached.
+    the first value is the task's metric (``perplexity=35.2000`` for a language model; the study's
+    user attribute ``metric``), the params the effective ones (an N:M target shows N/M), ``sparsity``
+    the one reached.
     """
-    names = ("accuracy", "sparsity")
-    values = " ".join(f"{n}={v:.4f}" if n == "accuracy" else f"{n}={v:.3f}" for n, v in zip(names, trial.values or []))
+    names = (str(study.user_attrs.get("metric", "accuracy")), "sparsity")
+    values = " ".join(
+        f"{n}={v:.4f}" if i == 0 else f"{n}={v:.3f}" for i, (n, v) in enumerate(zip(names, trial.values or []))
+    )
     if trial.values and len(trial.values) == 1 and "sparsity" in trial.user_attrs:
         values += f" sparsity={trial.user_attrs['sparsity']:.3f}"
     params = " ".join(

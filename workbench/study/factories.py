@@ -171,7 +171,7 @@ def _seeded_per_trial(sampler: optuna.samplers.BaseSampler, seed: int) -> optuna
 
 
 def make_pruner(experiment: Experiment) -> optuna.pruners.BasePruner:
-    """Early stopping on intermediate accuracy: median, hyperband or none."""
+    """Early stopping on the task's metric at each evaluation (in the study's direction): median, hyperband or none."""
     steps, every = experiment.training.steps, experiment.training.eval_every
     if experiment.study.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=min(steps - 1, 2 * every))

@@ -23,14 +23,18 @@ __all__ = ["plot_best_so_far", "plot_importances", "plot_metric_vs_sparsity", "p
 _MARKERS = "osD^vP*Xph<>"
 
 
-def plot_best_so_far(numbers: Sequence[int], values: Sequence[float], *, label: str = "accuracy") -> Figure:
-    """Each finished trial's objective value and the best value reached so far (maximised)."""
+def plot_best_so_far(
+    numbers: Sequence[int], values: Sequence[float], *, label: str = "accuracy", direction: str = "maximize"
+) -> Figure:
+    """Each finished trial's objective value and the best value reached so far (the lowest when ``direction``
+    is ``minimize``)."""
+    pick = min if direction == "minimize" else max
     fig = Figure(figsize=(6, 4), dpi=80)
     ax = fig.subplots()
     ax.scatter(numbers, values, s=16, label=label)
     best: list[float] = []
     for value in values:
-        best.append(value if not best else max(best[-1], value))
+        best.append(value if not best else pick(best[-1], value))
     ax.plot(numbers, best, color="tab:red", drawstyle="steps-post", label="best so far")
     ax.set(title="Optimization history", xlabel="trial", ylabel=label)
     ax.legend(fontsize=8)
@@ -38,8 +42,10 @@ def plot_best_so_far(numbers: Sequence[int], values: Sequence[float], *, label: 
     return fig
 
 
-def plot_pareto_front(points: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]]) -> Figure:
-    """All trials as (sparsity, accuracy) points, the Pareto-optimal ones highlighted."""
+def plot_pareto_front(
+    points: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]], *, metric: str = "accuracy"
+) -> Figure:
+    """All trials as (sparsity, ``metric``) points, the Pareto-optimal ones highlighted."""
     fig = Figure(figsize=(6, 4), dpi=80)
     ax = fig.subplots()
     if points:
@@ -47,7 +53,7 @@ def plot_pareto_front(points: Sequence[tuple[float, float]], front: Sequence[tup
     if front:
         ordered = sorted(front)
         ax.plot(*zip(*ordered), "o-", color="tab:red", label="Pareto front")
-    ax.set(title="Accuracy vs sparsity", xlabel="sparsity", ylabel="accuracy")
+    ax.set(title=f"{metric} vs sparsity", xlabel="sparsity", ylabel=metric)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -70,18 +70,23 @@ def eta_squared(groups: Sequence[Any], values: Sequence[float], *, bins: int = 4
     return float(max(0.0, (between - (k - 1) * within) / total))
 
 
-def residual_importances(rows: Sequence[dict[str, Any]], knobs: Sequence[str]) -> dict[str, Any]:
-    """Importances of ``knobs`` for accuracy with the reached sparsity's effect removed.
+def residual_importances(
+    rows: Sequence[dict[str, Any]], knobs: Sequence[str], *, metric: str = "accuracy", direction: str = "maximize"
+) -> dict[str, Any]:
+    """Importances of ``knobs`` for ``metric`` with the reached sparsity's effect removed.
 
-    ``rows`` hold each complete trial's knob values, ``sparsity`` (reached) and ``accuracy``.
+    ``rows`` hold each complete trial's knob values, ``sparsity`` (reached) and ``metric``. The
+    residual is taken so that positive means better than the sparsity predicts (a minimised
+    metric's is negated); the scores (shares of variance) do not depend on that sign.
     Returns ``{"method", "target", "n_complete_trials", "explained": {knob: epsilon squared},
     "importances": {knob: share, summing to 1}, "n_trials": {knob: trials it was scored on}}`` over the knobs that took more than one value
     where active, or ``{"skipped": reason}``.
     """
-    valid = [r for r in rows if math.isfinite(r.get("sparsity", math.nan)) and math.isfinite(r["accuracy"])]
+    valid = [r for r in rows if math.isfinite(r.get("sparsity", math.nan)) and math.isfinite(r[metric])]
     if len(valid) < 3:
         return {"skipped": f"needs at least 3 complete trials, have {len(valid)}"}
-    res = residuals([r["sparsity"] for r in valid], [r["accuracy"] for r in valid])
+    sign = -1.0 if direction == "minimize" else 1.0
+    res = residuals([r["sparsity"] for r in valid], [sign * r[metric] for r in valid])
     explained, counts = {}, {}
     for knob in knobs:
         if knob == "target_sparsity":
@@ -96,7 +101,7 @@ def residual_importances(rows: Sequence[dict[str, Any]], knobs: Sequence[str]) -
     shares = {k: (v / total if total > 0 else 0.0) for k, v in explained.items()}
     return {
         "method": METHOD,
-        "target": "accuracy residual after a fit on reached sparsity",
+        "target": f"{metric} residual after a fit on reached sparsity",
         "n_complete_trials": len(valid),
         "explained": dict(sorted(explained.items(), key=lambda kv: -kv[1])),
         "importances": dict(sorted(shares.items(), key=lambda kv: -kv[1])),

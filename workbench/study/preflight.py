@@ -20,17 +20,28 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from workbench.benchmarks import get_benchmark
-from workbench.experiment import Experiment, effective_params
+from workbench.experiment import Experiment, effective_params, with_task
 from workbench.infra.redaction import redact_text, redact_url
 from workbench.infra.stores import sqlite_path
 from workbench.pruner import ConfigError, process_config
 from workbench.trial import build_pruning_config
 
-__all__ = ["CONNECT_TIMEOUT", "check_point_builds", "check_storage", "check_stores", "check_tracking_uri", "source_of"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "check_point_builds",
+    "check_storage",
+    "check_stores",
+    "check_tracking_uri",
+    "resolve_task",
+    "source_of",
+    "task_goal",
+]
 
 CONNECT_TIMEOUT = 5.0
 """Seconds a database or tracking server gets to accept a connection before the check fails."""
@@ -133,8 +144,28 @@ def check_stores(storage: str, tracking_uri: str, *, storage_source: str, tracki
     check_tracking_uri(tracking_uri, source=tracking_source)
 
 
-def check_point_builds(experiment: Experiment, point: dict) -> None:
-    """Fail fast (ConfigError, exit 2) on an unknown benchmark or a pruning config that cannot build."""
-    get_benchmark(experiment.benchmark)
+def task_goal(spec: str, params: dict[str, Any] | None = None) -> tuple[str, str]:
+    """The metric and direction of the task ``get_benchmark(spec, **params)`` (built to find out)."""
+    task = get_benchmark(spec, **(params or {}))
+    return str(getattr(task, "metric", "accuracy")), str(getattr(task, "direction", "maximize"))
+
+
+def resolve_task(experiment: Experiment, goal: Callable[..., tuple[str, str]] = task_goal) -> Experiment:
+    """``experiment`` with the task's metric and direction (ConfigError when ``study.objectives`` names another).
+
+    ``goal(spec, params)`` gives the task's (metric, direction): :func:`task_goal` builds the task.
+    """
+    metric, direction = goal(experiment.benchmark, dict(experiment.benchmark_params))
+    return with_task(experiment, metric, direction)
+
+
+def check_point_builds(experiment: Experiment, point: dict) -> Experiment:
+    """Fail fast (ConfigError, exit 2) on an unknown benchmark, bad ``benchmark_params``, objectives
+    naming another metric than the task's, or a pruning config that cannot build.
+
+    Returns ``experiment`` with the task's metric and direction (:func:`resolve_task`).
+    """
+    resolved = resolve_task(experiment)
     pruning = {k: v for k, v in effective_params(point).items() if k != "lr"}
     process_config(build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning))
+    return resolved

@@ -2,13 +2,14 @@
 
 * ``trials.csv``: one row per trial (number, state, objective values, effective params, reached
   sparsity, seed, repeat_of, MLflow run id, duration, failure reason, interrupted);
-* ``accuracy_vs_sparsity.png``: every trained trial at the sparsity it reached (colour = pattern,
-  marker = criterion), the dense model's accuracy and the Pareto front; ``best_so_far.png`` too
-  with a single objective;
+* ``<metric>_vs_sparsity.png`` (``accuracy_vs_sparsity.png``): every trained trial at the sparsity it
+  reached (colour = pattern, marker = criterion), the dense model's value of the task's metric and
+  the Pareto front (under the task's direction); ``best_so_far.png`` too with a single objective;
 * ``best_at_matched_sparsity.csv``: the best trial of each pattern x criterion in each 0.1 bin of
   reached sparsity (the other knobs are the best trial's, shown, not held fixed);
-* metrics ``best_accuracy/sparsity_<bin>``: the best accuracy kept in each bin of reached sparsity;
-* ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for accuracy
+* metrics ``best_<metric>/sparsity_<bin>``: the best value of the metric kept in each bin of reached
+  sparsity (the lowest for a minimised metric);
+* ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
 
@@ -27,7 +28,15 @@ from optuna.trial import TrialState
 from workbench.study.figures import plot_best_so_far, plot_importances, plot_metric_vs_sparsity
 from workbench.study.importance import residual_importances
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.study.summary import MATCHED_COLUMNS, best_per_bin, front, matched_rows, result_rows, sparsity_bin
+from workbench.study.summary import (
+    best_per_bin,
+    front,
+    matched_columns,
+    matched_rows,
+    result_rows,
+    sparsity_bin,
+    study_goal,
+)
 from workbench.trial.space import effective_params
 
 if TYPE_CHECKING:
@@ -67,37 +76,43 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
 
 
 def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
-    """Importances of the searched knobs for accuracy at matched sparsity, or ``{"skipped": reason}``.
+    """Importances of the searched knobs for the task's metric at matched sparsity, or ``{"skipped": reason}``.
 
     :func:`~workbench.study.importance.residual_importances` over the trained complete trials: the
-    reached sparsity's effect on accuracy is removed first, so the target does not drown the
+    reached sparsity's effect on the metric is removed first, so the target does not drown the
     other knobs, and a knob is scored only where it has an effect. ``seed`` is kept for callers
     (the method is deterministic).
     """
     del seed
-    rows = result_rows(study)
+    metric, direction = study_goal(study)
+    rows = result_rows(study, metric)
     knobs = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params} | {"seed"})
-    return residual_importances([dict(r, target_sparsity=r["target"]) for r in rows], knobs)
+    rows = [dict(r, target_sparsity=r["target"]) for r in rows]
+    return residual_importances(rows, knobs, metric=metric, direction=direction)
 
 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
     """Compute the summary and log it on the parent run (see the module docstring)."""
-    objectives = experiment.study.objectives
+    objectives, metric, direction = experiment.study.objectives, experiment.metric, experiment.direction
+    goal = {"metric": metric, "direction": direction}
     rows = trial_rows(study, objectives)
-    results = result_rows(study)
+    results = result_rows(study, metric)
     figures: dict[str, Any] = {}
-    dense = [r["dense_accuracy"] for r in results if r["dense_accuracy"] == r["dense_accuracy"]]
-    figures["accuracy_vs_sparsity.png"] = plot_metric_vs_sparsity(
-        results, dense=sum(dense) / len(dense) if dense else None, front=front(results)
+    dense = [r[f"dense_{metric}"] for r in results if r[f"dense_{metric}"] == r[f"dense_{metric}"]]
+    figures[f"{metric.replace('/', '_')}_vs_sparsity.png"] = plot_metric_vs_sparsity(
+        results, metric=metric, dense=sum(dense) / len(dense) if dense else None, front=front(results, **goal)
     )
     if len(objectives) == 1:
-        figures["best_so_far.png"] = plot_best_so_far([r["trial"] for r in results], [r["accuracy"] for r in results])
+        values = [r[metric] for r in results]
+        figures["best_so_far.png"] = plot_best_so_far(
+            [r["trial"] for r in results], values, label=metric, direction=direction
+        )
     importances = param_importances(study, seed=experiment.study.seed)
     if "importances" in importances:
         counts = importances["n_trials"]
         figures["param_importances.png"] = plot_importances(
             {f"{k} (n={counts[k]})": v for k, v in importances["importances"].items()},
-            title="Importance for accuracy at matched sparsity (share; n = trials where the knob acts)",
+            title=f"Importance for {metric} at matched sparsity (share; n = trials where the knob acts)",
         )
     else:
         _log.info("parameter importances skipped: %s", importances["skipped"])
@@ -107,12 +122,12 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
         "trials/pruned": counts[TrialState.PRUNED],
         "trials/failed": counts[TrialState.FAIL],
     }
-    for row in best_per_bin(results, ()).get((), {}).values():  # the best accuracy kept at each sparsity
-        metrics[f"best_accuracy/sparsity_{sparsity_bin(row['sparsity'])}"] = row["accuracy"]
+    for row in best_per_bin(results, (), **goal).get((), {}).values():  # the best value kept at each sparsity
+        metrics[f"best_{metric}/sparsity_{sparsity_bin(row['sparsity'])}"] = row[metric]
     searched = [
         k for k in ("pruner", "pruning_scope", "sparsity_decay_type", "lr", "seed") if any(k in r for r in results)
     ]
-    tables = {"best_at_matched_sparsity.csv": (matched_rows(results), [*MATCHED_COLUMNS, *searched])}
+    tables = {"best_at_matched_sparsity.csv": (matched_rows(results, **goal), [*matched_columns(metric), *searched])}
     tracker.log_study_summary(
         parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics, tables=tables
     )

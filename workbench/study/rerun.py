@@ -1,7 +1,7 @@
 """Re-running a tracked trial from its logged ``trial.yaml``: reproducibility as a command.
 
 Example:
-    >>> new_id, before, after = rerun_trial(run_id, "sqlite:///mlflow.db")  # doctest: +SKIP
+    >>> new_id, before, after, metric = rerun_trial(run_id, "sqlite:///mlflow.db")  # doctest: +SKIP
     >>> before == after  # doctest: +SKIP
     True
 """
@@ -12,21 +12,24 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
+from workbench.benchmarks import get_benchmark
 from workbench.infra.plugins import import_plugins
 from workbench.infra.stores import sqlite_path
 from workbench.pruner import ConfigError
 from workbench.study.objective import PLUGINS_TAG
 from workbench.tracking import Tracker, resolve_tracking_uri
+from workbench.tracking.artifacts import BENCHMARK_PARAM, metric_name
 from workbench.trial import TrainingConfig, run_trial
 
 __all__ = ["rerun_trial"]
 
 
-def rerun_trial(run_id: str, tracking_uri: str | None) -> tuple[str, float | None, float]:
+def rerun_trial(run_id: str, tracking_uri: str | None) -> tuple[str, float | None, float, str]:
     """Run ``run_id``'s logged trial again as a new tracked run tagged ``workbench.rerun_of``.
 
-    Returns the new run's id, the source run's accuracy (``None`` if it logged none) and the new
-    accuracy. A run without a loadable ``trial.yaml`` is a :class:`ConfigError` naming ``run_id``,
+    The task is built as the source trial's was: its benchmark with the ``benchmark_params`` of its
+    ``trial.yaml``. Returns the new run's id, the source run's value of the task's metric (``None``
+    if it logged none), the new value and the metric's name (``accuracy``, ``perplexity``). A run without a loadable ``trial.yaml`` is a :class:`ConfigError` naming ``run_id``,
     and so is a SQLite store that does not exist (it is not created).
     """
     uri = resolve_tracking_uri(tracking_uri)
@@ -45,8 +48,12 @@ def rerun_trial(run_id: str, tracking_uri: str | None) -> tuple[str, float | Non
     plugins = source.data.tags.get(PLUGINS_TAG, "")
     import_plugins(filter(None, plugins.split(",")))
     training = TrainingConfig(**spec["training"])
-    result = run_trial(spec["benchmark"], spec["pruning_config"], training, int(spec["seed"]))
-    params = {k: v for k, v in source.data.params.items() if not k.startswith(("training.", "time."))}
+    bench_params = dict(spec.get("benchmark_params") or {})
+    task = get_benchmark(spec["benchmark"], **bench_params) if bench_params else spec["benchmark"]
+    result = run_trial(task, spec["pruning_config"], training, int(spec["seed"]))
+    skip = ("training.", "time.", BENCHMARK_PARAM)
+    params = {k: v for k, v in source.data.params.items() if not k.startswith(skip)}
+    params.update({f"{BENCHMARK_PARAM}{k}": v for k, v in bench_params.items()})  # typed, for trial.yaml
     new_id = tracker.trial_run(
         source.info.experiment_id,
         parent_run_id=None,
@@ -55,4 +62,4 @@ def rerun_trial(run_id: str, tracking_uri: str | None) -> tuple[str, float | Non
     )
     tracker.log_result(new_id, result, params)
     tracker.finish(new_id, "COMPLETE")
-    return new_id, source.data.metrics.get("accuracy"), result.accuracy
+    return new_id, source.data.metrics.get(metric_name(result.metric)), result.value, result.metric

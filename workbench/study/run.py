@@ -31,6 +31,7 @@ import contextlib
 import logging
 import math
 import time
+import warnings
 from typing import Any
 
 import optuna
@@ -44,7 +45,7 @@ from workbench.pruner import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner
-from workbench.study.preflight import check_stores, source_of
+from workbench.study.preflight import check_stores, resolve_task, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.study.report import summarize_study
 from workbench.study.store_health import check_store_health
@@ -87,6 +88,7 @@ def run_study(
     total = n_trials if n_trials is not None else experiment.study.n_trials
     if total < 1:
         raise ConfigError(f"n_trials: must be >= 1, got {total}")
+    experiment = resolve_task(experiment, runner.goal)  # the task's metric and direction; bad objectives: exit 2
     if experiment.study.sampler == "grid":
         total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
     spec = resolve_storage(storage, experiment.study_name, workers)
@@ -177,14 +179,20 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
             storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
             study_name=experiment.study_name,
             load_if_exists=True,
-            directions=["maximize"] * len(experiment.study.objectives),
+            directions=[experiment.direction, "maximize"][: len(experiment.study.objectives)],
             pruner=make_pruner(experiment),
         )
         study.sampler = make_sampler(experiment)
+        with warnings.catch_warnings():  # experimental in Optuna; optuna-dashboard names the objectives with it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(experiment.study.objectives))
         exp_id = tracker.experiment_id(experiment.name, description=experiment.description or None)
         _save_landing_view(tracker, exp_id, experiment)
         study_params = {
             "benchmark": experiment.benchmark,
+            **{f"benchmark.{k}": v for k, v in experiment.benchmark_params.items()},
+            "metric": experiment.metric,
+            "direction": experiment.direction,
             "sampler": experiment.study.sampler,
             "objectives": ",".join(experiment.study.objectives),
             "study_pruner": experiment.study.pruner,
@@ -200,13 +208,15 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
         )
         study.set_user_attr("mlflow_experiment_id", exp_id)
         study.set_user_attr("mlflow_parent_run_id", parent)
+        study.set_user_attr("metric", experiment.metric)  # the console lines and summaries name it
+        study.set_user_attr("direction", experiment.direction)
     return tracker, study, exp_id, parent
 
 
 def _save_landing_view(tracker: Tracker, exp_id: str, experiment: Experiment) -> None:
     """The study's landing view as a saved view of its experiment, unless one is saved (a user's edit stays)."""
     key, value = landing_view_tag(
-        experiment.study_name, metric=experiment.study.objectives[0], now_ms=int(time.time() * 1000)
+        experiment.study_name, metric=experiment.metric, direction=experiment.direction, now_ms=int(time.time() * 1000)
     )
     if key not in tracker.client.get_experiment(exp_id).tags:
         tracker.client.set_experiment_tag(exp_id, key, value)
@@ -235,6 +245,7 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
         "name": experiment.name,
         **plugins,
         "benchmark": experiment.benchmark,
+        **({"benchmark_params": dict(experiment.benchmark_params)} if experiment.benchmark_params else {}),
         "training": experiment.training.to_dict(),
         "pruning": experiment.pruning,
         "search_space": space,

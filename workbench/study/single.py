@@ -17,7 +17,7 @@ from workbench.experiment import effective_params, load_experiment
 from workbench.experiment.overrides import apply_overrides
 from workbench.infra.locks import store_lock
 from workbench.infra.stores import sqlite_path
-from workbench.study.objective import plugin_tags, run_tracked_trial
+from workbench.study.objective import plugin_tags, run_tracked_trial, task_tags
 from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
 from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.artifacts import config_label
@@ -32,7 +32,7 @@ def run_single(
 ) -> tuple[str, TrialResult, dict[str, Any]]:
     """Run one tracked trial; returns its MLflow run id, its result and the point it ran."""
     experiment, point, seed = apply_overrides(load_experiment(experiment_path), sets)
-    check_point_builds(experiment, point)
+    experiment = check_point_builds(experiment, point)  # the task's metric and direction known
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri, source=source_of(tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"))
     with store_lock([sqlite_path(uri)]):
@@ -47,6 +47,8 @@ def run_single(
         seed=seed,
         fixed=experiment.pruning,
         run_name=f"run {config_label(effective_params(point))}",
-        tags={"workbench.source": "run", **plugin_tags(experiment)},
+        tags={"workbench.source": "run", **plugin_tags(experiment), **task_tags(experiment)},
+        benchmark_params=experiment.benchmark_params,
+        metric=experiment.metric,
     )
     return run_id, result, point

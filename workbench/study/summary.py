@@ -1,10 +1,14 @@
 """What ``workbench search`` prints at the end: the answer at a glance, then where to look next.
 
 Plain data from the Optuna study (no MLflow reads): one row per trained complete trial
-(:func:`result_rows`, exact repeats left out), the Pareto front of accuracy against the sparsity
-reached (two objectives) or the best trials (one), the best trial per pattern in bins of reached
-sparsity (:func:`best_per_bin`, so patterns are compared at the same sparsity), and the next
-steps: the MLflow UI address of the study's parent run and ``make notebooks``.
+(:func:`result_rows`, exact repeats left out), the Pareto front of the task's metric against the
+sparsity reached (two objectives) or the best trials (one), the best trial per pattern in bins of
+reached sparsity (:func:`best_per_bin`, so patterns are compared at the same sparsity), and the
+next steps: the MLflow UI address of the study's parent run and ``make notebooks``.
+
+Rows hold the task's metric under its own name (``accuracy``, ``perplexity``); every function
+takes ``metric`` (default ``accuracy``) and ``direction`` (``maximize`` / ``minimize``: "best"
+is the lowest perplexity). :func:`study_goal` reads both from the study.
 
 Example:
     >>> rows = [{"trial": 0, "pattern": "4x1", "sparsity": 0.62, "accuracy": 0.9},
@@ -31,23 +35,51 @@ from workbench.trial.space import effective_params
 __all__ = [
     "BIN_WIDTH",
     "FRONT_COLUMNS",
+    "better",
+    "front_columns",
+    "matched_columns",
     "best_per_bin",
     "format_table",
     "front",
     "matched_rows",
     "result_rows",
     "sparsity_bin",
+    "study_goal",
     "summary_text",
 ]
 
 BIN_WIDTH = 0.1
 """Width of the reached-sparsity bins in which configurations are compared."""
 FRONT_COLUMNS = ("trial", "pattern", "criterion", "scheduler", "target", "sparsity", "accuracy", "run_id")
-"""The columns of the console's front / best-trials table."""
+"""The columns of the console's front / best-trials table (for an accuracy task)."""
 
 
-def result_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trained, complete trial: its knobs (effective target), reached sparsity, accuracy, run id."""
+def front_columns(metric: str = "accuracy") -> tuple[str, ...]:
+    """:data:`FRONT_COLUMNS` with the task's ``metric`` in place of accuracy."""
+    return tuple(metric if c == "accuracy" else c for c in FRONT_COLUMNS)
+
+
+def study_goal(study: optuna.Study) -> tuple[str, str]:
+    """The study's (metric, direction): its user attributes, else the first objective's direction and accuracy."""
+    attrs = study.user_attrs
+    direction = attrs.get("direction") or ("minimize" if study.directions[0].name == "MINIMIZE" else "maximize")
+    return str(attrs.get("metric", "accuracy")), str(direction)
+
+
+def better(a: float, b: float, direction: str = "maximize") -> bool:
+    """Whether metric value ``a`` is strictly better than ``b`` under ``direction``."""
+    return a < b if direction == "minimize" else a > b
+
+
+def _key(row: dict[str, Any], metric: str, direction: str) -> float:
+    """A sort key putting the best value of ``metric`` first."""
+    return row[metric] if direction == "minimize" else -row[metric]
+
+
+def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str, Any]]:
+    """One row per trained, complete trial: its knobs (effective target), reached sparsity, the task's
+    metric (``metric``, default :func:`study_goal`'s) and its dense value (``dense_<metric>``), run id."""
+    metric = metric or study_goal(study)[0]
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if not trial.values or REPEAT_ATTR in trial.user_attrs:
@@ -60,27 +92,32 @@ def result_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "target": round(eff["target_sparsity"], 6) if "target_sparsity" in eff else None,
                 "seed": trial.user_attrs.get(SEED_ATTR),
                 "sparsity": trial.user_attrs.get("sparsity", trial.values[1] if len(trial.values) > 1 else math.nan),
-                "accuracy": trial.values[0],
-                "dense_accuracy": trial.user_attrs.get("dense_accuracy", math.nan),
+                metric: trial.values[0],
+                f"dense_{metric}": trial.user_attrs.get(
+                    "dense_value", trial.user_attrs.get("dense_accuracy", math.nan)
+                ),
                 "run_id": trial.user_attrs.get("mlflow_run_id", ""),
             }
         )
     return rows
 
 
-def front(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows no other row beats in both accuracy and reached sparsity, by increasing sparsity."""
+def front(
+    rows: Sequence[dict[str, Any]], *, metric: str = "accuracy", direction: str = "maximize"
+) -> list[dict[str, Any]]:
+    """The rows no other row beats in both ``metric`` (under ``direction``) and reached sparsity, by increasing sparsity."""
+    sign = -1.0 if direction == "minimize" else 1.0
     out = []
     for row in rows:
         dominated = any(
-            o["accuracy"] >= row["accuracy"]
+            sign * o[metric] >= sign * row[metric]
             and o["sparsity"] >= row["sparsity"]
-            and (o["accuracy"] > row["accuracy"] or o["sparsity"] > row["sparsity"])
+            and (sign * o[metric] > sign * row[metric] or o["sparsity"] > row["sparsity"])
             for o in rows
         )
         if not dominated:
             out.append(row)
-    return sorted(out, key=lambda r: (r["sparsity"], -r["accuracy"], r["trial"]))
+    return sorted(out, key=lambda r: (r["sparsity"], _key(r, metric, direction), r["trial"]))
 
 
 def sparsity_bin(sparsity: float, width: float = BIN_WIDTH) -> str:
@@ -90,9 +127,14 @@ def sparsity_bin(sparsity: float, width: float = BIN_WIDTH) -> str:
 
 
 def best_per_bin(
-    rows: Sequence[dict[str, Any]], by: Sequence[str], *, width: float = BIN_WIDTH
+    rows: Sequence[dict[str, Any]],
+    by: Sequence[str],
+    *,
+    width: float = BIN_WIDTH,
+    metric: str = "accuracy",
+    direction: str = "maximize",
 ) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
-    """The most accurate row per group of ``by`` and per bin of reached sparsity.
+    """The best row (``metric`` under ``direction``) per group of ``by`` and per bin of reached sparsity.
 
     Returns ``{group: {bin label: row}}``; ties keep the earlier trial.
     """
@@ -102,7 +144,7 @@ def best_per_bin(
             continue
         cells = out.setdefault(tuple(row.get(k) for k in by), {})
         label = sparsity_bin(row["sparsity"], width)
-        if label not in cells or row["accuracy"] > cells[label]["accuracy"]:
+        if label not in cells or better(row[metric], cells[label][metric], direction):
             cells[label] = row
     return out
 
@@ -121,20 +163,30 @@ MATCHED_COLUMNS = (
 """Columns of :func:`matched_rows` (``best_at_matched_sparsity.csv``); other knobs follow when searched."""
 
 
+def matched_columns(metric: str = "accuracy") -> tuple[str, ...]:
+    """:data:`MATCHED_COLUMNS` with the task's ``metric`` in place of accuracy."""
+    return tuple(metric if c == "accuracy" else c for c in MATCHED_COLUMNS)
+
+
 def matched_rows(
-    rows: Sequence[dict[str, Any]], by: Sequence[str] = ("pattern", "criterion"), *, width: float = BIN_WIDTH
+    rows: Sequence[dict[str, Any]],
+    by: Sequence[str] = ("pattern", "criterion"),
+    *,
+    width: float = BIN_WIDTH,
+    metric: str = "accuracy",
+    direction: str = "maximize",
 ) -> list[dict[str, Any]]:
     """The best trial of each ``by`` group in each bin of reached sparsity, as flat rows.
 
     Comparisons hold the reached sparsity within one bin; the other knobs (scheduler, decay,
     scope, ...) are whatever that group's best trial used there (shown in its row), not held fixed.
-    Ordered by bin, then accuracy (best first).
+    Ordered by bin, then ``metric`` (best first).
     """
     out = []
-    for group, cells in best_per_bin(rows, by, width=width).items():
+    for group, cells in best_per_bin(rows, by, width=width, metric=metric, direction=direction).items():
         for label, row in cells.items():
             out.append({"sparsity_bin": label, **dict(zip(by, group)), **{k: v for k, v in row.items() if k not in by}})
-    return sorted(out, key=lambda r: (r["sparsity_bin"], -r["accuracy"], r["trial"]))
+    return sorted(out, key=lambda r: (r["sparsity_bin"], _key(r, metric, direction), r["trial"]))
 
 
 def _cell(value: Any) -> str:
@@ -166,22 +218,27 @@ def format_table(
     return "\n".join([line(columns), *(line(t) for t in text)])
 
 
-def _matched_table(rows: Sequence[dict[str, Any]]) -> str:
-    table = best_per_bin(rows, ("pattern",))
+def _matched_table(rows: Sequence[dict[str, Any]], metric: str, direction: str) -> str:
+    table = best_per_bin(rows, ("pattern",), metric=metric, direction=direction)
     bins = sorted({label for cells in table.values() for label in cells})
     lines = []
     for (pattern,), cells in sorted(table.items(), key=lambda kv: str(kv[0])):
         line = {"pattern": pattern}
         for label in bins:
             row = cells.get(label)
-            line[label] = f"{row['accuracy']:.4f} t{row['trial']}" if row else "-"
+            line[label] = f"{row[metric]:.4f} t{row['trial']}" if row else "-"
         lines.append(line)
     return format_table(lines, ["pattern", *bins])
 
 
 def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str, experiment: str) -> str:
-    """The end-of-search summary: front (or best trials), best per pattern at matched sparsity, next steps."""
-    rows = result_rows(study)
+    """The end-of-search summary: front (or best trials), best per pattern at matched sparsity, next steps.
+
+    The task's metric and direction are the study's (:func:`study_goal`): "best" is the lowest
+    value of a minimised metric.
+    """
+    metric, direction = study_goal(study)
+    rows = result_rows(study, metric)
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
     repeats = sum(REPEAT_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False))
@@ -190,16 +247,17 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
     ]
     if rows:
         if multi_objective:
-            shown = front(rows)
-            out += ["", f"Pareto front, accuracy vs reached sparsity ({len(shown)} of {len(rows)} trained trials):"]
+            shown = front(rows, metric=metric, direction=direction)
+            out += ["", f"Pareto front, {metric} vs reached sparsity ({len(shown)} of {len(rows)} trained trials):"]
         else:
-            shown = sorted(rows, key=lambda r: (-r["accuracy"], r["trial"]))[:5]
-            out += ["", f"Best trials by accuracy ({len(shown)} of {len(rows)} trained trials):"]
-        out.append(format_table(shown, FRONT_COLUMNS))
+            shown = sorted(rows, key=lambda r: (_key(r, metric, direction), r["trial"]))[:5]
+            lower = " (lower is better)" if direction == "minimize" else ""
+            out += ["", f"Best trials by {metric}{lower} ({len(shown)} of {len(rows)} trained trials):"]
+        out.append(format_table(shown, front_columns(metric)))
         out += [
             "",
-            f"Best accuracy per pattern at matched reached sparsity (bins of {BIN_WIDTH:g}; tN = trial N):",
-            _matched_table(rows),
+            f"Best {metric} per pattern at matched reached sparsity (bins of {BIN_WIDTH:g}; tN = trial N):",
+            _matched_table(rows, metric, direction),
         ]
     out += [
         "",

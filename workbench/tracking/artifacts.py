@@ -26,19 +26,26 @@ from mlflow.entities import Metric
 
 from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
 from workbench.tracking.figures import plot_trial_overview
-from workbench.tracking.metric_keys import layer_metric_keys
+from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.trial.space import INACTIVE, PRUNING_DIMS, is_active
 from workbench.trial.types import SPARSITY_KEYS, TrialResult
 
 __all__ = [
+    "BENCHMARK_PARAM",
+    "DIRECTION_TAG",
+    "METRIC_TAG",
     "NM_GLOBAL_KEY",
     "NM_LAYER_PREFIX",
+    "benchmark_params_of",
     "config_label",
     "curve_metrics",
     "is_nm",
+    "metric_name",
     "now_ms",
     "result_metrics",
     "run_description",
+    "task_curves",
+    "task_finals",
     "timing_params",
     "trial_params",
     "write_csv",
@@ -46,10 +53,27 @@ __all__ = [
 ]
 
 
+BENCHMARK_PARAM = "benchmark."
+"""Prefix of the child-run params holding the experiment's ``benchmark_params`` (``benchmark.hidden``)."""
+METRIC_TAG, DIRECTION_TAG = "workbench.metric", "workbench.direction"
+"""Run tags naming the task's metric and which way it is better (``maximize`` / ``minimize``)."""
+
+
+def benchmark_params_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``benchmark_params`` inside logged ``params`` (the ``benchmark.<key>`` entries, prefix removed)."""
+    return {k[len(BENCHMARK_PARAM) :]: v for k, v in params.items() if k.startswith(BENCHMARK_PARAM)}
+
+
 def trial_params(
-    params: dict[str, Any], pruning_config: dict[str, Any], *, seed: int, benchmark: str
+    params: dict[str, Any],
+    pruning_config: dict[str, Any],
+    *,
+    seed: int,
+    benchmark: str,
+    benchmark_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched).
+    """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched), and
+    each of ``benchmark_params`` as ``benchmark.<key>``.
 
     Knobs the search space leaves out are read from the effective pruning config, so every child
     run carries all seven; a knob without effect in this trial (the decay of a one-step schedule)
@@ -71,6 +95,7 @@ def trial_params(
     for key in ("lr", "requested_target_sparsity"):
         if key in params:
             out[key] = params[key]
+    out.update({f"{BENCHMARK_PARAM}{k}": v for k, v in (benchmark_params or {}).items()})
     return out
 
 
@@ -100,6 +125,37 @@ def _differs(a: dict[int, float], b: dict[int, float] | None) -> bool:
     return b is None or any(abs(a[s] - b[s]) > 1e-9 for s in a.keys() & b.keys()) or a.keys() != b.keys()
 
 
+def metric_name(name: str) -> str:
+    """A metric name of the task as one MLflow key segment (``f1``, ``perplexity``; odd characters mapped)."""
+    return sanitize_name(str(name))
+
+
+def task_finals(result: TrialResult) -> dict[str, float]:
+    """The final metrics: ``<name>`` and ``dense_<name>`` of every metric of the task's ``evaluate``,
+    and ``<metric>_drop`` (direction-aware, :attr:`TrialResult.drop`) for the metric the study optimises.
+
+    Only the task's own metric has a known direction, so only it gets a drop; a result without
+    ``metrics`` (a plain accuracy result) logs ``accuracy``, ``dense_accuracy``, ``accuracy_drop``.
+    """
+    finals = {result.metric: result.value, **result.metrics}
+    dense = {result.metric: result.dense_value, **result.dense_metrics}
+    out: dict[str, float] = {}
+    for name, value in finals.items():
+        out[metric_name(name)] = value
+        if name in dense:
+            out[f"dense_{metric_name(name)}"] = dense[name]
+    out[f"{metric_name(result.metric)}_drop"] = result.drop
+    return out
+
+
+def task_curves(result: TrialResult) -> dict[str, dict[int, float]]:
+    """Every metric of the task at every evaluation, ``{name: {step: value}}`` (logged as ``eval/<name>``)."""
+    curves = {metric_name(k): v for k, v in result.eval_metrics.items()}
+    if result.eval_values or metric_name(result.metric) not in curves:
+        curves[metric_name(result.metric)] = dict(result.eval_values)
+    return {k: v for k, v in curves.items() if v}
+
+
 def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric]:
     """Every metric of a trial: finals, global/per-layer sparsity series, eval and loss series.
 
@@ -111,15 +167,9 @@ def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric
     (:func:`timing_params`), not metrics.
     """
     ts = ts or now_ms()
-    last = max([0, *result.eval_accuracy, *result.train_loss])
-    out = [
-        Metric(k, float(v), ts, last)
-        for k, v in (
-            ("accuracy", result.accuracy),
-            ("dense_accuracy", result.dense_accuracy),
-            ("accuracy_drop", result.accuracy_drop),
-        )
-    ]
+    evals = task_curves(result)
+    last = max([0, *(s for c in evals.values() for s in c), *result.train_loss])
+    out = [Metric(k, float(v), ts, last) for k, v in task_finals(result).items()]
     nm = is_nm(result)
     elementwise, blockwise = SPARSITY_KEYS[0], SPARSITY_KEYS[2]
     for key in SPARSITY_KEYS:
@@ -138,7 +188,8 @@ def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric
     keys = layer_metric_keys(shown, prefix=NM_LAYER_PREFIX if nm else "layer_blockwise_sparsity")
     for name, curve in shown.items():
         out.extend(curve_metrics(keys[name], curve, ts))
-    out.extend(curve_metrics("eval/accuracy", result.eval_accuracy, ts))
+    for name, curve in evals.items():
+        out.extend(curve_metrics(f"eval/{name}", curve, ts))
     out.extend(curve_metrics("train/loss", result.train_loss, ts))
     return out
 
@@ -160,11 +211,12 @@ def run_description(result: TrialResult, params: dict[str, Any]) -> str:
     """The run's description (MLflow's note): configuration, outcome and how to read its series."""
     reached = result.final_sparsity.get(SPARSITY_KEYS[0])
     lines = [
-        f"**{config_label(params)}**: accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f})"
+        f"**{config_label(params)}**: {result.metric} {result.value:.4f} (dense {result.dense_value:.4f}, "
+        f"{'lower' if result.direction == 'minimize' else 'higher'} is better)"
         + (f", sparsity reached {reached:.3f}" if reached is not None else ""),
         "",
         "`sparsity/elementwise_over_matmul_gemm_conv`: fraction of zero weights in the prunable layers; "
-        "`layer_sparsity/<layer>`: the same per layer; `eval/accuracy`, `train/loss`: fine-tuning. "
+        f"`layer_sparsity/<layer>`: the same per layer; `eval/{metric_name(result.metric)}`, `train/loss`: fine-tuning. "
         "Figure `sparsity_overview.png`: every layer over steps. Timings: params `time.*`.",
     ]
     if is_nm(result):
@@ -186,12 +238,15 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
         writer.writerows(rows)
 
 
-def write_trial_artifacts(folder: Path, result: TrialResult, *, title: str = "") -> None:
-    """pruning_config.yaml, trial.yaml (what rerun needs), layers.csv, layer_sparsity.csv and
-    ``sparsity_overview.png`` (every layer over steps, titled ``title``)."""
+def write_trial_artifacts(
+    folder: Path, result: TrialResult, *, title: str = "", benchmark_params: dict[str, Any] | None = None
+) -> None:
+    """pruning_config.yaml, trial.yaml (what rerun needs, ``benchmark_params`` included), layers.csv,
+    layer_sparsity.csv and ``sparsity_overview.png`` (every layer over steps, titled ``title``)."""
     (folder / "pruning_config.yaml").write_text(yaml.safe_dump(result.pruning_config, sort_keys=False))
     spec = {
         "benchmark": result.benchmark,
+        **({"benchmark_params": dict(benchmark_params)} if benchmark_params else {}),
         "seed": result.seed,
         "params": result.params,
         "training": result.training,

@@ -2,8 +2,8 @@
 
 One picture per trial, readable at its native size (1600 px wide): left, a layer x step heatmap
 of elementwise sparsity (one row per layer, labelled, so hundreds of layers still fit); right, the
-global sparsity reached and the test accuracy over the same steps. The title names the
-configuration and the final accuracy. Built with ``Figure`` directly (no pyplot state, no backend
+global sparsity reached and the task's metric over the same steps. The title names the
+configuration and the metric's final value. Built with ``Figure`` directly (no pyplot state, no backend
 switch), so the log writer can draw it in any thread and a notebook can show the same picture.
 
 Example:
@@ -47,10 +47,10 @@ def _step_grid(curves: Mapping[str, Mapping[int, float]], steps: list[int]) -> n
 
 
 def plot_trial_overview(result: TrialResult, *, title: str = "") -> Figure:
-    """Layer x step heatmap of elementwise sparsity (left) and global sparsity + accuracy (right).
+    """Layer x step heatmap of elementwise sparsity (left) and global sparsity + the task's metric (right).
 
-    The title is ``title`` (the configuration) with the final accuracy, the dense one and the
-    sparsity reached. 1600 px wide; the height grows with the number of layers.
+    The title is ``title`` (the configuration) with the final value of the task's metric, the
+    dense one and the sparsity reached; a metric outside [0, 1] (perplexity) gets its own axis. 1600 px wide; the height grows with the number of layers.
     """
     layers = dict(result.layer_sparsity)  # the model's order, as the runner recorded them
     steps = sorted({s for c in layers.values() for s in c} | {s for c in result.sparsity.values() for s in c})
@@ -96,27 +96,36 @@ def plot_trial_overview(result: TrialResult, *, title: str = "") -> Figure:
             lw=2.5,
             label=f"global sparsity (reached {final:.3f})",
         )
-    if result.eval_accuracy:
-        xs = sorted(result.eval_accuracy)
-        curve.plot(
+    evals, metric = result.eval_values, result.metric
+    shown = [*evals.values(), result.dense_value]
+    unit = all(v != v or -0.02 <= v <= 1.1 for v in shown)  # a metric in [0, 1] shares the sparsity axis
+    axis = curve if unit else curve.twinx()
+    if evals:
+        xs = sorted(evals)
+        axis.plot(
             xs,
-            [result.eval_accuracy[s] for s in xs],
+            [evals[s] for s in xs],
             "o-",
             color="tab:red",
             lw=1.5,
             ms=4,
-            label=f"test accuracy (final {result.accuracy:.4f})",
+            label=f"test {metric} (final {result.value:.4f})",
         )
-        curve.axhline(
-            result.dense_accuracy, color="tab:red", ls=":", lw=1.5, label=f"dense accuracy {result.dense_accuracy:.4f}"
+        axis.axhline(
+            result.dense_value, color="tab:red", ls=":", lw=1.5, label=f"dense {metric} {result.dense_value:.4f}"
         )
-    curve.set(title="Global sparsity and test accuracy", xlabel="step", ylim=(-0.02, 1.1))
-    curve.yaxis.tick_right()
-    if global_curve or result.eval_accuracy:
-        curve.legend(loc="center left", fontsize=10, framealpha=0.9)  # early steps: curve low, accuracy high
+    curve.set(title=f"Global sparsity and test {metric}", xlabel="step", ylim=(-0.02, 1.1))
+    if unit:
+        curve.yaxis.tick_right()
+    else:
+        axis.set_ylabel(metric)
+        curve.set_ylabel("sparsity")
+    if global_curve or evals:
+        handles = curve.get_legend_handles_labels()[0] + (axis.get_legend_handles_labels()[0] if not unit else [])
+        curve.legend(handles=handles, loc="center left", fontsize=10, framealpha=0.9)  # early: curve low, metric high
     curve.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     reached = global_curve[max(global_curve)] if global_curve else float("nan")
-    headline = f"accuracy {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}), sparsity reached {reached:.3f}"
+    headline = f"{metric} {result.value:.4f} (dense {result.dense_value:.4f}), sparsity reached {reached:.3f}"
     fig.suptitle(f"{title}: {headline}" if title else headline, fontsize=14, y=1 - 0.25 / height)
     left = min(0.3, (6.0 * max([len(n) for n in layers] or [4]) + 40) / 1600)  # room for the layer names
     fig.subplots_adjust(left=left, right=0.96, bottom=0.8 / height, top=1 - 1.0 / height)

@@ -66,10 +66,15 @@ def view_key(study: str) -> str:
     return f"study-{slug}-{hashlib.sha1(study.encode('utf-8')).hexdigest()[:8]}"
 
 
-def landing_view(study: str, *, metric: str = "accuracy", knobs: Sequence[str] = KNOB_COLUMNS) -> dict[str, Any]:
-    """The view: ``study``'s runs, best ``metric`` first, the metric, reached sparsity and ``knobs`` shown."""
+def landing_view(
+    study: str, *, metric: str = "accuracy", direction: str = "maximize", knobs: Sequence[str] = KNOB_COLUMNS
+) -> dict[str, Any]:
+    """The view: ``study``'s runs, best ``metric`` first (lowest when ``direction`` is
+    ``"minimize"``), the metric, reached sparsity and ``knobs`` shown."""
     if not isinstance(metric, str) or not metric:
         raise ValueError(f"metric: {metric!r} is not allowed; allowed: a metric key such as 'accuracy'")
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction: {direction!r} is not allowed; allowed: maximize, minimize")
     if isinstance(knobs, str) or not all(isinstance(k, str) and k for k in knobs):
         raise ValueError(f"knobs: {knobs!r} is not allowed; allowed: a sequence of param names")
     metrics = [f"metrics.`{metric}`", f"metrics.`{SPARSITY_METRIC}`"] if metric != SPARSITY_METRIC else [metric]
@@ -78,16 +83,18 @@ def landing_view(study: str, *, metric: str = "accuracy", knobs: Sequence[str] =
     return {
         "searchFilter": f"tags.`optuna.study_name` = '{study}'",
         "orderByKey": metrics[0],
-        "orderByAsc": False,
+        "orderByAsc": direction == "minimize",
         "selectedColumns": metrics + params,
         "columnOrder": metrics + params,
         "columnWidths": {**widths, **{p: _WIDTHS["param"] for p in params}},
     }
 
 
-def landing_view_tag(study: str, *, metric: str = "accuracy", now_ms: int) -> tuple[str, str]:
+def landing_view_tag(
+    study: str, *, metric: str = "accuracy", direction: str = "maximize", now_ms: int
+) -> tuple[str, str]:
     """The experiment tag (key, value) that saves :func:`landing_view` as MLflow's UI reads it."""
-    state = json.dumps(landing_view(study, metric=metric), separators=(",", ":"))
+    state = json.dumps(landing_view(study, metric=metric, direction=direction), separators=(",", ":"))
     envelope = {"name": f"{study}: best {metric}", "createdAt": now_ms, "updatedAt": now_ms, "state": state}
     return VIEW_TAG_PREFIX + view_key(study), json.dumps(envelope, separators=(",", ":"))
 

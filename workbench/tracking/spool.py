@@ -95,17 +95,15 @@ class SpooledTracker(Tracker):
         params: dict[str, Any],
         *,
         pruning_config: dict[str, Any] | None,
-        eval_accuracy: dict[int, float],
+        eval_values: dict[int, float] | None = None,
+        metric: str = "accuracy",
         ts: int | None = None,
+        eval_accuracy: dict[int, float] | None = None,
     ) -> None:
         """Queue what a stopped or failed trial still has (stamped now, as in :meth:`log_result`)."""
-        self._calls.setdefault(run_id, []).append(
-            (
-                "log_partial",
-                (run_id, dict(params)),
-                {"pruning_config": pruning_config, "eval_accuracy": dict(eval_accuracy), "ts": ts or now_ms()},
-            )
-        )
+        evals = eval_values if eval_values is not None else (eval_accuracy or {})
+        kwargs = {"pruning_config": pruning_config, "eval_values": dict(evals), "metric": metric, "ts": ts or now_ms()}
+        self._calls.setdefault(run_id, []).append(("log_partial", (run_id, dict(params)), kwargs))
 
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
         """Queue the run's end and write the run's spool file (``state`` as in ``Tracker.finish``)."""

@@ -38,8 +38,12 @@ from mlflow.tracking import MlflowClient
 
 from workbench.infra.stores import DEFAULT_TRACKING_URI, absolute_sqlite, redact_url, sqlite_path
 from workbench.tracking.artifacts import (
+    DIRECTION_TAG,
+    METRIC_TAG,
+    benchmark_params_of,
     config_label,
     curve_metrics,
+    metric_name,
     now_ms,
     result_metrics,
     run_description,
@@ -194,7 +198,8 @@ class Tracker:
         run = self.client.get_run(run_id)
         flat = dict(params, **{f"training.{k}": v for k, v in result.training.items()}, **timing_params(result))
         flat = {k: v for k, v in flat.items() if k not in run.data.params}  # a replay: params stay as logged
-        tags = [RunTag(NOTE_TAG, run_description(result, params))]
+        described = {NOTE_TAG: run_description(result, params), METRIC_TAG: result.metric}
+        tags = [RunTag(k, v) for k, v in {**described, DIRECTION_TAG: result.direction}.items()]
         log_batch_chunked(
             self.client,
             run_id,
@@ -203,7 +208,8 @@ class Tracker:
             tags=tags,
         )
         with tempfile.TemporaryDirectory() as tmp:
-            write_trial_artifacts(Path(tmp), result, title=run.info.run_name or config_label(params))
+            title = run.info.run_name or config_label(params)
+            write_trial_artifacts(Path(tmp), result, title=title, benchmark_params=benchmark_params_of(params))
             self.client.log_artifacts(run_id, tmp)
         seconds = time.perf_counter() - start
         if "time.logging_s" in run.data.params:
@@ -221,17 +227,21 @@ class Tracker:
         params: dict[str, Any],
         *,
         pruning_config: dict[str, Any] | None,
-        eval_accuracy: dict[int, float],
+        eval_values: dict[int, float] | None = None,
+        metric: str = "accuracy",
         ts: int | None = None,
+        eval_accuracy: dict[int, float] | None = None,
     ) -> None:
-        """What a stopped or failed trial still has: params, config and the evaluations seen
-        (``ts`` as in :meth:`log_result`)."""
+        """What a stopped or failed trial still has: params, config and the evaluations of ``metric``
+        (``eval/<metric>``; ``ts`` as in :meth:`log_result`; ``eval_accuracy``: older spool files)."""
         ts = ts or now_ms()
+        evals = eval_values if eval_values is not None else (eval_accuracy or {})
         log_batch_chunked(
             self.client,
             run_id,
-            list(curve_metrics("eval/accuracy", eval_accuracy, ts)),
+            list(curve_metrics(f"eval/{metric_name(metric)}", evals, ts)),
             params=[Param(k, str(v)) for k, v in params.items()],
+            tags=[RunTag(METRIC_TAG, metric)],
         )
         if pruning_config is not None:
             self.client.log_text(run_id, yaml.safe_dump(pruning_config, sort_keys=False), "pruning_config.yaml")
