@@ -25,7 +25,7 @@ def serve_ui(args: argparse.Namespace) -> int:
     """``workbench ui``: serve the MLflow UI and print the latest study's landing view once it answers.
 
     The address opens the study's saved view (:mod:`workbench.tracking.landing_view`): its
-    trials, best accuracy first, with the accuracy, reached sparsity and knob columns shown even
+    trials, best metric first, with the metric, reached sparsity and knob columns shown even
     in a browser that never opened the UI before.
     """
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
@@ -36,7 +36,7 @@ def serve_ui(args: argparse.Namespace) -> int:
         return found["url"]
 
     def announce(url: str) -> None:
-        what = f"study {found['study']!r}: its trials, best accuracy first" if found["study"] else "no study yet"
+        what = f"study {found['study']!r}: its trials, best first" if found["study"] else "no study yet"
         print(f"MLflow UI: {url}  ({what}; Ctrl-C to stop)", flush=True)
 
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]

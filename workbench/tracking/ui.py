@@ -53,9 +53,12 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def runs_url(base: str, experiment_id: str, *, study: str | None = None, metric: str = "accuracy") -> str:
+def runs_url(
+    base: str, experiment_id: str, *, study: str | None = None, metric: str = "accuracy", direction: str = "maximize"
+) -> str:
     """The experiment's runs table, only ``study``'s trials when given, best ``metric`` first."""
-    query = {"orderByKey": f"metrics.`{metric}`", "orderByAsc": "false"}
+    ascending = "true" if direction == "minimize" else "false"
+    query = {"orderByKey": f"metrics.`{metric}`", "orderByAsc": ascending}
     if study is not None:
         query = {"searchFilter": f"tags.`optuna.study_name` = '{study}'", **query}
     return f"{base}/#/experiments/{experiment_id}/runs?{urlencode(query, quote_via=quote)}"
@@ -74,10 +77,10 @@ def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str
 
     Asks the server (MLflow's REST API, standard library only) for the most recent study parent
     run (tag ``workbench.study``), in ``experiment`` when given; the address is that study's saved
-    landing view (:func:`~workbench.tracking.landing_view.view_url`: its trials, best accuracy
-    first, with the accuracy, reached sparsity and knob columns shown in a fresh browser), or its
-    runs table sorted by accuracy (:func:`runs_url`) where the experiment has no saved view (a
-    study from before the view). Without any study: the UI's front page.
+    landing view (:func:`~workbench.tracking.landing_view.view_url`: its trials, best metric
+    first, with the metric, reached sparsity and knob columns shown in a fresh browser), or its
+    runs table sorted by the study's metric (:func:`runs_url`, the parent run's ``metric`` and
+    ``direction`` params) where the experiment has no saved view (a study from before the view). Without any study: the UI's front page.
     ``ValueError`` naming ``--experiment`` when it is not in the store.
     """
     found = _post(base, "experiments/search", {"max_results": 1000}).get("experiments", [])
@@ -105,4 +108,6 @@ def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str
     exp_tags = next(({t["key"] for t in e.get("tags", [])} for e in found if e["experiment_id"] == exp_id), set())
     if VIEW_TAG_PREFIX + view_key(study) in exp_tags:
         return view_url(base, exp_id, study), study
-    return runs_url(base, exp_id, study=study), study
+    params = {p["key"]: p["value"] for p in runs[0]["data"].get("params", [])}
+    metric, direction = params.get("metric", "accuracy"), params.get("direction", "maximize")
+    return runs_url(base, exp_id, study=study, metric=metric, direction=direction), study
