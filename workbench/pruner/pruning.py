@@ -71,10 +71,12 @@ class Pruning:
         self._has_data = False
 
     def _check_data(self) -> None:
-        """Refuse meta-device weights once, before the first hook touches them."""
+        """Once, before the first hook touches the weights: refuse meta-device weights, and move
+        masks and scores to the weights' devices (the model may have moved since it was built)."""
         if not self._has_data:
             for pruner in self.pruners:
                 check_weights_have_data(pruner.modules)
+                pruner.follow_devices()
             self._has_data = True
 
     # ---- the ten hooks --------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Pruning:
                 raise ConfigError(
                     f"state['pruners'][{i}]: not a state of this {type(pruner).__name__} ({type(err).__name__}: {err})"
                 ) from err
+        self._has_data = False  # the loaded masks may come from another device: follow the weights
 
     # ---- optimizer wrapping ---------------------------------------------------------------
     def attach(self, optimizer: torch.optim.Optimizer) -> None:

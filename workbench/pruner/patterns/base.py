@@ -22,7 +22,7 @@ from torch import nn
 from .. import _backend
 from ..config_types import PrunerConfig
 from ..errors import ConfigError
-from ..layout import Layout
+from ..layout import Layout, layout_of
 from .bounds import unit_floors
 from .spec import PatternSpec
 
@@ -75,7 +75,7 @@ class BasePattern(abc.ABC):
         self.layouts: dict[str, Layout] = {}
         self.modules: dict[str, nn.Module] = {}
         for name, module in modules.items():
-            layout = Layout(tuple(module.weight.shape))
+            layout = layout_of(module)
             reason = self.check_layer(layout)
             if reason:
                 self.invalid_layers[name] = reason
@@ -198,7 +198,7 @@ class BasePattern(abc.ABC):
             return done
         for name, mask in pruned.items():
             weight, layout = weights[name], self.layouts[name]
-            if weight.dim() <= 2 or layout.cols == weight.shape[1] or weight.dtype != torch.float32:
+            if weight.dim() <= 2 or layout.cols == weight.shape[1] or weight.dtype != torch.float32 or not _backend.on_cpu(weight):
                 continue
             cached = factors.get(name)
             if cached is None or cached.dtype != torch.bool:
@@ -216,7 +216,7 @@ class BasePattern(abc.ABC):
         zeroed = set()
         for name, mask in pruned.items():
             weight, layout = weights[name], self.layouts[name]
-            if mask.numel() != weight.numel():
+            if mask.numel() != weight.numel() or layout.transposed:
                 continue
             if _backend.zero_by_mask(weight, self.expand(name, mask)) or _backend.zero_blocks(
                 weight, mask.reshape(layout.rows, layout.cols), (1, 1)
@@ -234,8 +234,11 @@ class BasePattern(abc.ABC):
 
     # ---- shared machinery ------------------------------------------------------------------
     def empty_mask(self, name: str) -> torch.Tensor:
-        """A pruned mask that prunes nothing."""
-        return self.pruned_from_weight(name, torch.ones(self.layouts[name].shape))
+        """A pruned mask that prunes nothing, on the weight's device (the CPU for a meta weight;
+        :meth:`BasePruner.follow_devices` moves masks to the weights' devices before a hook)."""
+        weight = self.modules[name].weight
+        device = torch.device("cpu") if weight.is_meta else weight.device
+        return self.pruned_from_weight(name, torch.ones(self.layouts[name].shape, device=device))
 
     def get_masks(
         self, scores: dict[str, torch.Tensor], ratio: float, pre_masks: dict[str, torch.Tensor]

@@ -149,7 +149,7 @@ class NxMPattern(BasePattern):
         full-size factor is built or kept for those)."""
         zeroed = super().zero_compiled(weights, pruned)
         for name, mask in pruned.items():
-            if name in zeroed:
+            if name in zeroed or self.layouts[name].transposed:  # the kernels read [out, in] weights
                 continue
             bn, bm = self.block(name)
             if self.layouts[name].is_2d and bm == 1 and _backend.zero_by_mask(weights[name], mask, block_rows=bn):

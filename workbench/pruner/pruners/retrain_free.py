@@ -118,7 +118,7 @@ class RetrainFreePruner(BasePruner):
             vectors = grads[chosen]
             rest = vectors.sum(dim=0) - vectors  # for each member: the sum of the others
             del chosen[int(rest.pow(2).sum(dim=1).argmin())]
-        out = torch.zeros(pruned.numel(), dtype=torch.bool)
+        out = torch.zeros(pruned.numel(), dtype=torch.bool, device=pruned.device)
         out[chosen] = True
         return out.view(pruned.shape)
 
