@@ -27,11 +27,7 @@ class Workspace:
         self._buffers: dict[tuple[str, torch.dtype, torch.device | None], torch.Tensor] = {}
 
     def get(
-        self,
-        slot: str,
-        shape: tuple[int, ...],
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | None = None,
+        self, slot: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32, device: torch.device | None = None
     ) -> torch.Tensor:
         """An uninitialised tensor of ``shape`` on ``device`` (default: the CPU) whose memory is
         reused by the next ``get(slot)`` for the same dtype and device."""

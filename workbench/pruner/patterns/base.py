@@ -198,7 +198,12 @@ class BasePattern(abc.ABC):
             return done
         for name, mask in pruned.items():
             weight, layout = weights[name], self.layouts[name]
-            if weight.dim() <= 2 or layout.cols == weight.shape[1] or weight.dtype != torch.float32 or not _backend.on_cpu(weight):
+            if (
+                weight.dim() <= 2
+                or layout.cols == weight.shape[1]
+                or weight.dtype != torch.float32
+                or not _backend.on_cpu(weight)
+            ):
                 continue
             cached = factors.get(name)
             if cached is None or cached.dtype != torch.bool:
