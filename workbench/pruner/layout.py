@@ -37,8 +37,11 @@ def is_transposed_linear(module: nn.Module) -> bool:
 
 
 def layout_of(module: nn.Module) -> Layout:
-    """The :class:`Layout` of ``module``'s weight (transposed for a Hugging Face ``Conv1D``)."""
-    return Layout(tuple(module.weight.shape), transposed=is_transposed_linear(module))
+    """The :class:`Layout` of ``module``'s weight (transposed for a Hugging Face ``Conv1D``; with
+    the convolution's ``groups``)."""
+    groups = getattr(module, "groups", 1)
+    groups = groups if isinstance(groups, int) and groups > 1 and module.weight.dim() > 2 else 1
+    return Layout(tuple(module.weight.shape), transposed=is_transposed_linear(module), groups=groups)
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,13 @@ class Layout:
         shape: The weight's shape as stored.
         transposed: The weight is stored ``[in, out]`` (Hugging Face ``Conv1D``); the view is its
             transpose.
+        groups: A grouped convolution's groups (depthwise: as many as channels): output channel
+            ``o`` sees only the inputs of group ``o // (rows // groups)``, ``shape[1]`` of them.
     """
 
     shape: tuple[int, ...]
     transposed: bool = False
+    groups: int = 1
 
     @property
     def rows(self) -> int:

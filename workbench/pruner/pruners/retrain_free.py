@@ -131,8 +131,10 @@ class RetrainFreePruner(BasePruner):
             for name, module in self.modules.items():
                 if module.weight.grad is None:
                     continue
-                product = self.pattern.layouts[name].to_2d(self.full_weight(name) * module.weight.grad)
-                grad = _backend.reduce_blocks(product.float(), *self.pattern.block(name), "sum")
+                product = self.full_weight(name).float() * module.weight.grad.float()  # fp32 for half weights
+                grad = _backend.reduce_blocks(
+                    self.pattern.layouts[name].to_2d(product), *self.pattern.block(name), "sum"
+                )
                 self.grads[name].append(grad.reshape(-1).clone())
                 old = self.scores.get(name)
                 self.scores[name] = grad.pow(2) if old is None else old.add_(grad.pow(2))
