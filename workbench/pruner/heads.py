@@ -124,7 +124,11 @@ def _storage_key(weight: torch.Tensor) -> object:
     """What two tied weights share: the tensor itself, or (for views of one storage) its memory."""
     if weight.is_meta:
         return id(weight)
-    return (weight.untyped_storage().data_ptr(), weight.storage_offset(), tuple(weight.shape), weight.stride())
+    try:
+        ptr = weight.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # a tensor subclass without storage: identity only
+        return id(weight)
+    return (ptr, weight.storage_offset(), tuple(weight.shape), weight.stride())
 
 
 def tied_weights(model: nn.Module) -> dict[str, list[str]]:

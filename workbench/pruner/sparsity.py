@@ -46,7 +46,8 @@ class LayerInfo:
         type: Module class name.
         shape: Weight shape.
         pruned: Whether a pruner prunes it.
-        reason: Why, e.g. ``"pruned by pruner 0 (4x1)"``, ``"classifier head"``,
+        reason: Why, e.g. ``"pruned by pruner 0 (4x1, snip_momentum)"`` (with the orientation
+            for Conv1D and convolutions), ``"classifier head (...)"``, ``"tied weights: ..."``,
             ``"excluded by excluded_op_names 'fc.*'"``, ``"not a prunable type"``.
         pruner: Index of the pruner that owns it (``None`` if not pruned).
     """
