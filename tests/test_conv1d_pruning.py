@@ -120,3 +120,30 @@ def test_nm_on_conv1d_prunes_n_of_every_m_inputs(nm, inputs_groups, outputs, see
     pruning.on_step_begin(0)
     groups = (conv.weight == 0).t().reshape(outputs, inputs_groups, m)  # [out, in] view, groups of M inputs
     assert bool((groups.sum(dim=2) >= n).all())
+
+
+@pytest.mark.parametrize("pattern", ["4x1", "2x2", "1xchannel", "2:4"])
+@pytest.mark.parametrize("criterion", ["magnitude", "snip", "snip_momentum"])
+def test_conv1d_scores_equal_linear_scores_and_are_computed_in_place(criterion, pattern):
+    """Scores in the Linear orientation; where the kernels are built, computed as stored ([in, out],
+    transposed block) into a contiguous tensor, so no weight-sized copy is made per step."""
+    from workbench.pruner import get_criterion
+    from workbench.pruner._backend import kernels_available
+    from workbench.pruner.patterns import get_pattern
+
+    linear = _linear_model()[0]
+    conv = _conv1d_twin(_linear_model())[0]
+    gen = torch.Generator().manual_seed(2)
+    grad = torch.randn(linear.weight.shape, generator=gen)
+    scores = {}
+    for name, layer, g in (("linear", linear, grad), ("conv", conv, grad.t().contiguous())):
+        config = {"criterion_type": criterion, "pattern": pattern}
+        c = get_criterion(config, {"l": layer}, get_pattern(config, {"l": layer}))
+        for _ in range(2):
+            layer.weight.grad = g
+            c.on_step_begin()
+            c.on_before_optimizer_step()
+        scores[name] = c.scores["l"]
+    torch.testing.assert_close(scores["conv"], scores["linear"], rtol=1e-6, atol=0)
+    if kernels_available():
+        assert scores["conv"].t().is_contiguous()

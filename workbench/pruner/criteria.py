@@ -104,11 +104,15 @@ class PruningCriterion:
                 self.scores[name] = self._compute(name, _magnitude, element="magnitude")
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _storage(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
+    def _storage(self, name: str, shape: tuple[int, int], *, transposed: bool = False) -> torch.Tensor:
+        """The layer's score tensor of ``shape`` to overwrite: its scores if they fit, else a new
+        one on the weight's device (``transposed``: the transpose of a contiguous tensor)."""
         old = self.scores.get(name)
         device = self.modules[name].weight.device
         if old is not None and tuple(old.shape) == shape and old.dtype == self.dtype and old.device == device:
             return old
+        if transposed:
+            return torch.empty(shape[::-1], dtype=self.dtype, device=device).t()
         return torch.empty(shape, dtype=self.dtype, device=device)
 
     def _store_level(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
@@ -132,26 +136,32 @@ class PruningCriterion:
         self, name: str, element: str, into: torch.Tensor | None, alpha: float, beta: float
     ) -> torch.Tensor | None:
         """The layer's scores from one compiled pass (:func:`_backend.block_scores`), or ``None``
-        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels)."""
+        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels).
+
+        A transposed (Conv1D) weight is scored as stored, ``[in, out]``, with the transposed block,
+        into the transposed score grid: its scores are the transpose of a contiguous tensor."""
         whole = self.element_level or self.pattern is None
         block = ((1, 1), "sum") if whole else self.pattern.score_block(name)
-        layout = self._layout(name)
-        if block is None or self.dtype != torch.float32 or layout.transposed:  # kernels read [out, in]
+        if block is None or self.dtype != torch.float32:
             return None
         (bn, bm), how = block
-        out = into if into is not None else self._storage(name, (layout.rows // bn, layout.cols // bm))
+        layout = self._layout(name)
+        grid = (layout.rows // bn, layout.cols // bm)
+        out = into if into is not None else self._storage(name, grid, transposed=layout.transposed)
         weight = self.modules[name].weight
-        return _backend.block_scores(
+        stored = (bm, bn) if layout.transposed else (bn, bm)
+        scores = _backend.block_scores(
             weight.detach(),
             weight.grad,
             element,
-            (bn, bm),
+            stored,
             how,
-            out=out,
+            out=out.t() if layout.transposed else out,
             accumulate=into is not None,
             alpha=alpha,
             beta=beta,
         )
+        return None if scores is None else scores.t() if layout.transposed else scores
 
     def _compute(
         self,
