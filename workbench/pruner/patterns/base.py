@@ -190,27 +190,25 @@ class BasePattern(abc.ABC):
         self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor], factors: dict[str, torch.Tensor]
     ) -> set[str]:
         """Float32 Conv layers with kernels larger than 1x1 (whose 2-D view maps columns around):
-        zeroed by a compiled pass over a weight-ordered bool copy of the pruned mask, built once
-        per mask change and kept in ``factors`` (a byte a weight, like the uint8 keep factor it
-        stands for; several times faster than mapping each view column every step)."""
+        zeroed by a compiled pass over a weight-ordered bool copy of the pruned mask, built once per
+        mask change and kept in ``factors`` (several times faster than mapping each view column
+        every step); transposed (Conv1D) weights as stored, by the transposed mask kept alike."""
         done: set[str] = set()
         if not _backend.kernels_available():
             return done
         for name, mask in pruned.items():
             weight, layout = weights[name], self.layouts[name]
-            if (
-                weight.dim() <= 2
-                or layout.cols == weight.shape[1]
-                or weight.dtype != torch.float32
-                or not _backend.on_cpu(weight)
-            ):
+            flip = layout.transposed and mask.dim() == 2 and weight.is_contiguous() and weight.dtype in _KERNEL_DTYPES
+            conv = weight.dim() > 2 and layout.cols != weight.shape[1] and weight.dtype == torch.float32
+            if not (flip or conv) or not _backend.on_cpu(weight):
                 continue
+            block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
             cached = factors.get(name)
             if cached is None or cached.dtype != torch.bool:
-                block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
-                fast = None if block is None else _backend.weight_order_mask(mask, tuple(weight.shape), block)
+                fast = None if block is None or flip else _backend.weight_order_mask(mask, tuple(weight.shape), block)
+                fast = mask.t().contiguous() if flip else fast
                 cached = factors[name] = self.expand(name, mask).contiguous() if fast is None else fast
-            if _backend.zero_by_mask(weight, cached):
+            if _backend.zero_blocks(weight, cached, block[::-1]) if flip else _backend.zero_by_mask(weight, cached):
                 done.add(name)
         return done
 
@@ -292,6 +290,9 @@ class BasePattern(abc.ABC):
         for name, unit_mask, (_, detail) in zip(free, chosen, ranked):
             masks[name] = self.mask_from_units(name, unit_mask, detail)
         return masks
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _as_uint8(mask: torch.Tensor) -> torch.Tensor:
