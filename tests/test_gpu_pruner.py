@@ -105,3 +105,22 @@ def test_a_pruning_step_on_cuda_allocates_nothing_weight_sized_on_the_cpu(prunin
     mask_bytes = WIDTH * WIDTH // 4  # a 4x1 block mask of one layer: the smallest buffer a step could need
     assert max(allocations, default=0) < mask_bytes // 16, sorted(allocations)[-5:]
     assert sum(allocations) < mask_bytes, sorted(allocations)[-5:]
+
+
+@pytest.mark.parametrize("pattern", ["4x1", "2:4"])
+def test_gpt2_prunes_on_cuda_like_on_the_cpu(pattern):
+    """Conv1D layers, a tied head and an untraceable model, on CUDA: the CPU's masks."""
+    pytest.importorskip("transformers")
+    from helpers.real_models import tiny_gpt2_lm
+
+    config = WeightPruningConfig(
+        pruning_type="snip_momentum", pattern=pattern, target_sparsity=0.5, start_step=1, end_step=3
+    )
+    model = tiny_gpt2_lm()
+    gen = torch.Generator().manual_seed(1)
+    grads = [{n: torch.randn(p.shape, generator=gen) for n, p in model.named_parameters()} for _ in range(5)]
+    cpu = _drive(copy.deepcopy(model), config, grads, "cpu").pruners[0].masks
+    cuda = _drive(copy.deepcopy(model), config, grads, "cuda").pruners[0].masks
+    assert set(cpu) == set(cuda) and "lm_head" not in cuda
+    for name, mask in cuda.items():
+        assert torch.equal(mask.cpu(), cpu[name]), name

@@ -133,3 +133,24 @@ def test_4x1_blocks_of_a_grouped_convolution_stay_within_a_group():
     pruning.on_step_begin(0)
     zeros = (model.grouped.weight == 0).view(2, 4, 4)  # [group, output in group, input in group]
     assert torch.equal(zeros.all(dim=1), zeros.any(dim=1)) and zeros.any()
+
+
+@pytest.mark.parametrize("pattern", ["4x1", "2:4", "1xchannel"])
+@pytest.mark.parametrize("build", [tiny_bert_classifier, tiny_gpt2_lm], ids=["bert", "gpt2"])
+def test_hugging_face_models_reach_the_target_under_an_unchanged_loop(build, pattern):
+    model = build()
+    target = 0.5
+    config = WeightPruningConfig(
+        pruning_type="snip_momentum", pattern=pattern, target_sparsity=target, start_step=1, end_step=3
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    pruning = prepare_pruning(model, config, opt)
+    model.train()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        ids = torch.randint(0, 100, (2, 8), generator=gen)
+        labels = torch.randint(0, 2, (2,), generator=gen) if build is tiny_bert_classifier else ids
+        model(input_ids=ids, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert get_sparsity_ratio(pruning.pruners, model)[0] == pytest.approx(target, abs=0.01)
