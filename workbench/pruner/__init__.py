@@ -48,6 +48,7 @@ from .config_check import SCOPES, parse_pruning_type
 from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
 from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
 from .errors import ConfigError
+from .heads import find_heads, tied_weights
 from .patterns import PATTERNS, BasePattern, PatternSpec, get_pattern, parse_pattern, register_pattern
 from .pruners import PRUNERS, BasePruner, format_pruning_type, get_pruner, parse_valid_pruner_types, register_pruner
 from .pruning import Pruning, prepare_pruning
@@ -81,6 +82,7 @@ __all__ = [
     "check_config",
     "check_key_validity",
     "did_you_mean",
+    "find_heads",
     "format_pruning_type",
     "generate_pruner_config",
     "get_criterion",
@@ -118,5 +120,6 @@ __all__ = [
     "register_scheduler",
     "reset_none_to_default",
     "resolve_config",
+    "tied_weights",
     "update_params",
 ]

@@ -30,7 +30,7 @@ import torch
 
 from . import _backend
 from .config_types import PrunerConfig
-from .layout import Layout
+from .layout import Layout, layout_of
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -104,11 +104,16 @@ class PruningCriterion:
                 self.scores[name] = self._compute(name, _magnitude, element="magnitude")
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _storage(self, name: str, shape: tuple[int, int]) -> torch.Tensor:
+    def _storage(self, name: str, shape: tuple[int, int], *, transposed: bool = False) -> torch.Tensor:
+        """The layer's score tensor of ``shape`` to overwrite: its scores if they fit, else a new
+        one on the weight's device (``transposed``: the transpose of a contiguous tensor)."""
         old = self.scores.get(name)
-        if old is not None and tuple(old.shape) == shape and old.dtype == self.dtype:
+        device = self.modules[name].weight.device
+        if old is not None and tuple(old.shape) == shape and old.dtype == self.dtype and old.device == device:
             return old
-        return torch.empty(shape, dtype=self.dtype)
+        if transposed:
+            return torch.empty(shape[::-1], dtype=self.dtype, device=device).t()
+        return torch.empty(shape, dtype=self.dtype, device=device)
 
     def _store_level(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
         if self.element_level or self.pattern is None:
@@ -118,7 +123,7 @@ class PruningCriterion:
     def _layout(self, name: str) -> Layout:
         if self.pattern is not None and name in self.pattern.layouts:
             return self.pattern.layouts[name]
-        return Layout(tuple(self.modules[name].weight.shape))
+        return layout_of(self.modules[name])
 
     def _row_step(self, name: str, cols: int, rows: int) -> int:
         bn = 1
@@ -131,26 +136,32 @@ class PruningCriterion:
         self, name: str, element: str, into: torch.Tensor | None, alpha: float, beta: float
     ) -> torch.Tensor | None:
         """The layer's scores from one compiled pass (:func:`_backend.block_scores`), or ``None``
-        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels)."""
+        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels).
+
+        A transposed (Conv1D) weight is scored as stored, ``[in, out]``, with the transposed block,
+        into the transposed score grid: its scores are the transpose of a contiguous tensor."""
         whole = self.element_level or self.pattern is None
         block = ((1, 1), "sum") if whole else self.pattern.score_block(name)
         if block is None or self.dtype != torch.float32:
             return None
         (bn, bm), how = block
         layout = self._layout(name)
-        out = into if into is not None else self._storage(name, (layout.rows // bn, layout.cols // bm))
+        grid = (layout.rows // bn, layout.cols // bm)
+        out = into if into is not None else self._storage(name, grid, transposed=layout.transposed)
         weight = self.modules[name].weight
-        return _backend.block_scores(
+        stored = (bm, bn) if layout.transposed else (bn, bm)
+        scores = _backend.block_scores(
             weight.detach(),
             weight.grad,
             element,
-            (bn, bm),
+            stored,
             how,
-            out=out,
+            out=out.t() if layout.transposed else out,
             accumulate=into is not None,
             alpha=alpha,
             beta=beta,
         )
+        return None if scores is None else scores.t() if layout.transposed else scores
 
     def _compute(
         self,
@@ -176,15 +187,15 @@ class PruningCriterion:
         grad = self.modules[name].weight.grad
         layout = self._layout(name)
         with torch.no_grad():
-            if not layout.is_2d:
+            if not layout.is_2d:  # a Conv or a transposed (Conv1D) weight: whole, in float32
                 weight, grad = _fp32(weight), None if grad is None else _fp32(grad)
                 elem = elem_fn(weight, grad, torch.empty_like(weight))
-                new = self._store_level(name, layout.to_2d(elem)).to(self.dtype)
+                new = self._store_level(name, layout.to_2d(elem)).to(self.dtype).contiguous()
                 return new if into is None else _accumulate(into, new, alpha, beta)
             rows, cols = weight.shape
             step = self._row_step(name, cols, rows)
-            if self._scratch.numel() < step * cols:
-                self._scratch = torch.empty(step * cols)
+            if self._scratch.numel() < step * cols or self._scratch.device != weight.device:
+                self._scratch = torch.empty(step * cols, device=weight.device)
             out = into
             for r0 in range(0, rows, step):
                 r1 = min(r0 + step, rows)

@@ -67,7 +67,7 @@ class SnipMomentumBlockCriterion(PruningCriterion):
         module = self.modules[name]
         layout = self._layout(name)
         with torch.no_grad():
-            product = layout.to_2d(module.weight.detach() * module.weight.grad)
+            product = layout.to_2d(module.weight.detach().float() * module.weight.grad.float())  # fp32 for half weights
             return _backend.reduce_blocks(product, *self.pattern.block(name), "sum").to(self.dtype)
 
     def on_before_optimizer_step(self) -> None:

@@ -1,8 +1,11 @@
-"""The 2-D view of a weight that every pattern works on.
+"""The 2-D view of a weight that every pattern works on: ``[out, in]``, the Linear orientation.
 
 Linear ``[out, in]`` is used as is; Conv ``[out, in, kh, kw]`` is viewed channels-last as
-``[out, kh*kw*in]``; a 3-D ``[out, in, k]`` weight as ``[out, k*in]``. Only 2-D weights get a
-true view (no copy): those are the large ones, so the hot path never copies a weight.
+``[out, kh*kw*in]``; a 3-D ``[out, in, k]`` weight as ``[out, k*in]``. Hugging Face's ``Conv1D``
+(GPT-2) stores its weight transposed, ``[in, out]``; its view is the transpose (a view, no copy),
+so every pattern means the same on it as on ``nn.Linear``: "4x1" is 4 outputs x 1 input and N:M
+groups run along the input dimension. Only 2-D weights get a true view (no copy): those are the
+large ones, so the hot path never copies a weight.
 """
 
 from __future__ import annotations
@@ -10,20 +13,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+
+def is_transposed_linear(module: nn.Module) -> bool:
+    """Whether ``module`` is a Hugging Face ``Conv1D``: a Linear whose weight is stored ``[in, out]``.
+
+    Duck typing (the pruner does not import transformers): the class is named ``Conv1D``, it has
+    ``nf`` (the number of outputs) and a 2-D weight whose second dimension is ``nf``.
+
+    Example:
+        >>> is_transposed_linear(torch.nn.Linear(4, 2))
+        False
+    """
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(getattr(module, "nf", None), int)
+        and isinstance(weight, torch.Tensor)
+        and weight.dim() == 2
+        and weight.shape[1] == module.nf
+    )
+
+
+def layout_of(module: nn.Module) -> Layout:
+    """The :class:`Layout` of ``module``'s weight (transposed for a Hugging Face ``Conv1D``; with
+    the convolution's ``groups``)."""
+    groups = getattr(module, "groups", 1)
+    groups = groups if isinstance(groups, int) and groups > 1 and module.weight.dim() > 2 else 1
+    return Layout(tuple(module.weight.shape), transposed=is_transposed_linear(module), groups=groups)
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How one weight maps to its 2-D view ``[rows, cols]``."""
+    """How one weight maps to its 2-D view ``[rows, cols]`` (``[out, in]``).
+
+    Attributes:
+        shape: The weight's shape as stored.
+        transposed: The weight is stored ``[in, out]`` (Hugging Face ``Conv1D``); the view is its
+            transpose.
+        groups: A grouped convolution's groups (depthwise: as many as channels): output channel
+            ``o`` sees only the inputs of group ``o // (rows // groups)``, ``shape[1]`` of them.
+    """
 
     shape: tuple[int, ...]
+    transposed: bool = False
+    groups: int = 1
 
     @property
     def rows(self) -> int:
-        return self.shape[0]
+        return self.shape[1] if self.transposed else self.shape[0]
 
     @property
     def cols(self) -> int:
+        if self.transposed:
+            return self.shape[0]
         n = 1
         for d in self.shape[1:]:
             n *= d
@@ -31,12 +75,13 @@ class Layout:
 
     @property
     def is_2d(self) -> bool:
-        return len(self.shape) == 2
+        """Whether the weight is its own 2-D view (a Linear weight: not transposed, not a Conv)."""
+        return len(self.shape) == 2 and not self.transposed
 
     def to_2d(self, t: torch.Tensor) -> torch.Tensor:
         """The 2-D view of ``t`` (a view for 2-D weights, a channels-last copy otherwise)."""
         if t.dim() == 2:
-            return t
+            return t.t() if self.transposed else t
         if t.dim() == 1:
             return t.view(self.rows, 1)
         perm = (0, *range(2, t.dim()), 1)
@@ -45,7 +90,7 @@ class Layout:
     def from_2d(self, t2d: torch.Tensor) -> torch.Tensor:
         """Map a ``[rows, cols]`` tensor back to the weight's shape (a strided view)."""
         if len(self.shape) == 2:
-            return t2d
+            return t2d.t() if self.transposed else t2d
         if len(self.shape) == 1:
             return t2d.reshape(self.shape)
         channels_last = (self.shape[0], *self.shape[2:], self.shape[1])

@@ -71,10 +71,12 @@ class Pruning:
         self._has_data = False
 
     def _check_data(self) -> None:
-        """Refuse meta-device weights once, before the first hook touches them."""
+        """Once, before the first hook touches the weights: refuse meta-device weights, and move
+        masks and scores to the weights' devices (the model may have moved since it was built)."""
         if not self._has_data:
             for pruner in self.pruners:
                 check_weights_have_data(pruner.modules)
+                pruner.follow_devices()
             self._has_data = True
 
     # ---- the ten hooks --------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Pruning:
                 raise ConfigError(
                     f"state['pruners'][{i}]: not a state of this {type(pruner).__name__} ({type(err).__name__}: {err})"
                 ) from err
+        self._has_data = False  # the loaded masks may come from another device: follow the weights
 
     # ---- optimizer wrapping ---------------------------------------------------------------
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
@@ -186,22 +189,40 @@ class Pruning:
 
         Before each training-mode forward: ``on_step_begin`` (idempotent, so several forwards
         per step are fine; the first also calls ``on_train_begin``); around ``optimizer.step()``:
-        ``on_before_optimizer_step`` and ``on_after_optimizer_step``.
+        ``on_before_optimizer_step`` and ``on_after_optimizer_step``. Eval-mode forwards (an
+        evaluation during training) change nothing. A step taken with no training-mode forward
+        before it (a model left in eval mode, as ``from_pretrained`` returns it) still prunes:
+        ``optimizer.step()`` runs ``on_step_begin`` itself, and the first such step logs a
+        warning naming the fix (``model.train()``; dropout is off in eval mode).
         """
-        begun = {"done": False}
+        seen = {"begun": False, "forward": False, "warned": False}
 
-        def pre_forward(module, args):
-            if not module.training:
-                return
-            if not begun["done"]:
-                begun["done"] = True
+        def begin_step() -> None:
+            if not seen["begun"]:
+                seen["begun"] = True
                 self.on_train_begin()
             self.on_step_begin(self.global_step)
+
+        def pre_forward(module, args):
+            if module.training:
+                seen["forward"] = True
+                begin_step()
 
         original_step = optimizer.step
         pruning = self
 
         def step(opt, *args, **kwargs):
+            if not seen["forward"]:  # no training-mode forward this step: prune all the same
+                if not seen["warned"]:
+                    seen["warned"] = True
+                    logger.warning(
+                        "pruning: optimizer.step() ran with no training-mode forward of the model "
+                        "before it: the model is in eval mode (from_pretrained returns it so). Call "
+                        "model.train() before training; pruning runs from optimizer.step() meanwhile, "
+                        "so the forward of each step uses the weights before that step's mask update"
+                    )
+                begin_step()
+            seen["forward"] = False
             pruning.on_before_optimizer_step()
             result = original_step(*args, **kwargs)
             pruning.on_after_optimizer_step()

@@ -2,8 +2,11 @@
 
 A module is a candidate if its class name contains one of ``pruning_op_types`` and it has a
 ``weight``; ``op_names`` / ``excluded_op_names`` are regexes matched with ``re.search`` on module
-names. The classifier head (the last Linear on the path to the model's output, see
-:func:`parse_last_linear`) is excluded unless an ``op_names`` regex matches its whole name.
+names. Output heads (the last Linear on the path to the model's output, and modules named as
+heads: ``lm_head``, ``classifier``, ``fc``...; see :mod:`workbench.pruner.heads`) are excluded
+unless an ``op_names`` regex matches their whole name. A module whose weight is tied to another
+module's (GPT-2's ``lm_head`` and token embedding) is never pruned; naming it in ``op_names`` is
+a :class:`ConfigError` naming both.
 """
 
 from __future__ import annotations
@@ -17,7 +20,19 @@ from torch import nn
 
 from .config_types import PrunerConfig
 from .errors import ConfigError
+from .heads import find_heads, parse_last_linear, tied_weights
 from .inputs import check_weights_have_data
+from .layout import is_transposed_linear
+
+__all__ = [
+    "LayerInfo",
+    "classify_layers",
+    "get_sparsity_ratio",
+    "layer_sparsity",
+    "nothing_selected_error",
+    "parse_last_linear",
+    "parse_to_prune",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +46,8 @@ class LayerInfo:
         type: Module class name.
         shape: Weight shape.
         pruned: Whether a pruner prunes it.
-        reason: Why, e.g. ``"pruned by pruner 0 (4x1)"``, ``"classifier head"``,
+        reason: Why, e.g. ``"pruned by pruner 0 (4x1, snip_momentum)"`` (with the orientation
+            for Conv1D and convolutions), ``"classifier head (...)"``, ``"tied weights: ..."``,
             ``"excluded by excluded_op_names 'fc.*'"``, ``"not a prunable type"``.
         pruner: Index of the pruner that owns it (``None`` if not pruned).
     """
@@ -57,43 +73,6 @@ def _weighted_modules(model: nn.Module):
             yield name, module
 
 
-def parse_last_linear(model: nn.Module) -> str | None:
-    """Name of the classifier head: the last Linear on the path to the model's output.
-
-    Traces the model with ``torch.fx`` and walks back from the output to the nearest Linear;
-    if the model cannot be traced, falls back to the last Linear in registration order.
-
-    Example:
-        >>> import torch
-        >>> parse_last_linear(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
-        '2'
-    """
-    linears = [n for n, m in model.named_modules() if n and "Linear" in type(m).__name__]
-    if not linears:
-        return None
-    try:
-        import torch.fx  # start-up: torch.fx loads only when a classifier head is looked for
-
-        graph = torch.fx.symbolic_trace(model).graph
-    except Exception:  # noqa: BLE001 - any tracing failure means "use the fallback"
-        return linears[-1]
-    modules = dict(model.named_modules())
-    frontier = [n for n in graph.nodes if n.op == "output"]
-    seen = set()
-    while frontier:
-        nxt = []
-        for node in frontier:
-            for arg in node.all_input_nodes:
-                if arg in seen:
-                    continue
-                seen.add(arg)
-                if arg.op == "call_module" and "Linear" in type(modules.get(arg.target)).__name__:
-                    return arg.target
-                nxt.append(arg)
-        frontier = nxt
-    return linears[-1]
-
-
 def classify_layers(
     configs: list[PrunerConfig | dict], model: nn.Module
 ) -> tuple[list[dict[str, nn.Module]], list[LayerInfo]]:
@@ -101,9 +80,13 @@ def classify_layers(
 
     A layer matched by several pruner configs goes to the first one.
     Returns one ``{name: module}`` per config and a :class:`LayerInfo` per weighted module.
+
+    Raises:
+        ConfigError: an ``op_names`` regex names (matches the whole name of) a layer whose
+            weight is tied to another module's, e.g. GPT-2's ``lm_head``.
     """
     configs = [PrunerConfig.from_mapping(c) for c in configs]
-    head = parse_last_linear(model)
+    context = _Context(model)
     chosen: list[dict[str, nn.Module]] = [{} for _ in configs]
     infos: list[LayerInfo] = []
     for name, module in _weighted_modules(model):
@@ -111,7 +94,7 @@ def classify_layers(
         shape = tuple(module.weight.shape)
         reason, owner = None, None
         for i, cfg in enumerate(configs):
-            why = _why_not(name, kind, cfg, head)
+            why = _why_not(name, kind, cfg, context)
             if why is None:
                 owner = i
                 break
@@ -120,22 +103,56 @@ def classify_layers(
             infos.append(LayerInfo(name, kind, shape, False, reason or "no pruner config"))
             continue
         chosen[owner][name] = module
-        infos.append(LayerInfo(name, kind, shape, True, f"pruned by pruner {owner} ({configs[owner].pattern})", owner))
+        infos.append(LayerInfo(name, kind, shape, True, _pruned_reason(owner, configs[owner], module), owner))
     return chosen, infos
 
 
-def _why_not(name: str, kind: str, cfg: PrunerConfig, head: str | None) -> str | None:
+class _Context:
+    """What the decisions need to know of the model: its heads and its tied weights."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.heads = find_heads(model)
+        modules = dict(model.named_modules())
+        self.tied = {
+            name: ", ".join(f"{o!r} ({type(modules[o]).__name__})" for o in others)
+            for name, others in tied_weights(model).items()
+        }
+
+
+def _pruned_reason(owner: int, cfg: PrunerConfig, module: nn.Module) -> str:
+    """``"pruned by pruner 0 (4x1, magnitude)"`` and how the pattern is laid on the weight."""
+    how = f"pruned by pruner {owner} ({cfg.pattern}, {cfg.pruning_type})"
+    if is_transposed_linear(module):
+        return how + "; Conv1D weight stored [in, out]: the pattern applies in the Linear orientation [out, in]"
+    if module.weight.dim() > 2:
+        how += "; convolution viewed channels-last as [out, kernel * in]"
+        groups = getattr(module, "groups", 1)
+        if isinstance(groups, int) and groups > 1:
+            how += f"; grouped (groups={groups}): every unit stays within one group's inputs"
+    return how
+
+
+def _why_not(name: str, kind: str, cfg: PrunerConfig, context: _Context) -> str | None:
     op_types = cfg.pruning_op_types
     if not any(t in kind for t in op_types):
         return f"not a prunable type ({kind} not in pruning_op_types {op_types})"
     op_names = cfg.op_names
-    if name == head and not any(re.fullmatch(p, name) for p in op_names):
-        return "classifier head (last Linear before the output)"
+    named = [p for p in op_names if re.fullmatch(p, name)]
+    excluded = [p for p in cfg.excluded_op_names if re.search(p, name)]
+    if name in context.tied:
+        if named and not excluded:
+            raise ConfigError(
+                f"op_names: {named[0]!r} names {name!r} ({kind}), whose weight is tied to "
+                f"{context.tied[name]}: pruning it would zero that module's weights too; allowed: leave "
+                f"{name!r} out of op_names, or add it to excluded_op_names"
+            )
+        return f"tied weights: shares its weight with {context.tied[name]} (never pruned)"
+    if name in context.heads and not named:
+        return context.heads[name]
     if op_names and not any(re.search(p, name) for p in op_names):
         return f"not matched by op_names {op_names}"
-    for pattern in cfg.excluded_op_names:
-        if re.search(pattern, name):
-            return f"excluded by excluded_op_names {pattern!r}"
+    if excluded:
+        return f"excluded by excluded_op_names {excluded[0]!r}"
     return None
 
 
@@ -148,7 +165,7 @@ def nothing_selected_error(
     ``layers`` is what :func:`classify_layers` returned (a layer owned by another pruner says so);
     ``invalid`` maps layers this pruner's pattern refused to the reason.
     """
-    head = parse_last_linear(model)
+    context = _Context(model)
     why = []
     for info in layers:
         if info.name in invalid:
@@ -156,7 +173,7 @@ def nothing_selected_error(
         elif info.pruned and info.pruner != index:
             reason = f"taken by pruner {info.pruner} (the first matching pruner config owns a layer)"
         else:
-            reason = _why_not(info.name, info.type, config, head) or info.reason
+            reason = _why_not(info.name, info.type, config, context) or info.reason
         why.append(f"{info.name!r} ({info.type} {list(info.shape)}): {reason}")
     candidates = "; ".join(why) if why else "none: the model has no module with a weight"
     return ConfigError(

@@ -4,7 +4,9 @@ This package owns how pruning work is made fast: the optional C kernels (``_kern
 :mod:`.kernels`), the exact k-lowest selection by counting (:mod:`.probes`, :mod:`.counting`,
 :mod:`.threshold_search`, :mod:`.selection`), the N:M sorting networks (:mod:`.groups`), the
 scratch buffers reused across layers (:mod:`.workspace`), and the block scores and block masking
-of any pattern on any layer's 2-D view (:mod:`.blocks`). The semantic classes (patterns,
+of any pattern on any layer's 2-D view (:mod:`.blocks`). All of that is for the CPU: tensors on
+another device (CUDA) take plain PyTorch paths on their own device, chosen by one device check
+(:func:`on_cpu`) per call, with the same results up to float rounding. The semantic classes (patterns,
 criteria, pruners) say *what* is pruned and call only the functions below; each has a short,
 plain-PyTorch counterpart in :mod:`.reference` that defines its result, and the tests check
 the fast path against it. Nothing outside ``workbench.pruner`` may import this package, and
@@ -26,7 +28,7 @@ from .blocks import block_scores, weight_order_mask, zero_blocks
 from .groups import lowest_n_per_group, mask_groups
 from .selection import lowest_mask, select_lowest
 from .weighted import select_lowest_weighted
-from .workspace import Workspace
+from .workspace import Workspace, on_cpu
 
 ROW_ORDER_MAX = 16
 """Nx1 blocks up to this N are summed in row order by :func:`reduce_blocks` (``torch.sum``'s
@@ -41,6 +43,7 @@ __all__ = [
     "lowest_mask",
     "lowest_n_per_group",
     "mask_groups",
+    "on_cpu",
     "reduce_blocks",
     "row_order_blocks",
     "select_lowest",

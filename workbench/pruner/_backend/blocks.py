@@ -162,6 +162,8 @@ def weight_order_mask(pruned: torch.Tensor, shape: tuple[int, ...], block: tuple
         return None
     if tuple(pruned.shape) != (rows // bn, cols // bm) or pruned.dtype != torch.bool or not pruned.is_contiguous():
         return None
+    if pruned.device.type != "cpu":
+        return None
     out = torch.empty(shape, dtype=torch.bool)
     offsets = column_offsets(tuple(shape))
     failed = kernels.call(

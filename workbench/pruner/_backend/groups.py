@@ -68,19 +68,19 @@ def mask_groups(lowest: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
 def _at_or_below(groups: torch.Tensor, threshold: torch.Tensor, workspace: Workspace) -> torch.Tensor:
     """``groups <= threshold[:, None]`` as bool, compared into a reused float buffer first
     (faster on CPU than a comparison straight into a fresh bool tensor)."""
-    ones = workspace.get("ones", tuple(groups.shape))
+    ones = workspace.get("ones", tuple(groups.shape), device=groups.device)
     return torch.le(groups, threshold.unsqueeze(1), out=ones).to(torch.bool)
 
 
 def _stable_lowest(groups: torch.Tensor, n: int) -> torch.Tensor:
     """Bool ``[groups, m]``: each group's ``n`` lowest scores, ties to the lower index (argsort)."""
     order = groups.argsort(dim=1, stable=True)[:, :n]
-    return torch.zeros(groups.shape, dtype=torch.bool).scatter_(1, order, True)
+    return torch.zeros(groups.shape, dtype=torch.bool, device=groups.device).scatter_(1, order, True)
 
 
 def _ties(nth: torch.Tensor, next_: torch.Tensor, workspace: Workspace) -> torch.Tensor | None:
     """Indices of the groups whose n-th and (n+1)-th lowest scores are equal, or ``None``."""
-    equal = torch.eq(nth, next_, out=workspace.get("tied", tuple(nth.shape)))
+    equal = torch.eq(nth, next_, out=workspace.get("tied", tuple(nth.shape), device=nth.device))
     # a float sum is about twice as fast as any() here, which converts to bool first
     return torch.nonzero(equal).view(-1) if bool(equal.sum()) else None
 
@@ -110,14 +110,14 @@ def _two_of_four(
     Returns ``(sum of the two lowest, second lowest, tied groups or None)``; the second lives in
     the workspace."""
     x0, x1, x2, x3 = cols
-    shape = tuple(x0.shape)
-    low_a = torch.minimum(x0, x1, out=workspace.get("low_a", shape))
-    low_b = torch.minimum(x2, x3, out=workspace.get("low_b", shape))
-    high_a = torch.maximum(x0, x1, out=workspace.get("high_a", shape))
-    high_b = torch.maximum(x2, x3, out=workspace.get("high_b", shape))
-    mid = torch.maximum(low_a, low_b, out=workspace.get("mid", shape))
+    shape, on = tuple(x0.shape), x0.device
+    low_a = torch.minimum(x0, x1, out=workspace.get("low_a", shape, device=on))
+    low_b = torch.minimum(x2, x3, out=workspace.get("low_b", shape, device=on))
+    high_a = torch.maximum(x0, x1, out=workspace.get("high_a", shape, device=on))
+    high_b = torch.maximum(x2, x3, out=workspace.get("high_b", shape, device=on))
+    mid = torch.maximum(low_a, low_b, out=workspace.get("mid", shape, device=on))
     low_high = torch.minimum(high_a, high_b, out=high_a)
-    second = torch.minimum(mid, low_high, out=workspace.get("second", shape))
+    second = torch.minimum(mid, low_high, out=workspace.get("second", shape, device=on))
     return torch.minimum(low_a, low_b).add_(second), second, _ties(mid, low_high, workspace)
 
 

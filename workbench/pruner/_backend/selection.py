@@ -21,6 +21,8 @@ import math
 import torch
 
 from .counting import Counted, count_lowest, take_ties
+from .weighted import select_lowest_weighted
+from .workspace import on_cpu
 
 _SAMPLE = 1 << 17
 _SIGMAS = 2.5  # bracket half-width in units of 1/sqrt(sample): ~5 standard deviations
@@ -50,6 +52,8 @@ def select_lowest(
     """
     if not scores:
         return [], [], []
+    if not on_cpu(scores[0]):
+        return select_lowest_sorted(scores, k, lo=lo, hi=hi)
     flat = [s.reshape(-1) for s in scores]
     sizes = [f.numel() for f in flat]
     lo = [0] * len(flat) if lo is None else list(lo)
@@ -72,6 +76,19 @@ def select_lowest(
         for f, c, a, b, v, s in zip(flat, counts, below, upto, inside, scores)
     ]
     return masks, counts, [r > h for r, h in zip(raw, hi)]
+
+
+def select_lowest_sorted(
+    scores: list[torch.Tensor], k: int, *, lo: list[int] | None = None, hi: list[int] | None = None
+) -> tuple[list[torch.Tensor], list[int], list[bool]]:
+    """:func:`select_lowest` by two stable sorts on the scores' own device: the path for tensors
+    off the CPU (a sort is fast on a GPU; the counting machinery is tuned for CPU caches).
+
+    It is the weighted walk (:func:`.weighted.select_lowest_weighted`) with every unit of size
+    one, which is the reference walk of :func:`.reference.select_lowest`: the same masks and
+    counts, ties by (layer, flat index).
+    """
+    return select_lowest_weighted(scores, [1] * len(scores), k, lo=lo, hi=hi)
 
 
 def _count_with_caps(flat: list[torch.Tensor], k: int, lo: list[int], hi: list[int]):

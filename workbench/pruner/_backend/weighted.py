@@ -7,7 +7,8 @@ largest unit). Such patterns have one unit per row or column, so there are few u
 per layer, not millions) and one stable sort over all of them is cheap; the counting machinery
 of :mod:`.selection` is for the many equal-sized units of block and N:M patterns.
 
-The walk is the reference walk of :func:`.reference.select_lowest_weighted`, vectorised.
+The walk is the reference walk of :func:`.reference.select_lowest_weighted`, vectorised; it runs
+on the scores' own device (with units of size one it is also the selection off the CPU).
 """
 
 from __future__ import annotations
@@ -45,20 +46,22 @@ def select_lowest_weighted(
     lo = [0] * len(flat) if lo is None else list(lo)
     hi = list(n) if hi is None else list(hi)
     k = min(max(k, sum(l * w for l, w in zip(lo, sizes))), sum(h * w for h, w in zip(hi, sizes)))
+    device = flat[0].device
     orders = [torch.argsort(f, stable=True) for f in flat]  # within a layer: value, then index
     values = torch.cat([f[o] for f, o in zip(flat, orders)])
-    ids = torch.cat([torch.full((c,), i, dtype=torch.int64) for i, c in enumerate(n)])
+    ids = torch.cat([torch.full((c,), i, dtype=torch.int64, device=device) for i, c in enumerate(n)])
     order = torch.sort(values, stable=True).indices  # across layers: value, then layer, then index
     ids = ids[order]
-    rank = order - torch.tensor([0, *n[:-1]]).cumsum(0)[ids] + 1  # 1-based rank within its layer
-    size_t, lo_t, hi_t = (torch.tensor(v, dtype=torch.int64) for v in (sizes, lo, hi))
+    starts = _table([sum(n[:i]) for i in range(len(n))], device)
+    rank = order - starts[ids] + 1  # 1-based rank within its layer
+    size_t, lo_t, hi_t = (_table(v, device) for v in (sizes, lo, hi))
     walked = _walk(ids, rank, size_t, k, torch.zeros_like(lo_t), hi_t, len(flat))
     if any(min(w, h) < l for w, h, l in zip(walked, hi, lo)):
         walked = _walk(ids, rank, size_t, k, lo_t, hi_t, len(flat))
     counts = [min(max(w, l), h) for w, l, h in zip(walked, lo, hi)]
     masks = []
     for f, o, c, s in zip(flat, orders, counts, scores):
-        mask = torch.zeros(f.numel(), dtype=torch.bool)
+        mask = torch.zeros(f.numel(), dtype=torch.bool, device=device)
         mask[o[:c]] = True
         masks.append(mask.view(s.shape))
     return masks, counts, [w > h for w, h in zip(walked, hi)]
@@ -72,4 +75,12 @@ def _walk(ids, rank, size_t, k: int, lo_t, hi_t, layers: int) -> list[int]:
     before = torch.cumsum(gain, 0) - gain + int((lo_t * size_t).sum())
     stop = torch.nonzero(2 * (k - before) < gain.clamp(min=1))
     end = int(stop[0]) if stop.numel() else ids.numel()
-    return torch.bincount(ids[:end], minlength=layers).tolist()
+    counts = torch.bincount(ids[:end], minlength=layers)
+    return counts.tolist() if counts.device.type == "cpu" else [int(c) for c in counts]  # no CPU copy
+
+
+def _table(values: list[int], device: torch.device) -> torch.Tensor:
+    """One int64 per layer on ``device``, built there (no CPU tensor for a CUDA step)."""
+    if device.type == "cpu":
+        return torch.tensor(values, dtype=torch.int64)
+    return torch.cat([torch.full((1,), v, dtype=torch.int64, device=device) for v in values])

@@ -22,7 +22,7 @@ from torch import nn
 from .. import _backend
 from ..config_types import PrunerConfig
 from ..errors import ConfigError
-from ..layout import Layout
+from ..layout import Layout, layout_of
 from .bounds import unit_floors
 from .spec import PatternSpec
 
@@ -75,7 +75,7 @@ class BasePattern(abc.ABC):
         self.layouts: dict[str, Layout] = {}
         self.modules: dict[str, nn.Module] = {}
         for name, module in modules.items():
-            layout = Layout(tuple(module.weight.shape))
+            layout = layout_of(module)
             reason = self.check_layer(layout)
             if reason:
                 self.invalid_layers[name] = reason
@@ -190,22 +190,25 @@ class BasePattern(abc.ABC):
         self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor], factors: dict[str, torch.Tensor]
     ) -> set[str]:
         """Float32 Conv layers with kernels larger than 1x1 (whose 2-D view maps columns around):
-        zeroed by a compiled pass over a weight-ordered bool copy of the pruned mask, built once
-        per mask change and kept in ``factors`` (a byte a weight, like the uint8 keep factor it
-        stands for; several times faster than mapping each view column every step)."""
+        zeroed by a compiled pass over a weight-ordered bool copy of the pruned mask, built once per
+        mask change and kept in ``factors`` (several times faster than mapping each view column
+        every step); transposed (Conv1D) weights as stored, by the transposed mask kept alike."""
         done: set[str] = set()
         if not _backend.kernels_available():
             return done
         for name, mask in pruned.items():
             weight, layout = weights[name], self.layouts[name]
-            if weight.dim() <= 2 or layout.cols == weight.shape[1] or weight.dtype != torch.float32:
+            flip = layout.transposed and mask.dim() == 2 and weight.is_contiguous() and weight.dtype in _KERNEL_DTYPES
+            conv = weight.dim() > 2 and layout.cols != weight.shape[1] and weight.dtype == torch.float32
+            if not (flip or conv) or not _backend.on_cpu(weight):
                 continue
+            block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
             cached = factors.get(name)
             if cached is None or cached.dtype != torch.bool:
-                block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
-                fast = None if block is None else _backend.weight_order_mask(mask, tuple(weight.shape), block)
+                fast = None if block is None or flip else _backend.weight_order_mask(mask, tuple(weight.shape), block)
+                fast = mask.t().contiguous() if flip else fast
                 cached = factors[name] = self.expand(name, mask).contiguous() if fast is None else fast
-            if _backend.zero_by_mask(weight, cached):
+            if _backend.zero_blocks(weight, cached, block[::-1]) if flip else _backend.zero_by_mask(weight, cached):
                 done.add(name)
         return done
 
@@ -216,7 +219,7 @@ class BasePattern(abc.ABC):
         zeroed = set()
         for name, mask in pruned.items():
             weight, layout = weights[name], self.layouts[name]
-            if mask.numel() != weight.numel():
+            if mask.numel() != weight.numel() or layout.transposed:
                 continue
             if _backend.zero_by_mask(weight, self.expand(name, mask)) or _backend.zero_blocks(
                 weight, mask.reshape(layout.rows, layout.cols), (1, 1)
@@ -234,8 +237,11 @@ class BasePattern(abc.ABC):
 
     # ---- shared machinery ------------------------------------------------------------------
     def empty_mask(self, name: str) -> torch.Tensor:
-        """A pruned mask that prunes nothing."""
-        return self.pruned_from_weight(name, torch.ones(self.layouts[name].shape))
+        """A pruned mask that prunes nothing, on the weight's device (the CPU for a meta weight;
+        :meth:`BasePruner.follow_devices` moves masks to the weights' devices before a hook)."""
+        weight = self.modules[name].weight
+        device = torch.device("cpu") if weight.is_meta else weight.device
+        return self.pruned_from_weight(name, torch.ones(self.layouts[name].shape, device=device))
 
     def get_masks(
         self, scores: dict[str, torch.Tensor], ratio: float, pre_masks: dict[str, torch.Tensor]
@@ -284,6 +290,9 @@ class BasePattern(abc.ABC):
         for name, unit_mask, (_, detail) in zip(free, chosen, ranked):
             masks[name] = self.mask_from_units(name, unit_mask, detail)
         return masks
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _as_uint8(mask: torch.Tensor) -> torch.Tensor:

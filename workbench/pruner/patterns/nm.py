@@ -72,6 +72,11 @@ class NMPattern(BasePattern):
 
     def check_layer(self, layout: Layout) -> str | None:
         m = self.spec.m
+        if layout.groups > 1 and layout.shape[1] % m:
+            return (
+                f"grouped convolution (groups={layout.groups}): M={m} does not divide its {layout.shape[1]} "
+                "input channels per group, so a group of M would mix kernel positions"
+            )
         if layout.cols % m:
             return f"2-D weight view {layout.rows}x{layout.cols} has {layout.cols} columns, not divisible by M={m}"
         return None

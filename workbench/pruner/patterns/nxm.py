@@ -79,9 +79,18 @@ class NxMPattern(BasePattern):
         return (layout.rows if n == "channel" else n, layout.cols if m == "channel" else m)
 
     def check_layer(self, layout: Layout) -> str | None:
+        """Divisibility; for a grouped convolution, blocks must not span output channels of
+        different groups (their columns would be different inputs): ``1xchannel`` and blocks of
+        rows dividing the outputs per group apply, ``channelx1`` and taller blocks do not."""
         bn, bm = self.block(layout)
         if layout.rows % bn or layout.cols % bm:
             return f"2-D weight view {layout.rows}x{layout.cols} is not divisible by the {self.pattern} block {bn}x{bm}"
+        per_group = layout.rows // layout.groups
+        if layout.groups > 1 and per_group % bn:
+            return (
+                f"grouped convolution (groups={layout.groups}, {per_group} output channels per group): a "
+                f"{self.pattern} block of {bn} rows would span groups, whose columns are different inputs"
+            )
         return None
 
     def row_multiple(self, name: str) -> int:
@@ -149,7 +158,7 @@ class NxMPattern(BasePattern):
         full-size factor is built or kept for those)."""
         zeroed = super().zero_compiled(weights, pruned)
         for name, mask in pruned.items():
-            if name in zeroed:
+            if name in zeroed or self.layouts[name].transposed:  # the kernels read [out, in] weights
                 continue
             bn, bm = self.block(name)
             if self.layouts[name].is_2d and bm == 1 and _backend.zero_by_mask(weights[name], mask, block_rows=bn):

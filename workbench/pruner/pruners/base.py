@@ -109,6 +109,19 @@ class BasePruner:
             weights = {name: self.modules[name].weight.data for name in self._pruned}
             self.pattern.apply_all(weights, self._pruned, self._factors)
 
+    def follow_devices(self) -> None:
+        """Move masks and scores to the device of each layer's weight (where the model was moved
+        after the pruner was built, or a state was loaded from another device). A no-op, but for
+        one device comparison per layer, when they are already there."""
+        devices = {name: module.weight.device for name, module in self.modules.items()}
+        if any(mask.device != devices[name] for name, mask in self._pruned.items()):
+            nothing = self._nothing_pruned
+            self.pruned = {name: mask.to(devices[name]) for name, mask in self._pruned.items()}
+            self._nothing_pruned = nothing
+        criterion = getattr(self, "criterion", None)
+        if criterion is not None:
+            criterion.scores = {n: s.to(devices[n]) for n, s in criterion.scores.items() if n in devices}
+
     def check_is_pruned_step(self, step: int) -> bool:
         """Whether masks may change on ``step``."""
         if step < self.start_step or step > self.end_step:

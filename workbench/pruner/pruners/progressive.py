@@ -91,11 +91,11 @@ class ProgressivePruner(BasicPruner):
         steps = self.progressive_steps
         new = {n: self.pattern.expand(n, target[n] & ~self.pruned[n]) for n in target}
         new2d = {n: self.pattern.layouts[n].to_2d(m) for n, m in new.items()}
-        stage = {n: torch.zeros(m.shape, dtype=torch.uint8) for n, m in new2d.items()}
+        stage = {n: torch.zeros(m.shape, dtype=torch.uint8, device=m.device) for n, m in new2d.items()}
         if self.progressive_type == "linear":
             for n, m in new2d.items():
                 r, bn, c, bm = self.pattern.grid(n, m.shape[0])
-                pos = torch.arange(bn * bm).view(1, bn, 1, bm).expand(r, bn, c, bm).reshape(m.shape)
+                pos = torch.arange(bn * bm, device=m.device).view(1, bn, 1, bm).expand(r, bn, c, bm).reshape(m.shape)
                 when = (pos * steps) // (bn * bm) + 1
                 stage[n] = torch.where(m, when, 0).to(torch.uint8)
             return stage

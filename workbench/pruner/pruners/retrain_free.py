@@ -118,7 +118,7 @@ class RetrainFreePruner(BasePruner):
             vectors = grads[chosen]
             rest = vectors.sum(dim=0) - vectors  # for each member: the sum of the others
             del chosen[int(rest.pow(2).sum(dim=1).argmin())]
-        out = torch.zeros(pruned.numel(), dtype=torch.bool)
+        out = torch.zeros(pruned.numel(), dtype=torch.bool, device=pruned.device)
         out[chosen] = True
         return out.view(pruned.shape)
 
@@ -131,8 +131,10 @@ class RetrainFreePruner(BasePruner):
             for name, module in self.modules.items():
                 if module.weight.grad is None:
                     continue
-                product = self.pattern.layouts[name].to_2d(self.full_weight(name) * module.weight.grad)
-                grad = _backend.reduce_blocks(product.float(), *self.pattern.block(name), "sum")
+                product = self.full_weight(name).float() * module.weight.grad.float()  # fp32 for half weights
+                grad = _backend.reduce_blocks(
+                    self.pattern.layouts[name].to_2d(product), *self.pattern.block(name), "sum"
+                )
                 self.grads[name].append(grad.reshape(-1).clone())
                 old = self.scores.get(name)
                 self.scores[name] = grad.pow(2) if old is None else old.add_(grad.pow(2))
