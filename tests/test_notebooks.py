@@ -114,7 +114,7 @@ def test_notebook_03_compares_with_the_other_knobs_and_the_reached_sparsity_fixe
     assert not any("plot_metric_by_group" in c.source for c in code)  # no curve averages over patterns any more
     complete = analysis.trials_frame("quick", client=quick_store).query("state == 'COMPLETE'")
     for knob, within in (("criterion", ["pattern", "scheduler"]), ("scheduler", ["pattern", "criterion"])):
-        (cell,) = [c for c in code if f'compare_at_matched_sparsity(complete, "{knob}", within=[' in c.source]
+        (cell,) = [c for c in code if "compare_at_matched_sparsity(" in c.source and f'"{knob}", within=[' in c.source]
         images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
         assert len(images) == 1  # the faceted figure: one panel per value of the held knobs
         printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
