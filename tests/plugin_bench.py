@@ -37,18 +37,31 @@ NOT_CALLABLE = 3
 
 
 def perplexity_blobs(width: int = 8):
-    """``blobs`` as a task whose metric is minimised: it names ``perplexity`` (lower is better).
+    """``blobs`` as a task whose metric is minimised: ``perplexity`` (exp of the mean cross-entropy).
 
-    Only its metric and direction matter to the tests that use it (validation of
-    ``study.objectives`` against the task's metric); it is never trained.
+    Used where the metric and direction matter (validation of ``study.objectives`` against the
+    task's metric, a study that minimises).
     """
-    from workbench.benchmarks import Benchmark, DenseRecipe
+    from torch.nn import functional as F
 
-    class Perplexity(Benchmark):
-        metric = "perplexity"
-        direction = "minimize"
+    from workbench.benchmarks import DenseRecipe, Task, TensorBatches
 
     model, data, recipe = blobs(width)
-    return Perplexity(
-        "plugin_bench:perplexity_blobs", model_fn=lambda: model, data=lambda: data, recipe=DenseRecipe(**recipe)
+
+    @torch.no_grad()
+    def evaluate(model, batches):
+        losses = [F.cross_entropy(model(x), y, reduction="sum") for x, y in batches]
+        loss = float(sum(losses)) / sum(int(y.numel()) for _, y in batches)
+        return {"perplexity": float(torch.exp(torch.tensor(loss))), "loss": loss}
+
+    return Task(
+        "plugin_bench:perplexity_blobs",
+        build_model=lambda: blobs(width)[0],
+        train_batches=TensorBatches(data["x_train"], data["y_train"], batch_size=32),
+        eval_batches=TensorBatches(data["x_test"], data["y_test"], batch_size=64, shuffle=False),
+        evaluate=evaluate,
+        metric="perplexity",
+        direction="minimize",
+        dense=DenseRecipe(**recipe),
+        params={"width": width},
     )

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -93,6 +94,7 @@ def _run_main(argv, capsys):
         ),
         ({"benchmark_params": [8]}, "benchmark_params: expected a mapping"),
         ({"benchmark_params": {"hiden": 8}}, "unknown parameter(s) ['hiden']"),
+        ({"training__device": "gpu"}, "training.device: 'gpu' is not allowed"),
     ],
 )
 def test_invalid_experiment_exits_2_with_one_line(tmp_path, capsys, changes, words):
@@ -118,6 +120,17 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, monkeypatch, capsys, argv,
     code, err = _run_main(argv, capsys)
     assert code == 2
     assert len(err) == 1 and words in err[0], err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the test is about one without")
+@pytest.mark.parametrize("command", ["search", "run"])
+def test_cuda_on_a_machine_without_it_exits_2_before_any_store(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    code, err = _run_main([command, str(_quick_with(tmp_path, training__device="cuda"))], capsys)
+    assert code == 2
+    assert len(err) == 1 and "training.device: 'cuda' is not available" in err[0], err
+    assert "allowed here: auto, cpu" in err[0]
+    assert not list(tmp_path.glob("*.db")) and not (tmp_path / "mlruns").exists()  # nothing opened, no trial
 
 
 def test_console_entry_point_prints_no_traceback(tmp_path):

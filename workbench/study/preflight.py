@@ -30,7 +30,8 @@ from workbench.experiment import Experiment, effective_params, with_task
 from workbench.infra.redaction import redact_text, redact_url
 from workbench.infra.stores import sqlite_path
 from workbench.pruner import ConfigError, process_config
-from workbench.trial import build_pruning_config
+from workbench.trial import build_pruning_config, resolve_device
+from workbench.trial.devices import check_precision
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -159,12 +160,20 @@ def resolve_task(experiment: Experiment, goal: Callable[..., tuple[str, str]] = 
     return with_task(experiment, metric, direction)
 
 
+def check_device(experiment: Experiment) -> None:
+    """Fail fast (ConfigError, exit 2) on a ``training.device`` this machine lacks (``cuda`` without
+    CUDA, ``cuda:N`` past the visible devices) or a ``training.precision`` the device cannot run."""
+    check_precision(experiment.training.precision, resolve_device(experiment.training.device))
+
+
 def check_point_builds(experiment: Experiment, point: dict) -> Experiment:
-    """Fail fast (ConfigError, exit 2) on an unknown benchmark, bad ``benchmark_params``, objectives
-    naming another metric than the task's, or a pruning config that cannot build.
+    """Fail fast (ConfigError, exit 2) on a device this machine lacks, an unknown benchmark, bad
+    ``benchmark_params``, objectives naming another metric than the task's, or a pruning config
+    that cannot build.
 
     Returns ``experiment`` with the task's metric and direction (:func:`resolve_task`).
     """
+    check_device(experiment)
     resolved = resolve_task(experiment)
     pruning = {k: v for k, v in effective_params(point).items() if k != "lr"}
     process_config(build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning))

@@ -45,7 +45,7 @@ from workbench.pruner import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner
-from workbench.study.preflight import check_stores, resolve_task, source_of
+from workbench.study.preflight import check_device, check_stores, resolve_task, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.study.report import summarize_study
 from workbench.study.store_health import check_store_health
@@ -88,6 +88,7 @@ def run_study(
     total = n_trials if n_trials is not None else experiment.study.n_trials
     if total < 1:
         raise ConfigError(f"n_trials: must be >= 1, got {total}")
+    check_device(experiment)  # a device this machine lacks: exit 2 before any store or trial
     experiment = resolve_task(experiment, runner.goal)  # the task's metric and direction; bad objectives: exit 2
     if experiment.study.sampler == "grid":
         total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
