@@ -1,0 +1,39 @@
+"""One-shot post-training pruning: Wanda and SparseGPT from calibration batches, with OWL layer sparsity.
+
+Unlike the training-aware pruners (``workbench.pruner.pruners``), these prune a trained model
+once, layer by layer, from a few hundred calibration samples and no gradients.
+:func:`prune_posttraining` is the entry point: it captures each target layer's inputs with forward
+hooks (one layer's statistics at a time by default), prunes with ``wanda`` (``|W| * ||X||_2``
+within output rows) or ``sparsegpt`` (second-order reconstruction with weight updates) and returns
+a :class:`PosttrainingReport`. ``docs/posttraining.md`` says what each method computes.
+"""
+
+from __future__ import annotations
+
+from .api import METHODS, prune_posttraining
+from .calibration import Hessian, SumSquares, bound_batches
+from .masks import Shape, parse_shape
+from .owl import outlier_ratio, owl_sparsities
+from .report import LayerReport, PosttrainingReport
+from .sparsegpt import reconstruction_error, sparsegpt_prune
+from .targets import find_targets
+from .wanda import wanda_mask, wanda_scores
+
+__all__ = [
+    "METHODS",
+    "Hessian",
+    "LayerReport",
+    "PosttrainingReport",
+    "Shape",
+    "SumSquares",
+    "bound_batches",
+    "find_targets",
+    "outlier_ratio",
+    "owl_sparsities",
+    "parse_shape",
+    "prune_posttraining",
+    "reconstruction_error",
+    "sparsegpt_prune",
+    "wanda_mask",
+    "wanda_scores",
+]

@@ -1,0 +1,157 @@
+"""Calibration: run a model on a bounded set of batches and accumulate the input statistics of chosen layers.
+
+Batches are what a task yields: a dict (``model(**batch)``), a tuple/list ``(inputs, labels, ...)``
+(``model(inputs)``) or a tensor (``model(batch)``). Forward pre-hooks see each target layer's
+input, flatten it to ``[tokens, in_features]`` and fold it into a running statistic, so nothing
+larger than one statistic per hooked layer is kept: :class:`SumSquares` (``in`` floats, Wanda)
+or :class:`Hessian` (``in x in`` fp32, SparseGPT). Statistics live on ``stats_device`` (default:
+the layer's device; ``"cpu"`` offloads them from a GPU). Every token counts, padding included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+__all__ = ["Hessian", "SumSquares", "batch_size", "bound_batches", "call_order", "capture", "run_batch"]
+
+
+class SumSquares:
+    """Per-input-feature sum of squares over all calibration tokens (``||X_j||_2^2``)."""
+
+    def __init__(self, features: int, device: torch.device | str) -> None:
+        self.sum = torch.zeros(features, dtype=torch.float32, device=device)
+        self.tokens = 0
+
+    def add(self, x: torch.Tensor) -> None:
+        """Fold ``[tokens, in]`` inputs in."""
+        x = x.to(self.sum.device, torch.float32)
+        self.sum += (x * x).sum(dim=0)
+        self.tokens += x.shape[0]
+
+    def norms(self) -> torch.Tensor:
+        """``||X_j||_2`` per input feature."""
+        return self.sum.sqrt()
+
+
+class Hessian:
+    """``H = 2 X X^T / tokens`` in fp32 (the layer-wise squared error's Hessian, averaged per token)."""
+
+    def __init__(self, features: int, device: torch.device | str) -> None:
+        self.sum = torch.zeros(features, features, dtype=torch.float32, device=device)
+        self.tokens = 0
+
+    def add(self, x: torch.Tensor) -> None:
+        """Fold ``[tokens, in]`` inputs in."""
+        x = x.to(self.sum.device, torch.float32)
+        self.sum.addmm_(x.t(), x)
+        self.tokens += x.shape[0]
+
+    def matrix(self) -> torch.Tensor:
+        """``2 X X^T / tokens``."""
+        return self.sum * (2.0 / max(self.tokens, 1))
+
+
+def batch_size(batch) -> int:
+    """Samples in a batch: the first dimension of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.dim() else 1
+    values = batch.values() if isinstance(batch, Mapping) else batch
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            return batch_size(value)
+    raise ConfigError(f"calibration_batches: a batch of type {type(batch).__name__} holds no tensor")
+
+
+def _take(batch, n: int):
+    if isinstance(batch, torch.Tensor):
+        return batch[:n]
+    if isinstance(batch, Mapping):
+        return {k: _take(v, n) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return type(batch)(_take(v, n) if isinstance(v, torch.Tensor) else v for v in batch)
+
+
+def bound_batches(batches: Iterable, samples: int | None) -> list:
+    """The batches holding the first ``samples`` samples (the last one cut), as a list."""
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise ConfigError(f"calibration_samples: {samples!r} is not allowed; allowed: an int >= 1 or None")
+    taken, seen = [], 0
+    for batch in batches:
+        n = batch_size(batch)
+        if samples is not None and seen + n >= samples:
+            taken.append(_take(batch, samples - seen) if seen + n > samples else batch)
+            break
+        taken.append(batch)
+        seen += n
+    if not taken:
+        raise ConfigError("calibration_batches: no batch given; allowed: at least one batch")
+    return taken
+
+
+def _to(value, device: torch.device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device) for v in value)
+    return value
+
+
+def run_batch(model: nn.Module, batch) -> None:
+    """One forward pass on ``batch`` (moved to the model's device); the output is dropped."""
+    param = next(model.parameters(), None)
+    batch = _to(batch, param.device) if param is not None else batch
+    if isinstance(batch, Mapping):
+        model(**batch)
+    elif isinstance(batch, (tuple, list)):
+        model(batch[0])
+    else:
+        model(batch)
+
+
+def capture(
+    model: nn.Module, batches: list, layers: Mapping[str, nn.Module], make_stat: Callable[[str, nn.Module], object]
+) -> dict[str, object]:
+    """Run every batch once with a statistic (``make_stat(name, module)``) hooked on each layer's input."""
+    stats = {name: make_stat(name, module) for name, module in layers.items()}
+
+    def hook_for(stat):
+        def hook(_module, args):
+            stat.add(args[0].detach().reshape(-1, args[0].shape[-1]))
+
+        return hook
+
+    handles = [module.register_forward_pre_hook(hook_for(stats[name])) for name, module in layers.items()]
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                run_batch(model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stats
+
+
+def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> list[str]:
+    """Layer names in the order of their first call in a forward pass (unseen layers last)."""
+    order: list[str] = []
+    by_module = {id(m): n for n, m in layers.items()}
+
+    def hook(module, _args):
+        name = by_module[id(module)]
+        if name not in order:
+            order.append(name)
+
+    handles = [module.register_forward_pre_hook(hook) for module in layers.values()]
+    try:
+        with torch.no_grad():
+            run_batch(model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order + [n for n in layers if n not in order]
