@@ -307,3 +307,35 @@ def test_sparsegpt_on_cuda_with_statistics_offloaded_to_cpu():
     assert all(r.sparsity == 0.5 for r in report.layers)
     assert model[0].weight.dtype == torch.float16 and model[0].weight.is_cuda
     assert torch.isfinite(model(batches[0][0])).all()
+
+
+def test_only_one_layers_statistics_are_alive_at_a_time_and_passes_stop_early(monkeypatch):
+    from workbench.pruner.posttraining import calibration
+
+    alive, peak, calls = [0], [0], []
+
+    class Counted(calibration.Hessian):
+        def __init__(self, *args):
+            super().__init__(*args)
+            alive[0] += 1
+            peak[0] = max(peak[0], alive[0])
+
+        def __del__(self):
+            alive[0] -= 1
+
+    monkeypatch.setattr("workbench.pruner.posttraining.api.Hessian", Counted)
+    model = _mlp()
+    model[4].register_forward_pre_hook(lambda _m, _a: calls.append(1))
+    prune_posttraining(model, _batches(n=3), "sparsegpt", 0.5)
+    assert peak[0] == 1
+    assert len(calls) == 1  # the head ran in the order probe only: both passes stopped before it
+
+
+def test_block_passes_group_the_layers_of_each_numbered_block():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=3, n_embd=16, n_head=2, vocab_size=32))
+    batches = [{"input_ids": torch.randint(0, 32, (2, 8))}]
+    report = prune_posttraining(model, batches, "sparsegpt", 0.5, layers_per_pass="block")
+    assert report.passes == 3 and len(report.layers) == 12
+    assert all(r.sparsity == 0.5 for r in report.layers)

@@ -1,13 +1,18 @@
 """``prune_posttraining``: one-shot Wanda or SparseGPT pruning of a model from calibration batches.
 
-Layers are pruned in the order the model first calls them, ``layers_per_pass`` at a time: each
-pass runs all calibration batches through the model as it is NOW (earlier layers already pruned),
-with hooks on the pass's layers only, so later layers are calibrated on the pruned model's
-activations and memory holds only those layers' statistics. ``layers_per_pass=1`` (the default) is
-fully sequential and costs one forward pass over the calibration data per layer;
-``layers_per_pass=None`` captures every layer in one pass (not sequential; all statistics at once).
-The reference implementations work per transformer block, a middle ground: within a pass layers
-see their inputs as they were before the pass's pruning.
+Layers are pruned in the order the model first calls them (probed on the first batch),
+``layers_per_pass`` at a time: each pass runs all calibration batches through the model as it is
+NOW (earlier layers already pruned), with hooks on the pass's layers only, so later layers are
+calibrated on the pruned model's activations and memory holds only those layers' statistics.
+
+* ``layers_per_pass=1`` (default): fully sequential, one pass over the calibration data per layer;
+* ``"block"``: the layers of one numbered block (``transformer.h.3.*``) per pass, as the reference
+  implementations do per transformer block: within a block, layers see their inputs as they were
+  before the block was pruned;
+* ``None``: every layer in one pass (not sequential; every statistic in memory at once).
+
+When every target runs exactly once per forward pass, a pass stops right after its last layer
+has run, so early layers' passes are cheap.
 """
 
 from __future__ import annotations
@@ -35,11 +40,13 @@ METHODS = ("wanda", "sparsegpt")
 """The post-training methods :func:`prune_posttraining` knows."""
 
 
-def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: int | None, owl: bool) -> float:
+def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: int | str | None, owl: bool) -> float:
     if method not in METHODS:
         raise ConfigError(f"method: {method!r} is not a post-training method; allowed: {', '.join(METHODS)}")
-    if layers_per_pass is not None and (not isinstance(layers_per_pass, int) or layers_per_pass < 1):
-        raise ConfigError(f"layers_per_pass: {layers_per_pass!r} is not allowed; allowed: an int >= 1 or None")
+    if layers_per_pass not in (None, "block") and (
+        isinstance(layers_per_pass, bool) or not isinstance(layers_per_pass, int) or layers_per_pass < 1
+    ):
+        raise ConfigError(f"layers_per_pass: {layers_per_pass!r} is not allowed; allowed: an int >= 1, 'block' or None")
     if shape.kind == "nm":
         if owl:
             raise ConfigError(
@@ -53,6 +60,29 @@ def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: i
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise ConfigError(f"sparsity: {sparsity!r} is out of range; allowed: 0 <= sparsity < 1")
     return float(sparsity)
+
+
+def _block_key(name: str) -> str:
+    """The repeated block a layer belongs to: its name up to the first numeric part ("h.3.attn.c_attn" -> "h.3")."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return name
+
+
+def _groups(order: list[str], layers_per_pass: int | str | None) -> list[list[str]]:
+    """Consecutive layers (in call order) calibrated in one pass."""
+    if layers_per_pass == "block":
+        groups: list[list[str]] = []
+        for name in order:
+            if groups and _block_key(groups[-1][-1]) == _block_key(name):
+                groups[-1].append(name)
+            else:
+                groups.append([name])
+        return groups
+    step = layers_per_pass or len(order)
+    return [order[i : i + step] for i in range(0, len(order), step)]
 
 
 def _owl_targets(model, batches, targets, sparsity, m, lam, stats_device) -> tuple[dict, dict]:
@@ -85,7 +115,7 @@ def prune_posttraining(
     pattern: str = "1x1",
     *,
     calibration_samples: int | None = 128,
-    layers_per_pass: int | None = 1,
+    layers_per_pass: int | str | None = 1,
     owl: bool = False,
     owl_m: float = 5.0,
     owl_lambda: float = 0.08,
@@ -106,7 +136,8 @@ def prune_posttraining(
         sparsity: Target fraction of zeros per layer (``0 <= s < 1``); ``None`` or N/M for N:M.
         pattern: ``"1x1"`` (unstructured), ``"N:M"`` or an NxM block (see the method modules).
         calibration_samples: At most this many samples (first dimension) are used; ``None``: all.
-        layers_per_pass: Layers calibrated per pass (see the module docstring); ``None``: all in one.
+        layers_per_pass: Layers calibrated per pass (see the module docstring): an int, ``"block"``
+            (the layers of one numbered block, e.g. ``transformer.h.3.*``) or ``None`` (all in one).
         owl: Outlier-weighted per-layer sparsity (mean = ``sparsity``, within ``±owl_lambda``).
         owl_m: OWL's outlier threshold, as a multiple of a layer's mean Wanda score.
         owl_lambda: OWL's largest deviation from ``sparsity``.
@@ -141,18 +172,21 @@ def prune_posttraining(
     was_training = model.training
     model.eval()
     try:
-        order = call_order(model, batches[0], targets)
+        order, once = call_order(model, batches[0], targets)
         per_layer, ratios = {n: sparsity for n in targets}, {}
         if owl:
             per_layer, ratios = _owl_targets(model, batches, targets, sparsity, owl_m, owl_lambda, stats_device)
-        step = layers_per_pass or len(order)
-        groups = [order[i : i + step] for i in range(0, len(order), step)]
+        groups = _groups(order, layers_per_pass)
         stat_cls = SumSquares if method == "wanda" else Hessian
         report = PosttrainingReport(method, shape.text, sum(batch_size(b) for b in batches), len(groups))
         for group in groups:
             layers = {n: targets[n] for n in group}
             stats = capture(
-                model, batches, layers, lambda _n, mod: stat_cls(in_features(mod), stats_device or mod.weight.device)
+                model,
+                batches,
+                layers,
+                lambda _n, mod: stat_cls(in_features(mod), stats_device or mod.weight.device),
+                stop_after=targets[group[-1]] if once else None,
             )
             for name in group:
                 module = targets[name]

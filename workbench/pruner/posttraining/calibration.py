@@ -114,10 +114,26 @@ def run_batch(model: nn.Module, batch) -> None:
         model(batch)
 
 
+class _Stop(Exception):
+    """Raised after the last hooked layer has run: the rest of the forward pass is not needed."""
+
+
+def _stop(_module, _args, _output):
+    raise _Stop
+
+
 def capture(
-    model: nn.Module, batches: list, layers: Mapping[str, nn.Module], make_stat: Callable[[str, nn.Module], object]
+    model: nn.Module,
+    batches: list,
+    layers: Mapping[str, nn.Module],
+    make_stat: Callable[[str, nn.Module], object],
+    stop_after: nn.Module | None = None,
 ) -> dict[str, object]:
-    """Run every batch once with a statistic (``make_stat(name, module)``) hooked on each layer's input."""
+    """Run every batch once with a statistic (``make_stat(name, module)``) hooked on each layer's input.
+
+    With ``stop_after`` (a module every hooked layer runs before, each once) a forward pass ends
+    right after that module has run: later layers' work is skipped.
+    """
     stats = {name: make_stat(name, module) for name, module in layers.items()}
 
     def hook_for(stat):
@@ -127,23 +143,31 @@ def capture(
         return hook
 
     handles = [module.register_forward_pre_hook(hook_for(stats[name])) for name, module in layers.items()]
+    if stop_after is not None:
+        handles.append(stop_after.register_forward_hook(_stop))
     try:
         with torch.no_grad():
             for batch in batches:
-                run_batch(model, batch)
+                try:
+                    run_batch(model, batch)
+                except _Stop:
+                    pass
     finally:
         for handle in handles:
             handle.remove()
     return stats
 
 
-def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> list[str]:
-    """Layer names in the order of their first call in a forward pass (unseen layers last)."""
+def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> tuple[list[str], bool]:
+    """``(names, once)``: layer names in the order of their first call in a forward pass (unseen
+    layers last), and whether every layer ran exactly once (then a pass may stop early)."""
     order: list[str] = []
+    calls = dict.fromkeys(layers, 0)
     by_module = {id(m): n for n, m in layers.items()}
 
     def hook(module, _args):
         name = by_module[id(module)]
+        calls[name] += 1
         if name not in order:
             order.append(name)
 
@@ -154,4 +178,5 @@ def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> list
     finally:
         for handle in handles:
             handle.remove()
-    return order + [n for n in layers if n not in order]
+    once = len(by_module) == len(layers) and all(c == 1 for c in calls.values())
+    return order + [n for n in layers if n not in order], once
