@@ -339,3 +339,23 @@ def test_block_passes_group_the_layers_of_each_numbered_block():
     report = prune_posttraining(model, batches, "sparsegpt", 0.5, layers_per_pass="block")
     assert report.passes == 3 and len(report.layers) == 12
     assert all(r.sparsity == 0.5 for r in report.layers)
+
+
+def test_tied_weights_are_never_pruned_and_named_heads_are_skipped():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.body = nn.Embedding(16, 8), nn.Linear(8, 8)
+            self.classifier, self.out = nn.Linear(8, 3), nn.Linear(8, 16, bias=False)
+            self.out.weight = self.emb.weight
+
+        def forward(self, ids):
+            h = torch.relu(self.body(self.emb(ids)))
+            return self.out(h).sum(-1) + self.classifier(h).sum(-1)
+
+    model = Tied()
+    batches = [torch.randint(0, 16, (4, 5))]
+    report = prune_posttraining(model, batches, "wanda", 0.5, include_head=True)
+    assert sorted(r.name for r in report.layers) == ["body", "classifier"]  # out is tied to emb
+    report = prune_posttraining(Tied(), batches, "wanda", 0.5)
+    assert [r.name for r in report.layers] == ["body"]

@@ -1,9 +1,11 @@
 """Which layers post-training pruning takes, and their weights in Linear orientation.
 
 Targets are ``nn.Linear`` modules and Hugging Face's ``Conv1D`` (GPT-2; its weight is stored
-``[in, out]`` and is handled here as its transpose ``[out, in]``). The classifier head
-(:func:`workbench.pruner.parse_last_linear`) is skipped unless ``include_head``; ``op_names`` and
-``skip`` are regexes matched with ``re.search`` on module names.
+``[in, out]`` and is handled here as its transpose ``[out, in]``). Output heads
+(:func:`workbench.pruner.find_heads`) are skipped unless ``include_head``; layers whose weight is
+tied to another module's (:func:`workbench.pruner.tied_weights`, GPT-2's ``lm_head``) are always
+skipped, since zeroing them would zero the other module too. ``op_names`` and ``skip`` are regexes
+matched with ``re.search`` on module names.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..sparsity import parse_last_linear
+from ..heads import find_heads, tied_weights
 
 __all__ = ["find_targets", "get_weight_2d", "in_features", "set_weight_2d"]
 
@@ -46,10 +48,11 @@ def find_targets(
         ['0']
     """
     keep, drop = _compile("op_names", op_names), _compile("skip", skip)
-    head = None if include_head else parse_last_linear(model)
+    heads = {} if include_head else find_heads(model)
+    tied = tied_weights(model)
     found = {}
     for name, module in model.named_modules():
-        if not name or not _is_target(module) or name == head:
+        if not name or not _is_target(module) or name in heads or name in tied:
             continue
         if keep and not any(p.search(name) for p in keep):
             continue
@@ -59,7 +62,7 @@ def find_targets(
     if not found:
         raise ConfigError(
             f"op_names: {op_names!r} with skip {skip!r} selects no Linear/Conv1D layer of the model"
-            f" (the classifier head {head!r} is skipped unless include_head=True)"
+            f" (heads {sorted(heads)} are skipped unless include_head=True; tied weights {sorted(tied)} always)"
         )
     return found
 
