@@ -359,3 +359,50 @@ def test_tied_weights_are_never_pruned_and_named_heads_are_skipped():
     assert sorted(r.name for r in report.layers) == ["body", "classifier"]  # out is tied to emb
     report = prune_posttraining(Tied(), batches, "wanda", 0.5)
     assert [r.name for r in report.layers] == ["body"]
+
+
+def test_padding_tokens_are_left_out_of_the_statistics():
+    layer = nn.Linear(3, 2)
+
+    class Keyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = layer
+
+        def forward(self, x, attention_mask=None):
+            return self.fc(x)
+
+    x = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    stats = capture(Keyword(), [{"x": x, "attention_mask": mask}], {"fc": layer}, lambda _n, _m: SumSquares(3, "cpu"))
+    real = x[mask.bool()]
+    assert stats["fc"].tokens == 5
+    assert torch.allclose(stats["fc"].norms(), real.pow(2).sum(0).sqrt())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    groups=st.integers(1, 6),
+    nm=st.sampled_from([(1, 2), (2, 4), (1, 4), (2, 8)]),
+    sparsity=st.floats(0, 0.9),
+    blocksize=st.integers(1, 40),
+    seed=st.integers(0, 10**6),
+)
+def test_sparsegpt_masks_hold_their_pattern_and_count_for_any_block_size(rows, groups, nm, sparsity, blocksize, seed):
+    n, m = nm
+    g = torch.Generator().manual_seed(seed)
+    cols = groups * m
+    weight, x = torch.randn(rows, cols, generator=g), torch.randn(3 * cols, cols, generator=g)
+    new, mask = sparsegpt_prune(weight, _hessian(x), 0.0, parse_shape(f"{n}:{m}"), blocksize=blocksize)
+    assert (mask.reshape(rows, groups, m).sum(dim=2) == n).all() and (new[mask] == 0).all()
+    new, mask = sparsegpt_prune(weight, _hessian(x), sparsity, UNSTRUCTURED, blocksize=blocksize)
+    assert int(mask.sum()) == round(sparsity * rows * cols) and (new[mask] == 0).all()
+    assert torch.isfinite(new).all()
+
+
+def test_sparsegpt_at_zero_sparsity_leaves_the_weight_unchanged():
+    torch.manual_seed(5)
+    weight, x = torch.randn(8, 32), _correlated_inputs(32, 128)
+    new, mask = sparsegpt_prune(weight, _hessian(x), 0.0, UNSTRUCTURED)
+    assert not mask.any() and torch.equal(new, weight)

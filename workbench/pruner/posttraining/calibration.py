@@ -5,7 +5,8 @@ Batches are what a task yields: a dict (``model(**batch)``), a tuple/list ``(inp
 input, flatten it to ``[tokens, in_features]`` and fold it into a running statistic, so nothing
 larger than one statistic per hooked layer is kept: :class:`SumSquares` (``in`` floats, Wanda)
 or :class:`Hessian` (``in x in`` fp32, SparseGPT). Statistics live on ``stats_device`` (default:
-the layer's device; ``"cpu"`` offloads them from a GPU). Every token counts, padding included.
+the layer's device; ``"cpu"`` offloads them from a GPU). Every token counts, except that a dict
+batch's ``attention_mask`` leaves out padding tokens of inputs shaped ``[batch, seq, in]``.
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def run_batch(model: nn.Module, batch) -> None:
         model(batch)
 
 
+def _attention_mask(batch) -> torch.Tensor | None:
+    """A dict batch's ``attention_mask`` as booleans (padding tokens are left out of the statistics)."""
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    return mask.bool() if isinstance(mask, torch.Tensor) else None
+
+
 class _Stop(Exception):
     """Raised after the last hooked layer has run: the rest of the forward pass is not needed."""
 
@@ -135,10 +142,15 @@ def capture(
     right after that module has run: later layers' work is skipped.
     """
     stats = {name: make_stat(name, module) for name, module in layers.items()}
+    tokens: list[torch.Tensor | None] = [None]  # the current batch's attention mask, if it has one
 
     def hook_for(stat):
         def hook(_module, args):
-            stat.add(args[0].detach().reshape(-1, args[0].shape[-1]))
+            x, keep = args[0].detach(), tokens[0]
+            if keep is not None and tuple(x.shape[:-1]) == tuple(keep.shape):
+                stat.add(x[keep.to(x.device)])
+            else:
+                stat.add(x.reshape(-1, x.shape[-1]))
 
         return hook
 
@@ -148,6 +160,7 @@ def capture(
     try:
         with torch.no_grad():
             for batch in batches:
+                tokens[0] = _attention_mask(batch)
                 try:
                     run_batch(model, batch)
                 except _Stop:
