@@ -272,6 +272,15 @@ def test_dict_batches_are_passed_as_keywords_and_samples_are_bounded():
         {"method": "wanda", "sparsity": 0.5, "pattern": "3:5"},
         {"method": "wanda", "sparsity": 0.5, "skip": [".*"]},
         {"method": "wanda", "sparsity": 0.5, "layers_per_pass": 0},
+        {"method": "wanda", "sparsity": "0.5"},
+        {"method": "wanda", "sparsity": "0.5", "pattern": "2:4"},
+        {"method": "wanda", "sparsity": 0.5, "owl": "yes"},
+        {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_m": 0},
+        {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_lambda": 0.6},
+        {"method": "sparsegpt", "sparsity": 0.5, "damp": -0.1},
+        {"method": "sparsegpt", "sparsity": 0.5, "blocksize": 0},
+        {"method": "wanda", "sparsity": 0.5, "calibration_samples": 0},
+        {"method": "wanda", "sparsity": 0.5, "pattern": "4x3"},
     ],
 )
 def test_bad_arguments_raise_config_error_naming_the_key(kwargs):
@@ -406,3 +415,30 @@ def test_sparsegpt_at_zero_sparsity_leaves_the_weight_unchanged():
     weight, x = torch.randn(8, 32), _correlated_inputs(32, 128)
     new, mask = sparsegpt_prune(weight, _hessian(x), 0.0, UNSTRUCTURED)
     assert not mask.any() and torch.equal(new, weight)
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_bfloat16_weights_keep_their_dtype_and_reach_the_target(method):
+    model = _mlp().to(torch.bfloat16)
+    batches = [(b[0].to(torch.bfloat16), b[1]) for b in _batches()]
+    report = prune_posttraining(model, batches, method, 0.5, "2:4")
+    assert all(r.sparsity == 0.5 for r in report.layers)
+    assert model[0].weight.dtype == torch.bfloat16
+    assert torch.isfinite(model(batches[0][0]).float()).all()
+
+
+def test_a_layer_never_called_during_calibration_is_left_dense_and_reported():
+    class WithSpare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.spare = _mlp(), nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.net(x)
+
+    model = WithSpare()
+    dense = model.spare.weight.detach().clone()
+    report = prune_posttraining(model, _batches(), "sparsegpt", 0.5)
+    assert report.skipped == {"spare": "never called during calibration"}
+    assert torch.equal(model.spare.weight, dense)
+    assert [r.name for r in report.layers] == ["net.0", "net.2"]

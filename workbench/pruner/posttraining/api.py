@@ -47,6 +47,10 @@ def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: i
         isinstance(layers_per_pass, bool) or not isinstance(layers_per_pass, int) or layers_per_pass < 1
     ):
         raise ConfigError(f"layers_per_pass: {layers_per_pass!r} is not allowed; allowed: an int >= 1, 'block' or None")
+    if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, (int, float))):
+        raise ConfigError(f"sparsity: {sparsity!r} is not a number; allowed: 0 <= sparsity < 1")
+    if not isinstance(owl, bool):
+        raise ConfigError(f"owl: {owl!r} is not allowed; allowed: True or False")
     if shape.kind == "nm":
         if owl:
             raise ConfigError(
@@ -57,7 +61,7 @@ def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: i
                 f"sparsity: {sparsity!r} with pattern {shape.text!r}; allowed: None or {shape.n / shape.m} (N/M)"
             )
         return shape.n / shape.m
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
+    if sparsity is None or not 0 <= sparsity < 1:
         raise ConfigError(f"sparsity: {sparsity!r} is out of range; allowed: 0 <= sparsity < 1")
     return float(sparsity)
 
@@ -163,8 +167,12 @@ def prune_posttraining(
     sparsity = _check(method, sparsity, shape, layers_per_pass, owl)
     if not isinstance(blocksize, int) or blocksize < 1:
         raise ConfigError(f"blocksize: {blocksize!r} is not allowed; allowed: an int >= 1")
-    if not 0 <= damp < 1:
+    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 <= damp < 1:
         raise ConfigError(f"damp: {damp!r} is out of range; allowed: 0 <= damp < 1")
+    if isinstance(owl_m, bool) or not isinstance(owl_m, (int, float)) or owl_m <= 0:
+        raise ConfigError(f"owl_m: {owl_m!r} is out of range; allowed: a number > 0")
+    if isinstance(owl_lambda, bool) or not isinstance(owl_lambda, (int, float)) or not 0 <= owl_lambda < 1:
+        raise ConfigError(f"owl_lambda: {owl_lambda!r} is out of range; allowed: 0 <= owl_lambda < 1")
     batches = bound_batches(calibration_batches, calibration_samples)
     targets = find_targets(model, op_names, skip, include_head)
     for name, module in targets.items():
@@ -190,6 +198,10 @@ def prune_posttraining(
             )
             for name in group:
                 module = targets[name]
+                if stats[name].tokens == 0:
+                    report.skipped[name] = "never called during calibration"
+                    logger.warning("%s: %s was never called during calibration; left dense", method, name)
+                    continue
                 error = _prune_one(module, stats.pop(name), method, per_layer[name], shape, blocksize, damp)
                 weight = get_weight_2d(module)
                 reached = float((weight == 0).sum()) / weight.numel()

@@ -173,7 +173,7 @@ def capture(
 
 def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> tuple[list[str], bool]:
     """``(names, once)``: layer names in the order of their first call in a forward pass (unseen
-    layers last), and whether every layer ran exactly once (then a pass may stop early)."""
+    layers last), and whether no layer ran twice (then a pass may stop after its last layer)."""
     order: list[str] = []
     calls = dict.fromkeys(layers, 0)
     by_module = {id(m): n for n, m in layers.items()}
@@ -191,5 +191,5 @@ def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> tupl
     finally:
         for handle in handles:
             handle.remove()
-    once = len(by_module) == len(layers) and all(c == 1 for c in calls.values())
+    once = len(by_module) == len(layers) and all(c <= 1 for c in calls.values())
     return order + [n for n in layers if n not in order], once

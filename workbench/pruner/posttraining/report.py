@@ -30,13 +30,15 @@ class LayerReport:
 
 @dataclass
 class PosttrainingReport:
-    """A post-training pruning run: method, pattern, calibration used, and every layer's result."""
+    """A post-training pruning run: method, pattern, calibration used, every layer's result and the layers skipped."""
 
     method: str
     pattern: str
     samples: int
     passes: int
     layers: list[LayerReport] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Target layers left dense, with the reason (e.g. never called during calibration)."""
 
     @property
     def sparsity(self) -> float:

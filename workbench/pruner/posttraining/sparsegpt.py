@@ -39,7 +39,7 @@ def dampened_inverse_factor(hessian: torch.Tensor, damp: float = 0.01) -> tuple[
 
 def reconstruction_error(before: torch.Tensor, after: torch.Tensor, hessian: torch.Tensor) -> float:
     """``||W X - W' X||^2`` per calibration token, from ``H = 2 X X^T / tokens``: ``tr(D H D^T) / 2``."""
-    d = (before.float() - after.float()).to(hessian.device)
+    d = before.float().to(hessian.device) - after.float().to(hessian.device)
     return float(((d @ hessian) * d).sum() / 2)
 
 
