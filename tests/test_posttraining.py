@@ -442,3 +442,23 @@ def test_a_layer_never_called_during_calibration_is_left_dense_and_reported():
     assert report.skipped == {"spare": "never called during calibration"}
     assert torch.equal(model.spare.weight, dense)
     assert [r.name for r in report.layers] == ["net.0", "net.2"]
+
+
+def test_a_layer_called_twice_sees_both_inputs_and_passes_do_not_stop_early():
+    from workbench.pruner.posttraining.calibration import call_order
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shared, self.head = nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(self.shared(torch.relu(self.shared(x))))
+
+    model, x = Twice(), torch.randn(6, 8)
+    order, once = call_order(model, x, {"shared": model.shared})
+    assert order == ["shared"] and not once
+    stats = capture(model, [x], {"shared": model.shared}, lambda _n, _m: SumSquares(8, "cpu"))
+    assert stats["shared"].tokens == 12
+    report = prune_posttraining(model, [x], "wanda", 0.5)
+    assert [r.sparsity for r in report.layers] == [0.5]
