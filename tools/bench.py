@@ -16,7 +16,9 @@ The ``models`` and ``sweep`` sections (a ResNet-50-shaped conv stack, a BERT-bas
 and that encoder at 1/4 to 2x the weights) time the pruner's hooks apart from the rest of each
 step instead: see :mod:`tools.bench_models` for their columns. ``--only SECTION`` runs one
 section; ``--quick`` takes one repetition per measurement, shorter schedules and no 2x model (a
-few minutes for ``--only models --quick`` on two cores).
+few minutes for ``--only models --quick`` on two cores). ``--device`` (default ``auto``: CUDA when
+present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
+test-gpu`` prints the pruner and models tables on a GPU machine.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from tools import bench_device
+from tools.bench_device import move, now
 from workbench.pruner import WeightPruningConfig, prepare_pruning
 
 START, END, FREQ, STEPS = 2, 14, 4, 24
@@ -75,7 +78,7 @@ class StepTimes:
 
 
 def _step(model, opt, x, y, pruning=None, step=0) -> float:
-    t0 = time.perf_counter()
+    t0 = now()
     if pruning is not None:
         pruning.on_step_begin(step)
     nn.functional.cross_entropy(model(x), y).backward()
@@ -85,14 +88,14 @@ def _step(model, opt, x, y, pruning=None, step=0) -> float:
     if pruning is not None:
         pruning.on_after_optimizer_step()
     opt.zero_grad(set_to_none=False)
-    return time.perf_counter() - t0
+    return now() - t0
 
 
 def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3) -> StepTimes:
     """Interleave dense and pruned steps over the schedule ``repeats`` times; return medians."""
     torch.manual_seed(0)
-    x, y = torch.randn(2, 32, 768), torch.randint(0, 10, (2,))
-    dense_model = ReferenceModel()
+    x, y = move(torch.randn(2, 32, 768)), move(torch.randint(0, 10, (2,)))
+    dense_model = move(ReferenceModel())
     dense_opt = torch.optim.SGD(dense_model.parameters(), lr=1e-3)
     kinds: dict[str, list[float]] = {"dense": [], "pruning": [], "non_pruning": [], "after_end": []}
     config = WeightPruningConfig(
@@ -105,7 +108,7 @@ def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3
         pruning_frequency=FREQ,
     )
     for _ in range(repeats):
-        model = ReferenceModel()
+        model = move(ReferenceModel())
         model.load_state_dict(dense_model.state_dict())
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
         pruning = prepare_pruning(model, config)
@@ -191,10 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--device",
+        choices=bench_device.DEVICES,
+        default="auto",
+        help="where the pruner and model sections run (auto: CUDA when present)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="one repetition, shorter schedules, no 2x model: a run of a few minutes"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    try:
+        device = bench_device.use(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'})")
     for name in args.only or list(SECTIONS):
         print(f"\n## {name}\n")
         kwargs = {} if args.repeats is None else {"repeats": args.repeats}

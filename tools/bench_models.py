@@ -32,13 +32,13 @@ past the end (``--quick``: 1). Columns:
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from tools.bench_device import move, now
 from tools.bench_shapes import ConvStack, Encoder, prunable_weights
 from workbench.pruner import WeightPruningConfig, prepare_pruning
 
@@ -84,7 +84,7 @@ def time_hooks(
     repeats: int = 1,
 ) -> HookTimes:
     """Train a fresh ``make_model()`` under the schedule ``repeats`` times, timing hooks apart."""
-    x, y = batch
+    x, y = move(batch[0]), move(batch[1])
     kinds: dict[str, list[float]] = {"dense": [], "pruning": [], "non_pruning": [], "after_end": []}
     config = WeightPruningConfig(
         pattern=pattern,
@@ -97,7 +97,7 @@ def time_hooks(
     )
     for _ in range(repeats):
         torch.manual_seed(0)
-        model = make_model()
+        model = move(make_model())
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
         pruning = prepare_pruning(model, config)
         pruning.on_train_begin()
@@ -117,18 +117,18 @@ def time_hooks(
 
 def _step(model, opt, x, y, pruning, step: int) -> tuple[float, float]:
     """One training step; ``(seconds in the hooks, seconds in the rest)``."""
-    t0 = time.perf_counter()
+    t0 = now()
     pruning.on_step_begin(step)
-    t1 = time.perf_counter()
+    t1 = now()
     nn.functional.cross_entropy(model(x), y).backward()
-    t2 = time.perf_counter()
+    t2 = now()
     pruning.on_before_optimizer_step()
-    t3 = time.perf_counter()
+    t3 = now()
     opt.step()
-    t4 = time.perf_counter()
+    t4 = now()
     pruning.on_after_optimizer_step()
     opt.zero_grad(set_to_none=False)
-    t5 = time.perf_counter()
+    t5 = now()
     return (t1 - t0) + (t3 - t2) + (t5 - t4), (t2 - t1) + (t4 - t3)
 
 
