@@ -1,6 +1,7 @@
 """GPU tests (marker ``gpu``; ``make test-gpu``): skipped with a reason where there is no CUDA device.
 
-A trial on ``device: cuda`` gives the CPU's metric up to float rounding; bf16 fine-tuning runs
+A trial on ``device: cuda`` gives the CPU's metric up to float rounding; a 2-trial study on CUDA
+completes and logs the device; bf16 fine-tuning runs
 and reaches the target sparsity; the pruner's masks on CUDA equal those on the CPU.
 """
 
@@ -102,3 +103,25 @@ def test_pruner_masks_on_cuda_equal_those_on_the_cpu(pattern, target):
         assert torch.equal(zeros["cpu"][name], zeros["cuda"][name]), name
     pruned = torch.cat([zeros["cpu"][f"{name}.weight"].flatten() for name in ("fc1", "fc2")])
     assert pruned.float().mean() == pytest.approx(target, abs=0.02)  # the masks are not empty
+
+
+def test_a_study_on_cuda_completes_and_its_runs_say_so(tmp_path, monkeypatch, device="cuda"):
+    import mlflow
+    import yaml
+
+    from workbench.cli import main
+
+    data = yaml.safe_load(open("experiments/quick.yaml").read())
+    data["training"] = {**data.get("training", {}), "device": device}
+    data["study"] = {**data.get("study", {}), "n_trials": 2}
+    path = tmp_path / "device.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["search", str(path), "--tracking-uri", store, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]) == 0
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name(data["name"]).experiment_id])
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
+    assert all(r.data.params["training.device"] == device for r in trials)
+    assert all(0 < r.data.metrics["accuracy"] <= 1 for r in trials)
