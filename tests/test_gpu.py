@@ -1,8 +1,8 @@
 """GPU tests (marker ``gpu``; ``make test-gpu``): skipped with a reason where there is no CUDA device.
 
 A trial on ``device: cuda`` gives the CPU's metric up to float rounding; a 2-trial study on CUDA
-completes and logs the device; bf16 fine-tuning runs
-and reaches the target sparsity; the pruner's masks on CUDA equal those on the CPU.
+completes and logs the device; bf16 fine-tuning runs and reaches the target sparsity; the
+pruner's masks on CUDA equal those on the CPU.
 """
 
 from __future__ import annotations
