@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from tools.bench_slim import FfnStack
 from workbench.pruner import ConfigError
-from workbench.pruner.slim import is_two_four, measure, measure_latency, slim_model, to_semi_structured
+from workbench.pruner.slim import find_ffn_pairs, is_two_four, measure, measure_latency, slim_model, to_semi_structured
 
 
 def _ffn(hidden: int = 64, width: int = 32) -> nn.Sequential:
@@ -106,3 +107,10 @@ def test_semi_structured_linear_matches_the_masked_dense_one_on_cuda():
     rows = measure({"dense": dense, "2:4": model}, x, warmup=2, repeats=5)
     assert rows[1].params == rows[0].params and rows[1].nonzero_params < rows[0].params
     assert all(r.latency_ms > 0 and r.device.startswith("cuda") for r in rows)
+
+
+def test_the_bench_stack_is_slimmed_through_a_trace():
+    model = FfnStack(2)
+    assert [(p.up, p.down, p.source) for p in find_ffn_pairs(model)] == [
+        (f"{i}.up", f"{i}.down", "fx") for i in range(2)
+    ]

@@ -16,7 +16,8 @@ The ``models`` and ``sweep`` sections (a ResNet-50-shaped conv stack, a BERT-bas
 and that encoder at 1/4 to 2x the weights) time the pruner's hooks apart from the rest of each
 step instead: see :mod:`tools.bench_models` for their columns. ``--only SECTION`` runs one
 section; ``--quick`` takes one repetition per measurement, shorter schedules and no 2x model (a
-few minutes for ``--only models --quick`` on two cores).
+few minutes for ``--only models --quick`` on two cores). The ``slim`` section measures dense vs
+channel-pruned vs slimmed forward latency and parameters (:mod:`tools.bench_slim`).
 """
 
 from __future__ import annotations
@@ -172,10 +173,11 @@ SECTIONS = {
     "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
+    "slim": _lazy("tools.bench_slim", "slim_table"),
 }
 
 
-QUICK_SECTIONS = {"models", "sweep"}
+QUICK_SECTIONS = {"models", "sweep", "slim"}
 """Sections whose ``quick`` argument shortens more than the repetitions."""
 
 

@@ -2,7 +2,8 @@
 
 Each model is timed on its own device: ``warmup`` untimed forward passes, then ``repeats`` timed
 ones under ``torch.no_grad()`` (CUDA synchronised before and after each on a GPU); the latency is
-their median. Nothing here compares or asserts: callers (``make bench``, a study) decide.
+their median. Several models take turns (one pass of each per repetition), so a change in the
+machine's load during the measurement reaches all of them alike. Nothing here compares or asserts: callers (``make bench``, a study) decide.
 """
 
 from __future__ import annotations
@@ -67,26 +68,41 @@ def _counts(model: nn.Module) -> tuple[int, int]:
     return total, nonzero
 
 
-@torch.no_grad()
-def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, repeats: int = 10) -> float:
-    """Median latency in milliseconds of ``model(inputs)`` (a tensor, a tuple of them, or a dict)."""
-    for key, value in (("warmup", warmup), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "warmup" else 1):
-            raise ConfigError(f"{key}={value!r} is not allowed; it must be an integer >= {0 if key == 'warmup' else 1}")
+def _check_counts(warmup: int, repeats: int) -> None:
+    for key, value, least in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{key}={value!r} is not allowed; it must be an integer >= {least}")
+
+
+def _timed(model: nn.Module, inputs: Any) -> float:
     device = _device(model)
     cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    _call(model, inputs)
+    if cuda:
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1000.0
+
+
+@torch.no_grad()
+def _latencies(models: list[nn.Module], inputs: Any, warmup: int, repeats: int) -> list[float]:
+    """Median milliseconds per model; the models take turns, so all see the same machine load."""
+    _check_counts(warmup, repeats)
     for _ in range(warmup):
-        _call(model, inputs)
-    times = []
+        for model in models:
+            _call(model, inputs)
+    times: list[list[float]] = [[] for _ in models]
     for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        _call(model, inputs)
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+        for i, model in enumerate(models):
+            times[i].append(_timed(model, inputs))
+    return [statistics.median(t) for t in times]
+
+
+def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, repeats: int = 10) -> float:
+    """Median latency in milliseconds of ``model(inputs)`` (a tensor, a tuple of them, or a dict)."""
+    return _latencies([model], inputs, warmup, repeats)[0]
 
 
 def measure(models: dict[str, nn.Module], inputs: Any, *, warmup: int = 3, repeats: int = 10) -> list[SpeedRow]:
@@ -100,12 +116,12 @@ def measure(models: dict[str, nn.Module], inputs: Any, *, warmup: int = 3, repea
     """
     if not isinstance(models, dict) or not models:
         raise ConfigError(f"models={models!r} is not allowed; it must be a non-empty dict of name -> nn.Module")
-    rows = []
     for name, model in models.items():
         if not isinstance(model, nn.Module):
             raise ConfigError(f"models[{name!r}]={type(model).__name__} is not allowed; it must be an nn.Module")
         model.eval()
-        total, nonzero = _counts(model)
-        latency = measure_latency(model, inputs, warmup=warmup, repeats=repeats)
-        rows.append(SpeedRow(name, total, nonzero, latency, str(_device(model))))
-    return rows
+    latencies = _latencies(list(models.values()), inputs, warmup, repeats)
+    return [
+        SpeedRow(name, *_counts(model), latency, str(_device(model)))
+        for (name, model), latency in zip(models.items(), latencies, strict=True)
+    ]
