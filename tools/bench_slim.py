@@ -1,7 +1,7 @@
 """``make bench`` section "slim": dense vs channel-pruned (masked) vs slimmed, measured.
 
 The model is a BERT-base-shaped FFN stack (``layers`` blocks of ``LayerNorm(x + down(gelu(up(x))))``
-with up 768->3072 and down 3072->768; 12 blocks, 4 with ``--quick``) on one sequence of 128
+with up 768->3072 and down 3072->768, then a Linear head; 12 blocks, 4 with ``--quick``) on one sequence of 128
 tokens. The pruner prunes the down projections with ``channelx1`` (magnitude, local scope, one
 shot) at 50% and 80%; :func:`workbench.pruner.slim.slim_model` then removes the dead channels.
 Each row is :func:`workbench.pruner.slim.measure`'s median forward latency (``torch.no_grad``)
@@ -39,10 +39,14 @@ class _Block(nn.Module):
 
 
 class FfnStack(nn.Sequential):
-    """``layers`` BERT-base FFN blocks (768 -> 3072 -> 768, residual, LayerNorm)."""
+    """``layers`` BERT-base FFN blocks (768 -> 3072 -> 768, residual, LayerNorm) and a 2-way head.
+
+    The head is there so the last block's down projection is not taken for the model's output
+    head (which the pruner leaves alone).
+    """
 
     def __init__(self, layers: int = 12) -> None:
-        super().__init__(*[_Block() for _ in range(layers)])
+        super().__init__(*[_Block() for _ in range(layers)], nn.Linear(HIDDEN, 2))
 
 
 def _pruned(model: nn.Module, pattern: str, target: float, op_names: list[str]) -> nn.Module:
@@ -77,7 +81,7 @@ def _semi_structured_rows(dense: nn.Module, x: torch.Tensor, repeats: int) -> li
     dense16 = copy.deepcopy(dense).cuda().half().eval()
     masked = _pruned(dense16, "2:4", 0.5, [r"\.(up|down)$"])
     sparse = copy.deepcopy(masked)
-    to_semi_structured(sparse)
+    to_semi_structured(sparse, [n for n, m in sparse.named_modules() if n.endswith((".up", ".down"))])
     rows = measure(
         {"dense fp16": dense16, "2:4 masked fp16": masked, "2:4 semi-structured fp16": sparse},
         x.cuda().half(),
