@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from workbench.pruner import ConfigError, WeightPruningConfig, prepare_pruning
-from workbench.pruner.slim import find_ffn_pairs, slim_model
+from workbench.pruner.slim import find_ffn_pairs, slim_model, slim_pruning_configs
 
 
 def _mlp(hidden: int = 32, act: nn.Module | None = None) -> nn.Sequential:
@@ -179,3 +179,21 @@ def test_slimming_any_zero_channels_keeps_outputs_and_removes_exactly_the_dead(h
     assert model[0].out_features == model[2].in_features == kept
     assert report.params_before - report.params_after == (hidden - kept) * (5 + 1 + 3)
     assert torch.allclose(model(x), masked, atol=1e-5)
+
+
+@pytest.mark.parametrize(("key", "value"), [("ffn_sparsity", 1.0), ("head_sparsity", -0.1), ("ffn_sparsity", "0.5")])
+def test_slim_pruning_configs_validates_sparsities(key, value):
+    with pytest.raises(ConfigError, match=key):
+        slim_pruning_configs(_mlp(), **{key: value})
+
+
+def test_slim_pruning_configs_of_an_mlp_slim_through_the_pruner():
+    model = _mlp().eval()
+    configs = slim_pruning_configs(model, ffn_sparsity=0.75, pruning_scope="local")
+    assert configs[0]["op_names"] == ["^2$", "^4$", "^6$"]
+    _prune(model, configs, target=0.75)
+    x = torch.randn(3, 8)
+    masked = model(x)
+    slim_model(model)
+    assert (model[0].out_features, model[2].out_features, model[4].out_features) == (8, 2, 8)
+    assert torch.allclose(model(x), masked, atol=1e-6)

@@ -13,19 +13,19 @@ import torch
 
 from tests.helpers.real_models import tiny_bert_classifier, tiny_gpt2_lm
 from workbench.pruner import WeightPruningConfig, prepare_pruning
-from workbench.pruner.slim import find_attention_groups, find_ffn_pairs, slim_model
+from workbench.pruner.slim import find_attention_groups, find_ffn_pairs, slim_model, slim_pruning_configs
 from workbench.pruner.slim.layers import weight_view
 
 pytest.importorskip("transformers")
 
 
 def _prune(model: torch.nn.Module, op_names: list[str], pattern: str = "channelx1") -> None:
+    _prune_configs(model, [{"op_names": op_names, "pattern": pattern, "pruning_scope": "local"}])
+
+
+def _prune_configs(model: torch.nn.Module, configs: list[dict]) -> None:
     config = WeightPruningConfig(
-        pruning_configs=[{"op_names": op_names, "pattern": pattern, "pruning_scope": "local"}],
-        target_sparsity=0.5,
-        pruning_type="magnitude",
-        start_step=0,
-        end_step=0,
+        pruning_configs=configs, target_sparsity=0.5, pruning_type="magnitude", start_step=0, end_step=0
     )
     pruning = prepare_pruning(model, config)
     pruning.on_train_begin()
@@ -142,3 +142,20 @@ def test_bert_ffn_slims_after_either_channel_pattern(op_name, pattern):
     report = slim_model(model, heads=False)
     assert torch.allclose(model(input_ids=ids).logits, masked, atol=1e-5)
     assert [e.after for e in report.entries] == [32, 32]
+
+
+@pytest.mark.parametrize("make", [tiny_bert_classifier, tiny_gpt2_lm])
+def test_auto_slim_configs_prune_whole_heads_and_channels_that_slim_away(make):
+    model = make().eval()
+    configs = slim_pruning_configs(model, ffn_sparsity=0.5, head_sparsity=0.5, pruning_scope="local")
+    assert [len(c["op_names"]) for c in configs] == [2, 2]  # 2 FFN down projections, 2 attention outputs
+    assert [c["pattern"] for c in configs] == ["channelx1", "channelx8"]
+    _prune_configs(model, configs)
+    ids = torch.randint(0, 100, (2, 8))
+    masked = model(input_ids=ids).logits
+    report = slim_model(model)
+    assert torch.allclose(model(input_ids=ids).logits, masked, atol=1e-5)
+    heads = [e.after for e in report.entries if e.kind == "heads"]
+    ffn = [e.after for e in report.entries if e.kind == "ffn"]
+    assert heads == [2, 2]
+    assert ffn == [e.before // 2 for e in report.entries if e.kind == "ffn"]

@@ -10,6 +10,7 @@ Linear weights into PyTorch's semi-structured sparse format on CUDA.
 from __future__ import annotations
 
 from .api import count_parameters, slim_model
+from .configs import slim_pruning_configs
 from .head_slim import dead_heads, slim_heads
 from .linear_slim import dead_channels, slim_pair
 from .pattern_analyzer import AttentionGroup, FfnPair, find_attention_groups, find_ffn_pairs
@@ -34,5 +35,6 @@ __all__ = [
     "slim_heads",
     "slim_model",
     "slim_pair",
+    "slim_pruning_configs",
     "to_semi_structured",
 ]
