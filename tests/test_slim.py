@@ -85,6 +85,20 @@ def test_1xchannel_on_up_projection_folds_the_constant_channels_into_the_bias():
     assert report.params_before - report.params_after == expected
 
 
+def test_an_inplace_activation_is_not_applied_to_the_up_bias():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[0].bias.copy_(torch.linspace(-1, 1, 8))
+        model[0].weight[:2] = 0  # bias -1 and -0.71: relu gives 0, nothing to fold
+        model[0].weight[6:] = 0  # bias 0.71 and 1: folded into the down bias
+    bias = model[0].bias[2:6].clone()
+    x = torch.randn(2, 4)
+    masked = model(x)
+    slim_model(model)
+    assert torch.equal(model[0].bias, bias)
+    assert torch.allclose(model(x), masked, atol=1e-6)
+
+
 def test_zero_up_rows_stay_when_the_down_projection_has_no_bias_to_fold_into():
     model = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 3, bias=False)).eval()
     with torch.no_grad():

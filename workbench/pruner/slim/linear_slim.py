@@ -42,7 +42,7 @@ def dead_channels(up: nn.Module, down: nn.Module, pair: FfnPair) -> tuple[torch.
     if pair.act is None:
         return dead_down, torch.zeros_like(dead_up), "zero up rows kept: activation unknown, cannot fold act(bias)"
     bias = up.bias if up.bias is not None else torch.zeros(w_up.shape[0], device=w_up.device, dtype=w_up.dtype)
-    constant = pair.act(bias.detach().float()).to(w_up.dtype)
+    constant = pair.act(bias.detach().float().clone()).to(w_up.dtype)
     nonzero = dead_up & (constant != 0)
     if nonzero.any() and down.bias is None:
         reason = "zero up rows with act(bias) != 0 kept: the down projection has no bias to fold into"
@@ -75,7 +75,7 @@ def slim_pair(model: nn.Module, pair: FfnPair, *, round_to: int = 1) -> SlimEntr
     fold = fold & ~keep
     if fold.any():
         bias = up.bias if up.bias is not None else torch.zeros(hidden, device=up.weight.device, dtype=up.weight.dtype)
-        constant = pair.act(bias.float()).to(up.weight.dtype) * fold
+        constant = pair.act(bias.detach().float().clone()).to(up.weight.dtype) * fold
         down.bias.add_(weight_view(down) @ constant)
     index = torch.nonzero(keep).flatten()
     keep_outputs(up, index)
