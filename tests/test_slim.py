@@ -211,3 +211,15 @@ def test_slim_pruning_configs_of_an_mlp_slim_through_the_pruner():
     slim_model(model)
     assert (model[0].out_features, model[2].out_features, model[4].out_features) == (8, 2, 8)
     assert torch.allclose(model(x), masked, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (make test-gpu)")
+def test_slimming_on_cuda_keeps_outputs_and_device():
+    model = _mlp().cuda().eval()
+    _prune(model, [{"op_names": ["^2$", "^6$"], "pattern": "channelx1"}])
+    x = torch.randn(5, 8, device="cuda")
+    masked = model(x)
+    slim_model(model)
+    assert all(p.device.type == "cuda" for p in model.parameters())
+    assert torch.allclose(model(x), masked, atol=1e-5)
