@@ -45,11 +45,11 @@ test: lint
 
 # the GPU tests (marker gpu: a trial on CUDA vs the CPU, bf16 fine-tuning, pruner masks on CUDA);
 # each is skipped with its reason (-rs) where there is no CUDA device, and the target exits 0
-# the GPU tests (they skip without CUDA), then, where there is a GPU, the bench's pruner and model tables on it
+# the GPU tests (they skip without CUDA), then, where there is a GPU, the bench's pruner, model and slim tables on it
 test-gpu: $(STAMP)
 	$(BIN)/python -m pytest -q -m gpu -rs tests
 	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
-		$(BIN)/python -m tools.bench --device cuda --only pruner --only models --quick; \
+		$(BIN)/python -m tools.bench --device cuda --only pruner --only models --only slim --quick; \
 	else echo "no CUDA device: the GPU bench is skipped"; fi
 
 # the import contracts of docs/design.md (layers point downward, no cycles), ruff lint and format

@@ -18,7 +18,9 @@ step instead: see :mod:`tools.bench_models` for their columns. ``--only SECTION`
 section; ``--quick`` takes one repetition per measurement, shorter schedules and no 2x model (a
 few minutes for ``--only models --quick`` on two cores). ``--device`` (default ``auto``: CUDA when
 present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
-test-gpu`` prints the pruner and models tables on a GPU machine.
+test-gpu`` prints the pruner, models and slim tables on a GPU machine.
+The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
+(:mod:`tools.bench_slim`).
 """
 
 from __future__ import annotations
@@ -175,10 +177,11 @@ SECTIONS = {
     "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
+    "slim": _lazy("tools.bench_slim", "slim_table"),
 }
 
 
-QUICK_SECTIONS = {"models", "sweep"}
+QUICK_SECTIONS = {"models", "sweep", "slim"}
 """Sections whose ``quick`` argument shortens more than the repetitions."""
 
 
