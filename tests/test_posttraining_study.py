@@ -92,4 +92,4 @@ def test_one_study_compares_training_aware_and_post_training_criteria(tmp_path):
         cost = {row["criterion"]: row for row in csv.DictReader(handle)}
     assert sorted(cost) == sorted(CRITERIA)
     assert {c for c, row in cost.items() if row["posttraining"] == "True"} == {"wanda", "sparsegpt"}
-    assert all(float(row["median_peak_memory_mb"]) > 0 for row in cost.values())
+    assert all(float(row["median_peak_memory_mb"]) > 0 and float(row["median_wall_s"]) > 0 for row in cost.values())

@@ -71,6 +71,7 @@ _FINALS = {
     "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity",
     "sparsity/nm_groups_satisfied": "nm_groups_satisfied",
     "time/total_seconds": "seconds",
+    "cost/wall_s": "wall_s",
     "cost/peak_rss_mb": "peak_memory_mb",
     "cost/peak_rss_increase_mb": "peak_memory_increase_mb",
     "cost/peak_cuda_mb": "peak_cuda_mb",
@@ -107,7 +108,7 @@ def trials_frame(
     ``accuracy_drop`` for the built-in benchmarks; ``perplexity``, ``dense_perplexity``,
     ``perplexity_drop``, ... for a language model: every ``<name>``, ``dense_<name>``, ``<metric>_drop``
     logged), the achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
-    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, the peak memory
+    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, the cost (``wall_s``: seconds without the dense baseline; peak memory
     (``peak_memory_mb``, ``peak_memory_increase_mb``, ``peak_cuda_mb``: the ``cost/*`` metrics,
     NaN where not logged; :mod:`workbench.trial.cost` says what they measure), ``posttraining``
     (whether the criterion is a post-training method), ``metric`` and

@@ -17,6 +17,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from workbench.trial.space import is_posttraining
 
@@ -120,7 +121,7 @@ def plot_metric_vs_sparsity(
     ax.set_ylabel(metric, fontsize=12)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=11)
-    fig.subplots_adjust(left=0.08, right=0.78, bottom=0.1, top=0.92)
+    fig.subplots_adjust(left=0.08, right=0.74, bottom=0.1, top=0.92)
     return fig
 
 
@@ -160,7 +161,7 @@ def _marker_handles(markers: Mapping[str, str], name: str) -> list[Line2D]:
 def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", marker: str = "criterion") -> Figure:
     """The task's ``metric`` against each trial's cost: wall time (left) and peak memory (right).
 
-    ``rows`` hold ``metric``, ``seconds`` and ``peak_memory_mb`` (NaN where not recorded) and
+    ``rows`` hold ``metric``, ``wall_s`` (seconds without the dense baseline) and ``peak_memory_mb`` (NaN where not recorded) and
     ``marker`` (criterion): one colour and marker per criterion, post-training ones hollow.
     Wall time is on a log axis (a one-shot prune and a fine-tuning run differ by orders).
     """
@@ -170,7 +171,7 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
     groups = sorted({str(r.get(marker)) for r in valid})
     colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
     markers = {g: _MARKERS[i % len(_MARKERS)] for i, g in enumerate(groups)}
-    for ax, x, label in zip(axes, ("seconds", "peak_memory_mb"), ("wall time (s, log)", "peak memory (MiB, RSS)")):
+    for ax, x, label in zip(axes, ("wall_s", "peak_memory_mb"), ("wall time (s, log)", "peak memory (MiB, RSS)")):
         for r in valid:
             value = r.get(x)
             if isinstance(value, (int, float)) and value == value and value > 0:
@@ -179,6 +180,7 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
         ax.set_xlabel(label, fontsize=11)
         ax.grid(alpha=0.3)
     axes[0].set_xscale("log")
+    axes[0].xaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel(metric, fontsize=11)
     handles = _marker_handles(markers, marker)
     for handle, g in zip(handles, markers):
@@ -187,5 +189,5 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
             handle.set_markerfacecolor(colors[g])
     axes[1].legend(handles=handles, fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.suptitle(f"{metric} vs cost per {marker}", fontsize=13)
-    fig.subplots_adjust(left=0.07, right=0.8, bottom=0.12, top=0.9, wspace=0.08)
+    fig.subplots_adjust(left=0.07, right=0.76, bottom=0.12, top=0.9, wspace=0.08)
     return fig

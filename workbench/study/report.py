@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COST_COLUMNS", "cost_rows", "param_importances", "summarize_study", "trial_rows"]
 
-COST_COLUMNS = ("criterion", "posttraining", "trials", "best", "median_seconds", "median_peak_memory_mb")
+COST_COLUMNS = ("criterion", "posttraining", "trials", "best", "median_wall_s", "median_peak_memory_mb")
 """The columns of ``cost_by_criterion.csv`` (``best`` is the best value of the task's metric)."""
 
 _log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> 
                 "posttraining": is_posttraining(criterion),
                 "trials": len(rows),
                 "best": pick(r[metric] for r in rows),
-                "median_seconds": _median([r.get("seconds", math.nan) for r in rows]),
+                "median_wall_s": _median([r.get("wall_s", math.nan) for r in rows]),
                 "median_peak_memory_mb": _median([r.get("peak_memory_mb", math.nan) for r in rows]),
             }
         )
