@@ -82,6 +82,14 @@ def test_the_schema_takes_post_training_criteria_and_refuses_patterns_they_canno
     parse_experiment({**data, "search_space": {**data["search_space"], "criterion": ["magnitude"]}})
 
 
+def test_a_study_starting_with_a_post_training_criterion_passes_its_preflight():
+    from workbench.study.preflight import check_point_builds
+
+    space = {"pattern": "2:4", "criterion": ["sparsegpt", "magnitude"], "scheduler": "oneshot", "target_sparsity": 0.5}
+    experiment = parse_experiment({"name": "x", "benchmark": "mlp-digits", "search_space": space})
+    assert check_point_builds(experiment, experiment.default_point()).metric == "accuracy"
+
+
 @pytest.mark.parametrize(
     "key, value", [("calibration_samples", 0), ("finetune_steps", -1), ("calibration_seq_len", -2)]
 )
