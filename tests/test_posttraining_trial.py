@@ -190,3 +190,12 @@ def test_peak_memory_sees_a_large_allocation():
     assert values["peak_rss_mb"] >= values["peak_rss_increase_mb"] >= 0
     with pytest.raises(TypeError):
         PeakMemory("cpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch.cuda.is_available() is False)")
+def test_a_post_training_trial_on_cuda_records_its_gpu_peak_memory(tmp_path):
+    training = dataclasses.replace(TRAINING, device="cuda", finetune_steps=3)
+    result = _run(tmp_path, _point("sparsegpt", "2:4", 0.5), training=training)
+    assert abs(result.final_sparsity[SPARSITY_KEYS[0]] - 0.5) < 0.01
+    assert result.memory["peak_cuda_mb"] > 0  # the model and the Hessians lived on the GPU
