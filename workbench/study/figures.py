@@ -17,7 +17,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from workbench.trial.space import is_posttraining
 
@@ -121,7 +121,7 @@ def plot_metric_vs_sparsity(
     ax.set_ylabel(metric, fontsize=12)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=11)
-    fig.subplots_adjust(left=0.08, right=0.74, bottom=0.1, top=0.92)
+    fig.subplots_adjust(left=0.08, right=0.71, bottom=0.1, top=0.92)
     return fig
 
 
@@ -180,6 +180,8 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
         ax.set_xlabel(label, fontsize=11)
         ax.grid(alpha=0.3)
     axes[0].set_xscale("log")
+    axes[0].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes[0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
     axes[0].xaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel(metric, fontsize=11)
     handles = _marker_handles(markers, marker)
