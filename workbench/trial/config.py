@@ -34,7 +34,7 @@ fine-tuning) plus the key ``posttraining: {method: <criterion>, ...}`` that
 :func:`~workbench.trial.runner.run_trial` reads (and removes before the pruner library sees the
 config). The schedule knobs do not apply and are dropped from ``fixed``; ``fixed`` may hold a
 ``posttraining:`` mapping of :func:`~workbench.pruner.prune_posttraining`'s options
-(:data:`POSTTRAINING_OPTIONS`), which training-aware trials ignore.
+(:mod:`.posttraining_config`), which training-aware trials ignore.
 
 Example:
     >>> from workbench.trial import TrainingConfig
@@ -55,38 +55,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from workbench.pruner import SCHEDULERS, ConfigError, did_you_mean, format_pruning_type, process_config
-from workbench.trial.space import (
-    INACTIVE,
-    POSTTRAINING_INACTIVE,
-    PRUNING_DIMS,
-    REQUIRED_DIMS,
-    allowed_values,
-    check_posttraining_pattern,
-    effective_params,
-    is_posttraining,
-)
+from workbench.trial.posttraining_config import POSTTRAINING_KEY, posttraining_config
+from workbench.trial.space import INACTIVE, PRUNING_DIMS, REQUIRED_DIMS, allowed_values, is_posttraining
 from workbench.trial.types import TrainingConfig
 
-__all__ = ["POSTTRAINING_KEY", "POSTTRAINING_OPTIONS", "build_pruning_config", "search_params"]
-
-POSTTRAINING_KEY = "posttraining"
-"""The config key that makes a trial post-training: ``{method: wanda|sparsegpt, **options}``."""
-POSTTRAINING_OPTIONS = ("layers_per_pass", "owl", "owl_m", "owl_lambda", "blocksize", "damp")
-"""Options of :func:`~workbench.pruner.prune_posttraining` an experiment may fix under ``pruning.posttraining``."""
-_SCHEDULE_KEYS = (
-    "start_step",
-    "end_step",
-    "pruning_frequency",
-    "scheduler",
-    "sparsity_decay_type",
-    "pruning_scope",
-    "pruner_type",
-    "criterion_type",
-    "progressive_steps",
-    "progressive_type",
-    "progressive_interval",
-)
-"""INC keys of a schedule: they have no effect on a post-training trial and are left out of its config."""
+__all__ = ["build_pruning_config", "search_params"]
 
 _DEFAULT_PROGRESSIVE_STEPS = 4
 
@@ -187,7 +160,7 @@ def build_pruning_config(
     fixed = copy.deepcopy(dict(fixed or {}))
     options = fixed.pop(POSTTRAINING_KEY, None) or {}
     if isinstance(params, Mapping) and is_posttraining(params.get("criterion")):
-        return _posttraining_config(params, fixed, options)
+        return posttraining_config(params, fixed, options)
     point = _check_params(params)
     entries = fixed.pop("pruning_configs", None)
     if entries is not None and (not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries)):
@@ -226,38 +199,6 @@ def build_pruning_config(
             f"scheduler {name} needs start_step == end_step, got {config['start_step']} and {config['end_step']}",
         )
     process_config(config)
-    return config
-
-
-def _posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], options: Any) -> dict[str, Any]:
-    """The config of a post-training trial: a pattern_lock pruner plus ``posttraining: {method, ...}``."""
-    criterion = params["criterion"]
-    for key in ("pattern", "target_sparsity"):
-        if key not in params:
-            raise _fail(key, f"missing; a post-training trial ({criterion}) needs pattern and target_sparsity")
-    point = {k: v for k, v in params.items() if k not in POSTTRAINING_INACTIVE}
-    check_posttraining_pattern(criterion, point["pattern"])
-    value = point["target_sparsity"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise _fail("target_sparsity", f"{value!r} is out of range; allowed: 0 <= target_sparsity < 1")
-    point = effective_params(dict(point, target_sparsity=float(value)))
-    if not isinstance(options, Mapping) or any(k not in POSTTRAINING_OPTIONS for k in options):
-        raise _fail(
-            f"pruning.{POSTTRAINING_KEY}",
-            f"{options!r} is not allowed; allowed: a mapping of {', '.join(POSTTRAINING_OPTIONS)}",
-        )
-    owned = {"pattern": point["pattern"], "target_sparsity": point["target_sparsity"], "pruning_type": "pattern_lock"}
-    _check_fixed({k: v for k, v in fixed.items() if k in owned}, owned, "oneshot", "pruning.")
-    entries = fixed.pop("pruning_configs", None) or [{}]
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise _fail("pruning_configs", f"expected a list of dicts (one per pruner), got {entries!r}")
-    config: dict[str, Any] = {
-        "pruning_configs": [{k: v for k, v in e.items() if k not in _SCHEDULE_KEYS} for e in entries],
-        **{k: v for k, v in fixed.items() if k not in _SCHEDULE_KEYS},
-        **owned,
-    }
-    process_config(config)  # the lock the fine-tuning keeps (and the op_names it covers)
-    config[POSTTRAINING_KEY] = {"method": criterion, **dict(options)}
     return config
 
 

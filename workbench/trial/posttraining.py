@@ -34,8 +34,8 @@ import torch
 from workbench.benchmarks import OnDevice, Task, to_device
 from workbench.pruner import ConfigError, prepare_pruning, prune_posttraining
 from workbench.pruner.posttraining.calibration import batch_size
-from workbench.trial.config import POSTTRAINING_KEY
 from workbench.trial.loop import Recorder, finetune, stream_seed
+from workbench.trial.posttraining_config import POSTTRAINING_KEY
 from workbench.trial.types import TrainingConfig
 
 __all__ = ["calibration_batches", "lock_config", "run_posttraining", "truncate_batch"]

@@ -42,11 +42,12 @@ from typing import Any
 
 from workbench.benchmarks import Task, get_benchmark, load_dense_baseline, seeded, torch_settings
 from workbench.pruner import ConfigError, WeightPruningConfig, process_config
-from workbench.trial.config import POSTTRAINING_KEY, search_params
+from workbench.trial.config import search_params
 from workbench.trial.cost import PeakMemory
 from workbench.trial.devices import check_precision, resolve_device
 from workbench.trial.loop import Recorder, finetune, stream_seed
 from workbench.trial.posttraining import lock_config, run_posttraining
+from workbench.trial.posttraining_config import POSTTRAINING_KEY
 from workbench.trial.types import TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
 __all__ = ["run_trial"]
