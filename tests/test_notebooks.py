@@ -99,7 +99,7 @@ def test_notebook_runs_and_draws(name, quick_store, executed):
     assert f"'quick' in {quick_store}" in params_out  # the runner's store reached the parameters cell
     complete = analysis.trials_frame("quick", client=quick_store).query("state == 'COMPLETE'")
     expected = {
-        "01_study_overview": 2,  # accuracy vs sparsity with the front, importances
+        "01_study_overview": 3,  # accuracy vs sparsity with the front, cost, importances
         "02_sparsity_curves": 2 * min(3, len(complete)) + 2,  # lines + heatmap per trial, global, eval
         "03_criterion_schedule": 2,  # criterion per pattern x scheduler, scheduler per pattern x criterion
     }[name]

@@ -228,7 +228,7 @@ def test_final_sparsity_matches_the_target(benchmark, params, block):
 def test_two_runs_are_bit_identical(iterative_result):
     again = _run()
     for field in dataclasses.fields(TrialResult):
-        if field.name != "timings":
+        if field.name not in ("timings", "memory"):  # measured, not computed
             assert getattr(again, field.name) == getattr(iterative_result, field.name), field.name
 
 

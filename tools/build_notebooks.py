@@ -47,11 +47,17 @@ NOTEBOOKS = {
         PARAMETERS.format(extra=""),
         SETUP,
         "trials[columns]",
-        "## The task's metric vs sparsity reached\nColour: pattern; marker: criterion; dashed line: the dense "
+        "## The task's metric vs sparsity reached\nColour: pattern; marker: criterion (hollow: post-training); dashed line: the dense "
         "model; black line: the Pareto front (no other trial is both sparser and better). The x axis is the "
         "sparsity each trial **reached**, so points at the same x are compared at the same sparsity.",
         "front = analysis.pareto_front(complete, y=METRIC, maximize=(True, MAXIMIZE))\n"
         "display(analysis.plot_accuracy_vs_sparsity(complete, y=METRIC, front=front))\nfront[columns]",
+        "## Cost: the metric against wall time and peak memory\nPost-training criteria (wanda, sparsegpt: "
+        "pruned once from calibration data, hollow markers, also in the figure above) and training-aware ones "
+        "(pruned while fine-tuning) side by side: each trial's metric against its wall time (log axis) and the "
+        "process's peak resident memory, and per criterion the best value and the median cost.",
+        "display(analysis.plot_cost(complete, metric=METRIC))\n"
+        "analysis.cost_table(complete, metric=METRIC, maximize=MAXIMIZE)",
         "## Best configuration per pattern and criterion at matched sparsity\nEach column is a bin of reached "
         "sparsity (width 0.1); a cell is the best value of that pattern and criterion there, and the trial that "
         "got it. Comparisons within a column hold the reached sparsity fixed; the other knobs (scheduler, decay, "

@@ -13,6 +13,7 @@ Example:
     True
 """
 
+from workbench.analysis.cost import cost_table, plot_cost
 from workbench.analysis.figures import (
     plot_accuracy_vs_sparsity,
     plot_eval_curves,
@@ -48,6 +49,7 @@ __all__ = [
     "best_by",
     "compare_at_matched_sparsity",
     "configuration_knobs",
+    "cost_table",
     "curves_frame",
     "default_tracking_uri",
     "eval_frame",
@@ -60,6 +62,7 @@ __all__ = [
     "pick_trials",
     "plot_accuracy_vs_sparsity",
     "plot_at_matched_sparsity",
+    "plot_cost",
     "plot_eval_curves",
     "plot_global_curves",
     "plot_importances",

@@ -40,7 +40,7 @@ from workbench.analysis.store import (
     trial_runs,
 )
 from workbench.study.importance import residual_importances
-from workbench.trial.space import SEARCH_DIMS
+from workbench.trial.space import SEARCH_DIMS, is_posttraining
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -71,6 +71,10 @@ _FINALS = {
     "sparsity/blockwise_over_matmul_gemm_conv": "blockwise_sparsity",
     "sparsity/nm_groups_satisfied": "nm_groups_satisfied",
     "time/total_seconds": "seconds",
+    "cost/wall_s": "wall_s",
+    "cost/peak_rss_mb": "peak_memory_mb",
+    "cost/peak_rss_increase_mb": "peak_memory_increase_mb",
+    "cost/peak_cuda_mb": "peak_cuda_mb",
 }
 _STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}
 
@@ -104,7 +108,10 @@ def trials_frame(
     ``accuracy_drop`` for the built-in benchmarks; ``perplexity``, ``dense_perplexity``,
     ``perplexity_drop``, ... for a language model: every ``<name>``, ``dense_<name>``, ``<metric>_drop``
     logged), the achieved sparsity (last value of each ``sparsity/*`` series: ``sparsity`` = elementwise over
-    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, ``metric`` and
+    matmul/gemm/conv, ``sparsity_all``, ``blockwise_sparsity``), ``seconds``, the cost (``wall_s``: seconds without the dense baseline; peak memory
+    (``peak_memory_mb``, ``peak_memory_increase_mb``, ``peak_cuda_mb``: the ``cost/*`` metrics,
+    NaN where not logged; :mod:`workbench.trial.cost` says what they measure), ``posttraining``
+    (whether the criterion is a post-training method), ``metric`` and
     ``direction`` (the task's: :func:`workbench.analysis.metric_of`), ``parent_run_id`` and ``start_time``. Study trials come first (by study and trial number), then runs outside a study
     (by start time), only with ``include_runs``: single runs (``workbench run`` / ``rerun``, tag
     ``workbench.source``) are not trials of a study and stay out of its tables by default.
@@ -148,13 +155,14 @@ def trials_frame(
             row["seconds"] = float(run.data.params["time.total_s"])
         if math.isnan(row["blockwise_sparsity"]) and math.isnan(row["nm_groups_satisfied"]):
             row["blockwise_sparsity"] = row["sparsity"]  # a block pattern logs it only where it differs
+        row["posttraining"] = is_posttraining(row.get("criterion"))
         row["metric"], row["direction"] = metric, direction
         row["parent_run_id"] = tags.get("mlflow.parentRunId", "")
         row["start_time"] = pd.Timestamp(info.start_time, unit="ms")
         rows.append(row)
     head = ["run_id", "trial", "study", "state", "status", "source", "run_name"]
     finals = final_columns(final_keys, metrics or ["accuracy"])
-    tail = [*finals, *_FINALS.values(), "metric", "direction", "parent_run_id", "start_time"]
+    tail = [*finals, *_FINALS.values(), "posttraining", "metric", "direction", "parent_run_id", "start_time"]
     if not rows:
         return pd.DataFrame(columns=head + tail)
     frame = pd.DataFrame(rows)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.pruner import ConfigError, did_you_mean, parse_pattern
-from workbench.trial.space import allowed_values
+from workbench.trial.space import allowed_values, check_posttraining_pattern, is_posttraining
 
 __all__ = [
     "MAX_CHOICES",
@@ -24,6 +24,7 @@ __all__ = [
     "FloatRange",
     "check_choice",
     "check_keys",
+    "check_posttraining_space",
     "check_seed",
     "fail",
     "mapping",
@@ -172,3 +173,14 @@ def parse_range(dim: str, raw: Any, key: str) -> FloatRange:
                 f"(step >= {(high - low) / (MAX_GRID_VALUES - 1):.3g})",
             )
     return FloatRange(low, high, step, log)
+
+
+def check_posttraining_space(space: dict[str, Any]) -> None:
+    """Refuse patterns a post-training criterion of ``space`` cannot prune (named by key and value).
+
+    Post-training pruning (``wanda``, ``sparsegpt``) takes unstructured, N:M and NxM patterns;
+    a pattern family a plug-in registered is for the training-aware pruners only.
+    """
+    criteria = [c for c in space.get("criterion", []) if is_posttraining(c)]
+    for i, pattern in enumerate(space.get("pattern", []) if criteria else []):
+        check_posttraining_pattern(criteria[0], pattern, f"search_space.pattern[{i}]")

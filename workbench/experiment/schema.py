@@ -36,6 +36,7 @@ from workbench.experiment.dims import (
     FloatRange,
     check_choice,
     check_keys,
+    check_posttraining_space,
     check_seed,
     fail,
     mapping,
@@ -225,6 +226,7 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
         dim: (parse_range if dim in RANGE_DIMS else parse_categorical)(dim, raw, f"search_space.{dim}")
         for dim, raw in space_raw.items()
     }
+    check_posttraining_space(space)
     pruning = mapping(data.get("pruning"), "pruning")
     for key in pruning:
         if key in space:

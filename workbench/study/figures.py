@@ -17,8 +17,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-__all__ = ["plot_best_so_far", "plot_importances", "plot_metric_vs_sparsity", "plot_pareto_front"]
+from workbench.trial.space import is_posttraining
+
+__all__ = ["plot_best_so_far", "plot_cost", "plot_importances", "plot_metric_vs_sparsity", "plot_pareto_front"]
 
 _MARKERS = "osD^vP*Xph<>"
 
@@ -88,7 +91,8 @@ def plot_metric_vs_sparsity(
 
     ``rows`` hold ``sparsity`` (reached), ``metric`` and the two grouping keys (``trial`` labels
     the ``front`` points). ``dense`` draws the dense model's metric as a dashed line; ``front``
-    (the Pareto-optimal rows) is joined by a line. 1200 x 750 px.
+    (the Pareto-optimal rows) is joined by a line. A post-training criterion (``wanda``,
+    ``sparsegpt``) is drawn hollow and labelled "(post-training)" in the legend. 1200 x 750 px.
     """
     fig = Figure(figsize=(12, 7.5), dpi=100)
     ax = fig.subplots()
@@ -96,21 +100,9 @@ def plot_metric_vs_sparsity(
     colors = {v: f"C{i % 10}" for i, v in enumerate(sorted({str(r.get(color)) for r in valid}))}
     markers = {v: _MARKERS[i % len(_MARKERS)] for i, v in enumerate(sorted({str(r.get(marker)) for r in valid}))}
     for r in valid:
-        ax.scatter(
-            r["sparsity"],
-            r[metric],
-            color=colors[str(r.get(color))],
-            marker=markers[str(r.get(marker))],
-            s=90,
-            alpha=0.85,
-            edgecolor="black",
-            linewidth=0.5,
-            zorder=3,
-        )
+        _point(ax, r["sparsity"], r[metric], colors[str(r.get(color))], markers[str(r.get(marker))], r.get(marker))
     handles = [Line2D([], [], color=v, marker="s", ls="", ms=10, label=f"{color} {k}") for k, v in colors.items()]
-    handles += [
-        Line2D([], [], color="dimgray", marker=v, ls="", ms=9, label=f"{marker} {k}") for k, v in markers.items()
-    ]
+    handles += _marker_handles(markers, marker)
     if dense is not None:
         ax.axhline(dense, color="black", ls="--", lw=1.2, zorder=1)
         handles.append(Line2D([], [], color="black", ls="--", label=f"dense model {dense:.4f}"))
@@ -129,5 +121,75 @@ def plot_metric_vs_sparsity(
     ax.set_ylabel(metric, fontsize=12)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=11)
-    fig.subplots_adjust(left=0.08, right=0.78, bottom=0.1, top=0.92)
+    fig.subplots_adjust(left=0.08, right=0.71, bottom=0.1, top=0.92)
+    return fig
+
+
+def _point(ax: Any, x: float, y: float, color: str, marker: str, group: Any) -> None:
+    """One trial: filled, or hollow (edge in ``color``) when ``group`` is a post-training criterion."""
+    hollow = is_posttraining(group)
+    ax.scatter(
+        x,
+        y,
+        facecolors="none" if hollow else color,
+        edgecolors=color if hollow else "black",
+        marker=marker,
+        s=90,
+        alpha=0.85,
+        linewidth=1.8 if hollow else 0.5,
+        zorder=3,
+    )
+
+
+def _marker_handles(markers: Mapping[str, str], name: str) -> list[Line2D]:
+    """Legend entries of the marker groups; post-training criteria hollow and labelled as such."""
+    return [
+        Line2D(
+            [],
+            [],
+            color="dimgray",
+            marker=v,
+            ls="",
+            ms=9,
+            markerfacecolor="none" if is_posttraining(k) else "dimgray",
+            label=f"{name} {k}" + (" (post-training)" if is_posttraining(k) else ""),
+        )
+        for k, v in markers.items()
+    ]
+
+
+def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", marker: str = "criterion") -> Figure:
+    """The task's ``metric`` against each trial's cost: wall time (left) and peak memory (right).
+
+    ``rows`` hold ``metric``, ``wall_s`` (seconds without the dense baseline) and ``peak_memory_mb`` (NaN where not recorded) and
+    ``marker`` (criterion): one colour and marker per criterion, post-training ones hollow.
+    Wall time is on a log axis (a one-shot prune and a fine-tuning run differ by orders).
+    """
+    fig = Figure(figsize=(12, 5), dpi=100)
+    axes = fig.subplots(1, 2, sharey=True)
+    valid = [r for r in rows if r.get(metric) == r.get(metric)]
+    groups = sorted({str(r.get(marker)) for r in valid})
+    colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    markers = {g: _MARKERS[i % len(_MARKERS)] for i, g in enumerate(groups)}
+    for ax, x, label in zip(axes, ("wall_s", "peak_memory_mb"), ("wall time (s, log)", "peak memory (MiB, RSS)")):
+        for r in valid:
+            value = r.get(x)
+            if isinstance(value, (int, float)) and value == value and value > 0:
+                g = str(r.get(marker))
+                _point(ax, value, r[metric], colors[g], markers[g], r.get(marker))
+        ax.set_xlabel(label, fontsize=11)
+        ax.grid(alpha=0.3)
+    axes[0].set_xscale("log")
+    axes[0].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes[0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axes[0].xaxis.set_minor_formatter(NullFormatter())
+    axes[0].set_ylabel(metric, fontsize=11)
+    handles = _marker_handles(markers, marker)
+    for handle, g in zip(handles, markers):
+        handle.set_color(colors[g])
+        if not is_posttraining(g):
+            handle.set_markerfacecolor(colors[g])
+    axes[1].legend(handles=handles, fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.suptitle(f"{metric} vs cost per {marker}", fontsize=13)
+    fig.subplots_adjust(left=0.07, right=0.76, bottom=0.12, top=0.9, wspace=0.08)
     return fig

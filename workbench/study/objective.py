@@ -167,6 +167,9 @@ class Objective:
         trial.set_user_attr("sparsity", sparsity)
         trial.set_user_attr("dense_value", result.dense_value)
         trial.set_user_attr("seconds", result.timings.get("total", 0.0))
+        trial.set_user_attr("wall_s", result.timings.get("total", 0.0) - result.timings.get("baseline", 0.0))
+        if "peak_rss_mb" in result.memory:  # the cost axis of the parent run's cost figure
+            trial.set_user_attr("peak_memory_mb", result.memory["peak_rss_mb"])
         values = (result.value, sparsity) if exp.multi_objective else (result.value,)
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"objective values are not finite: {values}")
@@ -181,7 +184,15 @@ class Objective:
             seed,
         )
         trial.set_user_attr(REPEAT_ATTR, twin.number)
-        for attr in ("mlflow_run_id", "sparsity", "dense_value", "dense_accuracy", "seconds"):
+        for attr in (
+            "mlflow_run_id",
+            "sparsity",
+            "dense_value",
+            "dense_accuracy",
+            "seconds",
+            "wall_s",
+            "peak_memory_mb",
+        ):
             if attr in twin.user_attrs:
                 trial.set_user_attr(attr, twin.user_attrs[attr])
         values = tuple(twin.values)

@@ -29,7 +29,7 @@ from workbench.benchmarks import get_benchmark
 from workbench.experiment import Experiment, effective_params, with_task
 from workbench.infra.redaction import redact_text, redact_url
 from workbench.infra.stores import sqlite_path
-from workbench.pruner import ConfigError, process_config
+from workbench.pruner import ConfigError
 from workbench.trial import build_pruning_config, resolve_device
 from workbench.trial.devices import check_precision
 
@@ -176,5 +176,5 @@ def check_point_builds(experiment: Experiment, point: dict) -> Experiment:
     check_device(experiment)
     resolved = resolve_task(experiment)
     pruning = {k: v for k, v in effective_params(point).items() if k != "lr"}
-    process_config(build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning))
+    build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning)  # validates what it builds
     return resolved

@@ -9,6 +9,9 @@
   reached sparsity (the other knobs are the best trial's, shown, not held fixed);
 * metrics ``best_<metric>/sparsity_<bin>``: the best value of the metric kept in each bin of reached
   sparsity (the lowest for a minimised metric);
+* ``<metric>_vs_cost.png`` and ``cost_by_criterion.csv``: the metric against each trial's wall time
+  and peak memory, and per criterion the trials, best metric and median cost (post-training
+  criteria marked), so cost is an axis beside sparsity;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
@@ -20,12 +23,13 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
 
-from workbench.study.figures import plot_best_so_far, plot_importances, plot_metric_vs_sparsity
+from workbench.study.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
 from workbench.study.importance import residual_importances
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.study.summary import (
@@ -37,13 +41,16 @@ from workbench.study.summary import (
     sparsity_bin,
     study_goal,
 )
-from workbench.trial.space import effective_params
+from workbench.trial.space import effective_params, is_posttraining
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
     from workbench.tracking import Tracker
 
-__all__ = ["param_importances", "summarize_study", "trial_rows"]
+__all__ = ["COST_COLUMNS", "cost_rows", "param_importances", "summarize_study", "trial_rows"]
+
+COST_COLUMNS = ("criterion", "posttraining", "trials", "best", "median_wall_s", "median_peak_memory_mb")
+"""The columns of ``cost_by_criterion.csv`` (``best`` is the best value of the task's metric)."""
 
 _log = logging.getLogger(__name__)
 
@@ -91,6 +98,33 @@ def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
     return residual_importances(rows, knobs, metric=metric, direction=direction)
 
 
+def _median(values: list[float]) -> float:
+    values = sorted(v for v in values if isinstance(v, (int, float)) and v == v)
+    if not values:
+        return math.nan
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> list[dict[str, Any]]:
+    """Per criterion of ``results`` (:func:`~workbench.study.summary.result_rows`): trials, best metric, median cost."""
+    pick = min if direction == "minimize" else max
+    out = []
+    for criterion in sorted({str(r.get("criterion")) for r in results}):
+        rows = [r for r in results if str(r.get("criterion")) == criterion]
+        out.append(
+            {
+                "criterion": criterion,
+                "posttraining": is_posttraining(criterion),
+                "trials": len(rows),
+                "best": pick(r[metric] for r in rows),
+                "median_wall_s": _median([r.get("wall_s", math.nan) for r in rows]),
+                "median_peak_memory_mb": _median([r.get("peak_memory_mb", math.nan) for r in rows]),
+            }
+        )
+    return out
+
+
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
     """Compute the summary and log it on the parent run (see the module docstring)."""
     objectives, metric, direction = experiment.study.objectives, experiment.metric, experiment.direction
@@ -102,6 +136,8 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
     figures[f"{metric.replace('/', '_')}_vs_sparsity.png"] = plot_metric_vs_sparsity(
         results, metric=metric, dense=sum(dense) / len(dense) if dense else None, front=front(results, **goal)
     )
+    if results:
+        figures[f"{metric.replace('/', '_')}_vs_cost.png"] = plot_cost(results, metric=metric)
     if len(objectives) == 1:
         values = [r[metric] for r in results]
         figures["best_so_far.png"] = plot_best_so_far(
@@ -127,7 +163,10 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
     searched = [
         k for k in ("pruner", "pruning_scope", "sparsity_decay_type", "lr", "seed") if any(k in r for r in results)
     ]
-    tables = {"best_at_matched_sparsity.csv": (matched_rows(results, **goal), [*matched_columns(metric), *searched])}
+    tables = {
+        "best_at_matched_sparsity.csv": (matched_rows(results, **goal), [*matched_columns(metric), *searched]),
+        "cost_by_criterion.csv": (cost_rows(results, **goal), list(COST_COLUMNS)),
+    }
     tracker.log_study_summary(
         parent_run_id, rows=rows, figures=figures, importances=importances, metrics=metrics, tables=tables
     )

@@ -78,7 +78,8 @@ def _key(row: dict[str, Any], metric: str, direction: str) -> float:
 
 def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str, Any]]:
     """One row per trained, complete trial: its knobs (effective target), reached sparsity, the task's
-    metric (``metric``, default :func:`study_goal`'s) and its dense value (``dense_<metric>``), run id."""
+    metric (``metric``, default :func:`study_goal`'s) and its dense value (``dense_<metric>``), run id,
+    and its cost: ``wall_s`` (seconds without the dense baseline) and ``peak_memory_mb`` (NaN where not recorded)."""
     metric = metric or study_goal(study)[0]
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -97,6 +98,8 @@ def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str
                     "dense_value", trial.user_attrs.get("dense_accuracy", math.nan)
                 ),
                 "run_id": trial.user_attrs.get("mlflow_run_id", ""),
+                "wall_s": trial.user_attrs.get("wall_s", math.nan),
+                "peak_memory_mb": trial.user_attrs.get("peak_memory_mb", math.nan),
             }
         )
     return rows

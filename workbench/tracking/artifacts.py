@@ -32,12 +32,14 @@ from workbench.trial.types import SPARSITY_KEYS, TrialResult
 
 __all__ = [
     "BENCHMARK_PARAM",
+    "COST_PREFIX",
     "DIRECTION_TAG",
     "METRIC_TAG",
     "NM_GLOBAL_KEY",
     "NM_LAYER_PREFIX",
     "benchmark_params_of",
     "config_label",
+    "cost_metrics",
     "curve_metrics",
     "is_nm",
     "metric_name",
@@ -96,6 +98,22 @@ def trial_params(
         if key in params:
             out[key] = params[key]
     out.update({f"{BENCHMARK_PARAM}{k}": v for k, v in (benchmark_params or {}).items()})
+    return out
+
+
+COST_PREFIX = "cost/"
+"""Metrics of what a trial cost: ``cost/wall_s`` (seconds of the trial without its dense baseline,
+which is trained once and cached: pruning, fine-tuning, evaluation), ``cost/prune_s`` (a
+post-training trial's calibration and pruning), ``cost/<memory key>`` (:attr:`TrialResult.memory`, MiB)."""
+
+
+def cost_metrics(result: TrialResult) -> dict[str, float]:
+    """The trial's cost as final metrics: wall time, pruning time (post-training) and peak memory."""
+    t = result.timings
+    out = {f"{COST_PREFIX}wall_s": float(t["total"] - t.get("baseline", 0.0))} if "total" in t else {}
+    if "prune" in result.timings:
+        out[f"{COST_PREFIX}prune_s"] = float(result.timings["prune"])
+    out.update({f"{COST_PREFIX}{k}": float(v) for k, v in result.memory.items()})
     return out
 
 
@@ -164,12 +182,13 @@ def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric
     ``layer_sparsity/<layer>`` (the global blockwise series likewise); for an N:M pattern the
     figure is the fraction of N:M groups satisfied, logged as ``sparsity/nm_groups_satisfied`` and
     ``layer_nm_satisfied/<layer>`` so that 1.0 is not read as "fully pruned". Timings are params
-    (:func:`timing_params`), not metrics.
+    (:func:`timing_params`), and the cost again as metrics (:func:`cost_metrics`: ``cost/wall_s``,
+    ``cost/peak_rss_mb``, ...) so a chart or a frame can put it on an axis.
     """
     ts = ts or now_ms()
     evals = task_curves(result)
     last = max([0, *(s for c in evals.values() for s in c), *result.train_loss])
-    out = [Metric(k, float(v), ts, last) for k, v in task_finals(result).items()]
+    out = [Metric(k, float(v), ts, last) for k, v in {**task_finals(result), **cost_metrics(result)}.items()]
     nm = is_nm(result)
     elementwise, blockwise = SPARSITY_KEYS[0], SPARSITY_KEYS[2]
     for key in SPARSITY_KEYS:

@@ -3,7 +3,9 @@
 Owns the search dimensions (:mod:`.space`, the one table every other layer reads), the mapping
 from a point of the search space to an INC-style pruning config (:mod:`.config`), the trial's
 types (:mod:`.types`), where a trial runs (:mod:`.devices`: ``training.device`` and
-``precision``) and the fine-tuning loop that runs the pruner's hooks (:mod:`.runner`, :mod:`.loop`).
+``precision``) and the fine-tuning loop that runs the pruner's hooks (:mod:`.runner`, :mod:`.loop`);
+the post-training trial (:mod:`.posttraining`, its config :mod:`.posttraining_config`) and a
+trial's peak memory (:mod:`.cost`).
 May import :mod:`workbench.pruner`, :mod:`workbench.benchmarks` and :mod:`workbench.infra`; knows
 nothing of Optuna or MLflow.
 """

@@ -28,6 +28,14 @@ dimension, or steps of the other scheduler kind are a ``ValueError``. ``fixed`` 
 ``pruning_configs`` list (e.g. several pruners with different ``op_names``); each entry inherits
 the globals and is held to the same rule.
 
+A post-training criterion (``wanda``, ``sparsegpt``) builds a different config: the INC config of
+a ``pattern_lock`` pruner (it keeps the zeros the one-shot prune leaves during the optional
+fine-tuning) plus the key ``posttraining: {method: <criterion>, ...}`` that
+:func:`~workbench.trial.runner.run_trial` reads (and removes before the pruner library sees the
+config). The schedule knobs do not apply and are dropped from ``fixed``; ``fixed`` may hold a
+``posttraining:`` mapping of :func:`~workbench.pruner.prune_posttraining`'s options
+(:mod:`.posttraining_config`), which training-aware trials ignore.
+
 Example:
     >>> from workbench.trial import TrainingConfig
     >>> cfg = build_pruning_config({"pattern": "4x1", "criterion": "snip_momentum", "scheduler": "iterative",
@@ -47,7 +55,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from workbench.pruner import SCHEDULERS, ConfigError, did_you_mean, format_pruning_type, process_config
-from workbench.trial.space import PRUNING_DIMS, REQUIRED_DIMS, allowed_values
+from workbench.trial.posttraining_config import POSTTRAINING_KEY, posttraining_config
+from workbench.trial.space import INACTIVE, PRUNING_DIMS, REQUIRED_DIMS, allowed_values, is_posttraining
 from workbench.trial.types import TrainingConfig
 
 __all__ = ["build_pruning_config", "search_params"]
@@ -148,8 +157,11 @@ def build_pruning_config(
         ValueError: Unknown or missing dimension, bad value, a contradiction between ``fixed`` and
             ``params``, or a config the pruner library rejects; the message names the key.
     """
-    point = _check_params(params)
     fixed = copy.deepcopy(dict(fixed or {}))
+    options = fixed.pop(POSTTRAINING_KEY, None) or {}
+    if isinstance(params, Mapping) and is_posttraining(params.get("criterion")):
+        return posttraining_config(params, fixed, options)
+    point = _check_params(params)
     entries = fixed.pop("pruning_configs", None)
     if entries is not None and (not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries)):
         raise _fail("pruning_configs", f"expected a list of dicts (one per pruner), got {entries!r}")
@@ -193,7 +205,20 @@ def build_pruning_config(
 def search_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The search-dimension values a config (of its first pruner) expresses: the inverse of
     :func:`build_pruning_config`. ``criterion`` is ``None`` for pattern_lock; missing keys take
-    the pruner library's defaults."""
+    the pruner library's defaults. A post-training config gives its method as ``criterion`` and
+    ``none`` for the schedule knobs."""
+    if POSTTRAINING_KEY in config:
+        lock = {k: v for k, v in config.items() if k != POSTTRAINING_KEY}
+        first = process_config(lock)[0]
+        return {
+            "pattern": first["pattern"],
+            "criterion": config[POSTTRAINING_KEY]["method"],
+            "scheduler": INACTIVE,
+            "target_sparsity": float(first["target_sparsity"]),
+            "pruner": INACTIVE,
+            "pruning_scope": INACTIVE,
+            "sparsity_decay_type": INACTIVE,
+        }
     first = process_config(dict(config))[0]
     return {
         "pattern": first["pattern"],

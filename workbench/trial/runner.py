@@ -15,6 +15,12 @@ Evaluation runs after every ``eval_every`` steps (steps ``eval_every-1``, ``2*ev
 and after the last step; sparsity curves are recorded at every step where masks changed and at
 every evaluation.
 
+A config with a ``posttraining`` key (criterion ``wanda`` / ``sparsegpt``) runs the post-training
+trial instead (:mod:`.posttraining`: prune once from calibration data, evaluate at step 0, then
+``training.finetune_steps`` steps with the masks fixed). Every trial measures the peak memory of
+its pruning and fine-tuning (after the dense baseline is loaded; :mod:`.cost`) into
+:attr:`TrialResult.memory`.
+
 Example:
     >>> from workbench.trial import build_pruning_config, run_trial
     >>> from workbench.trial.types import TrainingConfig
@@ -37,8 +43,11 @@ from typing import Any
 from workbench.benchmarks import Task, get_benchmark, load_dense_baseline, seeded, torch_settings
 from workbench.pruner import ConfigError, WeightPruningConfig, process_config
 from workbench.trial.config import search_params
+from workbench.trial.cost import PeakMemory
 from workbench.trial.devices import check_precision, resolve_device
 from workbench.trial.loop import Recorder, finetune, stream_seed
+from workbench.trial.posttraining import lock_config, run_posttraining
+from workbench.trial.posttraining_config import POSTTRAINING_KEY
 from workbench.trial.types import TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
 __all__ = ["run_trial"]
@@ -109,8 +118,10 @@ def run_trial(
         if isinstance(pruning_config, WeightPruningConfig)
         else copy.deepcopy(dict(pruning_config))
     )
-    process_config(config)  # validate before spending time on the baseline
+    posttraining = POSTTRAINING_KEY in config
+    process_config(lock_config(config) if posttraining else config)  # validate before spending time on the baseline
     timings = {"baseline": 0.0, "finetune": 0.0, "eval": 0.0, "total": 0.0}
+    peak = PeakMemory(device)
     rec = Recorder(task.metric)
     state: dict[str, Any] = {"dense": {}, "layers": []}
 
@@ -136,6 +147,7 @@ def run_trial(
             metrics=dict(metrics),
             dense_metrics=dict(state["dense"]),
             eval_metrics=rec.metrics,
+            memory=peak.result(),
         )
 
     try:
@@ -147,7 +159,9 @@ def run_trial(
             model, state["dense"] = load_dense_baseline(task, seed, cache_dir=cache_dir, device=device)
             model.to(device)
             timings["baseline"] = time.perf_counter() - tick
-            metrics = finetune(task, model, config, training, seed, on_eval, rec, state, timings, device)
+            run = run_posttraining if posttraining else finetune
+            with peak:
+                metrics = run(task, model, config, training, seed, on_eval, rec, state, timings, device)
     except (TrialStopped, TrialDiverged) as err:
         last = rec.last_metrics()
         value = err.value if isinstance(err, TrialStopped) else last.get(task.metric, float("nan"))

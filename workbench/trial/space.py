@@ -16,6 +16,13 @@ Example:
     0.5
     >>> is_active("sparsity_decay_type", {"scheduler": "oneshot"})
     False
+    >>> is_active("scheduler", {"criterion": "wanda"})
+    False
+
+Post-training criteria (``wanda``, ``sparsegpt``: :data:`POSTTRAINING_CRITERIA`) are choices of
+``criterion`` beside the registered ones: such a trial prunes once from calibration data
+(:mod:`workbench.trial.posttraining`), so the schedule knobs (:data:`POSTTRAINING_INACTIVE`) have
+no effect there and an N:M pattern prunes exactly N/M.
 """
 
 from __future__ import annotations
@@ -27,20 +34,25 @@ from typing import Any
 
 from workbench import pruner
 from workbench.pruner import ConfigError
+from workbench.pruner.posttraining import METHODS, parse_shape
 
 __all__ = [
     "CHOICE_DIMS",
     "DIMENSIONS",
     "INACTIVE",
+    "POSTTRAINING_CRITERIA",
+    "POSTTRAINING_INACTIVE",
     "PRUNING_DIMS",
     "RANGE_DIMS",
     "REQUIRED_DIMS",
     "SEARCH_DIMS",
     "Dimension",
     "allowed_values",
+    "check_posttraining_pattern",
     "dimension",
     "effective_params",
     "is_active",
+    "is_posttraining",
     "max_sparsity",
     "ordered",
     "point_key",
@@ -69,13 +81,46 @@ class Dimension:
     help: str
 
 
+POSTTRAINING_CRITERIA: tuple[str, ...] = tuple(METHODS)
+"""Criteria that make a post-training trial (one-shot prune from calibration data), not INC criteria."""
+POSTTRAINING_INACTIVE = ("scheduler", "pruner", "pruning_scope", "sparsity_decay_type")
+"""Knobs without effect in a post-training trial (neither sampled nor logged there)."""
+
+
 def _listed(query: Callable[[], list[str]]) -> Callable[[], tuple[str, ...]]:
     return lambda: tuple(query())
 
 
+def _criteria() -> tuple[str, ...]:
+    registered = tuple(pruner.list_criteria())
+    return registered + tuple(m for m in POSTTRAINING_CRITERIA if m not in registered)
+
+
+def is_posttraining(criterion: Any) -> bool:
+    """Whether ``criterion`` is a post-training method (``wanda``, ``sparsegpt``)."""
+    return criterion in POSTTRAINING_CRITERIA
+
+
+def check_posttraining_pattern(criterion: str, pattern: str, key: str = "pattern") -> None:
+    """Refuse a pattern post-training pruning cannot take (it takes unstructured, N:M and NxM).
+
+    Raises:
+        ValueError: Naming ``key``, the pattern, the criterion and what is allowed.
+    """
+    try:
+        parse_shape(pattern)
+    except ValueError as err:
+        raise ConfigError(
+            f"{key}: {pattern!r} cannot be used with post-training criterion {criterion}; allowed: "
+            f"unstructured '1x1', N:M ('2:4') or NxM blocks ('4x1', 'channelx1') ({err})"
+        ) from None
+
+
 DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("pattern", "choice", True, True, None, "block shape: NxM ('4x1', 'channelx1') or N:M ('2:4')"),
-    Dimension("criterion", "choice", True, True, _listed(pruner.list_criteria), "how weights are scored"),
+    Dimension(
+        "criterion", "choice", True, True, _criteria, "how weights are scored (wanda / sparsegpt: post-training)"
+    ),
     Dimension(
         "scheduler",
         "choice",
@@ -124,10 +169,16 @@ def max_sparsity(pattern: str) -> float:
 
 
 def effective_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The params a trial runs: ``target_sparsity`` clipped to the pattern's maximum (N/M)."""
+    """The params a trial runs: ``target_sparsity`` clipped to the pattern's maximum (N/M).
+
+    A post-training criterion with an N:M pattern prunes exactly N/M, so its target is N/M.
+    """
     out = dict(params)
     if "target_sparsity" in out and "pattern" in out:
-        out["target_sparsity"] = min(float(out["target_sparsity"]), max_sparsity(out["pattern"]))
+        most = max_sparsity(out["pattern"])
+        out["target_sparsity"] = min(float(out["target_sparsity"]), most)
+        if is_posttraining(out.get("criterion")) and ":" in str(out["pattern"]):
+            out["target_sparsity"] = most
     return out
 
 
@@ -140,8 +191,11 @@ def is_active(name: str, point: dict[str, Any]) -> bool:
 
     ``sparsity_decay_type`` shapes the ramp of a schedule with several pruning steps only; a
     one-step scheduler (``oneshot``, or a plug-in whose class says ``single_step``) ignores it,
-    so a study neither samples nor logs it there. Every other dimension is always active.
+    so a study neither samples nor logs it there. A post-training criterion makes the schedule
+    knobs (:data:`POSTTRAINING_INACTIVE`) inactive. Every other dimension is always active.
     """
+    if name in POSTTRAINING_INACTIVE and is_posttraining(point.get("criterion")):
+        return False
     if name != "sparsity_decay_type" or "scheduler" not in point:
         return True
     scheduler = pruner.SCHEDULERS.get(point["scheduler"])

@@ -21,6 +21,9 @@ TRAINING_BOUNDS = {
     "eval_every": 1_000_000,
     "pruning_frequency": 1_000_000,
     "threads": 1024,
+    "calibration_samples": 1 << 20,
+    "calibration_seq_len": 1 << 20,
+    "finetune_steps": 1_000_000,
 }
 """Largest allowed value of each integer ``training`` field: a million fine-tuning steps is days
 of CPU per trial (a bigger number is a typo that would hang the study); torch takes at most
@@ -55,6 +58,12 @@ class TrainingConfig:
         precision: ``"fp32"``, or ``"bf16"``: the fine-tuning forward pass and loss run under
             ``torch.autocast(dtype=bfloat16)`` (weights, gradients, optimizer and evaluation stay
             fp32; on the CPU it works too, but is slow on most CPUs and meant for GPUs).
+        calibration_samples: Post-training trials (criterion ``wanda`` / ``sparsegpt``): at most
+            this many samples of the task's training batches calibrate the one-shot prune.
+        calibration_seq_len: Post-training trials: dict batches' sequence tensors (``input_ids``
+            and every tensor of the same length) are cut to this many tokens; 0 keeps them whole.
+        finetune_steps: Post-training trials: fine-tuning steps after the one-shot prune, masks
+            held fixed (0: prune and evaluate only). Training-aware trials use ``steps``.
     """
 
     steps: int = 200
@@ -70,6 +79,9 @@ class TrainingConfig:
     threads: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    calibration_samples: int = 128
+    calibration_seq_len: int = 0
+    finetune_steps: int = 0
 
     def __post_init__(self) -> None:
         """Validate every field; ``ValueError`` names ``training.<field>``, the value and the bound."""
@@ -86,10 +98,10 @@ class TrainingConfig:
         for key, most in TRAINING_BOUNDS.items():
             if getattr(self, key) > most:
                 raise ConfigError(f"training.{key}: {_show(getattr(self, key))} is too large; allowed: at most {most}")
-        for key in ("steps", "batch_size", "eval_every", "pruning_frequency"):
+        for key in ("steps", "batch_size", "eval_every", "pruning_frequency", "calibration_samples"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be >= 1, got {getattr(self, key)}")
-        for key in ("momentum", "weight_decay", "threads"):
+        for key in ("momentum", "weight_decay", "threads", "calibration_seq_len", "finetune_steps"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"training.{key}: must be >= 0, got {getattr(self, key)}")
         if self.lr <= 0:
@@ -162,7 +174,10 @@ class TrialResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     """One row per candidate layer: name, type, shape, pruned (bool), reason, pruner."""
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds: ``baseline``, ``finetune``, ``eval``, ``total``."""
+    """Seconds: ``baseline``, ``finetune``, ``eval``, ``total`` (post-training trials: ``prune`` too)."""
+    memory: dict[str, float] = field(default_factory=dict)
+    """Peak memory of the trial in MiB (:mod:`workbench.trial.cost`): ``peak_rss_mb`` and
+    ``peak_rss_increase_mb`` on every device, ``peak_cuda_mb`` on CUDA."""
     metric: str = "accuracy"
     """The name of the metric the study optimises (the task's ``metric``)."""
     direction: str = "maximize"
