@@ -208,7 +208,7 @@ def prune_posttraining(
                 report.layers.append(
                     LayerReport(name, tuple(weight.shape), per_layer[name], reached, ratios.get(name), error)
                 )
-                logger.info(
+                logger.debug(  # one line per layer: the report holds them all
                     "%s %s: %s pruned to %.4f (target %.4f)", method, shape.text, name, reached, per_layer[name]
                 )
     finally:
