@@ -27,6 +27,7 @@ from mlflow.entities import Metric
 from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
 from workbench.tracking.figures import plot_trial_overview
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
+from workbench.tracking.speed_metrics import speed_metrics
 from workbench.trial.space import INACTIVE, PRUNING_DIMS, is_active
 from workbench.trial.types import SPARSITY_KEYS, TrialResult
 
@@ -183,12 +184,14 @@ def result_metrics(result: TrialResult, *, ts: int | None = None) -> list[Metric
     figure is the fraction of N:M groups satisfied, logged as ``sparsity/nm_groups_satisfied`` and
     ``layer_nm_satisfied/<layer>`` so that 1.0 is not read as "fully pruned". Timings are params
     (:func:`timing_params`), and the cost again as metrics (:func:`cost_metrics`: ``cost/wall_s``,
-    ``cost/peak_rss_mb``, ...) so a chart or a frame can put it on an axis.
+    ``cost/peak_rss_mb``, ...) so a chart or a frame can put it on an axis; measured speed as
+    ``speed/<key>`` (:mod:`.speed_metrics`).
     """
     ts = ts or now_ms()
     evals = task_curves(result)
     last = max([0, *(s for c in evals.values() for s in c), *result.train_loss])
-    out = [Metric(k, float(v), ts, last) for k, v in {**task_finals(result), **cost_metrics(result)}.items()]
+    finals = {**task_finals(result), **cost_metrics(result), **speed_metrics(result)}
+    out = [Metric(k, float(v), ts, last) for k, v in finals.items()]
     nm = is_nm(result)
     elementwise, blockwise = SPARSITY_KEYS[0], SPARSITY_KEYS[2]
     for key in SPARSITY_KEYS:

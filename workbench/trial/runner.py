@@ -19,7 +19,8 @@ A config with a ``posttraining`` key (criterion ``wanda`` / ``sparsegpt``) runs 
 trial instead (:mod:`.posttraining`: prune once from calibration data, evaluate at step 0, then
 ``training.finetune_steps`` steps with the masks fixed). Every trial measures the peak memory of
 its pruning and fine-tuning (after the dense baseline is loaded; :mod:`.cost`) into
-:attr:`TrialResult.memory`.
+:attr:`TrialResult.memory`. With ``training.measure_speed``, the dense, pruned and slimmed models
+are timed after the final evaluation (:mod:`.speed`) into :attr:`TrialResult.speed`.
 
 Example:
     >>> from workbench.trial import build_pruning_config, run_trial
@@ -48,6 +49,7 @@ from workbench.trial.devices import check_precision, resolve_device
 from workbench.trial.loop import Recorder, finetune, stream_seed
 from workbench.trial.posttraining import lock_config, run_posttraining
 from workbench.trial.posttraining_config import POSTTRAINING_KEY
+from workbench.trial.speed import example_inputs, measure_trial_speed
 from workbench.trial.types import TrainingConfig, TrialDiverged, TrialResult, TrialStopped
 
 __all__ = ["run_trial"]
@@ -123,7 +125,7 @@ def run_trial(
     timings = {"baseline": 0.0, "finetune": 0.0, "eval": 0.0, "total": 0.0}
     peak = PeakMemory(device)
     rec = Recorder(task.metric)
-    state: dict[str, Any] = {"dense": {}, "layers": []}
+    state: dict[str, Any] = {"dense": {}, "layers": [], "speed": {}}
 
     def result(metrics: dict[str, float], value: float) -> TrialResult:
         timings["total"] = time.perf_counter() - started
@@ -148,6 +150,7 @@ def run_trial(
             dense_metrics=dict(state["dense"]),
             eval_metrics=rec.metrics,
             memory=peak.result(),
+            speed=dict(state["speed"]),
         )
 
     try:
@@ -159,9 +162,13 @@ def run_trial(
             model, state["dense"] = load_dense_baseline(task, seed, cache_dir=cache_dir, device=device)
             model.to(device)
             timings["baseline"] = time.perf_counter() - tick
+            dense = copy.deepcopy(model) if training.measure_speed else None
             run = run_posttraining if posttraining else finetune
             with peak:
                 metrics = run(task, model, config, training, seed, on_eval, rec, state, timings, device)
+            if dense is not None:  # after the final evaluation, outside the trial's cost
+                inputs = example_inputs(task.eval_batches, device)
+                state["speed"] = measure_trial_speed(dense, model, inputs, repeats=training.speed_repeats)
     except (TrialStopped, TrialDiverged) as err:
         last = rec.last_metrics()
         value = err.value if isinstance(err, TrialStopped) else last.get(task.metric, float("nan"))

@@ -24,6 +24,7 @@ TRAINING_BOUNDS = {
     "calibration_samples": 1 << 20,
     "calibration_seq_len": 1 << 20,
     "finetune_steps": 1_000_000,
+    "speed_repeats": 10_000,
 }
 """Largest allowed value of each integer ``training`` field: a million fine-tuning steps is days
 of CPU per trial (a bigger number is a typo that would hang the study); torch takes at most
@@ -64,6 +65,9 @@ class TrainingConfig:
             and every tensor of the same length) are cut to this many tokens; 0 keeps them whole.
         finetune_steps: Post-training trials: fine-tuning steps after the one-shot prune, masks
             held fixed (0: prune and evaluate only). Training-aware trials use ``steps``.
+        measure_speed: After the final evaluation, time the dense, pruned and slimmed models on
+            one evaluation batch (:mod:`workbench.trial.speed`; :attr:`TrialResult.speed`).
+        speed_repeats: Timed forward passes per model when ``measure_speed`` (the median is kept).
     """
 
     steps: int = 200
@@ -82,11 +86,17 @@ class TrainingConfig:
     calibration_samples: int = 128
     calibration_seq_len: int = 0
     finetune_steps: int = 0
+    measure_speed: bool = False
+    speed_repeats: int = 10
 
     def __post_init__(self) -> None:
         """Validate every field; ``ValueError`` names ``training.<field>``, the value and the bound."""
         for f in fields(self):
             value, kind = getattr(self, f.name), type(f.default)
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"training.{f.name}: expected true or false, got {_show(value)}")
+                continue
             ok = (
                 isinstance(value, str)
                 if kind is str
@@ -98,7 +108,7 @@ class TrainingConfig:
         for key, most in TRAINING_BOUNDS.items():
             if getattr(self, key) > most:
                 raise ConfigError(f"training.{key}: {_show(getattr(self, key))} is too large; allowed: at most {most}")
-        for key in ("steps", "batch_size", "eval_every", "pruning_frequency", "calibration_samples"):
+        for key in ("steps", "batch_size", "eval_every", "pruning_frequency", "calibration_samples", "speed_repeats"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be >= 1, got {getattr(self, key)}")
         for key in ("momentum", "weight_decay", "threads", "calibration_seq_len", "finetune_steps"):
@@ -188,6 +198,9 @@ class TrialResult:
     """Every metric of the dense baseline."""
     eval_metrics: dict[str, dict[int, float]] = field(default_factory=dict)
     """Every metric at every evaluation: ``{name: {step: value}}``."""
+    speed: dict[str, float] = field(default_factory=dict)
+    """With ``training.measure_speed``: parameter counts and median forward latencies of the dense,
+    pruned and slimmed models (:func:`workbench.trial.speed.measure_trial_speed`); empty otherwise."""
 
     @property
     def drop(self) -> float:
