@@ -1,10 +1,12 @@
 """``study.objectives`` and ``benchmark_params``: what a study optimises, and how its task is built.
 
 A study optimises its task's metric (``Task.metric``: accuracy for the built-in benchmarks,
-perplexity for a causal language model), alone or against the sparsity reached:
-``study.objectives`` is ``[<metric>]`` or ``[<metric>, sparsity]``. Which way the metric is better
-(``Task.direction``) comes from the task too; sparsity is always maximised. Without the key, the
-study optimises the task's metric alone.
+perplexity for a causal language model), alone, against the sparsity reached, or against the
+measured speed-up of the slimmed model: ``study.objectives`` is ``[<metric>]``,
+``[<metric>, sparsity]`` or ``[<metric>, speedup]``. Which way the metric is better
+(``Task.direction``) comes from the task too; sparsity and speed-up are always maximised. Without
+the key, the study optimises the task's metric alone. ``speedup`` needs the trial to measure
+speed: :func:`with_speed` turns ``training.measure_speed`` on (an explicit ``false`` is an error).
 
 The file is parsed without building the task (:func:`parse_objectives` checks the shape); once the
 task is built, :func:`with_task` fills in the metric and direction and rejects an objective that
@@ -24,14 +26,29 @@ from typing import Any, TypeVar
 
 from workbench.experiment.dims import fail, mapping
 
+Training = TypeVar("Training")
+"""A :class:`workbench.trial.types.TrainingConfig` (a dataclass with ``measure_speed``)."""
 Experiment = TypeVar("Experiment")
 """A :class:`workbench.experiment.Experiment` (not imported: the schema imports this module)."""
 
-__all__ = ["DIRECTIONS", "parse_benchmark_params", "parse_objectives", "with_task", "with_task_objectives"]
+__all__ = [
+    "DIRECTIONS",
+    "SECOND_OBJECTIVES",
+    "parse_benchmark_params",
+    "parse_objectives",
+    "with_speed",
+    "with_task",
+    "with_task_objectives",
+]
 
 DIRECTIONS = ("maximize", "minimize")
 """Which way a task's metric is better."""
-_ALLOWED = "[<metric>] or [<metric>, sparsity], <metric> being the task's metric (accuracy for the built-in benchmarks)"
+SECOND_OBJECTIVES = ("sparsity", "speedup")
+"""What a study may optimise beside the task's metric (both maximised)."""
+_ALLOWED = (
+    "[<metric>], [<metric>, sparsity] or [<metric>, speedup], "
+    "<metric> being the task's metric (accuracy for the built-in benchmarks)"
+)
 
 
 def parse_objectives(raw: Any) -> tuple[str, ...]:
@@ -39,7 +56,7 @@ def parse_objectives(raw: Any) -> tuple[str, ...]:
     if raw is None:
         return ()
     ok = isinstance(raw, list) and len(raw) in (1, 2) and all(isinstance(v, str) and v.strip() for v in raw)
-    if not ok or raw[0] == "sparsity" or (len(raw) == 2 and raw[1] != "sparsity"):
+    if not ok or raw[0] in SECOND_OBJECTIVES or (len(raw) == 2 and raw[1] not in SECOND_OBJECTIVES):
         raise fail("study.objectives", f"{raw!r} is not allowed; allowed: {_ALLOWED}")
     return tuple(raw)
 
@@ -53,9 +70,28 @@ def with_task_objectives(objectives: tuple[str, ...], metric: str) -> tuple[str,
     if not objectives:
         return (metric,)
     if objectives[0] != metric:
-        allowed = f"[{metric}] or [{metric}, sparsity] (the task's metric is {metric!r})"
+        allowed = f"[{metric}], [{metric}, sparsity] or [{metric}, speedup] (the task's metric is {metric!r})"
         raise fail("study.objectives", f"{list(objectives)!r} is not allowed; allowed: {allowed}")
     return objectives
+
+
+def with_speed(training: Training, objectives: tuple[str, ...], raw: Any) -> Training:
+    """``training`` with ``measure_speed`` on when ``objectives`` hold ``speedup``.
+
+    ``raw`` is the file's ``training`` section (or ``None``): an explicit ``measure_speed: false``
+    beside a ``speedup`` objective is refused.
+
+    Raises:
+        ConfigError: ``training.measure_speed`` is false while ``study.objectives`` holds speedup.
+    """
+    if "speedup" not in objectives:
+        return training
+    if isinstance(raw, dict) and raw.get("measure_speed") is False:
+        raise fail(
+            "training.measure_speed",
+            "false is not allowed with study.objectives [<metric>, speedup]; allowed: true (or leave it out)",
+        )
+    return dataclasses.replace(training, measure_speed=True)
 
 
 def with_task(experiment: Experiment, metric: str, direction: str) -> Experiment:

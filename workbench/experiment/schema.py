@@ -44,7 +44,7 @@ from workbench.experiment.dims import (
     parse_categorical,
     parse_range,
 )
-from workbench.experiment.objectives import parse_benchmark_params, parse_objectives
+from workbench.experiment.objectives import parse_benchmark_params, parse_objectives, with_speed
 from workbench.infra.plugins import import_plugins
 from workbench.pruner import ConfigError, read_yaml_file
 from workbench.trial import TrainingConfig
@@ -80,7 +80,7 @@ _TOP_KEYS = (
 class StudySettings:
     """How the study searches: trial budget, sampler, objectives, early stopping and seed.
 
-    ``objectives`` is ``(metric,)`` or ``(metric, "sparsity")``; empty until the task is known
+    ``objectives`` is ``(metric,)``, ``(metric, "sparsity")`` or ``(metric, "speedup")``; empty until the task is known
     (:func:`workbench.experiment.objectives.with_task` fills in the task's metric).
     """
 
@@ -244,7 +244,7 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
     return Experiment(
         name=data["name"],
         benchmark=data["benchmark"],
-        training=parse_training(data.get("training")),
+        training=with_speed(parse_training(data.get("training")), study.objectives, data.get("training")),
         pruning=dict(pruning),
         search_space=space,
         study=study,

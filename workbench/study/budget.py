@@ -40,14 +40,20 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     ``trial 6 COMPLETE accuracy=0.9645 sparsity=0.600 [pattern=4x1 ... target_sparsity=0.5] 3.1s run=...``:
     the first value is the task's metric (``perplexity=35.2000`` for a language model; the study's
     user attribute ``metric``), the params the effective ones (an N:M target shows N/M), ``sparsity``
-    the one reached.
+    the one reached; the second value is the study's second objective (``speedup=2.100`` with
+    ``[<metric>, speedup]``), and a measured ``speedup`` is shown when recorded.
     """
-    names = (str(study.user_attrs.get("metric", "accuracy")), "sparsity")
+    objectives = study.user_attrs.get("objectives") or []
+    names = (
+        str(study.user_attrs.get("metric", "accuracy")),
+        str(objectives[-1] if len(objectives) > 1 else "sparsity"),
+    )
     values = " ".join(
         f"{n}={v:.4f}" if i == 0 else f"{n}={v:.3f}" for i, (n, v) in enumerate(zip(names, trial.values or []))
     )
-    if trial.values and len(trial.values) == 1 and "sparsity" in trial.user_attrs:
-        values += f" sparsity={trial.user_attrs['sparsity']:.3f}"
+    for extra in ("sparsity", "speedup"):  # the other axis, when recorded
+        if trial.values and extra not in names[: len(trial.values)] and extra in trial.user_attrs:
+            values += f" {extra}={trial.user_attrs[extra]:.3f}"
     params = " ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in effective_params(trial.params).items()
     )

@@ -1,8 +1,8 @@
 """The Optuna objective: one tracked trial (:mod:`workbench.study.tracked`) per Optuna trial.
 
 :class:`Objective` samples a point, runs it as a tracked trial and returns the task's metric (and
-the sparsity reached, with two objectives) to Optuna, whose directions follow the task's
-(``study.objectives``; sparsity maximised). With one objective, every evaluation is reported to
+the sparsity reached or the measured speed-up, with two objectives) to Optuna, whose directions
+follow the task's (``study.objectives``; sparsity and speed-up maximised). With one objective, every evaluation is reported to
 Optuna's pruner (early stopping) under the task's direction. It also records the worker process
 on the trial (user attribute ``worker``, see :mod:`workbench.study.recovery`) so that a trial
 whose process was killed can be recognised later, and the task's metric on the trial
@@ -170,7 +170,11 @@ class Objective:
         trial.set_user_attr("wall_s", result.timings.get("total", 0.0) - result.timings.get("baseline", 0.0))
         if "peak_rss_mb" in result.memory:  # the cost axis of the parent run's cost figure
             trial.set_user_attr("peak_memory_mb", result.memory["peak_rss_mb"])
-        values = (result.value, sparsity) if exp.multi_objective else (result.value,)
+        for key in ("speedup", "param_ratio"):  # measured speed (training.measure_speed)
+            if key in result.speed:
+                trial.set_user_attr(key, result.speed[key])
+        second = result.speed.get("speedup", math.nan) if exp.study.objectives[-1] == "speedup" else sparsity
+        values = (result.value, second) if exp.multi_objective else (result.value,)
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"objective values are not finite: {values}")
         return values if exp.multi_objective else values[0]
@@ -192,6 +196,8 @@ class Objective:
             "seconds",
             "wall_s",
             "peak_memory_mb",
+            "speedup",
+            "param_ratio",
         ):
             if attr in twin.user_attrs:
                 trial.set_user_attr(attr, twin.user_attrs[attr])

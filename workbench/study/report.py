@@ -12,6 +12,9 @@
 * ``<metric>_vs_cost.png`` and ``cost_by_criterion.csv``: the metric against each trial's wall time
   and peak memory, and per criterion the trials, best metric and median cost (post-training
   criteria marked), so cost is an axis beside sparsity;
+* ``<metric>_vs_speedup.png`` when trials measured speed (``training.measure_speed``): the metric
+  against each trial's measured speed-up of its slimmed model, dense at 1.0
+  (:mod:`workbench.study.speed_figures`); ``trials.csv`` then has a ``speedup`` column;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
@@ -32,6 +35,7 @@ from optuna.trial import TrialState
 from workbench.study.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
 from workbench.study.importance import residual_importances
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
+from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
 from workbench.study.summary import (
     best_per_bin,
     front,
@@ -72,6 +76,8 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
         if eff.get("target_sparsity") != trial.params.get("target_sparsity"):
             row["requested_target_sparsity"] = trial.params["target_sparsity"]
         row["sparsity"] = trial.user_attrs.get("sparsity", "")
+        if "speedup" in trial.user_attrs:
+            row.setdefault("speedup", trial.user_attrs["speedup"])
         row["seed"] = trial.user_attrs.get(SEED_ATTR, "")
         row["repeat_of"] = trial.user_attrs.get(REPEAT_ATTR, "")
         row["mlflow_run_id"] = trial.user_attrs.get("mlflow_run_id", "")
@@ -138,6 +144,13 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
     )
     if results:
         figures[f"{metric.replace('/', '_')}_vs_cost.png"] = plot_cost(results, metric=metric)
+    if has_speed(results):
+        figures[f"{metric.replace('/', '_')}_vs_speedup.png"] = plot_metric_vs_speedup(
+            results,
+            metric=metric,
+            dense=sum(dense) / len(dense) if dense else None,
+            front=front(results, **goal, axis="speedup"),
+        )
     if len(objectives) == 1:
         values = [r[metric] for r in results]
         figures["best_so_far.png"] = plot_best_so_far(

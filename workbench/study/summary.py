@@ -2,7 +2,7 @@
 
 Plain data from the Optuna study (no MLflow reads): one row per trained complete trial
 (:func:`result_rows`, exact repeats left out), the Pareto front of the task's metric against the
-sparsity reached (two objectives) or the best trials (one), the best trial per pattern in bins of
+sparsity reached or the measured speed-up (two objectives) or the best trials (one), the best trial per pattern in bins of
 reached sparsity (:func:`best_per_bin`, so patterns are compared at the same sparsity), and the
 next steps: the MLflow UI address of the study's parent run and ``make notebooks``.
 
@@ -79,7 +79,8 @@ def _key(row: dict[str, Any], metric: str, direction: str) -> float:
 def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str, Any]]:
     """One row per trained, complete trial: its knobs (effective target), reached sparsity, the task's
     metric (``metric``, default :func:`study_goal`'s) and its dense value (``dense_<metric>``), run id,
-    and its cost: ``wall_s`` (seconds without the dense baseline) and ``peak_memory_mb`` (NaN where not recorded)."""
+    and its cost: ``wall_s`` (seconds without the dense baseline), ``peak_memory_mb`` and the measured
+    ``speedup`` of the slimmed model (NaN where not recorded)."""
     metric = metric or study_goal(study)[0]
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -100,27 +101,30 @@ def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str
                 "run_id": trial.user_attrs.get("mlflow_run_id", ""),
                 "wall_s": trial.user_attrs.get("wall_s", math.nan),
                 "peak_memory_mb": trial.user_attrs.get("peak_memory_mb", math.nan),
+                "speedup": trial.user_attrs.get("speedup", math.nan),
             }
         )
     return rows
 
 
 def front(
-    rows: Sequence[dict[str, Any]], *, metric: str = "accuracy", direction: str = "maximize"
+    rows: Sequence[dict[str, Any]], *, metric: str = "accuracy", direction: str = "maximize", axis: str = "sparsity"
 ) -> list[dict[str, Any]]:
-    """The rows no other row beats in both ``metric`` (under ``direction``) and reached sparsity, by increasing sparsity."""
+    """The rows no other row beats in both ``metric`` (under ``direction``) and ``axis`` (reached
+    sparsity, or ``speedup``; maximised), by increasing ``axis``; rows without a finite ``axis`` are left out."""
     sign = -1.0 if direction == "minimize" else 1.0
+    rows = [r for r in rows if isinstance(r.get(axis), (int, float)) and math.isfinite(r[axis])]
     out = []
     for row in rows:
         dominated = any(
             sign * o[metric] >= sign * row[metric]
-            and o["sparsity"] >= row["sparsity"]
-            and (sign * o[metric] > sign * row[metric] or o["sparsity"] > row["sparsity"])
+            and o[axis] >= row[axis]
+            and (sign * o[metric] > sign * row[metric] or o[axis] > row[axis])
             for o in rows
         )
         if not dominated:
             out.append(row)
-    return sorted(out, key=lambda r: (r["sparsity"], _key(r, metric, direction), r["trial"]))
+    return sorted(out, key=lambda r: (r[axis], _key(r, metric, direction), r["trial"]))
 
 
 def sparsity_bin(sparsity: float, width: float = BIN_WIDTH) -> str:
@@ -248,15 +252,18 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
     out = [
         f"study {study.study_name!r}: {len(states)} trials ({counts}{f'; {repeats} exact repeats not trained' if repeats else ''})"
     ]
+    axis = str((study.user_attrs.get("objectives") or [metric, "sparsity"])[-1])
+    columns = front_columns(metric) if axis != "speedup" else (*front_columns(metric)[:-1], "speedup", "run_id")
     if rows:
         if multi_objective:
-            shown = front(rows, metric=metric, direction=direction)
-            out += ["", f"Pareto front, {metric} vs reached sparsity ({len(shown)} of {len(rows)} trained trials):"]
+            shown = front(rows, metric=metric, direction=direction, axis=axis)
+            where = "measured speed-up" if axis == "speedup" else "reached sparsity"
+            out += ["", f"Pareto front, {metric} vs {where} ({len(shown)} of {len(rows)} trained trials):"]
         else:
             shown = sorted(rows, key=lambda r: (_key(r, metric, direction), r["trial"]))[:5]
             lower = " (lower is better)" if direction == "minimize" else ""
             out += ["", f"Best trials by {metric}{lower} ({len(shown)} of {len(rows)} trained trials):"]
-        out.append(format_table(shown, front_columns(metric)))
+        out.append(format_table(shown, columns))
         out += [
             "",
             f"Best {metric} per pattern at matched reached sparsity (bins of {BIN_WIDTH:g}; tN = trial N):",
