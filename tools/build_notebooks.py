@@ -58,6 +58,16 @@ NOTEBOOKS = {
         "process's peak resident memory, and per criterion the best value and the median cost.",
         "display(analysis.plot_cost(complete, metric=METRIC))\n"
         "analysis.cost_table(complete, metric=METRIC, maximize=MAXIMIZE)",
+        "## Measured speed-up\nOnly when the trials measured speed (`training.measure_speed`, or a study with "
+        "`objectives: [<metric>, speedup]`): each trial's metric against the speed-up of its slimmed model "
+        "(dense latency / slimmed latency, on the trial's device; star: the dense model at 1.0). Only channel "
+        "and head patterns slim; unstructured and block patterns stay near 1.0. CPU latency is noisy.",
+        "if analysis.has_speed(complete):\n"
+        "    display(analysis.plot_speedup(complete, metric=METRIC, maximize=MAXIMIZE))\n"
+        '    shown = ["trial", "pattern", "criterion", "sparsity", METRIC, *analysis.SPEED_COLUMNS.values()]\n'
+        "    display(complete[[c for c in shown if c in complete]])\n"
+        "else:\n"
+        '    print("no measured speed in this study (training.measure_speed is off)")',
         "## Best configuration per pattern and criterion at matched sparsity\nEach column is a bin of reached "
         "sparsity (width 0.1); a cell is the best value of that pattern and criterion there, and the trial that "
         "got it. Comparisons within a column hold the reached sparsity fixed; the other knobs (scheduler, decay, "

@@ -4,7 +4,7 @@ Owns what the notebooks call: frames of trials and curves read from an MLflow st
 (:mod:`.frames`, :mod:`.store`), which metric the trials optimise and which way is better
 (:mod:`.goal`), the statistics over them (:mod:`.stats`: Pareto front, best per knob, seed
 spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
-figure) and their figures (:mod:`.figures`). May import every
+figure; :mod:`.speed`: the metric against the measured speed-up) and their figures (:mod:`.figures`). May import every
 layer below the CLI except the CLI itself; nothing imports it but the CLI and notebooks.
 
 Example:
@@ -32,6 +32,7 @@ from workbench.analysis.frames import (
 )
 from workbench.analysis.goal import metric_of, summary_columns
 from workbench.analysis.matched import compare_at_matched_sparsity, configuration_knobs, plot_at_matched_sparsity
+from workbench.analysis.speed import SPEED_COLUMNS, has_speed, plot_speedup
 from workbench.analysis.stats import (
     best_at_matched_sparsity,
     best_by,
@@ -44,6 +45,7 @@ from workbench.analysis.store import default_tracking_uri, latest_experiment, me
 from workbench.study.figures import plot_importances
 
 __all__ = [
+    "SPEED_COLUMNS",
     "SUMMARY_COLUMNS",
     "best_at_matched_sparsity",
     "best_by",
@@ -54,6 +56,7 @@ __all__ = [
     "default_tracking_uri",
     "eval_frame",
     "global_curves_frame",
+    "has_speed",
     "latest_experiment",
     "metric_history_frame",
     "metric_of",
@@ -69,6 +72,7 @@ __all__ = [
     "plot_layer_curves",
     "plot_layer_heatmap",
     "plot_metric_by_group",
+    "plot_speedup",
     "seed_spread",
     "summary_columns",
     "trials_frame",

@@ -30,6 +30,7 @@ import pandas as pd
 from mlflow.entities import Run
 
 from workbench.analysis.goal import final_columns, metric_of, run_goal, summary_columns
+from workbench.analysis.speed import SPEED_COLUMNS
 from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_spread, variance_explained
 from workbench.analysis.store import (
     ClientLike,
@@ -75,6 +76,7 @@ _FINALS = {
     "cost/peak_rss_mb": "peak_memory_mb",
     "cost/peak_rss_increase_mb": "peak_memory_increase_mb",
     "cost/peak_cuda_mb": "peak_cuda_mb",
+    **SPEED_COLUMNS,  # speed/speedup, ... (NaN where speed was not measured)
 }
 _STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}
 
