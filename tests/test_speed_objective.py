@@ -61,16 +61,22 @@ def test_speed_is_logged_as_metrics(channel_result):
         assert logged[f"speed/{key}"] == pytest.approx(channel_result.speed[key])
 
 
-def test_unstructured_sparsity_does_not_slim():
-    speed = _trial("1x1").speed
+@pytest.fixture(scope="module")
+def unstructured_result():
+    return _trial("1x1")
+
+
+def test_unstructured_sparsity_does_not_slim(unstructured_result):
+    speed = unstructured_result.speed
     assert speed["slim_params"] == speed["dense_params"]
     assert speed["slim_nonzero_params"] == speed["pruned_nonzero_params"] < speed["dense_params"]
     assert speed["param_ratio"] == 1.0
 
 
-def test_speed_is_not_measured_by_default():
+def test_speed_is_not_measured_by_default_and_measuring_changes_no_result(unstructured_result):
     result = _trial("1x1", dataclasses.replace(TRAINING, measure_speed=False))
     assert result.speed == {}
+    assert result.value == unstructured_result.value and result.sparsity == unstructured_result.sparsity
     assert not any(m.key.startswith("speed/") for m in result_metrics(result))
 
 
