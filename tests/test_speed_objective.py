@@ -195,3 +195,29 @@ def test_the_front_and_figure_use_the_speedup_axis():
     points = [tuple(p) for c in ax.collections for p in c.get_offsets()]
     assert (1.0, 0.97) in points  # the dense model at speed-up 1.0
     assert (2.0, 0.90) in points and not any(y == 0.99 for _, y in points)  # no speed-up, not drawn
+
+
+@pytest.mark.parametrize("speed", [True, False])
+def test_the_notebook_cell_draws_the_speedup_figure_only_with_speed(speed):
+    from matplotlib.figure import Figure
+
+    from tools.build_notebooks import NOTEBOOKS
+
+    (cell,) = [c for c in NOTEBOOKS["01_study_overview"] if c.startswith("if analysis.has_speed(complete)")]
+    complete = pd.DataFrame(
+        {
+            "trial": [0, 1],
+            "pattern": ["channelx1", "1x1"],
+            "criterion": ["magnitude"] * 2,
+            "accuracy": [0.9, 0.95],
+            "dense_accuracy": [0.97, 0.97],
+            "speedup": [2.0, 1.0] if speed else [math.nan, math.nan],
+        }
+    )
+    shown: list = []
+    exec(
+        cell,
+        {"analysis": analysis, "complete": complete, "METRIC": "accuracy", "MAXIMIZE": True, "display": shown.append},
+    )
+    figures = [s for s in shown if isinstance(s, Figure)]
+    assert len(figures) == (1 if speed else 0)
