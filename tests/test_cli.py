@@ -84,13 +84,13 @@ def _run_main(argv, capsys):
         ({"search_space__scheduler": ...}, "search_space.scheduler: missing"),
         (
             {"study__objectives": ["perplexity"]},
-            "study.objectives: ['perplexity'] is not allowed; allowed: [accuracy] or [accuracy, sparsity]",
+            "study.objectives: ['perplexity'] is not allowed; allowed: [accuracy], [accuracy, sparsity] or [accuracy, speedup]",
         ),
         (
             {
                 "benchmark": "plugin_bench:perplexity_blobs"
             },  # quick.yaml asks for accuracy; this task minimises perplexity
-            "study.objectives: ['accuracy'] is not allowed; allowed: [perplexity] or [perplexity, sparsity]",
+            "study.objectives: ['accuracy'] is not allowed; allowed: [perplexity], [perplexity, sparsity] or [perplexity, speedup]",
         ),
         ({"benchmark_params": [8]}, "benchmark_params: expected a mapping"),
         ({"benchmark_params": {"hiden": 8}}, "unknown parameter(s) ['hiden']"),
