@@ -44,6 +44,16 @@ def test_cost_figure_puts_each_trial_at_its_wall_time_and_memory():
     assert len(memory_ax.collections) == 2  # sparsegpt has no memory value: not drawn there
 
 
+def test_wall_times_within_one_decade_get_a_linear_axis_with_labels():
+    close = [dict(row, wall_s=w) for row, w in zip(ROWS, (7.0, 8.5, 10.8))]
+    time_ax = plot_cost(close, metric="perplexity").axes[0]
+    assert time_ax.get_xscale() == "linear" and time_ax.get_xlabel() == "wall time (s)"
+    time_ax.figure.canvas.draw()
+    labelled = [t for t, label in zip(time_ax.get_xticks(), time_ax.get_xticklabels()) if label.get_text()]
+    lo, hi = time_ax.get_xlim()
+    assert len([t for t in labelled if lo <= t <= hi]) >= 3  # the log axis labelled only "10" here
+
+
 def test_cost_tables_per_criterion_agree_between_parent_run_and_notebook():
     rows = {r["criterion"]: r for r in cost_rows(ROWS, metric="perplexity", direction="minimize")}
     assert set(COST_COLUMNS) <= set(rows["wanda"])

@@ -163,7 +163,8 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
 
     ``rows`` hold ``metric``, ``wall_s`` (seconds without the dense baseline) and ``peak_memory_mb`` (NaN where not recorded) and
     ``marker`` (criterion): one colour and marker per criterion, post-training ones hollow.
-    Wall time is on a log axis (a one-shot prune and a fine-tuning run differ by orders).
+    Wall time is on a log axis when it spans a decade or more (a one-shot prune and a fine-tuning
+    run differ by orders), else linear.
     """
     fig = Figure(figsize=(12, 5), dpi=100)
     axes = fig.subplots(1, 2, sharey=True)
@@ -179,10 +180,14 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
                 _point(ax, value, r[metric], colors[g], markers[g], r.get(marker))
         ax.set_xlabel(label, fontsize=11)
         ax.grid(alpha=0.3)
-    axes[0].set_xscale("log")
-    axes[0].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axes[0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    axes[0].xaxis.set_minor_formatter(NullFormatter())
+    walls = [r["wall_s"] for r in valid if isinstance(r.get("wall_s"), (int, float)) and r["wall_s"] > 0]
+    if walls and max(walls) >= 10 * min(walls):  # a decade or more: log, labelled at 1-2-5
+        axes[0].set_xscale("log")
+        axes[0].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axes[0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axes[0].xaxis.set_minor_formatter(NullFormatter())
+    else:  # within one decade a log axis would show one label at most
+        axes[0].set_xlabel("wall time (s)", fontsize=11)
     axes[0].set_ylabel(metric, fontsize=11)
     handles = _marker_handles(markers, marker)
     for handle, g in zip(handles, markers):
