@@ -7,7 +7,6 @@ metric, the per-layer sparsity curves and the parent run's trials table and Pare
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from workbench.experiment.schema import parse_experiment
-from workbench.pruner import ConfigError
-
-ROOT = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+from helpers.study import search_env
 
 pytestmark = pytest.mark.slow
 
@@ -49,20 +44,11 @@ def _experiment(folder: Path, plugin: str, metric: str) -> dict:
 def test_a_two_trial_study_on_each_family_logs_its_metric_curves_and_front(tmp_path, plugin, metric, needs_hf):
     if needs_hf:
         pytest.importorskip("transformers", reason="the [hf] extra (transformers) is not installed")
-    data = _experiment(tmp_path, plugin, metric)
-    try:
-        parse_experiment(data)
-    except ConfigError as err:  # objectives other than accuracy come with the metric-everywhere schema
-        pytest.skip(f"this schema does not take objectives [{metric}, sparsity] yet: {err}")
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), WORKBENCH_CACHE_DIR=str(tmp_path / "cache")
-    )
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("WORKBENCH_STORAGE", None)
+    _experiment(tmp_path, plugin, metric)
     done = subprocess.run(
         [sys.executable, "-m", "workbench", "-q", "search", "family.yaml"],
         cwd=tmp_path,
-        env=env,
+        env=search_env(WORKBENCH_CACHE_DIR=str(tmp_path / "cache")),
         capture_output=True,
         text=True,
         timeout=900,

@@ -11,7 +11,6 @@ trials table, the metric-vs-sparsity figure and the cost figure and table.
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+from helpers.study import search_env
+
 CRITERIA = ["magnitude", "snip_momentum", "wanda", "sparsegpt"]
 
 pytestmark = pytest.mark.slow
@@ -51,15 +50,10 @@ def _experiment(folder: Path) -> None:
 def test_one_study_compares_training_aware_and_post_training_criteria(tmp_path):
     pytest.importorskip("transformers", reason="the [hf] extra (transformers) is not installed")
     _experiment(tmp_path)
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), WORKBENCH_CACHE_DIR=str(tmp_path / "cache")
-    )
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("WORKBENCH_STORAGE", None)
     done = subprocess.run(
         [sys.executable, "-m", "workbench", "-q", "search", "study.yaml"],
         cwd=tmp_path,
-        env=env,
+        env=search_env(WORKBENCH_CACHE_DIR=str(tmp_path / "cache")),
         capture_output=True,
         text=True,
         timeout=900,

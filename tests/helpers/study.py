@@ -24,14 +24,19 @@ def child_runs(client: MlflowClient, name: str):
     return parent, client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
 
 
-def start_search(folder: Path, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]))
+def search_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``workbench search`` subprocess: tests importable, default stores, ``extra`` set."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), **extra)
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("WORKBENCH_STORAGE", None)
+    return env
+
+
+def start_search(folder: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "workbench", "search", "exp.yaml", *args],
         cwd=folder,
-        env=env,
+        env=search_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
