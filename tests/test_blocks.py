@@ -179,12 +179,22 @@ def test_masks_zero_the_reference_on_either_path(kernel_path, pattern, layer, dt
 @pytest.mark.parametrize("threads", [2, 3, 7])
 @pytest.mark.parametrize(
     "shape, block",
-    [((12, 5, 3, 3), (2, 1)), ((12, 5, 3, 3), (12, 1)), ((12, 5, 3, 3), (1, 45)), ((6, 10), (3, 2)), ((2, 9), (2, 3))],
+    [
+        ((12, 5, 3, 3), (2, 1)),
+        ((12, 5, 3, 3), (12, 1)),
+        ((12, 5, 3, 3), (1, 45)),
+        ((12, 4, 3, 3), (2, 2)),  # blocks of inputs at one kernel position: read in runs
+        ((8, 6, 2, 3), (4, 3)),
+        ((4, 6, 5), (1, 2)),
+        ((6, 10), (3, 2)),
+        ((2, 9), (2, 3)),
+    ],
 )
 def test_block_results_do_not_depend_on_how_the_work_is_shared(monkeypatch, threads, shape, block):
     """Shares of block rows, or of block columns where there are fewer block rows than threads
     (channelx1), in the weight's order or the view's, give the reference's scores and masks."""
     monkeypatch.setattr(_backend.kernels, "SPLIT", 1)
+    monkeypatch.setattr(blocks, "COLUMN_SHARE", 1)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     layout = Layout(shape)
     w, g = _weight(shape, torch.float32, threads), _weight(shape, torch.float32, threads + 1)

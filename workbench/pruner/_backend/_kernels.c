@@ -289,6 +289,89 @@ static void finish(float *s, const float *v, const int64_t *at, int64_t n, int h
     }
 }
 
+/* Column j of every bm-wide block of a row of element scores `e`, in turn, into acc (the first
+ * column stored where `first`): each block still combines row by row, left to right. */
+static inline void combine_columns(float *acc, const float *e, int64_t width, int64_t bm, int first, int how) {
+    for (int64_t j = 0; j < bm; ++j) {
+        const float *ej = e + j;
+        if (first && j == 0)
+            for (int64_t cb = 0; cb < width; ++cb) acc[cb] = ej[cb * bm];
+        else if (how == RED_MAX)
+            for (int64_t cb = 0; cb < width; ++cb) acc[cb] = max_nan(acc[cb], ej[cb * bm]);
+        else
+            for (int64_t cb = 0; cb < width; ++cb) acc[cb] += ej[cb * bm];
+    }
+}
+
+/* finish() for block scores kept in a Conv weight's own order: the score of group j at kernel
+ * position k, v[j * K + k], goes to view column k * groups + j. Written in view order, so the
+ * scores' row is read and written contiguously and only v is read with a stride. */
+static inline void finish_conv(float *s, const float *v, int64_t groups, int64_t K, int how, float count,
+                               int accumulate, float alpha, float beta) {
+    for (int64_t k = 0; k < K; ++k) {
+        float *dst = s + k * groups;
+        const float *src = v + k;
+        for (int64_t j = 0; j < groups; ++j) {
+            float x = how == RED_MEAN ? src[j * K] / count : src[j * K];
+            if (!accumulate) {
+                dst[j] = x;
+                continue;
+            }
+            if (beta != 1.0f)
+                x *= beta;
+            dst[j] = fmaf(dst[j], alpha, x);
+        }
+    }
+}
+
+/* acc[j * K + k] = op(acc[j * K + k], run 0 of group j at k), then combine runs 1 .. bm-1 of the
+ * group (runs of K elements, bm runs per group, nj groups): one row's share of each block. */
+static inline void combine_runs(float *acc, const float *e, int64_t nj, int64_t bm, int64_t K, int op, int how) {
+    for (int64_t j = 0; j < nj; ++j) {
+        float *a = acc + j * K;
+        const float *run = e + j * bm * K;
+        if (op == OP_STORE)
+            for (int64_t k = 0; k < K; ++k) a[k] = run[k];
+        else if (op == OP_MAX)
+            for (int64_t k = 0; k < K; ++k) a[k] = max_nan(a[k], run[k]);
+        else
+            for (int64_t k = 0; k < K; ++k) a[k] += run[k];
+        for (int64_t jj = 1; jj < bm; ++jj) {
+            run += K;
+            if (how == RED_MAX)
+                for (int64_t k = 0; k < K; ++k) a[k] = max_nan(a[k], run[k]);
+            else
+                for (int64_t k = 0; k < K; ++k) a[k] += run[k];
+        }
+    }
+}
+
+/* NxM blocks (M > 1 dividing the inputs) of whole rows of a Conv weight's channels-last view.
+ * Block column k * nj + j holds inputs j*bm .. j*bm+bm-1 at kernel position k, which in a weight
+ * row [inputs][K] are bm runs of K contiguous elements, one run per input. Each row's element
+ * scores are computed contiguously into `e`; run jj of input group j is then combined into
+ * acc[j * K + k] (the block scores in the weight's own order), so every block still combines its
+ * elements row by row, left to right, as the reference does, and no element is gathered through
+ * the offset table. The finished scores go to their view columns k * nj + j. */
+VECTOR_CLONES
+static void conv_block_scores(float *s, const void *w, const void *g, int dt, int el, int how, int accumulate,
+                              float alpha, float beta, int64_t cols, int64_t inputs, int64_t bn, int64_t bm,
+                              int64_t br_lo, int64_t br_hi, float *e, float *acc) {
+    const int64_t K = cols / inputs, nj = inputs / bm, ncb = cols / bm;
+    const float count = (float)(bn * bm);
+    for (int64_t br = br_lo; br < br_hi; ++br) {
+        for (int64_t i = 0; i < bn; ++i) {
+            element_row(e, w, g, dt, el, OP_STORE, (br * bn + i) * cols, NULL, cols);
+            const int op = i == 0 ? OP_STORE : (how == RED_MAX ? OP_MAX : OP_ADD);
+            if (K == 9) /* 3x3 kernels: runs of a constant length, unrolled */
+                combine_runs(acc, e, nj, bm, 9, op, how);
+            else
+                combine_runs(acc, e, nj, bm, K, op, how);
+        }
+        finish_conv(s + br * ncb, acc, nj, K, how, count, accumulate, alpha, beta);
+    }
+}
+
 /* Scores of the blocks [br_lo, br_hi) x [cb_lo, cb_hi) of bn x bm: each block's element scores
  * combined row by row, left to right (reference.reduce_blocks), the sum divided by bn * bm for
  * "mean"; then stored, or (accumulate) times beta and added as fmaf(s, alpha, v). `acc` holds a
@@ -325,6 +408,10 @@ static void block_scores(float *s, const void *w, const void *g, int dt, int el,
         }
         return;
     }
+    if (off && inputs > 0 && bm > 1 && inputs % bm == 0 && c0 == 0 && width == ncb) {
+        conv_block_scores(s, w, g, dt, el, how, accumulate, alpha, beta, cols, inputs, bn, bm, br_lo, br_hi, e, acc);
+        return;
+    }
     const int native = bm == 1 && inv != NULL;
     for (int64_t br = br_lo; br < br_hi; ++br) {
         for (int64_t i = 0; i < bn; ++i) {
@@ -340,19 +427,17 @@ static void block_scores(float *s, const void *w, const void *g, int dt, int el,
                 element_row_conv(e, w, g, dt, el, base, inputs, cols / inputs);
             else
                 element_row(e, w, g, dt, el, OP_STORE, off ? base : base + c0, off ? off + c0 : NULL, width * bm);
-            /* column j of every block in turn: each block still adds row by row, left to right */
-            for (int64_t j = 0; j < bm; ++j) {
-                const float *ej = e + j;
-                if (i == 0 && j == 0)
-                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = ej[cb * bm];
-                else if (how == RED_MAX)
-                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] = max_nan(acc[cb], ej[cb * bm]);
-                else
-                    for (int64_t cb = 0; cb < width; ++cb) acc[cb] += ej[cb * bm];
+            switch (bm) { /* constant block widths: the strided reads become shuffles */
+            case 2: combine_columns(acc, e, width, 2, i == 0, how); break;
+            case 4: combine_columns(acc, e, width, 4, i == 0, how); break;
+            default: combine_columns(acc, e, width, bm, i == 0, how);
             }
         }
-        finish(s + br * ncb + (native ? 0 : cb_lo), acc, native ? inv + cb_lo : NULL, width, how, count, accumulate,
-               alpha, beta);
+        if (native && c0 == 0 && width == ncb && inputs > 0) /* whole rows: no table */
+            finish_conv(s + br * ncb, acc, inputs, cols / inputs, how, count, accumulate, alpha, beta);
+        else
+            finish(s + br * ncb + (native ? 0 : cb_lo), acc, native ? inv + cb_lo : NULL, width, how, count,
+                   accumulate, alpha, beta);
     }
 }
 
