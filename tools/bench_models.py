@@ -3,14 +3,17 @@
 Sections (``python -m tools.bench --only models`` / ``--only sweep``; ``--quick`` for a run of a
 few minutes):
 
-- ``models``: a ResNet-50-shaped conv stack (batches of 4 images of 3x64x64) with the patterns
+- ``models``: a ResNet-50-shaped conv stack (batches of 8 images of 3x64x64) with the patterns
   users pick for convolutions (2x2, channelx1, 4x1) and a BERT-base-shaped encoder (12 layers,
   one sequence of 128 tokens) with those they pick for transformers (4x1, 1x1, 2:4,
   channelx1); shapes in :mod:`tools.bench_shapes`. ``snip_momentum``, global scope, target 0.8
   (2:4: 0.5), SGD, the bench's threads.
 - ``sweep``: the BERT-shaped encoder at 1/4, 1/2, 1 and 2x the weights (3, 6, 12, 24 layers;
-  sequences of 32 tokens, so the dense step stays short), 4x1 ``snip_momentum``: how a pruning
-  step's cost grows with the weights (linearly, when ``hook ms per M weights`` stays flat).
+  one sequence of 128 tokens, as in ``models``), 4x1 ``snip_momentum``: how a pruning step's
+  cost grows with the weights (linearly, when ``hook ms per M weights`` stays flat). The hooks'
+  cost depends on the weights only, the dense step's on the batch too: with one short sequence
+  (32 tokens) the hooks of a non-pruning step cost about as much as two optimizer steps, ~1.15x a
+  dense step there, while a real fine-tuning batch makes their share smaller than here.
 
 How it is timed: every step runs the pruner's hooks around an ordinary forward, backward and
 optimizer step; the hooks (``on_step_begin``, ``on_before_optimizer_step``,
@@ -25,6 +28,11 @@ past the end (``--quick``: 1). Columns:
   the steps that update masks (step 1, where nothing is ranked yet, left out), for the other
   steps inside the schedule (scores are updated and masks applied) and for the steps after it
   (masks applied only); medians of the hook times over steps and repetitions.
+- ``non-pruning hook ms per M weights`` (models): what the hooks of a non-pruning step cost per
+  million prunable weights. It does not depend on the batch, while the dense step grows with it:
+  with ``H`` this figure and ``D`` your dense step in ms, a non-pruning step costs
+  ``1 + H * weights M / D`` dense steps. (Batch 8 for the conv stack: at batch 4 its dense step is
+  ~200 ms, and the ~25 ms of hooks made 1.11-1.13.)
 - ``pruning hook ms`` (sweep): the median hook time of a pruning step; ``hook ms per M
   weights`` divides it by ``weights M``.
 """
@@ -57,7 +65,7 @@ FULL, QUICK = Schedule(1, 7, 3, 11), Schedule(1, 4, 3, 6)
 CONV_PATTERNS = [("2x2", 0.8), ("channelx1", 0.8), ("4x1", 0.8)]
 TRANSFORMER_PATTERNS = [("4x1", 0.8), ("1x1", 0.8), ("2:4", 0.5), ("channelx1", 0.8)]
 MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[], tuple], list[tuple[str, float]]]] = {
-    "resnet50 convs": (ConvStack, lambda: ConvStack.batch(4), CONV_PATTERNS),
+    "resnet50 convs": (ConvStack, lambda: ConvStack.batch(8), CONV_PATTERNS),
     "bert-base encoder": (Encoder, lambda: Encoder.batch(1, 128), TRANSFORMER_PATTERNS),
 }
 SWEEP = [("1/4", 3), ("1/2", 6), ("1", 12), ("2", 24)]
@@ -151,6 +159,7 @@ def models_table(*, repeats: int = 2, quick: bool = False) -> list[dict]:
                     "pruning/dense": 1 + t.pruning / t.dense,
                     "non-pruning/dense": 1 + t.non_pruning / t.dense,
                     "after-end/dense": 1 + t.after_end / t.dense,
+                    "non-pruning hook ms per M weights": t.non_pruning * 1e3 / weights,
                 }
             )
     return rows
@@ -161,7 +170,7 @@ def sweep_table(*, repeats: int = 2, quick: bool = False) -> list[dict]:
     rows = []
     schedule = QUICK if quick else FULL
     torch.manual_seed(0)
-    batch = Encoder.batch(1, 32)
+    batch = Encoder.batch(1, 128)
     for scale, layers in SWEEP[:-1] if quick else SWEEP:
         weights = prunable_weights(Encoder(layers)) / 1e6
         t = time_hooks(lambda n=layers: Encoder(n), batch, "4x1", 0.8, schedule, repeats=1 if quick else repeats)
