@@ -121,6 +121,7 @@ def test_column_offsets_map_the_channels_last_view_onto_the_weight():
 _LAYERS = {
     "linear": lambda: nn.Linear(24, 16),
     "conv": lambda: nn.Conv2d(8, 16, 3),  # 2-D view 16 x 72
+    "conv1x1": lambda: nn.Conv2d(24, 16, 1),  # its own 2-D view, 16 x 24
 }
 _PATTERNS = ["1x1", "4x1", "2x2", "1x4", "4x4", "channelx1", "1xchannel", "2:4"]
 
@@ -234,3 +235,27 @@ def test_weight_order_masks_are_the_expanded_masks(kernel_path, data, shape, see
         return
     full = pruned.repeat_interleave(block[0], dim=0).repeat_interleave(block[1], dim=1)
     assert got.is_contiguous() and torch.equal(got, layout.from_2d(full))
+
+
+@pytest.mark.skipif(not _backend.kernels_available(), reason="C kernels not built (no compiler?)")
+@pytest.mark.parametrize("pattern", ["1x1", "4x1", "channelx1"])
+def test_1x1_convolutions_take_the_fused_passes_of_linear_weights(monkeypatch, pattern):
+    """A 1x1 convolution's weight is its own 2-D view: its snip_momentum update and its masking
+    run the fused Nx1 passes of Linear weights (same results: the tests above)."""
+    calls = []
+    for name in ("accumulate_snip", "zero_by_mask"):
+        real = getattr(_backend, name)
+        monkeypatch.setattr(
+            _backend, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)
+        )
+    layers = {"l": nn.Conv2d(24, 16, 1)}
+    p = get_pattern({"pattern": pattern}, layers)
+    c = get_criterion({"criterion_type": "snip_momentum"}, layers, p)
+    for _ in range(2):  # the first step creates the scores, the second accumulates
+        layers["l"].weight.grad = torch.randn(layers["l"].weight.shape)
+        c.on_before_optimizer_step()
+    assert calls == ["accumulate_snip"]
+    masks = p.get_masks(c.scores, 0.5, {})
+    p.apply_all({"l": layers["l"].weight.detach()}, masks, {})
+    assert calls == ["accumulate_snip", "zero_by_mask"]
+    assert 0.4 < float((layers["l"].weight == 0).float().mean()) < 0.6

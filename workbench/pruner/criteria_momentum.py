@@ -46,11 +46,14 @@ class SnipMomentumCriterion(PruningCriterion):
 
     def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
         """The update in one compiled pass, for element-level scores and for the in-order row sums
-        of Nx1 blocks (``BasePattern.row_sum_block``) of 2-D weights; ``False`` where it does not
-        apply."""
-        if not self._layout(name).is_2d:
+        of Nx1 blocks (``BasePattern.row_sum_block``) of weights that are their own 2-D view
+        (Linear, 1x1 convolutions); ``False`` where it does not apply."""
+        layout = self._layout(name)
+        weight, grad = module.weight.detach(), module.weight.grad
+        if not layout.view_is_memory or not weight.is_contiguous() or not grad.is_contiguous():
             return False
-        score, weight, grad = self.scores[name], module.weight.detach(), module.weight.grad
+        score = self.scores[name]
+        weight, grad = weight.view(layout.rows, layout.cols), grad.view(layout.rows, layout.cols)
         if score.shape == weight.shape:
             return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta)
         block = self.pattern.row_sum_block(name) if self.pattern is not None else None

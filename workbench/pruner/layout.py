@@ -78,6 +78,20 @@ class Layout:
         """Whether the weight is its own 2-D view (a Linear weight: not transposed, not a Conv)."""
         return len(self.shape) == 2 and not self.transposed
 
+    @property
+    def view_is_memory(self) -> bool:
+        """Whether the 2-D view is the weight's own memory, row by row: a Linear weight, or a
+        convolution whose kernel has one element (1x1). Compiled passes may then read a contiguous
+        weight as ``weight.view(rows, cols)``.
+
+        Example:
+            >>> Layout((8, 4, 1, 1)).view_is_memory, Layout((8, 4, 3, 3)).view_is_memory
+            (True, False)
+        """
+        if self.transposed:
+            return False
+        return len(self.shape) == 2 or all(d == 1 for d in self.shape[2:])
+
     def to_2d(self, t: torch.Tensor) -> torch.Tensor:
         """The 2-D view of ``t`` (a view for 2-D weights, a channels-last copy otherwise)."""
         if t.dim() == 2:

@@ -161,11 +161,12 @@ class NxMPattern(BasePattern):
             if name in zeroed or self.layouts[name].transposed:  # the kernels read [out, in] weights
                 continue
             bn, bm = self.block(name)
-            if self.layouts[name].is_2d and bm == 1 and _backend.zero_by_mask(weights[name], mask, block_rows=bn):
-                zeroed.add(name)
-            elif _backend.zero_blocks(
-                weights[name], mask.reshape(self.grid(name, self.layouts[name].rows)[::2]), (bn, bm)
-            ):
+            layout, weight = self.layouts[name], weights[name]
+            if layout.view_is_memory and bm == 1 and weight.is_contiguous():
+                if _backend.zero_by_mask(weight.view(layout.rows, layout.cols), mask, block_rows=bn):
+                    zeroed.add(name)
+                    continue
+            if _backend.zero_blocks(weight, mask.reshape(self.grid(name, layout.rows)[::2]), (bn, bm)):
                 zeroed.add(name)
         return zeroed
 
