@@ -141,6 +141,11 @@ def _point(ax: Any, x: float, y: float, color: str, marker: str, group: Any) -> 
     )
 
 
+def _positive(value: Any) -> bool:
+    """A number above zero (not NaN, not missing): what a cost axis can place."""
+    return isinstance(value, (int, float)) and value == value and value > 0
+
+
 def _marker_handles(markers: Mapping[str, str], name: str) -> list[Line2D]:
     """Legend entries of the marker groups; post-training criteria hollow and labelled as such."""
     return [
@@ -172,22 +177,21 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
     groups = sorted({str(r.get(marker)) for r in valid})
     colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
     markers = {g: _MARKERS[i % len(_MARKERS)] for i, g in enumerate(groups)}
-    for ax, x, label in zip(axes, ("wall_s", "peak_memory_mb"), ("wall time (s, log)", "peak memory (MiB, RSS)")):
+    walls = [r["wall_s"] for r in valid if _positive(r.get("wall_s"))]
+    log_wall = bool(walls) and max(walls) >= 10 * min(walls)  # within a decade, a log axis shows one label at most
+    labels = ("wall time (s, log)" if log_wall else "wall time (s)", "peak memory (MiB, RSS)")
+    for ax, x, label in zip(axes, ("wall_s", "peak_memory_mb"), labels):
         for r in valid:
-            value = r.get(x)
-            if isinstance(value, (int, float)) and value == value and value > 0:
+            if _positive(r.get(x)):
                 g = str(r.get(marker))
-                _point(ax, value, r[metric], colors[g], markers[g], r.get(marker))
+                _point(ax, r[x], r[metric], colors[g], markers[g], r.get(marker))
         ax.set_xlabel(label, fontsize=11)
         ax.grid(alpha=0.3)
-    walls = [r["wall_s"] for r in valid if isinstance(r.get("wall_s"), (int, float)) and r["wall_s"] > 0]
-    if walls and max(walls) >= 10 * min(walls):  # a decade or more: log, labelled at 1-2-5
+    if log_wall:  # labelled at 1-2-5
         axes[0].set_xscale("log")
         axes[0].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axes[0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
         axes[0].xaxis.set_minor_formatter(NullFormatter())
-    else:  # within one decade a log axis would show one label at most
-        axes[0].set_xlabel("wall time (s)", fontsize=11)
     axes[0].set_ylabel(metric, fontsize=11)
     handles = _marker_handles(markers, marker)
     for handle, g in zip(handles, markers):
