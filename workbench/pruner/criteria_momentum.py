@@ -49,11 +49,10 @@ class SnipMomentumCriterion(PruningCriterion):
         of Nx1 blocks (``BasePattern.row_sum_block``) of weights that are their own 2-D view
         (Linear, 1x1 convolutions); ``False`` where it does not apply."""
         layout = self._layout(name)
-        weight, grad = module.weight.detach(), module.weight.grad
-        if not layout.view_is_memory or not weight.is_contiguous() or not grad.is_contiguous():
+        weight, grad = layout.memory_view(module.weight.detach()), layout.memory_view(module.weight.grad)
+        if weight is None or grad is None:
             return False
         score = self.scores[name]
-        weight, grad = weight.view(layout.rows, layout.cols), grad.view(layout.rows, layout.cols)
         if score.shape == weight.shape:
             return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta)
         block = self.pattern.row_sum_block(name) if self.pattern is not None else None

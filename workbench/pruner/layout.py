@@ -78,19 +78,22 @@ class Layout:
         """Whether the weight is its own 2-D view (a Linear weight: not transposed, not a Conv)."""
         return len(self.shape) == 2 and not self.transposed
 
-    @property
-    def view_is_memory(self) -> bool:
-        """Whether the 2-D view is the weight's own memory, row by row: a Linear weight, or a
-        convolution whose kernel has one element (1x1). Compiled passes may then read a contiguous
-        weight as ``weight.view(rows, cols)``.
+    def memory_view(self, t: torch.Tensor) -> torch.Tensor | None:
+        """``t`` (the weight or its gradient) as its 2-D view ``[rows, cols]`` without a copy,
+        where the view is its memory read row by row: a contiguous Linear weight, or a
+        contiguous convolution whose kernel has one element (1x1). ``None`` elsewhere (a larger
+        kernel, a transposed ``Conv1D``, another memory format): compiled passes that write in
+        place must not be handed a copy.
 
         Example:
-            >>> Layout((8, 4, 1, 1)).view_is_memory, Layout((8, 4, 3, 3)).view_is_memory
-            (True, False)
+            >>> Layout((8, 4, 1, 1)).memory_view(torch.zeros(8, 4, 1, 1)).shape
+            torch.Size([8, 4])
+            >>> Layout((8, 4, 3, 3)).memory_view(torch.zeros(8, 4, 3, 3)) is None
+            True
         """
-        if self.transposed:
-            return False
-        return len(self.shape) == 2 or all(d == 1 for d in self.shape[2:])
+        if self.transposed or any(d != 1 for d in self.shape[2:]) or not t.is_contiguous():
+            return None
+        return t.view(self.rows, self.cols)
 
     def to_2d(self, t: torch.Tensor) -> torch.Tensor:
         """The 2-D view of ``t`` (a view for 2-D weights, a channels-last copy otherwise)."""

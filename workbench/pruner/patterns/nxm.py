@@ -162,11 +162,10 @@ class NxMPattern(BasePattern):
                 continue
             bn, bm = self.block(name)
             layout, weight = self.layouts[name], weights[name]
-            if layout.view_is_memory and bm == 1 and weight.is_contiguous():
-                if _backend.zero_by_mask(weight.view(layout.rows, layout.cols), mask, block_rows=bn):
-                    zeroed.add(name)
-                    continue
-            if _backend.zero_blocks(weight, mask.reshape(self.grid(name, layout.rows)[::2]), (bn, bm)):
+            flat = layout.memory_view(weight) if bm == 1 else None
+            if flat is not None and _backend.zero_by_mask(flat, mask, block_rows=bn):
+                zeroed.add(name)
+            elif _backend.zero_blocks(weight, mask.reshape(self.grid(name, layout.rows)[::2]), (bn, bm)):
                 zeroed.add(name)
         return zeroed
 
