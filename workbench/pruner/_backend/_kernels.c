@@ -273,20 +273,23 @@ static void element_row_conv(float *e, const void *w, const void *g, int dt, int
 #undef CONV_CASE
 }
 
+/* One finished block score: the sum v (divided by count for "mean") stored at dst, or, with
+ * accumulate, times beta and added as fmaf(*dst, alpha, x). */
+static inline void finish_one(float *dst, float v, int how, float count, int accumulate, float alpha, float beta) {
+    float x = how == RED_MEAN ? v / count : v;
+    if (!accumulate) {
+        *dst = x;
+        return;
+    }
+    if (beta != 1.0f)
+        x *= beta;
+    *dst = fmaf(*dst, alpha, x);
+}
+
 /* Store or accumulate the finished block scores v[0..n) at s[at[cb]] (or s[cb]). */
 static void finish(float *s, const float *v, const int64_t *at, int64_t n, int how, float count, int accumulate,
                    float alpha, float beta) {
-    for (int64_t cb = 0; cb < n; ++cb) {
-        float x = how == RED_MEAN ? v[cb] / count : v[cb];
-        float *dst = s + (at ? at[cb] : cb);
-        if (!accumulate) {
-            *dst = x;
-            continue;
-        }
-        if (beta != 1.0f)
-            x *= beta;
-        *dst = fmaf(*dst, alpha, x);
-    }
+    for (int64_t cb = 0; cb < n; ++cb) finish_one(s + (at ? at[cb] : cb), v[cb], how, count, accumulate, alpha, beta);
 }
 
 /* Column j of every bm-wide block of a row of element scores `e`, in turn, into acc (the first
@@ -311,16 +314,7 @@ static inline void finish_conv(float *s, const float *v, int64_t groups, int64_t
     for (int64_t k = 0; k < K; ++k) {
         float *dst = s + k * groups;
         const float *src = v + k;
-        for (int64_t j = 0; j < groups; ++j) {
-            float x = how == RED_MEAN ? src[j * K] / count : src[j * K];
-            if (!accumulate) {
-                dst[j] = x;
-                continue;
-            }
-            if (beta != 1.0f)
-                x *= beta;
-            dst[j] = fmaf(dst[j], alpha, x);
-        }
+        for (int64_t j = 0; j < groups; ++j) finish_one(dst + j, src[j * K], how, count, accumulate, alpha, beta);
     }
 }
 
