@@ -11,9 +11,8 @@ few minutes):
 - ``sweep``: the BERT-shaped encoder at 1/4, 1/2, 1 and 2x the weights (3, 6, 12, 24 layers;
   one sequence of 128 tokens, as in ``models``), 4x1 ``snip_momentum``: how a pruning step's
   cost grows with the weights (linearly, when ``hook ms per M weights`` stays flat). The hooks'
-  cost depends on the weights only, the dense step's on the batch too: with one short sequence
-  (32 tokens) the hooks of a non-pruning step cost about as much as two optimizer steps, ~1.15x a
-  dense step there, while a real fine-tuning batch makes their share smaller than here.
+  cost depends on the weights only, the dense step's on the batch too: a shorter sequence makes
+  their share larger than here, a real fine-tuning batch smaller.
 
 How it is timed: every step runs the pruner's hooks around an ordinary forward, backward and
 optimizer step; the hooks (``on_step_begin``, ``on_before_optimizer_step``,
@@ -33,7 +32,7 @@ past the end (``--quick``: 1). Columns:
   million prunable weights. It does not depend on the batch, while the dense step grows with it:
   with ``H`` this figure and ``D`` your dense step in ms, a non-pruning step costs
   ``1 + H * weights M / D`` dense steps. (Batch 8 for the conv stack: at batch 4 its dense step is
-  ~200 ms, and the ~25 ms of hooks made 1.11-1.13.)
+  ~200 ms, and its non-pruning steps read 1.10-1.11.)
 - ``pruning hook ms`` (sweep): the median hook time of a pruning step; ``hook ms per M
   weights`` divides it by ``weights M``.
 """
