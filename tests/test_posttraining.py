@@ -20,7 +20,7 @@ from workbench.pruner.posttraining import (
     prune_posttraining,
     reconstruction_error,
     sparsegpt_prune,
-    wanda_mask,
+    wanda_pruned,
     wanda_scores,
 )
 from workbench.pruner.posttraining.calibration import capture
@@ -73,7 +73,7 @@ def test_captured_input_norms_and_the_wanda_score_equal_the_formula_by_hand():
 def test_wanda_prunes_the_same_count_in_every_output_row(rows, cols, sparsity, seed):
     g = torch.Generator().manual_seed(seed)
     weight, norms = torch.randn(rows, cols, generator=g), torch.rand(cols, generator=g) + 0.01
-    mask = wanda_mask(weight, norms, sparsity, UNSTRUCTURED)
+    mask = wanda_pruned(weight, norms, sparsity, UNSTRUCTURED)
     assert mask.sum(dim=1).tolist() == [round(sparsity * cols)] * rows
     scores = wanda_scores(weight, norms)  # within a row, every pruned score is <= every kept one
     for i in range(rows):
@@ -94,7 +94,7 @@ def test_wanda_nm_leaves_at_least_n_zeros_in_every_group_of_m(nm, rows, groups, 
     g = torch.Generator().manual_seed(seed)
     weight = torch.randn(rows, groups * m, generator=g)
     weight[torch.rand(weight.shape, generator=g) < zeros] = 0  # zeros already there must not break it
-    mask = wanda_mask(weight, torch.rand(groups * m, generator=g), 0.0, parse_shape(f"{n}:{m}"))
+    mask = wanda_pruned(weight, torch.rand(groups * m, generator=g), 0.0, parse_shape(f"{n}:{m}"))
     pruned = weight.masked_fill(mask, 0)
     per_group = (pruned == 0).reshape(rows, groups, m).sum(dim=2)
     assert (per_group >= n).all()
@@ -104,21 +104,21 @@ def test_wanda_nm_leaves_at_least_n_zeros_in_every_group_of_m(nm, rows, groups, 
 def test_wanda_differs_from_magnitude_when_input_norms_differ_and_equals_it_when_they_do_not():
     torch.manual_seed(0)
     weight = torch.randn(8, 16)
-    magnitude = wanda_mask(weight, torch.ones(16), 0.5, UNSTRUCTURED)
+    magnitude = wanda_pruned(weight, torch.ones(16), 0.5, UNSTRUCTURED)
     by_hand = weight.abs() <= weight.abs().kthvalue(8, dim=1, keepdim=True).values
     assert torch.equal(magnitude, by_hand)
     weight[:, :4] = 0.01 * weight[:, :4].sign()  # the smallest weights, on the loudest inputs
-    assert wanda_mask(weight, torch.ones(16), 0.5, UNSTRUCTURED)[:, :4].all()  # magnitude prunes them
+    assert wanda_pruned(weight, torch.ones(16), 0.5, UNSTRUCTURED)[:, :4].all()  # magnitude prunes them
     norms = torch.ones(16)
     norms[:4] = 1000.0
-    wanda = wanda_mask(weight, norms, 0.5, UNSTRUCTURED)
+    wanda = wanda_pruned(weight, norms, 0.5, UNSTRUCTURED)
     assert not wanda[:, :4].any()  # Wanda keeps them: 0.01 * 1000 outranks every other score
 
 
 def test_wanda_blocks_prune_whole_blocks_ranked_by_summed_score():
     torch.manual_seed(0)
     weight = torch.randn(8, 16)
-    mask = wanda_mask(weight, torch.rand(16) + 0.1, 0.5, parse_shape("1x4"))
+    mask = wanda_pruned(weight, torch.rand(16) + 0.1, 0.5, parse_shape("1x4"))
     blocks = mask.reshape(8, 4, 4)
     assert (blocks.all(dim=2) | ~blocks.any(dim=2)).all()  # each 1x4 block pruned whole or kept
     assert blocks.all(dim=2).sum(dim=1).tolist() == [2] * 8  # the same number per output row
@@ -128,7 +128,7 @@ def test_wanda_blocks_prune_whole_blocks_ranked_by_summed_score():
 
 
 def _magnitude(weight: torch.Tensor, shape) -> torch.Tensor:
-    return wanda_mask(weight, torch.ones(weight.shape[1]), 0.5, shape)
+    return wanda_pruned(weight, torch.ones(weight.shape[1]), 0.5, shape)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -147,7 +147,7 @@ def test_sparsegpt_reconstructs_better_than_magnitude_and_wanda_masks(pattern, s
     ours = err(new)
     assert ours == pytest.approx(reconstruction_error(weight, new, h), rel=1e-3)
     assert ours < err(weight.masked_fill(_magnitude(weight, shape), 0))
-    assert ours < err(weight.masked_fill(wanda_mask(weight, norms, 0.5, shape), 0))
+    assert ours < err(weight.masked_fill(wanda_pruned(weight, norms, 0.5, shape), 0))
     assert int(mask.sum()) == weight.numel() // 2
     assert int((new == 0).sum()) == weight.numel() // 2
     if shape.kind == "nm":
@@ -237,10 +237,10 @@ def test_layers_are_calibrated_on_the_already_pruned_earlier_layers():
     x = torch.cat([b[0] for b in batches])
     with torch.no_grad():  # by hand: prune layer 0 from X, then layer 2 from the pruned model's activations
         w0 = expected[0].weight
-        w0.masked_fill_(wanda_mask(w0, x.pow(2).sum(0).sqrt(), 0.5, UNSTRUCTURED), 0)
+        w0.masked_fill_(wanda_pruned(w0, x.pow(2).sum(0).sqrt(), 0.5, UNSTRUCTURED), 0)
         hidden = expected[1](expected[0](x))
         w2 = expected[2].weight
-        w2.masked_fill_(wanda_mask(w2, hidden.pow(2).sum(0).sqrt(), 0.5, UNSTRUCTURED), 0)
+        w2.masked_fill_(wanda_pruned(w2, hidden.pow(2).sum(0).sqrt(), 0.5, UNSTRUCTURED), 0)
     prune_posttraining(model, batches, "wanda", 0.5)
     assert torch.equal(model[0].weight == 0, expected[0].weight == 0)
     assert torch.equal(model[2].weight == 0, expected[2].weight == 0)

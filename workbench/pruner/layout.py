@@ -17,22 +17,43 @@ from torch import nn
 
 
 def is_transposed_linear(module: nn.Module) -> bool:
-    """Whether ``module`` is a Hugging Face ``Conv1D``: a Linear whose weight is stored ``[in, out]``.
+    """Whether ``module`` is a Linear whose 2-D weight is stored ``[in, out]``, as Hugging Face's
+    ``Conv1D`` (GPT-2) stores it. The one place that decides it: the training-aware pruner, the
+    post-training methods and slimming all ask this function.
 
-    Duck typing (the pruner does not import transformers): the class is named ``Conv1D``, it has
-    ``nf`` (the number of outputs) and a 2-D weight whose second dimension is ``nf``.
+    Decided by what the module is, never by its class name alone:
+
+    * Hugging Face's ``Conv1D`` (``transformers.pytorch_utils.Conv1D``) or a subclass, recognised by
+      the class's defining package without importing transformers (a model holding one has
+      already imported it);
+    * any other module that declares the layout as Hugging Face's does: integer attributes ``nx``
+      (inputs) and ``nf`` (outputs) and a weight of shape ``[nx, nf]``.
+
+    A module of your own named ``Conv1D`` whose weight is ``[out, in]`` (without ``nx``/``nf``
+    describing an ``[in, out]`` weight) is not transposed: it is pruned as stored, as ``nn.Linear``.
 
     Example:
         >>> is_transposed_linear(torch.nn.Linear(4, 2))
         False
+        >>> class Conv1D(torch.nn.Module):  # a layer of your own, weight [out, in]
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.nf, self.weight = 2, torch.nn.Parameter(torch.zeros(2, 4))
+        >>> is_transposed_linear(Conv1D())
+        False
     """
     weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        return False
+    if any(cls.__name__ == "Conv1D" and cls.__module__.split(".")[0] == "transformers" for cls in type(module).__mro__):
+        return True
+    nx, nf = getattr(module, "nx", None), getattr(module, "nf", None)
     return (
-        type(module).__name__ == "Conv1D"
-        and isinstance(getattr(module, "nf", None), int)
-        and isinstance(weight, torch.Tensor)
-        and weight.dim() == 2
-        and weight.shape[1] == module.nf
+        isinstance(nx, int)
+        and isinstance(nf, int)
+        and not isinstance(nx, bool)
+        and not isinstance(nf, bool)
+        and tuple(weight.shape) == (nx, nf)
     )
 
 

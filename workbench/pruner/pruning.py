@@ -16,16 +16,20 @@ from .sparsity import LayerInfo, classify_layers, layer_sparsity, nothing_select
 
 logger = logging.getLogger(__name__)
 
-_HOOKS = (
+HOOKS = (
+    "on_train_begin",
     "on_epoch_begin",
+    "on_step_begin",
     "on_before_optimizer_step",
     "on_after_optimizer_step",
     "on_step_end",
     "on_epoch_end",
-    "on_train_end",
     "on_before_eval",
     "on_after_eval",
+    "on_train_end",
 )
+"""The ten hooks a training loop calls, in the order of a loop (INC's names): each is a method of
+:class:`Pruning` and of :class:`~workbench.pruner.BasePruner`."""
 
 
 class Pruning:
@@ -79,30 +83,74 @@ class Pruning:
                 pruner.follow_devices()
             self._has_data = True
 
-    # ---- the ten hooks --------------------------------------------------------------------
-    def on_train_begin(self, dataloader=None) -> None:
-        """Start of training (pattern lock and resume read the existing zeros here)."""
+    # ---- the ten hooks (see HOOKS; each calls the same hook of every pruner, in order) ------
+    def _each(self, hook: str, *args) -> None:
         self._check_data()
         for pruner in self.pruners:
-            pruner.on_train_begin(dataloader)
+            getattr(pruner, hook)(*args)
+
+    def on_train_begin(self, dataloader=None) -> None:
+        """Called once when training starts, before the first step.
+
+        Pattern lock and ``resume_from_pruned_checkpoint`` read the weights' existing zeros here.
+        A pruner not begun yet begins on its first :meth:`on_step_begin` too.
+
+        Args:
+            dataloader: Accepted for INC compatibility (unused by the training-aware pruners).
+        """
+        self._each("on_train_begin", dataloader)
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Called when an epoch starts (nothing changes here; pruning counts steps, not epochs).
+
+        Args:
+            epoch: The epoch's index, as INC takes it.
+        """
+        self._each("on_epoch_begin", epoch)
 
     def on_step_begin(self, local_step: int = 0) -> None:
-        """Start of a step: masks change here on pruning steps (a repeated call is a no-op)."""
-        self._check_data()
-        for pruner in self.pruners:
-            pruner.on_step_begin(local_step)
+        """Called when a step starts, before the forward pass.
 
-    def __getattr__(self, name: str):
-        if name in _HOOKS:
+        On a pruning step the masks change here and are applied at once; a repeated call within
+        one step is a no-op.
 
-            def hook(*args, **kwargs):
-                self._check_data()
-                for pruner in self.pruners:
-                    getattr(pruner, name)(*args, **kwargs)
+        Args:
+            local_step: Accepted for INC compatibility; each pruner counts steps itself.
+        """
+        self._each("on_step_begin", local_step)
 
-            hook.__name__ = name
-            return hook
-        raise AttributeError(name)
+    def on_before_optimizer_step(self) -> None:
+        """Called after the backward pass, before ``optimizer.step()``.
+
+        Gradient criteria read the gradients here; regularisers add their term.
+        """
+        self._each("on_before_optimizer_step")
+
+    def on_after_optimizer_step(self) -> None:
+        """Called right after ``optimizer.step()``: pruned weights are zeroed again (the optimizer
+        may have moved them) and each pruner's step counter advances."""
+        self._each("on_after_optimizer_step")
+
+    def on_step_end(self) -> None:
+        """Called when a step ends, after the optimizer step (in :meth:`calibrate`'s loop, which
+        has no optimizer, ``retrain_free`` records its scores and counts the step here)."""
+        self._each("on_step_end")
+
+    def on_epoch_end(self) -> None:
+        """Called when an epoch ends (nothing changes here)."""
+        self._each("on_epoch_end")
+
+    def on_before_eval(self) -> None:
+        """Called before an evaluation during training (nothing changes here)."""
+        self._each("on_before_eval")
+
+    def on_after_eval(self) -> None:
+        """Called after an evaluation during training (nothing changes here)."""
+        self._each("on_after_eval")
+
+    def on_train_end(self) -> None:
+        """Called once when training ends: the final masks are applied to the weights."""
+        self._each("on_train_end")
 
     def calibrate(self, dataloader, loss_func=None) -> None:
         """INC's retrain-free loop: per batch ``on_step_begin``, forward, backward, ``on_step_end``.

@@ -7,6 +7,13 @@ heads: ``lm_head``, ``classifier``, ``fc``...; see :mod:`workbench.pruner.heads`
 unless an ``op_names`` regex matches their whole name. A module whose weight is tied to another
 module's (GPT-2's ``lm_head`` and token embedding) is never pruned; naming it in ``op_names`` is
 a :class:`ConfigError` naming both.
+
+This module is the one owner of "which layers are targets": the training-aware pruners
+(:class:`~workbench.pruner.Pruning`) and the post-training target finder
+(:func:`workbench.pruner.posttraining.find_targets`) both ask :func:`classify_layers`, so the
+two cannot disagree about heads, tied weights, ``op_names`` or ``pruning_op_types``. How a
+selected weight is laid out (Hugging Face ``Conv1D``: ``[in, out]``) is
+:func:`workbench.pruner.layout.is_transposed_linear`'s to say.
 """
 
 from __future__ import annotations
@@ -74,19 +81,21 @@ def _weighted_modules(model: nn.Module):
 
 
 def classify_layers(
-    configs: list[PrunerConfig | dict], model: nn.Module
+    configs: list[PrunerConfig | dict], model: nn.Module, *, include_heads: bool = False
 ) -> tuple[list[dict[str, nn.Module]], list[LayerInfo]]:
     """Assign every weighted module to at most one pruner config, with the reason for each.
 
     A layer matched by several pruner configs goes to the first one.
     Returns one ``{name: module}`` per config and a :class:`LayerInfo` per weighted module.
+    ``include_heads=True`` treats output heads as ordinary layers (post-training's
+    ``include_head``); tied weights stay excluded.
 
     Raises:
         ConfigError: an ``op_names`` regex names (matches the whole name of) a layer whose
             weight is tied to another module's, e.g. GPT-2's ``lm_head``.
     """
     configs = [PrunerConfig.from_mapping(c) for c in configs]
-    context = _Context(model)
+    context = _Context(model, include_heads)
     chosen: list[dict[str, nn.Module]] = [{} for _ in configs]
     infos: list[LayerInfo] = []
     for name, module in _weighted_modules(model):
@@ -110,8 +119,8 @@ def classify_layers(
 class _Context:
     """What the decisions need to know of the model: its heads and its tied weights."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.heads = find_heads(model)
+    def __init__(self, model: nn.Module, include_heads: bool = False) -> None:
+        self.heads = {} if include_heads else find_heads(model)
         modules = dict(model.named_modules())
         self.tied = {
             name: ", ".join(f"{o!r} ({type(modules[o]).__name__})" for o in others)

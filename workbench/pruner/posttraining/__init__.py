@@ -15,9 +15,9 @@ from .calibration import Hessian, SumSquares, bound_batches
 from .masks import Shape, parse_shape
 from .owl import outlier_ratio, owl_sparsities
 from .report import LayerReport, PosttrainingReport
-from .sparsegpt import reconstruction_error, sparsegpt_prune
+from .sparsegpt import SparseGPTResult, reconstruction_error, sparsegpt_prune
 from .targets import find_targets
-from .wanda import wanda_mask, wanda_scores
+from .wanda import wanda_mask, wanda_pruned, wanda_scores
 
 __all__ = [
     "METHODS",
@@ -25,6 +25,7 @@ __all__ = [
     "LayerReport",
     "PosttrainingReport",
     "Shape",
+    "SparseGPTResult",
     "SumSquares",
     "bound_batches",
     "find_targets",
@@ -35,5 +36,6 @@ __all__ = [
     "reconstruction_error",
     "sparsegpt_prune",
     "wanda_mask",
+    "wanda_pruned",
     "wanda_scores",
 ]

@@ -30,7 +30,7 @@ from .owl import outlier_ratio, owl_sparsities
 from .report import LayerReport, PosttrainingReport
 from .sparsegpt import reconstruction_error, sparsegpt_prune
 from .targets import find_targets, get_weight_2d, in_features, set_weight_2d
-from .wanda import wanda_mask, wanda_scores
+from .wanda import wanda_pruned, wanda_scores
 
 __all__ = ["METHODS", "prune_posttraining"]
 
@@ -101,11 +101,11 @@ def _owl_targets(model, batches, targets, sparsity, m, lam, stats_device) -> tup
 def _prune_one(module, stat, method, target, shape, blocksize, damp) -> float | None:
     weight = get_weight_2d(module)
     if method == "wanda":
-        mask = wanda_mask(weight, stat.norms(), target, shape)
-        set_weight_2d(module, weight.masked_fill(mask.to(weight.device), 0))
+        pruned = wanda_pruned(weight, stat.norms(), target, shape)
+        set_weight_2d(module, weight.masked_fill(pruned.to(weight.device), 0))
         return None
     hessian = stat.matrix()
-    new, _mask = sparsegpt_prune(weight, hessian, target, shape, blocksize=blocksize, damp=damp)
+    new, _pruned = sparsegpt_prune(weight, hessian, target, shape, blocksize=blocksize, damp=damp)
     error = reconstruction_error(weight, new, hessian)
     set_weight_2d(module, new.to(weight.device))
     return error

@@ -19,11 +19,22 @@ weights zeroed first, as in the paper.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from .masks import Shape, count_schedule, nm_mask, row_mask
 
-__all__ = ["dampened_inverse_factor", "reconstruction_error", "sparsegpt_prune"]
+__all__ = ["SparseGPTResult", "dampened_inverse_factor", "reconstruction_error", "sparsegpt_prune"]
+
+
+class SparseGPTResult(NamedTuple):
+    """What :func:`sparsegpt_prune` returns (unpacks as ``new_weight, pruned``)."""
+
+    weight: torch.Tensor
+    """The updated ``[out, in]`` weight, fp32, pruned weights exactly zero."""
+    pruned: torch.Tensor
+    """Bool ``[out, in]``, ``True`` where pruned (``~pruned`` is the kept mask)."""
 
 
 def dampened_inverse_factor(hessian: torch.Tensor, damp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,8 +70,9 @@ def _select(scores: torch.Tensor, shape: Shape, count: int, rows: int) -> torch.
 
 def sparsegpt_prune(
     weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, shape: Shape, blocksize: int = 128, damp: float = 0.01
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(new_weight, mask)`` for an ``[out, in]`` weight; fp32, on the Hessian's device; ``True`` = pruned.
+) -> SparseGPTResult:
+    """``(weight, pruned)`` for an ``[out, in]`` weight: the updated weight (fp32, on the Hessian's
+    device) and a bool tensor, ``True`` where pruned (see :class:`SparseGPTResult`).
 
     For N:M the sparsity is N/M and ``sparsity`` is not used.
     """
@@ -91,4 +103,4 @@ def sparsegpt_prune(
         w[:, start:end] = block
         w[:, end:] -= errors @ u[start:end, end:]
     w[mask] = 0
-    return w, mask
+    return SparseGPTResult(w, mask)

@@ -13,11 +13,13 @@ magnitude times how strongly its input fires. No weight is updated; only a mask 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .masks import Shape, block_mask, nm_mask, row_mask
 
-__all__ = ["wanda_mask", "wanda_scores"]
+__all__ = ["wanda_mask", "wanda_pruned", "wanda_scores"]
 
 
 def wanda_scores(weight: torch.Tensor, input_norms: torch.Tensor) -> torch.Tensor:
@@ -30,8 +32,9 @@ def wanda_scores(weight: torch.Tensor, input_norms: torch.Tensor) -> torch.Tenso
     return weight.float().abs() * input_norms.float().to(weight.device).unsqueeze(0)
 
 
-def wanda_mask(weight: torch.Tensor, input_norms: torch.Tensor, sparsity: float, shape: Shape) -> torch.Tensor:
-    """Boolean ``[out, in]`` mask (``True`` = pruned) of Wanda at ``sparsity`` for ``shape``.
+def wanda_pruned(weight: torch.Tensor, input_norms: torch.Tensor, sparsity: float, shape: Shape) -> torch.Tensor:
+    """The weights Wanda prunes at ``sparsity`` for ``shape``: a bool ``[out, in]`` tensor,
+    ``True`` where pruned (``~`` of it is the kept mask, the convention of ``BasePruner.masks``).
 
     For N:M the sparsity is N/M and ``sparsity`` is not used.
     """
@@ -41,3 +44,15 @@ def wanda_mask(weight: torch.Tensor, input_norms: torch.Tensor, sparsity: float,
     if shape.kind == "block":
         return block_mask(scores, *shape.block(*scores.shape), sparsity)
     return row_mask(scores, sparsity)
+
+
+def wanda_mask(weight: torch.Tensor, input_norms: torch.Tensor, sparsity: float, shape: Shape) -> torch.Tensor:
+    """Deprecated since 0.1.0, removed in 0.2.0: use :func:`wanda_pruned` (the same tensor,
+    ``True`` = pruned; a "mask" is ``True`` = kept everywhere else in the public API)."""
+    warnings.warn(
+        "wanda_mask is deprecated since 0.1.0 and will be removed in 0.2.0; use wanda_pruned "
+        "(the same tensor: True = pruned)",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return wanda_pruned(weight, input_norms, sparsity, shape)

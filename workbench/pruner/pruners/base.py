@@ -39,6 +39,9 @@ class BasePruner:
         current_sparsity_ratio: The ratio the last mask update aimed at.
         target_sparsity_ratio: The final target, clipped to ``max_sparsity_ratio_per_op``.
         mask_updates: How many times this pruner's masks changed.
+        masks: ``{name: bool tensor of the weight's shape}``, ``True`` where the weight is kept
+            (the public mask convention, INC's and ``torch.ao``'s).
+        pruned: ``{name: bool tensor at the pattern's resolution}``, ``True`` where pruned.
     """
 
     pruning_type_form: ClassVar[str] = "{criterion}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..config_types import PrunerConfig
@@ -16,13 +18,18 @@ class PatternLockPruner(BasePruner):
     The lock is element-wise (``W == 0``), whatever the pattern; the pattern is only used to
     report blockwise sparsity. Zeros are re-applied after every optimizer step.
 
+    Attributes:
+        locked_zeros: ``{name: bool tensor of the weight's shape}``, ``True`` where the weight
+            was zero at ``on_train_begin`` and stays zero (``masks`` is its complement, ``True`` =
+            kept). Saved under the state key ``"locked"``.
+
     Example:
         >>> import torch
         >>> from workbench.pruner import WeightPruningConfig, prepare_pruning
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
         >>> with torch.no_grad(): model[0].weight[0] = 0
         >>> pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="pattern_lock"))
-        >>> pruning.on_train_begin(); int(pruning.pruners[0].locked["0"].sum())
+        >>> pruning.on_train_begin(); int(pruning.pruners[0].locked_zeros["0"].sum())
         4
     """
 
@@ -31,15 +38,15 @@ class PatternLockPruner(BasePruner):
 
     def __init__(self, config: PrunerConfig, modules: dict) -> None:
         super().__init__(config, modules)
-        self.locked: dict[str, torch.Tensor] = {}
+        self.locked_zeros: dict[str, torch.Tensor] = {}
         self._keep: dict[str, torch.Tensor] = {}
 
     def on_train_begin(self, dataloader=None) -> None:
         if self._begun:
             return
         self._begun = True
-        self.locked = {n: m.weight.detach() == 0 for n, m in self.modules.items()}
-        self._keep = {n: ~z for n, z in self.locked.items()}
+        self.locked_zeros = {n: m.weight.detach() == 0 for n, m in self.modules.items()}
+        self._keep = {n: ~z for n, z in self.locked_zeros.items()}
         self.pruned = {n: self.pattern.pruned_from_weight(n, m.weight) for n, m in self.modules.items()}
 
     def mask_weights(self) -> None:
@@ -49,14 +56,26 @@ class PatternLockPruner(BasePruner):
 
     @property
     def masks(self) -> dict[str, torch.Tensor]:
-        return {n: ~z for n, z in self.locked.items()}
+        """``{name: bool tensor of the weight's shape}``, ``True`` where the weight is kept."""
+        return {n: ~z for n, z in self.locked_zeros.items()}
+
+    @property
+    def locked(self) -> dict[str, torch.Tensor]:
+        """Deprecated since 0.1.0, removed in 0.2.0: :attr:`locked_zeros` (``True`` = locked at zero)."""
+        warnings.warn(
+            "PatternLockPruner.locked is deprecated since 0.1.0 and will be removed in 0.2.0; use "
+            "locked_zeros (the same tensors: True where the weight is locked at zero)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.locked_zeros
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["locked"] = {n: z.clone() for n, z in self.locked.items()}
+        state["locked"] = {n: z.clone() for n, z in self.locked_zeros.items()}
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.locked = {n: z.clone() for n, z in state["locked"].items()}
-        self._keep = {n: ~z for n, z in self.locked.items()}
+        self.locked_zeros = {n: z.clone() for n, z in state["locked"].items()}
+        self._keep = {n: ~z for n, z in self.locked_zeros.items()}
