@@ -9,10 +9,11 @@ WORKERS ?=
 PORT ?= 5000
 BENCH_FLAGS ?=  # e.g. make bench BENCH_FLAGS="--only models --quick" (python -m tools.bench --help)
 DASHBOARD_PORT ?= 8080
+DOCS_PORT ?= 8000
 
 SEARCH_FLAGS := $(if $(TRIALS),--n-trials $(TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: install search ui dashboard test test-gpu lint bench notebooks lab clean
+.PHONY: install search ui dashboard test check docs docs-build test-gpu lint bench notebooks lab clean
 
 install: $(STAMP)
 
@@ -40,8 +41,24 @@ dashboard: $(STAMP)
 	$(BIN)/python -c "import optuna_dashboard" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,dashboard]'
 	$(BIN)/workbench dashboard --port $(DASHBOARD_PORT) $(if $(OPEN),--open)
 
+# the whole suite (what CI runs), then the documentation site built strictly: a broken link, a
+# missing page or an unreadable docstring fails it
 test: lint
 	$(BIN)/python -m pytest -q
+	$(MAKE) docs-build
+
+# the fast loop: lint and the tests that start no process and no server (tests/conftest.py fails
+# an unmarked test that starts one: mark it e2e)
+check: lint
+	$(BIN)/python -m pytest -q -m "not slow and not e2e and not browser"
+
+# the site goes to site/ (git ignores it)
+docs-build: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+# serves docs/ with the API reference on 127.0.0.1:$(DOCS_PORT), rebuilt on every edit
+docs: $(STAMP)
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 # the GPU tests (marker gpu: a trial on CUDA vs the CPU, bf16 fine-tuning, pruner masks on CUDA);
 # each is skipped with its reason (-rs) where there is no CUDA device, and the target exits 0
@@ -70,4 +87,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build workbench/pruner/_backend/_kernels.*.so
+	rm -rf $(VENV) .pytest_cache .hypothesis build site workbench/pruner/_backend/_kernels.*.so

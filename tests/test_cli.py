@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 
 from workbench.cli import main
 
+from helpers import SAFETY_NET_S
+
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "experiments" / "quick.yaml"
 REQUIRED_PARAMS = {
@@ -133,6 +135,7 @@ def test_cuda_on_a_machine_without_it_exits_2_before_any_store(tmp_path, monkeyp
     assert not list(tmp_path.glob("*.db")) and not (tmp_path / "mlruns").exists()  # nothing opened, no trial
 
 
+@pytest.mark.e2e
 def test_console_entry_point_prints_no_traceback(tmp_path):
     bad = _quick_with(tmp_path, study__sampler="bayes")
     proc = subprocess.run(
@@ -140,7 +143,7 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=120,
+        timeout=SAFETY_NET_S,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -286,7 +289,7 @@ def test_ui_serves_the_store(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=50"
-        deadline, names = time.monotonic() + 120, None
+        deadline, names = time.monotonic() + SAFETY_NET_S, None
         while time.monotonic() < deadline and names is None:
             assert proc.poll() is None, "workbench ui exited early"
             try:
@@ -296,8 +299,8 @@ def test_ui_serves_the_store(tmp_path):
                 time.sleep(0.5)
         assert names is not None and "served" in names
         listing = f"http://127.0.0.1:{port}/api/2.0/mlflow/artifacts/list?run_id={run_id}"
-        with urllib.request.urlopen(listing, timeout=10) as response:
+        with urllib.request.urlopen(listing, timeout=SAFETY_NET_S) as response:
             assert [f["path"] for f in json.load(response)["files"]] == ["pruning_config.yaml"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=SAFETY_NET_S)

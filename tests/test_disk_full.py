@@ -20,6 +20,7 @@ from workbench.tracking import spool as tracking_spool
 from workbench.tracking.spool import SpooledTracker, pending_runs, replay
 from workbench.tracking.spool_writer import SpoolWriter
 
+from helpers import SAFETY_NET_S
 from helpers.experiments import experiment, write_experiment
 from helpers.results import make_result
 from helpers.study import child_runs
@@ -69,6 +70,7 @@ def test_a_replay_on_a_full_disk_stops_keeps_the_file_and_the_next_start_logs_it
     assert not list(tracker.spool.iterdir())
 
 
+@pytest.mark.e2e
 def test_a_full_disk_during_a_search_stops_it_with_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_SPOOL_DIR", str(tmp_path / "spool"))
@@ -129,6 +131,7 @@ def _fill(folder) -> None:
                 handle.flush()
 
 
+@pytest.mark.e2e
 def test_the_log_writer_on_a_really_full_disk_stops_names_the_path_and_loses_nothing(small_disk, tmp_path):
     tracker = SpooledTracker(f"sqlite:///{small_disk}/mlflow.db", spool=tmp_path / "spool")
     exp_id = tracker.experiment_id("tmpfs", artifact_location=(small_disk / "art").as_uri())
@@ -137,7 +140,7 @@ def test_the_log_writer_on_a_really_full_disk_stops_names_the_path_and_loses_not
     writer = SpoolWriter(tracker.spool, tracker.tracking_uri).__enter__()
     tracker.log_result(run_id, make_result(), {"pattern": "4x1"})
     tracker.finish(run_id, "COMPLETE")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + SAFETY_NET_S
     while writer._proc.exitcode is None and time.monotonic() < deadline:  # the writer stops by itself
         time.sleep(0.1)
     with pytest.raises(DiskFullError) as stopped:

@@ -27,6 +27,7 @@ from helpers.experiments import experiment, write_experiment
 from helpers.study import child_runs, finish, start_search, wait_for_running_trial
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "benchmark, reason",
     [
@@ -59,6 +60,7 @@ def test_diverging_or_raising_trial_fails_in_both_stores_and_the_study_goes_on(
     assert client.get_run(study.user_attrs["mlflow_parent_run_id"]).info.status == "FINISHED"
 
 
+@pytest.mark.e2e
 def test_owner_of_a_finished_process_is_dead_and_a_live_one_is_not():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     owner = worker_identity(proc.pid)
@@ -68,6 +70,7 @@ def test_owner_of_a_finished_process_is_dead_and_a_live_one_is_not():
     assert not owner_is_dead(dict(worker_identity(), host="another-machine", pid=1 << 22))
 
 
+@pytest.mark.e2e
 def test_ctrl_c_fails_the_running_trial_closes_the_runs_and_says_how_to_resume(tmp_path):
     write_experiment(
         tmp_path, experiment("slow", "failing_bench:slow_when_pruned", n_trials=2, steps=400, sampler="random")
@@ -94,6 +97,7 @@ def test_ctrl_c_fails_the_running_trial_closes_the_runs_and_says_how_to_resume(t
     assert children[0].data.tags["workbench.interrupted"] == "true"
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_trial_then_resume_fails_it_and_completes_the_total(tmp_path):
     write_experiment(
         tmp_path,

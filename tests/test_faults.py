@@ -29,6 +29,7 @@ from helpers.results import make_result
 from helpers.study import child_runs, finish, start_search, wait_for_running_trial
 
 
+@pytest.mark.e2e
 def test_closing_the_spool_writer_after_the_writer_died_does_not_hang_and_loses_nothing(tmp_path):
     """A writer killed while it waits (SIGTERM to the group used to do this) left ``close`` blocked."""
     tracker = SpooledTracker(f"sqlite:///{tmp_path}/mlflow.db", spool=tmp_path / "spool")
@@ -52,6 +53,7 @@ def test_closing_the_spool_writer_after_the_writer_died_does_not_hang_and_loses_
     assert pending_runs(tracker.spool) == set()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("complete", [0, 1], ids=["during-first-trial", "after-a-complete-trial"])
 def test_sigterm_to_the_process_group_exits_130_with_the_resume_line_and_loses_nothing(tmp_path, complete):
     write_experiment(
@@ -64,7 +66,7 @@ def test_sigterm_to_the_process_group_exits_130_with_the_resume_line_and_loses_n
     proc = start_search(tmp_path, "--n-trials", "3")
     wait_for_running_trial(proc, storage, "term", complete=complete)
     os.killpg(proc.pid, signal.SIGTERM)  # what timeout, Slurm, systemd and docker stop do
-    code, err = finish(proc, timeout=120)
+    code, err = finish(proc)
     lines = err.strip().splitlines()
     assert code == 130, err
     assert lines[-1].startswith("interrupted: ") and lines[-1].endswith(
@@ -105,6 +107,7 @@ def _completing(self, trial_id, state, values=None):
     return state == TrialState.COMPLETE
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("moment", ["optuna-records-the-end", "trial-line-callback", "before-the-next-claim"])
 def test_one_ctrl_c_just_after_a_trial_ends_exits_130_with_the_resume_line(tmp_path, monkeypatch, capsys, moment):
     from optuna.storages import RDBStorage

@@ -57,6 +57,7 @@ def test_a_pruner_selecting_a_layer_raises_nothing():
     assert [info.name for info in pruning.describe() if info.pruned] == ["fc1"]
 
 
+@pytest.mark.e2e
 def test_in_a_study_the_trial_fails_with_that_reason(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = experiment("empty", "mlp-digits", n_trials=1, steps=4)

@@ -45,6 +45,7 @@ def test_an_outage_is_recognised_through_wrappers_and_hides_secrets(err, outage)
         assert as_stop(wrapper).hint == StoreOutage.hint
 
 
+@pytest.mark.e2e
 def test_an_outage_during_a_search_stops_it_with_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORKBENCH_SPOOL_DIR", str(tmp_path / "spool"))
@@ -83,6 +84,7 @@ def test_an_outage_during_a_search_stops_it_with_one_line_and_the_same_command_r
         assert run.info.status == "FINISHED" and run.data.metrics["accuracy"] == trial.value
 
 
+@pytest.mark.e2e
 def test_a_worker_that_hits_a_full_disk_stops_the_study_with_one_line_not_a_traceback(tmp_path, monkeypatch, capfd):
     from workbench.experiment import parse_experiment
     from workbench.infra.diskfull import DiskFullError

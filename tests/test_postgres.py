@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import SAFETY_NET_S
 from helpers.postgres import find_pg_bin, start_mlflow_server, start_postgres, stop_process
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ QUICK = REPO / "experiments" / "quick.yaml"
 STUDY = "quick"  # quick.yaml's name, hence its study and MLflow experiment name
 STEPS = 2000  # quick.yaml's 30 steps take 0.3 s: a worker that starts a few seconds late would find no trial left
 TOTAL = 6  # trials requested; the first command runs one, the two workers share the rest
-TIMEOUT = 300
+TIMEOUT = SAFETY_NET_S
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +219,7 @@ def test_study_lock_on_postgresql_excludes_a_second_process(postgres):
         thread = threading.Thread(target=other_worker, daemon=True)
         thread.start()
         # the second holder's request reaches the server and waits there (not granted) ...
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SAFETY_NET_S
         while advisory_locks(granted=False) != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert advisory_locks(granted=False) == 1, "the second holder's lock request never reached the server"

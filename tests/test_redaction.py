@@ -12,6 +12,7 @@ from workbench.infra.redaction import install_redaction, redact_text, redact_url
 from workbench.infra.stores import redact_url as stores_redact_url
 from workbench.tracking.server import LocalTrackingServer, wait_for_server
 
+from helpers import SAFETY_NET_S
 from helpers.experiments import experiment, write_experiment
 from helpers.study import start_search
 
@@ -120,6 +121,7 @@ def test_the_cli_redacts_its_error_line_and_a_bug_traceback(tmp_path, monkeypatc
     assert "S3cret" not in out + err
 
 
+@pytest.mark.e2e
 def test_two_workers_on_a_tracking_server_with_credentials_print_no_password(tmp_path):
     """The issue's case: ``--workers 2`` logged ``tracking http://alice:S3cret@...`` in clear."""
     with LocalTrackingServer(f"sqlite:///{tmp_path}/mlflow.db") as uri:
@@ -127,7 +129,7 @@ def test_two_workers_on_a_tracking_server_with_credentials_print_no_password(tmp
         tracking = uri.replace("http://", "http://alice:S3cret@")
         write_experiment(tmp_path, experiment("creds", "plugin_bench:blobs", n_trials=2))
         proc = start_search(tmp_path, "--workers", "2", "--tracking-uri", tracking)
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=SAFETY_NET_S)
     assert proc.returncode == 0, err
     assert "2 workers" in err and "tracking http://***@127.0.0.1" in err
     assert "S3cret" not in err + out

@@ -59,6 +59,7 @@ def _children(tracker, parent_run_id):
     return tracker.client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
 
 
+@pytest.mark.e2e
 def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
     exp = _experiment(study_name="resume")
     study = run_study(exp, tracking_uri=store, runner=FAKE)
@@ -95,6 +96,7 @@ def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
     assert tracker.client.get_run(parent).info.status == "FINISHED"
 
 
+@pytest.mark.e2e
 def test_importances_are_skipped_gracefully_with_one_trial(store):
     study = run_study(_experiment(study_name="one", n_trials=1), tracking_uri=store, runner=FAKE)
     tracker = Tracker(store)
@@ -102,6 +104,7 @@ def test_importances_are_skipped_gracefully_with_one_trial(store):
     assert "at least 3 complete trials" in json.load(open(path))["skipped"]
 
 
+@pytest.mark.e2e
 def test_early_stopping_marks_trials_pruned_in_optuna_and_mlflow(store):
     study = run_study(
         _experiment(study_name="median", n_trials=10, pruner="median", sampler="tpe"), tracking_uri=store, runner=FAKE
@@ -116,6 +119,7 @@ def test_early_stopping_marks_trials_pruned_in_optuna_and_mlflow(store):
         assert len(client.get_metric_history(run.info.run_id, "eval/accuracy")) >= 1
 
 
+@pytest.mark.e2e
 def test_failed_trial_is_recorded_and_the_study_goes_on(store):
     data = copy.deepcopy(EXPERIMENT)
     data.update(name="failing")
@@ -126,6 +130,7 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(store):
     assert run.info.status == "FAILED" and "progressive needs an NxM pattern" in run.data.tags["workbench.reason"]
 
 
+@pytest.mark.e2e
 def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
     study = run_study(
         _experiment(study_name="pareto", n_trials=6, sampler="nsga2", objectives=["accuracy", "sparsity"]),
@@ -163,6 +168,7 @@ def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
             assert "requested_target_sparsity" not in params
 
 
+@pytest.mark.e2e
 def test_grid_sampler_total_is_capped_by_the_grid(store):
     data = copy.deepcopy(EXPERIMENT)
     data.update(name="grid")
@@ -209,6 +215,7 @@ def _space_experiment(name, space, **study):
     return parse_experiment(data)
 
 
+@pytest.mark.e2e
 def test_conditional_space_samples_decay_only_for_iterative_and_nm_targets_up_to_n_over_m(store):
     exp = _space_experiment(
         "conditional",
@@ -238,6 +245,7 @@ def test_conditional_space_samples_decay_only_for_iterative_and_nm_targets_up_to
     assert {"oneshot", "iterative"} <= {s for s, _ in seen} and {"4x1", "2:4"} <= {p for _, p in seen}
 
 
+@pytest.mark.e2e
 def test_an_exact_repeat_returns_the_stored_result_and_is_not_trained(store, caplog):
     exp = _space_experiment(
         "repeats",
@@ -261,6 +269,7 @@ def test_an_exact_repeat_returns_the_stored_result_and_is_not_trained(store, cap
     assert len(_children(Tracker(store), parent)) == 2  # one MLflow run per trained configuration
 
 
+@pytest.mark.e2e
 def test_explicit_seeds_train_each_configuration_once_per_seed(store):
     from workbench.analysis import seed_spread, trials_frame
 

@@ -148,6 +148,7 @@ def test_a_bad_objective_lists_the_allowed_forms(objectives):
         parse_experiment(_data(**{"study.objectives": objectives}))
 
 
+@pytest.mark.e2e
 def test_a_study_maximises_accuracy_and_speedup(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     store = f"sqlite:///{tmp_path}/mlflow.db"

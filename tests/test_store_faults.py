@@ -59,6 +59,7 @@ def test_a_store_whose_creation_is_cut_short_never_appears(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]  # the leftover is gone
 
 
+@pytest.mark.e2e
 def test_a_half_migrated_store_without_runs_is_set_aside_and_the_search_works(tmp_path, monkeypatch, capsys):
     _half_migrated(tmp_path / "mlflow.db", with_run=False)
     assert "cut short" in schema_problem(tmp_path / "mlflow.db")
@@ -90,6 +91,7 @@ def test_a_half_migrated_store_with_runs_is_refused_with_what_to_do(tmp_path):
     assert not list(tmp_path.glob("mlflow.db.broken-*"))
 
 
+@pytest.mark.e2e
 def test_two_plain_searches_in_one_new_folder_run_the_total_once(tmp_path):
     write_experiment(
         tmp_path, experiment("race", "plugin_bench:blobs", n_trials=4, targets=(0.5, 0.8), sampler="random")

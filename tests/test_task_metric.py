@@ -91,6 +91,7 @@ def test_the_tracker_tags_the_metric_and_writes_benchmark_params_to_trial_yaml(s
     assert spec["benchmark_params"] == {"hidden": 32}  # typed, for rerun
 
 
+@pytest.mark.e2e
 def test_a_study_minimises_the_tasks_metric_and_its_summaries_pick_the_lowest(store, caplog):
     with caplog.at_level(logging.INFO, logger="workbench.study.workers"):
         study = run_study(parse_experiment(_experiment("lm-one")), tracking_uri=store, runner=PERPLEXITY)
@@ -140,6 +141,7 @@ def test_a_study_minimises_the_tasks_metric_and_its_summaries_pick_the_lowest(st
     assert list(evals.columns) == ["trial", "run_id", "step", "perplexity"] and len(evals) == 4 * len(trials)
 
 
+@pytest.mark.e2e
 def test_a_two_objective_study_minimises_the_metric_and_maximises_sparsity(store):
     data = _experiment("lm-two", objectives=["perplexity", "sparsity"], sampler="nsga2", n_trials=8)
     study = run_study(parse_experiment(data), tracking_uri=store, runner=PERPLEXITY)
@@ -157,6 +159,7 @@ def test_a_two_objective_study_minimises_the_metric_and_maximises_sparsity(store
     assert sorted(pareto["trial"]) == sorted(r["trial"] for r in shown)
 
 
+@pytest.mark.e2e
 def test_early_stopping_reports_the_minimised_metric(store):
     data = _experiment("lm-median", pruner="median", sampler="tpe", n_trials=10)
     study = run_study(parse_experiment(data), tracking_uri=store, runner=PERPLEXITY)
@@ -185,6 +188,7 @@ def _recording_run(benchmark, pruning_config, training, seed, on_eval=None, *, c
     return fake_run_trial(benchmark, pruning_config, training, seed, on_eval, cache_dir=cache_dir)
 
 
+@pytest.mark.e2e
 def test_benchmark_params_reach_the_factory_and_the_run(store):
     data = _experiment("params", n_trials=2)
     data.update(benchmark="mlp-digits", benchmark_params={"hidden": 32})
@@ -208,6 +212,7 @@ def test_bad_benchmark_params_fail_before_the_study_starts(store):
         run_study(parse_experiment(data), tracking_uri=store, runner=runner)
 
 
+@pytest.mark.e2e
 def test_worker_processes_minimise_the_tasks_metric_too(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_SPOOL_DIR", str(tmp_path / "spool"))
     uri = f"sqlite:///{tmp_path}/workers.db"

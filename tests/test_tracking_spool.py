@@ -17,6 +17,7 @@ from workbench.tracking import spool as tracking_spool
 from workbench.tracking.spool import SpooledTracker, pending_runs, replay, spool_dir
 from workbench.tracking.spool_writer import SpoolWriter
 
+from helpers import SAFETY_NET_S
 from helpers.results import make_result
 
 
@@ -39,7 +40,7 @@ def _new_run(tracker: Tracker, exp_id: str) -> str:
     return tracker.trial_run(exp_id, parent_run_id=None, run_name="t")
 
 
-def _wait_until(predicate, timeout: float = 60.0) -> bool:
+def _wait_until(predicate, timeout: float = SAFETY_NET_S) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -130,6 +131,7 @@ def test_a_file_that_cannot_be_logged_is_kept_and_the_others_still_go_through(sp
     assert [p.suffix for p in tracker.spool.iterdir()] == [".failed"]
 
 
+@pytest.mark.e2e
 def test_files_claimed_by_a_dead_writer_are_taken_back_only_with_reclaim(spooled):
     tracker, exp_id = spooled
     run_id = _new_run(tracker, exp_id)
@@ -150,6 +152,7 @@ def test_the_spool_folder_depends_on_store_and_study(monkeypatch, tmp_path):
     assert len({a, spool_dir("sqlite:///b.db", "s"), spool_dir("sqlite:///a.db", "t")}) == 3
 
 
+@pytest.mark.e2e
 def test_the_writer_logs_while_running_survives_sigint_and_drains_on_close(spooled):
     tracker, exp_id = spooled
     runs = [_new_run(tracker, exp_id) for _ in range(3)]
@@ -165,6 +168,7 @@ def test_the_writer_logs_while_running_survives_sigint_and_drains_on_close(spool
     assert pending_runs(tracker.spool) == set()
 
 
+@pytest.mark.e2e
 def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     """kill -9 of the process that owns the writer: the writer drains the spool by itself."""
     tracker, exp_id = store
@@ -183,12 +187,13 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     """)
     tests = Path(__file__).parent
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), str(tests.parent)]))
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tests.parent, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tests.parent, env=env, timeout=SAFETY_NET_S)
     assert proc.returncode == -signal.SIGKILL
     assert _wait_until(lambda: all(tracker.client.get_run(r).info.status == "FINISHED" for r in run_ids))
     assert tracker.client.get_run(run_ids[1]).data.metrics["accuracy"] == 0.9
 
 
+@pytest.mark.e2e
 def test_the_bench_measures_logging_in_the_trial_and_in_the_writer(tmp_path, monkeypatch):
     from tools.bench_trials import measure_logging_overhead
     from workbench.trial.types import TrainingConfig

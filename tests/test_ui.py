@@ -27,6 +27,7 @@ from workbench.infra.serve import port_in_use
 from workbench.study.run import run_study
 from workbench.tracking.landing_view import SPARSITY_METRIC, VIEW_TAG_PREFIX, view_key, view_url
 
+from helpers import SAFETY_NET_S
 from helpers.results import FAKE
 
 TESTS = Path(__file__).resolve().parent
@@ -94,14 +95,14 @@ def served(store):
     line = proc.stdout.readline()  # printed only once the server answers
     yield proc, port, line, study
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    proc.wait(timeout=SAFETY_NET_S)
 
 
 @pytest.mark.slow
 def test_the_address_is_printed_once_the_server_answers_and_lands_on_the_study(served):
     proc, port, line, study = served
     assert line.startswith("MLflow UI: http://127.0.0.1:"), line
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=SAFETY_NET_S) as response:
         assert response.status == 200  # it answered before the address was printed
     url = line.split()[2]
     exp_id = study.user_attrs["mlflow_experiment_id"]
@@ -109,7 +110,7 @@ def test_the_address_is_printed_once_the_server_answers_and_lands_on_the_study(s
     query = urllib.parse.parse_qs(url.partition("?")[2])
     assert query == {"viewStateShareKey": [view_key("ui-demo")]}  # the study's saved view, nothing else
     request = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id={exp_id}"
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=SAFETY_NET_S) as response:
         tags = {t["key"]: t["value"] for t in json.load(response)["experiment"]["tags"]}
     view = json.loads(json.loads(tags[VIEW_TAG_PREFIX + view_key("ui-demo")])["state"])
     assert view["searchFilter"] == "tags.`optuna.study_name` = 'ui-demo'"
@@ -182,7 +183,7 @@ def test_the_landing_page_lists_the_trials_with_pattern_and_metric_in_a_browser(
         ],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=SAFETY_NET_S,
     ).stdout
     trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]
     names = {t.number: f"t{t.number:02d} {t.params['pattern']} {t.params['criterion']}" for t in trained}
@@ -266,12 +267,12 @@ def test_dashboard_serves_the_study_and_stops_with_workbench(store):
         line = proc.stdout.readline()
         assert line.startswith(f"Optuna dashboard: http://127.0.0.1:{port}/dashboard/studies/"), line
         assert "study 'ui-demo'" in line
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=SAFETY_NET_S) as response:
             assert "ui-demo" in response.read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    deadline = time.monotonic() + 30
+        proc.wait(timeout=SAFETY_NET_S)
+    deadline = time.monotonic() + SAFETY_NET_S
     while port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not port_in_use("127.0.0.1", port), "optuna-dashboard outlived workbench dashboard"

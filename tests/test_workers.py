@@ -10,6 +10,7 @@ import os
 import signal
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -29,6 +30,7 @@ def test_thread_budget_splits_the_cores_and_respects_a_smaller_request():
     assert thread_budget(64, 1) == cores
 
 
+@pytest.mark.e2e
 def test_two_workers_run_exactly_the_total_each_trial_in_mlflow_once_without_lock_errors(tmp_path):
     write_experiment(
         tmp_path,
@@ -67,6 +69,7 @@ def test_two_workers_run_exactly_the_total_each_trial_in_mlflow_once_without_loc
     )  # artifacts written next to the database by the workers
 
 
+@pytest.mark.e2e
 def test_ctrl_c_with_two_workers_fails_their_trials_and_kills_their_runs(tmp_path):
     write_experiment(
         tmp_path,

@@ -9,3 +9,8 @@
 - :mod:`helpers.hf_tiny`: a local word-level tokenizer, tiny BERT/GPT-2 configs and text splits
   (imports transformers: only after ``pytest.importorskip("transformers")``).
 """
+
+#: The one limit on a test's waits for a process, a server or a condition: a safety net so that a
+#: hung test ends, never a budget tuned to a quiet machine. Every wait returns on its event (an
+#: exit code, a line printed, a server answering, a state reached) long before it on any machine.
+SAFETY_NET_S = 900.0

@@ -37,10 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from helpers import SAFETY_NET_S
+
 if TYPE_CHECKING:  # psycopg is imported where a connection is made: the module loads without it
     import psycopg
 
 __all__ = ["PostgresServer", "find_pg_bin", "free_port", "start_mlflow_server", "start_postgres", "stop_process"]
+
 
 PG_USER = "workbench"
 _INSTALL_TIMEOUT = 600
@@ -163,7 +166,7 @@ class PostgresServer:
 def _run_pg(server: PostgresServer, cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
     if server.as_postgres:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    done = subprocess.run(cmd, cwd=server.base, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(cmd, cwd=server.base, capture_output=True, text=True, timeout=SAFETY_NET_S)
     if check and done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(cmd)} exited {done.returncode}: {(done.stderr or done.stdout).strip()}\n{server.log_tail()}"
@@ -256,7 +259,7 @@ def stop_process(proc: subprocess.Popen, *, timeout: float = 15.0) -> None:
 
 
 def start_mlflow_server(
-    backend_uri: str, artifacts_dir: Path, *, log_path: Path, workers: int = 1, timeout: float = 90.0
+    backend_uri: str, artifacts_dir: Path, *, log_path: Path, workers: int = 1, timeout: float = SAFETY_NET_S
 ) -> tuple[subprocess.Popen, str]:
     """``mlflow server`` over ``backend_uri`` with proxied artifacts in ``artifacts_dir``.
 

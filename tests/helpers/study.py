@@ -14,6 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from helpers import SAFETY_NET_S
+
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
 
@@ -45,7 +47,7 @@ def start_search(folder: Path, *args: str) -> subprocess.Popen:
 
 
 def wait_for_running_trial(
-    proc: subprocess.Popen, storage: str, name: str, *, complete: int = 0, timeout: float = 240.0
+    proc: subprocess.Popen, storage: str, name: str, *, complete: int = 0, timeout: float = SAFETY_NET_S
 ) -> optuna.trial.FrozenTrial:
     """Poll the Optuna storage until a trial runs with its MLflow run (after ``complete`` complete ones)."""
     deadline = time.monotonic() + timeout
@@ -65,7 +67,7 @@ def wait_for_running_trial(
     pytest.fail("no trial was seen running")
 
 
-def finish(proc: subprocess.Popen, timeout: float = 240.0) -> tuple[int, str]:
+def finish(proc: subprocess.Popen, timeout: float = SAFETY_NET_S) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
