@@ -229,3 +229,18 @@ def test_onloading_keeps_at_most_one_block_on_the_device_and_gives_the_same_mask
     assert [(r.name, r.target) for r in report.layers] == [(r.name, r.target) for r in expected.layers]
     with torch.no_grad():
         run_batch(model, batches[0])  # the model, back on the CPU, still runs
+
+
+@pytest.mark.gpu
+def test_onloading_to_cuda_leaves_the_model_on_the_cpu_and_prunes_as_on_the_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model, reference = _llama(), _llama()
+    batches = [_padded([12, 9, 5, 10], seed=s)[0] for s in (1, 2)]
+    prune_posttraining(reference, batches, "wanda", 0.5)
+    report = prune_posttraining(model, batches, "wanda", 0.5, execution_device="cuda")
+    assert report.onloaded and all(p.device.type == "cpu" for p in model.parameters())
+    assert all(r.sparsity == 0.5 for r in report.layers)
+    got, want = _weights_zero(model), _weights_zero(reference)
+    agree = sum(int((got[n] == want[n]).sum()) for n in got) / sum(got[n].numel() for n in got)
+    assert agree > 0.99  # the same masks up to float ties between the devices

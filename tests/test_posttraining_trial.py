@@ -92,6 +92,14 @@ def test_the_schema_takes_post_training_criteria_and_refuses_patterns_they_canno
     parse_experiment({**data, "search_space": {**data["search_space"], "criterion": ["magnitude"]}})
 
 
+@pytest.mark.parametrize("options", [{"layers_per_pass": "sequential"}, {"owl_groups": "row"}, {"nope": 1}])
+def test_the_schema_refuses_bad_post_training_options_before_any_trial(options):
+    space = {"pattern": "1x1", "criterion": ["magnitude", "wanda"], "scheduler": "oneshot", "target_sparsity": 0.5}
+    data = {"name": "x", "benchmark": "mlp-digits", "search_space": space, "pruning": {"posttraining": options}}
+    with pytest.raises(ConfigError, match=r"pruning\.posttraining"):
+        parse_experiment(data)
+
+
 def test_a_study_starting_with_a_post_training_criterion_passes_its_preflight():
     from workbench.study.preflight import check_point_builds
 

@@ -29,6 +29,7 @@ __all__ = [
     "POSTTRAINING_KEY",
     "POSTTRAINING_OPTIONS",
     "SCHEDULE_KEYS",
+    "check_posttraining_options",
     "posttraining_config",
     "posttraining_params",
 ]
@@ -72,7 +73,7 @@ def posttraining_params(config: Mapping[str, Any]) -> dict[str, Any]:
     return {f"{POSTTRAINING_KEY}.{k}": v for k, v in options.items() if k != "method"}
 
 
-def _check_options(options: Any) -> None:
+def check_posttraining_options(options: Any) -> None:
     """Raise :class:`ConfigError` naming ``pruning.posttraining.<key>`` for an unknown option or a bad value."""
     where = f"pruning.{POSTTRAINING_KEY}"
     if not isinstance(options, Mapping) or any(k not in POSTTRAINING_OPTIONS for k in options):
@@ -115,7 +116,7 @@ def posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], option
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise _fail("target_sparsity", f"{value!r} is out of range; allowed: 0 <= target_sparsity < 1")
     point = effective_params(dict(point, target_sparsity=float(value)))
-    _check_options(options)
+    check_posttraining_options(options)
     owned = {"pattern": point["pattern"], "target_sparsity": point["target_sparsity"], "pruning_type": "pattern_lock"}
     for key, value in owned.items():
         if key in fixed and fixed[key] != value:
