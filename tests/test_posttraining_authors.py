@@ -227,6 +227,11 @@ def test_onloading_keeps_at_most_one_block_on_the_device_and_gives_the_same_mask
     got, want = _weights_zero(model), _weights_zero(reference)
     assert list(got) == list(want) and all(torch.equal(got[n], want[n]) for n in got)
     assert [(r.name, r.target) for r in report.layers] == [(r.name, r.target) for r in expected.layers]
+    if owl:  # every sublayer of a decoder block (attention and MLP alike) gets the block's sparsity
+        per_block = {}
+        for r in report.layers:
+            per_block.setdefault(r.name.split(".layers.")[1].split(".")[0], set()).add(r.target)
+        assert len(per_block) == 3 and all(len(t) == 1 for t in per_block.values())
     with torch.no_grad():
         run_batch(model, batches[0])  # the model, back on the CPU, still runs
 
