@@ -184,15 +184,22 @@ def test_sparsegpt_blocks_are_pruned_whole():
 # --- OWL ---------------------------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
-    ratios=st.lists(st.floats(0, 0.2), min_size=2, max_size=12), target=st.floats(0.2, 0.8), lam=st.floats(0.0, 0.15)
+    ratios=st.lists(st.floats(0, 0.2), min_size=2, max_size=12),
+    sizes=st.lists(st.integers(1, 1000), min_size=12, max_size=12),
+    target=st.floats(0.35, 0.65),
+    lam=st.floats(0.0, 0.08),
+    clamp=st.booleans(),
 )
-def test_owl_sparsities_average_the_target_within_lambda_and_order_by_outliers(ratios, target, lam):
+def test_owl_sparsities_reach_the_target_overall_and_order_by_outliers(ratios, sizes, target, lam, clamp):
     layers = {f"l{i}": r for i, r in enumerate(ratios)}
-    out = owl_sparsities(layers, target, lam)
-    assert sum(out.values()) / len(out) == pytest.approx(target, abs=1e-9)
-    assert all(target - lam - 1e-9 <= s <= target + lam + 1e-9 for s in out.values())
+    weights = {f"l{i}": sizes[i] for i in range(len(ratios))}
+    out = owl_sparsities(layers, target, lam, sizes=weights, clamp=clamp)
+    overall = sum(out[n] * weights[n] for n in out) / sum(weights.values())
+    assert overall == pytest.approx(target, abs=1e-9)  # weighted by size: the targets' zero fraction
+    bound = lam if clamp else 2 * lam  # the paper's text vs the authors' code
+    assert all(target - bound - 1e-9 <= s <= target + bound + 1e-9 for s in out.values())
     for a in layers:
         for b in layers:
             if layers[a] > layers[b]:
@@ -203,11 +210,12 @@ def test_owl_end_to_end_gives_the_layer_with_outliers_less_sparsity():
     model = _mlp()
     with torch.no_grad():
         model[2].weight[:, :2] *= 40  # a few outlier weights in the second layer
-    report = prune_posttraining(model, _batches(), "wanda", 0.5, owl=True, owl_lambda=0.1)
+    report = prune_posttraining(model, _batches(), "wanda", 0.5, owl=True, owl_lambda=0.1, owl_groups="layer")
     by_name = {r.name: r for r in report.layers}
     assert by_name["2"].outlier_ratio > by_name["0"].outlier_ratio
     assert by_name["2"].target < 0.5 < by_name["0"].target
-    assert sum(r.target for r in report.layers) / len(report.layers) == pytest.approx(0.5)
+    sizes = {r.name: r.shape[0] * r.shape[1] for r in report.layers}
+    assert sum(r.target * sizes[r.name] for r in report.layers) / sum(sizes.values()) == pytest.approx(0.5)
     for r in report.layers:
         assert r.sparsity == pytest.approx(r.target, abs=1 / r.shape[1])
     assert outlier_ratio(torch.ones(10)) == 0.0
@@ -276,7 +284,12 @@ def test_dict_batches_are_passed_as_keywords_and_samples_are_bounded():
         {"method": "wanda", "sparsity": "0.5", "pattern": "2:4"},
         {"method": "wanda", "sparsity": 0.5, "owl": "yes"},
         {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_m": 0},
-        {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_lambda": 0.6},
+        {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_lambda": 0.6, "owl_clamp": True},
+        {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_groups": "row"},
+        {"method": "wanda", "sparsity": 0.5, "owl": True, "owl_clamp": "no"},
+        {"method": "wanda", "sparsity": 0.5, "layers_per_pass": "sequential"},
+        {"method": "wanda", "sparsity": 0.5, "layers_per_pass": None, "execution_device": "cpu"},
+        {"method": "wanda", "sparsity": 0.5, "execution_device": "cpu"},
         {"method": "sparsegpt", "sparsity": 0.5, "damp": -0.1},
         {"method": "sparsegpt", "sparsity": 0.5, "blocksize": 0},
         {"method": "wanda", "sparsity": 0.5, "calibration_samples": 0},

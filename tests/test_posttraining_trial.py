@@ -9,6 +9,7 @@ import torch
 
 from workbench.experiment.schema import parse_experiment
 from workbench.pruner import ConfigError, process_config
+from workbench.tracking.artifacts import trial_params
 from workbench.trial import SPARSITY_KEYS, TrainingConfig, build_pruning_config, run_trial, search_params
 from workbench.trial.cost import PeakMemory
 from workbench.trial.posttraining import calibration_batches, truncate_batch
@@ -33,7 +34,7 @@ def _run(tmp_path, params, training=TRAINING, **kwargs):
 
 def test_post_training_config_is_a_pattern_lock_plus_the_method():
     cfg = build_pruning_config(_point("sparsegpt", "4x1", 0.7, pruner="progressive"), training=TRAINING)
-    assert cfg["posttraining"] == {"method": "sparsegpt"}
+    assert cfg["posttraining"] == {"method": "sparsegpt", "layers_per_pass": "block"}
     assert (cfg["pruning_type"], cfg["pattern"], cfg["target_sparsity"]) == ("pattern_lock", "4x1", 0.7)
     assert not {"start_step", "end_step", "scheduler", "pruning_frequency"} & set(cfg)
     params = search_params(cfg)
@@ -57,9 +58,18 @@ def test_schedule_knobs_are_inactive_for_post_training_criteria_only():
 def test_fixed_schedule_keys_are_dropped_and_options_checked():
     fixed = {"start_step": 3, "pruning_frequency": 2, "posttraining": {"damp": 0.05}}
     cfg = build_pruning_config(_point(), training=TRAINING, fixed=fixed)
-    assert "start_step" not in cfg and cfg["posttraining"] == {"method": "wanda", "damp": 0.05}
+    assert "start_step" not in cfg
+    assert cfg["posttraining"] == {"method": "wanda", "layers_per_pass": "block", "damp": 0.05}
     with pytest.raises(ConfigError, match="pruning.posttraining"):
         build_pruning_config(_point(), training=TRAINING, fixed={"posttraining": {"no_such": 1}})
+    for bad in ({"layers_per_pass": "sequential"}, {"owl_groups": "row"}, {"owl_clamp": "yes"}, {"owl": 1}):
+        key = next(iter(bad))
+        with pytest.raises(ConfigError, match=rf"pruning\.posttraining\.{key}: .*allowed"):
+            build_pruning_config(_point(), training=TRAINING, fixed={"posttraining": bad})
+    named = build_pruning_config(
+        _point(), training=TRAINING, fixed={"posttraining": {"layers_per_pass": "true-sequential"}}
+    )
+    assert named["posttraining"]["layers_per_pass"] == "true-sequential"
     with pytest.raises(ConfigError, match="pruning.pattern"):
         build_pruning_config(_point(), training=TRAINING, fixed={"pattern": "4x1"})
     # a training-aware trial ignores the post-training options
@@ -80,6 +90,14 @@ def test_the_schema_takes_post_training_criteria_and_refuses_patterns_they_canno
     with pytest.raises(ConfigError, match=r"search_space.pattern\[0\]: '1x1' cannot be used with post-training"):
         parse_experiment(data)
     parse_experiment({**data, "search_space": {**data["search_space"], "criterion": ["magnitude"]}})
+
+
+@pytest.mark.parametrize("options", [{"layers_per_pass": "sequential"}, {"owl_groups": "row"}, {"nope": 1}])
+def test_the_schema_refuses_bad_post_training_options_before_any_trial(options):
+    space = {"pattern": "1x1", "criterion": ["magnitude", "wanda"], "scheduler": "oneshot", "target_sparsity": 0.5}
+    data = {"name": "x", "benchmark": "mlp-digits", "search_space": space, "pruning": {"posttraining": options}}
+    with pytest.raises(ConfigError, match=r"pruning\.posttraining"):
+        parse_experiment(data)
 
 
 def test_a_study_starting_with_a_post_training_criterion_passes_its_preflight():
@@ -139,6 +157,8 @@ def test_a_post_training_trial_reaches_its_target_and_records_what_a_trial_recor
     assert sorted(result.eval_values) == [0] and result.value == result.metrics[result.metric]
     assert result.dense_value > 0.5 and result.value > 0.5  # a one-shot prune of the MLP keeps it useful
     assert result.params["criterion"] == criterion and result.params["scheduler"] == "none"
+    logged = trial_params(result.params, result.pruning_config, seed=0, benchmark="mlp-digits")
+    assert logged["posttraining.layers_per_pass"] == "block"  # the calibration mode, in every trial's params
     assert result.timings["prune"] > 0 and result.timings["total"] >= result.timings["prune"]
     assert result.memory["peak_rss_mb"] > 0 and result.memory["peak_rss_increase_mb"] >= 0
 

@@ -20,7 +20,9 @@ few minutes for ``--only models --quick`` on two cores). ``--device`` (default `
 present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
 test-gpu`` prints the pruner, models and slim tables on a GPU machine.
 The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
-(:mod:`tools.bench_slim`).
+(:mod:`tools.bench_slim`). The ``posttraining`` section times one-shot Wanda and SparseGPT in the
+authors' block mode against true-sequential calibration, with each one's peak memory
+(:mod:`tools.bench_posttraining`).
 """
 
 from __future__ import annotations
@@ -178,10 +180,11 @@ SECTIONS = {
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
     "slim": _lazy("tools.bench_slim", "slim_table"),
+    "posttraining": _lazy("tools.bench_posttraining", "posttraining_table"),
 }
 
 
-QUICK_SECTIONS = {"models", "sweep", "slim"}
+QUICK_SECTIONS = {"models", "sweep", "slim", "posttraining"}
 """Sections whose ``quick`` argument shortens more than the repetitions."""
 
 

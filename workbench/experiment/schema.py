@@ -48,6 +48,7 @@ from workbench.experiment.objectives import parse_benchmark_params, parse_object
 from workbench.infra.plugins import import_plugins
 from workbench.pruner import ConfigError, read_yaml_file
 from workbench.trial import TrainingConfig
+from workbench.trial.posttraining_config import POSTTRAINING_KEY, check_posttraining_options
 from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS
 
 __all__ = [
@@ -228,6 +229,8 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
     }
     check_posttraining_space(space)
     pruning = mapping(data.get("pruning"), "pruning")
+    if POSTTRAINING_KEY in pruning:  # the post-training options' values, before any trial runs
+        check_posttraining_options(pruning[POSTTRAINING_KEY])
     for key in pruning:
         if key in space:
             raise fail(f"pruning.{key}", "is also a search_space dimension; set it in one place only")

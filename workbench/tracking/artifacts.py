@@ -28,6 +28,7 @@ from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
 from workbench.tracking.figures import plot_trial_overview
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.tracking.speed_metrics import speed_metrics
+from workbench.trial.posttraining_config import posttraining_params
 from workbench.trial.space import INACTIVE, PRUNING_DIMS, is_active
 from workbench.trial.types import SPARSITY_KEYS, TrialResult
 
@@ -75,8 +76,8 @@ def trial_params(
     benchmark: str,
     benchmark_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched), and
-    each of ``benchmark_params`` as ``benchmark.<key>``.
+    """The child-run params: the seven pruning knobs, seed and benchmark (+ lr when searched), a
+    post-training trial's options (``posttraining.<key>``) and ``benchmark.<key>`` of ``benchmark_params``.
 
     Knobs the search space leaves out are read from the effective pruning config, so every child
     run carries all seven; a knob without effect in this trial (the decay of a one-step schedule)
@@ -94,7 +95,7 @@ def trial_params(
             out[key] = parse_pruning_type(first["pruning_type"])[0]
         else:
             out[key] = first.get(key)
-    out.update(seed=seed, benchmark=benchmark)
+    out.update(seed=seed, benchmark=benchmark, **posttraining_params(pruning_config))
     for key in ("lr", "requested_target_sparsity"):
         if key in params:
             out[key] = params[key]

@@ -8,7 +8,9 @@ A trial whose criterion is a post-training method (``wanda``, ``sparsegpt``; its
    (a seeded order of their own); dict batches with ``input_ids`` are cut to
    ``training.calibration_seq_len`` tokens (every tensor of the same length with them) when it is > 0;
 2. :func:`workbench.pruner.prune_posttraining` at the trial's pattern and target (an N:M pattern
-   prunes exactly N/M), ``layers_per_pass="block"`` unless ``pruning.posttraining`` says otherwise;
+   prunes exactly N/M), with the options the config carries (``layers_per_pass="block"``, the
+   authors' drivers, unless ``pruning.posttraining`` says otherwise; the model stays on the
+   trial's device: the library's ``execution_device`` onloading is not a trial option);
 3. the pruned layers are handed to a ``pattern_lock`` pruner (the INC pruner that keeps the zeros
    the weights have when training begins): the sparsity curves are measured through it, at step 0,
    then the task's metric is evaluated (step 0);
@@ -33,6 +35,7 @@ import torch
 
 from workbench.benchmarks import OnDevice, Task, to_device
 from workbench.pruner import ConfigError, prepare_pruning, prune_posttraining
+from workbench.pruner.posttraining import LAYERS_PER_PASS
 from workbench.pruner.posttraining.calibration import batch_size
 from workbench.trial.loop import Recorder, finetune, stream_seed
 from workbench.trial.posttraining_config import POSTTRAINING_KEY
@@ -116,7 +119,7 @@ def run_posttraining(
         None if ":" in pattern else target,
         pattern,
         calibration_samples=training.calibration_samples,
-        layers_per_pass=options.pop("layers_per_pass", "block"),
+        layers_per_pass=options.pop("layers_per_pass", LAYERS_PER_PASS[0]),
         op_names=list(lock.get("op_names") or []) or None,
         skip=list(lock.get("excluded_op_names") or []) or None,
         **options,

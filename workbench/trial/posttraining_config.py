@@ -5,12 +5,14 @@ post-training criterion: the INC config of a ``pattern_lock`` pruner (it keeps t
 one-shot prune leaves during the optional fine-tuning) plus ``posttraining: {method, **options}``,
 which :func:`~workbench.trial.run_trial` reads and removes before the pruner library sees the
 config. Schedule keys of ``fixed`` (:data:`SCHEDULE_KEYS`) have no effect there and are left out;
-``pruning.posttraining`` may fix :data:`POSTTRAINING_OPTIONS`.
+``pruning.posttraining`` may fix :data:`POSTTRAINING_OPTIONS`. The calibration mode is always
+written into the config (:data:`POSTTRAINING_DEFAULTS`: ``layers_per_pass="block"``, the authors'
+drivers and the library's default), so every trial's logged params say which mode ran.
 
 Example:
     >>> cfg = posttraining_config({"pattern": "2:4", "criterion": "wanda", "target_sparsity": 0.3}, {}, {})
     >>> cfg["pruning_type"], cfg["target_sparsity"], cfg["posttraining"]
-    ('pattern_lock', 0.5, {'method': 'wanda'})
+    ('pattern_lock', 0.5, {'method': 'wanda', 'layers_per_pass': 'block'})
 """
 
 from __future__ import annotations
@@ -19,14 +21,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from workbench.pruner import ConfigError, process_config
+from workbench.pruner.posttraining import LAYERS_PER_PASS, OWL_GROUPS
 from workbench.trial.space import POSTTRAINING_INACTIVE, check_posttraining_pattern, effective_params
 
-__all__ = ["POSTTRAINING_KEY", "POSTTRAINING_OPTIONS", "SCHEDULE_KEYS", "posttraining_config"]
+__all__ = [
+    "POSTTRAINING_DEFAULTS",
+    "POSTTRAINING_KEY",
+    "POSTTRAINING_OPTIONS",
+    "SCHEDULE_KEYS",
+    "check_posttraining_options",
+    "posttraining_config",
+    "posttraining_params",
+]
 
 POSTTRAINING_KEY = "posttraining"
 """The config key that makes a trial post-training: ``{method: wanda|sparsegpt, **options}``."""
-POSTTRAINING_OPTIONS = ("layers_per_pass", "owl", "owl_m", "owl_lambda", "blocksize", "damp")
+POSTTRAINING_OPTIONS = ("layers_per_pass", "owl", "owl_m", "owl_lambda", "owl_groups", "owl_clamp", "blocksize", "damp")
 """Options of :func:`~workbench.pruner.prune_posttraining` an experiment may fix under ``pruning.posttraining``."""
+POSTTRAINING_DEFAULTS = {"layers_per_pass": LAYERS_PER_PASS[0]}
+"""Options every post-training config carries (the library's defaults) unless ``pruning.posttraining`` sets them."""
 SCHEDULE_KEYS = (
     "start_step",
     "end_step",
@@ -45,6 +58,39 @@ SCHEDULE_KEYS = (
 
 def _fail(key: str, message: str) -> ConfigError:
     return ConfigError(f"{key}: {message}")
+
+
+def posttraining_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A post-training config's options as logged params, ``posttraining.<key>`` (``{}`` for other configs).
+
+    Example:
+        >>> posttraining_params({"posttraining": {"method": "wanda", "layers_per_pass": "block"}})
+        {'posttraining.layers_per_pass': 'block'}
+    """
+    options = config.get(POSTTRAINING_KEY)
+    if not isinstance(options, Mapping):
+        return {}
+    return {f"{POSTTRAINING_KEY}.{k}": v for k, v in options.items() if k != "method"}
+
+
+def check_posttraining_options(options: Any) -> None:
+    """Raise :class:`ConfigError` naming ``pruning.posttraining.<key>`` for an unknown option or a bad value."""
+    where = f"pruning.{POSTTRAINING_KEY}"
+    if not isinstance(options, Mapping) or any(k not in POSTTRAINING_OPTIONS for k in options):
+        raise _fail(where, f"{options!r} is not allowed; allowed: a mapping of {', '.join(POSTTRAINING_OPTIONS)}")
+    mode = options.get("layers_per_pass", LAYERS_PER_PASS[0])
+    if mode not in (None, *LAYERS_PER_PASS) and (isinstance(mode, bool) or not isinstance(mode, int) or mode < 1):
+        raise _fail(
+            f"{where}.layers_per_pass",
+            f"{mode!r} is not allowed; allowed: {', '.join(LAYERS_PER_PASS)}, an int >= 1 or null",
+        )
+    for key in ("owl", "owl_clamp"):
+        if key in options and not isinstance(options[key], bool):
+            raise _fail(f"{where}.{key}", f"{options[key]!r} is not allowed; allowed: true or false")
+    if options.get("owl_groups", OWL_GROUPS[0]) not in OWL_GROUPS:
+        raise _fail(
+            f"{where}.owl_groups", f"{options['owl_groups']!r} is not allowed; allowed: {', '.join(OWL_GROUPS)}"
+        )
 
 
 def posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], options: Any) -> dict[str, Any]:
@@ -70,11 +116,7 @@ def posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], option
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise _fail("target_sparsity", f"{value!r} is out of range; allowed: 0 <= target_sparsity < 1")
     point = effective_params(dict(point, target_sparsity=float(value)))
-    if not isinstance(options, Mapping) or any(k not in POSTTRAINING_OPTIONS for k in options):
-        raise _fail(
-            f"pruning.{POSTTRAINING_KEY}",
-            f"{options!r} is not allowed; allowed: a mapping of {', '.join(POSTTRAINING_OPTIONS)}",
-        )
+    check_posttraining_options(options)
     owned = {"pattern": point["pattern"], "target_sparsity": point["target_sparsity"], "pruning_type": "pattern_lock"}
     for key, value in owned.items():
         if key in fixed and fixed[key] != value:
@@ -91,5 +133,5 @@ def posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], option
         **owned,
     }
     process_config(config)  # the lock the fine-tuning keeps (and the op_names it covers)
-    config[POSTTRAINING_KEY] = {"method": criterion, **dict(options)}
+    config[POSTTRAINING_KEY] = {"method": criterion, **POSTTRAINING_DEFAULTS, **dict(options)}
     return config

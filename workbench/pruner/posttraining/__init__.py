@@ -3,24 +3,26 @@
 Unlike the training-aware pruners (``workbench.pruner.pruners``), these prune a trained model
 once, layer by layer, from a few hundred calibration samples and no gradients.
 :func:`prune_posttraining` is the entry point: it captures each target layer's inputs with forward
-hooks (one layer's statistics at a time by default), prunes with ``wanda`` (``|W| * ||X||_2``
+hooks (one numbered block's layers per pass by default, as the authors' drivers do), prunes with ``wanda`` (``|W| * ||X||_2``
 within output rows) or ``sparsegpt`` (second-order reconstruction with weight updates) and returns
 a :class:`PosttrainingReport`. ``docs/posttraining.md`` says what each method computes.
 """
 
 from __future__ import annotations
 
-from .api import METHODS, prune_posttraining
+from .api import LAYERS_PER_PASS, METHODS, prune_posttraining
 from .calibration import Hessian, SumSquares, bound_batches
 from .masks import Shape, parse_shape
-from .owl import outlier_ratio, owl_sparsities
+from .owl import OWL_GROUPS, outlier_ratio, owl_sparsities
 from .report import LayerReport, PosttrainingReport
 from .sparsegpt import SparseGPTResult, reconstruction_error, sparsegpt_prune
 from .targets import find_targets
 from .wanda import wanda_mask, wanda_pruned, wanda_scores
 
 __all__ = [
+    "LAYERS_PER_PASS",
     "METHODS",
+    "OWL_GROUPS",
     "Hessian",
     "LayerReport",
     "PosttrainingReport",

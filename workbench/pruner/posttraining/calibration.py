@@ -5,12 +5,15 @@ Batches are what a task yields: a dict (``model(**batch)``), a tuple/list ``(inp
 input, flatten it to ``[tokens, in_features]`` and fold it into a running statistic, so nothing
 larger than one statistic per hooked layer is kept: :class:`SumSquares` (``in`` floats, Wanda)
 or :class:`Hessian` (``in x in`` fp32, SparseGPT). Statistics live on ``stats_device`` (default:
-the layer's device; ``"cpu"`` offloads them from a GPU). Every token counts, except that a dict
-batch's ``attention_mask`` leaves out padding tokens of inputs shaped ``[batch, seq, in]``.
+the layer's device; ``"cpu"`` offloads them from a GPU). Every token counts, except padding: a
+dict batch's ``attention_mask`` leaves padding tokens out of every layer's statistics, whether
+the layer sees its input as ``[batch, seq, in]`` or flattened to ``[batch * seq, in]`` (OPT's
+feed-forward layers); an input of any other shape counts every token, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -18,7 +21,22 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["Hessian", "SumSquares", "batch_size", "bound_batches", "call_order", "capture", "run_batch"]
+__all__ = [
+    "Hessian",
+    "Stop",
+    "SumSquares",
+    "attention_mask",
+    "batch_size",
+    "bound_batches",
+    "call_order",
+    "capture",
+    "real_tokens",
+    "run_batch",
+    "run_batches",
+    "to_device",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class SumSquares:
@@ -93,20 +111,21 @@ def bound_batches(batches: Iterable, samples: int | None) -> list:
     return taken
 
 
-def _to(value, device: torch.device):
+def to_device(value, device: torch.device | str):
+    """``value`` with every tensor in it (nested in dicts, tuples, lists) moved to ``device``."""
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, Mapping):
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: to_device(v, device) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
-        return type(value)(_to(v, device) for v in value)
+        return type(value)(to_device(v, device) for v in value)
     return value
 
 
 def run_batch(model: nn.Module, batch) -> None:
     """One forward pass on ``batch`` (moved to the model's device); the output is dropped."""
     param = next(model.parameters(), None)
-    batch = _to(batch, param.device) if param is not None else batch
+    batch = to_device(batch, param.device) if param is not None else batch
     if isinstance(batch, Mapping):
         model(**batch)
     elif isinstance(batch, (tuple, list)):
@@ -115,18 +134,63 @@ def run_batch(model: nn.Module, batch) -> None:
         model(batch)
 
 
-def _attention_mask(batch) -> torch.Tensor | None:
+def attention_mask(batch) -> torch.Tensor | None:
     """A dict batch's ``attention_mask`` as booleans (padding tokens are left out of the statistics)."""
     mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
     return mask.bool() if isinstance(mask, torch.Tensor) else None
 
 
-class _Stop(Exception):
-    """Raised after the last hooked layer has run: the rest of the forward pass is not needed."""
+def real_tokens(x: torch.Tensor, keep: torch.Tensor | None, warned: set | None = None, name: str = "") -> torch.Tensor:
+    """A layer input ``x`` as ``[tokens, in]`` without the padding tokens ``keep`` (``[batch, seq]``) marks False.
+
+    ``x`` shaped ``[batch, seq, in]`` or flattened to ``[batch * seq, in]`` (row ``b * seq + s``,
+    as ``reshape`` leaves it) is masked; any other shape keeps every token (a warning once per
+    ``name`` when ``warned`` is given).
+
+    Example:
+        >>> keep = torch.tensor([[True, True, False]])
+        >>> real_tokens(torch.ones(1, 3, 4), keep).shape, real_tokens(torch.ones(3, 4), keep).shape
+        (torch.Size([2, 4]), torch.Size([2, 4]))
+    """
+    if keep is not None:
+        if tuple(x.shape[:-1]) == tuple(keep.shape):
+            return x[keep.to(x.device)]
+        if x.dim() == 2 and x.shape[0] == keep.numel():
+            return x[keep.reshape(-1).to(x.device)]
+        if warned is not None and name not in warned:
+            warned.add(name)
+            logger.warning(
+                "%s: input of shape %s does not line up with the attention mask %s; its padding tokens are counted",
+                name,
+                tuple(x.shape),
+                tuple(keep.shape),
+            )
+    return x.reshape(-1, x.shape[-1])
+
+
+class Stop(Exception):
+    """Raised by a hook once the rest of the forward pass is not needed (after the last hooked layer)."""
 
 
 def _stop(_module, _args, _output):
-    raise _Stop
+    raise Stop
+
+
+def run_batches(
+    model: nn.Module,
+    batches: list,
+    before: Callable[[object], None],
+    forward: Callable[[nn.Module, object], None] = run_batch,
+) -> None:
+    """``before(batch)`` then ``forward(model, batch)`` for every batch, without gradients; a
+    forward pass a hook ends by raising :class:`Stop` counts as done."""
+    with torch.no_grad():
+        for batch in batches:
+            before(batch)
+            try:
+                forward(model, batch)
+            except Stop:
+                pass
 
 
 def capture(
@@ -135,43 +199,41 @@ def capture(
     layers: Mapping[str, nn.Module],
     make_stat: Callable[[str, nn.Module], object],
     stop_after: nn.Module | None = None,
+    *,
+    forward: Callable[[nn.Module, object], None] = run_batch,
+    mask_of: Callable[[object], torch.Tensor | None] = attention_mask,
 ) -> dict[str, object]:
     """Run every batch once with a statistic (``make_stat(name, module)``) hooked on each layer's input.
 
     With ``stop_after`` (a module every hooked layer runs before, each once) a forward pass ends
-    right after that module has run: later layers' work is skipped.
+    right after that module has run: later layers' work is skipped. ``forward(model, batch)``
+    runs one batch and ``mask_of(batch)`` is its ``[batch, seq]`` token mask (``None``: every
+    token counts); by default a task's batch and its ``attention_mask``.
     """
     stats = {name: make_stat(name, module) for name, module in layers.items()}
     tokens: list[torch.Tensor | None] = [None]  # the current batch's attention mask, if it has one
+    warned: set[str] = set()
 
-    def hook_for(stat):
+    def hook_for(name, stat):
         def hook(_module, args):
-            x, keep = args[0].detach(), tokens[0]
-            if keep is not None and tuple(x.shape[:-1]) == tuple(keep.shape):
-                stat.add(x[keep.to(x.device)])
-            else:
-                stat.add(x.reshape(-1, x.shape[-1]))
+            stat.add(real_tokens(args[0].detach(), tokens[0], warned, name))
 
         return hook
 
-    handles = [module.register_forward_pre_hook(hook_for(stats[name])) for name, module in layers.items()]
+    handles = [module.register_forward_pre_hook(hook_for(name, stats[name])) for name, module in layers.items()]
     if stop_after is not None:
         handles.append(stop_after.register_forward_hook(_stop))
     try:
-        with torch.no_grad():
-            for batch in batches:
-                tokens[0] = _attention_mask(batch)
-                try:
-                    run_batch(model, batch)
-                except _Stop:
-                    pass
+        run_batches(model, batches, lambda batch: tokens.__setitem__(0, mask_of(batch)), forward)
     finally:
         for handle in handles:
             handle.remove()
     return stats
 
 
-def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> tuple[list[str], bool]:
+def call_order(
+    model: nn.Module, batch, layers: Mapping[str, nn.Module], forward: Callable[[nn.Module, object], None] = run_batch
+) -> tuple[list[str], bool]:
     """``(names, once)``: layer names in the order of their first call in a forward pass (unseen
     layers last), and whether no layer ran twice (then a pass may stop after its last layer)."""
     order: list[str] = []
@@ -187,7 +249,7 @@ def call_order(model: nn.Module, batch, layers: Mapping[str, nn.Module]) -> tupl
     handles = [module.register_forward_pre_hook(hook) for module in layers.values()]
     try:
         with torch.no_grad():
-            run_batch(model, batch)
+            forward(model, batch)
     finally:
         for handle in handles:
             handle.remove()

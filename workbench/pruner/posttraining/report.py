@@ -16,7 +16,8 @@ class LayerReport:
         shape: Weight shape in Linear orientation ``(out, in)``.
         target: The sparsity asked of this layer (OWL makes it differ per layer).
         sparsity: The fraction of the layer's weights that are zero afterwards.
-        outlier_ratio: OWL's outlier ratio of the layer (``None`` without OWL).
+        outlier_ratio: OWL's outlier ratio of the layer's group (its block, or the layer with
+            ``owl_groups="layer"``; ``None`` without OWL).
         error: SparseGPT's ``||W X - W' X||^2`` per calibration token after pruning (``None`` for Wanda).
     """
 
@@ -36,6 +37,10 @@ class PosttrainingReport:
     pattern: str
     samples: int
     passes: int
+    layers_per_pass: int | str | None = "block"
+    """How layers were grouped into calibration passes (``"block"``, ``"true-sequential"``, an int or ``None``)."""
+    onloaded: bool = False
+    """Whether the model was onloaded one block at a time (``execution_device``)."""
     layers: list[LayerReport] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     """Target layers left dense, with the reason (e.g. never called during calibration)."""
