@@ -7,10 +7,11 @@ the other would leave a store behind and a traceback. :func:`check_stores` looks
 :class:`~workbench.pruner.ConfigError` (exit 2) naming where the value came from.
 
 Example:
-    >>> check_storage("/no/such/folder/optuna.journal", source="--storage")
-    Traceback (most recent call last):
-    ...
-    workbench.pruner.errors.ConfigError: --storage: the folder of the journal file '/no/such/folder/optuna.journal' does not exist (/no/such/folder)
+    >>> try:
+    ...     check_tracking_uri("ftp://x/y", source="$MLFLOW_TRACKING_URI")
+    ... except ConfigError as err:
+    ...     print(str(err).split(";")[0])
+    $MLFLOW_TRACKING_URI: 'ftp://x/y' has an unknown scheme
 """
 
 from __future__ import annotations
