@@ -430,3 +430,36 @@ def test_the_mlflow_server_exits_when_workbench_ui_is_killed(store, tmp_path):
     finally:
         for pid in _processes_with(token):
             os.kill(pid, signal.SIGKILL)
+
+
+TRACKING_SCRIPT = """
+import sys
+from workbench.tracking.server import LocalTrackingServer
+print(LocalTrackingServer(sys.argv[1]).start(), flush=True)  # returns once the server answers
+sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+def test_the_workers_tracking_server_exits_when_the_study_process_is_killed(tmp_path):
+    token = f"wb-tracking-kill-{os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WB_TEST_TOKEN=token)
+    study = subprocess.Popen(
+        [sys.executable, "-c", TRACKING_SCRIPT, f"sqlite:///{tmp_path}/mlflow.db"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        uri = study.stdout.readline().strip()
+        port = int(uri.rpartition(":")[2])
+        assert port_in_use("127.0.0.1", port)
+        study.kill()  # SIGKILL: LocalTrackingServer.stop never runs
+        study.wait()
+        assert _wait_until(lambda: not _processes_with(token)), f"left running: {_processes_with(token)}"
+        assert not port_in_use("127.0.0.1", port)
+    finally:
+        for pid in _processes_with(token):
+            os.kill(pid, signal.SIGKILL)

@@ -37,6 +37,7 @@ __all__ = [
     "check_host",
     "check_port_free",
     "guard",
+    "guarded",
     "port_in_use",
     "run_server",
     "wait_until_answers",
@@ -118,8 +119,9 @@ class ServedProcess:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             self._old[sig] = signal.signal(sig, self._interrupt)
         # the server's own output goes to stderr: stdout carries only what the caller prints
-        guarded = [sys.executable, "-m", "workbench.infra.serve", str(os.getpid()), "--", *self.cmd]
-        self.proc = subprocess.Popen(guarded, start_new_session=True, env=self.env, stdout=sys.stderr.fileno())
+        self.proc = subprocess.Popen(
+            guarded(self.cmd), start_new_session=True, env=self.env, stdout=sys.stderr.fileno()
+        )
         return self.proc
 
     @staticmethod
@@ -206,6 +208,15 @@ def _ask_parent_death_signal(sig: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, sig, 0, 0, 0)
     except (OSError, AttributeError):  # no prctl here: the pid poll below still sees the parent die
         pass
+
+
+def guarded(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` run under a :func:`guard` whose parent is this process.
+
+    Start the result with ``start_new_session=True``: the guard then leads the server's process
+    group, ends it when this process dies, and exits with the server's status.
+    """
+    return [sys.executable, "-m", "workbench.infra.serve", str(os.getpid()), "--", *cmd]
 
 
 def guard(parent: int, cmd: Sequence[str], *, grace: float = 10.0) -> int:
