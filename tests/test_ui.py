@@ -463,3 +463,21 @@ def test_the_workers_tracking_server_exits_when_the_study_process_is_killed(tmp_
     finally:
         for pid in _processes_with(token):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_experiments_of_a_store_are_read_without_a_server(one_experiment_store, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from workbench.tracking.ui import store_experiments
+
+    assert sorted(store_experiments(one_experiment_store)) == ["Default", "real-exp"]
+    assert store_experiments(f"sqlite:///{tmp_path}/not-yet.db") == []  # the server would create it
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient((tmp_path / "mlruns").as_uri())
+    client.create_experiment("kept")
+    client.delete_experiment(client.create_experiment("deleted"))
+    for uri in ((tmp_path / "mlruns").as_uri(), str(tmp_path / "mlruns")):
+        assert sorted(store_experiments(uri)) == ["Default", "kept"], uri
+    (tmp_path / "other.db").write_bytes(b"")  # a SQLite file that is not an MLflow store
+    with pytest.raises(ValueError, match="^--tracking-uri: cannot list the experiments of sqlite:///.*other.db"):
+        store_experiments(f"sqlite:///{tmp_path}/other.db")
