@@ -300,6 +300,23 @@ def _wait_until(condition, *, deadline_s: float = 180.0, step: float = 0.5) -> b
     return True
 
 
+@pytest.fixture
+def token():
+    """A word put in the environment of the processes a test starts; whatever still carries it is killed after."""
+    word = f"wb-ui-test-{os.getpid()}-{time.monotonic_ns()}"
+    yield word
+    for pid in _processes_with(word):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _kill_and_expect_no_orphan(proc: subprocess.Popen, token: str, port: int) -> None:
+    """SIGKILL ``proc`` (no handler of it runs) and wait until nothing carrying ``token`` lives and ``port`` is free."""
+    proc.kill()
+    proc.wait()
+    assert _wait_until(lambda: not _processes_with(token)), f"left running: {_processes_with(token)}"
+    assert not port_in_use("127.0.0.1", port)
+
+
 @pytest.fixture(scope="module")
 def one_experiment_store(tmp_path_factory):
     from mlflow import MlflowClient
@@ -329,8 +346,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("words, expected", BAD_INPUTS)
-def test_a_bad_input_exits_2_with_one_line_and_starts_no_server(tmp_path, one_experiment_store, words, expected):
-    port, token = _free_port(), f"wb-ui-test-{os.getpid()}-{time.monotonic_ns()}"
+def test_a_bad_input_exits_2_with_one_line_and_starts_no_server(tmp_path, one_experiment_store, token, words, expected):
+    port = _free_port()
     words = [one_experiment_store if w == "STORE" else w for w in words]
     with socket.socket() as busy:
         if "BUSY" in words:
@@ -367,22 +384,15 @@ run_server(cmd, ready_url=f"http://127.0.0.1:{port}/", timeout=600, landing=lamb
 """A stand-in for `workbench ui`: serves a folder through :func:`run_server` and prints ``up`` once it answers."""
 
 
-def test_a_server_whose_parent_is_killed_exits_by_itself(tmp_path):
-    port, token = _free_port(), f"wb-guard-test-{os.getpid()}-{time.monotonic_ns()}"
+def test_a_server_whose_parent_is_killed_exits_by_itself(tmp_path, token):
+    port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), WB_TEST_TOKEN=token)
     parent = subprocess.Popen(
         [sys.executable, "-c", SERVE_SCRIPT, str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
     )
-    try:
-        assert parent.stdout.readline().strip() == "up"
-        assert port_in_use("127.0.0.1", port) and len(_processes_with(token)) >= 3  # parent, guard, server
-        parent.kill()  # SIGKILL: no handler runs in the parent
-        parent.wait()
-        assert _wait_until(lambda: not _processes_with(token)), _processes_with(token)
-        assert not port_in_use("127.0.0.1", port)
-    finally:
-        for pid in _processes_with(token):
-            os.kill(pid, signal.SIGKILL)
+    assert parent.stdout.readline().strip() == "up"
+    assert port_in_use("127.0.0.1", port) and len(_processes_with(token)) >= 3  # parent, guard, server
+    _kill_and_expect_no_orphan(parent, token, port)
 
 
 def test_a_server_that_dies_is_reported_not_waited_for(tmp_path, monkeypatch):
@@ -408,9 +418,9 @@ def test_a_server_that_dies_is_reported_not_waited_for(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_mlflow_server_exits_when_workbench_ui_is_killed(store, tmp_path):
+def test_the_mlflow_server_exits_when_workbench_ui_is_killed(store, tmp_path, token):
     uri, _ = store
-    port, token = _free_port(), f"wb-ui-kill-{os.getpid()}-{time.monotonic_ns()}"
+    port = _free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), WB_TEST_TOKEN=token)
     ui = subprocess.Popen(
         [sys.executable, "-m", "workbench", "ui", "--port", str(port), "--tracking-uri", uri],
@@ -420,16 +430,9 @@ def test_the_mlflow_server_exits_when_workbench_ui_is_killed(store, tmp_path):
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    try:
-        assert ui.stdout.readline().startswith("MLflow UI: "), "the server never answered"
-        assert len(_processes_with(token)) > 2  # ui, its guard, mlflow server and its workers
-        ui.kill()  # SIGKILL of `workbench ui` itself (not its group): nothing of ours runs after it
-        ui.wait()
-        assert _wait_until(lambda: not _processes_with(token)), f"left running: {_processes_with(token)}"
-        assert not port_in_use("127.0.0.1", port)
-    finally:
-        for pid in _processes_with(token):
-            os.kill(pid, signal.SIGKILL)
+    assert ui.stdout.readline().startswith("MLflow UI: "), "the server never answered"
+    assert len(_processes_with(token)) > 2  # ui, its guard, mlflow server and its workers
+    _kill_and_expect_no_orphan(ui, token, port)  # `workbench ui` itself, not its group
 
 
 TRACKING_SCRIPT = """
@@ -441,8 +444,7 @@ sys.stdin.read()
 
 
 @pytest.mark.slow
-def test_the_workers_tracking_server_exits_when_the_study_process_is_killed(tmp_path):
-    token = f"wb-tracking-kill-{os.getpid()}-{time.monotonic_ns()}"
+def test_the_workers_tracking_server_exits_when_the_study_process_is_killed(tmp_path, token):
     env = dict(os.environ, PYTHONPATH=str(ROOT), WB_TEST_TOKEN=token)
     study = subprocess.Popen(
         [sys.executable, "-c", TRACKING_SCRIPT, f"sqlite:///{tmp_path}/mlflow.db"],
@@ -452,17 +454,10 @@ def test_the_workers_tracking_server_exits_when_the_study_process_is_killed(tmp_
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
-        uri = study.stdout.readline().strip()
-        port = int(uri.rpartition(":")[2])
-        assert port_in_use("127.0.0.1", port)
-        study.kill()  # SIGKILL: LocalTrackingServer.stop never runs
-        study.wait()
-        assert _wait_until(lambda: not _processes_with(token)), f"left running: {_processes_with(token)}"
-        assert not port_in_use("127.0.0.1", port)
-    finally:
-        for pid in _processes_with(token):
-            os.kill(pid, signal.SIGKILL)
+    uri = study.stdout.readline().strip()
+    port = int(uri.rpartition(":")[2])
+    assert port_in_use("127.0.0.1", port)
+    _kill_and_expect_no_orphan(study, token, port)  # LocalTrackingServer.stop never runs
 
 
 def test_the_experiments_of_a_store_are_read_without_a_server(one_experiment_store, tmp_path, monkeypatch):
