@@ -276,3 +276,204 @@ def test_dashboard_serves_the_study_and_stops_with_workbench(store):
     while port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not port_in_use("127.0.0.1", port), "optuna-dashboard outlived workbench dashboard"
+
+
+def _processes_with(token: str) -> list[int]:
+    """The live processes whose environment holds ``token`` (children inherit it: none may outlive a test)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if token.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_until(condition, *, deadline_s: float = 180.0, step: float = 0.5) -> bool:
+    """Poll ``condition`` until it holds; a generous deadline only guards against a hang."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+@pytest.fixture
+def token():
+    """A word put in the environment of the processes a test starts; whatever still carries it is killed after."""
+    word = f"wb-ui-test-{os.getpid()}-{time.monotonic_ns()}"
+    yield word
+    for pid in _processes_with(word):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _kill_and_expect_no_orphan(proc: subprocess.Popen, token: str, port: int) -> None:
+    """SIGKILL ``proc`` (no handler of it runs) and wait until nothing carrying ``token`` lives and ``port`` is free."""
+    proc.kill()
+    proc.wait()
+    assert _wait_until(lambda: not _processes_with(token)), f"left running: {_processes_with(token)}"
+    assert not port_in_use("127.0.0.1", port)
+
+
+@pytest.fixture(scope="module")
+def one_experiment_store(tmp_path_factory):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('ui-inputs')}/mlflow.db"
+    MlflowClient(uri).create_experiment("real-exp")
+    return uri
+
+
+def _dead_port() -> int:
+    return _free_port()  # bound then released: nothing listens there
+
+
+BAD_INPUTS = [
+    # the command's words (STORE: the store holding experiment 'real-exp'), the words of its one line
+    (["ui", "--tracking-uri", "nosuch://x"], "error: --tracking-uri: 'nosuch://x' has an unknown scheme"),
+    (["ui", "--tracking-uri", "STORE", "--experiment", "no-such-exp"], "not in sqlite:///"),
+    (["ui", "--tracking-uri", "STORE", "--experiment", "no-such-exp"], "there: 'Default', 'real-exp'"),
+    (["ui", "--host", "no such host!"], "error: --host: 'no such host!' is not a host name or IPv4 address"),
+    (["ui", "--tracking-uri", "sqlite:///missing/mlflow.db"], "error: --tracking-uri: the folder of the SQLite file"),
+    (["ui", "--tracking-uri", f"http://127.0.0.1:{_dead_port()}"], "is a tracking server, which serves its own UI"),
+    (["ui", "--tracking-uri", "BUSY"], "is already in use"),
+    (["dashboard", "--storage", "nosuch://x"], "error: --storage: 'nosuch://x' has an unknown scheme"),
+    (["dashboard", "--storage", "missing/optuna.journal"], "error: --storage: the folder of the journal file"),
+    (["dashboard", "--storage", "x.journal", "--host", "no such host!"], "error: --host: 'no such host!'"),
+]
+
+
+@pytest.mark.parametrize("words, expected", BAD_INPUTS)
+def test_a_bad_input_exits_2_with_one_line_and_starts_no_server(tmp_path, one_experiment_store, token, words, expected):
+    port = _free_port()
+    words = [one_experiment_store if w == "STORE" else w for w in words]
+    with socket.socket() as busy:
+        if "BUSY" in words:
+            busy.bind(("127.0.0.1", port))
+            busy.listen()
+            words = [one_experiment_store if w == "BUSY" else w for w in words]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), WB_TEST_TOKEN=token)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        env.pop("WORKBENCH_STORAGE", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "workbench", *words, "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 2, proc.stderr
+        err = proc.stderr.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+    assert not port_in_use("127.0.0.1", port)  # nothing was started on the port ...
+    assert _processes_with(token) == []  # ... nor anywhere else
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+SERVE_SCRIPT = """
+import sys
+from workbench.infra.serve import run_server
+port = sys.argv[1]
+cmd = [sys.executable, "-m", "http.server", port, "--bind", "127.0.0.1"]
+run_server(cmd, ready_url=f"http://127.0.0.1:{port}/", timeout=600, landing=lambda: "up",
+           announce=lambda url: print(url, flush=True))
+"""
+"""A stand-in for `workbench ui`: serves a folder through :func:`run_server` and prints ``up`` once it answers."""
+
+
+def test_a_server_whose_parent_is_killed_exits_by_itself(tmp_path, token):
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WB_TEST_TOKEN=token)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SCRIPT, str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout.readline().strip() == "up"
+    assert port_in_use("127.0.0.1", port) and len(_processes_with(token)) >= 3  # parent, guard, server
+    _kill_and_expect_no_orphan(parent, token, port)
+
+
+def test_a_server_that_dies_is_reported_not_waited_for(tmp_path, monkeypatch):
+    from workbench.infra.serve import run_server
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    port = _free_port()
+    before = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    with pytest.raises(RuntimeError, match="^the server exited with status 3 before it answered"):
+        run_server(before, ready_url=f"http://127.0.0.1:{port}/", timeout=600, landing=str, announce=print)
+    once = (  # answers one request (the readiness poll), then dies with status 5
+        "import http.server, sys; s = http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), "
+        "http.server.SimpleHTTPRequestHandler); s.handle_request(); sys.exit(5)"
+    )
+    with pytest.raises(RuntimeError, match=f"^the server exited with status 5 while serving http://127.0.0.1:{port}"):
+        run_server(
+            [sys.executable, "-c", once, str(port)],
+            ready_url=f"http://127.0.0.1:{port}/",
+            timeout=600,
+            landing=lambda: "up",
+            announce=lambda url: None,
+        )
+
+
+@pytest.mark.slow
+def test_the_mlflow_server_exits_when_workbench_ui_is_killed(store, tmp_path, token):
+    uri, _ = store
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), WB_TEST_TOKEN=token)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "ui", "--port", str(port), "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert ui.stdout.readline().startswith("MLflow UI: "), "the server never answered"
+    assert len(_processes_with(token)) > 2  # ui, its guard, mlflow server and its workers
+    _kill_and_expect_no_orphan(ui, token, port)  # `workbench ui` itself, not its group
+
+
+TRACKING_SCRIPT = """
+import sys
+from workbench.tracking.server import LocalTrackingServer
+print(LocalTrackingServer(sys.argv[1]).start(), flush=True)  # returns once the server answers
+sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+def test_the_workers_tracking_server_exits_when_the_study_process_is_killed(tmp_path, token):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WB_TEST_TOKEN=token)
+    study = subprocess.Popen(
+        [sys.executable, "-c", TRACKING_SCRIPT, f"sqlite:///{tmp_path}/mlflow.db"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    uri = study.stdout.readline().strip()
+    port = int(uri.rpartition(":")[2])
+    assert port_in_use("127.0.0.1", port)
+    _kill_and_expect_no_orphan(study, token, port)  # LocalTrackingServer.stop never runs
+
+
+def test_the_experiments_of_a_store_are_read_without_a_server(one_experiment_store, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from workbench.tracking.ui import store_experiments
+
+    assert sorted(store_experiments(one_experiment_store)) == ["Default", "real-exp"]
+    assert store_experiments(f"sqlite:///{tmp_path}/not-yet.db") == []  # the server would create it
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient((tmp_path / "mlruns").as_uri())
+    client.create_experiment("kept")
+    client.delete_experiment(client.create_experiment("deleted"))
+    for uri in ((tmp_path / "mlruns").as_uri(), str(tmp_path / "mlruns")):
+        assert sorted(store_experiments(uri)) == ["Default", "kept"], uri
+    (tmp_path / "other.db").write_bytes(b"")  # a SQLite file that is not an MLflow store
+    with pytest.raises(ValueError, match="^--tracking-uri: cannot list the experiments of sqlite:///.*other.db"):
+        store_experiments(f"sqlite:///{tmp_path}/other.db")

@@ -15,7 +15,8 @@ Example:
     $ workbench ui --port 5000 --open
 
 Each command imports the layers it needs inside its own function: that is start-up cost, not
-structure (``workbench ui`` and ``--help`` must not pay for torch, Optuna and MLflow's imports).
+structure. ``workbench ui`` and ``--help`` never load torch, Optuna or MLflow; ``dashboard`` checks
+its port and storage before it loads Optuna (``tests/test_command_imports.py`` checks both).
 """
 
 from __future__ import annotations
@@ -149,17 +150,21 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.experiment import load_experiment
+
+    experiment = load_experiment(args.experiment)  # start-up: a bad file is rejected before MLflow and Optuna load
+
     from workbench.infra.interrupts import interrupt_guard
     from workbench.infra.outage import as_stop
     from workbench.study import WorkerError, run_study
+    from workbench.study.console import quiet_optuna
     from workbench.study.preflight import check_point_builds
     from workbench.study.workers import warm_up_torch
 
+    quiet_optuna()
     warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C is armed
 
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt
-            experiment = load_experiment(args.experiment)
             experiment = check_point_builds(experiment, experiment.default_point())  # the task's metric known
             study = run_study(
                 experiment,
@@ -203,8 +208,10 @@ def _search_summary(study, experiment, tracking_uri: str | None) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.experiment import effective_params
+    from workbench.study.console import quiet_optuna
     from workbench.study.single import run_single
 
+    quiet_optuna()
     run_id, result, point = run_single(args.experiment, args.sets, args.tracking_uri)
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
     print(
@@ -215,8 +222,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
+    from workbench.study.console import quiet_optuna
     from workbench.study.rerun import rerun_trial
 
+    quiet_optuna()
     new_id, before, after, metric = rerun_trial(args.run_id, args.tracking_uri)
     same = before is not None and after == before
     print(
@@ -245,15 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as err:
         print(f"error: {redact_text(err)}".replace("\n", " "), file=sys.stderr)
         return 2
-    from workbench.study.console import setup_logging
+    from workbench.infra.console import setup_logging
 
     setup_logging(args.quiet)
     try:
         return args.func(args)
     except ValueError as err:
-        from workbench.pruner import ConfigError  # start-up: loaded by every command that can raise it
-
-        if not isinstance(err, ConfigError):
+        if not _is_user_error(err):
             return _report_bug()
         print(f"error: {redact_text(err)}".replace("\n", " "), file=sys.stderr)
         own = getattr(err, "plugin_traceback", "")  # a user's plug-in failed: its own frames follow the line
@@ -265,6 +272,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception:  # noqa: BLE001 - reported below, with its traceback
         return _report_bug()
+
+
+def _is_user_error(err: ValueError) -> bool:
+    """Whether ``err`` is bad input (a ConfigError or a store setting), not a bug.
+
+    Start-up: a ConfigError can only come from a command that loaded the pruner (torch), so the
+    pruner is not imported here to find out; a command that rejects its input before loading
+    torch keeps it unloaded.
+    """
+    from workbench.infra.store_checks import StoreError
+
+    errors = sys.modules.get("workbench.pruner.errors")
+    return isinstance(err, StoreError) or (errors is not None and isinstance(err, errors.ConfigError))
 
 
 def _report_bug() -> int:

@@ -1,44 +1,16 @@
-"""Console logging of a study: one line per event, printed above a running progress bar.
+"""Optuna's console output in a command: errors only (the workbench logs each trial itself).
 
-Example:
-    >>> setup_logging(quiet=True)  # doctest: +SKIP
-    >>> logging.getLogger("workbench").level == logging.WARNING  # doctest: +SKIP
-    True
+The console handler itself is :mod:`workbench.infra.console` (set up by every command before it
+loads Optuna or torch); the commands that load the study layer call :func:`quiet_optuna`.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import optuna
-from tqdm import tqdm
 
-from workbench.infra.redaction import install_redaction
-
-__all__ = ["TqdmHandler", "setup_logging"]
+__all__ = ["quiet_optuna"]
 
 
-class TqdmHandler(logging.Handler):
-    """Log lines that do not break a running progress bar."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # noqa: BLE001  (logging must never raise)
-            self.handleError(record)
-
-
-def setup_logging(quiet: bool) -> None:
-    """Send the ``workbench`` loggers to stderr (warnings only when ``quiet``) and quiet Optuna's own.
-
-    Every log record and warning of the process is redacted from then on (no URL credentials).
-    """
-    install_redaction()
-    handler = TqdmHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("workbench")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
-    root.propagate = False
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged by workbench.study.budget
+def quiet_optuna() -> None:
+    """Only Optuna's errors reach the console; failed trials are logged by :mod:`workbench.study.budget`."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -1,34 +1,28 @@
-"""Both stores checked before either is written: a bad URL is one line naming its flag or variable.
+"""Checks before a study or a trial opens anything: the stores, the device, the task and its config.
 
 ``workbench search`` opens two stores: Optuna's (``--storage`` / ``$WORKBENCH_STORAGE``) and
 MLflow's (``--tracking-uri`` / ``$MLFLOW_TRACKING_URI``). Opening one creates it, so a mistake in
 the other would leave a store behind and a traceback. :func:`check_stores` looks at both first
-and raises :class:`~workbench.pruner.ConfigError` (exit 2) naming where the value came from:
-
-* an unknown scheme, or a database driver that is not installed;
-* a SQLite file or a journal file in a folder that does not exist;
-* a database server (PostgreSQL, MySQL, ...) or tracking server that does not answer.
+(:mod:`workbench.infra.store_checks` does the checking) and raises
+:class:`~workbench.pruner.ConfigError` (exit 2) naming where the value came from.
 
 Example:
-    >>> check_storage("/no/such/folder/optuna.journal", source="--storage")
-    Traceback (most recent call last):
-    ...
-    workbench.pruner.errors.ConfigError: --storage: the folder of the journal file '/no/such/folder/optuna.journal' does not exist (/no/such/folder)
+    >>> try:
+    ...     check_tracking_uri("ftp://x/y", source="$MLFLOW_TRACKING_URI")
+    ... except ConfigError as err:
+    ...     print(str(err).split(";")[0])
+    $MLFLOW_TRACKING_URI: 'ftp://x/y' has an unknown scheme
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from workbench.benchmarks import get_benchmark
 from workbench.experiment import Experiment, effective_params, with_task
-from workbench.infra.redaction import redact_text, redact_url
-from workbench.infra.stores import sqlite_path
+from workbench.infra import store_checks
+from workbench.infra.store_checks import CONNECT_TIMEOUT, StoreError, source_of
 from workbench.pruner import ConfigError
 from workbench.trial import build_pruning_config, resolve_device
 from workbench.trial.devices import check_precision
@@ -44,99 +38,21 @@ __all__ = [
     "task_goal",
 ]
 
-CONNECT_TIMEOUT = 5.0
-"""Seconds a database or tracking server gets to accept a connection before the check fails."""
-_DATABASES = ("sqlite", "postgresql", "mysql", "mariadb", "mssql", "oracle")
-_TRACKING = ("file", "http", "https", "databricks", *_DATABASES)
-
-
-def source_of(value: str | None, flag: str, env: str) -> str:
-    """How to name a store setting in a message: the flag when given, else ``$VAR`` when set."""
-    return flag if value else f"${env}" if os.environ.get(env) else flag
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(getattr(err, "orig", None) or err).strip().splitlines()
-    return redact_text(text[0] if text else type(err).__name__)
-
-
-def _check_folder(path: str, what: str, source: str, shown: str) -> None:
-    if path in (":memory:", ""):
-        return
-    folder = Path(path).expanduser().parent
-    if not folder.is_dir():
-        raise ConfigError(f"{source}: the folder of the {what} {shown!r} does not exist ({folder})")
-
-
-def _check_database(url: str, source: str, allowed: tuple[str, ...]) -> None:
-    # start-up: SQLAlchemy is loaded only when a store is checked
-    import sqlalchemy
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    shown = redact_url(url)
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-        dialect = parsed.get_dialect()
-    except (ArgumentError, NoSuchModuleError, ValueError):
-        raise ConfigError(
-            f"{source}: {shown!r} has an unknown scheme; allowed: {', '.join(allowed)} (a driver may follow, "
-            "as postgresql+psycopg://)"
-        ) from None
-    except ImportError as err:
-        raise ConfigError(f"{source}: the database driver for {shown!r} is not installed ({err})") from None
-    if parsed.get_backend_name() == "sqlite":
-        _check_folder(parsed.database or "", "SQLite file", source, shown)
-        return
-    connect_args = {"connect_timeout": int(CONNECT_TIMEOUT)} if dialect.name in ("postgresql", "mysql") else {}
-    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect():
-            pass
-    except Exception as err:  # noqa: BLE001 - any failure to connect is the user's store
-        raise ConfigError(f"{source}: cannot connect to {shown}: {_first_line(err)}") from None
-    finally:
-        engine.dispose()
-
 
 def check_storage(spec: str, *, source: str = "--storage") -> None:
     """ConfigError unless the Optuna storage ``spec`` (URL or journal file) can be opened."""
-    if "://" not in spec:
-        _check_folder(spec, "journal file", source, spec)
-        return
-    _check_database(spec, source, _DATABASES)
-
-
-def _check_server(uri: str, source: str) -> None:
-    parts = urlsplit(uri)
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        host = parts.hostname
-    except ValueError as err:
-        raise ConfigError(f"{source}: {redact_url(uri)!r} is not a valid URL ({err})") from None
-    if not host:
-        raise ConfigError(f"{source}: {redact_url(uri)!r} names no host")
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            pass
-    except OSError as err:
-        raise ConfigError(
-            f"{source}: the tracking server {redact_url(uri)} does not answer ({err.strerror or err})"
-        ) from None
+        store_checks.check_storage(spec, source=source)
+    except StoreError as err:
+        raise ConfigError(str(err)) from None
 
 
 def check_tracking_uri(uri: str, *, source: str = "--tracking-uri") -> None:
-    """ConfigError unless the MLflow tracking store ``uri`` can be opened (module docstring)."""
-    path = sqlite_path(uri)
-    if path is not None:
-        _check_folder(path, "SQLite file", source, uri)
-        return
-    scheme = urlsplit(uri).scheme.partition("+")[0].lower() if "://" in uri else "file"
-    if scheme not in _TRACKING:
-        raise ConfigError(f"{source}: {redact_url(uri)!r} has an unknown scheme; allowed: {', '.join(_TRACKING)}")
-    if scheme in ("http", "https"):
-        _check_server(uri, source)
-    elif scheme in _DATABASES:
-        _check_database(uri, source, _TRACKING)
+    """ConfigError unless the MLflow tracking store ``uri`` can be opened."""
+    try:
+        store_checks.check_tracking_uri(uri, source=source)
+    except StoreError as err:
+        raise ConfigError(str(err)) from None
 
 
 def check_stores(storage: str, tracking_uri: str, *, storage_source: str, tracking_source: str) -> None:

@@ -32,10 +32,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from workbench.study.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
 from workbench.study.importance import residual_importances
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
 from workbench.study.summary import (
     best_per_bin,
     front,
@@ -133,6 +131,10 @@ def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> 
 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
     """Compute the summary and log it on the parent run (see the module docstring)."""
+    # start-up: matplotlib loads when the summary is made, not before the study's first trial
+    from workbench.study.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
+    from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
+
     objectives, metric, direction = experiment.study.objectives, experiment.metric, experiment.direction
     goal = {"metric": metric, "direction": direction}
     rows = trial_rows(study, objectives)

@@ -25,7 +25,6 @@ import yaml
 from mlflow.entities import Metric
 
 from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
-from workbench.tracking.figures import plot_trial_overview
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.tracking.speed_metrics import speed_metrics
 from workbench.trial.posttraining_config import posttraining_params
@@ -293,6 +292,8 @@ def write_trial_artifacts(
         for name, curve in sorted(result.layer_sparsity.items())
     ]
     write_csv(folder / "layer_sparsity.csv", rows, ("layer", "metric_key", "elementwise_sparsity", block))
+    from workbench.tracking.figures import plot_trial_overview  # start-up: matplotlib loads with the first figure
+
     plot_trial_overview(result, title=title).savefig(folder / "sparsity_overview.png")
 
 

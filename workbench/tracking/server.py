@@ -9,7 +9,8 @@ exactly one writer. It starts in about 2 s where ``mlflow server`` (uvicorn, job
 10-20 s on a small machine; ``WORKBENCH_TRACKING_SERVER=mlflow`` uses ``mlflow server`` instead.
 Artifacts are not proxied: runs keep the file artifact location of their experiment, which the
 workers write directly (same machine). The server runs in its own session, so a Ctrl-C in the
-terminal reaches the workers but not the server; the workers can still close their runs.
+terminal reaches the workers but not the server; the workers can still close their runs. Its
+guard (:func:`workbench.infra.serve.guarded`) ends it when the study process is killed outright.
 
 Example:
     >>> with LocalTrackingServer("sqlite:///mlflow.db") as uri:   # doctest: +SKIP
@@ -30,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from workbench.infra.redaction import install_redaction
+from workbench.infra.serve import guarded
 from workbench.infra.stores import sqlite_path
 
 __all__ = ["LocalTrackingServer", "needs_local_server", "wait_for_server"]
@@ -110,7 +112,10 @@ class LocalTrackingServer:
             ]
         else:
             cmd = [sys.executable, "-m", "workbench.tracking.server", self.backend_uri, root, self.host, str(port)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        # its own group, led by a guard that ends it if this process is killed outright (no orphan server)
+        self.proc = subprocess.Popen(
+            guarded(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         self.uri = f"http://{self.host}:{port}"
         if wait:
             try:

@@ -19,13 +19,17 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
+from workbench.infra.redaction import redact_url
+from workbench.infra.stores import local_path, sqlite_path
 from workbench.tracking.landing_view import VIEW_TAG_PREFIX, view_key, view_url
 
-__all__ = ["DEFAULT_UI", "run_url", "runs_url", "study_landing", "ui_base"]
+__all__ = ["DEFAULT_UI", "run_url", "runs_url", "store_experiments", "study_landing", "ui_base"]
 
 DEFAULT_UI = "http://127.0.0.1:5000"
 """Where ``make ui`` / ``workbench ui`` serves by default."""
@@ -111,3 +115,49 @@ def study_landing(base: str, *, experiment: str | None = None) -> tuple[str, str
     params = {p["key"]: p["value"] for p in runs[0]["data"].get("params", [])}
     metric, direction = params.get("metric", "accuracy"), params.get("direction", "maximize")
     return runs_url(base, exp_id, study=study, metric=metric, direction=direction), study
+
+
+def store_experiments(tracking_uri: str) -> list[str]:
+    """The names of the active experiments in the store ``tracking_uri``, read before any server starts.
+
+    A database store (SQLite, PostgreSQL, ...) is read with SQLAlchemy (MLflow's ``experiments``
+    table), a file store from its ``meta.yaml`` files; a SQLite file or folder that does not
+    exist yet holds none. ``ValueError`` naming ``--tracking-uri`` when the store cannot be read.
+    Neither MLflow nor torch is loaded (``workbench ui --experiment`` checks its input with it).
+    """
+    path = sqlite_path(tracking_uri)
+    if path is not None and not Path(path).expanduser().is_file():
+        return []
+    if "://" in tracking_uri and not tracking_uri.startswith("file:"):
+        return _database_experiments(tracking_uri)
+    folder = Path(
+        unquote(urlsplit(tracking_uri).path) if tracking_uri.startswith("file:") else local_path(tracking_uri) or ""
+    )
+    names = []
+    for meta in sorted(folder.glob("*/meta.yaml")):
+        text = meta.read_text(errors="replace")
+        name = re.search(r"^name: *(.*?) *$", text, re.MULTILINE)
+        if name and not re.search(r"^lifecycle_stage: *deleted", text, re.MULTILINE):
+            names.append(name.group(1).strip("'\""))
+    return names
+
+
+def _database_experiments(url: str) -> list[str]:
+    # start-up: SQLAlchemy only when `ui --experiment` checks a database store
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.text("SELECT name FROM experiments WHERE lifecycle_stage = 'active'")
+            ).fetchall()
+    except Exception as err:  # noqa: BLE001 - any failure to read is the user's store
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()
+        raise ValueError(
+            f"--tracking-uri: cannot list the experiments of {redact_url(url)} "
+            f"({first[0] if first else type(err).__name__})"
+        ) from None
+    finally:
+        engine.dispose()
+    return [row[0] for row in rows]
