@@ -65,12 +65,14 @@ def run_recorded(args: list[str], cwd: Path, env: dict[str, str] | None = None) 
         (["ui", "--experiment", "no-such-exp"], "--experiment: 'no-such-exp' is not in sqlite:///mlflow.db"),
     ],
 )
+@pytest.mark.e2e
 def test_ui_checks_its_input_without_torch_optuna_or_mlflow(tmp_path, args, words):
     code, err, imported = run_recorded([*args, "--port", str(_free_port())], tmp_path)
     assert code == 2 and len(err) == 1 and words in err[0], err
     assert not imported & HEAVY, sorted(imported & HEAVY)
 
 
+@pytest.mark.e2e
 def test_dashboard_checks_its_storage_before_loading_optuna(tmp_path):
     code, err, imported = run_recorded(["dashboard", "--storage", "nosuch://x", "--port", str(_free_port())], tmp_path)
     assert code == 2 and err == [
@@ -88,6 +90,7 @@ def _bad_experiment(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_search_reads_the_experiment_before_loading_mlflow_or_optuna(tmp_path):
     code, err, imported = run_recorded(["search", str(_bad_experiment(tmp_path))], tmp_path)
     assert code == 2 and len(err) == 1 and "study.sampler: 'bayes' is not allowed" in err[0], err
@@ -106,6 +109,7 @@ def test_search_rejects_a_bad_experiment_before_torch(tmp_path):
     assert "torch" not in imported
 
 
+@pytest.mark.e2e
 def test_what_search_loads_before_its_first_trial_has_no_figures(tmp_path):
     """The layers `workbench search` imports to run trials: matplotlib waits for a figure.
 

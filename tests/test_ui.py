@@ -346,6 +346,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("words, expected", BAD_INPUTS)
 def test_a_bad_input_exits_2_with_one_line_and_starts_no_server(tmp_path, one_experiment_store, token, words, expected):
     port = _free_port()
@@ -385,6 +386,7 @@ run_server(cmd, ready_url=f"http://127.0.0.1:{port}/", timeout=600, landing=lamb
 """A stand-in for `workbench ui`: serves a folder through :func:`run_server` and prints ``up`` once it answers."""
 
 
+@pytest.mark.e2e
 def test_a_server_whose_parent_is_killed_exits_by_itself(tmp_path, token):
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), WB_TEST_TOKEN=token)
@@ -396,6 +398,7 @@ def test_a_server_whose_parent_is_killed_exits_by_itself(tmp_path, token):
     _kill_and_expect_no_orphan(parent, token, port)
 
 
+@pytest.mark.e2e
 def test_a_server_that_dies_is_reported_not_waited_for(tmp_path, monkeypatch):
     from workbench.infra.serve import run_server
 
