@@ -25,7 +25,7 @@ from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
 from workbench.study.summary import front, summary_text
 from workbench.tracking import Tracker
 from workbench.tracking.artifacts import result_metrics
-from workbench.tracking.spool_format import decode, encode
+from workbench.tracking.spool import decode, encode
 from workbench.trial import build_pruning_config, run_trial
 from workbench.trial.speed import SPEED_KEYS, example_inputs
 from workbench.trial.types import TrainingConfig

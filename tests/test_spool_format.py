@@ -13,8 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.tracking import Tracker
-from workbench.tracking.spool import SpooledTracker, pending_runs, replay
-from workbench.tracking.spool_format import SpoolFormatError, decode, dumps_entry, encode, read_entry
+from workbench.tracking.spool import (
+    SpooledTracker,
+    SpoolFormatError,
+    decode,
+    dumps_entry,
+    encode,
+    pending_runs,
+    read_entry,
+    replay,
+)
 
 from helpers.results import make_result
 
