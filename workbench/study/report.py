@@ -14,7 +14,7 @@
   criteria marked), so cost is an axis beside sparsity;
 * ``<metric>_vs_speedup.png`` when trials measured speed (``training.measure_speed``): the metric
   against each trial's measured speed-up of its slimmed model, dense at 1.0
-  (:mod:`workbench.study.speed_figures`); ``trials.csv`` then has a ``speedup`` column;
+  (:mod:`workbench.study.figures`); ``trials.csv`` then has a ``speedup`` column;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
@@ -32,10 +32,16 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from workbench.study.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
+from workbench.study.figures import (
+    has_speed,
+    plot_best_so_far,
+    plot_cost,
+    plot_importances,
+    plot_metric_vs_sparsity,
+    plot_metric_vs_speedup,
+)
 from workbench.study.importance import residual_importances
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
 from workbench.study.summary import (
     best_per_bin,
     front,
