@@ -94,15 +94,13 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
     return rows
 
 
-def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
+def param_importances(study: optuna.Study) -> dict[str, Any]:
     """Importances of the searched knobs for the task's metric at matched sparsity, or ``{"skipped": reason}``.
 
     :func:`~workbench.study.importance.residual_importances` over the trained complete trials: the
     reached sparsity's effect on the metric is removed first, so the target does not drown the
-    other knobs, and a knob is scored only where it has an effect. ``seed`` is kept for callers
-    (the method is deterministic).
+    other knobs, and a knob is scored only where it has an effect (deterministic: no seed).
     """
-    del seed
     metric, direction = study_goal(study)
     rows = result_rows(study, metric)
     knobs = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params} | {"seed"})
@@ -162,7 +160,7 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
         figures["best_so_far.png"] = plot_best_so_far(
             [r["trial"] for r in results], values, label=metric, direction=direction
         )
-    importances = param_importances(study, seed=experiment.study.seed)
+    importances = param_importances(study)
     if "importances" in importances:
         counts = importances["n_trials"]
         figures["param_importances.png"] = plot_importances(

@@ -10,8 +10,8 @@ the training loop needs, so the study waits for it. Instead:
   ``finish`` are collected per run and, at ``finish``, written as one spool file
   (``<spool>/<time_ns>-<run_id>.jsonl``, written to a temporary name then renamed, so a reader
   never sees half a file). That costs about a millisecond. The files are JSON lines
-  (below): reading one cannot run code. Pickle files of older versions (``*.pkl``) are never
-  loaded: a warning names them, and so does one for a malformed file (renamed ``*.bad``).
+  (below): reading one cannot run code; only ``*.jsonl`` files are ever read, and a malformed
+  one is renamed ``*.bad`` with a warning naming it.
 * :class:`SpoolWriter` runs a separate process (spawned once per study) that replays every spool file into MLflow with a plain
   :class:`~workbench.tracking.Tracker` and deletes it (:func:`replay`). It ignores SIGINT and
   SIGTERM (they reach the whole process group; the writer must finish the interrupted trial's
@@ -36,8 +36,7 @@ back gives exactly what was written (int keys stay ints, tuples stay tuples, NaN
   ``{"trial_result": {field: value, ...}}`` (a :class:`~workbench.trial.TrialResult`).
 
 Reading builds only these types, and a call's method must be one of :data:`METHODS`: a file
-dropped in the spool folder cannot run anything (the old pickle files could). Anything else is a
-:class:`SpoolFormatError`.
+dropped in the spool folder cannot run anything. Anything else is a :class:`SpoolFormatError`.
 
 **The log writer process**: the study process starts it once (:class:`SpoolWriter`, spawned)
 and tells it to stop by closing its end of a pipe. Nothing in that hand-over can wait on a dead
@@ -111,8 +110,6 @@ _REQUIRED_FIELDS = frozenset(
     for f in dataclasses.fields(TrialResult)
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 )
-_LEGACY_FIELDS = {"accuracy": "value", "dense_accuracy": "dense_value", "eval_accuracy": "eval_values"}
-"""Fields of results spooled before tasks had their own metric (always accuracy then)."""
 
 
 class SpoolFormatError(ValueError):
@@ -156,7 +153,6 @@ def decode(data: Any) -> Any:
     if tag == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 for p in body):
         return {_key(decode(k)): decode(v) for k, v in body}
     if tag == "trial_result" and isinstance(body, dict):
-        body = {_LEGACY_FIELDS.get(f, f): v for f, v in body.items()}
         if set(body) <= _RESULT_FIELDS and _REQUIRED_FIELDS <= set(body):
             return TrialResult(**{f: decode(v) for f, v in body.items()})
     raise SpoolFormatError(f"unknown or malformed tag {tag!r}")
@@ -243,10 +239,9 @@ class SpooledTracker(Tracker):
         eval_values: dict[int, float] | None = None,
         metric: str = "accuracy",
         ts: int | None = None,
-        eval_accuracy: dict[int, float] | None = None,
     ) -> None:
         """Queue what a stopped or failed trial still has (stamped now, as in :meth:`log_result`)."""
-        evals = eval_values if eval_values is not None else (eval_accuracy or {})
+        evals = eval_values or {}
         kwargs = {"pruning_config": pruning_config, "eval_values": dict(evals), "metric": metric, "ts": ts or now_ms()}
         self._calls.setdefault(run_id, []).append(("log_partial", (run_id, dict(params)), kwargs))
 
@@ -287,12 +282,6 @@ def _reclaim_abandoned(spool: Path) -> None:
             os.replace(path, path.with_name(path.name.split(".")[0] + SUFFIX))
     for path in spool.glob("*.failed"):
         os.replace(path, path.with_name(path.name.split(".")[0] + SUFFIX))
-    for path in sorted(spool.glob("*.pkl")):
-        _log.warning(
-            "spool file %s not loaded: pickle spool files (from an older workbench) can run code and are "
-            "never read; its trial's logging is lost, delete the file",
-            path,
-        )
 
 
 def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False) -> int:
@@ -300,8 +289,8 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
 
     Each file is claimed by renaming it (so two replayers never log it twice), logged, and
     deleted. With ``reclaim`` (at the start of a study), files claimed by a process that no
-    longer runs and files that failed before are taken back first, and leftover pickle files are
-    named in a warning (never loaded). A malformed file is renamed ``*.bad`` with a warning.
+    longer runs and files that failed before are taken back first. A malformed file is renamed
+    ``*.bad`` with a warning.
 
     Raises:
         DiskFullError: A store's disk is full; the file being logged is kept (``*.failed``, replayed
