@@ -1,7 +1,8 @@
 """Process and file plumbing shared by the layers above: signals, file locks, store URLs.
 
 Owns what is neither pruning nor tracking nor Optuna: Ctrl-C/SIGTERM handling
-(:mod:`.interrupts`), the one advisory file lock (:mod:`.locks`) and the one parser of store URLs
+(:mod:`.interrupts`), the one advisory file lock (:mod:`.locks`), files written to survive a crash
+(:mod:`.durable`) and the one parser of store URLs
 and credential redaction (:mod:`.stores`, :mod:`.redaction`), worker identity (:mod:`.processes`) and importing a
 user's modules (:mod:`.plugins`). Imports the standard library and, for its one error type,
 :class:`workbench.pruner.ConfigError`; every layer above may use it.

@@ -9,7 +9,8 @@ the training loop needs, so the study waits for it. Instead:
   (the trial records its run id at once, for recovery), but ``log_result`` / ``log_partial`` /
   ``finish`` are collected per run and, at ``finish``, written as one spool file
   (``<spool>/<time_ns>-<run_id>.jsonl``, written to a temporary name then renamed, so a reader
-  never sees half a file). That costs about a millisecond. The files are JSON lines
+  never sees half a file; the file is synced to disk before the rename and the folder after it,
+  so a power loss cannot take a trial's logging either, :mod:`workbench.infra.durable`). That costs about a millisecond. The files are JSON lines
   (below): reading one cannot run code; only ``*.jsonl`` files are ever read, and a malformed
   one is renamed ``*.bad`` with a warning naming it.
 * :class:`SpoolWriter` runs a separate process (spawned once per study) that replays every spool file into MLflow with a plain
@@ -72,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError, as_disk_full
+from workbench.infra.durable import make_dirs_durably, write_durably
 from workbench.infra.interrupts import ignoring_sigint
 from workbench.infra.processes import pid_running
 from workbench.infra.redaction import install_redaction
@@ -253,13 +255,10 @@ class SpooledTracker(Tracker):
 
 
 def _write_entry(spool: Path, run_id: str, calls: list[tuple[str, tuple, dict]]) -> Path:
-    spool.mkdir(parents=True, exist_ok=True)
+    """Write the run's spool file durably: synced, renamed, its folder synced (nothing is lost)."""
+    make_dirs_durably(spool)
     name = f"{time.time_ns()}-{run_id}"
-    tmp = spool / f".{name}.tmp"
-    tmp.write_text(dumps_entry(run_id, calls), encoding="utf-8")
-    path = spool / f"{name}{SUFFIX}"
-    os.replace(tmp, path)
-    return path
+    return write_durably(spool / f".{name}.tmp", spool / f"{name}{SUFFIX}", dumps_entry(run_id, calls))
 
 
 def pending_runs(spool: str | os.PathLike) -> set[str]:
