@@ -108,6 +108,6 @@ def test_make_dirs_and_write_durably_round_trip(tmp_path_factory, depth, text):
     base = tmp_path_factory.mktemp("d")
     folder = durable.make_dirs_durably(base.joinpath(*[f"n{i}" for i in range(depth)]))
     assert folder.is_dir()
-    path = durable.write_durably(folder / ".x.tmp", folder / "x.txt", text)
-    assert path.read_bytes().decode("utf-8") == text and not (folder / ".x.tmp").exists()
+    path = durable.write_durably(folder / "x.txt", lambda handle: handle.write(text.encode()))
+    assert path.read_bytes().decode("utf-8") == text and [p.name for p in folder.iterdir()] == ["x.txt"]
     assert not durable.create_durably(path) and durable.create_durably(folder / "new")

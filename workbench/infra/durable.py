@@ -3,11 +3,12 @@
 ``os.replace`` is atomic (a reader sees the old name or the whole new file) but not durable: after
 a power loss or a kernel crash, a renamed file's data may not be on disk yet (the file exists,
 empty or short), and the rename or the creation itself may be gone (the folder's entry was never
-written). Code that promises nothing is lost -- the spool of a trial's logging, a new MLflow store,
-a new journal file -- goes through here: :func:`replace_durably` syncs the file (``os.fsync``),
-renames it, then syncs the folder holding it; :func:`write_durably` writes text that way;
-:func:`create_durably` creates an empty file and syncs its folder; :func:`make_dirs_durably`
-creates missing folders and syncs each one's parent.
+written). Code that promises nothing is lost -- the spool of a trial's logging, a new MLflow
+store, a new journal file, a dense-baseline cache entry -- goes through here:
+:func:`replace_durably` syncs the file (``os.fsync``), renames it, then syncs the folder holding
+it; :func:`write_durably` writes a file that way (through a temporary file beside it, removed if
+anything fails); :func:`create_durably` creates an empty file and syncs its folder;
+:func:`make_dirs_durably` creates missing folders and syncs each one's parent.
 
 On platforms whose folders cannot be opened (Windows), folders are not synced: NTFS journals
 renames itself.
@@ -15,15 +16,18 @@ renames itself.
 Example:
     >>> import pathlib, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> write_durably(folder / ".entry.tmp", folder / "entry.txt", "hello\\n").read_text()
-    'hello\\n'
+    >>> write_durably(folder / "entry.txt", lambda handle: handle.write(b"hello")).read_text()
+    'hello'
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["create_durably", "fsync_dir", "make_dirs_durably", "replace_durably", "write_durably"]
 
@@ -66,15 +70,18 @@ def replace_durably(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     fsync_dir(Path(dst).parent)
 
 
-def write_durably(tmp: str | os.PathLike, path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``tmp``, sync it, rename it to ``path`` and sync the folder.
+def write_durably(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Make ``path`` by ``write(handle)`` (binary) into a temporary file beside it, synced, renamed.
 
-    ``tmp`` must be in ``path``'s folder (a rename does not cross file systems); it is removed if
-    anything fails. Returns ``path``.
+    The temporary file is ``.<name>.<random>.tmp`` in ``path``'s folder (a dot file, so folder
+    scans skip it; a rename does not cross file systems) and is removed if anything fails. After
+    the rename the folder is synced. Returns ``path``.
     """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -82,8 +89,8 @@ def write_durably(tmp: str | os.PathLike, path: str | os.PathLike, text: str) ->
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(Path(path).parent)
-    return Path(path)
+    fsync_dir(path.parent)
+    return path
 
 
 def create_durably(path: str | os.PathLike) -> bool:

@@ -257,8 +257,8 @@ class SpooledTracker(Tracker):
 def _write_entry(spool: Path, run_id: str, calls: list[tuple[str, tuple, dict]]) -> Path:
     """Write the run's spool file durably: synced, renamed, its folder synced (nothing is lost)."""
     make_dirs_durably(spool)
-    name = f"{time.time_ns()}-{run_id}"
-    return write_durably(spool / f".{name}.tmp", spool / f"{name}{SUFFIX}", dumps_entry(run_id, calls))
+    text = dumps_entry(run_id, calls).encode("utf-8")
+    return write_durably(spool / f"{time.time_ns()}-{run_id}{SUFFIX}", lambda handle: handle.write(text))
 
 
 def pending_runs(spool: str | os.PathLike) -> set[str]:
