@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,11 @@ import workbench
 from helpers import SAFETY_NET_S
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_LINES = 300
+# A module is one concept; its size is a hint, not a rule (docs/design.md, Conventions): above
+# WARN_LINES the test warns, naming the file, so a reviewer asks whether it holds two concepts;
+# only above MAX_LINES (no single concept here needs that many) does it fail.
+WARN_LINES = 600
+MAX_LINES = 1200
 SOURCES = sorted([*ROOT.joinpath("workbench").rglob("*.py"), *ROOT.joinpath("tools").rglob("*.py")])
 PACKAGES = sorted(m.name for m in pkgutil.walk_packages(workbench.__path__, "workbench.") if m.ispkg)
 
@@ -30,10 +35,30 @@ def test_the_import_contracts_hold():
     assert "0 broken" in done.stdout
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_modules_stay_small(path):
-    lines = path.read_text().count("\n")
-    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by concept"
+def module_size_problems(sizes: dict[str, int]) -> tuple[list[str], list[str]]:
+    """``(warnings, failures)`` for modules of ``sizes`` (path -> lines) above WARN_LINES / MAX_LINES."""
+    warn = [
+        f"{p} has {n} lines (> {WARN_LINES}): is it one concept?"
+        for p, n in sizes.items()
+        if WARN_LINES < n <= MAX_LINES
+    ]
+    fail = [f"{p} has {n} lines (> {MAX_LINES}); split it by concept" for p, n in sizes.items() if n > MAX_LINES]
+    return warn, fail
+
+
+def test_modules_hold_one_concept_each():
+    """Large modules are named in a warning; only a module above MAX_LINES fails."""
+    sizes = {str(p.relative_to(ROOT)): p.read_text().count("\n") for p in SOURCES}
+    warn, fail = module_size_problems(sizes)
+    for message in warn:
+        warnings.warn(message, stacklevel=1)
+    assert not fail, "\n".join(fail)
+
+
+def test_the_size_guard_warns_before_it_fails():
+    warn, fail = module_size_problems({"a.py": WARN_LINES, "b.py": WARN_LINES + 1, "c.py": MAX_LINES + 1})
+    assert warn == [f"b.py has {WARN_LINES + 1} lines (> {WARN_LINES}): is it one concept?"]
+    assert fail == [f"c.py has {MAX_LINES + 1} lines (> {MAX_LINES}); split it by concept"]
 
 
 def _function_level_imports(path: Path) -> list[tuple[int, str]]:

@@ -17,8 +17,7 @@ from workbench import cli
 from workbench.infra.diskfull import DiskFullError, as_disk_full
 from workbench.tracking import Tracker
 from workbench.tracking import spool as tracking_spool
-from workbench.tracking.spool import SpooledTracker, pending_runs, replay
-from workbench.tracking.spool_writer import SpoolWriter
+from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs, replay
 
 from helpers import SAFETY_NET_S
 from helpers.experiments import experiment, write_experiment

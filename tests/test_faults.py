@@ -21,8 +21,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from workbench.tracking import Tracker
-from workbench.tracking.spool import SpooledTracker, pending_runs
-from workbench.tracking.spool_writer import SpoolWriter
+from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs
 
 from helpers.experiments import experiment, write_experiment
 from helpers.results import make_result

@@ -20,12 +20,12 @@ from workbench import analysis
 from workbench.experiment import parse_experiment
 from workbench.pruner import ConfigError
 from workbench.study.budget import log_trial
+from workbench.study.figures import has_speed, plot_metric_vs_speedup
 from workbench.study.run import run_study
-from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
 from workbench.study.summary import front, summary_text
 from workbench.tracking import Tracker
 from workbench.tracking.artifacts import result_metrics
-from workbench.tracking.spool_format import decode, encode
+from workbench.tracking.spool import decode, encode
 from workbench.trial import build_pruning_config, run_trial
 from workbench.trial.speed import SPEED_KEYS, example_inputs
 from workbench.trial.types import TrainingConfig

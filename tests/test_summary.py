@@ -51,6 +51,18 @@ def test_rows_leave_out_repeats_and_show_the_effective_target():
     assert rows[2]["target"] == 0.5 and rows[2]["sparsity"] == 0.5
 
 
+def test_a_dense_value_stored_before_0_1_0_is_read_with_a_warning_naming_its_removal():
+    study = optuna.create_study(directions=["maximize", "maximize"], study_name="old")
+    params = {"pattern": "4x1", "criterion": "magnitude", "scheduler": "oneshot", "target_sparsity": 0.6}
+    for attrs in ({"sparsity": 0.6, "dense_value": 0.97}, {"sparsity": 0.6, "dense_accuracy": 0.96}):
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=DISTS, values=[0.9, 0.6], user_attrs=attrs)
+        )
+    with pytest.warns(FutureWarning, match=r"'dense_accuracy'.*until workbench 0\.2\.0"):
+        rows = result_rows(study, "accuracy")
+    assert [r["dense_accuracy"] for r in rows] == [0.97, 0.96]
+
+
 def test_front_and_best_per_pattern_at_matched_sparsity():
     rows = result_rows(_study())
     assert [r["trial"] for r in front(rows)] == [2, 4, 1]

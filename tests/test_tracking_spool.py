@@ -14,8 +14,7 @@ import pytest
 
 from workbench.tracking import Tracker
 from workbench.tracking import spool as tracking_spool
-from workbench.tracking.spool import SpooledTracker, pending_runs, replay, spool_dir
-from workbench.tracking.spool_writer import SpoolWriter
+from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs, replay, spool_dir
 
 from helpers import SAFETY_NET_S
 from helpers.results import make_result
@@ -176,8 +175,7 @@ def test_a_killed_study_process_loses_no_logging(store, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, time
         from helpers.results import make_result
-        from workbench.tracking.spool import SpooledTracker
-        from workbench.tracking.spool_writer import SpoolWriter
+        from workbench.tracking.spool import SpooledTracker, SpoolWriter
         tracker = SpooledTracker({tracker.tracking_uri!r}, spool={str(tmp_path / "spool")!r})
         writer = SpoolWriter(tracker.spool, tracker.tracking_uri).__enter__()
         for run_id in {run_ids!r}:

@@ -12,8 +12,7 @@ from workbench.benchmarks import get_benchmark, list_benchmarks, train_dense
 from workbench.benchmarks.families import FAMILY_NAMES
 from workbench.study.objective import run_tracked_trial
 from workbench.tracking import Tracker
-from workbench.tracking.spool import SpooledTracker, pending_runs
-from workbench.tracking.spool_writer import SpoolWriter
+from workbench.tracking.spool import SpooledTracker, SpoolWriter, pending_runs
 from workbench.trial import build_pruning_config, run_trial
 from workbench.trial.types import TrainingConfig
 

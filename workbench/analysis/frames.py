@@ -261,7 +261,7 @@ def eval_frame(
 
 
 def param_importances(
-    experiment: str, *, client: ClientLike = None, study: str | None = None, target: str | None = None, seed: int = 0
+    experiment: str, *, client: ClientLike = None, study: str | None = None, target: str | None = None
 ) -> pd.Series:
     """Importance of each varied knob for ``target`` (default: the task's metric) at matched sparsity, largest first.
 
@@ -272,7 +272,7 @@ def param_importances(
     count (not ``workbench run`` / ``rerun`` runs). Values are shares
     summing to 1; ``.attrs["explained"]`` holds each knob's share of the residual variance
     (eta squared) and ``.attrs["method"]`` says how. Empty when fewer than 3 trials completed
-    (``.attrs["skipped"]`` says why). ``seed`` is unused (kept for callers).
+    (``.attrs["skipped"]`` says why).
 
     Example:
         >>> param_importances("quick", client=uri)        # doctest: +SKIP
@@ -280,7 +280,6 @@ def param_importances(
         criterion    0.29
         Name: importance, dtype: float64
     """
-    del seed
     trials = trials_frame(experiment, client=client, study=study)
     complete = trials[(trials["state"] == "COMPLETE") & (trials["source"] == "study")]  # a study's trials only
     metric, direction = metric_of(complete)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workbench.study.speed_figures import plot_metric_vs_speedup
+from workbench.study.figures import plot_metric_vs_speedup
 from workbench.study.summary import front
 
 __all__ = ["SPEED_COLUMNS", "has_speed", "plot_speedup"]

@@ -29,14 +29,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.infra.durable import write_durably
 from workbench.infra.locks import file_lock
 from workbench.pruner import ConfigError
 
@@ -196,17 +195,7 @@ def _read(path: Path, model: nn.Module, key: str, meta: str, task: Task) -> tupl
 
 
 def _write(path: Path, entry: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(entry, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_durably(path, lambda handle: torch.save(entry, handle))
 
 
 def _beside(path: Path) -> Path:

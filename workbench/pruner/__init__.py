@@ -32,10 +32,12 @@ from .catalog import (
     list_schedulers,
 )
 from .config import (
+    SCOPES,
     WeightPruningConfig,
     check_config,
     check_key_validity,
     generate_pruner_config,
+    parse_pruning_type,
     process_and_check_config,
     process_config,
     process_weight_config,
@@ -44,7 +46,6 @@ from .config import (
     resolve_config,
     update_params,
 )
-from .config_check import SCOPES, parse_pruning_type
 from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
 from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
 from .errors import ConfigError

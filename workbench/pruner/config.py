@@ -8,10 +8,23 @@ globals. ``reg_coeff`` is read from ``parameters`` (``{"reg_coeff": c}``); ``cri
 ``pruner_type`` are derived from ``pruning_type``; ``max_sparsity_ratio_per_op`` is capped at
 what the pattern can reach (N/M for N:M, as INC does); ``scheduler`` left out is INC's choice
 (oneshot when ``start_step == end_step``, else iterative). Every resolved dict is checked by
-:func:`check_config` (rules in :mod:`workbench.pruner.config_check`, keys, defaults and the typed
-:class:`PrunerConfig` in :mod:`workbench.pruner.config_types`, YAML in
-:mod:`workbench.pruner.config_io`). :func:`resolve_config` gives typed configs,
-:func:`process_config` INC's plain dicts.
+:func:`check_config` (keys, defaults and the typed :class:`PrunerConfig` live in
+:mod:`workbench.pruner.config_types`, which the patterns, criteria and pruners import).
+:func:`resolve_config` gives typed configs, :func:`process_config` INC's plain dicts.
+
+Validation (:func:`check_config`) takes the allowed values of the extension points from the
+registries (patterns, pruners and their criteria, schedulers, decays, regularisers), and what a
+pattern can do from its spec (``max_sparsity``, ``features``), so a registered extension is
+accepted -- and listed in the errors -- without an edit here. Every error is a
+:class:`~workbench.pruner.ConfigError` naming the key, the bad value and what is allowed.
+
+Loading YAML (:func:`load_yaml`) never executes or imports anything: :class:`ConfigLoader` is
+PyYAML's ``SafeLoader`` with two additions that INC-era config files need:
+
+* the ``!Pruner`` tag of INC's legacy ``pruners:`` lists is read as a plain mapping
+  (``SafeLoader`` would otherwise refuse the whole file);
+* numbers in exponent notation without a dot (``1e-4``), which YAML 1.1 -- and so PyYAML --
+  reads as strings, are read as floats, so ``reg_coeff: 1e-4`` means what it says.
 
 Accepted inputs: a :class:`WeightPruningConfig`; a dict ``{"pruning_configs": [...], **globals}``;
 INC's YAML layout ``{"pruning": {"approach": {"weight_compression_v2": {**globals, "pruners":
@@ -29,25 +42,30 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config_check import (
+import yaml
+
+from .config_types import (
     DEFAULT_CONFIG,
     DEFAULT_GLOBAL_CONFIG,
     DEFAULT_LOCAL_CONFIG,
     DERIVED_KEYS,
     VALID_KEYS,
-    check_config,
-    check_key_validity,
-    parse_pruning_type,
-    parse_valid_pruner_types,
+    PrunerConfig,
+    default_scheduler,
 )
-from .config_io import dump_yaml, load_mapping, pruner_list, split_layout
-from .config_types import PrunerConfig, default_scheduler
+from .criteria import CRITERIA
 from .errors import ConfigError
-from .patterns import parse_pattern
+from .patterns import PATTERNS, PatternSpec, parse_pattern
+from .pruners import PRUNERS, parse_pruning_type, parse_valid_pruner_types
+from .registry import Registry, did_you_mean, unknown_key_message
+from .regs import REGS
+from .schedulers import DECAYS, SCHEDULERS
+from .yaml_read import read_yaml_file
 
 logger = logging.getLogger(__name__)
 
@@ -260,24 +278,301 @@ def generate_pruner_config(info: Mapping) -> PrunerConfig:
     return PrunerConfig.from_mapping(info)
 
 
+# Validation of one resolved pruner dict
+
+SCOPES = ("global", "local")
+REDUCE_TYPES = ("mean", "sum", "max")
+PROGRESSIVE_TYPES = ("scores", "linear")
+PARAMETER_KEYS: tuple[str, ...] = ("reg_coeff",)
+
+
+def check_key_validity(template_config: Iterable[str], user_config: Any) -> None:
+    """Raise for a key of ``user_config`` (a dict or a list of dicts) not in the template.
+
+    Example:
+        >>> check_key_validity(VALID_KEYS, {"end_stp": 5})
+        Traceback (most recent call last):
+        ...
+        workbench.pruner.errors.ConfigError: unknown pruning config key 'end_stp'; did you mean 'end_step'?
+    """
+    valid = list(template_config)
+    configs = user_config if isinstance(user_config, list) else [user_config]
+    for cfg in configs:
+        cfg = getattr(cfg, "pruner_config", cfg)
+        for key in cfg:
+            if key not in valid:
+                raise ConfigError(unknown_key_message(key, valid))
+
+
+def _fail(key: str, value: Any, allowed: str, why: str = "is not valid") -> None:
+    raise ConfigError(f"{key}: {value!r} {why}; allowed: {allowed}")
+
+
+def _number(cfg: Mapping, key: str, low: float, high: float, *, high_open: bool = False) -> float:
+    value, top = cfg[key], "<" if high_open else "<="
+    allowed = f"{low:g} <= {key} {top} {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(key, value, f"a number, {allowed}", "is not a number")
+    if not (low <= value < high if high_open else low <= value <= high):
+        _fail(key, value, allowed, "is out of range")
+    return float(value)
+
+
+def _integer(cfg: Mapping, key: str, low: int) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(key, value, f"an integer >= {low}", "is not an integer")
+    if value < low:
+        _fail(key, value, f"an integer >= {low}", "is out of range")
+    return value
+
+
+def _choice(cfg: Mapping, key: str, choices: Iterable[Any]) -> Any:
+    choices = list(choices)
+    if isinstance(cfg[key], bool) or cfg[key] not in choices:
+        _fail(key, cfg[key], f"{choices}{did_you_mean(cfg[key], choices)}", "is not known")
+    return cfg[key]
+
+
+def _registered(cfg: Mapping, key: str, registry: Registry, *, optional: bool = False) -> Any:
+    return _choice(cfg, key, [None, *registry] if optional else list(registry))
+
+
+def _flag(cfg: Mapping, key: str) -> None:
+    if not isinstance(cfg[key], bool):
+        _fail(key, cfg[key], "True or False", "is not a bool")
+
+
+def _strings(cfg: Mapping, key: str, *, regex: bool = False) -> None:
+    value = cfg[key]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        _fail(key, value, "a list of strings", "is not a list of strings")
+    for text in value if regex else ():
+        try:
+            re.compile(text)
+        except re.error as exc:
+            _fail(key, value, "a list of valid regular expressions", f"holds the bad regex {text!r} ({exc})")
+
+
+def _patterns_with(required: frozenset[str]) -> list[str]:
+    """An example pattern of every registered family that has the ``required`` features."""
+    out = []
+    for family in PATTERNS.values():
+        for example in family.examples:
+            spec = family.parse(example)
+            if spec is not None and not spec.missing(required):
+                out.append(example)
+                break
+    return out
+
+
+def _requires(key: str, value: Any, spec: PatternSpec, required: frozenset[str]) -> None:
+    missing = spec.missing(required)
+    if missing:
+        _fail(
+            key,
+            value,
+            f"a pattern with {', '.join(missing)}, e.g. {_patterns_with(required)}",
+            f"does not work with pattern {spec.text!r} (it lacks {', '.join(missing)})",
+        )
+
+
+def _check_reachable(spec: PatternSpec, target: float, low: float, prunes_to_target: bool) -> None:
+    cap = spec.max_sparsity
+    where = f"for pattern {spec.text!r}"
+    if prunes_to_target and target > cap:
+        _fail(
+            "target_sparsity",
+            target,
+            f"target_sparsity <= {cap:g} {where}",
+            f"is above {cap:g}, the most pattern {spec.text!r} can reach",
+        )
+    if low > cap:
+        _fail(
+            "min_sparsity_ratio_per_op",
+            low,
+            f"<= {cap:g} {where}",
+            f"is above {cap:g}, the most pattern {spec.text!r} can reach",
+        )
+
+
+def check_config(prune_config: Mapping[str, Any]) -> None:
+    """Validate one pruner dict; missing keys count as their defaults. Returns ``None`` or raises.
+
+    Example:
+        >>> check_config({"pattern": "2:4", "target_sparsity": 0.5, "pruning_type": "magnitude"})
+        >>> check_config({"target_sparsity": 1.2})
+        Traceback (most recent call last):
+        ...
+        workbench.pruner.errors.ConfigError: target_sparsity: 1.2 is out of range; allowed: 0 <= target_sparsity < 1
+    """
+    check_key_validity(VALID_KEYS, prune_config)
+    cfg = {**DEFAULT_CONFIG, "reg_coeff": 0.0, **prune_config}
+    target = _number(cfg, "target_sparsity", 0, 1, high_open=True)
+    low = _number(cfg, "min_sparsity_ratio_per_op", 0, 1)
+    high = _number(cfg, "max_sparsity_ratio_per_op", 0, 1)
+    if low > high:
+        _fail(
+            "min_sparsity_ratio_per_op",
+            low,
+            f"0 <= min_sparsity_ratio_per_op <= max_sparsity_ratio_per_op ({high!r}) <= 1",
+            f"is greater than max_sparsity_ratio_per_op {high!r}",
+        )
+    start, end = _integer(cfg, "start_step", 0), _integer(cfg, "end_step", 0)
+    if end < start:
+        _fail("end_step", end, f"end_step >= start_step ({start})", f"is smaller than start_step {start}")
+    _integer(cfg, "pruning_frequency", 1)
+    pruning_type = cfg["pruning_type"]
+    pruner_type, criterion = parse_pruning_type(pruning_type)
+    for key, derived in (("pruner_type", pruner_type), ("criterion_type", criterion)):
+        if key in prune_config and prune_config[key] != derived:
+            _fail(key, prune_config[key], repr(derived), f"contradicts pruning_type {pruning_type!r}")
+    pruner = PRUNERS.lookup(pruner_type)
+    spec = parse_pattern(cfg["pattern"])
+    _check_reachable(spec, target, low, pruner.prunes_to_target)
+    _requires("pattern", spec.text, spec, pruner.requires)
+    if criterion is not None:
+        _requires("pattern", spec.text, spec, getattr(CRITERIA[criterion], "requires", frozenset()))
+    _registered(cfg, "sparsity_decay_type", DECAYS)
+    _registered(cfg, "scheduler", SCHEDULERS, optional=True)
+    _choice(cfg, "pruning_scope", SCOPES)
+    _choice(cfg, "criterion_reduce_type", REDUCE_TYPES)
+    reg_type = _registered(cfg, "reg_type", REGS, optional=True)
+    if reg_type is not None:
+        _requires("reg_type", reg_type, spec, getattr(REGS[reg_type], "requires", frozenset()))
+    params = cfg["parameters"]
+    if not isinstance(params, Mapping):
+        _fail("parameters", params, "a dict such as {'reg_coeff': 0.0}", "is not a dict")
+    check_key_validity(PARAMETER_KEYS, params)
+    _number({**cfg, **params}, "reg_coeff", 0, float("inf"))
+    _choice(cfg, "progressive_type", PROGRESSIVE_TYPES)
+    _integer(cfg, "progressive_steps", 1)
+    _integer(cfg, "progressive_interval", 1)
+    for key in ("low_memory_usage", "resume_from_pruned_checkpoint", "lock_init_sparsity", "use_global"):
+        _flag(cfg, key)
+    _strings(cfg, "op_names", regex=True)
+    _strings(cfg, "excluded_op_names", regex=True)
+    _strings(cfg, "pruning_op_types")
+
+
+# YAML, read safely, and the layouts a config may come in
+
+_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``!Pruner`` mappings and ``1e-4``-style floats."""
+
+
+def _construct_tagged_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict:
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"!Pruner: expected a mapping of pruner keys, got {node.value!r}")
+    return loader.construct_mapping(node, deep=True)
+
+
+ConfigLoader.add_constructor("!Pruner", _construct_tagged_mapping)
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789"))
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Read a YAML file with :class:`ConfigLoader` (no arbitrary objects).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "prune.yaml"
+        >>> dump_yaml({"target_sparsity": 0.8, "parameters": {"reg_coeff": 1e-4}}, path)
+        >>> load_yaml(path)["parameters"]["reg_coeff"]
+        0.0001
+
+    Raises:
+        ConfigError: if the file is missing, unreadable, not UTF-8, not valid YAML, repeats a key
+            or is an alias bomb (the message names the path; see :mod:`.yaml_read`).
+    """
+    return read_yaml_file(path, "config path", loader=ConfigLoader)
+
+
+def dump_yaml(data: Any, path: str | Path) -> None:
+    """Write plain data (dicts, lists, str, numbers, bool, None) to ``path`` as YAML, keys in order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False, default_flow_style=False)
+
+
+_INC_APPROACHES = ("weight_compression_v2", "weight_compression_pytorch", "weight_compression")
+
+
+def pruner_list(value: Any) -> list[dict]:
+    """The per-pruner dicts of ``pruning_configs`` (dicts, ``!Pruner`` objects or ``{pruner_config: ...}``), copied."""
+    if isinstance(value, Mapping) or not isinstance(value, Iterable) or isinstance(value, str):
+        raise ConfigError(f"pruning_configs: expected a list of dicts (one per pruner), got {value!r}")
+    out = []
+    for item in value:
+        item = getattr(item, "pruner_config", item)  # INC's legacy Pruner objects
+        if isinstance(item, Mapping) and set(item) == {"pruner_config"}:
+            item = item["pruner_config"]
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"pruning_configs: every entry must be a dict of pruner keys, got {item!r}")
+        out.append(copy.deepcopy(dict(item)))
+    return out
+
+
+def split_layout(data: Any) -> tuple[dict[str, Any], list[dict]]:
+    """A dict config in any accepted layout -> ``(global keys, per-pruner dicts)``, both copies."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config: expected a mapping of pruning keys, got {data!r}")
+    if "pruning" in data:
+        approach = data["pruning"].get("approach") if isinstance(data["pruning"], Mapping) else None
+        found = [k for k in _INC_APPROACHES if isinstance(approach, Mapping) and k in approach]
+        if not found:
+            raise ConfigError(
+                f"pruning: {data['pruning']!r} is not INC's layout; allowed: "
+                f"pruning: {{approach: {{<one of {list(_INC_APPROACHES)}>: {{<global keys>, pruners: [...]}}}}}}"
+            )
+        inner = dict(approach[found[0]] or {})
+        locals_ = inner.pop("pruners", None) or []
+    else:
+        inner = dict(data)
+        locals_ = inner.pop("pruning_configs", [{}])
+    return copy.deepcopy(inner), pruner_list(locals_)
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file holding a mapping of pruning keys, as a dict."""
+    data = load_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config path: {str(path)!r} must hold a mapping of pruning keys, got {data!r}")
+    return dict(data)
+
+
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_GLOBAL_CONFIG",
     "DEFAULT_LOCAL_CONFIG",
     "DERIVED_KEYS",
-    "PrunerConfig",
+    "PARAMETER_KEYS",
+    "PROGRESSIVE_TYPES",
+    "REDUCE_TYPES",
+    "SCOPES",
     "VALID_KEYS",
+    "ConfigLoader",
+    "PrunerConfig",
     "WeightPruningConfig",
     "check_config",
     "check_key_validity",
+    "dump_yaml",
     "generate_pruner_config",
+    "load_mapping",
+    "load_yaml",
     "parse_pruning_type",
     "parse_valid_pruner_types",
     "process_and_check_config",
     "process_config",
     "process_weight_config",
     "process_yaml_config",
-    "resolve_config",
+    "pruner_list",
     "reset_none_to_default",
+    "resolve_config",
+    "split_layout",
     "update_params",
 ]

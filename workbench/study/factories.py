@@ -32,6 +32,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
+from workbench.infra.durable import create_durably
 from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
 from workbench.study.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from workbench.trial.space import is_active, max_sparsity, ordered
@@ -77,6 +78,7 @@ def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None
     runs for each of them.
     """
     if "://" not in spec:
+        create_durably(spec)  # Optuna syncs every append, not the folder entry of a new journal file
         return DeferringJournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
     kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
     callback_arg = (

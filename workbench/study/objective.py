@@ -192,7 +192,7 @@ class Objective:
             "mlflow_run_id",
             "sparsity",
             "dense_value",
-            "dense_accuracy",
+            "dense_accuracy",  # a study written before 0.1.0; until 0.2.0 (summary.OLD_DENSE_REMOVED_IN)
             "seconds",
             "wall_s",
             "peak_memory_mb",

@@ -14,7 +14,7 @@
   criteria marked), so cost is an axis beside sparsity;
 * ``<metric>_vs_speedup.png`` when trials measured speed (``training.measure_speed``): the metric
   against each trial's measured speed-up of its slimmed model, dense at 1.0
-  (:mod:`workbench.study.speed_figures`); ``trials.csv`` then has a ``speedup`` column;
+  (:mod:`workbench.study.figures`); ``trials.csv`` then has a ``speedup`` column;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
   at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
@@ -86,15 +86,13 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
     return rows
 
 
-def param_importances(study: optuna.Study, *, seed: int = 0) -> dict[str, Any]:
+def param_importances(study: optuna.Study) -> dict[str, Any]:
     """Importances of the searched knobs for the task's metric at matched sparsity, or ``{"skipped": reason}``.
 
     :func:`~workbench.study.importance.residual_importances` over the trained complete trials: the
     reached sparsity's effect on the metric is removed first, so the target does not drown the
-    other knobs, and a knob is scored only where it has an effect. ``seed`` is kept for callers
-    (the method is deterministic).
+    other knobs, and a knob is scored only where it has an effect (deterministic: no seed).
     """
-    del seed
     metric, direction = study_goal(study)
     rows = result_rows(study, metric)
     knobs = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params} | {"seed"})
@@ -132,8 +130,14 @@ def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
     """Compute the summary and log it on the parent run (see the module docstring)."""
     # start-up: matplotlib loads when the summary is made, not before the study's first trial
-    from workbench.study.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
-    from workbench.study.speed_figures import has_speed, plot_metric_vs_speedup
+    from workbench.study.figures import (
+        has_speed,
+        plot_best_so_far,
+        plot_cost,
+        plot_importances,
+        plot_metric_vs_sparsity,
+        plot_metric_vs_speedup,
+    )
 
     objectives, metric, direction = experiment.study.objectives, experiment.metric, experiment.direction
     goal = {"metric": metric, "direction": direction}
@@ -158,7 +162,7 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
         figures["best_so_far.png"] = plot_best_so_far(
             [r["trial"] for r in results], values, label=metric, direction=direction
         )
-    importances = param_importances(study, seed=experiment.study.seed)
+    importances = param_importances(study)
     if "importances" in importances:
         counts = importances["n_trials"]
         figures["param_importances.png"] = plot_importances(

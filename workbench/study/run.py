@@ -53,8 +53,7 @@ from workbench.study.workers import WorkerError, run_workers
 from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.landing_view import landing_view_tag
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
-from workbench.tracking.spool import replay, spool_dir
-from workbench.tracking.spool_writer import SpoolWriter
+from workbench.tracking.spool import SpoolWriter, replay, spool_dir
 from workbench.tracking.store_create import ensure_sqlite_store
 
 __all__ = ["run_study"]

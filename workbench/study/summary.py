@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,33 @@ def _key(row: dict[str, Any], metric: str, direction: str) -> float:
     return row[metric] if direction == "minimize" else -row[metric]
 
 
+OLD_DENSE_ATTR, OLD_DENSE_REMOVED_IN = "dense_accuracy", "0.2.0"
+"""The user attribute that held a trial's dense value before tasks named their metric, and the
+workbench version that stops reading it (studies written before 0.1.0 may still be resumed)."""
+
+
+def stored_dense_value(user_attrs: dict[str, Any]) -> float:
+    """A trial's dense value from its user attributes (``dense_value``; NaN when not recorded).
+
+    ``dense_accuracy``, the name before 0.1.0, is still read, with a FutureWarning naming the
+    version that removes it (:data:`OLD_DENSE_REMOVED_IN`).
+
+    Example:
+        >>> stored_dense_value({"dense_value": 0.9}), stored_dense_value({})
+        (0.9, nan)
+    """
+    if "dense_value" in user_attrs or OLD_DENSE_ATTR not in user_attrs:
+        return user_attrs.get("dense_value", math.nan)
+    warnings.warn(
+        f"this study stores dense values as the trial user attribute {OLD_DENSE_ATTR!r} (written by a "
+        f"workbench before 0.1.0); it is read until workbench {OLD_DENSE_REMOVED_IN}, which removes that "
+        "support: finish the study with this version, or start a new one",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return user_attrs[OLD_DENSE_ATTR]
+
+
 def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str, Any]]:
     """One row per trained, complete trial: its knobs (effective target), reached sparsity, the task's
     metric (``metric``, default :func:`study_goal`'s) and its dense value (``dense_<metric>``), run id,
@@ -95,9 +123,7 @@ def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str
                 "seed": trial.user_attrs.get(SEED_ATTR),
                 "sparsity": trial.user_attrs.get("sparsity", trial.values[1] if len(trial.values) > 1 else math.nan),
                 metric: trial.values[0],
-                f"dense_{metric}": trial.user_attrs.get(
-                    "dense_value", trial.user_attrs.get("dense_accuracy", math.nan)
-                ),
+                f"dense_{metric}": stored_dense_value(trial.user_attrs),
                 "run_id": trial.user_attrs.get("mlflow_run_id", ""),
                 "wall_s": trial.user_attrs.get("wall_s", math.nan),
                 "peak_memory_mb": trial.user_attrs.get("peak_memory_mb", math.nan),

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from mlflow.entities import Metric
 
-from workbench.pruner.config_check import DEFAULT_CONFIG, parse_pruning_type
+from workbench.pruner.config import DEFAULT_CONFIG, parse_pruning_type
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.tracking.speed_metrics import speed_metrics
 from workbench.trial.posttraining_config import posttraining_params

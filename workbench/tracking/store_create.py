@@ -4,7 +4,8 @@ MLflow creates its tables and then runs ~60 schema migrations in place; a proces
 meanwhile (kill -9 in the first second of a folder's first search) left a half-migrated
 ``mlflow.db`` that every later start refused ("table _alembic_tmp_metrics already exists").
 :func:`ensure_sqlite_store` migrates a new store in a temporary file beside the target and
-renames it into place, so the target is either absent or complete. A half-migrated store that
+renames it into place, so the target is either absent or complete (the file synced before the
+rename and its folder after, so a power loss cannot leave a store without its tables). A half-migrated store that
 an older workbench left, holding no run, is moved aside (``<name>.broken-<time>``, with a
 warning) and created again; one that holds runs is the user's data: a ConfigError says what to do.
 
@@ -21,6 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from workbench.infra.durable import replace_durably
 from workbench.infra.stores import sqlite_path, sqlite_url
 from workbench.pruner import ConfigError
 
@@ -73,7 +75,7 @@ def _create(db: Path) -> None:
         _initialize_tables(engine)
     finally:
         engine.dispose()
-    os.replace(tmp, db)  # atomic: the store appears complete, or not at all
+    replace_durably(tmp, db)  # atomic and synced: the store appears complete, or not at all
 
 
 def ensure_sqlite_store(uri: str) -> None:

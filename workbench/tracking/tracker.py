@@ -230,12 +230,11 @@ class Tracker:
         eval_values: dict[int, float] | None = None,
         metric: str = "accuracy",
         ts: int | None = None,
-        eval_accuracy: dict[int, float] | None = None,
     ) -> None:
         """What a stopped or failed trial still has: params, config and the evaluations of ``metric``
-        (``eval/<metric>``; ``ts`` as in :meth:`log_result`; ``eval_accuracy``: older spool files)."""
+        (``eval/<metric>``; ``ts`` as in :meth:`log_result`)."""
         ts = ts or now_ms()
-        evals = eval_values if eval_values is not None else (eval_accuracy or {})
+        evals = eval_values or {}
         log_batch_chunked(
             self.client,
             run_id,
