@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from workbench.benchmarks import get_benchmark
 from workbench.experiment import Experiment, effective_params, with_task
 from workbench.infra.redaction import redact_text, redact_url
-from workbench.infra.stores import sqlite_path
+from workbench.infra.stores import DATABASE_SCHEMES, sqlite_path, store_kind, store_scheme
 from workbench.pruner import ConfigError
 from workbench.trial import build_pruning_config, resolve_device
 from workbench.trial.devices import check_precision
@@ -46,8 +46,7 @@ __all__ = [
 
 CONNECT_TIMEOUT = 5.0
 """Seconds a database or tracking server gets to accept a connection before the check fails."""
-_DATABASES = ("sqlite", "postgresql", "mysql", "mariadb", "mssql", "oracle")
-_TRACKING = ("file", "http", "https", "databricks", *_DATABASES)
+_TRACKING = ("file", "http", "https", "databricks", *DATABASE_SCHEMES)
 
 
 def source_of(value: str | None, flag: str, env: str) -> str:
@@ -100,10 +99,10 @@ def _check_database(url: str, source: str, allowed: tuple[str, ...]) -> None:
 
 def check_storage(spec: str, *, source: str = "--storage") -> None:
     """ConfigError unless the Optuna storage ``spec`` (URL or journal file) can be opened."""
-    if "://" not in spec:
+    if store_kind(spec) == "path":
         _check_folder(spec, "journal file", source, spec)
         return
-    _check_database(spec, source, _DATABASES)
+    _check_database(spec, source, DATABASE_SCHEMES)
 
 
 def _check_server(uri: str, source: str) -> None:
@@ -130,12 +129,12 @@ def check_tracking_uri(uri: str, *, source: str = "--tracking-uri") -> None:
     if path is not None:
         _check_folder(path, "SQLite file", source, uri)
         return
-    scheme = urlsplit(uri).scheme.partition("+")[0].lower() if "://" in uri else "file"
+    scheme, kind = store_scheme(uri) or "file", store_kind(uri)
     if scheme not in _TRACKING:
         raise ConfigError(f"{source}: {redact_url(uri)!r} has an unknown scheme; allowed: {', '.join(_TRACKING)}")
-    if scheme in ("http", "https"):
+    if kind == "server":
         _check_server(uri, source)
-    elif scheme in _DATABASES:
+    elif kind in ("sqlite", "database"):  # sqlite:// without a file path: in memory
         _check_database(uri, source, _TRACKING)
 
 

@@ -23,6 +23,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from workbench.infra.stores import store_kind
 from workbench.tracking.landing_view import VIEW_TAG_PREFIX, view_key, view_url
 
 __all__ = ["DEFAULT_UI", "run_url", "runs_url", "study_landing", "ui_base"]
@@ -40,7 +41,7 @@ def ui_base(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 5000) -> 
     >>> ui_base("http://alice:S3cret@10.0.0.5:5000/?token=t0k")
     'http://10.0.0.5:5000'
     """
-    if tracking_uri.startswith(("http://", "https://")):
+    if store_kind(tracking_uri) == "server":
         parts = urlsplit(tracking_uri)
         host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
         netloc = f"{host}:{parts.port}" if parts.port else host
