@@ -1,10 +1,10 @@
-"""Matplotlib figures of a whole study, logged on its parent MLflow run.
+"""Matplotlib figures of a whole study, logged on its parent MLflow run and drawn by the notebooks' API.
 
 Every function takes plain data (sequences and dicts) and returns a ``matplotlib.figure.Figure`` built without pyplot (no global state, no backend switch), so the
 same picture is saved as a run artifact or displayed inline in a notebook.
 
 Example:
-    >>> from workbench.study.figures import plot_importances
+    >>> from workbench.results.figures import plot_importances
     >>> fig = plot_importances({"pattern": 0.7, "target_sparsity": 0.3})
     >>> fig.axes[0].get_title()
     'Parameter importances'
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from workbench.benchmarks.direction import best_of
 from workbench.trial.space import is_posttraining
 
 __all__ = ["plot_best_so_far", "plot_cost", "plot_importances", "plot_metric_vs_sparsity", "plot_pareto_front"]
@@ -31,13 +32,12 @@ def plot_best_so_far(
 ) -> Figure:
     """Each finished trial's objective value and the best value reached so far (the lowest when ``direction``
     is ``minimize``)."""
-    pick = min if direction == "minimize" else max
     fig = Figure(figsize=(6, 4), dpi=80)
     ax = fig.subplots()
     ax.scatter(numbers, values, s=16, label=label)
     best: list[float] = []
     for value in values:
-        best.append(value if not best else pick(best[-1], value))
+        best.append(value if not best else best_of((best[-1], value), direction))
     ax.plot(numbers, best, color="tab:red", drawstyle="steps-post", label="best so far")
     ax.set(title="Optimization history", xlabel="trial", ylabel=label)
     ax.legend(fontsize=8)

@@ -20,14 +20,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from workbench.study.figures import plot_metric_vs_sparsity
+from workbench.results.figures import plot_metric_vs_sparsity
+from workbench.results.front import has_speed
 
-__all__ = ["has_speed", "plot_metric_vs_speedup"]
-
-
-def has_speed(rows: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether any row holds a measured (finite) ``speedup``."""
-    return any(isinstance(r.get("speedup"), (int, float)) and r["speedup"] == r["speedup"] for r in rows)
+__all__ = ["plot_metric_vs_speedup"]
 
 
 def plot_metric_vs_speedup(
