@@ -19,8 +19,8 @@ import torch
 from workbench import analysis
 from workbench.experiment import parse_experiment
 from workbench.pruner import ConfigError
+from workbench.results.figures import plot_metric_vs_speedup
 from workbench.results.front import front, has_speed
-from workbench.results.speed_figures import plot_metric_vs_speedup
 from workbench.study.budget import log_trial
 from workbench.study.run import run_study
 from workbench.study.summary import summary_text

@@ -18,9 +18,9 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from workbench.results.figures import plot_metric_vs_speedup
 from workbench.results.front import front
 from workbench.results.front import has_speed as rows_have_speed
-from workbench.results.speed_figures import plot_metric_vs_speedup
 
 __all__ = ["SPEED_COLUMNS", "has_speed", "plot_speedup"]
 

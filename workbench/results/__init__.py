@@ -5,7 +5,7 @@ Owns the rules that the study's end-of-search summary and parent-run artifacts
 (:mod:`workbench.study`) and the notebooks' read-only API (:mod:`workbench.analysis`) both apply,
 so the two never disagree: the Pareto front and whether trials measured speed (:mod:`.front`), the
 best per bin of reached sparsity (:mod:`.matched`), importances on residuals
-(:mod:`.importance`) and the study figures (:mod:`.figures`, :mod:`.speed_figures`). Rows are plain
+(:mod:`.importance`) and the study figures (:mod:`.figures`). Rows are plain
 dicts, one per trial; which way the task's metric is better is its ``direction`` (``"maximize"`` /
 ``"minimize"``, :mod:`workbench.benchmarks.direction`); sparsity and speed-up are
 maximised. May import experiment, trial, pruner and infra; never MLflow or Optuna, never the study

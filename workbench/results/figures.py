@@ -1,13 +1,23 @@
-"""Matplotlib figures of a whole study, logged on its parent MLflow run and drawn by the notebooks' API.
+"""Matplotlib figures of a whole study, logged on its parent MLflow run.
 
-Every function takes plain data (sequences and dicts) and returns a ``matplotlib.figure.Figure`` built without pyplot (no global state, no backend switch), so the
-same picture is saved as a run artifact or displayed inline in a notebook.
+Every function takes plain data (sequences and dicts) and returns a ``matplotlib.figure.Figure``
+built without pyplot (no global state, no backend switch), so the same picture is saved as a run
+artifact or displayed inline in a notebook.
+
+:func:`plot_metric_vs_speedup` draws ``<metric>_vs_speedup.png`` when trials measured speed
+(``training.measure_speed``, :mod:`workbench.trial.speed`): the x axis is ``dense latency /
+slimmed latency`` (1.0: no faster than dense), colour = pattern, marker = criterion, the dense
+model a star at speed-up 1.0. Unstructured and block patterns do not slim, so their trials sit
+near 1.0; CPU latency is noisy, so read small differences around 1.0 as noise.
 
 Example:
     >>> from workbench.results.figures import plot_importances
     >>> fig = plot_importances({"pattern": 0.7, "target_sparsity": 0.3})
     >>> fig.axes[0].get_title()
     'Parameter importances'
+    >>> rows = [{"trial": 0, "pattern": "channelx1", "criterion": "magnitude", "speedup": 2.0, "accuracy": 0.9}]
+    >>> plot_metric_vs_speedup(rows, dense=0.95).axes[0].get_xlabel()
+    'measured speed-up of the slimmed model (dense latency / slimmed latency)'
 """
 
 from __future__ import annotations
@@ -20,9 +30,17 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from workbench.benchmarks.direction import best_of
+from workbench.results.front import has_speed
 from workbench.trial.space import is_posttraining
 
-__all__ = ["plot_best_so_far", "plot_cost", "plot_importances", "plot_metric_vs_sparsity", "plot_pareto_front"]
+__all__ = [
+    "plot_best_so_far",
+    "plot_cost",
+    "plot_importances",
+    "plot_metric_vs_sparsity",
+    "plot_metric_vs_speedup",
+    "plot_pareto_front",
+]
 
 _MARKERS = "osD^vP*Xph<>"
 
@@ -201,4 +219,36 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
     axes[1].legend(handles=handles, fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.suptitle(f"{metric} vs cost per {marker}", fontsize=13)
     fig.subplots_adjust(left=0.07, right=0.76, bottom=0.12, top=0.9, wspace=0.08)
+    return fig
+
+
+def plot_metric_vs_speedup(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    metric: str = "accuracy",
+    dense: float | None = None,
+    front: Sequence[Mapping[str, Any]] = (),
+    color: str = "pattern",
+    marker: str = "criterion",
+) -> Figure:
+    """Every trial at its measured ``speedup``: colour = ``color``, marker = ``marker``, ``front`` joined.
+
+    ``rows`` hold ``speedup``, ``metric`` and the grouping keys; rows without a speed-up are left
+    out. ``dense`` (the dense model's metric) is drawn as a star at speed-up 1.0.
+    """
+    moved = [{**r, "sparsity": r["speedup"]} for r in rows if has_speed([r])]
+    fig = plot_metric_vs_sparsity(
+        moved,
+        metric=metric,
+        dense=dense,
+        front=[{**r, "sparsity": r["speedup"]} for r in front],
+        color=color,
+        marker=marker,
+        title=f"{metric} vs measured speed-up: which pattern and criterion run faster",
+    )
+    ax = fig.axes[0]
+    ax.axvline(1.0, color="grey", ls=":", lw=1.0, zorder=1)
+    if dense is not None:
+        ax.scatter([1.0], [dense], marker="*", s=260, color="black", zorder=4, label="dense")
+    ax.set_xlabel("measured speed-up of the slimmed model (dense latency / slimmed latency)", fontsize=12)
     return fig

@@ -83,7 +83,7 @@ def _check_database(url: str, source: str, allowed: tuple[str, ...]) -> None:
         ) from None
     except ImportError as err:
         raise ConfigError(f"{source}: the database driver for {shown!r} is not installed ({err})") from None
-    if parsed.get_backend_name() == "sqlite":
+    if store_kind(url) == "sqlite":
         _check_folder(parsed.database or "", "SQLite file", source, shown)
         return
     connect_args = {"connect_timeout": int(CONNECT_TIMEOUT)} if dialect.name in ("postgresql", "mysql") else {}

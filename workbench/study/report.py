@@ -14,7 +14,7 @@
   criteria marked), so cost is an axis beside sparsity;
 * ``<metric>_vs_speedup.png`` when trials measured speed (``training.measure_speed``): the metric
   against each trial's measured speed-up of its slimmed model, dense at 1.0
-  (:mod:`workbench.results.speed_figures`); ``trials.csv`` then has a ``speedup`` column;
+  (:mod:`workbench.results.figures`); ``trials.csv`` then has a ``speedup`` column;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
   at matched sparsity (:mod:`workbench.results.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
@@ -33,11 +33,16 @@ import optuna
 from optuna.trial import TrialState
 
 from workbench.benchmarks.direction import best_of
-from workbench.results.figures import plot_best_so_far, plot_cost, plot_importances, plot_metric_vs_sparsity
+from workbench.results.figures import (
+    plot_best_so_far,
+    plot_cost,
+    plot_importances,
+    plot_metric_vs_sparsity,
+    plot_metric_vs_speedup,
+)
 from workbench.results.front import front, has_speed
 from workbench.results.importance import residual_importances
 from workbench.results.matched import best_per_bin, matched_columns, matched_rows, sparsity_bin
-from workbench.results.speed_figures import plot_metric_vs_speedup
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.study.summary import result_rows, study_goal
 from workbench.trial.space import effective_params, is_posttraining
