@@ -189,7 +189,7 @@ def test_param_importances_need_three_complete_trials(store):
 
 def test_importances_remove_the_sparsity_effect_and_skip_inactive_knobs():
     """Accuracy falls with sparsity and depends on the pattern; the decay does nothing under oneshot."""
-    from workbench.study.importance import residual_importances
+    from workbench.results.importance import residual_importances
 
     rows = [
         {
@@ -218,7 +218,7 @@ def test_pareto_front():
         {"sparsity": [0.5, 0.7, 0.7, 0.9, 0.9, 0.3, None], "accuracy": [0.9, 0.8, 0.95, 0.5, 0.5, 0.99, 1.0]}
     )
     assert analysis.pareto_front(df).index.tolist() == [5, 2, 3, 4]  # duplicates of a front point stay
-    low = analysis.pareto_front(df, x="sparsity", y="accuracy", maximize=(False, True))
+    low = analysis.pareto_front(df, x="sparsity", y="accuracy", x_direction="minimize")
     assert low.index.tolist() == [5]
     with pytest.raises(ValueError, match="pareto_front: column 'acc'"):
         analysis.pareto_front(df, y="acc")
@@ -234,7 +234,7 @@ def test_best_by_and_pick_trials():
         }
     )
     assert analysis.best_by(df, "pattern").index.tolist() == [4, 0]
-    assert analysis.best_by(df, "pattern", metric="sparsity", maximize=False).index.tolist() == [3, 0]
+    assert analysis.best_by(df, "pattern", metric="sparsity", direction="minimize").index.tolist() == [3, 0]
     # complete only: the front (2, 1) by accuracy, then the best of the rest
     assert analysis.pick_trials(df, n=3).index.tolist() == [2, 1, 3]
     with pytest.raises(ValueError, match="n: must be >= 1"):

@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.colors import to_rgba
 
 from workbench import analysis
-from workbench.study.figures import plot_cost, plot_metric_vs_sparsity
+from workbench.results.figures import plot_cost, plot_metric_vs_sparsity
 from workbench.study.report import COST_COLUMNS, cost_rows
 from workbench.tracking.artifacts import cost_metrics, result_metrics
 from workbench.trial import TrialResult
@@ -59,7 +59,7 @@ def test_cost_tables_per_criterion_agree_between_parent_run_and_notebook():
     assert set(COST_COLUMNS) <= set(rows["wanda"])
     assert rows["wanda"]["posttraining"] and not rows["magnitude"]["posttraining"]
     assert rows["wanda"]["median_wall_s"] == 2.0 and math.isnan(rows["sparsegpt"]["median_peak_memory_mb"])
-    table = analysis.cost_table(pd.DataFrame(ROWS), metric="perplexity", maximize=False).set_index("criterion")
+    table = analysis.cost_table(pd.DataFrame(ROWS), metric="perplexity", direction="minimize").set_index("criterion")
     for criterion, row in rows.items():
         (source,) = [r for r in ROWS if r["criterion"] == criterion]  # one trial each: best is its value
         assert table.loc[criterion, "best"] == source["perplexity"] == row["best"]

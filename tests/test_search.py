@@ -16,9 +16,9 @@ import pytest
 from optuna.trial import TrialState
 
 from workbench.experiment import parse_experiment
+from workbench.results.matched import sparsity_bin
 from workbench.study.factories import default_storage, make_storage
 from workbench.study.run import run_study
-from workbench.study.summary import sparsity_bin
 from workbench.tracking import Tracker
 
 from helpers.results import FAKE

@@ -19,10 +19,11 @@ import torch
 from workbench import analysis
 from workbench.experiment import parse_experiment
 from workbench.pruner import ConfigError
+from workbench.results.figures import plot_metric_vs_speedup
+from workbench.results.front import front, has_speed
 from workbench.study.budget import log_trial
-from workbench.study.figures import has_speed, plot_metric_vs_speedup
 from workbench.study.run import run_study
-from workbench.study.summary import front, summary_text
+from workbench.study.summary import summary_text
 from workbench.tracking import Tracker
 from workbench.tracking.artifacts import result_metrics
 from workbench.tracking.spool import decode, encode
@@ -218,7 +219,13 @@ def test_the_notebook_cell_draws_the_speedup_figure_only_with_speed(speed):
     shown: list = []
     exec(
         cell,
-        {"analysis": analysis, "complete": complete, "METRIC": "accuracy", "MAXIMIZE": True, "display": shown.append},
+        {
+            "analysis": analysis,
+            "complete": complete,
+            "METRIC": "accuracy",
+            "DIRECTION": "maximize",
+            "display": shown.append,
+        },
     )
     figures = [s for s in shown if isinstance(s, Figure)]
     assert len(figures) == (1 if speed else 0)

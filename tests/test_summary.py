@@ -8,9 +8,11 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from workbench.results.front import front
+from workbench.results.matched import best_per_bin, sparsity_bin
 from workbench.study.budget import log_trial
 from workbench.study.report import trial_rows
-from workbench.study.summary import best_per_bin, front, result_rows, sparsity_bin, summary_text
+from workbench.study.summary import result_rows, summary_text
 from workbench.tracking.ui import run_url, runs_url, ui_base
 
 DISTS = {

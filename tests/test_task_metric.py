@@ -19,8 +19,9 @@ from optuna.trial import TrialState
 
 from workbench import analysis
 from workbench.experiment import parse_experiment
+from workbench.results.front import front
 from workbench.study.run import run_study
-from workbench.study.summary import front, result_rows, summary_text
+from workbench.study.summary import result_rows, summary_text
 from workbench.study.tracked import TrialRunner
 from workbench.tracking import Tracker
 from workbench.tracking.artifacts import result_metrics
@@ -128,9 +129,9 @@ def test_a_study_minimises_the_tasks_metric_and_its_summaries_pick_the_lowest(st
     assert analysis.metric_of(trials) == ("perplexity", "minimize")
     assert {"perplexity", "dense_perplexity", "perplexity_drop"} <= set(trials.columns)
     assert set(analysis.summary_columns("perplexity")) <= set(trials.columns)
-    picked = analysis.pick_trials(trials, n=len(trials), y="perplexity", maximize=False)
+    picked = analysis.pick_trials(trials, n=len(trials), y="perplexity", direction="minimize")
     assert picked["perplexity"].iloc[0] == pytest.approx(study.best_value)
-    matched = analysis.best_at_matched_sparsity(trials, metric="perplexity", maximize=False)
+    matched = analysis.best_at_matched_sparsity(trials, metric="perplexity", direction="minimize")
     bins = [c for c in matched.columns if not c.endswith("trial")]
     for label in bins:  # each cell is the lowest perplexity of its group in that bin
         for (pattern, criterion), value in matched[label].dropna().items():
@@ -155,7 +156,7 @@ def test_a_two_objective_study_minimises_the_metric_and_maximises_sparsity(store
     lowest = min(rows, key=lambda r: (r["perplexity"], -r["sparsity"]))
     assert lowest in shown
     trials = analysis.trials_frame("lm-two", client=store)
-    pareto = analysis.pareto_front(trials, y="perplexity", maximize=(True, False))
+    pareto = analysis.pareto_front(trials, y="perplexity", direction="minimize")
     assert sorted(pareto["trial"]) == sorted(r["trial"] for r in shown)
 
 

@@ -34,7 +34,6 @@ pd.set_option("display.width", 200)
 trials = analysis.trials_frame(EXPERIMENT, client=TRACKING_URI)
 complete = trials[trials["state"] == "COMPLETE"]
 METRIC, DIRECTION = analysis.metric_of(trials)  # the task's metric (accuracy, perplexity) and which way is better
-MAXIMIZE = DIRECTION == "maximize"
 columns = [c for c in analysis.summary_columns(METRIC) if c in trials]  # the table's columns worth reading
 print(f"{len(trials)} trial runs, {len(complete)} complete; metric {METRIC} ({DIRECTION})")"""
 
@@ -50,20 +49,20 @@ NOTEBOOKS = {
         "## The task's metric vs sparsity reached\nColour: pattern; marker: criterion (hollow: post-training); dashed line: the dense "
         "model; black line: the Pareto front (no other trial is both sparser and better). The x axis is the "
         "sparsity each trial **reached**, so points at the same x are compared at the same sparsity.",
-        "front = analysis.pareto_front(complete, y=METRIC, maximize=(True, MAXIMIZE))\n"
+        "front = analysis.pareto_front(complete, y=METRIC, direction=DIRECTION)\n"
         "display(analysis.plot_accuracy_vs_sparsity(complete, y=METRIC, front=front))\nfront[columns]",
         "## Cost: the metric against wall time and peak memory\nPost-training criteria (wanda, sparsegpt: "
         "pruned once from calibration data, hollow markers, also in the figure above) and training-aware ones "
         "(pruned while fine-tuning) side by side: each trial's metric against its wall time (log axis) and the "
         "process's peak resident memory, and per criterion the best value and the median cost.",
         "display(analysis.plot_cost(complete, metric=METRIC))\n"
-        "analysis.cost_table(complete, metric=METRIC, maximize=MAXIMIZE)",
+        "analysis.cost_table(complete, metric=METRIC, direction=DIRECTION)",
         "## Measured speed-up\nOnly when the trials measured speed (`training.measure_speed`, or a study with "
         "`objectives: [<metric>, speedup]`): each trial's metric against the speed-up of its slimmed model "
         "(dense latency / slimmed latency, on the trial's device; star: the dense model at 1.0). Only channel "
         "and head patterns slim; unstructured and block patterns stay near 1.0. CPU latency is noisy.",
         "if analysis.has_speed(complete):\n"
-        "    display(analysis.plot_speedup(complete, metric=METRIC, maximize=MAXIMIZE))\n"
+        "    display(analysis.plot_speedup(complete, metric=METRIC, direction=DIRECTION))\n"
         '    shown = ["trial", "pattern", "criterion", "sparsity", METRIC, *analysis.SPEED_COLUMNS.values()]\n'
         "    display(complete[[c for c in shown if c in complete]])\n"
         "else:\n"
@@ -72,7 +71,7 @@ NOTEBOOKS = {
         "sparsity (width 0.1); a cell is the best value of that pattern and criterion there, and the trial that "
         "got it. Comparisons within a column hold the reached sparsity fixed; the other knobs (scheduler, decay, "
         "scope) are **not** held fixed: each cell is the best trial whatever it used (see its row above).",
-        "analysis.best_at_matched_sparsity(complete, metric=METRIC, maximize=MAXIMIZE)",
+        "analysis.best_at_matched_sparsity(complete, metric=METRIC, direction=DIRECTION)",
         "## Parameter importances at matched sparsity\nThe metric is first fitted against the sparsity each trial "
         "reached; each knob is scored on what is left (what a trial kept beyond what the sparsity predicts), only "
         "over the trials where it has an effect (the decay among iterative trials). So the target sparsity's "
@@ -91,7 +90,7 @@ NOTEBOOKS = {
             extra="TRIALS = None  # trial numbers to plot; None: the Pareto front, then the best\nN_TRIALS = 3\n"
         ),
         SETUP,
-        'chosen = (trials[trials["trial"].isin(TRIALS)] if TRIALS else analysis.pick_trials(complete, n=N_TRIALS, y=METRIC, maximize=MAXIMIZE))\n'
+        'chosen = (trials[trials["trial"].isin(TRIALS)] if TRIALS else analysis.pick_trials(complete, n=N_TRIALS, y=METRIC, direction=DIRECTION))\n'
         'curves = analysis.curves_frame(EXPERIMENT, chosen["run_id"], client=TRACKING_URI)\n'
         "chosen[columns]",
         "## Per-layer sparsity against step\n`elementwise`: the fraction of a layer's weights that are zero. "

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from workbench.infra.redaction import redact_text, redact_url
 from workbench.infra.serve import PortInUse, check_port_free, run_server
-from workbench.infra.store_checks import check_storage, check_tracking_uri, source_of, tracking_scheme
-from workbench.infra.stores import DEFAULT_TRACKING_URI
+from workbench.infra.store_checks import check_storage, check_tracking_uri, source_of
+from workbench.infra.stores import DEFAULT_TRACKING_URI, store_kind, store_scheme
 from workbench.tracking.ui import store_experiments, study_landing
 
 __all__ = ["serve_dashboard", "serve_ui"]
@@ -31,7 +31,7 @@ def _check_ui_inputs(args: argparse.Namespace, uri: str) -> None:
     """ValueError naming the flag for any ``workbench ui`` input that would make the server fail."""
     check_port_free(args.host, args.port)
     source = source_of(args.tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI")
-    if tracking_scheme(uri) in ("http", "https", "databricks"):
+    if store_kind(uri) == "server" or store_scheme(uri) == "databricks":
         raise ValueError(
             f"{source}: {redact_url(uri)} is a tracking server, which serves its own UI; "
             "workbench ui serves a store (sqlite:///mlflow.db, a database URL or an mlruns folder)"

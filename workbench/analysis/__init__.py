@@ -5,7 +5,9 @@ Owns what the notebooks call: frames of trials and curves read from an MLflow st
 (:mod:`.goal`), the statistics over them (:mod:`.stats`: Pareto front, best per knob, seed
 spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
 figure; :mod:`.speed`: the metric against the measured speed-up) and their figures (:mod:`.figures`). May import every
-layer below the CLI except the CLI itself; nothing imports it but the CLI and notebooks.
+layer below the CLI except the study layer (an import contract): the Pareto front, bins of reached
+sparsity, importances and study figures it shares with the study's summary are
+:mod:`workbench.results`. Nothing imports it but the CLI and notebooks.
 
 Example:
     >>> from workbench import analysis
@@ -42,7 +44,7 @@ from workbench.analysis.stats import (
     variance_explained,
 )
 from workbench.analysis.store import default_tracking_uri, latest_experiment, metric_history_frame
-from workbench.study.figures import plot_importances
+from workbench.results.figures import plot_importances
 
 __all__ = [
     "SPEED_COLUMNS",

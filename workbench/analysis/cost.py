@@ -17,20 +17,22 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workbench.study.figures import plot_cost as _plot_cost
+from workbench.benchmarks.direction import best_of, check_direction
+from workbench.results.figures import plot_cost as _plot_cost
 from workbench.trial.space import is_posttraining
 
 __all__ = ["cost_table", "plot_cost"]
 
 
 def cost_table(
-    df: pd.DataFrame, *, metric: str = "accuracy", maximize: bool = True, by: str = "criterion"
+    df: pd.DataFrame, *, metric: str = "accuracy", direction: str = "maximize", by: str = "criterion"
 ) -> pd.DataFrame:
-    """Per ``by`` value (criterion): ``posttraining``, ``trials``, ``best`` ``metric``, median ``wall_s``
+    """Per ``by`` value (criterion): ``posttraining``, ``trials``, ``best`` ``metric`` (under ``direction``), median ``wall_s``
     and ``peak_memory_mb`` (NaN where not logged), one row each, sorted by ``by``."""
+    check_direction(direction)
     rows = []
     for value, group in df.groupby(by, sort=True):
-        best = group[metric].max() if maximize else group[metric].min()
+        best = best_of(group[metric].dropna(), direction) if group[metric].notna().any() else float("nan")
         rows.append(
             {
                 by: value,

@@ -3,7 +3,7 @@
 Every function returns a ``matplotlib.figure.Figure`` built without
 pyplot (no global state), so a notebook shows it with ``display(fig)`` and a script can
 ``fig.savefig(...)`` it. Figures shared with the run artifacts (importances, Pareto front of the
-parent run) live in :mod:`workbench.study.figures`.
+parent run) live in :mod:`workbench.results.figures`.
 
 Example:
     >>> import pandas as pd
@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from workbench.analysis.stats import seed_spread
 from workbench.pruner import ConfigError
-from workbench.study.figures import plot_metric_vs_sparsity
+from workbench.results.figures import plot_metric_vs_sparsity
 
 __all__ = [
     "plot_accuracy_vs_sparsity",
@@ -69,7 +69,7 @@ def plot_accuracy_vs_sparsity(
     """Each trial at the sparsity it reached: colour = ``color`` (pattern), marker = ``marker`` (criterion).
 
     The same figure as the study's ``accuracy_vs_sparsity.png``
-    (:func:`workbench.study.figures.plot_metric_vs_sparsity`). ``front`` (e.g.
+    (:func:`workbench.results.figures.plot_metric_vs_sparsity`). ``front`` (e.g.
     :func:`workbench.analysis.pareto_front` of ``df``) is joined by a line; ``dense`` (default: the
     mean ``dense_<y>`` of ``df`` when it has one: ``dense_perplexity`` for ``y="perplexity"``) is drawn
     as a dashed line.

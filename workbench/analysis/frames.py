@@ -40,7 +40,7 @@ from workbench.analysis.store import (
     metric_history_frame,
     trial_runs,
 )
-from workbench.study.importance import residual_importances
+from workbench.results.importance import residual_importances
 from workbench.trial.space import SEARCH_DIMS, is_posttraining
 
 __all__ = [
@@ -266,7 +266,7 @@ def param_importances(
     """Importance of each varied knob for ``target`` (default: the task's metric) at matched sparsity, largest first.
 
     The same numbers as the study's ``param_importances.json``
-    (:func:`workbench.study.importance.residual_importances`): ``target`` is fitted against the
+    (:func:`workbench.results.importance.residual_importances`): ``target`` is fitted against the
     reached sparsity and each knob scored on the residual, so the target sparsity's obvious
     effect does not drown the rest; a knob counts only where it has an effect. Only study trials
     count (not ``workbench run`` / ``rerun`` runs). Values are shares

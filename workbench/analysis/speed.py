@@ -18,8 +18,9 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workbench.study.figures import plot_metric_vs_speedup
-from workbench.study.summary import front
+from workbench.results.figures import plot_metric_vs_speedup
+from workbench.results.front import front
+from workbench.results.front import has_speed as rows_have_speed
 
 __all__ = ["SPEED_COLUMNS", "has_speed", "plot_speedup"]
 
@@ -33,21 +34,21 @@ SPEED_COLUMNS = {
 
 
 def has_speed(df: pd.DataFrame) -> bool:
-    """Whether ``df`` has a measured ``speedup`` in any row."""
-    return "speedup" in df and bool(df["speedup"].notna().any())
+    """Whether ``df`` has a measured ``speedup`` in any row (:func:`workbench.results.front.has_speed`)."""
+    return "speedup" in df and rows_have_speed(df[["speedup"]].to_dict("records"))
 
 
 def plot_speedup(
     df: pd.DataFrame,
     *,
     metric: str = "accuracy",
-    maximize: bool = True,
+    direction: str = "maximize",
     color: str = "pattern",
     marker: str = "criterion",
 ) -> Figure:
     """``metric`` against the measured speed-up, colour = ``color``, marker = ``marker``, dense at 1.0.
 
-    The Pareto front (best ``metric`` under ``maximize``, highest speed-up) is joined; the dense
+    The Pareto front (best ``metric`` under ``direction``, highest speed-up) is joined; the dense
     value is the mean of ``dense_<metric>`` where logged. The same figure as the study's
     ``<metric>_vs_speedup.png``.
     """
@@ -55,6 +56,5 @@ def plot_speedup(
     rows = df[keep].to_dict("records")
     dense_col = f"dense_{metric}"
     dense = float(df[dense_col].mean()) if dense_col in df and df[dense_col].notna().any() else None
-    direction = "maximize" if maximize else "minimize"
     shown = front(rows, metric=metric, direction=direction, axis="speedup") if "trial" in df else []
     return plot_metric_vs_speedup(rows, metric=metric, dense=dense, front=shown, color=color, marker=marker)

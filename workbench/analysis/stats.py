@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
+from workbench.benchmarks.direction import sign
 from workbench.pruner import ConfigError
-from workbench.study.summary import BIN_WIDTH, matched_rows
+from workbench.results.front import pareto_indices
+from workbench.results.matched import BIN_WIDTH, matched_rows
 
 __all__ = ["best_at_matched_sparsity", "best_by", "pareto_front", "pick_trials", "seed_spread", "variance_explained"]
 
@@ -34,13 +35,20 @@ def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def pareto_front(
-    df: pd.DataFrame, *, x: str = "sparsity", y: str = "accuracy", maximize: tuple[bool, bool] = (True, True)
+    df: pd.DataFrame,
+    *,
+    x: str = "sparsity",
+    y: str = "accuracy",
+    direction: str = "maximize",
+    x_direction: str = "maximize",
 ) -> pd.DataFrame:
     """The rows no other row dominates in (``x``, ``y``), sorted by ``x``.
 
-    A row is dominated when another is at least as good in both columns and better in one
-    (both maximised by default). Rows with a missing ``x`` or ``y`` are ignored; exact duplicates
-    of a front point are all kept.
+    A row is dominated when another is at least as good in both columns and better in one: ``y``
+    (the task's metric) under ``direction``, ``x`` (reached sparsity, speed-up) under
+    ``x_direction``. Rows with a missing ``x`` or ``y`` are ignored; exact duplicates of a front
+    point are all kept. The same front as the study's summary and figures
+    (:func:`workbench.results.front.pareto_indices`).
 
     Example:
         >>> df = pd.DataFrame({"sparsity": [0.5, 0.7, 0.7, 0.9], "accuracy": [0.9, 0.8, 0.95, 0.5]})
@@ -48,28 +56,12 @@ def pareto_front(
         [2, 3]
     """
     _need(df, (x, y), "pareto_front")
-    valid = df.dropna(subset=[x, y])
-    sx = valid[x].astype(float) * (1 if maximize[0] else -1)
-    sy = valid[y].astype(float) * (1 if maximize[1] else -1)
-    order = np.lexsort((-sy.to_numpy(), -sx.to_numpy()))  # x descending, then y descending
-    keep, best_before = [], -np.inf  # best y among rows with a strictly larger x
-    xs, ys = sx.to_numpy()[order], sy.to_numpy()[order]
-    start = 0
-    while start < len(order):
-        stop = start
-        while stop < len(order) and xs[stop] == xs[start]:
-            stop += 1
-        top = ys[start]  # the group's best y (sorted descending)
-        if top > best_before:
-            keep.extend(order[i] for i in range(start, stop) if ys[i] == top)
-        best_before = max(best_before, top)
-        start = stop
-    front = valid.iloc[sorted(keep)]
-    return front.sort_values([x, y], kind="stable")
+    keep = pareto_indices(df[x].tolist(), df[y].tolist(), x_direction=x_direction, y_direction=direction)
+    return df.iloc[keep].sort_values([x, y], kind="stable")
 
 
-def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", maximize: bool = True) -> pd.DataFrame:
-    """The best row (by ``metric``) for each value of ``column``, best group first.
+def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", direction: str = "maximize") -> pd.DataFrame:
+    """The best row (by ``metric`` under ``direction``) for each value of ``column``, best group first.
 
     Rows with a missing ``metric`` are ignored; ties keep the first row.
 
@@ -79,13 +71,11 @@ def best_by(df: pd.DataFrame, column: str, *, metric: str = "accuracy", maximize
         [0.9, 0.8]
     """
     _need(df, (column, metric), "best_by")
+    ascending = sign(direction) < 0
     valid = df.dropna(subset=[metric])
-    index = (
-        valid.groupby(column, sort=False, dropna=False)[metric].idxmax()
-        if maximize
-        else valid.groupby(column, sort=False, dropna=False)[metric].idxmin()
-    )
-    return valid.loc[index.to_numpy()].sort_values(metric, ascending=not maximize, kind="stable")
+    groups = valid.groupby(column, sort=False, dropna=False)[metric]
+    index = groups.idxmin() if ascending else groups.idxmax()
+    return valid.loc[index.to_numpy()].sort_values(metric, ascending=ascending, kind="stable")
 
 
 def seed_spread(
@@ -156,10 +146,10 @@ def variance_explained(
 
 
 def pick_trials(
-    df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "accuracy", maximize: bool = True
+    df: pd.DataFrame, *, n: int = 3, x: str = "sparsity", y: str = "accuracy", direction: str = "maximize"
 ) -> pd.DataFrame:
     """Up to ``n`` complete trials worth plotting: the Pareto front by ``y``, then the best of the rest
-    (the lowest ``y`` first when not ``maximize``: a perplexity).
+    (the lowest ``y`` first when ``direction`` is ``minimize``: a perplexity).
 
     Example:
         >>> df = pd.DataFrame({"state": ["COMPLETE"] * 3, "sparsity": [0.5, 0.9, 0.4],
@@ -170,9 +160,10 @@ def pick_trials(
     if n < 1:
         raise ConfigError(f"n: must be >= 1, got {n}")
     complete = df[df["state"] == "COMPLETE"] if "state" in df else df
-    front = pareto_front(complete, x=x, y=y, maximize=(True, maximize))
-    front = front.sort_values(y, ascending=not maximize, kind="stable")
-    rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=not maximize, kind="stable")
+    ascending = sign(direction) < 0
+    front = pareto_front(complete, x=x, y=y, direction=direction)
+    front = front.sort_values(y, ascending=ascending, kind="stable")
+    rest = complete.drop(index=front.index).dropna(subset=[y]).sort_values(y, ascending=ascending, kind="stable")
     return pd.concat([front, rest]).head(n)
 
 
@@ -182,15 +173,15 @@ def best_at_matched_sparsity(
     *,
     width: float = BIN_WIDTH,
     metric: str = "accuracy",
-    maximize: bool = True,
+    direction: str = "maximize",
 ) -> pd.DataFrame:
     """The best row of each ``by`` group in each bin of reached sparsity (``sparsity``), wide.
 
     One row per group, one column per bin (``"0.60-0.70"``) holding the best ``metric`` there (the
-    lowest when not ``maximize``), and
+    lowest when ``direction`` is ``minimize``), and
     ``<bin> trial`` columns naming the trial. Groups are compared at the same reached sparsity;
     the other knobs (scheduler, decay, ...) are whatever each best trial used, not held fixed
-    (:func:`workbench.study.summary.matched_rows` has them). The same numbers as the study's
+    (:func:`workbench.results.matched.matched_rows` has them). The same numbers as the study's
     ``best_at_matched_sparsity.csv``.
 
     Example:
@@ -203,7 +194,6 @@ def best_at_matched_sparsity(
     records = [
         dict(r, trial=int(r["trial"])) for r in df.dropna(subset=["sparsity", metric, "trial"]).to_dict("records")
     ]
-    direction = "maximize" if maximize else "minimize"
     rows = matched_rows(records, tuple(by), width=width, metric=metric, direction=direction)
     if not rows:
         return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(by)))
@@ -215,4 +205,4 @@ def best_at_matched_sparsity(
     order = [c for b in accuracy.columns for c in (b, f"{b} trial")]
     out = out[order]
     out.columns.name = None
-    return out.sort_values(list(accuracy.columns), ascending=not maximize, na_position="last")
+    return out.sort_values(list(accuracy.columns), ascending=sign(direction) < 0, na_position="last")

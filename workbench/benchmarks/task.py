@@ -51,11 +51,9 @@ from workbench.pruner import ConfigError
 
 from .base import DenseRecipe, seeded
 from .batches import TensorBatches, to_device
+from .direction import DIRECTIONS, better, check_direction
 
 __all__ = ["DIRECTIONS", "Task", "TensorBatches", "default_evaluate", "default_loss", "to_device"]
-
-DIRECTIONS = ("maximize", "minimize")
-"""Allowed values of :attr:`Task.direction`."""
 
 
 def _split(batch: Any, where: str) -> tuple[Any, torch.Tensor]:
@@ -173,8 +171,7 @@ class Task:
                 raise ConfigError(f"{key}: got a one-shot iterator; give a re-iterable (a list, a DataLoader)")
         if not isinstance(metric, str) or not metric.strip():
             raise ConfigError(f"metric: expected a non-empty metric name, got {metric!r}")
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+        check_direction(direction)
         if dense is not None and not isinstance(dense, DenseRecipe):
             raise ConfigError(f"dense: expected a DenseRecipe or None, got {type(dense).__name__}")
         self.name = name
@@ -275,4 +272,4 @@ class Task:
 
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is better than ``b`` under :attr:`direction`."""
-        return a > b if self.direction == "maximize" else a < b
+        return better(a, b, self.direction)

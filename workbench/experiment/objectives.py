@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from workbench.benchmarks.direction import check_direction
 from workbench.experiment.dims import fail, mapping
 
 Training = TypeVar("Training")
@@ -32,7 +33,6 @@ Experiment = TypeVar("Experiment")
 """A :class:`workbench.experiment.Experiment` (not imported: the schema imports this module)."""
 
 __all__ = [
-    "DIRECTIONS",
     "SECOND_OBJECTIVES",
     "parse_benchmark_params",
     "parse_objectives",
@@ -41,8 +41,6 @@ __all__ = [
     "with_task_objectives",
 ]
 
-DIRECTIONS = ("maximize", "minimize")
-"""Which way a task's metric is better."""
 SECOND_OBJECTIVES = ("sparsity", "speedup")
 """What a study may optimise beside the task's metric (both maximised)."""
 _ALLOWED = (
@@ -100,8 +98,7 @@ def with_task(experiment: Experiment, metric: str, direction: str) -> Experiment
     Raises:
         ConfigError: ``study.objectives`` names another metric, or ``direction`` is unknown.
     """
-    if direction not in DIRECTIONS:
-        raise fail("direction", f"{direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+    check_direction(direction)
     study = dataclasses.replace(experiment.study, objectives=with_task_objectives(experiment.study.objectives, metric))
     return dataclasses.replace(experiment, study=study, direction=direction)
 

@@ -28,24 +28,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from workbench.infra.redaction import redact_text, redact_url
-from workbench.infra.stores import sqlite_path
+from workbench.infra.stores import DATABASE_SCHEMES, sqlite_path, store_kind, store_scheme
 
-__all__ = [
-    "CONNECT_TIMEOUT",
-    "DATABASES",
-    "TRACKING_SCHEMES",
-    "StoreError",
-    "check_storage",
-    "check_tracking_uri",
-    "source_of",
-    "tracking_scheme",
-]
+__all__ = ["CONNECT_TIMEOUT", "TRACKING_SCHEMES", "StoreError", "check_storage", "check_tracking_uri", "source_of"]
 
 CONNECT_TIMEOUT = 5.0
 """Seconds a database or tracking server gets to accept a connection before the check fails."""
-DATABASES = ("sqlite", "postgresql", "mysql", "mariadb", "mssql", "oracle")
-"""The database schemes SQLAlchemy (and so Optuna's RDB storage and MLflow's store) accepts."""
-TRACKING_SCHEMES = ("file", "http", "https", "databricks", *DATABASES)
+TRACKING_SCHEMES = ("file", "http", "https", "databricks", *DATABASE_SCHEMES)
 """The MLflow tracking URI schemes the workbench accepts."""
 
 
@@ -87,7 +76,7 @@ def _check_database(url: str, source: str, allowed: tuple[str, ...]) -> None:
         ) from None
     except ImportError as err:
         raise StoreError(f"{source}: the database driver for {shown!r} is not installed ({err})") from None
-    if parsed.get_backend_name() == "sqlite":
+    if store_kind(url) == "sqlite":
         _check_folder(parsed.database or "", "SQLite file", source, shown)
         return
     connect_args = {"connect_timeout": int(CONNECT_TIMEOUT)} if dialect.name in ("postgresql", "mysql") else {}
@@ -103,10 +92,10 @@ def _check_database(url: str, source: str, allowed: tuple[str, ...]) -> None:
 
 def check_storage(spec: str, *, source: str = "--storage") -> None:
     """:class:`StoreError` unless the Optuna storage ``spec`` (URL or journal file) can be opened."""
-    if "://" not in spec:
+    if store_kind(spec) == "path":
         _check_folder(spec, "journal file", source, spec)
         return
-    _check_database(spec, source, DATABASES)
+    _check_database(spec, source, DATABASE_SCHEMES)
 
 
 def _check_server(uri: str, source: str) -> None:
@@ -127,21 +116,16 @@ def _check_server(uri: str, source: str) -> None:
         ) from None
 
 
-def tracking_scheme(uri: str) -> str:
-    """The scheme of an MLflow tracking URI without its driver (``postgresql+psycopg`` -> ``postgresql``)."""
-    return urlsplit(uri).scheme.partition("+")[0].lower() if "://" in uri else "file"
-
-
 def check_tracking_uri(uri: str, *, source: str = "--tracking-uri") -> None:
     """:class:`StoreError` unless the MLflow tracking store ``uri`` can be opened (module docstring)."""
     path = sqlite_path(uri)
     if path is not None:
         _check_folder(path, "SQLite file", source, uri)
         return
-    scheme = tracking_scheme(uri)
+    scheme, kind = store_scheme(uri) or "file", store_kind(uri)
     if scheme not in TRACKING_SCHEMES:
         raise StoreError(f"{source}: {redact_url(uri)!r} has an unknown scheme; allowed: {', '.join(TRACKING_SCHEMES)}")
-    if scheme in ("http", "https"):
+    if kind == "server":
         _check_server(uri, source)
-    elif scheme in DATABASES:
+    elif kind in ("sqlite", "database"):  # sqlite:// without a file path: in memory
         _check_database(uri, source, TRACKING_SCHEMES)

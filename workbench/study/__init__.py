@@ -4,8 +4,9 @@ Owns the Optuna side of a search: storages, samplers and early stopping (:mod:`.
 objective that runs one tracked trial (:mod:`.objective`), recovery of trials a dead process left
 (:mod:`.recovery`), the trial loop and budget shared by processes (:mod:`.budget`), worker
 processes (:mod:`.workers`), :func:`run_study` (:mod:`.run`), reruns (:mod:`.rerun`), console
-logging (:mod:`.console`) and the study's summary artifacts (:mod:`.report`, :mod:`.figures`).
-May import every layer below it: tracking, experiment, trial, benchmarks, pruner, infra.
+logging (:mod:`.console`) and the study's summary artifacts (:mod:`.report`, :mod:`.summary`; the
+front, bins, importances and figures they use are :mod:`workbench.results`). May import every
+layer below it: tracking, results, experiment, trial, benchmarks, pruner, infra; never analysis.
 """
 
 from workbench.study.factories import make_storage, resolve_storage

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import optuna
 
-from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
+from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path, store_kind
 from workbench.pruner import ConfigError
 from workbench.study.factories import make_storage
 
@@ -66,7 +66,7 @@ def latest_study(spec: str, name: str | None = None) -> tuple[str, int]:
 
 def dashboard_command(spec: str, host: str, port: int) -> list[str]:
     """The optuna-dashboard command over ``spec`` (a journal file gets its storage-class hint)."""
-    hint = [] if "://" in spec else ["--storage-class", "JournalFileStorage"]
+    hint = ["--storage-class", "JournalFileStorage"] if store_kind(spec) == "path" else []
     script = Path(sys.executable).with_name("optuna-dashboard")  # its console script, beside our python
     start = (
         [str(script)] if script.is_file() else [sys.executable, "-c", "from optuna_dashboard._cli import main; main()"]

@@ -33,7 +33,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
 from workbench.infra.durable import create_durably
-from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path
+from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path, store_kind
 from workbench.study.recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from workbench.trial.space import is_active, max_sparsity, ordered
 
@@ -77,10 +77,11 @@ def make_storage(spec: str, *, failed_trial_callback: Callable[..., None] | None
     seconds) so trials of a worker that died on any machine are failed; ``failed_trial_callback``
     runs for each of them.
     """
-    if "://" not in spec:
+    kind = store_kind(spec)
+    if kind == "path":
         create_durably(spec)  # Optuna syncs every append, not the folder entry of a new journal file
         return DeferringJournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
-    kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
+    kwargs = {"connect_args": {"timeout": 60}} if kind == "sqlite" else None
     callback_arg = (
         "heartbeat_stale_trial_callback"  # Optuna >= 4.9; failed_trial_callback before
         if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters

@@ -36,7 +36,7 @@ from sqlalchemy import text
 
 from workbench.infra.locks import file_lock
 from workbench.infra.processes import owner_is_dead, worker_identity
-from workbench.infra.stores import local_path
+from workbench.infra.stores import local_path, store_scheme
 
 if TYPE_CHECKING:
     from workbench.tracking import Tracker
@@ -197,7 +197,7 @@ def study_lock(spec: str, study_name: str, storage: optuna.storages.BaseStorage)
     overshoot the total by a trial or so.
     """
     rdb = _rdb_storage(storage)
-    if spec.startswith("postgresql") and rdb is not None:
+    if store_scheme(spec) == "postgresql" and rdb is not None:
         # advisory locks are per database, so the study name alone is the key: machines that
         # spell the host differently (localhost / dbhost) still share the lock
         digest = hashlib.sha1(study_name.encode()).digest()

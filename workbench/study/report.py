@@ -14,9 +14,9 @@
   criteria marked), so cost is an axis beside sparsity;
 * ``<metric>_vs_speedup.png`` when trials measured speed (``training.measure_speed``): the metric
   against each trial's measured speed-up of its slimmed model, dense at 1.0
-  (:mod:`workbench.study.figures`); ``trials.csv`` then has a ``speedup`` column;
+  (:mod:`workbench.results.figures`); ``trials.csv`` then has a ``speedup`` column;
 * ``param_importances.json`` / ``.csv`` / ``.png``: importances of the searched knobs for the metric
-  at matched sparsity (:mod:`workbench.study.importance`). With fewer than three complete trials,
+  at matched sparsity (:mod:`workbench.results.importance`). With fewer than three complete trials,
   or when no knob but the target varied, the JSON says ``{"skipped": "<why>"}`` and no PNG is written.
 
 Example:
@@ -32,17 +32,12 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from workbench.study.importance import residual_importances
+from workbench.benchmarks.direction import best_of
+from workbench.results.front import front, has_speed
+from workbench.results.importance import residual_importances
+from workbench.results.matched import best_per_bin, matched_columns, matched_rows, sparsity_bin
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.study.summary import (
-    best_per_bin,
-    front,
-    matched_columns,
-    matched_rows,
-    result_rows,
-    sparsity_bin,
-    study_goal,
-)
+from workbench.study.summary import result_rows, study_goal
 from workbench.trial.space import effective_params, is_posttraining
 
 if TYPE_CHECKING:
@@ -89,7 +84,7 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
 def param_importances(study: optuna.Study) -> dict[str, Any]:
     """Importances of the searched knobs for the task's metric at matched sparsity, or ``{"skipped": reason}``.
 
-    :func:`~workbench.study.importance.residual_importances` over the trained complete trials: the
+    :func:`~workbench.results.importance.residual_importances` over the trained complete trials: the
     reached sparsity's effect on the metric is removed first, so the target does not drown the
     other knobs, and a knob is scored only where it has an effect (deterministic: no seed).
     """
@@ -110,7 +105,6 @@ def _median(values: list[float]) -> float:
 
 def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> list[dict[str, Any]]:
     """Per criterion of ``results`` (:func:`~workbench.study.summary.result_rows`): trials, best metric, median cost."""
-    pick = min if direction == "minimize" else max
     out = []
     for criterion in sorted({str(r.get("criterion")) for r in results}):
         rows = [r for r in results if str(r.get("criterion")) == criterion]
@@ -119,7 +113,7 @@ def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> 
                 "criterion": criterion,
                 "posttraining": is_posttraining(criterion),
                 "trials": len(rows),
-                "best": pick(r[metric] for r in rows),
+                "best": best_of([r[metric] for r in rows], direction),
                 "median_wall_s": _median([r.get("wall_s", math.nan) for r in rows]),
                 "median_peak_memory_mb": _median([r.get("peak_memory_mb", math.nan) for r in rows]),
             }
@@ -130,8 +124,7 @@ def cost_rows(results: list[dict[str, Any]], *, metric: str, direction: str) -> 
 def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, experiment: Experiment) -> None:
     """Compute the summary and log it on the parent run (see the module docstring)."""
     # start-up: matplotlib loads when the summary is made, not before the study's first trial
-    from workbench.study.figures import (
-        has_speed,
+    from workbench.results.figures import (
         plot_best_so_far,
         plot_cost,
         plot_importances,

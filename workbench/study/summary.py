@@ -2,19 +2,17 @@
 
 Plain data from the Optuna study (no MLflow reads): one row per trained complete trial
 (:func:`result_rows`, exact repeats left out), the Pareto front of the task's metric against the
-sparsity reached or the measured speed-up (two objectives) or the best trials (one), the best trial per pattern in bins of
-reached sparsity (:func:`best_per_bin`, so patterns are compared at the same sparsity), and the
-next steps: the MLflow UI address of the study's parent run and ``make notebooks``.
+sparsity reached or the measured speed-up (two objectives; :func:`workbench.results.front.front`,
+the notebooks' front too) or the best trials (one), the best trial per pattern in bins of reached
+sparsity (:func:`workbench.results.matched.best_per_bin`, so patterns are compared at the same
+sparsity), and the next steps: the MLflow UI address of the study's parent run and
+``make notebooks``.
 
 Rows hold the task's metric under its own name (``accuracy``, ``perplexity``); every function
 takes ``metric`` (default ``accuracy``) and ``direction`` (``maximize`` / ``minimize``: "best"
 is the lowest perplexity). :func:`study_goal` reads both from the study.
 
 Example:
-    >>> rows = [{"trial": 0, "pattern": "4x1", "sparsity": 0.62, "accuracy": 0.9},
-    ...         {"trial": 1, "pattern": "4x1", "sparsity": 0.68, "accuracy": 0.95}]
-    >>> best_per_bin(rows, ("pattern",))[("4x1",)]["0.60-0.70"]["trial"]
-    1
     >>> print(format_table([{"trial": 1, "accuracy": 0.95}], ["trial", "accuracy"]))
     trial  accuracy
         1    0.9500
@@ -30,27 +28,14 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from workbench.benchmarks.direction import best_first
+from workbench.results.front import front
+from workbench.results.matched import BIN_WIDTH, best_per_bin
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.trial.space import effective_params
 
-__all__ = [
-    "BIN_WIDTH",
-    "FRONT_COLUMNS",
-    "better",
-    "front_columns",
-    "matched_columns",
-    "best_per_bin",
-    "format_table",
-    "front",
-    "matched_rows",
-    "result_rows",
-    "sparsity_bin",
-    "study_goal",
-    "summary_text",
-]
+__all__ = ["FRONT_COLUMNS", "format_table", "front_columns", "result_rows", "study_goal", "summary_text"]
 
-BIN_WIDTH = 0.1
-"""Width of the reached-sparsity bins in which configurations are compared."""
 FRONT_COLUMNS = ("trial", "pattern", "criterion", "scheduler", "target", "sparsity", "accuracy", "run_id")
 """The columns of the console's front / best-trials table (for an accuracy task)."""
 
@@ -65,16 +50,6 @@ def study_goal(study: optuna.Study) -> tuple[str, str]:
     attrs = study.user_attrs
     direction = attrs.get("direction") or ("minimize" if study.directions[0].name == "MINIMIZE" else "maximize")
     return str(attrs.get("metric", "accuracy")), str(direction)
-
-
-def better(a: float, b: float, direction: str = "maximize") -> bool:
-    """Whether metric value ``a`` is strictly better than ``b`` under ``direction``."""
-    return a < b if direction == "minimize" else a > b
-
-
-def _key(row: dict[str, Any], metric: str, direction: str) -> float:
-    """A sort key putting the best value of ``metric`` first."""
-    return row[metric] if direction == "minimize" else -row[metric]
 
 
 OLD_DENSE_ATTR, OLD_DENSE_REMOVED_IN = "dense_accuracy", "0.2.0"
@@ -131,95 +106,6 @@ def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str
             }
         )
     return rows
-
-
-def front(
-    rows: Sequence[dict[str, Any]], *, metric: str = "accuracy", direction: str = "maximize", axis: str = "sparsity"
-) -> list[dict[str, Any]]:
-    """The rows no other row beats in both ``metric`` (under ``direction``) and ``axis`` (reached
-    sparsity, or ``speedup``; maximised), by increasing ``axis``; rows without a finite ``axis`` are left out."""
-    sign = -1.0 if direction == "minimize" else 1.0
-    rows = [r for r in rows if isinstance(r.get(axis), (int, float)) and math.isfinite(r[axis])]
-    out = []
-    for row in rows:
-        dominated = any(
-            sign * o[metric] >= sign * row[metric]
-            and o[axis] >= row[axis]
-            and (sign * o[metric] > sign * row[metric] or o[axis] > row[axis])
-            for o in rows
-        )
-        if not dominated:
-            out.append(row)
-    return sorted(out, key=lambda r: (r[axis], _key(r, metric, direction), r["trial"]))
-
-
-def sparsity_bin(sparsity: float, width: float = BIN_WIDTH) -> str:
-    """The label of the reached-sparsity bin holding ``sparsity`` (``"0.60-0.70"``; 3-decimal rounding first)."""
-    low = math.floor(round(sparsity, 3) / width + 1e-9) * width
-    return f"{low:.2f}-{low + width:.2f}"
-
-
-def best_per_bin(
-    rows: Sequence[dict[str, Any]],
-    by: Sequence[str],
-    *,
-    width: float = BIN_WIDTH,
-    metric: str = "accuracy",
-    direction: str = "maximize",
-) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
-    """The best row (``metric`` under ``direction``) per group of ``by`` and per bin of reached sparsity.
-
-    Returns ``{group: {bin label: row}}``; ties keep the earlier trial.
-    """
-    out: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: r["trial"]):
-        if not math.isfinite(row["sparsity"]):
-            continue
-        cells = out.setdefault(tuple(row.get(k) for k in by), {})
-        label = sparsity_bin(row["sparsity"], width)
-        if label not in cells or better(row[metric], cells[label][metric], direction):
-            cells[label] = row
-    return out
-
-
-MATCHED_COLUMNS = (
-    "sparsity_bin",
-    "pattern",
-    "criterion",
-    "trial",
-    "scheduler",
-    "target",
-    "sparsity",
-    "accuracy",
-    "run_id",
-)
-"""Columns of :func:`matched_rows` (``best_at_matched_sparsity.csv``); other knobs follow when searched."""
-
-
-def matched_columns(metric: str = "accuracy") -> tuple[str, ...]:
-    """:data:`MATCHED_COLUMNS` with the task's ``metric`` in place of accuracy."""
-    return tuple(metric if c == "accuracy" else c for c in MATCHED_COLUMNS)
-
-
-def matched_rows(
-    rows: Sequence[dict[str, Any]],
-    by: Sequence[str] = ("pattern", "criterion"),
-    *,
-    width: float = BIN_WIDTH,
-    metric: str = "accuracy",
-    direction: str = "maximize",
-) -> list[dict[str, Any]]:
-    """The best trial of each ``by`` group in each bin of reached sparsity, as flat rows.
-
-    Comparisons hold the reached sparsity within one bin; the other knobs (scheduler, decay,
-    scope, ...) are whatever that group's best trial used there (shown in its row), not held fixed.
-    Ordered by bin, then ``metric`` (best first).
-    """
-    out = []
-    for group, cells in best_per_bin(rows, by, width=width, metric=metric, direction=direction).items():
-        for label, row in cells.items():
-            out.append({"sparsity_bin": label, **dict(zip(by, group)), **{k: v for k, v in row.items() if k not in by}})
-    return sorted(out, key=lambda r: (r["sparsity_bin"], _key(r, metric, direction), r["trial"]))
 
 
 def _cell(value: Any) -> str:
@@ -286,7 +172,7 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
             where = "measured speed-up" if axis == "speedup" else "reached sparsity"
             out += ["", f"Pareto front, {metric} vs {where} ({len(shown)} of {len(rows)} trained trials):"]
         else:
-            shown = sorted(rows, key=lambda r: (_key(r, metric, direction), r["trial"]))[:5]
+            shown = sorted(rows, key=lambda r: (best_first(r, metric, direction), r["trial"]))[:5]
             lower = " (lower is better)" if direction == "minimize" else ""
             out += ["", f"Best trials by {metric}{lower} ({len(shown)} of {len(rows)} trained trials):"]
         out.append(format_table(shown, columns))

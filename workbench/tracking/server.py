@@ -32,7 +32,7 @@ from pathlib import Path
 
 from workbench.infra.redaction import install_redaction
 from workbench.infra.serve import guarded
-from workbench.infra.stores import sqlite_path
+from workbench.infra.stores import is_local_store, sqlite_path
 
 __all__ = ["LocalTrackingServer", "needs_local_server", "wait_for_server"]
 
@@ -41,8 +41,7 @@ _log = logging.getLogger(__name__)
 
 def needs_local_server(tracking_uri: str) -> bool:
     """Whether concurrent workers need a single writer in front of ``tracking_uri`` (SQLite, files)."""
-    scheme = tracking_uri.partition("://")[0] if "://" in tracking_uri else "file"
-    return scheme in ("sqlite", "file")
+    return is_local_store(tracking_uri)
 
 
 def _artifact_root(backend_uri: str) -> str:

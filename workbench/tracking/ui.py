@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from workbench.infra.redaction import redact_url
-from workbench.infra.stores import local_path, sqlite_path
+from workbench.infra.stores import local_path, sqlite_path, store_kind
 from workbench.tracking.landing_view import VIEW_TAG_PREFIX, view_key, view_url
 
 __all__ = ["DEFAULT_UI", "run_url", "runs_url", "store_experiments", "study_landing", "ui_base"]
@@ -44,7 +44,7 @@ def ui_base(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 5000) -> 
     >>> ui_base("http://alice:S3cret@10.0.0.5:5000/?token=t0k")
     'http://10.0.0.5:5000'
     """
-    if tracking_uri.startswith(("http://", "https://")):
+    if store_kind(tracking_uri) == "server":
         parts = urlsplit(tracking_uri)
         host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
         netloc = f"{host}:{parts.port}" if parts.port else host

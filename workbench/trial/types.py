@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from workbench.benchmarks.direction import sign
 from workbench.pruner import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -208,9 +209,7 @@ class TrialResult:
 
         ``dense - final`` for a maximised metric, ``final - dense`` for a minimised one.
         """
-        if self.direction == "minimize":
-            return self.value - self.dense_value
-        return self.dense_value - self.value
+        return sign(self.direction) * (self.dense_value - self.value)
 
     @property
     def final_sparsity(self) -> dict[str, float]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.benchmarks.direction import sign
 from workbench.trial.space import is_active
 
 __all__ = ["eta_squared", "residual_importances", "residuals"]
@@ -85,8 +86,7 @@ def residual_importances(
     valid = [r for r in rows if math.isfinite(r.get("sparsity", math.nan)) and math.isfinite(r[metric])]
     if len(valid) < 3:
         return {"skipped": f"needs at least 3 complete trials, have {len(valid)}"}
-    sign = -1.0 if direction == "minimize" else 1.0
-    res = residuals([r["sparsity"] for r in valid], [sign * r[metric] for r in valid])
+    res = residuals([r["sparsity"] for r in valid], [sign(direction) * r[metric] for r in valid])
     explained, counts = {}, {}
     for knob in knobs:
         if knob == "target_sparsity":

@@ -11,7 +11,7 @@ model a star at speed-up 1.0. Unstructured and block patterns do not slim, so th
 near 1.0; CPU latency is noisy, so read small differences around 1.0 as noise.
 
 Example:
-    >>> from workbench.study.figures import plot_importances
+    >>> from workbench.results.figures import plot_importances
     >>> fig = plot_importances({"pattern": 0.7, "target_sparsity": 0.3})
     >>> fig.axes[0].get_title()
     'Parameter importances'
@@ -29,10 +29,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from workbench.benchmarks.direction import best_of
+from workbench.results.front import has_speed
 from workbench.trial.space import is_posttraining
 
 __all__ = [
-    "has_speed",
     "plot_best_so_far",
     "plot_cost",
     "plot_importances",
@@ -49,13 +50,12 @@ def plot_best_so_far(
 ) -> Figure:
     """Each finished trial's objective value and the best value reached so far (the lowest when ``direction``
     is ``minimize``)."""
-    pick = min if direction == "minimize" else max
     fig = Figure(figsize=(6, 4), dpi=80)
     ax = fig.subplots()
     ax.scatter(numbers, values, s=16, label=label)
     best: list[float] = []
     for value in values:
-        best.append(value if not best else pick(best[-1], value))
+        best.append(value if not best else best_of((best[-1], value), direction))
     ax.plot(numbers, best, color="tab:red", drawstyle="steps-post", label="best so far")
     ax.set(title="Optimization history", xlabel="trial", ylabel=label)
     ax.legend(fontsize=8)
@@ -220,11 +220,6 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
     fig.suptitle(f"{metric} vs cost per {marker}", fontsize=13)
     fig.subplots_adjust(left=0.07, right=0.76, bottom=0.12, top=0.9, wspace=0.08)
     return fig
-
-
-def has_speed(rows: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether any row holds a measured (finite) ``speedup``."""
-    return any(isinstance(r.get("speedup"), (int, float)) and r["speedup"] == r["speedup"] for r in rows)
 
 
 def plot_metric_vs_speedup(
