@@ -206,6 +206,7 @@ def test_has_speed_is_one_rule_for_rows_and_frames(speedups, expected):
 # --- layer order ---
 
 
+@pytest.mark.e2e
 def test_importing_the_analysis_api_loads_no_study_module():
     code = "import sys, workbench.analysis; print(sorted(m for m in sys.modules if m.startswith('workbench.study')))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

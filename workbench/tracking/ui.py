@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from workbench.infra.redaction import redact_url
-from workbench.infra.stores import local_path, sqlite_path, store_kind
+from workbench.infra.stores import local_path, sqlite_path, store_kind, store_scheme
 from workbench.tracking.landing_view import VIEW_TAG_PREFIX, view_key, view_url
 
 __all__ = ["DEFAULT_UI", "run_url", "runs_url", "store_experiments", "study_landing", "ui_base"]
@@ -128,11 +128,10 @@ def store_experiments(tracking_uri: str) -> list[str]:
     path = sqlite_path(tracking_uri)
     if path is not None and not Path(path).expanduser().is_file():
         return []
-    if "://" in tracking_uri and not tracking_uri.startswith("file:"):
+    kind, scheme = store_kind(tracking_uri), store_scheme(tracking_uri)
+    if kind in ("sqlite", "database"):
         return _database_experiments(tracking_uri)
-    folder = Path(
-        unquote(urlsplit(tracking_uri).path) if tracking_uri.startswith("file:") else local_path(tracking_uri) or ""
-    )
+    folder = Path(unquote(urlsplit(tracking_uri).path) if scheme == "file" else local_path(tracking_uri) or "")
     names = []
     for meta in sorted(folder.glob("*/meta.yaml")):
         text = meta.read_text(errors="replace")
