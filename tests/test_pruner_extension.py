@@ -191,3 +191,26 @@ def test_training_aware_pruning_with_the_family_prunes_n_of_every_m_output_rows(
         rows, cols = module.weight.shape
         zeros = (module.weight.detach() == 0).reshape(rows // 4, 4, cols).sum(dim=1)
         assert bool((zeros == 2).all()), name  # exactly N of every M output rows in each column
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_family_stating_only_its_block_prunes_as_the_builtin_family_of_that_block(plugin, scope, seed):
+    """``stripe2`` defines parse and block only; the defaults derived from its 2 x 1 block (unit
+    scores, masks, counts, zeroing) give the built-in ``2x1`` results bit for bit."""
+    gen = torch.Generator().manual_seed(seed)
+    layers = {"a": torch.nn.Linear(24, 16), "b": torch.nn.Conv2d(8, 12, 3), "c": torch.nn.Conv2d(6, 4, 1)}
+    config = {"target_sparsity": 0.4, "pruning_scope": scope}
+    mine, builtin = (lib.get_pattern({**config, "pattern": p}, layers) for p in ("stripe2", "2x1"))
+    assert type(mine).__mro__[1] is lib.BasePattern and mine.invalid_layers == builtin.invalid_layers == {}
+    scores = {n: torch.rand(mine.grid(n, mine.layouts[n].rows)[::2], generator=gen) for n in layers}
+    masks = mine.get_masks(scores, 0.4, {})
+    want = builtin.get_masks(scores, 0.4, {})
+    for name, module in layers.items():
+        assert torch.equal(masks[name], want[name]), name
+        weight, expected = module.weight.detach().clone(), module.weight.detach().clone()
+        mine.apply(name, weight, masks[name])
+        builtin.apply(name, expected, want[name])
+        assert torch.equal(weight, expected) and bool((weight[mine.expand(name, masks[name])] == 0).all())
+        assert mine.zero_units(name, weight) == builtin.zero_units(name, expected)
+        assert torch.equal(mine.pruned_from_weight(name, weight), masks[name])  # random weights: no other zeros

@@ -70,15 +70,12 @@ class ColumnGroupSpec(PatternSpec):
     n: int
     m: int
 
-    @property
-    def max_sparsity(self) -> float:
+    def _share(self) -> float:
         return self.n / self.m
 
-    @property
-    def fixed_sparsity(self) -> float:
-        """Every satisfied group has N of its M weights zero (so one-shot pruning would prune N/M)."""
-        return self.n / self.m
-
+    # every group pruned is the most it can reach; a satisfied group has N of its M weights zero
+    max_sparsity = property(_share)  # type: ignore[assignment]
+    fixed_sparsity = property(_share)  # type: ignore[assignment]
     # posttraining_form() stays the default None: post-training pruning refuses the family
 
 
