@@ -245,9 +245,7 @@ def test_1x1_convolutions_take_the_fused_passes_of_linear_weights(monkeypatch, p
     calls = []
     for module, name in ((_backend, "accumulate_snip"), (_backend.masking, "zero_by_mask")):
         real = getattr(module, name)
-        monkeypatch.setattr(
-            module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)
-        )
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     layers = {"l": nn.Conv2d(24, 16, 1)}
     p = get_pattern({"pattern": pattern}, layers)
     c = get_criterion({"criterion_type": "snip_momentum"}, layers, p)
