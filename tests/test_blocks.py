@@ -138,7 +138,7 @@ def test_criteria_scores_are_the_reference_on_either_path(kernel_path, criterion
     p = get_pattern({"pattern": pattern, "criterion_reduce_type": "mean"}, layers)
     c = get_criterion({"criterion_type": criterion}, layers, p)
     layout = Layout(tuple(layers["l"].weight.shape))
-    block, how = p.score_block("l")
+    block, how = p.block("l"), p.reduce_type
     want = None
     for _ in range(3):
         weight = layers["l"].weight
@@ -243,11 +243,9 @@ def test_1x1_convolutions_take_the_fused_passes_of_linear_weights(monkeypatch, p
     """A 1x1 convolution's weight is its own 2-D view: its snip_momentum update and its masking
     run the fused Nx1 passes of Linear weights (same results: the tests above)."""
     calls = []
-    for name in ("accumulate_snip", "zero_by_mask"):
-        real = getattr(_backend, name)
-        monkeypatch.setattr(
-            _backend, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)
-        )
+    for module, name in ((_backend, "accumulate_snip"), (_backend.masking, "zero_by_mask")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     layers = {"l": nn.Conv2d(24, 16, 1)}
     p = get_pattern({"pattern": pattern}, layers)
     c = get_criterion({"criterion_type": "snip_momentum"}, layers, p)

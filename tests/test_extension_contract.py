@@ -1,6 +1,8 @@
 """The extension contract, end to end: registrations in ONE user module reach the whole workbench.
 
-``tests/plugins/toy_pruner_plugin.py`` registers a pattern family (``stripeK``), a criterion
+``tests/plugins/toy_pruner_plugin.py`` registers two pattern families that subclass no built-in
+one (``stripeK``: a block shape and the generic defaults; ``NofM``: N of every M output rows, its
+own units, a fixed sparsity N/M in a syntax without ``":"`` and no post-training form), a criterion
 (``toy_square``), a scheduler (``toy_staircase``), a decay (``toy_sqrt``), a pruner type
 (``toy_counting``) and a regulariser (``toy_shrink``), and nothing else is edited. An experiment
 that names it under ``plugins:`` validates with them, ``workbench run`` and a 2-trial
@@ -69,6 +71,18 @@ def _workbench(folder: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _finished(folder: Path):
+    """The study (two complete trials), the MLflow client and the three finished trial runs (the
+    ``workbench run``, then the study's two)."""
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{folder}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    exp_id = client.get_experiment_by_name("toy").experiment_id
+    trials = [r for r in client.search_runs([exp_id]) if "workbench.study" not in r.data.tags]
+    assert len(trials) == 3 and all(run.info.status == "FINISHED" for run in trials)
+    return study, client, trials
+
+
 @pytest.mark.parametrize(
     "key, value, listed",
     [
@@ -108,14 +122,8 @@ def test_run_and_search_prune_with_every_registered_extension_and_mlflow_records
     done = _workbench(tmp_path, "search", "toy.yaml")
     assert done.returncode == 0, done.stderr
 
-    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path}/optuna.db")
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    study, client, trials = _finished(tmp_path)
     assert sorted(t.params["target_sparsity"] for t in study.trials) == [0.5, 0.6]
-
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    exp_id = client.get_experiment_by_name("toy").experiment_id
-    trials = [r for r in client.search_runs([exp_id]) if "workbench.study" not in r.data.tags]
-    assert len(trials) == 3  # the run, then the study's two trials
     for run in trials:
         assert run.info.status == "FINISHED"
         assert {k: run.data.params[k] for k in TOY} == TOY
@@ -128,3 +136,31 @@ def test_run_and_search_prune_with_every_registered_extension_and_mlflow_records
         )
         assert config["scheduler"] == "toy_staircase" and config["pruning_type"] == "toy_square_counted"
         assert config["reg_type"] == "toy_shrink" and config["sparsity_decay_type"] == "toy_sqrt"
+
+
+def test_a_family_of_its_own_units_runs_searches_and_post_training_refuses_it_by_its_declaration(tmp_path):
+    """``NofM`` is not a subclass of a built-in family. Its spec states the effective target (the
+    target capped at N/M) and that its blockwise figure counts satisfied groups; its family
+    declares no post-training form, so a post-training criterion is refused naming the family."""
+    most = {"2of4": 0.5, "1of4": 0.25}
+    _experiment(tmp_path, pattern=list(most), target_sparsity=0.8)
+    done = _workbench(tmp_path, "run", "toy.yaml")
+    assert done.returncode == 0, done.stderr
+    done = _workbench(tmp_path, "search", "toy.yaml")
+    assert done.returncode == 0, done.stderr
+
+    study, _, trials = _finished(tmp_path)
+    assert sorted(t.params["pattern"] for t in study.trials) == sorted(most)
+    for run in trials:
+        target = most[run.data.params["pattern"]]
+        assert float(run.data.params["target_sparsity"]) == target  # the effective target, from the spec
+        metrics = run.data.metrics
+        assert abs(metrics["sparsity/elementwise_over_matmul_gemm_conv"] - target) < 0.02, metrics
+        assert metrics["sparsity/nm_groups_satisfied"] == 1.0  # every group holds N zeros
+        assert any(k.startswith("layer_nm_satisfied/") for k in metrics)
+        assert not any(k.startswith(("layer_blockwise_sparsity/", "sparsity/blockwise")) for k in metrics)
+
+    _experiment(tmp_path, pattern=["2of4"], criterion=["wanda"])
+    done = _workbench(tmp_path, "run", "toy.yaml")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "'2of4' (family 'NofM') is not supported by post-training pruning" in done.stderr

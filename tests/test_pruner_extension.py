@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from workbench import pruner as lib
 from workbench.pruner import ConfigError, WeightPruningConfig, process_config, resolve_config
@@ -48,7 +49,7 @@ def plugin():
 
 
 def test_the_queries_list_every_registration(plugin):
-    assert lib.list_pattern_families()[-1] == "stripe"
+    assert lib.list_pattern_families()[-2:] == ["stripe", "NofM"]
     assert lib.list_pattern_examples()["stripe"] == ("stripe2", "stripe4")
     assert "toy_square" in lib.list_criteria() and "toy_sqrt" in lib.list_decays()
     assert "toy_staircase" in lib.list_schedulers() and "toy_counting" in lib.list_pruner_types()
@@ -115,3 +116,101 @@ def test_the_registries_hold_only_the_builtins_without_the_plugin():
     assert lib.list_pattern_families() == ["NxM", "N:M"] and lib.list_regs() == ["group_lasso"]
     assert "toy_square" not in lib.list_criteria() and "toy_sqrt" not in lib.list_decays()
     assert "toy_staircase" not in lib.list_schedulers() and "toy_counting" not in lib.list_pruner_types()
+
+
+# ---- a pattern family that subclasses no built-in one (``NofM``: N of every M output rows) ----
+
+
+def test_a_plugin_family_with_its_own_syntax_gets_its_effective_target_from_its_spec(plugin):
+    """``"2of4"`` has a fixed sparsity of 1/2 and no ``":"``: every layer that decides an effective
+    target or a metric name asks the spec, so a copy of the rule that tested the syntax breaks here."""
+    from workbench.trial.space import effective_params, max_sparsity
+
+    spec = lib.parse_pattern("2of4")
+    assert (spec.family, spec.max_sparsity, spec.fixed_sparsity) == ("NofM", 0.5, 0.5)
+    assert max_sparsity("2of4") == 0.5
+    assert effective_params({"pattern": "2of4", "target_sparsity": 0.8})["target_sparsity"] == 0.5
+    assert effective_params({"pattern": "2of4", "target_sparsity": 0.3})["target_sparsity"] == 0.3
+    # one-shot (post-training) pruning of a fixed-sparsity pattern prunes exactly N/M, whatever the target
+    one_shot = effective_params({"pattern": "2of4", "target_sparsity": 0.3, "criterion": "wanda"})
+    assert one_shot["target_sparsity"] == 0.5
+    # a block family without a fixed sparsity keeps the target below its maximum
+    assert (
+        effective_params({"pattern": "stripe2", "target_sparsity": 0.3, "criterion": "wanda"})["target_sparsity"] == 0.3
+    )
+
+
+def test_a_plugin_family_of_fixed_sparsity_logs_the_satisfied_group_metrics(plugin):
+    from workbench.tracking.artifacts import result_metrics, run_description
+
+    from helpers.results import make_result
+
+    for pattern, satisfied in (("2of4", True), ("stripe2", False)):
+        result = make_result(layers=("net.0", "net.2"))
+        result.pruning_config["pruning_configs"][0]["pattern"] = pattern
+        keys = {m.key for m in result_metrics(result)}
+        nm = {"layer_nm_satisfied/net.0", "layer_nm_satisfied/net.2", "sparsity/nm_groups_satisfied"}
+        assert (nm <= keys) == satisfied and bool(nm & keys) == satisfied, keys
+        note = run_description(result, {"pattern": pattern, "criterion": "magnitude", "target_sparsity": 0.5})
+        assert ("nm_groups_satisfied" in note) == satisfied
+
+
+def test_post_training_pruning_refuses_the_family_by_its_own_declaration(plugin):
+    from workbench.trial.space import check_posttraining_pattern
+
+    model = seeded(MLP)
+    batches = [torch.randn(4, 16)]
+    with pytest.raises(ConfigError, match=r"'2of4' \(family 'NofM'\) is not supported by post-training pruning"):
+        lib.prune_posttraining(model, batches, "wanda", None, "2of4")
+    with pytest.raises(ConfigError, match="search_space.pattern: '2of4' cannot be used with post-training"):
+        check_posttraining_pattern("wanda", "2of4", "search_space.pattern")
+    # a family may declare a post-training form; the stripe family does not either
+    assert lib.parse_pattern("2of4").posttraining_form() is None
+    assert lib.parse_pattern("2:4").posttraining_form() == ("nm", 2, 4)
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+@pytest.mark.parametrize("pruning_type", ["magnitude", "snip_momentum", "snip_momentum_progressive"])
+def test_training_aware_pruning_with_the_family_prunes_n_of_every_m_output_rows(plugin, scope, pruning_type):
+    model = seeded(MLP)
+    config = WeightPruningConfig(
+        pattern="2of4",
+        pruning_type=pruning_type,
+        pruning_scope=scope,
+        target_sparsity=0.5,
+        start_step=1,
+        end_step=7,
+        pruning_frequency=2,
+    )
+    pruning, _ = train(model, config, 10)
+    (pruner,) = pruning.pruners
+    assert type(pruner.pattern).__mro__[1] is lib.BasePattern
+    elementwise, _, blockwise = lib.get_sparsity_ratio(pruning.pruners, model)
+    assert elementwise == pytest.approx(0.5) and blockwise == pytest.approx(1.0)  # every group satisfied
+    for name, module in pruner.modules.items():
+        rows, cols = module.weight.shape
+        zeros = (module.weight.detach() == 0).reshape(rows // 4, 4, cols).sum(dim=1)
+        assert bool((zeros == 2).all()), name  # exactly N of every M output rows in each column
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_family_stating_only_its_block_prunes_as_the_builtin_family_of_that_block(plugin, scope, seed):
+    """``stripe2`` defines parse and block only; the defaults derived from its 2 x 1 block (unit
+    scores, masks, counts, zeroing) give the built-in ``2x1`` results bit for bit."""
+    gen = torch.Generator().manual_seed(seed)
+    layers = {"a": torch.nn.Linear(24, 16), "b": torch.nn.Conv2d(8, 12, 3), "c": torch.nn.Conv2d(6, 4, 1)}
+    config = {"target_sparsity": 0.4, "pruning_scope": scope}
+    mine, builtin = (lib.get_pattern({**config, "pattern": p}, layers) for p in ("stripe2", "2x1"))
+    assert type(mine).__mro__[1] is lib.BasePattern and mine.invalid_layers == builtin.invalid_layers == {}
+    scores = {n: torch.rand(mine.grid(n, mine.layouts[n].rows)[::2], generator=gen) for n in layers}
+    masks = mine.get_masks(scores, 0.4, {})
+    want = builtin.get_masks(scores, 0.4, {})
+    for name, module in layers.items():
+        assert torch.equal(masks[name], want[name]), name
+        weight, expected = module.weight.detach().clone(), module.weight.detach().clone()
+        mine.apply(name, weight, masks[name])
+        builtin.apply(name, expected, want[name])
+        assert torch.equal(weight, expected) and bool((weight[mine.expand(name, masks[name])] == 0).all())
+        assert mine.zero_units(name, weight) == builtin.zero_units(name, expected)
+        assert torch.equal(mine.pruned_from_weight(name, weight), masks[name])  # random weights: no other zeros

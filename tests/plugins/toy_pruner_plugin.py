@@ -1,6 +1,9 @@
 """A test-only plug-in: one toy extension of each kind, each registered in one place.
 
-Importing this module registers them; nothing else in the library is edited. Used by
+Importing this module registers them; nothing else in the library is edited. The two pattern
+families subclass only :class:`~workbench.pruner.BasePattern`: ``stripe`` states a block shape and
+takes every generic default, ``NofM`` (N of every M output rows, a fixed sparsity N/M in a syntax
+without ``":"``) defines its own units, and declares no post-training form. Used by
 tests/test_pruner_extension.py, whose fixture removes them again (``conftest.py`` here keeps
 pytest's doctest collection from importing it).
 """
@@ -15,6 +18,9 @@ import torch
 
 from workbench.pruner import (
     DECAYS,
+    BasePattern,
+    ConfigError,
+    PatternSpec,
     PruningCriterion,
     Scheduler,
     register_criterion,
@@ -24,15 +30,16 @@ from workbench.pruner import (
     register_reg,
     register_scheduler,
 )
-from workbench.pruner.patterns.nxm import NxMPattern, NxMSpec
 from workbench.pruner.pruners.basic import BasicPruner
 
 STRIPE_MAX = 0.75
 
 
 @dataclass(frozen=True)
-class StripeSpec(NxMSpec):
+class StripeSpec(PatternSpec):
     """``"stripeK"``: K x 1 blocks, of which at most three quarters may be pruned."""
+
+    n: int
 
     @property
     def max_sparsity(self) -> float:
@@ -40,8 +47,9 @@ class StripeSpec(NxMSpec):
 
 
 @register_pattern("stripe")
-class StripePattern(NxMPattern):
-    """Pattern family "stripe": ``"stripeK"`` prunes K x 1 blocks (the NxM machinery does the rest)."""
+class StripePattern(BasePattern):
+    """Pattern family "stripe": ``"stripeK"`` prunes K x 1 blocks. It states its block; the base
+    class derives the rest (layer check, block scores, masks, counts, zeroing) from it."""
 
     forms = "'stripeK' (K x 1 stripes, at most 75% pruned; e.g. 'stripe2')"
     examples = ("stripe2", "stripe4")
@@ -49,7 +57,82 @@ class StripePattern(NxMPattern):
     @classmethod
     def parse(cls, text: str) -> StripeSpec | None:
         match = re.fullmatch(r"stripe(\d+)", text.strip().lower())
-        return StripeSpec(match.group(0), n=int(match.group(1)), m=1) if match else None
+        return StripeSpec(match.group(0), n=int(match.group(1))) if match else None
+
+    def block(self, name_or_layout) -> tuple[int, int]:
+        return (self.spec.n, 1)
+
+
+@dataclass(frozen=True)
+class ColumnGroupSpec(PatternSpec):
+    """``"NofM"``: N of every M consecutive output rows of each input column are pruned."""
+
+    n: int
+    m: int
+
+    def _share(self) -> float:
+        return self.n / self.m
+
+    # every group pruned is the most it can reach; a satisfied group has N of its M weights zero
+    max_sparsity = property(_share)  # type: ignore[assignment]
+    fixed_sparsity = property(_share)  # type: ignore[assignment]
+    # posttraining_form() stays the default None: post-training pruning refuses the family
+
+
+@register_pattern("NofM")
+class ColumnGroupPattern(BasePattern):
+    """Pattern family "NofM" (``"2of4"``): the N:M idea along the output dimension, in a syntax
+    without ``":"``. A unit is a group of M consecutive rows of one column of the 2-D view, scored
+    by its N lowest element scores; pruning a unit zeroes those N. Not a subclass of a built-in
+    family: it defines the semantics (parse, layer check, unit scores, units to mask, counts)."""
+
+    forms = "'NofM' (N of every M consecutive output rows of each column; e.g. '2of4')"
+    examples = ("2of4", "1of2")
+    spec: ColumnGroupSpec
+
+    @classmethod
+    def parse(cls, text: str) -> ColumnGroupSpec | None:
+        match = re.fullmatch(r"(\d+)of(\d+)", text.strip().lower())
+        if match is None:
+            return None
+        n, m = int(match.group(1)), int(match.group(2))
+        if not 0 < n < m:
+            raise ConfigError(f"pattern: {text!r} needs 0 < N < M for an NofM pattern")
+        return ColumnGroupSpec(match.group(0), n, m)
+
+    def check_layer(self, layout) -> str | None:
+        per_group = layout.rows // layout.groups
+        if per_group % self.spec.m:
+            return f"{per_group} output rows per group are not divisible by M={self.spec.m}"
+        return None
+
+    def unit_ratio(self, ratio: float) -> float:
+        return ratio * self.spec.m / self.spec.n
+
+    def _groups(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        layout = self.layouts[name]
+        return t.reshape(layout.rows // self.spec.m, self.spec.m, layout.cols)
+
+    def unit_scores(self, name, stored, workspace):
+        lowest = self._groups(name, stored.float()).topk(self.spec.n, dim=1, largest=False)
+        return lowest.values.sum(dim=1), lowest.indices
+
+    def mask_from_units(self, name, units, detail):
+        layout = self.layouts[name]
+        chosen = units.reshape(detail.shape[0], 1, detail.shape[2]).expand(detail.shape)
+        mask = torch.zeros(detail.shape[0], self.spec.m, detail.shape[2], dtype=torch.bool, device=units.device)
+        return mask.scatter_(1, detail, chosen).reshape(layout.rows, layout.cols)
+
+    def num_units(self, name: str) -> int:
+        layout = self.layouts[name]
+        return layout.rows * layout.cols // self.spec.m
+
+    def pruned_units(self, name: str, pruned: torch.Tensor) -> int:
+        return int(torch.count_nonzero(pruned)) // self.spec.n
+
+    def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
+        zeros = self._groups(name, self.pruned_from_weight(name, weight))
+        return int(torch.count_nonzero(zeros.sum(dim=1) >= self.spec.n)), self.num_units(name)
 
 
 @register_criterion("toy_square")

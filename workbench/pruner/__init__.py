@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-from . import criteria_block  # noqa: F401  (registers snip_momentum, then snip_momentum_block: after INC's other three)
 from .catalog import (
     list_criteria,
     list_decays,

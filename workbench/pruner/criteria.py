@@ -3,10 +3,10 @@
 - ``magnitude``: ``|W|``, computed when masks are about to change.
 - ``gradient``: ``|dL/dW|``, computed before the optimizer step that precedes a mask update.
 - ``snip``: ``|W * dL/dW|``, likewise.
-- ``snip_momentum`` (:mod:`workbench.pruner.criteria_momentum`): ``score = alpha * score + beta *
-  |W * dL/dW|`` on every step from the first up to ``end_step - 1`` (alpha 0.9, beta 1.0).
-- ``snip_momentum_block`` (:mod:`workbench.pruner.criteria_block`): the same momentum over each
-  block's mask gradient ``|sum over the block of W * dL/dW|`` (INC's block-mask criterion).
+- ``snip_momentum``: ``score = alpha * score + beta * |W * dL/dW|`` on every step from the first
+  up to ``end_step - 1`` (alpha 0.9, beta 1.0).
+- ``snip_momentum_block``: the same momentum over each block's mask gradient ``|sum over the
+  block of W * dL/dW|`` (INC 3.7.1's block-mask criterion).
 
 Scores are kept at the pattern's resolution (one value per NxM block for "mean"/"sum"
 reductions, which is exact because the reduction is linear) and computed in row chunks through
@@ -31,6 +31,7 @@ import torch
 from . import _backend
 from .config_types import PrunerConfig
 from .layout import Layout, layout_of
+from .patterns.spec import BLOCKS
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -128,23 +129,24 @@ class PruningCriterion:
     def _row_step(self, name: str, cols: int, rows: int) -> int:
         bn = 1
         if self.pattern is not None and not self.element_level:
-            bn = self.pattern.row_multiple(name)
+            bn = self.pattern.block(name)[0]  # row chunks hold whole blocks
         step = max(bn, (_CHUNK // max(cols, 1)) // bn * bn)
         return min(step, rows)
 
     def _compiled(
         self, name: str, element: str, into: torch.Tensor | None, alpha: float, beta: float
     ) -> torch.Tensor | None:
-        """The layer's scores from one compiled pass (:func:`_backend.block_scores`), or ``None``
-        where it does not apply (a pattern without block scores, bfloat16 scores, no kernels).
+        """The layer's scores from one compiled pass (:func:`_backend.block_scores`: the
+        pattern's blocks reduced as :meth:`BasePattern.reduce` does), or ``None`` where it does
+        not apply (bfloat16 scores, no kernels).
 
         A transposed (Conv1D) weight is scored as stored, ``[in, out]``, with the transposed block,
         into the transposed score grid: its scores are the transpose of a contiguous tensor."""
-        whole = self.element_level or self.pattern is None
-        block = ((1, 1), "sum") if whole else self.pattern.score_block(name)
-        if block is None or self.dtype != torch.float32:
+        if self.dtype != torch.float32:
             return None
-        (bn, bm), how = block
+        whole = self.element_level or self.pattern is None
+        bn, bm = (1, 1) if whole else self.pattern.block(name)
+        how = "sum" if bn == bm == 1 else self.pattern.reduce_type
         layout = self._layout(name)
         grid = (layout.rows // bn, layout.cols // bm)
         out = into if into is not None else self._storage(name, grid, transposed=layout.transposed)
@@ -257,6 +259,128 @@ class SnipCriterion(_GradientScoreCriterion):
     @staticmethod
     def element_score(w: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return _snip(w, g, out)
+
+
+# ---- snip_momentum: snip scores accumulated with momentum on every step ----------------------
+# score = alpha * score + beta * |W * dL/dW| from the first step up to end_step - 1 (alpha 0.9,
+# beta 1.0), at the pattern's resolution; where the kernels are built the update of element
+# scores and of Nx1 row sums is one compiled pass (same values).
+
+
+@register_criterion("snip_momentum")
+class SnipMomentumCriterion(PruningCriterion):
+    """``score = alpha * score + beta * |W * dL/dW|`` accumulated on every step that feeds a mask update.
+
+    Attributes:
+        alpha: How much of the previous score is kept (0.9).
+        beta: Weight of the current step's snip score (1.0).
+    """
+
+    needs_grad = True
+    accumulates = True
+
+    def __init__(self, modules: dict, config: PrunerConfig, pattern=None, *, element_level: bool = False) -> None:
+        if pattern is not None and getattr(pattern, "reduce_type", "mean") == "max":
+            element_level = True  # max is not linear: the momentum must be kept per element
+        super().__init__(modules, config, pattern, element_level=element_level)
+        self.alpha = 0.9
+        self.beta = 1.0
+
+    def on_before_optimizer_step(self) -> None:
+        for name, module in self.modules.items():
+            if module.weight.grad is None:
+                continue
+            if name not in self.scores:
+                self.scores[name] = self._compute(name, _snip, element="snip").mul_(self.beta)
+            elif not self._accumulate_compiled(name, module):
+                self._compute(name, _snip, element="snip", into=self.scores[name], alpha=self.alpha, beta=self.beta)
+
+    def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
+        """The update in one compiled pass, for element-level scores and for the in-order row sums
+        of the pattern's Nx1 blocks (``_backend.row_order_blocks``: what ``BasePattern.reduce``
+        sums in row order) of weights that are their own 2-D view (Linear, 1x1 convolutions);
+        ``False`` where it does not apply."""
+        layout = self._layout(name)
+        weight, grad = layout.memory_view(module.weight.detach()), layout.memory_view(module.weight.grad)
+        if weight is None or grad is None:
+            return False
+        score = self.scores[name]
+        if score.shape == weight.shape:
+            return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta)
+        if self.pattern is None:
+            return False
+        (rows, cols), how = self.pattern.block(name), self.pattern.reduce_type
+        if not _backend.row_order_blocks(rows, cols, how):
+            return False
+        return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta, block_rows=rows, mean=how == "mean")
+
+
+# ---- snip_momentum_block: momentum over the gradient of each block's mask -------------------
+# INC's ``block_mask`` pruner multiplied every Linear weight by a 0/1 mask with one entry per
+# block in the forward pass and scored each block by the gradient of the loss with respect to its
+# mask entry, with momentum: ``score = 0.9 * score + |dL/dm|``. Since the masked weight is
+# ``W * m``, ``dL/dm`` of a block is ``sum over the block of W * dL/d(W * m)``: the gradient of the
+# weights the model uses, times those weights, summed with its sign. Pruned weights are zero
+# here, so this is ``sum(W * W.grad)`` over the block, computed from the ordinary gradient without
+# rewriting any forward pass. Unlike ``snip_momentum``, which sums ``|W * G|`` (every element's
+# magnitude), the signs cancel: a block whose elements pull in opposite directions scores low.
+# The sum is the block's own (``criterion_reduce_type`` does not apply), so blocks of different
+# sizes compare as INC compared them.
+
+
+@register_criterion("snip_momentum_block")
+class SnipMomentumBlockCriterion(PruningCriterion):
+    """``score = alpha * score + beta * |sum over the block of W * dL/dW|`` per block, on every step
+    from the first up to ``end_step - 1`` (alpha 0.9, beta 1.0, as INC).
+
+    Block patterns only; taken by the basic pruner (``pruning_type: snip_momentum_block``) and by
+    the ``block_mask`` pruner. Scores are always per block (progressive pruning, which needs
+    element scores, does not take it).
+
+    Example:
+        >>> import torch
+        >>> from workbench.pruner.patterns import get_pattern
+        >>> fc = torch.nn.Linear(2, 4, bias=False)
+        >>> with torch.no_grad(): _ = fc.weight.copy_(torch.tensor([[1., 1.], [1., 1.], [2., 0.], [0., 0.]]))
+        >>> fc.weight.grad = torch.tensor([[1., 1.], [-1., 1.], [1., 1.], [1., 1.]])
+        >>> c = SnipMomentumBlockCriterion({"fc": fc}, PrunerConfig(), get_pattern({"pattern": "2x1"}, {"fc": fc}))
+        >>> c.on_before_optimizer_step(); c.scores["fc"].tolist()
+        [[0.0, 2.0], [2.0, 0.0]]
+    """
+
+    needs_grad = True
+    accumulates = True
+    requires = frozenset({BLOCKS})
+    pruner_types = frozenset({"basic"})
+
+    def __init__(self, modules: dict, config: PrunerConfig, pattern=None, *, element_level: bool = False) -> None:
+        super().__init__(modules, config, pattern, element_level=False)
+        self.alpha = 0.9
+        self.beta = 1.0
+        self._stand_ins: set[str] = set()  # layers whose scores are magnitudes standing in for gradients
+
+    def ensure_scores(self) -> None:
+        """Magnitudes for layers without a gradient yet; the first gradient replaces them (they do
+        not enter the momentum)."""
+        self._stand_ins.update(n for n in self.modules if n not in self.scores)
+        super().ensure_scores()
+
+    def mask_gradient(self, name: str) -> torch.Tensor:
+        """``dL/dm`` of every block of the layer: ``sum over the block of W * W.grad`` (signed)."""
+        module = self.modules[name]
+        layout = self._layout(name)
+        with torch.no_grad():
+            product = layout.to_2d(module.weight.detach().float() * module.weight.grad.float())  # fp32 for half weights
+            return _backend.reduce_blocks(product, *self.pattern.block(name), "sum").to(self.dtype)
+
+    def on_before_optimizer_step(self) -> None:
+        for name, module in self.modules.items():
+            if module.weight.grad is None:
+                continue
+            new = self.mask_gradient(name).abs_().mul_(self.beta)
+            old = None if name in self._stand_ins else self.scores.get(name)
+            self._stand_ins.discard(name)
+            self.scores[name] = new if old is None else torch.add(new, old, alpha=self.alpha, out=old)
 
 
 def _accumulate(target: torch.Tensor, new: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:

@@ -123,7 +123,7 @@ def run_study(
                 runner=runner,
             )
             with (
-                SpoolWriter(spool, tracker.tracking_uri) as writer,
+                SpoolWriter(spool, tracker.tracking_uri, plugins=experiment.plugins) as writer,
                 progress_bar(show_progress_bar, total, done, experiment.study_name) as bar,
             ):
                 run_trials(
@@ -138,7 +138,10 @@ def run_study(
                 )
         elif done < total:
             server = LocalTrackingServer(tracker.tracking_uri) if needs_local_server(tracker.tracking_uri) else None
-            with server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri, SpoolWriter(spool, worker_uri):
+            with (
+                server or contextlib.nullcontext(tracker.tracking_uri) as worker_uri,
+                SpoolWriter(spool, worker_uri, plugins=experiment.plugins),
+            ):
                 run_workers(
                     experiment,
                     spec=spec,

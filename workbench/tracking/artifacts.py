@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from mlflow.entities import Metric
 
+from workbench.pruner import ConfigError, parse_pattern
 from workbench.pruner.config import DEFAULT_CONFIG, parse_pruning_type
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.tracking.speed_metrics import speed_metrics
@@ -129,15 +130,19 @@ def curve_metrics(key: str, curve: dict[int, float], ts: int) -> Iterable[Metric
 
 
 NM_GLOBAL_KEY = "sparsity/nm_groups_satisfied"
-"""For an N:M pattern, the global fraction of N:M groups holding at least N zeros (not a sparsity)."""
+"""For an N:M pattern (any of fixed sparsity), the global fraction of groups satisfied (not a sparsity)."""
 NM_LAYER_PREFIX = "layer_nm_satisfied"
-"""For an N:M pattern, each layer's fraction of N:M groups satisfied."""
+"""For an N:M pattern, each layer's fraction of groups satisfied."""
 
 
 def is_nm(result: TrialResult) -> bool:
-    """Whether the trial's (first) pruner uses an N:M pattern, whose blockwise figure counts groups."""
+    """Whether the (first) pruner's pattern has a fixed sparsity (N:M), as its spec says, so its
+    blockwise figure counts satisfied groups; ``False`` for a pattern no family parses."""
     entries = result.pruning_config.get("pruning_configs") or [{}]
-    return ":" in str(entries[0].get("pattern", result.pruning_config.get("pattern", "")))
+    try:
+        return parse_pattern(entries[0].get("pattern", result.pruning_config.get("pattern"))).fixed_sparsity is not None
+    except ConfigError:
+        return False
 
 
 def _differs(a: dict[int, float], b: dict[int, float] | None) -> bool:

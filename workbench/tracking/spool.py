@@ -69,12 +69,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError, as_disk_full
 from workbench.infra.durable import make_dirs_durably, write_durably
 from workbench.infra.interrupts import ignoring_sigint
+from workbench.infra.plugins import import_plugins
 from workbench.infra.processes import pid_running
 from workbench.infra.redaction import install_redaction
 from workbench.infra.stores import sqlite_path
@@ -348,8 +350,13 @@ POLL_SECONDS = 0.1
 """How often the writer looks for new spool files."""
 
 
-def _writer_main(spool: str, tracking_uri: str, stop: Any, report: Any, parent: int, level: int) -> None:
+def _writer_main(
+    spool: str, tracking_uri: str, stop: Any, report: Any, parent: int, level: int, plugins: tuple[str, ...] = ()
+) -> None:
     """The writer process: replay until the pipe ``stop`` closes (or it is orphaned), then drain.
+
+    ``plugins`` (the experiment's ``plugins:``) are imported first: what is logged depends on
+    their registrations (a plug-in pattern's spec decides its metric names).
 
     On a full disk it sends the path that filled through ``report`` and exits with
     :data:`~workbench.infra.diskfull.DISK_FULL_EXIT`.
@@ -358,6 +365,7 @@ def _writer_main(spool: str, tracking_uri: str, stop: Any, report: Any, parent: 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     install_redaction()
     logging.basicConfig(level=level, format="[log writer] %(message)s")
+    import_plugins(plugins)  # a spawned process: the user's registrations run again here
     tracker = Tracker(tracking_uri)
     # start-up: the writer process loads matplotlib now, not while the first trial waits on it
     import workbench.tracking.figures  # noqa: F401
@@ -381,8 +389,11 @@ class SpoolWriter:
     cut the wait short (SIGINT is ignored meanwhile).
     """
 
-    def __init__(self, spool: str | os.PathLike, tracking_uri: str, *, timeout: float = 300.0) -> None:
+    def __init__(
+        self, spool: str | os.PathLike, tracking_uri: str, *, timeout: float = 300.0, plugins: Iterable[str] = ()
+    ) -> None:
         self.spool, self.tracking_uri, self.timeout = Path(spool), tracking_uri, timeout
+        self.plugins = tuple(plugins)
         self._proc: Any = None
         self._stop: Any = None
 
@@ -396,7 +407,7 @@ class SpoolWriter:
             target=_writer_main,
             name="workbench-log-writer",
             daemon=False,
-            args=(str(self.spool), self.tracking_uri, reader, report, os.getpid(), level),
+            args=(str(self.spool), self.tracking_uri, reader, report, os.getpid(), level, self.plugins),
         )
         with ignoring_sigint():  # the writer must outlive a Ctrl-C in the terminal
             self._proc.start()

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from workbench.benchmarks import OnDevice, Task, to_device
-from workbench.pruner import ConfigError, prepare_pruning, prune_posttraining
+from workbench.pruner import ConfigError, parse_pattern, prepare_pruning, prune_posttraining
 from workbench.pruner.posttraining import LAYERS_PER_PASS
 from workbench.pruner.posttraining.calibration import batch_size
 from workbench.trial.loop import Recorder, finetune, stream_seed
@@ -116,7 +116,7 @@ def run_posttraining(
         model,
         calibration_batches(task, training, seed, device),
         method,
-        None if ":" in pattern else target,
+        None if parse_pattern(pattern).fixed_sparsity is not None else target,  # N:M prunes its own N/M
         pattern,
         calibration_samples=training.calibration_samples,
         layers_per_pass=options.pop("layers_per_pass", LAYERS_PER_PASS[0]),

@@ -169,16 +169,15 @@ def max_sparsity(pattern: str) -> float:
 
 
 def effective_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The params a trial runs: ``target_sparsity`` clipped to the pattern's maximum (N/M).
-
-    A post-training criterion with an N:M pattern prunes exactly N/M, so its target is N/M.
+    """The params a trial runs: ``target_sparsity`` as the pattern's spec makes it effective
+    (:meth:`workbench.pruner.PatternSpec.effective_target`): clipped to the pattern's maximum (N/M);
+    with a post-training criterion, a pattern of fixed sparsity (N:M) prunes exactly that.
     """
     out = dict(params)
     if "target_sparsity" in out and "pattern" in out:
-        most = max_sparsity(out["pattern"])
-        out["target_sparsity"] = min(float(out["target_sparsity"]), most)
-        if is_posttraining(out.get("criterion")) and ":" in str(out["pattern"]):
-            out["target_sparsity"] = most
+        spec = pruner.parse_pattern(out["pattern"])  # the pattern's family decides, not its syntax
+        one_shot = is_posttraining(out.get("criterion"))
+        out["target_sparsity"] = spec.effective_target(out["target_sparsity"], one_shot=one_shot)
     return out
 
 

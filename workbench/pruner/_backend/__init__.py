@@ -3,8 +3,10 @@
 This package owns how pruning work is made fast: the optional C kernels (``_kernels.c``,
 :mod:`.kernels`), the exact k-lowest selection by counting (:mod:`.probes`, :mod:`.counting`,
 :mod:`.threshold_search`, :mod:`.selection`), the N:M sorting networks (:mod:`.groups`), the
-scratch buffers reused across layers (:mod:`.workspace`), and the block scores and block masking
-of any pattern on any layer's 2-D view (:mod:`.blocks`). All of that is for the CPU: tensors on
+scratch buffers reused across layers (:mod:`.workspace`), the block scores and block masking
+of any pattern on any layer's 2-D view (:mod:`.blocks`), and the zeroing of pruned weights every
+step with its mask-cache policy (:mod:`.masking`: which kernel takes a layer, which mask copy is
+kept between mask changes). All of that is for the CPU: tensors on
 another device (CUDA) take plain PyTorch paths on their own device, chosen by one device check
 (:func:`on_cpu`) per call, with the same results up to float rounding. The semantic classes (patterns,
 criteria, pruners) say *what* is pruned and call only the functions below; each has a short,
@@ -26,6 +28,7 @@ import torch
 from . import kernels
 from .blocks import block_scores, weight_order_mask, zero_blocks
 from .groups import lowest_n_per_group, mask_groups
+from .masking import zero_by_mask, zero_masked
 from .selection import lowest_mask, select_lowest
 from .weighted import select_lowest_weighted
 from .workspace import Workspace, on_cpu
@@ -51,6 +54,7 @@ __all__ = [
     "weight_order_mask",
     "zero_blocks",
     "zero_by_mask",
+    "zero_masked",
 ]
 
 
@@ -113,17 +117,3 @@ def accumulate_snip(
     if block_rows == 1 and score.shape == weight.shape:
         return kernels.snip_accumulate(score, weight, grad, alpha, beta)
     return kernels.snip_accumulate_blocks(score, weight, grad, block_rows, mean=mean, alpha=alpha, beta=beta)
-
-
-def zero_by_mask(weight: torch.Tensor, pruned: torch.Tensor, *, block_rows: int = 1) -> bool:
-    """Zero ``weight`` in place where ``pruned`` is set, as ``weight.mul_(~mask)`` would, in one
-    compiled pass without building a factor.
-
-    ``pruned`` is a bool mask of the weight's shape, or with ``block_rows > 1`` the
-    ``[rows // block_rows, cols]`` mask of a 2-D weight's ``block_rows`` x 1 blocks. Returns
-    ``False``, doing nothing, where no compiled kernel takes the tensors; the caller then
-    multiplies by its keep factor.
-    """
-    if block_rows == 1:
-        return pruned.shape == weight.shape and kernels.zero_pruned([weight], [pruned])[0]
-    return kernels.zero_pruned_rows(weight, pruned, block_rows)

@@ -32,10 +32,25 @@ logger = logging.getLogger(__name__)
 class BasePattern(abc.ABC):
     """Base class of pruning patterns (the unit of pruning, e.g. a 4x1 block or an N:M group).
 
-    A family defines :meth:`parse` (its own pattern strings), :attr:`forms` and :attr:`examples`
-    (for error messages and the ``list_*`` queries), and implements the abstract methods; nothing
-    it computes for one call of :meth:`get_masks` is kept on the object for the next (scratch
-    memory is passed in).
+    The contract of a family is its semantics, and only :meth:`parse` is required:
+
+    * :meth:`parse` (its own pattern strings -> a :class:`PatternSpec`, which states the maximum
+      sparsity and the features), :attr:`forms` and :attr:`examples` (for messages and the
+      ``list_*`` queries);
+    * :meth:`block`: the ``(rows, cols)`` of the 2-D weight view that one stored score and one
+      mask entry cover (``(1, 1)``, element level, unless the family says otherwise);
+    * :meth:`check_layer` (which layers fit), :meth:`unit_scores` (one score per unit, lower is
+      pruned first) and :meth:`mask_from_units` (the chosen units -> the pruned mask), with
+      :meth:`num_units`, :meth:`pruned_units`, :meth:`unit_ratio` and :meth:`zero_units` to count
+      units.
+
+    Each of those has a generic default derived from the block: every block is a unit, the block
+    divides the layer. A family whose units are blocks defines :meth:`parse` and :meth:`block`;
+    one whose units are something else (N:M groups) overrides the scoring and counting methods.
+    Scores and masks at the block's resolution, :meth:`expand`, :meth:`pruned_from_weight`, the
+    selection in :meth:`get_masks` and the zeroing in :meth:`apply_all` (with the private
+    backend's kernel dispatch and mask-cache policy) are the base's and derive from the block.
+    Nothing computed for one call of :meth:`get_masks` is kept on the object for the next.
 
     Args:
         config: A resolved pruner config (see :func:`workbench.pruner.resolve_config`).
@@ -45,6 +60,7 @@ class BasePattern(abc.ABC):
 
     Attributes:
         pattern: The pattern string, e.g. ``"4x1"``.
+        reduce_type: How a block's element scores become its score (``criterion_reduce_type``).
         is_global: Whether one ranking covers all layers (``pruning_scope == "global"``).
         keep_mask_layers: Layers whose mask is frozen (they hit ``max_sparsity_ratio_per_op``).
         invalid_layers: ``{name: reason}`` of layers skipped because of their shape.
@@ -66,6 +82,7 @@ class BasePattern(abc.ABC):
             )
         self.spec = parsed
         self.pattern = self.spec.text
+        self.reduce_type = config.criterion_reduce_type
         self.is_global = config.pruning_scope == "global"
         self.target_sparsity = config.target_sparsity
         self.max_sparsity_ratio_per_op = config.max_sparsity_ratio_per_op
@@ -84,61 +101,75 @@ class BasePattern(abc.ABC):
             self.layouts[name] = layout
             self.modules[name] = module
 
-    # ---- what a concrete pattern defines -------------------------------------------------
+    # ---- the contract: what a family defines (everything but parse has a default) ---------
     @classmethod
     @abc.abstractmethod
     def parse(cls, text: str) -> PatternSpec | None:
         """The spec of ``text`` if it is this family's form, else ``None``; a string of the
         family's form with bad values raises :class:`~workbench.pruner.ConfigError`."""
 
-    @abc.abstractmethod
+    def block(self, name_or_layout: str | Layout) -> tuple[int, int]:
+        """``(rows, cols)`` of the 2-D view covered by one stored score and one mask entry of the
+        layer (a name of a valid layer, or a layout being checked). ``(1, 1)`` here."""
+        return (1, 1)
+
     def check_layer(self, layout: Layout) -> str | None:
-        """Why a layer of this layout cannot take the pattern, or ``None`` if it can."""
-
-    @abc.abstractmethod
-    def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
-        """Element scores of (a row range of) the 2-D view -> the stored score resolution."""
-
-    def row_multiple(self, name: str) -> int:
-        """Row ranges given to :meth:`reduce` start and end on multiples of this (1 here)."""
-        return 1
-
-    def row_sum_block(self, name: str) -> tuple[int, bool] | None:
-        """``(N, mean)`` when :meth:`reduce` stores, per N x 1 block of the 2-D view, the sum of
-        its N element scores added in row order (divided by N if ``mean``): what a compiled
-        kernel can compute alike. ``None`` here: no such reduction."""
+        """Why a layer of this layout cannot take the pattern, or ``None`` if it can. Here: the
+        block must divide the 2-D view, and for a grouped convolution must not span output
+        channels of different groups (their columns would be different inputs)."""
+        bn, bm = self.block(layout)
+        if layout.rows % bn or layout.cols % bm:
+            return f"2-D weight view {layout.rows}x{layout.cols} is not divisible by the {self.pattern} block {bn}x{bm}"
+        per_group = layout.rows // layout.groups
+        if layout.groups > 1 and per_group % bn:
+            return (
+                f"grouped convolution (groups={layout.groups}, {per_group} output channels per group): a "
+                f"{self.pattern} block of {bn} rows would span groups, whose columns are different inputs"
+            )
         return None
 
-    def score_block(self, name: str) -> tuple[tuple[int, int], str] | None:
-        """``((N, M), how)`` when :meth:`reduce` stores one score per N x M block of the 2-D view,
-        its elements' scores reduced by ``how`` as ``_backend.reduce_blocks`` does (1 x 1: the
-        element scores): what the compiled block scores compute alike. ``None`` here."""
-        return None
-
-    @abc.abstractmethod
     def unit_scores(
         self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
     ) -> tuple[torch.Tensor, object]:
         """Stored scores -> ``(one score per unit (lower is pruned first), detail)``; ``detail``
         is what :meth:`mask_from_units` needs besides the chosen units (``None`` if nothing).
-        ``workspace`` holds scratch memory shared by the layers of one :meth:`get_masks` call."""
+        ``workspace`` holds scratch memory shared by the layers of one :meth:`get_masks` call.
+        Here: every block is a unit, scored by its stored score."""
+        r, _, c, _ = self.grid(name, self.layouts[name].rows)
+        return (stored if stored.shape == (r, c) else self.reduce(name, stored)), None
 
-    @abc.abstractmethod
     def mask_from_units(self, name: str, units: torch.Tensor, detail: object) -> torch.Tensor:
         """Pruned units (and :meth:`unit_scores`'s ``detail``) -> the pruned mask at the
-        pattern's resolution."""
+        pattern's resolution (one entry per block). Here: the units are the blocks."""
+        return units
 
-    @abc.abstractmethod
     def num_units(self, name: str) -> int:
-        """How many units the layer has."""
+        """How many units the layer has (here: its blocks)."""
+        r, _, c, _ = self.grid(name, self.layouts[name].rows)
+        return r * c
 
-    @abc.abstractmethod
     def pruned_units(self, name: str, pruned: torch.Tensor) -> int:
-        """How many units a pruned mask prunes."""
+        """How many units a pruned mask prunes (here: its set entries)."""
+        return int(torch.count_nonzero(pruned))
 
     def unit_ratio(self, ratio: float) -> float:
-        """Element sparsity ratio -> fraction of units to prune."""
+        """Element sparsity ratio -> fraction of units to prune (here: the same)."""
         return ratio
+
+    def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
+        """``(pruned units, all units)`` measured on the weight (for blockwise reporting)."""
+        return int(torch.count_nonzero(self.pruned_from_weight(name, weight))), self.num_units(name)
+
+    # ---- derived from the block ------------------------------------------------------------
+    def grid(self, name: str, rows: int) -> tuple[int, int, int, int]:
+        """``(block rows, N, block columns, M)`` of ``rows`` rows of the layer's 2-D view."""
+        bn, bm = self.block(name)
+        return rows // bn, bn, self.layouts[name].cols // bm, bm
+
+    def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
+        """Element scores of (a row range of) the 2-D view -> one score per block, by
+        :attr:`reduce_type` (the element scores themselves for 1x1 blocks)."""
+        return _backend.reduce_blocks(elem2d, *self.block(name), self.reduce_type)
 
     def unit_size(self, name: str) -> int:
         """Weights per unit of the layer. Global scope counts weights, not units, when this
@@ -146,20 +177,25 @@ class BasePattern(abc.ABC):
         layout = self.layouts[name]
         return layout.rows * layout.cols // self.num_units(name)
 
-    @abc.abstractmethod
     def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
         """A weight-shaped bool view of the pruned mask (``True`` = zeroed)."""
+        layout = self.layouts[name]
+        bn, bm = self.block(name)
+        if bn == bm == 1:
+            return layout.from_2d(pruned)
+        r, c = layout.rows // bn, layout.cols // bm
+        return layout.from_2d(pruned.view(r, 1, c, 1).expand(r, bn, c, bm).reshape(layout.rows, layout.cols))
 
-    def keep_factor(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
-        """What :meth:`apply_factor` multiplies the weight by; pruners cache it between steps.
-
-        Multiplying by a mask is several times faster on CPU than ``masked_fill_``.
-        """
-        return _as_uint8(~self.expand(name, pruned))
-
-    def apply_factor(self, name: str, weight: torch.Tensor, factor: torch.Tensor) -> None:
-        """Zero pruned weights in place given :meth:`keep_factor`'s tensor."""
-        weight.mul_(factor)
+    def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        """The pruned mask implied by the weights' current zeros (a block is pruned when all its
+        weights are zero; for pattern lock and resume)."""
+        layout = self.layouts[name]
+        bn, bm = self.block(name)
+        if bn == bm == 1:
+            return layout.to_2d(weight.detach()) == 0
+        r, c = layout.rows // bn, layout.cols // bm
+        nonzero = (layout.to_2d(weight.detach()) != 0).reshape(r, bn, c, bm)
+        return ~nonzero.any(dim=3).any(dim=1)
 
     def apply(self, name: str, weight: torch.Tensor, pruned: torch.Tensor) -> None:
         """Zero the pruned weights in place."""
@@ -168,72 +204,10 @@ class BasePattern(abc.ABC):
     def apply_all(
         self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor], factors: dict[str, torch.Tensor]
     ) -> None:
-        """Zero the pruned weights of every layer in ``pruned``, in place.
-
-        Layers :meth:`zero_compiled` takes are zeroed by a compiled kernel (Conv layers from a
-        weight-ordered mask cached in ``factors``); the others are multiplied by their
-        :meth:`keep_factor`, taken from ``factors`` or built and put there (pruners keep that
-        cache until their masks change).
-        """
-        cached = self._zero_cached(weights, pruned, factors)
-        rest = {name: mask for name, mask in pruned.items() if name not in cached}
-        zeroed = self.zero_compiled(weights, rest)
-        for name, mask in rest.items():
-            if name in zeroed:
-                continue
-            factor = factors.get(name)
-            if factor is None or factor.dtype == torch.bool:  # not the kernels' cached mask
-                factor = factors[name] = self.keep_factor(name, mask)
-            self.apply_factor(name, weights[name], factor)
-
-    def _zero_cached(
-        self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor], factors: dict[str, torch.Tensor]
-    ) -> set[str]:
-        """Float32 Conv layers with kernels larger than 1x1 (whose 2-D view maps columns around):
-        zeroed by a compiled pass over a weight-ordered bool copy of the pruned mask, built once per
-        mask change and kept in ``factors`` (several times faster than mapping each view column
-        every step); transposed (Conv1D) weights as stored, by the transposed mask kept alike."""
-        done: set[str] = set()
-        if not _backend.kernels_available():
-            return done
-        for name, mask in pruned.items():
-            weight, layout = weights[name], self.layouts[name]
-            flip = layout.transposed and mask.dim() == 2 and weight.is_contiguous() and weight.dtype in _KERNEL_DTYPES
-            conv = weight.dim() > 2 and layout.cols != weight.shape[1] and weight.dtype == torch.float32
-            if not (flip or conv) or not _backend.on_cpu(weight):
-                continue
-            block = (layout.rows // mask.shape[0], layout.cols // mask.shape[-1]) if mask.dim() == 2 else None
-            cached = factors.get(name)
-            if cached is None or cached.dtype != torch.bool:
-                fast = None if block is None or flip else _backend.weight_order_mask(mask, tuple(weight.shape), block)
-                fast = mask.t().contiguous() if flip else fast
-                cached = factors[name] = self.expand(name, mask).contiguous() if fast is None else fast
-            if _backend.zero_blocks(weight, cached, block[::-1]) if flip else _backend.zero_by_mask(weight, cached):
-                done.add(name)
-        return done
-
-    def zero_compiled(self, weights: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor]) -> set[str]:
-        """Zero what a compiled kernel can, in place; returns those layers' names. Here: layers
-        with element-level masks of the weight's shape or of its 2-D view (patterns with other
-        kernels extend this)."""
-        zeroed = set()
-        for name, mask in pruned.items():
-            weight, layout = weights[name], self.layouts[name]
-            if mask.numel() != weight.numel() or layout.transposed:
-                continue
-            if _backend.zero_by_mask(weight, self.expand(name, mask)) or _backend.zero_blocks(
-                weight, mask.reshape(layout.rows, layout.cols), (1, 1)
-            ):
-                zeroed.add(name)
-        return zeroed
-
-    @abc.abstractmethod
-    def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
-        """The pruned mask implied by the weights' current zeros (for pattern lock and resume)."""
-
-    @abc.abstractmethod
-    def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
-        """``(pruned units, all units)`` measured on the weight (for blockwise reporting)."""
+        """Zero the pruned weights of every layer in ``pruned``, in place, by the fastest route
+        the backend has for the layer (:func:`_backend.zero_masked`); ``factors`` is the
+        pruner's cache of mask copies, kept until its masks change."""
+        _backend.zero_masked(weights, pruned, factors, self.layouts, self.block, self.expand)
 
     # ---- shared machinery ------------------------------------------------------------------
     def empty_mask(self, name: str) -> torch.Tensor:
@@ -290,11 +264,3 @@ class BasePattern(abc.ABC):
         for name, unit_mask, (_, detail) in zip(free, chosen, ranked):
             masks[name] = self.mask_from_units(name, unit_mask, detail)
         return masks
-
-
-_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _as_uint8(mask: torch.Tensor) -> torch.Tensor:
-    """A bool mask as uint8 without a copy: ``mul_`` by uint8 is about 2x faster than by bool."""
-    return mask.contiguous().view(torch.uint8)

@@ -37,10 +37,22 @@ class NMSpec(PatternSpec):
         """N/M: every group pruned."""
         return self.n / self.m
 
+    @property
+    def fixed_sparsity(self) -> float:
+        """N/M: a group satisfies the pattern when N of its M weights are zero."""
+        return self.n / self.m
+
+    def posttraining_form(self) -> tuple[str, int, int]:
+        """The N lowest of every M consecutive input weights of a row."""
+        return ("nm", self.n, self.m)
+
 
 @register_pattern("N:M")
 class NMPattern(BasePattern):
     """N of every M consecutive weights along the input dimension are pruned.
+
+    Scores and masks are element-level (the default 1 x 1 block); a unit is a group of M, scored
+    by its N lowest elements, so the family overrides the scoring and counting of units.
 
     Example:
         >>> import torch
@@ -84,13 +96,6 @@ class NMPattern(BasePattern):
     def unit_ratio(self, ratio: float) -> float:
         return ratio * self.m / self.n
 
-    def reduce(self, name: str, elem2d: torch.Tensor) -> torch.Tensor:
-        return elem2d
-
-    def score_block(self, name: str) -> tuple[tuple[int, int], str]:
-        """Element scores: 1 x 1 blocks."""
-        return (1, 1), "sum"
-
     def unit_scores(
         self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,12 +112,6 @@ class NMPattern(BasePattern):
 
     def pruned_units(self, name: str, pruned: torch.Tensor) -> int:
         return int(torch.count_nonzero(pruned)) // self.n
-
-    def expand(self, name: str, pruned: torch.Tensor) -> torch.Tensor:
-        return self.layouts[name].from_2d(pruned)
-
-    def pruned_from_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
-        return self.layouts[name].to_2d(weight.detach()) == 0
 
     def zero_units(self, name: str, weight: torch.Tensor) -> tuple[int, int]:
         zeros = self.pruned_from_weight(name, weight).reshape(-1, self.m)  # a copy if the weight is a strided view

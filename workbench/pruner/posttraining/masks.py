@@ -14,8 +14,6 @@ import torch
 
 from ..errors import ConfigError
 from ..patterns import parse_pattern
-from ..patterns.nm import NMSpec
-from ..patterns.nxm import NxMSpec
 
 __all__ = ["Shape", "block_mask", "count_schedule", "nm_mask", "parse_shape", "row_mask"]
 
@@ -57,12 +55,14 @@ def parse_shape(text: str) -> Shape:
         (1, 16)
     """
     spec = parse_pattern(text)
-    if isinstance(spec, NMSpec):
-        return Shape(spec.text, "nm", spec.n, spec.m)
-    if isinstance(spec, NxMSpec):
-        n, m = (0 if v == "channel" else int(v) for v in (spec.n, spec.m))
-        return Shape(spec.text, "unstructured" if (n, m) == (1, 1) else "block", n, m)
-    raise ConfigError(f"pattern: {text!r} is not supported by post-training pruning; allowed: 'NxM' or 'N:M'")
+    form = spec.posttraining_form()  # the family declares whether and how post-training pruning takes it
+    if form is None:
+        raise ConfigError(
+            f"pattern: {text!r} (family {spec.family!r}) is not supported by post-training pruning: its family "
+            "declares no post-training form; allowed: unstructured '1x1', N:M ('2:4') or NxM blocks ('4x1')"
+        )
+    kind, n, m = form
+    return Shape(spec.text, kind, n, m)
 
 
 def count_schedule(total_per_chunk: list[int], ratio: float) -> list[int]:

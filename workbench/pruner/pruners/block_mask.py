@@ -31,7 +31,7 @@ class BlockMaskPruner(BasicPruner):
 
     INC 3.7.1 gave every pruned Linear a 0/1 mask with one entry per block, multiplied into the
     weight in the forward pass, and pruned the blocks whose mask gradients, accumulated with
-    momentum, were smallest (see :mod:`workbench.pruner.criteria_block`); the masks are "learned"
+    momentum, were smallest (see :mod:`workbench.pruner.criteria`); the masks are "learned"
     in that sense, not trained by the optimizer. The gradient of a block's mask is computed here
     from the weights' own gradient, so the model's forward pass is left alone. Schedules, scope
     and per-op bounds are the basic pruner's. Layers of other types (Conv) are left unpruned and
