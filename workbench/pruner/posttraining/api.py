@@ -32,12 +32,52 @@ from .sparsegpt import reconstruction_error, sparsegpt_prune
 from .targets import find_targets, get_weight_2d, in_features, set_weight_2d
 from .wanda import wanda_mask, wanda_scores
 
-__all__ = ["METHODS", "prune_posttraining"]
+__all__ = ["METHODS", "check_posttraining_options", "prune_posttraining"]
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("wanda", "sparsegpt")
 """The post-training methods :func:`prune_posttraining` knows."""
+
+
+def check_posttraining_options(
+    method: str,
+    sparsity: float | None = None,
+    pattern: str = "1x1",
+    *,
+    layers_per_pass: int | str | None = 1,
+    owl: bool = False,
+    owl_m: float = 5.0,
+    owl_lambda: float = 0.08,
+    blocksize: int = 128,
+    damp: float = 0.01,
+) -> float:
+    """Check :func:`prune_posttraining`'s options without a model; returns the per-layer sparsity.
+
+    An experiment checks its ``pruning.posttraining`` options with this when the file is read.
+
+    Raises:
+        ConfigError: The first bad option, named with its value and what is allowed.
+
+    Example:
+        >>> check_posttraining_options("wanda", None, "2:4")
+        0.5
+        >>> check_posttraining_options("wanda", None, "2:4", owl=True)
+        Traceback (most recent call last):
+        ...
+        workbench.pruner.errors.ConfigError: owl: True with pattern '2:4'; allowed: OWL needs an unstructured or NxM pattern
+    """
+    shape = parse_shape(pattern)
+    sparsity = _check(method, sparsity, shape, layers_per_pass, owl)
+    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
+        raise ConfigError(f"blocksize: {blocksize!r} is not allowed; allowed: an int >= 1")
+    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 <= damp < 1:
+        raise ConfigError(f"damp: {damp!r} is out of range; allowed: 0 <= damp < 1")
+    if isinstance(owl_m, bool) or not isinstance(owl_m, (int, float)) or owl_m <= 0:
+        raise ConfigError(f"owl_m: {owl_m!r} is out of range; allowed: a number > 0")
+    if isinstance(owl_lambda, bool) or not isinstance(owl_lambda, (int, float)) or not 0 <= owl_lambda < 1:
+        raise ConfigError(f"owl_lambda: {owl_lambda!r} is out of range; allowed: 0 <= owl_lambda < 1")
+    return sparsity
 
 
 def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: int | str | None, owl: bool) -> float:
@@ -164,15 +204,17 @@ def prune_posttraining(
         [('0', 0.5)]
     """
     shape = parse_shape(pattern)
-    sparsity = _check(method, sparsity, shape, layers_per_pass, owl)
-    if not isinstance(blocksize, int) or blocksize < 1:
-        raise ConfigError(f"blocksize: {blocksize!r} is not allowed; allowed: an int >= 1")
-    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 <= damp < 1:
-        raise ConfigError(f"damp: {damp!r} is out of range; allowed: 0 <= damp < 1")
-    if isinstance(owl_m, bool) or not isinstance(owl_m, (int, float)) or owl_m <= 0:
-        raise ConfigError(f"owl_m: {owl_m!r} is out of range; allowed: a number > 0")
-    if isinstance(owl_lambda, bool) or not isinstance(owl_lambda, (int, float)) or not 0 <= owl_lambda < 1:
-        raise ConfigError(f"owl_lambda: {owl_lambda!r} is out of range; allowed: 0 <= owl_lambda < 1")
+    sparsity = check_posttraining_options(
+        method,
+        sparsity,
+        pattern,
+        layers_per_pass=layers_per_pass,
+        owl=owl,
+        owl_m=owl_m,
+        owl_lambda=owl_lambda,
+        blocksize=blocksize,
+        damp=damp,
+    )
     batches = bound_batches(calibration_batches, calibration_samples)
     targets = find_targets(model, op_names, skip, include_head)
     for name, module in targets.items():
