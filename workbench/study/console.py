@@ -14,6 +14,7 @@ import sys
 import optuna
 from tqdm import tqdm
 
+from workbench.infra.diskfull import quiet_disk_full_reports
 from workbench.infra.redaction import install_redaction
 
 __all__ = ["TqdmHandler", "setup_logging"]
@@ -35,6 +36,7 @@ def setup_logging(quiet: bool) -> None:
     Every log record and warning of the process is redacted from then on (no URL credentials).
     """
     install_redaction()
+    quiet_disk_full_reports()  # the full disk is one line, not a library's traceback
     handler = TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("workbench")

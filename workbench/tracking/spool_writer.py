@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError
+from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError, quiet_disk_full_reports
 from workbench.infra.interrupts import ignoring_sigint
 from workbench.infra.redaction import install_redaction
 from workbench.tracking.spool import pending_runs, replay
@@ -50,6 +50,7 @@ def _writer_main(spool: str, tracking_uri: str, stop: Any, report: Any, parent: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     install_redaction()
+    quiet_disk_full_reports()  # the full disk is one line, not a library's traceback
     logging.basicConfig(level=level, format="[log writer] %(message)s")
     tracker = Tracker(tracking_uri)
     # start-up: the writer process loads matplotlib now, not while the first trial waits on it
