@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import criteria_block  # noqa: F401  (registers snip_momentum, then snip_momentum_block: after INC's other three)
 from .catalog import (
     list_criteria,
@@ -127,3 +129,14 @@ __all__ = [
     "tied_weights",
     "update_params",
 ]
+
+_INC_SLIM = ("model_slim", "parse_auto_slim_config")
+
+
+def __getattr__(name: str) -> Any:
+    """INC's slimming names, as ``neural_compressor.compression.pruner`` has them (imported on first use)."""
+    if name in _INC_SLIM:
+        from .slim import inc
+
+        return getattr(inc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
