@@ -20,6 +20,8 @@ from workbench.cli import main
 from workbench.pruner import ConfigError
 from workbench.trial import TrainingConfig, build_pruning_config, run_trial
 
+from helpers.experiments import with_changes
+
 STORES = ("mlflow.db", "optuna.db", "optuna.journal", "mlruns")
 
 
@@ -36,20 +38,15 @@ def _experiment(benchmark: str = "mlp-digits", **changes) -> dict:
         },
         "study": {"n_trials": 1, "sampler": "random", "seed": 0},
     }
-    for dotted, value in changes.items():
-        *path, last = dotted.split(".")
-        section = data
-        for key in path:
-            section = section.setdefault(key, {})
-        section[last] = value
-    return data
+    return with_changes(data, **changes)
 
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
+    """An empty working folder; the stores default to it (no store variable set)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WORKBENCH_STORAGE", raising=False)
     monkeypatch.chdir(tmp_path)
-    for var in ("MLFLOW_TRACKING_URI", "WORKBENCH_STORAGE"):
-        monkeypatch.delenv(var, raising=False)
     return tmp_path
 
 

@@ -20,19 +20,7 @@ from mlflow.tracking import MlflowClient
 from workbench.cli import main
 
 from helpers.experiments import experiment, write_experiment
-from helpers.study import finish, search_env
-
-
-def _start(folder, *argv: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "workbench", *argv],
-        cwd=folder,
-        env=search_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+from helpers.study import finish, start_workbench
 
 
 def _runs(folder):
@@ -64,7 +52,7 @@ def test_a_signal_during_workbench_run_ends_the_run_killed_and_the_same_command_
     data = experiment("sig", "failing_bench:slow_when_pruned", n_trials=1, steps=20)
     data["benchmark_params"] = {"delay": 0.5}  # after pruning each step sleeps: the run is RUNNING for seconds
     write_experiment(tmp_path, data)
-    proc = _start(tmp_path, "run", "exp.yaml", "--set", "pattern=4x1")
+    proc = start_workbench(tmp_path, "run", "exp.yaml", "--set", "pattern=4x1")
     run = _wait_for_running_run(proc, tmp_path)
     os.killpg(proc.pid, signum)
     code, err = finish(proc, timeout=300)
@@ -82,7 +70,7 @@ def test_a_signal_during_workbench_run_ends_the_run_killed_and_the_same_command_
     assert killed.data.tags["workbench.reason"] == f"interrupted by {name}"
     assert killed.data.tags["workbench.interrupted"] == "true"
 
-    again = _start(tmp_path, "run", "exp.yaml", "--set", "pattern=4x1")  # the same command
+    again = start_workbench(tmp_path, "run", "exp.yaml", "--set", "pattern=4x1")  # the same command
     code, err = finish(again, timeout=600)
     assert code == 0, err
     _, runs = _runs(tmp_path)

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("wanda", "sparsegpt")
 """The post-training methods :func:`prune_posttraining` knows."""
+_OPTIONS = ("layers_per_pass", "owl", "owl_m", "owl_lambda", "blocksize", "damp")
 
 
 def check_posttraining_options(
@@ -204,17 +205,8 @@ def prune_posttraining(
         [('0', 0.5)]
     """
     shape = parse_shape(pattern)
-    sparsity = check_posttraining_options(
-        method,
-        sparsity,
-        pattern,
-        layers_per_pass=layers_per_pass,
-        owl=owl,
-        owl_m=owl_m,
-        owl_lambda=owl_lambda,
-        blocksize=blocksize,
-        damp=damp,
-    )
+    options = dict(zip(_OPTIONS, (layers_per_pass, owl, owl_m, owl_lambda, blocksize, damp), strict=True))
+    sparsity = check_posttraining_options(method, sparsity, pattern, **options)
     batches = bound_batches(calibration_batches, calibration_samples)
     targets = find_targets(model, op_names, skip, include_head)
     for name, module in targets.items():

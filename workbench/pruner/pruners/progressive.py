@@ -105,6 +105,8 @@ class ProgressivePruner(BasicPruner):
         self._stage: dict[str, torch.Tensor] = {}  # element-level: sub-step (1..P) that zeroes it
         self._target: dict[str, torch.Tensor] = {}
         self._origin = -1
+        self._partial_step = 0
+        self._partial_keep: tuple[tuple[int, int], dict[str, torch.Tensor]] = ((-1, 0), {})
 
     def set_progressive(self, key: str, value: Any) -> None:
         """Set one of INC's ``progressive_configs`` keys (checked as the config checks it)."""
@@ -120,8 +122,6 @@ class ProgressivePruner(BasicPruner):
         elif not isinstance(value, bool):
             raise ConfigError(f"{key}: {value!r} is not allowed; allowed: True or False")
         setattr(self, key, value)
-        self._partial_step = 0
-        self._partial_keep: tuple[tuple[int, int], dict[str, torch.Tensor]] = ((-1, 0), {})
 
     def update_masks(self) -> None:
         step = self.global_step
