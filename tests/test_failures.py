@@ -117,6 +117,13 @@ def test_kill_9_mid_trial_then_resume_fails_it_and_completes_the_total(tmp_path)
 
     code, err = finish(start_search(tmp_path))  # the same command again
     assert code == 0, err
+    worker = victim.user_attrs["worker"]
+    recovery = [line for line in err.splitlines() if "recovered trial" in line]
+    assert len(recovery) == 1 and recovery[0].endswith(  # one line: trial, worker, host, what happens
+        f"recovered trial {victim.number}: left running by worker pid {worker['pid']} on host {worker['host']} "
+        "(its process is gone); marked failed and interrupted: it does not count toward n_trials and the "
+        "study runs another trial in its place"
+    ), err
     study = optuna.load_study(study_name="killed", storage=storage)
     killed = study.trials[victim.number]
     assert killed.state == TrialState.FAIL and killed.user_attrs["interrupted"] is True

@@ -17,6 +17,8 @@ import yaml
 from workbench.cli import main
 from workbench.pruner import ConfigError, process_config
 
+from helpers.experiments import with_changes
+
 WORKBENCH_DIR = str(Path(__file__).resolve().parents[1] / "workbench")
 STORES = ("mlflow.db", "optuna.db", "optuna.journal", "mlruns")
 _counter = itertools.count()
@@ -36,13 +38,7 @@ def _experiment(**changes) -> dict:
         },
         "study": {"n_trials": 1, "sampler": "random", "seed": 0},
     }
-    for dotted, value in changes.items():
-        *path, last = dotted.split(".")
-        section = data
-        for key in path:
-            section = section.setdefault(key, {})
-        section[last] = value
-    return data
+    return with_changes(data, **changes)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import pytest
@@ -167,3 +168,49 @@ def test_a_resumed_run_continues_the_pruning_schedule(tmp_path):
     )
     for name, mask in first.pruning.pruners[0].pruned.items():
         assert torch.equal(resumed.pruning.pruners[0].pruned[name], mask)  # the same data order, the same masks
+
+
+def _resume_config():
+    return WeightPruningConfig(target_sparsity=0.8, pattern="4x1", start_step=4, end_step=24, pruning_frequency=4)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """A run saved at step 8 (folder A) and trained to the end: the reference a resume must match."""
+    folder = tmp_path_factory.mktemp("A")
+    callback = PruningCallback(_resume_config())
+    trainer = trainer_with([callback], folder, save_strategy="steps", save_steps=8)
+    trainer.train()
+    return folder, callback, trainer
+
+
+def test_a_resume_from_another_folder_gives_the_masks_and_weights_of_the_uninterrupted_run(uninterrupted, tmp_path):
+    folder, first, trainer = uninterrupted
+    resumed = PruningCallback(_resume_config())
+    again = trainer_with([resumed], tmp_path / "B", save_strategy="no")  # another output_dir
+    again.train(resume_from_checkpoint=str(folder / "checkpoint-8"))
+    assert resumed.pruning.global_step == STEPS and resumed.pruning.mask_updates == first.pruning.mask_updates
+    for name, mask in first.pruning.pruners[0].pruned.items():
+        assert torch.equal(resumed.pruning.pruners[0].pruned[name], mask)
+    theirs = dict(trainer.model.named_parameters())
+    for name, weight in again.model.named_parameters():
+        torch.testing.assert_close(weight, theirs[name], rtol=0, atol=1e-6)
+    assert get_sparsity_ratio(resumed.pruning.pruners, again.model)[0] == pytest.approx(0.8, abs=0.02)
+
+
+def test_a_resume_without_the_pruners_state_is_an_error_unless_the_schedule_restarts(uninterrupted, tmp_path, caplog):
+    import shutil
+
+    folder, _, _ = uninterrupted
+    bare = tmp_path / "bare" / "checkpoint-8"
+    shutil.copytree(folder / "checkpoint-8", bare)
+    (bare / STATE_FILE).unlink()
+    with pytest.raises(
+        ConfigError, match=r"training resumes at step 8 but no pruner state was found .*restart_schedule=True"
+    ):
+        trainer_with([PruningCallback(_resume_config())], tmp_path / "B").train(resume_from_checkpoint=str(bare))
+    afresh = PruningCallback(_resume_config(), restart_schedule=True)
+    with caplog.at_level(logging.WARNING, logger="workbench.integrations.transformers"):
+        trainer_with([afresh], tmp_path / "C").train(resume_from_checkpoint=str(bare))
+    assert "restart_schedule=True, so the pruning schedule starts afresh" in caplog.text
+    assert afresh.pruning.global_step == STEPS - 8  # the schedule counted from 0 again

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import string
 import warnings
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench import cli
 from workbench.infra.redaction import install_redaction, redact_text, redact_url
@@ -34,6 +38,17 @@ URLS = [
     ("https://host/p?api_key=AK3Y&apikey=AK4Y", "AK3Y", ["host/p"]),
     ("postgresql://u:pw@h/db?sslmode=require&sslpassword=SSLPW", "SSLPW", ["h/db", "sslmode=require"]),
     ("http://user:pass@127.0.0.1:9/api/2.0/mlflow/runs/get", "pass", ["127.0.0.1:9/api/2.0/mlflow/runs/get"]),
+    # a ``#`` or ``?`` before the ``@`` belongs to the password (SQLAlchemy accepts these)
+    ("postgresql+psycopg://wb:se#cret9@host/db", "se#cret9", ["postgresql+psycopg://", "host/db"]),
+    ("postgresql://wb:se?cret9@host:5432/db", "se?cret9", ["host:5432/db"]),
+    ("postgresql://wb:a#b?c/d@e@host/db?sslmode=require", "a#b?c/d@e", ["host/db", "sslmode=require"]),
+    ("postgresql://wb:#@host/db", "wb:#", ["host/db"]),
+    # credentials in a fragment or a ``;`` path parameter
+    ("https://h/#token=s3cr3t", "s3cr3t", ["https://h/#token="]),
+    ("https://h/#state=1&access_token=AT0K", "AT0K", ["https://h/#state=1&access_token="]),
+    ("https://h/;password=s3cr3t", "s3cr3t", ["https://h/;password="]),
+    ("https://h/api;jsessionid=S3SS/x?y=1", "S3SS", ["https://h/api;jsessionid=", "/x?y=1"]),
+    ("https://h/api?x=1;token=T0K", "T0K", ["https://h/api?x=1;token="]),
 ]
 
 
@@ -47,7 +62,15 @@ def test_redact_url_hides_the_secret_and_keeps_host_and_path(url, secret, kept):
 
 
 @pytest.mark.parametrize(
-    "spec", ["sqlite:///mlflow.db", "sqlite:////tmp/a@b/optuna.db", "optuna.journal", "http://127.0.0.1:5000"]
+    "spec",
+    [
+        "sqlite:///mlflow.db",
+        "sqlite:////tmp/a@b/optuna.db",
+        "optuna.journal",
+        "http://127.0.0.1:5000",
+        "https://host/p?email=a@b.com&x=1",
+        "https://h/api;v=2/x#section",
+    ],
 )
 def test_urls_without_credentials_are_unchanged(spec):
     assert redact_url(spec) == spec
@@ -59,6 +82,41 @@ def test_redact_text_redacts_urls_inside_messages(url, secret, kept):
     out = redact_text(message)
     assert secret not in out, out
     assert out.startswith("API request to ") and kept[-1] in out
+
+
+# any printable character but line breaks and tabs (a URL given alone may even hold a space)
+PASSWORD = st.text(st.sampled_from(string.printable.strip() + " "), min_size=1, max_size=24)
+WORD = st.text(st.sampled_from(string.ascii_lowercase + string.digits), min_size=1, max_size=12)
+SCHEMES = st.sampled_from(["postgresql", "postgresql+psycopg", "mysql+pymysql", "http", "https"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(scheme=SCHEMES, user=WORD, password=PASSWORD, host=WORD, port=st.integers(1, 65535), path=WORD)
+def test_property_any_printable_password_is_hidden_and_host_kept(scheme, user, password, host, port, path):
+    """However a parser splits it, the password never appears: the output is exactly the masked URL."""
+    url = f"{scheme}://{user}:{password}@{host}:{port}/{path}"
+    assert redact_url(url) == f"{scheme}://***@{host}:{port}/{path}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    user=WORD,
+    password=PASSWORD.filter(lambda p: " " not in p),
+    host=WORD,
+    key=st.sampled_from(["token", "password", "access_token", "api_key", "secret", "sig"]),
+)
+def test_property_password_never_appears_in_a_message(user, password, host, key):
+    """In running text too: the userinfo, and a credential in a query, fragment or path parameter
+    (there a value is percent-encoded, as it must be to be one value)."""
+    value = quote(password, safe="")
+    message = (
+        f"cannot reach 'postgresql://{user}:{password}@{host}/db' "
+        f"(https://{host}/x?{key}={value}, https://{host}/x#{key}={value}, https://{host}/x;{key}={value})"
+    )
+    assert redact_text(message) == (
+        f"cannot reach 'postgresql://***@{host}/db' (https://{host}/x?{key}=*** https://{host}/x#{key}=*** "
+        f"https://{host}/x;{key}=***"
+    )
 
 
 @pytest.fixture()

@@ -110,6 +110,7 @@ def _build_parser() -> _Parser:
     rerun = sub.add_parser("rerun", help="re-run a tracked trial from its logged config")
     rerun.add_argument("run_id", help="MLflow run id of a trial")
     rerun.add_argument("--tracking-uri", help=uri_help)
+    rerun.add_argument("--force", action="store_true", help="rerun a run even if it was deleted")
     rerun.set_defaults(func=_cmd_rerun)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI over the tracking store")
@@ -206,13 +207,29 @@ def _search_summary(study, experiment, tracking_uri: str | None) -> str:
     )
 
 
+def _again(words: list[str], args: argparse.Namespace) -> str:
+    """The command line that runs ``words`` again, with the tracking URI (redacted) when given."""
+    from workbench.infra.redaction import redact_url
+
+    return shlex.join(words + (["--tracking-uri", redact_url(args.tracking_uri)] if args.tracking_uri else []))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.experiment import effective_params
+    from workbench.infra.interrupts import interrupt_guard, interrupt_reason
     from workbench.study.console import quiet_optuna
     from workbench.study.single import run_single
 
     quiet_optuna()
-    run_id, result, point = run_single(args.experiment, args.sets, args.tracking_uri)
+    runs: list[str] = []
+    try:
+        with interrupt_guard():  # Ctrl-C and `kill PID`: the run ends KILLED with the reason
+            run_id, result, point = run_single(args.experiment, args.sets, args.tracking_uri, on_run=runs.append)
+    except KeyboardInterrupt as err:
+        what = f"run {runs[0]} ended KILLED ({interrupt_reason(err)})" if runs else "no run was started"
+        again = _again(["workbench", "run", args.experiment, *(w for s in args.sets for w in ("--set", s))], args)
+        print(f"interrupted: {what}; run it again with: {again}", file=sys.stderr)
+        return 130
     sparsity = result.final_sparsity.get("elementwise_over_matmul_gemm_conv", 0.0)
     print(
         f"run {run_id}: {result.metric} {result.value:.4f} (dense {result.dense_value:.4f}), "
@@ -222,11 +239,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
+    from workbench.infra.interrupts import interrupt_guard, interrupt_reason
     from workbench.study.console import quiet_optuna
     from workbench.study.rerun import rerun_trial
 
     quiet_optuna()
-    new_id, before, after, metric = rerun_trial(args.run_id, args.tracking_uri)
+    runs: list[str] = []
+    try:
+        with interrupt_guard():  # Ctrl-C and `kill PID`: the rerun's run ends KILLED with the reason
+            new_id, before, after, metric = rerun_trial(
+                args.run_id, args.tracking_uri, force=args.force, on_run=runs.append
+            )
+    except KeyboardInterrupt as err:
+        what = f"run {runs[0]} ended KILLED ({interrupt_reason(err)})" if runs else "no run was started"
+        again = _again(["workbench", "rerun", args.run_id, *(["--force"] if args.force else [])], args)
+        print(f"interrupted: {what}; run it again with: {again}", file=sys.stderr)
+        return 130
     same = before is not None and after == before
     print(
         f"rerun {new_id} of {args.run_id}: {metric} {after!r} (source {before!r}): "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["experiment", "write_experiment"]
+__all__ = ["experiment", "with_changes", "write_experiment"]
 
 
 def experiment(
@@ -40,3 +40,14 @@ def write_experiment(folder: Path, data: dict) -> Path:
     path = folder / "exp.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def with_changes(data: dict, **changes) -> dict:
+    """``data`` with ``changes`` applied: dotted keys (``"training.steps"``) to new values, sections made as needed."""
+    for dotted, value in changes.items():
+        *path, last = dotted.split(".")
+        section = data
+        for key in path:
+            section = section.setdefault(key, {})
+        section[last] = value
+    return data

@@ -35,8 +35,13 @@ def search_env(**extra: str) -> dict[str, str]:
 
 
 def start_search(folder: Path, *args: str) -> subprocess.Popen:
+    return start_workbench(folder, "search", "exp.yaml", *args)
+
+
+def start_workbench(folder: Path, *argv: str) -> subprocess.Popen:
+    """``workbench <argv>`` in ``folder``, in its own process group (a signal to the group reaches it all)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "workbench", "search", "exp.yaml", *args],
+        [sys.executable, "-m", "workbench", *argv],
         cwd=folder,
         env=search_env(),
         stdout=subprocess.PIPE,

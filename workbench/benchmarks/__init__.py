@@ -35,7 +35,7 @@ from .cache import (
     train_dense,
 )
 from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
-from .task import DIRECTIONS, Task, default_evaluate, default_loss
+from .task import DIRECTIONS, Task, check_task, default_evaluate, default_loss
 
 __all__ = [
     "BENCHMARKS",
@@ -52,6 +52,7 @@ __all__ = [
     "TensorBatches",
     "cache_path",
     "cycle_batches",
+    "check_task",
     "default_evaluate",
     "default_loss",
     "get_benchmark",

@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -50,10 +51,10 @@ from torch.nn import functional as F
 from workbench.pruner import ConfigError
 
 from .base import DenseRecipe, seeded
-from .batches import TensorBatches, to_device
+from .batches import OnDevice, TensorBatches, to_device
 from .direction import DIRECTIONS, better, check_direction
 
-__all__ = ["DIRECTIONS", "Task", "TensorBatches", "default_evaluate", "default_loss", "to_device"]
+__all__ = ["DIRECTIONS", "Task", "TensorBatches", "check_task", "default_evaluate", "default_loss", "to_device"]
 
 
 def _split(batch: Any, where: str) -> tuple[Any, torch.Tensor]:
@@ -164,6 +165,11 @@ class Task:
                 raise ConfigError(f"{key}: expected a callable, got {type(value).__name__}")
         if build_model is None:
             raise ConfigError("build_model: expected a callable, got None")
+        if isinstance(build_model, nn.Module):
+            raise ConfigError(
+                f"build_model: got a {type(build_model).__name__} instance; expected a zero-argument callable "
+                "returning a fresh model (e.g. a function or class that builds it)"
+            )
         for key, value in (("train_batches", train_batches), ("eval_batches", eval_batches)):
             if not callable(value) and not isinstance(value, Iterable):
                 raise ConfigError(f"{key}: expected a re-iterable of batches or a callable, got {type(value).__name__}")
@@ -268,8 +274,62 @@ class Task:
             raise ConfigError(
                 f"task {self.name!r}: metric {self.metric!r} is not among evaluate's keys {sorted(values)}"
             )
-        return {str(key): float(value) for key, value in values.items()}
+        return {str(key): self._number(key, value) for key, value in values.items()}
+
+    def _number(self, key: Any, value: Any) -> float:
+        """One metric value as a float; anything but a number (a str, None) names the metric."""
+        if not isinstance(value, (str, bytes, bool)) and value is not None:
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                pass
+        raise ConfigError(
+            f"task {self.name!r}: evaluate returned {type(value).__name__} {value!r} for metric {key!r}; "
+            "expected a number"
+        )
 
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is better than ``b`` under :attr:`direction`."""
         return better(a, b, self.direction)
+
+
+def check_task(task: Task, *, seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Check ``task``'s contract once, before any trial: build, batches, evaluate; returns the metrics.
+
+    Builds the model (seeded), takes the first training batch and evaluates the model as built
+    (the dense model itself when ``task.dense`` is ``None``; the untrained one otherwise) on
+    ``device``. Every mistake is a :class:`ConfigError` naming the task and what is wrong:
+    ``build_model`` raising or returning no ``nn.Module``, empty training batches, ``evaluate``
+    raising, returning no dict, omitting the metric, a value that is not a number, or NaN for the
+    task's metric.
+
+    Example:
+        >>> x, y = torch.randn(8, 4), torch.arange(8) % 2
+        >>> bad = Task("toy", build_model=lambda: torch.nn.Linear(4, 2), train_batches=[],
+        ...            eval_batches=[(x, y)])
+        >>> check_task(bad)
+        Traceback (most recent call last):
+        ...
+        workbench.pruner.errors.ConfigError: task 'toy': train_batches yielded no batch; a trial needs training batches
+    """
+    where = f"task {task.name!r}"
+
+    def guarded(what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ConfigError as err:
+            raise ConfigError(str(err) if str(err).startswith(where) else f"{where}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - the task's own code failed: its contract, one line
+            raise ConfigError(f"{where}: {what} raised {type(err).__name__}: {err}") from None
+
+    model = guarded("build_model", lambda: task.build_model(seed))
+    first = guarded("train_batches", lambda: next(iter(task.train_batches), None))
+    if first is None:
+        raise ConfigError(f"{where}: train_batches yielded no batch; a trial needs training batches")
+    model.to(device)
+    metrics = guarded("evaluate", lambda: task.evaluate(model, OnDevice(task.eval_batches, torch.device(device))))
+    if math.isnan(metrics[task.metric]):
+        raise ConfigError(
+            f"{where}: evaluate returned NaN for metric {task.metric!r} on the model as built; expected a number"
+        )
+    return metrics

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.pruner import ConfigError, did_you_mean, parse_pattern
+from workbench.pruner import ConfigError, check_posttraining_options, did_you_mean, parse_pattern
+from workbench.trial.posttraining_config import POSTTRAINING_KEY, POSTTRAINING_OPTIONS
 from workbench.trial.space import allowed_values, check_posttraining_pattern, is_posttraining
 
 __all__ = [
@@ -175,12 +176,29 @@ def parse_range(dim: str, raw: Any, key: str) -> FloatRange:
     return FloatRange(low, high, step, log)
 
 
-def check_posttraining_space(space: dict[str, Any]) -> None:
-    """Refuse patterns a post-training criterion of ``space`` cannot prune (named by key and value).
+def check_posttraining_space(space: dict[str, Any], options: Any = None) -> None:
+    """Refuse patterns and ``pruning.posttraining`` options a post-training criterion of ``space``
+    cannot take (named by key and value), for every criterion and pattern the study may pair.
 
     Post-training pruning (``wanda``, ``sparsegpt``) takes unstructured, N:M and NxM patterns;
-    a pattern family a plug-in registered is for the training-aware pruners only.
+    a pattern family a plug-in registered is for the training-aware pruners only. ``options`` is
+    the experiment's ``pruning.posttraining`` (checked as :func:`workbench.pruner.prune_posttraining`
+    would, e.g. ``layers_per_pass: 0`` or ``owl: true`` with an N:M pattern).
     """
     criteria = [c for c in space.get("criterion", []) if is_posttraining(c)]
-    for i, pattern in enumerate(space.get("pattern", []) if criteria else []):
+    patterns = space.get("pattern", [])
+    for i, pattern in enumerate(patterns if criteria else []):
         check_posttraining_pattern(criteria[0], pattern, f"search_space.pattern[{i}]")
+    if options is None:
+        return
+    key = f"pruning.{POSTTRAINING_KEY}"
+    if not isinstance(options, dict) or any(k not in POSTTRAINING_OPTIONS for k in options):
+        raise fail(key, f"{options!r} is not allowed; allowed: a mapping of {', '.join(POSTTRAINING_OPTIONS)}")
+    for criterion in criteria:
+        for pattern in patterns:
+            try:
+                check_posttraining_options(
+                    criterion, None if parse_pattern(pattern).fixed_sparsity is not None else 0.5, pattern, **options
+                )
+            except ConfigError as err:
+                raise ConfigError(f"{key}.{err} (criterion {criterion})") from None

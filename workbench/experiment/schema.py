@@ -198,6 +198,8 @@ def _parse_seeds(raw: Any) -> tuple[int, ...]:
         return ()
     if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
         raise fail("study.seeds", f"expected a non-empty list of integers, got {raw!r}")
+    for i, seed in enumerate(raw):
+        check_seed(seed, f"study.seeds[{i}]")
     if len(set(raw)) != len(raw):
         raise fail("study.seeds", f"seeds must be distinct, got {raw!r}")
     return tuple(raw)
@@ -227,10 +229,10 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
         dim: (parse_range if dim in RANGE_DIMS else parse_categorical)(dim, raw, f"search_space.{dim}")
         for dim, raw in space_raw.items()
     }
-    check_posttraining_space(space)
     pruning = mapping(data.get("pruning"), "pruning")
     if POSTTRAINING_KEY in pruning:  # the post-training options' values, before any trial runs
         check_posttraining_options(pruning[POSTTRAINING_KEY])
+    check_posttraining_space(space, pruning.get(POSTTRAINING_KEY))
     for key in pruning:
         if key in space:
             raise fail(f"pruning.{key}", "is also a search_space dimension; set it in one place only")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from workbench.infra.diskfull import quiet_disk_full_reports
 from workbench.infra.redaction import install_redaction
 
 __all__ = ["TqdmHandler", "setup_logging"]
@@ -39,6 +40,7 @@ def setup_logging(quiet: bool) -> None:
     (:func:`workbench.study.console.quiet_optuna`).
     """
     install_redaction()
+    quiet_disk_full_reports()  # the full disk is one line, not a library's traceback
     handler = TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("workbench")

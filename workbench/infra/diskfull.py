@@ -14,13 +14,21 @@ Example:
 from __future__ import annotations
 
 import errno
+import logging
 
-__all__ = ["DISK_FULL_EXIT", "DiskFullError", "as_disk_full", "causes"]
+__all__ = ["DISK_FULL_EXIT", "DiskFullError", "as_disk_full", "causes", "quiet_disk_full_reports"]
 
 DISK_FULL_EXIT = 28
 """Exit status of a helper process (the log writer) that stopped on a full disk."""
 _ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _TEXTS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_REPORTING_LOGGERS = (
+    "mlflow.store.db.utils",  # "SQLAlchemy database error. The following exception is caught." + traceback
+    "mlflow.store.tracking.sqlalchemy_store",
+    "sqlalchemy.pool.impl.QueuePool",
+    "sqlalchemy.pool.impl.NullPool",
+    "sqlalchemy.pool.impl.SingletonThreadPool",
+)
 
 
 class DiskFullError(OSError):
@@ -59,3 +67,26 @@ def as_disk_full(err: BaseException, path: str = "") -> DiskFullError | None:
         if any(text in str(link).lower() for text in _TEXTS):
             return DiskFullError(path)
     return None
+
+
+class _DropDiskFullReports(logging.Filter):
+    """Drops a library's error record about a full disk (and its ~100-line traceback): the
+    workbench stops on it and prints one line naming the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and as_disk_full(error) is not None:
+            return False
+        try:
+            message = record.getMessage().lower()
+        except Exception:  # noqa: BLE001 - a bad format string: logging reports it itself
+            return True
+        return not any(text in message for text in _TEXTS)
+
+
+def quiet_disk_full_reports() -> None:
+    """Silence MLflow's and SQLAlchemy's own error records about a full disk, in this process. Idempotent."""
+    for name in _REPORTING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropDiskFullReports) for f in logger.filters):
+            logger.addFilter(_DropDiskFullReports())

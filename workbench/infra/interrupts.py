@@ -35,7 +35,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["deferred", "deliverable", "handled", "ignoring_sigint", "interrupt_guard", "raise_deferred"]
+__all__ = [
+    "deferred",
+    "deliverable",
+    "handled",
+    "ignoring_sigint",
+    "interrupt_guard",
+    "interrupt_reason",
+    "raise_deferred",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ _state: dict[str, Any] = {
     "defer": 0,
     "deferred": False,
     "generation": 0,
+    "signal": None,
 }
 
 
@@ -65,6 +74,7 @@ def _handler(signum: int, frame: Any) -> None:
     if _state["handled"]:
         return  # the runs are being closed; a second Ctrl-C must not cut that short
     if not _state["pending"]:
+        _state["signal"] = signum
         _state["pending"] = True
         threading.Thread(
             target=_redeliver,
@@ -116,7 +126,9 @@ def interrupt_guard() -> Iterator[None]:
     quiet, handlers = _DropInterruptReports(), _report_handlers()
     for handler in handlers:
         handler.addFilter(quiet)
-    _state.update(active=True, pending=False, handled=False, deferred=False, generation=_state["generation"] + 1)
+    _state.update(
+        active=True, pending=False, handled=False, deferred=False, generation=_state["generation"] + 1, signal=None
+    )
     try:
         yield
     finally:
@@ -126,6 +138,22 @@ def interrupt_guard() -> Iterator[None]:
         sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def interrupt_reason(err: BaseException | None = None) -> str:
+    """Why the process is being interrupted, for a run's reason: ``"interrupted by SIGTERM"``.
+
+    The first signal the current :func:`interrupt_guard` received names it; without one (a
+    ``KeyboardInterrupt`` raised by Python's own handler, a ``SystemExit``) the exception's type does.
+
+    Example:
+        >>> interrupt_reason(KeyboardInterrupt())
+        'interrupted (KeyboardInterrupt)'
+    """
+    signum = _state["signal"]
+    if signum is not None:
+        return f"interrupted by {signal.Signals(signum).name}"
+    return f"interrupted ({type(err).__name__ if err is not None else 'KeyboardInterrupt'})"
 
 
 def raise_deferred() -> None:

@@ -97,6 +97,11 @@ def import_module(name: str, *, what: str = "plugins") -> ModuleType:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{what}: expected a module name such as 'my_registrations', got {name!r}")
     name = name.strip()
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise ConfigError(
+            f"{what}: {name!r} is not a module name; allowed: a dotted Python module name such as "
+            "'my_registrations' or 'pkg.mod' (no paths, no relative names: the working folder is on sys.path)"
+        )
     cwd = os.getcwd()
     if "" not in sys.path and cwd not in sys.path:
         sys.path.append(cwd)

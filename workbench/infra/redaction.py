@@ -1,19 +1,28 @@
 """Secrets out of everything printed or logged: store URLs with credentials, and text holding them.
 
 A store URL may carry a password (``postgresql://user:pw@host/db``), a token alone
-(``https://tok3n@host``) or a credential in its query (``?token=...``). :func:`redact_url` hides
-the whole userinfo and every credential-like query value of one URL; :func:`redact_text` does it
+(``https://tok3n@host``) or a credential in its query (``?token=...``), its fragment
+(``#access_token=...``) or a path parameter (``/api;password=...``). :func:`redact_url` hides the
+whole userinfo and every credential-like ``key=value`` after the host; :func:`redact_text` does it
 to every URL inside a message (an exception text from MLflow, Optuna or SQLAlchemy included);
 :func:`install_redaction` makes every log record of the process, and Python's warnings, pass
 through it.
 
-The userinfo ends at the LAST ``@`` before the query: a password with an unencoded ``/`` or ``@``
-(``postgresql://u:se/cret@host/db``) is hidden whole, and the host after it is kept. A ``?`` or
-``#`` inside a password is a delimiter to every URL parser and must be percent-encoded.
+The userinfo is split the way the most lenient parser (SQLAlchemy's) may split it, so that no
+parser's password escapes: it ends at the LAST ``@`` of the URL whose user part (before the first
+``:``) holds no ``/``. A password with an unencoded ``/``, ``@``, ``?`` or ``#``
+(``postgresql://u:se#cr/e?t@host/db``) is hidden whole and the host after it is kept. A URL whose
+query or fragment holds an ``@`` after a ``user:`` may lose more than its userinfo (the host too):
+hiding too much is the safe side. In running text a URL ends at whitespace, so a password holding
+whitespace must be percent-encoded there.
 
 Example:
     >>> redact_url("postgresql://workbench:se/cr@t@dbhost/optuna?sslmode=require&password=x")
     'postgresql://***@dbhost/optuna?sslmode=require&password=***'
+    >>> redact_url("postgresql+psycopg://wb:se#cret9@host/db")
+    'postgresql+psycopg://***@host/db'
+    >>> redact_url("https://h/api;password=s?x=1#token=t")
+    'https://h/api;password=***?x=1#token=***'
     >>> redact_text("tracking http://alice:S3cret@127.0.0.1:5000, storage optuna.db")
     'tracking http://***@127.0.0.1:5000, storage optuna.db'
 """
@@ -24,48 +33,67 @@ import logging
 import re
 import warnings
 from typing import Any
-from urllib.parse import urlsplit
 
 __all__ = ["MASK", "install_redaction", "redact_text", "redact_url"]
 
 MASK = "***"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)$", re.DOTALL)
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+_TRAILING_PUNCTUATION = re.compile(r"['\"`<>()\[\]{},.]+$")
 _SECRET_KEY = re.compile(r"token|passw|pwd|secret|key|auth|credential|signature|^sig$|session", re.IGNORECASE)
+# one ``key=value`` after the host: a path parameter (``;``, up to the next ``/?#;``), or one in the
+# query (``?``/``&``/``;``) or fragment (``#``)
+_PATH_PARAM = re.compile(r"(?P<lead>;)(?P<key>[^=;?&#/]*)=(?P<value>[^;?#/]*)")
+_PARAM = re.compile(r"(?P<lead>[;?&#])(?P<key>[^=;?&#/]*)=(?P<value>[^;&#]*)")
 
 
-def _redact_query(query: str) -> str:
-    parts = []
-    for part in query.split("&"):
-        key, eq, _value = part.partition("=")
-        parts.append(f"{key}={MASK}" if eq and _SECRET_KEY.search(key) else part)
-    return "&".join(parts)
+def _userinfo_end(rest: str) -> int:
+    """Index of the ``@`` that ends the userinfo of ``rest`` (the URL after ``scheme://``), or -1."""
+    at = rest.rfind("@")
+    while at >= 0:
+        user = rest[:at].partition(":")[0]
+        if "/" not in user and (":" in rest[:at] or not any(c in user for c in "?#")):
+            return at
+        at = rest.rfind("@", 0, at)
+    return -1
+
+
+def _redact_params(tail: str) -> str:
+    def mask(match: re.Match[str]) -> str:
+        if not _SECRET_KEY.search(match["key"]):
+            return match.group(0)
+        return f"{match['lead']}{match['key']}={MASK}"
+
+    query = min((i for i in (tail.find("?"), tail.find("#")) if i >= 0), default=len(tail))
+    return _PATH_PARAM.sub(mask, tail[:query]) + _PARAM.sub(mask, tail[query:])
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its whole userinfo and every credential-like query value replaced by ``***``.
+    """``url`` with its whole userinfo and every credential-like ``key=value`` after the host hidden.
 
-    Host, port, path and the other query values stay (see the module docstring for how an
-    unencoded ``/`` or ``@`` in a password is handled). Text without ``scheme://`` is returned as is.
+    The userinfo becomes ``***``; the value of every query, fragment or ``;`` path parameter whose
+    key looks like a credential (token, password, secret, key, auth, signature, session) becomes
+    ``***``. Host, port, path and the other values stay (see the module docstring for how a
+    password with unencoded delimiters is handled). Text without ``scheme://`` is returned as is.
     """
     text = str(url)
     match = _SCHEME.match(text)
     if match is None:
         return text
     scheme, rest = match.groups()
-    split = urlsplit(f"{scheme}{rest}")
-    delimiter = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-    head, tail = rest[:delimiter], rest[delimiter:]
-    if split.netloc and "@" in head:  # an authority with userinfo (not sqlite:////a@b.db: no netloc)
-        head = f"{MASK}@{head.rpartition('@')[2]}"
-    if split.query and tail.startswith("?"):
-        query, hash_, fragment = tail[1:].partition("#")
-        tail = f"?{_redact_query(query)}{hash_}{fragment}"
-    return f"{scheme}{head}{tail}"
+    at = _userinfo_end(rest)
+    userinfo = f"{MASK}@" if at >= 0 else ""
+    after = rest[at + 1 :]
+    host_end = min((i for i in (after.find(c) for c in "/?#;") if i >= 0), default=len(after))
+    return f"{scheme}{userinfo}{after[:host_end]}{_redact_params(after[host_end:])}"
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every ``scheme://...`` URL in it passed through :func:`redact_url`."""
+    """``text`` with every ``scheme://...`` URL in it passed through :func:`redact_url`.
+
+    A URL runs to the next whitespace, so a quote or bracket closing it is part of it: a masked
+    value at its end takes the closing characters with it (a password may end in them too).
+    """
     text = str(text)
     if "://" not in text:
         return text

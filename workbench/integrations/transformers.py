@@ -44,8 +44,14 @@ Requires transformers with the ``on_pre_optimizer_step``/``on_optimizer_step`` e
 newer). Gradient accumulation works (one pruner step per optimizer step). Checkpoints: at
 ``on_save`` the pruner's state (masks, step counters) is written beside the Trainer's, as
 ``checkpoint-<step>/workbench_pruning.pt``; ``trainer.train(resume_from_checkpoint=...)`` restores
-it, so the schedule continues where it stopped (a checkpoint without it restarts the schedule,
-with a warning).
+it from the folder the Trainer actually resumes from, whatever folder that is (another run's
+``A/checkpoint-8`` with a new ``output_dir`` too), so the schedule continues where it stopped and
+the masks and weights are those of the uninterrupted run. The folder is read from the Trainer's
+training loop (``resume_from_checkpoint``, after ``True`` was resolved to the last checkpoint),
+else ``resume_from=`` names it, else ``<output_dir>/checkpoint-<global_step>``. A resumed run
+(``global_step > 0``) whose checkpoint holds no pruner state is an error (the schedule would
+restart at step 0 and the pruned weights regrow) unless ``restart_schedule=True`` says to start
+the schedule afresh (then one warning).
 """
 
 from __future__ import annotations
@@ -87,6 +93,10 @@ class PruningCallback(TrainerCallback):
         config: An INC-style pruning config (``WeightPruningConfig``, dict or YAML path);
             validated here, so a bad key fails before training.
         per_layer: Also log ``layer_sparsity/<layer>`` for every pruned layer.
+        resume_from: The checkpoint folder a resumed run restores the pruner's state from, when
+            the Trainer's own ``resume_from_checkpoint`` cannot be found (a custom training loop).
+        restart_schedule: On a resumed run whose checkpoint holds no pruner state, start the
+            pruning schedule afresh (with a warning) instead of raising.
 
     Attributes:
         pruning: The :class:`~workbench.pruner.Pruning` (``None`` until training begins).
@@ -95,7 +105,14 @@ class PruningCallback(TrainerCallback):
         ValueError: transformers is missing or too old, or the config is invalid.
     """
 
-    def __init__(self, config: Any, *, per_layer: bool = True) -> None:
+    def __init__(
+        self,
+        config: Any,
+        *,
+        per_layer: bool = True,
+        resume_from: str | os.PathLike | None = None,
+        restart_schedule: bool = False,
+    ) -> None:
         if TrainerCallback is object:
             raise ConfigError("PruningCallback needs the optional extra [hf] (transformers): pip install -e '.[hf]'")
         missing = [event for event in _EVENTS if not hasattr(TrainerCallback, event)]
@@ -105,6 +122,7 @@ class PruningCallback(TrainerCallback):
             )
         resolve_config(config)  # a bad config is a ConfigError now, not at the first step
         self.config, self.per_layer = config, bool(per_layer)
+        self.resume_from, self.restart_schedule = resume_from, bool(restart_schedule)
         self.pruning: Pruning | None = None
         self._eval_open = False
         self._warned = False
@@ -145,17 +163,38 @@ class PruningCallback(TrainerCallback):
     def _state_file(args, step: int) -> str:
         return os.path.join(args.output_dir, f"checkpoint-{step}", STATE_FILE)
 
+    @staticmethod
+    def _trainer_resume_folder() -> str | None:
+        """The checkpoint folder the Trainer resumes from: ``resume_from_checkpoint`` of its loop."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_name == "_inner_training_loop" and "resume_from_checkpoint" in frame.f_locals:
+                value = frame.f_locals["resume_from_checkpoint"]
+                return os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+            frame = frame.f_back
+        return None
+
     def _restore(self, args, state) -> None:
-        """A run resumed from ``checkpoint-<global_step>`` gets the pruner's state saved there."""
+        """A resumed run gets the pruner's state saved in the checkpoint it resumes from (module docstring)."""
         if not state.global_step:
             return
-        path = self._state_file(args, state.global_step)
-        if not os.path.isfile(path):
+        folders = [self._trainer_resume_folder(), self.resume_from]
+        folders.append(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+        tried = [os.path.join(os.fspath(f), STATE_FILE) for f in dict.fromkeys(f for f in folders if f)]
+        path = next((p for p in tried if os.path.isfile(p)), None)
+        if path is None:
+            if not self.restart_schedule:
+                raise ConfigError(
+                    f"PruningCallback: training resumes at step {state.global_step} but no pruner state was found "
+                    f"(tried {', '.join(tried)}); allowed: resume from a checkpoint this callback saved, name it "
+                    "with PruningCallback(..., resume_from=folder), or start the schedule afresh with "
+                    "PruningCallback(..., restart_schedule=True)"
+                )
             logger.warning(
-                "PruningCallback: training resumes at step %d without %s: the pruning schedule restarts "
-                "from step 0 (zeros already in the weights are not kept unless the config resumes from them)",
+                "PruningCallback: training resumes at step %d without a pruner state (tried %s): "
+                "restart_schedule=True, so the pruning schedule starts afresh",
                 state.global_step,
-                path,
+                ", ".join(tried),
             )
             return
         self.pruning.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

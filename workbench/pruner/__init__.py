@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from .catalog import (
     list_criteria,
     list_decays,
@@ -50,7 +52,7 @@ from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criter
 from .errors import ConfigError
 from .heads import find_heads, tied_weights
 from .patterns import PATTERNS, BasePattern, PatternSpec, get_pattern, parse_pattern, register_pattern
-from .posttraining import PosttrainingReport, prune_posttraining
+from .posttraining import PosttrainingReport, check_posttraining_options, prune_posttraining
 from .pruners import PRUNERS, BasePruner, format_pruning_type, get_pruner, parse_valid_pruner_types, register_pruner
 from .pruning import Pruning, prepare_pruning
 from .registry import Registry, did_you_mean
@@ -109,6 +111,7 @@ __all__ = [
     "parse_valid_pruner_types",
     "prepare_pruning",
     "prune_posttraining",
+    "check_posttraining_options",
     "process_and_check_config",
     "process_config",
     "process_weight_config",
@@ -126,3 +129,14 @@ __all__ = [
     "tied_weights",
     "update_params",
 ]
+
+_INC_SLIM = ("model_slim", "parse_auto_slim_config")
+
+
+def __getattr__(name: str) -> Any:
+    """INC's slimming names, as ``neural_compressor.compression.pruner`` has them (imported on first use)."""
+    if name in _INC_SLIM:
+        from .slim import inc
+
+        return getattr(inc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

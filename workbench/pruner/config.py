@@ -196,6 +196,8 @@ def _resolve(local: Mapping, global_all: Mapping, raw_global: Mapping, defaults:
         out["parameters"] = {**out["parameters"], "reg_coeff": coeff}
     out["reg_coeff"] = coeff
     update_params(out)
+    if isinstance(out.get("pruning_op_types"), str):  # INC takes one type as a bare string: "Linear"
+        out["pruning_op_types"] = [out["pruning_op_types"]]
     pruning_type = out["pruning_type"]
     known = isinstance(pruning_type, str) and pruning_type in parse_valid_pruner_types()
     pruner_type, criterion = parse_pruning_type(pruning_type) if known else (None, None)

@@ -102,6 +102,9 @@ def classify_layers(
         kind = type(module).__name__
         shape = tuple(module.weight.shape)
         reason, owner = None, None
+        if module.weight.numel() == 0:  # Linear(0, 8): nothing to prune, and no unit to size
+            infos.append(LayerInfo(name, kind, shape, False, f"no weights (empty weight of shape {list(shape)})"))
+            continue
         for i, cfg in enumerate(configs):
             why = _why_not(name, kind, cfg, context)
             if why is None:

@@ -100,7 +100,7 @@ class Objective:
         except (KeyboardInterrupt, SystemExit) as err:
             interrupts.handled()
             trial.set_user_attr("interrupted", True)
-            trial.set_user_attr("failure_reason", f"interrupted ({type(err).__name__})")
+            trial.set_user_attr("failure_reason", interrupts.interrupt_reason(err))
             raise
         except BaseException as err:
             full = as_stop(err, self.tracking_uri)

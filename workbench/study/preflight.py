@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workbench.benchmarks import get_benchmark
+from workbench.benchmarks import check_task, get_benchmark
 from workbench.experiment import Experiment, effective_params, with_task
 from workbench.infra import store_checks
 from workbench.infra.store_checks import CONNECT_TIMEOUT, StoreError, source_of
@@ -31,6 +31,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "check_point_builds",
     "check_storage",
+    "check_task_contract",
     "check_stores",
     "check_tracking_uri",
     "resolve_task",
@@ -82,15 +83,29 @@ def check_device(experiment: Experiment) -> None:
     check_precision(experiment.training.precision, resolve_device(experiment.training.device))
 
 
+def check_task_contract(experiment: Experiment) -> tuple[str, str]:
+    """The task's (metric, direction), after checking its contract once (:func:`workbench.benchmarks.check_task`).
+
+    Builds the task, its model and first training batch, and evaluates the model once on the
+    experiment's device: a ``build_model`` returning a dict or None, empty training batches, an
+    ``evaluate`` raising, returning NaN, a string or None, or omitting the metric stop the study
+    before its first trial (ConfigError naming the task and what is wrong; exit 2).
+    """
+    task = get_benchmark(experiment.benchmark, **dict(experiment.benchmark_params))
+    check_task(task, seed=experiment.study.trial_seeds[0], device=resolve_device(experiment.training.device))
+    return str(task.metric), str(task.direction)
+
+
 def check_point_builds(experiment: Experiment, point: dict) -> Experiment:
     """Fail fast (ConfigError, exit 2) on a device this machine lacks, an unknown benchmark, bad
-    ``benchmark_params``, objectives naming another metric than the task's, or a pruning config
-    that cannot build.
+    ``benchmark_params``, a task breaking its contract (:func:`check_task_contract`), objectives
+    naming another metric than the task's, or a pruning config that cannot build.
 
     Returns ``experiment`` with the task's metric and direction (:func:`resolve_task`).
     """
     check_device(experiment)
-    resolved = resolve_task(experiment)
+    metric, direction = check_task_contract(experiment)
+    resolved = with_task(experiment, metric, direction)
     pruning = {k: v for k, v in effective_params(point).items() if k != "lr"}
     build_pruning_config(pruning, training=experiment.training, fixed=experiment.pruning)  # validates what it builds
     return resolved

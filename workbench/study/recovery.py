@@ -90,6 +90,7 @@ def stale_trial_callback(tracker: Tracker) -> Any:
     """A ``failed_trial_callback`` for RDB heartbeats: mark the trial interrupted, its run KILLED."""
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        _log.warning(_left_by_dead(trial.number, trial.user_attrs.get("worker"), "no heartbeat"))
         run_id = trial.user_attrs.get("mlflow_run_id")  # the trial is FAIL already: no attrs to add
         if run_id:
             _kill_run(tracker, run_id, "worker stopped sending heartbeats (killed or lost)")
@@ -133,18 +134,35 @@ def recover_study(
         if owner is None:  # the owner is recorded milliseconds after creation: its process died in between
             start = trial.datetime_start
             age = (datetime.datetime.now(start.tzinfo) - start).total_seconds() if start else 0.0
-            mine = own or age > ORPHAN_AGE
+            mine, dead = own, age > ORPHAN_AGE
         else:
             mine = own and isinstance(owner, dict) and all(owner.get(k) == me[k] for k in ("host", "pid", "start"))
-        if not (mine or owner_is_dead(owner)):
+            dead = not mine and owner_is_dead(owner)
+        if not (mine or dead):
             continue
         who = f"{owner.get('host')}:{owner.get('pid')}" if isinstance(owner, dict) else "?"
         if _mark_interrupted(study, trial, "interrupted" if mine else f"worker {who} died"):
             failed.append(trial.number)
-            _log.debug("trial %d: worker %s gone, marked failed", trial.number, who)
+            if mine:
+                _log.debug("trial %d: interrupted in this process, marked failed", trial.number)
+            else:
+                how = "its process is gone" if owner is not None else f"no worker recorded in {ORPHAN_AGE:.0f} s"
+                _log.warning(_left_by_dead(trial.number, owner, how))
     if tracker is not None and parent_run_id and (close_runs or failed):
         _close_orphan_runs(study, tracker, parent_run_id)
     return failed
+
+
+def _left_by_dead(number: int, owner: Any, how: str) -> str:
+    """The one line recovery logs for a trial a dead process left RUNNING: trial, worker, host, what happens."""
+    if isinstance(owner, dict):
+        worker = f"worker pid {owner.get('pid')} on host {owner.get('host')}"
+    else:
+        worker = "a worker that died before recording itself"
+    return (
+        f"recovered trial {number}: left running by {worker} ({how}); marked failed and interrupted: "
+        "it does not count toward n_trials and the study runs another trial in its place"
+    )
 
 
 def _interrupted(trial: FrozenTrial) -> bool:

@@ -157,7 +157,7 @@ def run_study(
                 )
     except BaseException as err:
         interrupts.handled()
-        _close_interrupted(study, tracker, parent)
+        _close_interrupted(study, tracker, parent, interrupts.interrupt_reason(err))
         if not isinstance(err, WorkerError) or counted_trials(study) < total:
             raise
         _log.warning("%s; the other workers completed the study", err)
@@ -226,14 +226,16 @@ def _save_landing_view(tracker: Tracker, exp_id: str, experiment: Experiment) ->
         tracker.client.set_experiment_tag(exp_id, key, value)
 
 
-def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str) -> None:
-    """After an interrupt or a dead worker: fail our RUNNING trials, KILL their runs and the parent."""
+def _close_interrupted(study: optuna.Study, tracker: Tracker, parent: str, reason: str) -> None:
+    """After an interrupt or a dead worker: fail our RUNNING trials, KILL their runs and the parent
+    (its ``workbench.reason`` says why)."""
     with interrupts.ignoring_sigint():
         try:
             recover_study(study, tracker, parent, own=True)
         except Exception as err:  # noqa: BLE001 - the next start recovers what is left
             _log.debug("recovery after interrupt failed: %s", err)
         try:
+            tracker.client.set_tag(parent, "workbench.reason", reason)
             tracker.client.set_terminated(parent, status="KILLED")
         except Exception as err:  # noqa: BLE001 - a full disk: the next start closes it
             _log.debug("closing the parent run failed: %s", err)

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from workbench.experiment import effective_params, load_experiment
@@ -28,9 +29,14 @@ __all__ = ["run_single"]
 
 
 def run_single(
-    experiment_path: str, sets: list[str], tracking_uri: str | None
+    experiment_path: str, sets: list[str], tracking_uri: str | None, *, on_run: Callable[[str], None] | None = None
 ) -> tuple[str, TrialResult, dict[str, Any]]:
-    """Run one tracked trial; returns its MLflow run id, its result and the point it ran."""
+    """Run one tracked trial; returns its MLflow run id, its result and the point it ran.
+
+    ``on_run(run_id)`` is called once the run exists. Interrupted (Ctrl-C, SIGTERM inside
+    :func:`~workbench.infra.interrupts.interrupt_guard`), the run ends ``KILLED`` with the reason
+    (``interrupted by SIGTERM``) and ``KeyboardInterrupt`` goes on; the same call runs the trial again.
+    """
     experiment, point, seed = apply_overrides(load_experiment(experiment_path), sets)
     experiment = check_point_builds(experiment, point)  # the task's metric and direction known
     uri = resolve_tracking_uri(tracking_uri)
@@ -50,5 +56,6 @@ def run_single(
         tags={"workbench.source": "run", **plugin_tags(experiment), **task_tags(experiment)},
         benchmark_params=experiment.benchmark_params,
         metric=experiment.metric,
+        on_run=on_run,
     )
     return run_id, result, point

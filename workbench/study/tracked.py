@@ -126,7 +126,7 @@ def run_tracked_trial(
         try:
             log_partial(err)
         finally:
-            tracker.finish(run_id, "INTERRUPTED", f"interrupted ({type(err).__name__})")
+            tracker.finish(run_id, "INTERRUPTED", interrupts.interrupt_reason(err))
         raise
     except BaseException as err:
         try:

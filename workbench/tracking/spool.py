@@ -73,7 +73,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError, as_disk_full
+from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError, as_disk_full, quiet_disk_full_reports
 from workbench.infra.durable import make_dirs_durably, write_durably
 from workbench.infra.interrupts import ignoring_sigint
 from workbench.infra.plugins import import_plugins
@@ -364,6 +364,7 @@ def _writer_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     install_redaction()
+    quiet_disk_full_reports()  # the full disk is one line, not a library's traceback
     logging.basicConfig(level=level, format="[log writer] %(message)s")
     import_plugins(plugins)  # a spawned process: the user's registrations run again here
     tracker = Tracker(tracking_uri)

@@ -25,7 +25,7 @@ A trial whose criterion is a post-training method (``wanda``, ``sparsegpt``; its
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -42,6 +42,8 @@ from workbench.trial.posttraining_config import POSTTRAINING_KEY
 from workbench.trial.types import TrainingConfig
 
 __all__ = ["calibration_batches", "lock_config", "run_posttraining", "truncate_batch"]
+
+_log = logging.getLogger(__name__)
 
 
 def lock_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,12 +129,21 @@ def run_posttraining(
     timings["prune"] = time.perf_counter() - tick
     if not report.layers:
         raise ConfigError(f"criterion: {method} pruned no layer of task {task.name!r} (skipped: {report.skipped})")
-    # the lock covers exactly the layers the method pruned, so sparsity is measured over them
-    lock = dict(lock, op_names=[f"^{re.escape(layer.name)}$" for layer in report.layers])
-    lock["pruning_configs"] = [dict(e, op_names=lock["op_names"]) for e in lock.get("pruning_configs") or [{}]]
+    # the lock covers every layer a training-aware trial of this config prunes (Conv2d included),
+    # so the reached sparsity of both kinds is measured over the same weights; layers the method
+    # cannot prune stay dense and count as such
     pruning = prepare_pruning(model, lock)
     pruning.on_train_begin()
     state["layers"] = [info.to_dict() for info in pruning.describe()]
+    pruned = {layer.name for layer in report.layers}
+    dense = [d["name"] for d in state["layers"] if d["pruned"] and d["name"] not in pruned]
+    if dense:
+        _log.warning(
+            "%s prunes Linear/Conv1D layers only: %s left dense; the reached sparsity counts them "
+            "(it is over every layer a training-aware trial prunes)",
+            method,
+            ", ".join(dense),
+        )
     rec.snapshot(0, pruning, model)
     start = time.perf_counter()
     metrics = task.evaluate(model, OnDevice(task.eval_batches, device))

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from workbench.pruner import ConfigError, process_config
-from workbench.pruner.posttraining import LAYERS_PER_PASS, OWL_GROUPS
+from workbench.pruner.posttraining import LAYERS_PER_PASS
+from workbench.pruner.posttraining import check_posttraining_options as library_check
 from workbench.trial.space import POSTTRAINING_INACTIVE, check_posttraining_pattern, effective_params
 
 __all__ = [
@@ -74,23 +75,19 @@ def posttraining_params(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_posttraining_options(options: Any) -> None:
-    """Raise :class:`ConfigError` naming ``pruning.posttraining.<key>`` for an unknown option or a bad value."""
+    """Raise :class:`ConfigError` naming ``pruning.posttraining.<key>`` for an unknown option or a bad value.
+
+    The values are judged by the library (:func:`workbench.pruner.posttraining.check_posttraining_options`),
+    the one owner of what ``prune_posttraining`` accepts; pattern-dependent refusals (``owl`` with
+    N:M) are checked per pattern by :func:`workbench.experiment.dims.check_posttraining_space`.
+    """
     where = f"pruning.{POSTTRAINING_KEY}"
     if not isinstance(options, Mapping) or any(k not in POSTTRAINING_OPTIONS for k in options):
         raise _fail(where, f"{options!r} is not allowed; allowed: a mapping of {', '.join(POSTTRAINING_OPTIONS)}")
-    mode = options.get("layers_per_pass", LAYERS_PER_PASS[0])
-    if mode not in (None, *LAYERS_PER_PASS) and (isinstance(mode, bool) or not isinstance(mode, int) or mode < 1):
-        raise _fail(
-            f"{where}.layers_per_pass",
-            f"{mode!r} is not allowed; allowed: {', '.join(LAYERS_PER_PASS)}, an int >= 1 or null",
-        )
-    for key in ("owl", "owl_clamp"):
-        if key in options and not isinstance(options[key], bool):
-            raise _fail(f"{where}.{key}", f"{options[key]!r} is not allowed; allowed: true or false")
-    if options.get("owl_groups", OWL_GROUPS[0]) not in OWL_GROUPS:
-        raise _fail(
-            f"{where}.owl_groups", f"{options['owl_groups']!r} is not allowed; allowed: {', '.join(OWL_GROUPS)}"
-        )
+    try:
+        library_check("wanda", 0.5, "1x1", **options)
+    except ConfigError as err:
+        raise ConfigError(f"{where}.{err}") from None
 
 
 def posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], options: Any) -> dict[str, Any]:

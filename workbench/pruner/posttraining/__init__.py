@@ -10,7 +10,7 @@ a :class:`PosttrainingReport`. ``docs/posttraining.md`` says what each method co
 
 from __future__ import annotations
 
-from .api import LAYERS_PER_PASS, METHODS, prune_posttraining
+from .api import LAYERS_PER_PASS, METHODS, check_posttraining_options, prune_posttraining
 from .calibration import Hessian, SumSquares, bound_batches
 from .masks import Shape, parse_shape
 from .owl import OWL_GROUPS, outlier_ratio, owl_sparsities
@@ -30,6 +30,7 @@ __all__ = [
     "SparseGPTResult",
     "SumSquares",
     "bound_batches",
+    "check_posttraining_options",
     "find_targets",
     "outlier_ratio",
     "owl_sparsities",

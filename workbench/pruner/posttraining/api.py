@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ from .sparsegpt import reconstruction_error, sparsegpt_prune
 from .targets import find_targets, get_weight_2d, in_features, set_weight_2d
 from .wanda import wanda_pruned, wanda_scores
 
-__all__ = ["LAYERS_PER_PASS", "METHODS", "prune_posttraining"]
+__all__ = ["LAYERS_PER_PASS", "METHODS", "check_posttraining_options", "prune_posttraining"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,50 @@ LAYERS_PER_PASS = ("block", "true-sequential")
 
 Capture = Callable[[dict, Callable, "nn.Module | None"], dict]
 """``capture(layers, make_stat, stop_after) -> stats``: one calibration pass over some layers."""
+
+
+def check_posttraining_options(
+    method: str,
+    sparsity: float | None = None,
+    pattern: str = "1x1",
+    *,
+    layers_per_pass: int | str | None = "block",
+    owl: bool = False,
+    owl_m: float = 5.0,
+    owl_lambda: float = 0.08,
+    owl_groups: str = "block",
+    owl_clamp: bool = False,
+    blocksize: int = 128,
+    damp: float = 0.01,
+    execution_device: Any = None,
+) -> float:
+    """Check :func:`prune_posttraining`'s options without a model; returns the per-layer sparsity.
+
+    The one place these options are judged: :func:`prune_posttraining` asks it, and an
+    experiment checks its ``pruning.posttraining`` options with it when the file is read.
+
+    Raises:
+        ConfigError: The first bad option, named with its value and what is allowed.
+
+    Example:
+        >>> check_posttraining_options("wanda", None, "2:4")
+        0.5
+        >>> check_posttraining_options("wanda", None, "2:4", owl=True)
+        Traceback (most recent call last):
+        ...
+        workbench.pruner.errors.ConfigError: owl: True with pattern '2:4'; allowed: OWL needs an unstructured or NxM pattern
+    """
+    sparsity = _check(method, sparsity, parse_shape(pattern), layers_per_pass, owl)
+    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
+        raise ConfigError(f"blocksize: {blocksize!r} is not allowed; allowed: an int >= 1")
+    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 <= damp < 1:
+        raise ConfigError(f"damp: {damp!r} is out of range; allowed: 0 <= damp < 1")
+    _check_owl(owl_m, owl_lambda, owl_groups, owl_clamp)
+    if execution_device is not None and layers_per_pass is None:
+        raise ConfigError(
+            "layers_per_pass: None with an execution_device; allowed: 'block', 'true-sequential' or an int"
+        )
+    return sparsity
 
 
 def _check(method: str, sparsity: float | None, shape: Shape, layers_per_pass: int | str | None, owl: bool) -> float:
@@ -225,16 +270,20 @@ def prune_posttraining(
         [('0', 0.5)]
     """
     shape = parse_shape(pattern)
-    sparsity = _check(method, sparsity, shape, layers_per_pass, owl)
-    if not isinstance(blocksize, int) or blocksize < 1:
-        raise ConfigError(f"blocksize: {blocksize!r} is not allowed; allowed: an int >= 1")
-    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 <= damp < 1:
-        raise ConfigError(f"damp: {damp!r} is out of range; allowed: 0 <= damp < 1")
-    _check_owl(owl_m, owl_lambda, owl_groups, owl_clamp)
-    if execution_device is not None and layers_per_pass is None:
-        raise ConfigError(
-            "layers_per_pass: None with an execution_device; allowed: 'block', 'true-sequential' or an int"
-        )
+    sparsity = check_posttraining_options(
+        method,
+        sparsity,
+        pattern,
+        layers_per_pass=layers_per_pass,
+        owl=owl,
+        owl_m=owl_m,
+        owl_lambda=owl_lambda,
+        owl_groups=owl_groups,
+        owl_clamp=owl_clamp,
+        blocksize=blocksize,
+        damp=damp,
+        execution_device=execution_device,
+    )
     batches = bound_batches(calibration_batches, calibration_samples)
     targets = find_targets(model, op_names, skip, include_head)
     for name, module in targets.items():

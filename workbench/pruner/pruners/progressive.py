@@ -4,16 +4,59 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import torch
 
 from .._backend import select_lowest
 from ..config_types import PrunerConfig
+from ..errors import ConfigError
 from ..patterns.spec import BLOCKS
 from . import register_pruner
 from .basic import BasicPruner
 
 logger = logging.getLogger(__name__)
+
+
+class ProgressiveConfigs(MutableMapping):
+    """INC's ``progressive_configs`` of a progressive pruner: a live view of its resolved settings.
+
+    Keys are INC's, ``progressive_steps``, ``progressive_type`` and ``use_global``; reading gives
+    the value the pruner uses, writing sets it on the pruner (checked; ``progressive_steps``
+    re-derives the sub-step interval). Any other key, and deleting a key, is an error.
+
+    Example:
+        >>> pruner.progressive_configs["progressive_type"] = "linear"  # doctest: +SKIP
+    """
+
+    KEYS = ("progressive_steps", "progressive_type", "use_global")
+
+    def __init__(self, pruner: ProgressivePruner) -> None:
+        self._pruner = pruner
+
+    def _key(self, key: Any) -> str:
+        if key not in self.KEYS:
+            raise ConfigError(f"progressive_configs: {key!r} is not a key; allowed: {', '.join(self.KEYS)}")
+        return key
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self._pruner, self._key(key))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._pruner.set_progressive(self._key(key), value)
+
+    def __delitem__(self, key: str) -> None:
+        raise ConfigError(f"progressive_configs: {key!r} cannot be deleted; set it instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 @register_pruner("progressive")
@@ -57,11 +100,28 @@ class ProgressivePruner(BasicPruner):
             )
             self.progressive_steps = 1
         self.interval = max(1, self.pruning_frequency // self.progressive_steps)
+        self.progressive_configs = ProgressiveConfigs(self)
+        """INC's attribute: a live view of ``progressive_steps``, ``progressive_type``, ``use_global``."""
         self._stage: dict[str, torch.Tensor] = {}  # element-level: sub-step (1..P) that zeroes it
         self._target: dict[str, torch.Tensor] = {}
         self._origin = -1
         self._partial_step = 0
         self._partial_keep: tuple[tuple[int, int], dict[str, torch.Tensor]] = ((-1, 0), {})
+
+    def set_progressive(self, key: str, value: Any) -> None:
+        """Set one of INC's ``progressive_configs`` keys (checked as the config checks it)."""
+        if key == "progressive_type":
+            if value not in ("scores", "linear"):
+                raise ConfigError(f"progressive_type: {value!r} is not allowed; allowed: scores, linear")
+            if value == "linear" and self.pattern.spec.missing({BLOCKS}):
+                raise ConfigError(f"progressive_type: 'linear' needs a block pattern; pattern {self.pattern.pattern!r}")
+        elif key == "progressive_steps":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"progressive_steps: {value!r} is not allowed; allowed: an integer >= 1")
+            self.interval = max(1, self.pruning_frequency // value)
+        elif not isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed: True or False")
+        setattr(self, key, value)
 
     def update_masks(self) -> None:
         step = self.global_step

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .api import count_parameters, slim_model
 from .configs import slim_pruning_configs
 from .head_slim import dead_heads, slim_heads
+from .inc import model_slim, parse_auto_slim_config
 from .linear_slim import dead_channels, slim_pair
 from .pattern_analyzer import AttentionGroup, FfnPair, find_attention_groups, find_ffn_pairs
 from .report import SlimEntry, SlimReport
@@ -32,6 +33,8 @@ __all__ = [
     "is_two_four",
     "measure",
     "measure_latency",
+    "model_slim",
+    "parse_auto_slim_config",
     "slim_heads",
     "slim_model",
     "slim_pair",
