@@ -194,6 +194,10 @@ def test_quick_search_end_to_end_then_resume_then_rerun(tmp_path, monkeypatch, c
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [0, 1, 2, 3]
     capsys.readouterr()
+    assert main(["search", str(QUICK), "--n-trials", "4"]) == 0  # the same command again: nothing to resume
+    assert "has 4 of 4 counted trials: nothing to resume" in capsys.readouterr().err
+    children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 4
 
     source = children[0]
     assert main(["rerun", source.info.run_id]) == 0

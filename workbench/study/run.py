@@ -112,6 +112,14 @@ def run_study(
         redact_url(spec),
         redact_url(tracker.tracking_uri),
     )
+    if done >= total:
+        _log.info(
+            "study %r has %d of %d counted trials: nothing to resume (ask for more with --n-trials N > %d)",
+            experiment.study_name,
+            done,
+            total,
+            done,
+        )
     try:
         if done < total and workers == 1:
             objective = Objective(
