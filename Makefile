@@ -54,11 +54,11 @@ check: lint
 
 # the site goes to site/ (git ignores it)
 docs-build: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 # serves docs/ with the API reference on 127.0.0.1:$(DOCS_PORT), rebuilt on every edit
 docs: $(STAMP)
-	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 # the GPU tests (marker gpu: a trial on CUDA vs the CPU, bf16 fine-tuning, pruner masks on CUDA);
 # each is skipped with its reason (-rs) where there is no CUDA device, and the target exits 0
