@@ -86,7 +86,7 @@ def serve_dashboard(args: argparse.Namespace) -> int:
         print(f"error: {redact_text(err)}", file=sys.stderr)
         return 2
     # start-up cost: Optuna and the pruner (torch) load only now, once the port and the storage are checked
-    from workbench.pruner import ConfigError
+    from workbench.pruner.errors import ConfigError
     from workbench.study.console import quiet_optuna
     from workbench.study.dashboard import dashboard_command, find_storage, installed, latest_study, study_page
 

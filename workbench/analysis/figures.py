@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.analysis.stats import seed_spread
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.results.figures import plot_metric_vs_sparsity
 
 __all__ = [

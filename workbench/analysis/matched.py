@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.analysis.frames import KNOBS
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.results.matched import BIN_WIDTH, sparsity_bin
 
 __all__ = ["compare_at_matched_sparsity", "configuration_knobs", "plot_at_matched_sparsity"]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from workbench.benchmarks.direction import sign
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.results.front import pareto_indices
 from workbench.results.matched import BIN_WIDTH, matched_rows
 

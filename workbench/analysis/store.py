@@ -21,7 +21,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from workbench.infra.stores import DEFAULT_TRACKING_URI, sqlite_path, sqlite_url
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = [
     "ClientLike",

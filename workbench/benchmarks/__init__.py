@@ -20,22 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from . import cnn_digits, families, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins (extras lazily)
-from .base import BenchmarkData, DenseRecipe, iterate_batches, make_optimizer, seeded, torch_settings
-from .batches import OnDevice, TensorBatches, cycle_batches, to_device
-from .benchmark import Benchmark
-from .cache import (
-    CACHE_ENV,
-    DEFAULT_CACHE_DIR,
-    DENSE_THREADS,
-    TRAINING_CODE_VERSION,
-    cache_path,
-    load_dense_baseline,
-    resolve_cache_dir,
-    train_dense,
-)
-from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
-from .task import DIRECTIONS, Task, check_task, default_evaluate, default_loss
+from workbench._lazy import lazy_exports
 
 __all__ = [
     "BENCHMARKS",
@@ -67,3 +52,28 @@ __all__ = [
     "torch_settings",
     "train_dense",
 ]
+
+
+def _load() -> dict:
+    """The package's modules, imported on first use of an exported name (workbench._lazy)."""
+    from . import cnn_digits, families, mlp_digits, tiny_transformer  # noqa: F401 - registers the built-ins (extras lazily)
+    from .base import BenchmarkData, DenseRecipe, iterate_batches, make_optimizer, seeded, torch_settings
+    from .batches import OnDevice, TensorBatches, cycle_batches, to_device
+    from .benchmark import Benchmark
+    from .cache import (
+        CACHE_ENV,
+        DEFAULT_CACHE_DIR,
+        DENSE_THREADS,
+        TRAINING_CODE_VERSION,
+        cache_path,
+        load_dense_baseline,
+        resolve_cache_dir,
+        train_dense,
+    )
+    from .registry import BENCHMARKS, get_benchmark, list_benchmarks, register_benchmark
+    from .task import DIRECTIONS, Task, check_task, default_evaluate, default_loss
+
+    return locals()
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _load)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["BenchmarkData", "DenseRecipe", "iterate_batches", "make_optimizer", "seeded", "torch_settings"]
 

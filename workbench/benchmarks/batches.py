@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["OnDevice", "TensorBatches", "cycle_batches", "to_device"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from .base import BenchmarkData, DenseRecipe
 from .batches import TensorBatches

@@ -44,7 +44,7 @@ from torch import nn
 
 from workbench.infra.durable import write_durably
 from workbench.infra.locks import file_lock
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from .base import make_optimizer, seeded, torch_settings
 from .batches import OnDevice, cycle_batches, to_device

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from .base import DenseRecipe
 from .benchmark import Benchmark

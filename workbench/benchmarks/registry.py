@@ -43,7 +43,8 @@ from typing import Any
 from torch import nn
 
 from workbench.infra.plugins import PluginError, call_plugin, import_module
-from workbench.pruner import ConfigError, Registry
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.registry import Registry
 
 from .base import BenchmarkData, DenseRecipe, seeded
 from .benchmark import Benchmark

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from .base import DenseRecipe, seeded
 from .batches import OnDevice, TensorBatches, to_device

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from .base import BenchmarkData, DenseRecipe
 from .benchmark import Benchmark

@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.pruner import ConfigError, check_posttraining_options, did_you_mean, parse_pattern
+from workbench import pruner  # a lazy namespace: the registries load when a value is checked against them
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.registry import did_you_mean
 from workbench.trial.posttraining_config import POSTTRAINING_KEY, POSTTRAINING_OPTIONS
 from workbench.trial.space import allowed_values, check_posttraining_pattern, is_posttraining
 
@@ -120,7 +122,7 @@ def check_choice(dim: str, value: Any, key: str) -> str:
                 f"as 2:4 as a base-60 number; quote it ('2:4')",
             )
         try:
-            return parse_pattern(value).text
+            return pruner.parse_pattern(value).text
         except ValueError as err:
             raise fail(key, str(err).removeprefix("pattern: ")) from None
     allowed = allowed_values(dim)
@@ -197,8 +199,11 @@ def check_posttraining_space(space: dict[str, Any], options: Any = None) -> None
     for criterion in criteria:
         for pattern in patterns:
             try:
-                check_posttraining_options(
-                    criterion, None if parse_pattern(pattern).fixed_sparsity is not None else 0.5, pattern, **options
+                pruner.check_posttraining_options(
+                    criterion,
+                    None if pruner.parse_pattern(pattern).fixed_sparsity is not None else 0.5,
+                    pattern,
+                    **options,
                 )
             except ConfigError as err:
                 raise ConfigError(f"{key}.{err} (criterion {criterion})") from None

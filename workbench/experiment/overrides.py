@@ -33,7 +33,9 @@ from typing import Any
 from workbench.experiment.dims import check_choice, check_seed, parse_range
 from workbench.experiment.objectives import parse_benchmark_params
 from workbench.experiment.schema import Experiment, parse_training
-from workbench.pruner import ConfigError, did_you_mean, read_yaml_text
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.registry import did_you_mean
+from workbench.pruner.yaml_read import read_yaml_text
 from workbench.trial.space import CHOICE_DIMS, RANGE_DIMS, SEARCH_DIMS
 
 __all__ = ["apply_overrides"]

@@ -46,10 +46,11 @@ from workbench.experiment.dims import (
 )
 from workbench.experiment.objectives import parse_benchmark_params, parse_objectives, with_speed
 from workbench.infra.plugins import import_plugins
-from workbench.pruner import ConfigError, read_yaml_file
-from workbench.trial import TrainingConfig
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.yaml_read import read_yaml_file
 from workbench.trial.posttraining_config import POSTTRAINING_KEY, check_posttraining_options
 from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS
+from workbench.trial.types import TrainingConfig
 
 __all__ = [
     "Experiment",
@@ -225,18 +226,22 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
     for dim in REQUIRED_DIMS:
         if dim not in space_raw:
             raise fail(f"search_space.{dim}", f"missing; the core dimensions are {', '.join(REQUIRED_DIMS)}")
+    # what needs no registry first: a mistake there is reported before torch loads (the pattern
+    # families, criteria and schedulers the search space is checked against are torch modules)
+    study = _parse_study(data.get("study"))
+    training = with_speed(parse_training(data.get("training")), study.objectives, data.get("training"))
+    benchmark_params = parse_benchmark_params(data.get("benchmark_params"))
+    pruning = mapping(data.get("pruning"), "pruning")
     space = {
         dim: (parse_range if dim in RANGE_DIMS else parse_categorical)(dim, raw, f"search_space.{dim}")
         for dim, raw in space_raw.items()
     }
-    pruning = mapping(data.get("pruning"), "pruning")
     if POSTTRAINING_KEY in pruning:  # the post-training options' values, before any trial runs
         check_posttraining_options(pruning[POSTTRAINING_KEY])
     check_posttraining_space(space, pruning.get(POSTTRAINING_KEY))
     for key in pruning:
         if key in space:
             raise fail(f"pruning.{key}", "is also a search_space dimension; set it in one place only")
-    study = _parse_study(data.get("study"))
     if study.sampler == "grid":
         for dim, value in space.items():
             if isinstance(value, FloatRange) and value.high > value.low and value.step is None:
@@ -249,13 +254,13 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
     return Experiment(
         name=data["name"],
         benchmark=data["benchmark"],
-        training=with_speed(parse_training(data.get("training")), study.objectives, data.get("training")),
+        training=training,
         pruning=dict(pruning),
         search_space=space,
         study=study,
         description=description,
         plugins=plugins,
-        benchmark_params=parse_benchmark_params(data.get("benchmark_params")),
+        benchmark_params=benchmark_params,
     )
 
 

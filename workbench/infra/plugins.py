@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["PluginError", "call_plugin", "import_module", "import_plugins"]
 

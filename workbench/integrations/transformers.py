@@ -64,7 +64,8 @@ from typing import Any
 
 import torch
 
-from workbench.pruner import ConfigError, Pruning, get_sparsity_ratio, prepare_pruning, resolve_config
+from workbench.pruner import Pruning, get_sparsity_ratio, prepare_pruning, resolve_config
+from workbench.pruner.errors import ConfigError
 
 try:  # optional extra [hf]: without transformers this module still imports (and documents itself)
     from transformers import TrainerCallback

@@ -22,44 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import (
-    list_criteria,
-    list_decays,
-    list_pattern_examples,
-    list_pattern_families,
-    list_pruner_types,
-    list_pruning_types,
-    list_regs,
-    list_schedulers,
-)
-from .config import (
-    SCOPES,
-    WeightPruningConfig,
-    check_config,
-    check_key_validity,
-    generate_pruner_config,
-    parse_pruning_type,
-    process_and_check_config,
-    process_config,
-    process_weight_config,
-    process_yaml_config,
-    reset_none_to_default,
-    resolve_config,
-    update_params,
-)
-from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
-from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
-from .errors import ConfigError
-from .heads import find_heads, tied_weights
-from .patterns import PATTERNS, BasePattern, PatternSpec, get_pattern, parse_pattern, register_pattern
-from .posttraining import PosttrainingReport, check_posttraining_options, prune_posttraining
-from .pruners import PRUNERS, BasePruner, format_pruning_type, get_pruner, parse_valid_pruner_types, register_pruner
-from .pruning import Pruning, prepare_pruning
-from .registry import Registry, did_you_mean
-from .regs import REGS, get_reg, register_reg
-from .schedulers import DECAYS, SCHEDULERS, Scheduler, get_scheduler, register_decay, register_scheduler
-from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
-from .yaml_read import read_yaml_file, read_yaml_text
+from workbench._lazy import lazy_exports
 
 __all__ = [
     "CRITERIA",
@@ -133,10 +96,57 @@ __all__ = [
 _INC_SLIM = ("model_slim", "parse_auto_slim_config")
 
 
-def __getattr__(name: str) -> Any:
+def _inc_slim(name: str) -> Any:
     """INC's slimming names, as ``neural_compressor.compression.pruner`` has them (imported on first use)."""
     if name in _INC_SLIM:
         from .slim import inc
 
         return getattr(inc, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _load() -> dict:
+    """The package's modules, imported on first use of an exported name (workbench._lazy)."""
+    from .catalog import (
+        list_criteria,
+        list_decays,
+        list_pattern_examples,
+        list_pattern_families,
+        list_pruner_types,
+        list_pruning_types,
+        list_regs,
+        list_schedulers,
+    )
+    from .config import (
+        SCOPES,
+        WeightPruningConfig,
+        check_config,
+        check_key_validity,
+        generate_pruner_config,
+        parse_pruning_type,
+        process_and_check_config,
+        process_config,
+        process_weight_config,
+        process_yaml_config,
+        reset_none_to_default,
+        resolve_config,
+        update_params,
+    )
+    from .config_types import DEFAULT_CONFIG, VALID_KEYS, PrunerConfig
+    from .criteria import CRITERIA, PruningCriterion, get_criterion, register_criterion
+    from .errors import ConfigError
+    from .heads import find_heads, tied_weights
+    from .patterns import PATTERNS, BasePattern, PatternSpec, get_pattern, parse_pattern, register_pattern
+    from .posttraining import PosttrainingReport, check_posttraining_options, prune_posttraining
+    from .pruners import PRUNERS, BasePruner, format_pruning_type, get_pruner, parse_valid_pruner_types, register_pruner
+    from .pruning import Pruning, prepare_pruning
+    from .registry import Registry, did_you_mean
+    from .regs import REGS, get_reg, register_reg
+    from .schedulers import DECAYS, SCHEDULERS, Scheduler, get_scheduler, register_decay, register_scheduler
+    from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
+    from .yaml_read import read_yaml_file, read_yaml_text
+
+    return locals()
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _load, fallback=_inc_slim)

@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 
 from workbench.infra.stores import JOURNAL_DEFAULT, SQLITE_DEFAULT, local_path, store_kind
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.study.factories import make_storage
 
 __all__ = ["dashboard_command", "find_storage", "installed", "latest_study", "study_page"]

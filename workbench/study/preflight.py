@@ -23,7 +23,7 @@ from workbench.benchmarks import check_task, get_benchmark
 from workbench.experiment import Experiment, effective_params, with_task
 from workbench.infra import store_checks
 from workbench.infra.store_checks import CONNECT_TIMEOUT, StoreError, source_of
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.trial import build_pruning_config, resolve_device
 from workbench.trial.devices import check_precision
 

@@ -17,7 +17,7 @@ from workbench.benchmarks import get_benchmark
 from workbench.infra import interrupts
 from workbench.infra.plugins import import_plugins
 from workbench.infra.stores import sqlite_path
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.study.objective import PLUGINS_TAG
 from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.artifacts import BENCHMARK_PARAM, metric_name

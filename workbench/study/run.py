@@ -41,7 +41,7 @@ from workbench.experiment import Experiment, FloatRange
 from workbench.infra import interrupts
 from workbench.infra.locks import store_lock
 from workbench.infra.stores import local_path, redact_url, sqlite_path
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.objective import Objective, TrialRunner

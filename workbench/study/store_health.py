@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 
 from workbench.infra.stores import sqlite_path
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["check_store_health"]
 

@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 from mlflow.entities import Metric
 
-from workbench.pruner import ConfigError, parse_pattern
+from workbench.pruner import parse_pattern
 from workbench.pruner.config import DEFAULT_CONFIG, parse_pruning_type
+from workbench.pruner.errors import ConfigError
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.tracking.speed_metrics import speed_metrics
 from workbench.trial.posttraining_config import posttraining_params

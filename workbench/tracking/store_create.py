@@ -24,7 +24,7 @@ from pathlib import Path
 
 from workbench.infra.durable import replace_durably
 from workbench.infra.stores import sqlite_path, sqlite_url
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["ensure_sqlite_store", "schema_problem"]
 

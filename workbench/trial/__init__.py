@@ -10,10 +10,7 @@ May import :mod:`workbench.pruner`, :mod:`workbench.benchmarks` and :mod:`workbe
 nothing of Optuna or MLflow.
 """
 
-from workbench.trial.config import build_pruning_config, search_params
-from workbench.trial.devices import resolve_device, worker_gpu
-from workbench.trial.runner import run_trial
-from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
+from workbench._lazy import lazy_exports
 
 __all__ = [
     "SPARSITY_KEYS",
@@ -27,3 +24,16 @@ __all__ = [
     "search_params",
     "worker_gpu",
 ]
+
+
+def _load() -> dict:
+    """The package's modules, imported on first use of an exported name (workbench._lazy)."""
+    from workbench.trial.config import build_pruning_config, search_params
+    from workbench.trial.devices import resolve_device, worker_gpu
+    from workbench.trial.runner import run_trial
+    from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged, TrialResult, TrialStopped
+
+    return locals()
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _load)

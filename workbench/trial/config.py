@@ -54,7 +54,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from workbench.pruner import SCHEDULERS, ConfigError, did_you_mean, format_pruning_type, process_config
+from workbench.pruner import SCHEDULERS, format_pruning_type, process_config
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.registry import did_you_mean
 from workbench.trial.posttraining_config import POSTTRAINING_KEY, posttraining_config
 from workbench.trial.space import INACTIVE, PRUNING_DIMS, REQUIRED_DIMS, allowed_values, is_posttraining
 from workbench.trial.types import TrainingConfig

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.trial.types import DEVICE_FORMS, PRECISIONS
 
 __all__ = ["autocast", "check_precision", "resolve_device", "visible_gpus", "worker_gpu"]

@@ -34,7 +34,8 @@ from typing import Any
 import torch
 
 from workbench.benchmarks import OnDevice, Task, to_device
-from workbench.pruner import ConfigError, parse_pattern, prepare_pruning, prune_posttraining
+from workbench.pruner import parse_pattern, prepare_pruning, prune_posttraining
+from workbench.pruner.errors import ConfigError
 from workbench.pruner.posttraining import LAYERS_PER_PASS
 from workbench.pruner.posttraining.calibration import batch_size
 from workbench.trial.loop import Recorder, finetune, stream_seed

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workbench.pruner import ConfigError, process_config
-from workbench.pruner.posttraining import LAYERS_PER_PASS
-from workbench.pruner.posttraining import check_posttraining_options as library_check
+from workbench import pruner  # a lazy namespace: process_config loads the pruner when a config is built
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.posttraining.options import LAYERS_PER_PASS
 from workbench.trial.space import POSTTRAINING_INACTIVE, check_posttraining_pattern, effective_params
 
 __all__ = [
@@ -85,7 +85,7 @@ def check_posttraining_options(options: Any) -> None:
     if not isinstance(options, Mapping) or any(k not in POSTTRAINING_OPTIONS for k in options):
         raise _fail(where, f"{options!r} is not allowed; allowed: a mapping of {', '.join(POSTTRAINING_OPTIONS)}")
     try:
-        library_check("wanda", 0.5, "1x1", **options)
+        pruner.check_posttraining_options("wanda", 0.5, "1x1", **options)
     except ConfigError as err:
         raise ConfigError(f"{where}.{err}") from None
 
@@ -129,6 +129,6 @@ def posttraining_config(params: Mapping[str, Any], fixed: dict[str, Any], option
         **{k: v for k, v in fixed.items() if k not in SCHEDULE_KEYS},
         **owned,
     }
-    process_config(config)  # the lock the fine-tuning keeps (and the op_names it covers)
+    pruner.process_config(config)  # the lock the fine-tuning keeps (and the op_names it covers)
     config[POSTTRAINING_KEY] = {"method": criterion, **POSTTRAINING_DEFAULTS, **dict(options)}
     return config

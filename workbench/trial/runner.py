@@ -42,7 +42,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from workbench.benchmarks import Task, get_benchmark, load_dense_baseline, seeded, torch_settings
-from workbench.pruner import ConfigError, WeightPruningConfig, process_config
+from workbench.pruner import WeightPruningConfig, process_config
+from workbench.pruner.errors import ConfigError
 from workbench.trial.config import search_params
 from workbench.trial.cost import PeakMemory
 from workbench.trial.devices import check_precision, resolve_device

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench import pruner
-from workbench.pruner import ConfigError
-from workbench.pruner.posttraining import METHODS, parse_shape
+from workbench.pruner.errors import ConfigError
+from workbench.pruner.posttraining.options import METHODS
 
 __all__ = [
     "CHOICE_DIMS",
@@ -87,8 +87,10 @@ POSTTRAINING_INACTIVE = ("scheduler", "pruner", "pruning_scope", "sparsity_decay
 """Knobs without effect in a post-training trial (neither sampled nor logged there)."""
 
 
-def _listed(query: Callable[[], list[str]]) -> Callable[[], tuple[str, ...]]:
-    return lambda: tuple(query())
+def _listed(query: str) -> Callable[[], tuple[str, ...]]:
+    """The allowed values of a dimension: the pruner's ``list_*`` query ``query``, asked when needed
+    (``workbench.pruner`` is a lazy namespace: reading an experiment file does not load torch)."""
+    return lambda: tuple(getattr(pruner, query)())
 
 
 def _criteria() -> tuple[str, ...]:
@@ -107,6 +109,8 @@ def check_posttraining_pattern(criterion: str, pattern: str, key: str = "pattern
     Raises:
         ValueError: Naming ``key``, the pattern, the criterion and what is allowed.
     """
+    from workbench.pruner.posttraining import parse_shape  # the pattern families (torch) load here
+
     try:
         parse_shape(pattern)
     except ValueError as err:
@@ -126,18 +130,18 @@ DIMENSIONS: tuple[Dimension, ...] = (
         "choice",
         True,
         True,
-        _listed(pruner.list_schedulers),
+        _listed("list_schedulers"),
         "how sparsity rises: one pruning step (oneshot) or a window of them",
     ),
     Dimension("target_sparsity", "range", True, True, None, "fraction of weights zeroed at the end, in [0, 1)"),
-    Dimension("pruner", "choice", False, True, _listed(pruner.list_pruner_types), "how masks change over steps"),
+    Dimension("pruner", "choice", False, True, _listed("list_pruner_types"), "how masks change over steps"),
     Dimension("pruning_scope", "choice", False, True, lambda: pruner.SCOPES, "rank layers together or apart"),
     Dimension(
         "sparsity_decay_type",
         "choice",
         False,
         True,
-        _listed(pruner.list_decays),
+        _listed("list_decays"),
         "shape of the sparsity ramp of iterative schedules",
     ),
     Dimension("lr", "range", False, False, None, "the fine-tuning learning rate (> 0)"),

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from workbench.benchmarks import to_device
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 from workbench.pruner.slim import measure, slim_model
 
 __all__ = ["SPEED_KEYS", "WARMUP", "example_inputs", "measure_trial_speed"]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from workbench.benchmarks.direction import sign
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
 """The fine-tuning optimizers a trial can build (``training.optimizer``)."""

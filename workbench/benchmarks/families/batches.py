@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["DictBatches"]
 

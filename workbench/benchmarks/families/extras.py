@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["EXTRAS", "require"]
 

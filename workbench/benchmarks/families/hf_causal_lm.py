@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from ..registry import register_benchmark
 from ..task import Task

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from ..base import DenseRecipe
 from .extras import require

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 __all__ = ["CLASSIFICATION_METRICS", "classification_metrics", "confusion_matrix"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from ..base import DenseRecipe
 from ..registry import register_benchmark

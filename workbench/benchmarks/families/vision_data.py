@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from workbench.pruner import ConfigError
+from workbench.pruner.errors import ConfigError
 
 from .extras import require
 

@@ -10,14 +10,7 @@ a :class:`PosttrainingReport`. ``docs/posttraining.md`` says what each method co
 
 from __future__ import annotations
 
-from .api import LAYERS_PER_PASS, METHODS, check_posttraining_options, prune_posttraining
-from .calibration import Hessian, SumSquares, bound_batches
-from .masks import Shape, parse_shape
-from .owl import OWL_GROUPS, outlier_ratio, owl_sparsities
-from .report import LayerReport, PosttrainingReport
-from .sparsegpt import SparseGPTResult, reconstruction_error, sparsegpt_prune
-from .targets import find_targets
-from .wanda import wanda_mask, wanda_pruned, wanda_scores
+from workbench._lazy import lazy_exports
 
 __all__ = [
     "LAYERS_PER_PASS",
@@ -42,3 +35,21 @@ __all__ = [
     "wanda_pruned",
     "wanda_scores",
 ]
+
+
+def _load() -> dict:
+    """The package's modules, imported on first use of an exported name (workbench._lazy)."""
+    from .api import check_posttraining_options, prune_posttraining
+    from .calibration import Hessian, SumSquares, bound_batches
+    from .masks import Shape, parse_shape
+    from .options import LAYERS_PER_PASS, METHODS, OWL_GROUPS
+    from .owl import outlier_ratio, owl_sparsities
+    from .report import LayerReport, PosttrainingReport
+    from .sparsegpt import SparseGPTResult, reconstruction_error, sparsegpt_prune
+    from .targets import find_targets
+    from .wanda import wanda_mask, wanda_pruned, wanda_scores
+
+    return locals()
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _load)

@@ -30,7 +30,8 @@ from ..errors import ConfigError
 from .calibration import Hessian, SumSquares, batch_size, bound_batches, call_order, capture
 from .masks import Shape, parse_shape
 from .onload import Record, block_key, blocks_of, call_block, run_blocks
-from .owl import OWL_GROUPS, outlier_ratio, owl_sparsities
+from .options import LAYERS_PER_PASS, METHODS, OWL_GROUPS
+from .owl import outlier_ratio, owl_sparsities
 from .report import LayerReport, PosttrainingReport
 from .sparsegpt import reconstruction_error, sparsegpt_prune
 from .targets import find_targets, get_weight_2d, in_features, set_weight_2d
@@ -40,10 +41,6 @@ __all__ = ["LAYERS_PER_PASS", "METHODS", "check_posttraining_options", "prune_po
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("wanda", "sparsegpt")
-"""The post-training methods :func:`prune_posttraining` knows."""
-LAYERS_PER_PASS = ("block", "true-sequential")
-"""The named values of ``layers_per_pass`` (besides an int >= 1 and ``None``); the first is the default."""
 
 Capture = Callable[[dict, Callable, "nn.Module | None"], dict]
 """``capture(layers, make_stat, stop_after) -> stats``: one calibration pass over some layers."""

@@ -25,11 +25,9 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..errors import ConfigError
+from .options import OWL_GROUPS
 
 __all__ = ["OWL_GROUPS", "outlier_ratio", "owl_sparsities"]
-
-OWL_GROUPS = ("block", "layer")
-"""Values of ``owl_groups``: one outlier ratio per numbered block (the authors' code) or per layer."""
 
 
 def outlier_ratio(scores: torch.Tensor | Sequence[torch.Tensor], m: float = 5.0) -> float:
