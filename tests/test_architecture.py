@@ -66,6 +66,8 @@ def _function_level_imports(path: Path) -> list[tuple[int, str]]:
     lines = source.splitlines()
     found = []
     for node in ast.walk(ast.parse(source)):
+        if path.name == "__init__.py" and getattr(node, "name", None) == "_load":
+            continue  # a lazy namespace's imports (workbench/_lazy.py says why); checked below
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             found.extend(
                 (sub.lineno, lines[sub.lineno - 1])
@@ -89,6 +91,19 @@ def test_function_level_imports_say_why():
             if "#" not in " ".join(lines[max(0, first - 1) : lineno]):
                 unexplained.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not unexplained, "function-level imports without a reason:\n" + "\n".join(unexplained)
+
+
+LAZY = ("workbench.pruner", "workbench.pruner.posttraining", "workbench.benchmarks", "workbench.trial")
+
+
+@pytest.mark.parametrize("name", LAZY)
+def test_a_lazy_namespace_binds_exactly_what_it_lists_on_first_use(name):
+    """Its ``_load`` binds every name of ``__all__`` (and only public names the package means to export)."""
+    module = importlib.import_module(name)
+    loaded = {k for k in module._load() if not k.startswith("_")}
+    missing = set(module.__all__) - loaded - {k for k in module.__all__ if k in vars(module)}
+    assert not missing, f"{name}.__all__ lists names _load does not bind: {sorted(missing)}"
+    assert set(dir(module)) >= set(module.__all__)
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -99,7 +99,7 @@ _INC_SLIM = ("model_slim", "parse_auto_slim_config")
 def _inc_slim(name: str) -> Any:
     """INC's slimming names, as ``neural_compressor.compression.pruner`` has them (imported on first use)."""
     if name in _INC_SLIM:
-        from .slim import inc
+        from .slim import inc  # start-up: slimming loads only when INC's names are asked for
 
         return getattr(inc, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
