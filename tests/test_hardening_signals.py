@@ -124,6 +124,7 @@ def test_an_interrupted_rerun_ends_its_run_killed_with_the_reason(tmp_path, one_
     assert new.info.status == "KILLED" and new.data.tags["workbench.reason"] == "interrupted by SIGTERM"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("owner", ["dead-pid", "never-recorded"])
 def test_recovery_logs_one_line_per_trial_left_by_a_dead_process(tmp_path, caplog, owner):
     import datetime

@@ -86,7 +86,7 @@ def test_the_schema_takes_post_training_criteria_and_refuses_patterns_they_canno
     def refuse(text):
         raise ConfigError(f"pattern: {text!r} is not supported by post-training pruning")
 
-    monkeypatch.setattr("workbench.trial.space.parse_shape", refuse)
+    monkeypatch.setattr("workbench.pruner.posttraining.parse_shape", refuse)  # what check_posttraining_pattern asks
     with pytest.raises(ConfigError, match=r"search_space.pattern\[0\]: '1x1' cannot be used with post-training"):
         parse_experiment(data)
     parse_experiment({**data, "search_space": {**data["search_space"], "criterion": ["magnitude"]}})
