@@ -177,6 +177,7 @@ SECTIONS = {
     "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
+    "overhead": _lazy("tools.bench_overhead", "overhead_table"),
     "slim": _lazy("tools.bench_slim", "slim_table"),
 }
 
