@@ -19,6 +19,8 @@ section; ``--quick`` takes one repetition per measurement, shorter schedules and
 few minutes for ``--only models --quick`` on two cores). ``--device`` (default ``auto``: CUDA when
 present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
 test-gpu`` prints the pruner, models and slim tables on a GPU machine.
+The ``overhead`` section times a hand-written loop with the pruner's hooks against the workbench
+trial on the same config, interleaved in one process (:mod:`tools.bench_overhead`).
 The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
 (:mod:`tools.bench_slim`).
 """

@@ -25,6 +25,7 @@ from workbench.benchmarks import (
     get_benchmark,
     load_dense_baseline,
     make_optimizer,
+    resolve_cache_dir,
     seeded,
     torch_settings,
 )
@@ -77,30 +78,36 @@ def hand_loop(task, dense: torch.nn.Module, config: dict, training: TrainingConf
     return value
 
 
-def measure_overhead(name: str, *, repeats: int = 5, training: TrainingConfig | None = None) -> dict[str, float]:
-    """Median seconds of the hand loop and of ``run_trial`` on benchmark ``name``, interleaved."""
+def measure_overhead(
+    name: str, *, repeats: int = 5, training: TrainingConfig | None = None, cache_dir: str | None = None
+) -> dict[str, float]:
+    """Median seconds of the hand loop and of ``run_trial`` on benchmark ``name``, interleaved.
+
+    ``cache_dir``: the dense-baseline cache (default: the workbench's, so a baseline trained
+    before is reused; it is not timed either way).
+    """
     training = training or TrainingConfig(threads=1)
     task = get_benchmark(name)
     config = build_pruning_config(TYPICAL, training=training)
     hand, trial = [], []
-    with tempfile.TemporaryDirectory() as cache:
-        dense, _ = load_dense_baseline(task, 0, cache_dir=cache)  # trained once, not timed
-        run_trial(task, config, training, 0, cache_dir=cache)  # warm-up
-        for _ in range(max(1, repeats)):
-            start = time.perf_counter()
-            hand_loop(task, dense, config, training, 0)
-            hand.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            run_trial(task, config, training, 0, cache_dir=cache)
-            trial.append(time.perf_counter() - start)
+    cache = str(resolve_cache_dir(cache_dir))
+    dense, _ = load_dense_baseline(task, 0, cache_dir=cache)  # trained once, not timed
+    run_trial(task, config, training, 0, cache_dir=cache)  # warm-up
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        hand_loop(task, dense, config, training, 0)
+        hand.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run_trial(task, config, training, 0, cache_dir=cache)
+        trial.append(time.perf_counter() - start)
     return {"hand": statistics.median(hand), "trial": statistics.median(trial)}
 
 
-def overhead_table(*, repeats: int = 5) -> list[dict]:
+def overhead_table(*, repeats: int = 5, names: tuple[str, ...] = BENCHMARKS) -> list[dict]:
     """One row per benchmark: hand loop and trial seconds (200 steps, 1 thread) and their ratio."""
     training = TrainingConfig(threads=1)
     rows = []
-    for name in BENCHMARKS:
+    for name in names:
         m = measure_overhead(name, repeats=repeats, training=training)
         rows.append(
             {
