@@ -20,7 +20,8 @@ few minutes for ``--only models --quick`` on two cores). ``--device`` (default `
 present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
 test-gpu`` prints the pruner, models and slim tables on a GPU machine.
 The ``overhead`` section times a hand-written loop with the pruner's hooks against the workbench
-trial on the same config, interleaved in one process (:mod:`tools.bench_overhead`).
+trial on the same config, interleaved in one process; ``study`` runs the default experiment
+(6 trials) against its trials' own time and the log writer's (:mod:`tools.bench_overhead`).
 The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
 (:mod:`tools.bench_slim`).
 """
@@ -180,6 +181,7 @@ SECTIONS = {
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
     "overhead": _lazy("tools.bench_overhead", "overhead_table"),
+    "study": _lazy("tools.bench_overhead", "study_table"),
     "slim": _lazy("tools.bench_slim", "slim_table"),
 }
 

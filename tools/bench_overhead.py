@@ -173,3 +173,21 @@ def measure_study(*, n_trials: int = 6, experiment_path: str = "experiments/defa
         "optuna_over_own": statistics.median(w / s for w, s in zip(optuna_wall, own)),
         "writer_over_own": statistics.median(writer_ratio) if writer_ratio else float("nan"),
     }
+
+
+def study_table(*, repeats: int = 1) -> list[dict]:
+    """One row per study run (default experiment, 6 trials, one worker): the study against its trials."""
+    rows = []
+    for _ in range(max(1, repeats)):
+        m = measure_study()
+        rows.append(
+            {
+                "study": f"default.yaml, {m['trials']} trials, 1 worker",
+                "study wall s": m["wall"],
+                "trials' own s": m["own"],
+                "study/own": m["wall"] / m["own"],
+                "trial wall/own (median)": m["optuna_over_own"],
+                "log writer/own (median)": m["writer_over_own"],
+            }
+        )
+    return rows
