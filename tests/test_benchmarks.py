@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import pytest
 import torch
@@ -221,6 +222,34 @@ def test_cache_reuses_the_baseline(tmp_path, count_training, caplog):
     assert acc1 == acc2 and _same_weights(model1, model2) and path.stat().st_mtime_ns == mtime
     assert not _same_weights(model1, bench.build_model(0))  # it is trained, not the init
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_cache_reads_an_unchanged_entry_once_per_process(tmp_path, count_training, monkeypatch):
+    bench = get_benchmark(PLUGIN)
+    reads: list[str] = []
+    real = wb.cache._read
+
+    def counting(path, *args):
+        reads.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(wb.cache, "_read", counting)
+    monkeypatch.setattr(wb.cache, "_MEMORY", {})
+    path = cache_path(bench, 0, cache_dir=tmp_path)
+    first, metrics = load_dense_baseline(bench, 0, cache_dir=tmp_path)  # trained and written just now
+    again, _ = load_dense_baseline(bench, 0, cache_dir=tmp_path)
+    assert len(reads) == 1  # too fresh to remember: its file times may not tick on a quick rewrite
+    settled = time.time_ns() - 10 * 10**9
+    os.utime(path, ns=(settled, settled))
+    second, again = load_dense_baseline(bench, 0, cache_dir=tmp_path)  # read, checked, remembered
+    assert len(reads) == 2 and again == metrics and _same_weights(first, second)
+    with torch.no_grad():  # the trial fine-tunes its model: the remembered weights must not follow
+        next(second.parameters()).add_(1.0)
+    third, third_metrics = load_dense_baseline(bench, 0, cache_dir=tmp_path)
+    assert len(reads) == 2 and third_metrics == metrics and _same_weights(first, third)
+    path.write_bytes(path.read_bytes())  # the same bytes, but another write: read and checked again
+    fourth, _ = load_dense_baseline(bench, 0, cache_dir=tmp_path)
+    assert len(reads) == 3 and _same_weights(first, fourth) and count_training == [PLUGIN]
 
 
 def test_cache_key_follows_seed_and_params(tmp_path, count_training):

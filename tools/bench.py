@@ -19,6 +19,9 @@ section; ``--quick`` takes one repetition per measurement, shorter schedules and
 few minutes for ``--only models --quick`` on two cores). ``--device`` (default ``auto``: CUDA when
 present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
 test-gpu`` prints the pruner, models and slim tables on a GPU machine.
+The ``overhead`` section times a hand-written loop with the pruner's hooks against the workbench
+trial on the same config, interleaved in one process; ``study`` runs the default experiment
+(6 trials) against its trials' own time and the log writer's (:mod:`tools.bench_overhead`).
 The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
 (:mod:`tools.bench_slim`). The ``posttraining`` section times one-shot Wanda and SparseGPT in the
 authors' block mode against true-sequential calibration, with each one's peak memory
@@ -179,6 +182,8 @@ SECTIONS = {
     "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
+    "overhead": _lazy("tools.bench_overhead", "overhead_table"),
+    "study": _lazy("tools.bench_overhead", "study_table"),
     "slim": _lazy("tools.bench_slim", "slim_table"),
     "posttraining": _lazy("tools.bench_posttraining", "posttraining_table"),
 }

@@ -20,6 +20,12 @@ warning names it and the entry (or lock) goes to a free name beside it (``<name>
 Writes go to a temporary file that is renamed into place, and an exclusive file lock per entry
 makes parallel workers wait for the one training the baseline instead of training it twice.
 
+Each process keeps the last two entries with weights it read (or wrote) and checked in memory:
+the next trial of a worker loads them from there, without reading and checksumming the file
+again, as long as the file is the same one (same inode, size, modification and change times;
+a file modified in the last two seconds is not remembered, since file times tick coarsely). A
+file that changed in any way is read and checked again.
+
 Example:
     >>> from workbench.benchmarks import get_benchmark, load_dense_baseline
     >>> model, metrics = load_dense_baseline(get_benchmark("mlp-digits"), seed=0)  # doctest: +SKIP
@@ -209,6 +215,45 @@ def _beside(path: Path) -> Path:
     return candidate
 
 
+_MEMORY: dict[Path, tuple[tuple[int, ...], str, dict[str, float], dict[str, torch.Tensor]]] = {}
+_MEMORY_ENTRIES = 2
+"""Verified entries kept in memory per process (a study's worker runs one task, usually one seed)."""
+
+
+_SETTLED_NS = 2_000_000_000
+"""An entry modified less than this long ago is not remembered (the racy-git rule: file times tick
+coarsely, so a second write soon after could leave them unchanged)."""
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _remember(path: Path, key: str, metrics: dict[str, float], state: dict[str, torch.Tensor]) -> None:
+    """Keep a verified entry's metrics and weights (CPU copies) for this process's next trials."""
+    stamp = _stamp(path)
+    if stamp is None or stamp[2] > time.time_ns() - _SETTLED_NS:
+        return  # written just now: a rewrite within the file system's clock tick could keep these times
+    state = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+    _MEMORY.pop(path, None)
+    while len(_MEMORY) >= _MEMORY_ENTRIES:
+        _MEMORY.pop(next(iter(_MEMORY)))
+    _MEMORY[path] = (stamp, key, {str(k): float(v) for k, v in metrics.items()}, state)
+
+
+def _recall(path: Path, key: str) -> tuple[dict[str, float], dict[str, torch.Tensor]] | None:
+    """The remembered metrics and weights of ``path``, if the file is the one read (same inode,
+    size and times) under the same key; else ``None`` (the file is read and checked again)."""
+    held = _MEMORY.get(path)
+    if held is None or held[1] != key or _stamp(path) != held[0]:
+        return None
+    return held[2], held[3]
+
+
 def load_dense_baseline(
     task: Task | str, seed: int, *, cache_dir: str | os.PathLike | None = None, device: torch.device | str | None = None
 ) -> tuple[nn.Module, dict[str, float]]:
@@ -234,10 +279,17 @@ def load_dense_baseline(
     with file_lock(_beside(path.with_name(path.name + ".lock"))):
         path = _beside(path)
         model = task.build_model(seed)
+        remembered = _recall(path, key)
+        if remembered is not None:
+            model.load_state_dict(remembered[1], strict=True)
+            logger.debug("dense baseline of %s seed %d from memory (%s unchanged)", task.name, seed, path)
+            return model, dict(remembered[0])
         if path.exists():
             metrics, problem = _read(path, model, key, meta, task)
             if metrics is not None:
                 logger.debug("dense baseline of %s seed %d from %s", task.name, seed, path)
+                if task.dense is not None:  # a pretrained task's checkpoint is checked on every load
+                    _remember(path, key, metrics, model.state_dict())
                 return model, metrics
             logger.warning("dense baseline cache entry %s is unusable: %s; retraining", path, problem)
         start = time.perf_counter()
@@ -270,6 +322,8 @@ def load_dense_baseline(
                 "checksum": checksum,
             },
         )
+        if state is not None:
+            _remember(path, key, metrics, state)
         logger.info(
             "dense baseline of %s seed %d in %.1fs: %s %.4f -> %s",
             task.name,
