@@ -51,6 +51,7 @@ from workbench.trial import TrainingConfig
 from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS
 
 __all__ = [
+    "LOG_MODEL",
     "Experiment",
     "FloatRange",
     "StudySettings",
@@ -73,7 +74,11 @@ _TOP_KEYS = (
     "pruning",
     "search_space",
     "study",
+    "tracking",
 )
+LOG_MODEL = ("none", "front", "all")
+"""Allowed ``tracking.log_model``: which trials keep their pruned model (docs/export.md)."""
+DEFAULT_LOG_MODEL = "front"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,9 @@ class Experiment:
     """Modules imported before validation (their registrations: patterns, criteria, ...)."""
     benchmark_params: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the benchmark (task) function: ``get_benchmark(benchmark, **benchmark_params)``."""
+    log_model: str = DEFAULT_LOG_MODEL
+    """``tracking.log_model``: ``none``, ``front`` (every completed trial logs its sparse model; those
+    off the final front are dropped when the study ends) or ``all`` (kept)."""
     direction: str = "maximize"
     """Which way the task's metric is better (not a key of the file: set from the task by ``with_task``)."""
 
@@ -242,6 +250,7 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
                 "study.sampler", f"grid over {points} points; allowed: at most {MAX_GRID_VALUES} (coarser steps)"
             )
     return Experiment(
+        log_model=_parse_tracking(data.get("tracking")),
         name=data["name"],
         benchmark=data["benchmark"],
         training=with_speed(parse_training(data.get("training")), study.objectives, data.get("training")),
@@ -252,6 +261,16 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
         plugins=plugins,
         benchmark_params=parse_benchmark_params(data.get("benchmark_params")),
     )
+
+
+def _parse_tracking(raw: Any) -> str:
+    """``tracking.log_model`` (the only key of ``tracking``); default :data:`DEFAULT_LOG_MODEL`."""
+    tracking = mapping(raw, "tracking")
+    check_keys(tracking, ("log_model",), "tracking.")
+    value = tracking.get("log_model", DEFAULT_LOG_MODEL)
+    if value not in LOG_MODEL:
+        raise fail("tracking.log_model", f"{value!r} is not allowed; allowed: {', '.join(LOG_MODEL)}")
+    return value
 
 
 def _parse_plugins(raw: Any) -> tuple[str, ...]:

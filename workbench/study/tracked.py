@@ -34,6 +34,7 @@ from workbench.study.preflight import task_goal
 from workbench.tracking import Tracker, trial_params
 from workbench.tracking.artifacts import BENCHMARK_PARAM
 from workbench.trial import TrainingConfig, TrialResult, TrialStopped, build_pruning_config, run_trial
+from workbench.trial.model_file import MODEL_FILE, save_sparse_model
 
 __all__ = ["TrialRunner", "reason_of", "run_tracked_trial"]
 
@@ -75,6 +76,7 @@ def run_tracked_trial(
     runner: TrialRunner = TrialRunner(),
     benchmark_params: dict[str, Any] | None = None,
     metric: str = "accuracy",
+    log_model: bool = False,
 ) -> tuple[str, TrialResult]:
     """Build the pruning config for ``params``, run the trial and log it as one MLflow run.
 
@@ -83,6 +85,9 @@ def run_tracked_trial(
     trials end their run KILLED / FAILED / KILLED with a ``workbench.reason`` tag (see the
     module docstring), then re-raise. ``runner`` supplies the config builder and the trial;
     ``metric`` names what ``on_eval`` receives (the evaluations a failed trial still logs).
+    With ``log_model``, a completed trial's pruned model is written sparse
+    (:func:`~workbench.trial.model_file.save_sparse_model`) and logged with its run
+    (``tracker.log_model_file``: through the spool when the tracker spools).
     """
     with interrupts.deferred():  # the run and the trial's record of it: both or, interrupted before, neither
         run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
@@ -116,7 +121,10 @@ def run_tracked_trial(
         config = runner.build_config(pruning_keys, training=training, fixed=fixed)
         logged = trial_params(eff, config, seed=seed, benchmark=benchmark, benchmark_params=bench_params)
         task = get_benchmark(benchmark, **bench_params) if bench_params else benchmark
-        result = runner.run(task, config, training, seed, _on_eval)
+        models: list[Any] = []
+        result = runner.run(
+            task, config, training, seed, _on_eval, **({"on_model": models.append} if log_model else {})
+        )
     except TrialStopped as stop:
         log_partial(stop)
         tracker.finish(run_id, "PRUNED", f"early-stopped at step {stop.step} ({stop.metric} {stop.value:.4f})")
@@ -135,5 +143,10 @@ def run_tracked_trial(
             tracker.finish(run_id, "FAIL", reason_of(err))
         raise
     tracker.log_result(run_id, result, logged)
+    if models:
+        path = tracker.model_staging(run_id) / MODEL_FILE
+        meta = {"run_id": run_id, "benchmark": benchmark, "metric": result.metric, "value": result.value}
+        save_sparse_model(models[-1], path, meta=meta)
+        tracker.log_model_file(run_id, str(path))
     tracker.finish(run_id, "COMPLETE")
     return run_id, result

@@ -105,6 +105,14 @@ class SpooledTracker(Tracker):
         kwargs = {"pruning_config": pruning_config, "eval_values": dict(evals), "metric": metric, "ts": ts or now_ms()}
         self._calls.setdefault(run_id, []).append(("log_partial", (run_id, dict(params)), kwargs))
 
+    def model_staging(self, run_id: str) -> Path:
+        """``<spool>/models/<run_id>/``: the sparse model waits next to the spool file that logs it."""
+        return self.spool / "models" / run_id
+
+    def log_model_file(self, run_id: str, path: str) -> None:
+        """Queue logging the trial's sparse model file (the writer logs it, then deletes it)."""
+        self._calls.setdefault(run_id, []).append(("log_model_file", (run_id, str(path)), {}))
+
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
         """Queue the run's end and write the run's spool file (``state`` as in ``Tracker.finish``)."""
         check_state(state)

@@ -31,7 +31,7 @@ __all__ = ["METHODS", "SUFFIX", "SpoolFormatError", "decode", "dumps_entry", "en
 
 SUFFIX = ".jsonl"
 FORMAT, VERSION = "workbench-spool", 1
-METHODS = frozenset({"log_result", "log_partial", "finish"})
+METHODS = frozenset({"log_result", "log_partial", "log_model_file", "finish"})
 """The only tracker methods a spool file may call."""
 _RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialResult))
 _REQUIRED_FIELDS = frozenset(

@@ -1,0 +1,107 @@
+"""The study's winners kept: which trials' pruned models stay, and their registered versions.
+
+Every completed trial logs its pruned model sparse (``tracking.log_model`` ``front`` or ``all``;
+:func:`~workbench.study.tracked.run_tracked_trial`). When the study ends:
+
+* :func:`front_rows`: the trials whose models matter: the Pareto front of the task's metric
+  against the study's second objective (the front of :func:`workbench.study.summary.front`, the
+  workbench's one front implementation), or the best trial of a single-objective study;
+* :func:`keep_front_models`: with ``log_model: front``, the models of the other trials are
+  deleted (one log line says how many and how much disk that freed); ``all`` keeps them.
+
+Example:
+    >>> rows = [{"trial": 0, "accuracy": 0.9, "sparsity": 0.5, "run_id": "a"},
+    ...         {"trial": 1, "accuracy": 0.8, "sparsity": 0.4, "run_id": "b"}]
+    >>> [r["run_id"] for r in front_of(rows, metric="accuracy", direction="maximize", axis="sparsity", multi=True)]
+    ['a']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from workbench.study.summary import front, result_rows
+
+if TYPE_CHECKING:
+    from workbench.experiment import Experiment
+    from workbench.tracking import Tracker
+
+__all__ = ["front_of", "front_rows", "keep_front_models", "load_trial_model", "task_of_run"]
+
+_log = logging.getLogger(__name__)
+
+
+def front_of(
+    rows: Sequence[dict[str, Any]], *, metric: str, direction: str, axis: str, multi: bool
+) -> list[dict[str, Any]]:
+    """The front of ``rows`` (multi-objective: :func:`~workbench.study.summary.front`) or the best row."""
+    if multi:
+        return front(rows, metric=metric, direction=direction, axis=axis)
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted(rows, key=lambda r: (sign * r[metric], r["trial"]))[:1]
+
+
+def front_rows(study: optuna.Study, experiment: Experiment) -> list[dict[str, Any]]:
+    """The completed trials of ``study`` on its final front (see the module docstring), with run ids."""
+    rows = [r for r in result_rows(study, experiment.metric) if r.get("run_id")]
+    axis = str(experiment.study.objectives[-1]) if experiment.multi_objective else "sparsity"
+    return front_of(
+        rows, metric=experiment.metric, direction=experiment.direction, axis=axis, multi=experiment.multi_objective
+    )
+
+
+def keep_front_models(study: optuna.Study, tracker: Tracker, experiment: Experiment) -> list[dict[str, Any]]:
+    """Drop the models of trials off the front (``log_model: front``); returns the front rows."""
+    kept = front_rows(study, experiment)
+    if experiment.log_model != "front":
+        return kept
+    on_front = {r["run_id"] for r in kept}
+    dropped, freed = 0, 0
+    for row in result_rows(study, experiment.metric):
+        run_id = row.get("run_id")
+        if not run_id or run_id in on_front or not tracker.has_model(run_id):
+            continue
+        size = tracker.model_bytes(run_id)
+        if tracker.drop_model(run_id, "off the study's front"):
+            dropped, freed = dropped + 1, freed + size
+    if dropped:
+        _log.info(
+            "tracking.log_model front: dropped the pruned models of %d trial(s) off the front (%.1f KiB); "
+            "kept %d on the front",
+            dropped,
+            freed / 1024,
+            len(on_front),
+        )
+    return kept
+
+
+def task_of_run(tracker: Tracker, run_id: str) -> tuple[Any, dict[str, Any], Any]:
+    """The task a trial ran on (its ``trial.yaml``'s benchmark and params, plug-ins imported), the
+    trial spec and the run."""
+    from workbench.benchmarks import get_benchmark
+    from workbench.infra.plugins import import_plugins
+    from workbench.study.objective import PLUGINS_TAG
+
+    spec, run = tracker.trial_spec(run_id)
+    import_plugins(filter(None, run.data.tags.get(PLUGINS_TAG, "").split(",")))
+    return get_benchmark(spec["benchmark"], **dict(spec.get("benchmark_params") or {})), spec, run
+
+
+def load_trial_model(tracker: Tracker, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
+    """The pruned model ``run_id`` logged (``model/sparse_model.safetensors``), rebuilt on its task.
+
+    Returns ``(model, task, spec)``: the model in eval mode on the CPU, the trial's task and its
+    ``trial.yaml``. Raises FileNotFoundError when the run has no logged model.
+    """
+    import tempfile
+
+    from workbench.trial.model_file import build_trial_model, load_sparse_state
+
+    task, spec, _ = task_of_run(tracker, run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        state, _meta = load_sparse_state(tracker.download_model_file(run_id, tmp))
+    return build_trial_model(task, state), task, spec
