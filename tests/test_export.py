@@ -8,7 +8,6 @@ with the trial's logged metric exactly (CPU), and that the others were dropped.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
-from helpers.experiments import experiment
 from workbench.experiment import parse_experiment
 from workbench.pruner import ConfigError
 from workbench.trial.model_file import load_sparse_state, pack_mask, save_sparse_model, unpack_mask
+
+from helpers.experiments import experiment
 
 TESTS = Path(__file__).resolve().parent
 
@@ -146,4 +146,38 @@ def test_spool_files_may_log_a_model_file():
     assert "log_model_file" in dumps_entry("r", [("log_model_file", ("r", "/x/sparse_model.safetensors"), {})])
 
 
-_ = shutil  # used by later tests
+@pytest.mark.slow
+def test_the_registry_holds_one_tagged_version_per_front_trial_that_predicts_its_outputs(mlp_study):
+    import mlflow
+    import numpy as np
+
+    from workbench.study.models import front_rows, load_trial_model
+    from workbench.tracking import Tracker
+
+    folder, study, exp = mlp_study
+    uri = f"sqlite:///{folder}/mlflow.db"
+    tracker = Tracker(uri)
+    front = {r["run_id"]: r for r in front_rows(study, exp)}
+    versions = tracker.client.search_model_versions("name = 'winners'")
+    assert sorted(v.tags["run_id"] for v in versions) == sorted(front)
+    parent = tracker.client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.data.tags["workbench.registered_model"].startswith("winners v")
+    assert study.user_attrs["registered_model"] == "winners"
+    mlflow.set_tracking_uri(uri)
+    for version in versions:
+        row = front[version.tags["run_id"]]
+        assert {k: version.tags[k] for k in ("pattern", "criterion", "scheduler", "metric")} == {
+            "pattern": "1x1",
+            "criterion": "magnitude",
+            "scheduler": "oneshot",
+            "metric": "accuracy",
+        }
+        assert float(version.tags["target"]) == pytest.approx(row["target"])
+        assert float(version.tags["sparsity"]) == pytest.approx(row["sparsity"], abs=1e-6)
+        assert float(version.tags["accuracy"]) == row["accuracy"]
+        model, task, _ = load_trial_model(tracker, version.tags["run_id"])
+        x = next(iter(task.eval_batches))[0][:4]
+        expected = model(x).detach()
+        uri_v = f"models:/winners/{version.version}"
+        assert np.array_equal(mlflow.pyfunc.load_model(uri_v).predict(x.numpy()), expected.numpy())
+        assert torch.equal(mlflow.pytorch.load_model(uri_v)(x), expected)

@@ -7,7 +7,9 @@ Every completed trial logs its pruned model sparse (``tracking.log_model`` ``fro
   against the study's second objective (the front of :func:`workbench.study.summary.front`, the
   workbench's one front implementation), or the best trial of a single-objective study;
 * :func:`keep_front_models`: with ``log_model: front``, the models of the other trials are
-  deleted (one log line says how many and how much disk that freed); ``all`` keeps them.
+  deleted (one log line says how many and how much disk that freed); ``all`` keeps them;
+* :func:`register_front`: the front's models become MLflow Models and versions of the
+  registered model named after the study (MLflow Model Registry).
 
 Example:
     >>> rows = [{"trial": 0, "accuracy": 0.9, "sparsity": 0.5, "run_id": "a"},
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -30,7 +33,16 @@ if TYPE_CHECKING:
     from workbench.experiment import Experiment
     from workbench.tracking import Tracker
 
-__all__ = ["front_of", "front_rows", "keep_front_models", "load_trial_model", "task_of_run"]
+__all__ = [
+    "MLFLOW_MODEL_DIR",
+    "REGISTERED_TAG",
+    "front_of",
+    "front_rows",
+    "keep_front_models",
+    "load_trial_model",
+    "register_front",
+    "task_of_run",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -105,3 +117,68 @@ def load_trial_model(tracker: Tracker, run_id: str) -> tuple[Any, Any, dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         state, _meta = load_sparse_state(tracker.download_model_file(run_id, tmp))
     return build_trial_model(task, state), task, spec
+
+
+MLFLOW_MODEL_DIR = "mlflow_model"
+"""The artifact folder of a front trial's MLflow Model (``runs:/<run_id>/mlflow_model``)."""
+REGISTERED_TAG = "workbench.registered_model"
+"""Parent-run tag: the registered model holding the study's front (``<name>`` versions ``1,2,...``)."""
+
+
+def register_front(
+    study: optuna.Study, tracker: Tracker, experiment: Experiment, parent_run_id: str
+) -> list[dict[str, Any]]:
+    """Register the front's models as versions of the registered model named after the study.
+
+    Each front trial with a logged sparse model gets its MLflow Model (``mlflow_model/`` in its
+    run: :func:`~workbench.tracking.mlflow_model.save_mlflow_model`) and one version tagged with
+    its pattern, criterion, scheduler, target, reached sparsity, the metric, its value and the run.
+    A run registered before (a resumed study) is not registered again. The parent run is tagged
+    :data:`REGISTERED_TAG` and gets ``front_models.csv``. Returns one row per version.
+    """
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from workbench.tracking.artifacts import write_csv
+    from workbench.tracking.mlflow_model import save_mlflow_model
+
+    client, name = tracker.client, experiment.study_name
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"The front of study {name!r} (workbench).")
+    known = {v.tags.get("run_id"): v for v in client.search_model_versions(f"name = '{name}'")}
+    out = []
+    for row in front_rows(study, experiment):
+        run_id = row["run_id"]
+        if run_id not in known and not tracker.has_model(run_id):
+            continue
+        version = known.get(run_id)
+        if version is None:
+            model, task, _ = load_trial_model(tracker, run_id)
+            with tempfile.TemporaryDirectory() as tmp:
+                save_mlflow_model(model, next(iter(task.eval_batches)), f"{tmp}/{MLFLOW_MODEL_DIR}")
+                client.log_artifacts(run_id, f"{tmp}/{MLFLOW_MODEL_DIR}", MLFLOW_MODEL_DIR)
+            params = client.get_run(run_id).data.params  # every knob, searched or fixed
+            tags = {
+                **{k: params.get(k, str(row.get(k))) for k in ("pattern", "criterion", "scheduler")},
+                "target": params.get("target_sparsity", str(row.get("target"))),
+                "sparsity": f"{row['sparsity']:.6f}",
+                "metric": experiment.metric,
+                experiment.metric: repr(row[experiment.metric]),
+                "run_id": run_id,
+                "trial": str(row["trial"]),
+            }
+            source = f"{client.get_run(run_id).info.artifact_uri}/{MLFLOW_MODEL_DIR}"
+            version = client.create_model_version(name, source, run_id=run_id, tags=tags)
+        out.append({"version": version.version, "uri": f"models:/{name}/{version.version}", **row})
+    if out:
+        client.set_tag(parent_run_id, REGISTERED_TAG, f"{name} v{','.join(str(r['version']) for r in out)}")
+        with tempfile.TemporaryDirectory() as tmp:
+            columns = ["version", "uri", "run_id", "trial", "pattern", "criterion", "scheduler", "target", "sparsity"]
+            write_csv(Path(tmp) / "front_models.csv", out, [*columns, experiment.metric])
+            client.log_artifact(parent_run_id, f"{tmp}/front_models.csv")
+        study.set_user_attr("registered_model", name)
+        _log.info("registered %d front model(s) as %r versions %s", len(out), name, [r["version"] for r in out])
+    return out

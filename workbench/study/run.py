@@ -44,7 +44,7 @@ from workbench.infra.stores import local_path, redact_url, sqlite_path
 from workbench.pruner import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
-from workbench.study.models import keep_front_models
+from workbench.study.models import keep_front_models, register_front
 from workbench.study.objective import Objective, TrialRunner
 from workbench.study.preflight import check_device, check_stores, resolve_task, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
@@ -164,6 +164,7 @@ def run_study(
     summarize_study(study, tracker, parent, experiment)
     if experiment.log_model != "none":
         keep_front_models(study, tracker, experiment)
+        register_front(study, tracker, experiment, parent)
     tracker.end_study(parent)
     return study
 
