@@ -7,6 +7,7 @@ with the trial's logged metric exactly (CPU), and that the others were dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -181,3 +182,175 @@ def test_the_registry_holds_one_tagged_version_per_front_trial_that_predicts_its
         uri_v = f"models:/winners/{version.version}"
         assert np.array_equal(mlflow.pyfunc.load_model(uri_v).predict(x.numpy()), expected.numpy())
         assert torch.equal(mlflow.pytorch.load_model(uri_v)(x), expected)
+
+
+def _front_exports(folder: Path, study, exp, formats: tuple[str, ...]) -> list[tuple[str, str, dict, Path]]:
+    """Export every front trial of ``study`` in every format of ``formats``: (run id, format, meta, folder)."""
+    import workbench
+    from workbench.study.models import front_rows
+
+    out = []
+    for row in front_rows(study, exp):
+        for fmt in formats:
+            to = folder / "exports" / f"{row['run_id']}-{fmt}"
+            meta = workbench.export(row["run_id"], fmt, to, tracking_uri=f"sqlite:///{folder}/mlflow.db")
+            out.append((row["run_id"], fmt, meta, to))
+    return out
+
+
+@pytest.mark.slow
+def test_every_front_trial_exports_as_torch_and_reloads_to_its_logged_metric(mlp_study):
+    from safetensors.torch import load_file
+
+    from workbench.study.models import task_of_run
+    from workbench.tracking import Tracker
+
+    folder, study, exp = mlp_study
+    tracker = Tracker(f"sqlite:///{folder}/mlflow.db")
+    exports = _front_exports(folder, study, exp, ("torch",))
+    assert exports
+    for run_id, _, meta, to in exports:
+        assert sorted(p.name for p in to.iterdir()) == [
+            "export.json",
+            "masks.safetensors",
+            "model.safetensors",
+            "pruning_config.yaml",
+            "trial.yaml",
+        ]
+        task, _, run = task_of_run(tracker, run_id)
+        model = task.build_model()
+        model.load_state_dict(load_file(str(to / "model.safetensors")))
+        assert task.evaluate(model, task.eval_batches)["accuracy"] == run.data.metrics["accuracy"]
+        masks = load_file(str(to / "masks.safetensors"))
+        assert all(torch.equal(model.state_dict()[k] != 0, m) for k, m in masks.items()) and masks
+        assert meta["verified"] == {
+            "outputs_equal": True,
+            "metric": "accuracy",
+            "value": run.data.metrics["accuracy"],
+            "logged_value": run.data.metrics["accuracy"],
+            "metric_equal": True,
+        }
+        assert meta["run_id"] == run_id and meta["study"] == "winners" and meta["config"]["benchmark"] == "mlp-digits"
+        assert meta["sizes"]["export_bytes"] == sum(p.stat().st_size for p in to.iterdir() if p.name != "export.json")
+        assert meta["source"] == "logged model"
+
+
+@pytest.mark.slow
+def test_export_bad_input_exits_2_with_one_line(mlp_study, tmp_path):
+    import subprocess
+    import sys
+
+    from workbench.study.models import front_rows
+
+    from helpers.study import search_env
+
+    folder, study, exp = mlp_study
+    run_id = front_rows(study, exp)[0]["run_id"]
+    uri = f"sqlite:///{folder}/mlflow.db"
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    cases = {
+        "unknown run": (["0" * 32, "--format", "torch", "--to", str(tmp_path / "a")], "run_id: no run"),
+        "hf on an MLP": ([run_id, "--format", "hf", "--to", str(tmp_path / "b")], "format: 'hf' does not apply"),
+        "unknown format": ([run_id, "--format", "onnx", "--to", str(tmp_path / "c")], "format: 'onnx' is not allowed"),
+        "non-empty folder": ([run_id, "--format", "torch", "--to", str(full)], "exists and is not an empty folder"),
+    }
+    for case, (args, message) in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench", "-q", "export", *args, "--tracking-uri", uri],
+            env=search_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 2, (case, done.stderr)
+        assert done.stderr.count("\n") == 1 and message in done.stderr, (case, done.stderr)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and sorted(full.iterdir()) == [full / "x"]
+
+
+@pytest.mark.slow
+def test_a_dropped_model_is_exported_by_re_running_its_trial(mlp_study, tmp_path):
+    import workbench
+    from workbench.pruner import ConfigError as Bad
+
+    folder, study, exp = mlp_study
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = MlflowClient(uri)
+    dropped = [
+        t.user_attrs["mlflow_run_id"]
+        for t in study.trials
+        if client.get_run(t.user_attrs["mlflow_run_id"]).data.tags.get("workbench.model", "").startswith("dropped")
+    ]
+    if not dropped:
+        pytest.skip("every trial of this study is on the front")
+    with pytest.raises(Bad, match="has no logged model.*add --rerun"):
+        workbench.export(dropped[0], "torch", tmp_path / "no", tracking_uri=uri)
+    meta = workbench.export(dropped[0], "torch", tmp_path / "yes", tracking_uri=uri, rerun=True)
+    assert meta["source"] == "re-run" and meta["rerun_seconds"] > 0 and meta["verified"]["metric_equal"]
+
+
+HF_FAMILIES = [("tiny_text", "accuracy"), ("tiny_lm", "perplexity")]
+
+
+@pytest.fixture(scope="module", params=HF_FAMILIES, ids=[f[0] for f in HF_FAMILIES])
+def hf_study(request, tmp_path_factory):
+    """A 3-trial study on a tiny random BERT classifier / GPT-2 (tests/family_plugins.py), metric vs sparsity."""
+    pytest.importorskip("transformers", reason="the [hf] extra (transformers) is not installed")
+    pytest.importorskip("datasets", reason="the [hf] extra (datasets) is not installed")
+    plugin, metric = request.param
+    folder = tmp_path_factory.mktemp(plugin)
+    data = {
+        "name": plugin,
+        "benchmark": f"family_plugins:{plugin}",
+        "training": {"steps": 12, "lr": 0.001, "optimizer": "adamw", "eval_every": 6, "pruning_frequency": 3},
+        "search_space": {
+            "pattern": ["4x1"],
+            "criterion": ["magnitude"],
+            "scheduler": ["iterative"],
+            "target_sparsity": {"low": 0.5, "high": 0.7, "step": 0.1},
+        },
+        "study": {"n_trials": 3, "sampler": "grid", "objectives": [metric, "sparsity"], "pruner": "none", "seed": 0},
+    }
+    study = _run_study(folder, data)  # the task says its direction (perplexity: minimize)
+    return folder, study, dataclasses.replace(parse_experiment(data), direction=study.user_attrs["direction"])
+
+
+@pytest.mark.slow
+def test_hf_front_trials_export_as_torch_and_hf_and_are_registered(hf_study):
+    import mlflow
+    import numpy as np
+    import transformers
+
+    from workbench.study.models import front_rows, load_trial_model
+    from workbench.tracking import Tracker
+    from workbench.tracking.mlflow_model import model_input, servable
+
+    folder, study, exp = hf_study
+    uri = f"sqlite:///{folder}/mlflow.db"
+    tracker = Tracker(uri)
+    front = front_rows(study, exp)
+    versions = tracker.client.search_model_versions(f"name = '{exp.study_name}'")
+    assert sorted(v.tags["run_id"] for v in versions) == sorted(r["run_id"] for r in front)
+    exports = _front_exports(folder, study, exp, ("torch", "hf"))
+    assert len(exports) == 2 * len(front)
+    for run_id, fmt, meta, to in exports:
+        logged = tracker.client.get_run(run_id).data.metrics[exp.metric]
+        assert meta["verified"]["metric_equal"] and meta["verified"]["value"] == logged, (fmt, meta["verified"])
+        if fmt == "hf":
+            config = transformers.AutoConfig.from_pretrained(to)
+            auto = (
+                transformers.AutoModelForCausalLM
+                if exp.metric == "perplexity"
+                else transformers.AutoModelForSequenceClassification
+            )
+            _, task, _ = load_trial_model(tracker, run_id)
+            reloaded = auto.from_pretrained(to, config=config).eval()
+            assert task.evaluate(reloaded, task.eval_batches)[exp.metric] == logged
+    mlflow.set_tracking_uri(uri)
+    for version in versions:
+        model, task, _ = load_trial_model(tracker, version.tags["run_id"])
+        x, fields = model_input(next(iter(task.eval_batches)))
+        expected = servable(model, fields)(x).detach()
+        got = mlflow.pyfunc.load_model(f"models:/{exp.study_name}/{version.version}").predict(x.numpy())
+        assert np.array_equal(got, expected.numpy())

@@ -111,6 +111,14 @@ def _build_parser() -> _Parser:
     rerun.add_argument("--tracking-uri", help=uri_help)
     rerun.set_defaults(func=_cmd_rerun)
 
+    exp = sub.add_parser("export", help="write a trial's pruned model in a deployable format (docs/export.md)")
+    exp.add_argument("run_id", help="MLflow run id of a trial")
+    exp.add_argument("--format", required=True, help="torch or hf (Hugging Face tasks)")
+    exp.add_argument("--to", required=True, help="a new (or empty) folder")
+    exp.add_argument("--rerun", action="store_true", help="re-run a trial that has no logged model")
+    exp.add_argument("--tracking-uri", help=uri_help)
+    exp.set_defaults(func=_cmd_export)
+
     ui = sub.add_parser("ui", help="serve the MLflow UI over the tracking store")
     ui.add_argument("--port", type=_port, default=5000)
     ui.add_argument("--host", default="127.0.0.1")
@@ -224,6 +232,20 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
         f"{'reproduced exactly' if same else 'DIFFERENT'}"
     )
     return 0 if same else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from workbench.study.export import export
+
+    meta = export(args.run_id, args.format, args.to, tracking_uri=args.tracking_uri, rerun=args.rerun)
+    sizes, check = meta["sizes"], meta["verified"]
+    rerun = f", re-run in {meta['rerun_seconds']:.1f} s" if "rerun_seconds" in meta else ""
+    print(
+        f"exported {args.run_id} as {args.format} to {args.to}: {sizes['export_bytes']} bytes "
+        f"({sizes['ratio_to_dense']:.2f} of dense fp32){rerun}; reloaded {check['metric']} {check['value']!r} "
+        f"(logged {check['logged_value']!r})"
+    )
+    return 0
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

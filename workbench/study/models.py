@@ -100,7 +100,8 @@ def task_of_run(tracker: Tracker, run_id: str) -> tuple[Any, dict[str, Any], Any
 
     spec, run = tracker.trial_spec(run_id)
     import_plugins(filter(None, run.data.tags.get(PLUGINS_TAG, "").split(",")))
-    return get_benchmark(spec["benchmark"], **dict(spec.get("benchmark_params") or {})), spec, run
+    bench = run.data.params.get("benchmark", spec["benchmark"])  # the spec the study ran (trial.yaml: the task's name)
+    return get_benchmark(bench, **dict(spec.get("benchmark_params") or {})), spec, run
 
 
 def load_trial_model(tracker: Tracker, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
