@@ -332,10 +332,13 @@ def test_hf_front_trials_export_as_torch_and_hf_and_are_registered(hf_study):
     front = front_rows(study, exp)
     versions = tracker.client.search_model_versions(f"name = '{exp.study_name}'")
     assert sorted(v.tags["run_id"] for v in versions) == sorted(r["run_id"] for r in front)
-    exports = _front_exports(folder, study, exp, ("torch", "hf"))
-    assert len(exports) == 2 * len(front)
+    exports = _front_exports(folder, study, exp, ("torch", "hf", "slim"))
+    assert len(exports) == 3 * len(front)
     for run_id, fmt, meta, to in exports:
         logged = tracker.client.get_run(run_id).data.metrics[exp.metric]
+        if fmt == "slim":  # a dict-batch task: outputs checked, the metric needs the task's batches
+            assert meta["verified"]["outputs_equal"] and meta["speed"]["slim_params"] <= meta["speed"]["dense_params"]
+            continue
         assert meta["verified"]["metric_equal"] and meta["verified"]["value"] == logged, (fmt, meta["verified"])
         if fmt == "hf":
             config = transformers.AutoConfig.from_pretrained(to)
@@ -354,3 +357,24 @@ def test_hf_front_trials_export_as_torch_and_hf_and_are_registered(hf_study):
         expected = servable(model, fields)(x).detach()
         got = mlflow.pyfunc.load_model(f"models:/{exp.study_name}/{version.version}").predict(x.numpy())
         assert np.array_equal(got, expected.numpy())
+
+
+@pytest.mark.slow
+def test_the_slim_export_loads_without_the_workbench_and_records_its_speed(mlp_study):
+    import subprocess
+    import sys
+
+    folder, study, exp = mlp_study
+    ((run_id, _, meta, to),) = _front_exports(folder, study, exp, ("slim",))[:1]
+    assert meta["verified"]["outputs_equal"] and meta["verified"]["metric_equal"]
+    speed = meta["speed"]
+    assert speed["slim_params"] <= speed["dense_params"] and speed["param_ratio"] == pytest.approx(
+        speed["slim_params"] / speed["dense_params"]
+    )
+    assert speed["dense_ms"] > 0 and speed["slim_ms"] > 0
+    code = (
+        "import sys, torch; sys.modules['workbench'] = None; "
+        f"m = torch.export.load({str(to / 'model.pt2')!r}).module(); print(tuple(m(torch.zeros(3, 64)).shape))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=folder)
+    assert done.returncode == 0 and done.stdout.strip() == "(3, 10)", done.stderr

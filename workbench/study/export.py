@@ -13,7 +13,15 @@ dense fp32 checkpoint; the checks). Formats (:data:`FORMATS`):
   ``pruning_config.yaml`` and ``trial.yaml``; reload: the task's ``build_model()`` +
   ``load_state_dict``;
 * ``hf`` (Hugging Face tasks): the model's ``save_pretrained`` folder (safetensors) +
-  ``pruning_config.yaml``; reload: ``<ModelClass>.from_pretrained``.
+  ``pruning_config.yaml``; reload: ``<ModelClass>.from_pretrained``;
+* ``slim`` (``--slim``): the slimmed model (:func:`workbench.pruner.slim.slim_model`: dead
+  channels and heads removed) as ``model.pt2`` (``torch.export``: loads with
+  ``torch.export.load(path).module()``, no workbench needed; a Hugging Face model behind
+  :class:`~workbench.tracking.mlflow_model.LogitsModel`, one stacked integer input). Its
+  parameter count and median latency against the unslimmed model (the dense architecture) on
+  the evaluation batch go to ``export.json`` (``speed``). Slimming changes the arithmetic, so its
+  check is outputs close (``rtol 1e-4``), not equal; the metric is recomputed where the task's
+  evaluation can call the exported module (tensor inputs).
 
 Bad input is a :class:`~workbench.pruner.ConfigError` naming the key, the value and what is
 allowed (the CLI: exit 2, one line): an unknown run, a format that does not apply to the task,
@@ -45,7 +53,7 @@ __all__ = ["FORMATS", "export"]
 
 _log = logging.getLogger(__name__)
 
-FORMATS = ("torch", "hf")
+FORMATS = ("torch", "hf", "slim")
 """The export formats (module docstring)."""
 
 
@@ -75,6 +83,40 @@ def _outputs(model: torch.nn.Module, batch: Any) -> torch.Tensor:
         return servable(model, fields)(x)
 
 
+class _Exported(torch.nn.Module):
+    """An exported program's module behind ``train``/``eval`` that do nothing (it does not support them)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def train(self, mode: bool = True) -> _Exported:  # noqa: ARG002, D102 - an exported graph has no modes
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.module(x)
+
+
+def _write_slim(model: torch.nn.Module, folder: Path, batch: Any) -> dict[str, float]:
+    """``model.pt2``: the slimmed copy of ``model``, exported; returns its measured speed (slim vs unslimmed)."""
+    import copy
+
+    from workbench.pruner.slim import slim_model
+    from workbench.tracking.mlflow_model import model_input, servable
+    from workbench.trial.speed import measure_trial_speed
+
+    x, fields = model_input(batch, rows=1 << 30)
+    slim = copy.deepcopy(model)
+    slim_model(slim)
+    module = servable(slim, fields)
+    with torch.no_grad():
+        program = torch.export.export(module, (x,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    torch.export.save(program, str(folder / "model.pt2"))
+    speed = measure_trial_speed(servable(model, fields), servable(copy.deepcopy(model), fields), x, repeats=20)
+    keys = ("dense_params", "slim_params", "slim_nonzero_params", "dense_ms", "slim_ms", "speedup", "param_ratio")
+    return {k: speed[k] for k in keys}
+
+
 def _write(fmt: str, model: torch.nn.Module, folder: Path, spec: dict[str, Any]) -> None:
     (folder / "pruning_config.yaml").write_text(yaml.safe_dump(spec.get("pruning_config") or {}, sort_keys=False))
     if fmt == "torch":
@@ -96,6 +138,8 @@ def _reload(fmt: str, model: torch.nn.Module, folder: Path, task: Any) -> torch.
         fresh = task.build_model()
         fresh.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
         return fresh.eval()
+    if fmt == "slim":
+        return _Exported(torch.export.load(str(folder / "model.pt2")).module())
     return type(model).from_pretrained(str(folder)).eval()
 
 
@@ -177,12 +221,25 @@ def export(
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        _write(format, model, work, spec)
+        speed = _write_slim(model, work, batch) if format == "slim" else None
+        if format != "slim":
+            _write(format, model, work, spec)
+        else:
+            (work / "pruning_config.yaml").write_text(yaml.safe_dump(spec.get("pruning_config") or {}, sort_keys=False))
         written = _folder_bytes(work)
         reloaded = _reload(format, model, work, task)
-        outputs_equal = torch.equal(_outputs(reloaded, batch), expected)
-        value = task.evaluate(reloaded, task.eval_batches)[metric]
-        if not outputs_equal or (logged is not None and value != logged):
+        if format == "slim":
+            from workbench.tracking.mlflow_model import model_input
+
+            got = reloaded(model_input(batch, rows=1 << 30)[0])
+            outputs_equal = bool(torch.allclose(got, expected, rtol=1e-4, atol=1e-5))
+            tensor_task = not isinstance(batch, dict)
+            value = task.evaluate(reloaded, task.eval_batches)[metric] if tensor_task else None
+        else:
+            outputs_equal = torch.equal(_outputs(reloaded, batch), expected)
+            value = task.evaluate(reloaded, task.eval_batches)[metric]
+        exact = format != "slim"
+        if not outputs_equal or (exact and logged is not None and value != logged):
             raise RuntimeError(
                 f"export check failed for run {run_id} ({format}): outputs equal {outputs_equal}, "
                 f"{metric} {value!r} vs logged {logged!r}"
@@ -201,12 +258,14 @@ def export(
             "source": "re-run" if rerun_s is not None else "logged model",
             **({"rerun_seconds": round(rerun_s, 3)} if rerun_s is not None else {}),
             "sizes": {"export_bytes": written, "dense_fp32_bytes": dense, "ratio_to_dense": round(written / dense, 4)},
+            **({"speed": speed} if speed is not None else {}),
             "verified": {
                 "outputs_equal": outputs_equal,
                 "metric": metric,
                 "value": value,
                 "logged_value": logged,
                 "metric_equal": logged is not None and value == logged,
+                "check": "outputs equal, metric equal" if exact else "outputs close (rtol 1e-4)",
             },
         }
         (work / "export.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -217,7 +276,7 @@ def export(
         shutil.rmtree(work, ignore_errors=True)
         raise
     _log.info(
-        "exported run %s as %s to %s: %d bytes (%.2f of dense fp32), %s %r reloaded = logged",
+        "exported run %s as %s to %s: %d bytes (%.2f of dense fp32), %s %r reloaded (logged %r)",
         run_id,
         format,
         folder,
@@ -225,5 +284,6 @@ def export(
         written / dense,
         metric,
         value,
+        logged,
     )
     return meta
