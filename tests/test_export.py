@@ -229,6 +229,7 @@ def test_every_front_trial_exports_as_torch_and_reloads_to_its_logged_metric(mlp
             "value": run.data.metrics["accuracy"],
             "logged_value": run.data.metrics["accuracy"],
             "metric_equal": True,
+            "check": "outputs equal, metric equal",
         }
         assert meta["run_id"] == run_id and meta["study"] == "winners" and meta["config"]["benchmark"] == "mlp-digits"
         assert meta["sizes"]["export_bytes"] == sum(p.stat().st_size for p in to.iterdir() if p.name != "export.json")

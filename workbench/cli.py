@@ -113,10 +113,10 @@ def _build_parser() -> _Parser:
 
     exp = sub.add_parser("export", help="write a trial's pruned model in a deployable format (docs/export.md)")
     exp.add_argument("run_id", help="MLflow run id of a trial")
-    exp.add_argument("--format", help="torch, hf (Hugging Face tasks) or slim (same as --slim)")
-    exp.add_argument("--slim", action="store_true", help="the slimmed model, torch.export'ed (model.pt2)")
+    exp.add_argument("--format", help="torch, hf (Hugging Face tasks) or slim (= --slim)")
     exp.add_argument("--to", required=True, help="a new (or empty) folder")
-    exp.add_argument("--rerun", action="store_true", help="re-run a trial that has no logged model")
+    for flag, text in (("--slim", "slimmed, torch.export (model.pt2)"), ("--rerun", "re-run a trial without a model")):
+        exp.add_argument(flag, action="store_true", help=text)
     exp.add_argument("--tracking-uri", help=uri_help)
     exp.set_defaults(func=_cmd_export)
 
@@ -236,21 +236,9 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from workbench.study.export import export
+    from workbench.study.export import export_command
 
-    fmt = "slim" if args.slim else args.format
-    if fmt is None or (args.slim and args.format not in (None, "slim")):
-        from workbench.pruner import ConfigError
-
-        raise ConfigError(f"format: give one of --format torch|hf|slim or --slim (got --format {args.format!r})")
-    meta = export(args.run_id, fmt, args.to, tracking_uri=args.tracking_uri, rerun=args.rerun)
-    sizes, check = meta["sizes"], meta["verified"]
-    rerun = f", re-run in {meta['rerun_seconds']:.1f} s" if "rerun_seconds" in meta else ""
-    print(
-        f"exported {args.run_id} as {fmt} to {args.to}: {sizes['export_bytes']} bytes "
-        f"({sizes['ratio_to_dense']:.2f} of dense fp32){rerun}; reloaded {check['metric']} {check['value']!r} "
-        f"(logged {check['logged_value']!r})"
-    )
+    print(export_command(args.run_id, args.format, args.to, slim=args.slim, rerun=args.rerun, uri=args.tracking_uri))
     return 0
 
 

@@ -46,10 +46,19 @@ from typing import Any
 
 import torch
 import yaml
+from mlflow.exceptions import MlflowException
+from safetensors.torch import load_file, save_file
 
+from workbench.infra.stores import sqlite_path
 from workbench.pruner import ConfigError
+from workbench.study.export_slim import Exported, write_slim
+from workbench.study.models import load_trial_model, task_of_run
+from workbench.tracking import Tracker, model_store, resolve_tracking_uri
+from workbench.tracking.artifacts import metric_name
+from workbench.tracking.mlflow_model import model_input, servable
+from workbench.trial import TrainingConfig, run_trial
 
-__all__ = ["FORMATS", "export"]
+__all__ = ["FORMATS", "export", "export_command"]
 
 _log = logging.getLogger(__name__)
 
@@ -63,8 +72,6 @@ def _folder_bytes(folder: Path) -> int:
 
 def _dense_bytes(model: torch.nn.Module) -> int:
     """Bytes of the model's dense fp32 safetensors checkpoint (the reference size)."""
-    from safetensors.torch import save_file
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dense.safetensors"
         save_file({k: v.detach().float().contiguous().clone() for k, v in model.state_dict().items()}, str(path))
@@ -76,52 +83,14 @@ def _is_hf(model: torch.nn.Module) -> bool:
 
 
 def _outputs(model: torch.nn.Module, batch: Any) -> torch.Tensor:
-    from workbench.tracking.mlflow_model import model_input, servable
-
     x, fields = model_input(batch, rows=1 << 30)
     with torch.no_grad():
         return servable(model, fields)(x)
 
 
-class _Exported(torch.nn.Module):
-    """An exported program's module behind ``train``/``eval`` that do nothing (it does not support them)."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def train(self, mode: bool = True) -> _Exported:  # noqa: ARG002, D102 - an exported graph has no modes
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.module(x)
-
-
-def _write_slim(model: torch.nn.Module, folder: Path, batch: Any) -> dict[str, float]:
-    """``model.pt2``: the slimmed copy of ``model``, exported; returns its measured speed (slim vs unslimmed)."""
-    import copy
-
-    from workbench.pruner.slim import slim_model
-    from workbench.tracking.mlflow_model import model_input, servable
-    from workbench.trial.speed import measure_trial_speed
-
-    x, fields = model_input(batch, rows=1 << 30)
-    slim = copy.deepcopy(model)
-    slim_model(slim)
-    module = servable(slim, fields)
-    with torch.no_grad():
-        program = torch.export.export(module, (x,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
-    torch.export.save(program, str(folder / "model.pt2"))
-    speed = measure_trial_speed(servable(model, fields), servable(copy.deepcopy(model), fields), x, repeats=20)
-    keys = ("dense_params", "slim_params", "slim_nonzero_params", "dense_ms", "slim_ms", "speedup", "param_ratio")
-    return {k: speed[k] for k in keys}
-
-
 def _write(fmt: str, model: torch.nn.Module, folder: Path, spec: dict[str, Any]) -> None:
     (folder / "pruning_config.yaml").write_text(yaml.safe_dump(spec.get("pruning_config") or {}, sort_keys=False))
     if fmt == "torch":
-        from safetensors.torch import save_file
-
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"))
         masks = {k: (v != 0) for k, v in state.items() if v.is_floating_point() and bool((v == 0).any())}
@@ -133,13 +102,11 @@ def _write(fmt: str, model: torch.nn.Module, folder: Path, spec: dict[str, Any])
 
 def _reload(fmt: str, model: torch.nn.Module, folder: Path, task: Any) -> torch.nn.Module:
     if fmt == "torch":
-        from safetensors.torch import load_file
-
         fresh = task.build_model()
         fresh.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
         return fresh.eval()
     if fmt == "slim":
-        return _Exported(torch.export.load(str(folder / "model.pt2")).module())
+        return Exported(torch.export.load(str(folder / "model.pt2")).module())
     return type(model).from_pretrained(str(folder)).eval()
 
 
@@ -152,9 +119,7 @@ def _check_target(to: str | os.PathLike) -> Path:
 
 def _model_of(tracker: Any, run_id: str, rerun: bool) -> tuple[torch.nn.Module, Any, dict[str, Any], float | None]:
     """The run's pruned model, task and trial spec, and the seconds a re-run took (None: loaded)."""
-    from workbench.study.models import load_trial_model, task_of_run
-
-    if tracker.has_model(run_id):
+    if model_store.has_model(tracker.client, run_id):
         model, task, spec = load_trial_model(tracker, run_id)
         return model, task, spec, None
     tag = tracker.client.get_run(run_id).data.tags.get("workbench.model", "not logged")
@@ -163,8 +128,6 @@ def _model_of(tracker: Any, run_id: str, rerun: bool) -> tuple[torch.nn.Module, 
             f"run_id: run {run_id} has no logged model (workbench.model: {tag}); "
             "allowed: a run with a logged model, or add --rerun to re-run the trial (same seed, CPU: same model)"
         )
-    from workbench.trial import TrainingConfig, run_trial
-
     task, spec, _ = task_of_run(tracker, run_id)
     models: list[torch.nn.Module] = []
     started = time.perf_counter()
@@ -190,12 +153,6 @@ def export(
     to a temporary folder next to ``to`` and renamed once verified, so a failed check leaves no
     folder behind.
     """
-    from mlflow.exceptions import MlflowException
-
-    from workbench.infra.stores import sqlite_path
-    from workbench.tracking import Tracker, resolve_tracking_uri
-    from workbench.tracking.artifacts import metric_name
-
     if format not in FORMATS:
         raise ConfigError(f"format: {format!r} is not allowed; allowed: {', '.join(FORMATS)}")
     folder = _check_target(to)
@@ -221,7 +178,7 @@ def export(
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        speed = _write_slim(model, work, batch) if format == "slim" else None
+        speed = write_slim(model, work, batch) if format == "slim" else None
         if format != "slim":
             _write(format, model, work, spec)
         else:
@@ -229,8 +186,6 @@ def export(
         written = _folder_bytes(work)
         reloaded = _reload(format, model, work, task)
         if format == "slim":
-            from workbench.tracking.mlflow_model import model_input
-
             got = reloaded(model_input(batch, rows=1 << 30)[0])
             outputs_equal = bool(torch.allclose(got, expected, rtol=1e-4, atol=1e-5))
             tensor_task = not isinstance(batch, dict)
@@ -287,3 +242,18 @@ def export(
         logged,
     )
     return meta
+
+
+def export_command(run_id: str, fmt: str | None, to: str, *, slim: bool, rerun: bool, uri: str | None) -> str:
+    """``workbench export``: run :func:`export` (``--slim`` = ``--format slim``); returns the line to print."""
+    chosen = "slim" if slim else fmt
+    if chosen is None or (slim and fmt not in (None, "slim")):
+        raise ConfigError(f"format: give one of --format {'|'.join(FORMATS)} or --slim (got --format {fmt!r})")
+    meta = export(run_id, chosen, to, tracking_uri=uri, rerun=rerun)
+    sizes, check = meta["sizes"], meta["verified"]
+    again = f", re-run in {meta['rerun_seconds']:.1f} s" if "rerun_seconds" in meta else ""
+    return (
+        f"exported {run_id} as {chosen} to {to}: {sizes['export_bytes']} bytes "
+        f"({sizes['ratio_to_dense']:.2f} of dense fp32){again}; reloaded {check['metric']} {check['value']!r} "
+        f"(logged {check['logged_value']!r})"
+    )

@@ -21,13 +21,22 @@ Example:
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from mlflow.exceptions import MlflowException
 
+from workbench.benchmarks import get_benchmark
+from workbench.infra.plugins import import_plugins
+from workbench.study.objective import PLUGINS_TAG
 from workbench.study.summary import front, result_rows
+from workbench.tracking import model_store
+from workbench.tracking.artifacts import write_csv
+from workbench.tracking.mlflow_model import save_mlflow_model
+from workbench.trial.model_file import build_trial_model, load_sparse_state
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
@@ -75,10 +84,10 @@ def keep_front_models(study: optuna.Study, tracker: Tracker, experiment: Experim
     dropped, freed = 0, 0
     for row in result_rows(study, experiment.metric):
         run_id = row.get("run_id")
-        if not run_id or run_id in on_front or not tracker.has_model(run_id):
+        if not run_id or run_id in on_front or not model_store.has_model(tracker.client, run_id):
             continue
-        size = tracker.model_bytes(run_id)
-        if tracker.drop_model(run_id, "off the study's front"):
+        size = model_store.model_bytes(tracker.client, run_id)
+        if model_store.drop_model(tracker.client, run_id, "off the study's front"):
             dropped, freed = dropped + 1, freed + size
     if dropped:
         _log.info(
@@ -94,10 +103,6 @@ def keep_front_models(study: optuna.Study, tracker: Tracker, experiment: Experim
 def task_of_run(tracker: Tracker, run_id: str) -> tuple[Any, dict[str, Any], Any]:
     """The task a trial ran on (its ``trial.yaml``'s benchmark and params, plug-ins imported), the
     trial spec and the run."""
-    from workbench.benchmarks import get_benchmark
-    from workbench.infra.plugins import import_plugins
-    from workbench.study.objective import PLUGINS_TAG
-
     spec, run = tracker.trial_spec(run_id)
     import_plugins(filter(None, run.data.tags.get(PLUGINS_TAG, "").split(",")))
     bench = run.data.params.get("benchmark", spec["benchmark"])  # the spec the study ran (trial.yaml: the task's name)
@@ -110,13 +115,9 @@ def load_trial_model(tracker: Tracker, run_id: str) -> tuple[Any, Any, dict[str,
     Returns ``(model, task, spec)``: the model in eval mode on the CPU, the trial's task and its
     ``trial.yaml``. Raises FileNotFoundError when the run has no logged model.
     """
-    import tempfile
-
-    from workbench.trial.model_file import build_trial_model, load_sparse_state
-
     task, spec, _ = task_of_run(tracker, run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        state, _meta = load_sparse_state(tracker.download_model_file(run_id, tmp))
+        state, _meta = load_sparse_state(model_store.download_model_file(tracker.client, run_id, tmp))
     return build_trial_model(task, state), task, spec
 
 
@@ -137,13 +138,6 @@ def register_front(
     A run registered before (a resumed study) is not registered again. The parent run is tagged
     :data:`REGISTERED_TAG` and gets ``front_models.csv``. Returns one row per version.
     """
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
-    from workbench.tracking.artifacts import write_csv
-    from workbench.tracking.mlflow_model import save_mlflow_model
-
     client, name = tracker.client, experiment.study_name
     try:
         client.get_registered_model(name)
@@ -153,7 +147,7 @@ def register_front(
     out = []
     for row in front_rows(study, experiment):
         run_id = row["run_id"]
-        if run_id not in known and not tracker.has_model(run_id):
+        if run_id not in known and not model_store.has_model(tracker.client, run_id):
             continue
         version = known.get(run_id)
         if version is None:

@@ -33,8 +33,8 @@ from workbench.infra import interrupts
 from workbench.study.preflight import task_goal
 from workbench.tracking import Tracker, trial_params
 from workbench.tracking.artifacts import BENCHMARK_PARAM
+from workbench.tracking.model_store import log_trial_model
 from workbench.trial import TrainingConfig, TrialResult, TrialStopped, build_pruning_config, run_trial
-from workbench.trial.model_file import MODEL_FILE, save_sparse_model
 
 __all__ = ["TrialRunner", "reason_of", "run_tracked_trial"]
 
@@ -87,7 +87,7 @@ def run_tracked_trial(
     ``metric`` names what ``on_eval`` receives (the evaluations a failed trial still logs).
     With ``log_model``, a completed trial's pruned model is written sparse
     (:func:`~workbench.trial.model_file.save_sparse_model`) and logged with its run
-    (``tracker.log_model_file``: through the spool when the tracker spools).
+    (``log_trial_model``: through the spool when the tracker spools).
     """
     with interrupts.deferred():  # the run and the trial's record of it: both or, interrupted before, neither
         run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
@@ -144,9 +144,7 @@ def run_tracked_trial(
         raise
     tracker.log_result(run_id, result, logged)
     if models:
-        path = tracker.model_staging(run_id) / MODEL_FILE
         meta = {"run_id": run_id, "benchmark": benchmark, "metric": result.metric, "value": result.value}
-        save_sparse_model(models[-1], path, meta=meta)
-        tracker.log_model_file(run_id, str(path))
+        log_trial_model(tracker, run_id, models[-1], meta=meta)
     tracker.finish(run_id, "COMPLETE")
     return run_id, result

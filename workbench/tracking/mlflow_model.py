@@ -21,7 +21,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import mlflow.pytorch
 import torch
+from mlflow.models import infer_signature
 from torch import nn
 
 __all__ = ["EXAMPLE_ROWS", "LogitsModel", "model_input", "save_mlflow_model", "servable"]
@@ -69,9 +71,6 @@ def save_mlflow_model(
 
     Returns the example input (a NumPy array) so a caller can compare ``predict`` with the model.
     """
-    import mlflow.pytorch
-    from mlflow.models import infer_signature
-
     x, fields = model_input(batch)
     module = servable(model, fields)
     with torch.no_grad():
@@ -79,7 +78,7 @@ def save_mlflow_model(
     example = x.numpy()
     requirements = [f"torch=={torch.__version__.split('+')[0]}"]
     if fields:
-        import transformers
+        import transformers  # the optional [hf] extra: only a Hugging Face model needs it
 
         requirements.append(f"transformers=={transformers.__version__}")
     mlflow.pytorch.save_model(

@@ -40,12 +40,14 @@ import hashlib
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from workbench.infra.diskfull import as_disk_full
 from workbench.infra.processes import pid_running
 from workbench.infra.stores import sqlite_path
+from workbench.tracking.model_store import log_model_file
 from workbench.tracking.spool_format import SUFFIX, SpoolFormatError, dumps_entry, read_entry
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
@@ -191,7 +193,8 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
             continue
         try:
             for method, args, kwargs in calls:
-                _call_with_retries(getattr(tracker, method), args, kwargs)
+                call = getattr(tracker, method, None) or partial(log_model_file, tracker.client)  # log_model_file
+                _call_with_retries(call, args, kwargs)
         except Exception as err:  # noqa: BLE001 - keep the file, go on with the others
             failed = claimed.with_name(f"{path.stem}.failed")
             os.replace(claimed, failed)

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -76,8 +75,6 @@ NOTE_TAG = "mlflow.note.content"
 KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 """MLflow 3's experiment kind: a model-training experiment opens on its runs, not the GenAI traces."""
 
-MODEL_DIR, MODEL_TAG, MODEL_BYTES_TAG = "model", "workbench.model", "workbench.model_bytes"
-"""Where a trial's sparse model is logged (``model/sparse_model.safetensors``) and the tags saying so."""
 _STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
 
 
@@ -261,61 +258,6 @@ class Tracker:
         tags += [RunTag("workbench.interrupted", "true")] if state == "INTERRUPTED" else []
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=_STATUS[state])
-
-    def model_staging(self, run_id: str) -> Path:
-        """A folder where the trial of ``run_id`` writes its sparse model before :meth:`log_model_file`."""
-        return Path(tempfile.mkdtemp(prefix=f"workbench-model-{run_id[:8]}-"))
-
-    def log_model_file(self, run_id: str, path: str) -> None:
-        """Log the trial's sparse model file ``path`` as ``model/sparse_model.safetensors`` and delete it.
-
-        Tags the run ``workbench.model`` (the artifact path) and ``workbench.model_bytes``. A file
-        already gone was logged by an earlier attempt (a replay after a failure half-way).
-        """
-        file = Path(path)
-        if not file.is_file():
-            _log.debug("model file %s already logged", file)
-            return
-        size = file.stat().st_size
-        self.client.log_artifact(run_id, str(file), MODEL_DIR)
-        self.client.log_batch(
-            run_id, tags=[RunTag(MODEL_TAG, f"{MODEL_DIR}/{file.name}"), RunTag(MODEL_BYTES_TAG, str(size))]
-        )
-        file.unlink()
-        with contextlib.suppress(OSError):
-            file.parent.rmdir()
-
-    def has_model(self, run_id: str) -> bool:
-        """Whether the run holds a logged sparse model (its ``workbench.model`` tag names the file)."""
-        return self.client.get_run(run_id).data.tags.get(MODEL_TAG, "").startswith(f"{MODEL_DIR}/")
-
-    def model_bytes(self, run_id: str) -> int:
-        """The size of the run's logged sparse model file (``workbench.model_bytes``; 0 if unknown)."""
-        value = self.client.get_run(run_id).data.tags.get(MODEL_BYTES_TAG, "0")
-        return int(value) if value.isdigit() else 0
-
-    def drop_model(self, run_id: str, reason: str) -> bool:
-        """Delete the run's logged sparse model; tags ``workbench.model`` with ``dropped: <reason>``.
-
-        Returns False (and keeps the file) where the artifact store cannot delete.
-        """
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        run = self.client.get_run(run_id)
-        try:
-            get_artifact_repository(run.info.artifact_uri).delete_artifacts(MODEL_DIR)
-        except (NotImplementedError, MlflowException, OSError) as err:
-            _log.warning("could not drop the model of run %s (%s); kept", run_id, err)
-            return False
-        self.client.set_tag(run_id, MODEL_TAG, f"dropped: {reason}")
-        return True
-
-    def download_model_file(self, run_id: str, folder: str | os.PathLike) -> Path:
-        """Download the run's sparse model file into ``folder``; returns its path."""
-        tag = self.client.get_run(run_id).data.tags.get(MODEL_TAG, "")
-        if not tag.startswith(f"{MODEL_DIR}/"):
-            raise FileNotFoundError(f"run {run_id} has no logged model ({MODEL_TAG}: {tag or 'not set'})")
-        return Path(self.client.download_artifacts(run_id, tag, str(folder)))
 
     def log_study_summary(
         self,

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 __all__ = [
@@ -85,8 +87,6 @@ def save_sparse_model(model: nn.Module, path: str | os.PathLike, *, meta: dict[s
     ``meta`` (JSON-able) is stored in the file's metadata and returned by :func:`load_sparse_state`.
     The file is written to a temporary name and renamed, so a reader never sees half of it.
     """
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     shapes: dict[str, list[int]] = {}
     for name, tensor in model.state_dict().items():
@@ -113,8 +113,6 @@ def load_sparse_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     Raises:
         ValueError: ``path`` is not a workbench sparse model file.
     """
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
         if metadata.get("format") != FORMAT:
