@@ -164,6 +164,10 @@ def test_the_registry_holds_one_tagged_version_per_front_trial_that_predicts_its
     parent = tracker.client.get_run(study.user_attrs["mlflow_parent_run_id"])
     assert parent.data.tags["workbench.registered_model"].startswith("winners v")
     assert study.user_attrs["registered_model"] == "winners"
+    from workbench.study.summary import summary_text
+
+    text = summary_text(study, multi_objective=True, parent_url="http://ui", experiment="winners")
+    assert "workbench export RUN_ID --format torch --to DIR  (the front's models: registered model 'winners')" in text
     mlflow.set_tracking_uri(uri)
     for version in versions:
         row = front[version.tags["run_id"]]
