@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -52,6 +53,15 @@ class TrialRunner:
     build_config: Callable[..., dict[str, Any]] = build_pruning_config
     run: Callable[..., TrialResult] = run_trial
     goal: Callable[..., tuple[str, str]] = task_goal
+
+
+def _takes_on_model(run: Callable[..., Any]) -> bool:
+    """Whether ``run`` (a :class:`TrialRunner`'s trial function) accepts ``on_model=``."""
+    try:
+        params = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "on_model" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def reason_of(err: BaseException) -> str:
@@ -122,9 +132,8 @@ def run_tracked_trial(
         logged = trial_params(eff, config, seed=seed, benchmark=benchmark, benchmark_params=bench_params)
         task = get_benchmark(benchmark, **bench_params) if bench_params else benchmark
         models: list[Any] = []
-        result = runner.run(
-            task, config, training, seed, _on_eval, **({"on_model": models.append} if log_model else {})
-        )
+        keep = log_model and _takes_on_model(runner.run)  # a runner of tests or tools may hand out no model
+        result = runner.run(task, config, training, seed, _on_eval, **({"on_model": models.append} if keep else {}))
     except TrialStopped as stop:
         log_partial(stop)
         tracker.finish(run_id, "PRUNED", f"early-stopped at step {stop.step} ({stop.metric} {stop.value:.4f})")
