@@ -163,8 +163,11 @@ def run_study(
     study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
     summarize_study(study, tracker, parent, experiment)
     if experiment.log_model != "none":
-        keep_front_models(study, tracker, experiment)
-        register_front(study, tracker, experiment, parent)
+        try:  # the models are extras: a model MLflow cannot save must not fail a finished study
+            keep_front_models(study, tracker, experiment)
+            register_front(study, tracker, experiment, parent)
+        except Exception as err:  # noqa: BLE001 - reported, the study's results stand
+            _log.warning("keeping or registering the front's models failed (%s: %s)", type(err).__name__, err)
     tracker.end_study(parent)
     return study
 
