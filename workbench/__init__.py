@@ -17,3 +17,12 @@ the import contracts in ``pyproject.toml``, checked by ``make test``):
 
 See ``docs/design.md`` for the data flow and the contracts.
 """
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: ``import workbench`` stays cheap
+    """``workbench.export``: :func:`workbench.study.export.export`, imported on first use."""
+    if name == "export":
+        from workbench.study.export import export  # on first use: ``import workbench`` stays cheap
+
+        return export
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -113,6 +113,15 @@ def _build_parser() -> _Parser:
     rerun.add_argument("--force", action="store_true", help="rerun a run even if it was deleted")
     rerun.set_defaults(func=_cmd_rerun)
 
+    exp = sub.add_parser("export", help="write a trial's pruned model in a deployable format (docs/export.md)")
+    exp.add_argument("run_id", help="MLflow run id of a trial")
+    exp.add_argument("--format", help="torch, hf (Hugging Face tasks) or slim (= --slim)")
+    exp.add_argument("--to", required=True, help="a new (or empty) folder")
+    for flag, text in (("--slim", "slimmed, torch.export (model.pt2)"), ("--rerun", "re-run a trial without a model")):
+        exp.add_argument(flag, action="store_true", help=text)
+    exp.add_argument("--tracking-uri", help=uri_help)
+    exp.set_defaults(func=_cmd_export)
+
     ui = sub.add_parser("ui", help="serve the MLflow UI over the tracking store")
     ui.add_argument("--port", type=_port, default=5000)
     ui.add_argument("--host", default="127.0.0.1")
@@ -261,6 +270,13 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
         f"{'reproduced exactly' if same else 'DIFFERENT'}"
     )
     return 0 if same else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from workbench.study.export import export_command
+
+    print(export_command(args.run_id, args.format, args.to, slim=args.slim, rerun=args.rerun, uri=args.tracking_uri))
+    return 0
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

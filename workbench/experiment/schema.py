@@ -53,6 +53,7 @@ from workbench.trial.space import RANGE_DIMS, REQUIRED_DIMS, SEARCH_DIMS
 from workbench.trial.types import TrainingConfig
 
 __all__ = [
+    "LOG_MODEL",
     "Experiment",
     "FloatRange",
     "StudySettings",
@@ -75,7 +76,11 @@ _TOP_KEYS = (
     "pruning",
     "search_space",
     "study",
+    "tracking",
 )
+LOG_MODEL = ("none", "front", "all")
+"""Allowed ``tracking.log_model``: which trials keep their pruned model (docs/export.md)."""
+DEFAULT_LOG_MODEL = "front"
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,9 @@ class Experiment:
     """Modules imported before validation (their registrations: patterns, criteria, ...)."""
     benchmark_params: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the benchmark (task) function: ``get_benchmark(benchmark, **benchmark_params)``."""
+    log_model: str = DEFAULT_LOG_MODEL
+    """``tracking.log_model``: ``none``, ``front`` (every completed trial logs its sparse model; those
+    off the final front are dropped when the study ends) or ``all`` (kept)."""
     direction: str = "maximize"
     """Which way the task's metric is better (not a key of the file: set from the task by ``with_task``)."""
 
@@ -252,6 +260,7 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
                 "study.sampler", f"grid over {points} points; allowed: at most {MAX_GRID_VALUES} (coarser steps)"
             )
     return Experiment(
+        log_model=_parse_tracking(data.get("tracking")),
         name=data["name"],
         benchmark=data["benchmark"],
         training=training,
@@ -262,6 +271,16 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
         plugins=plugins,
         benchmark_params=benchmark_params,
     )
+
+
+def _parse_tracking(raw: Any) -> str:
+    """``tracking.log_model`` (the only key of ``tracking``); default :data:`DEFAULT_LOG_MODEL`."""
+    tracking = mapping(raw, "tracking")
+    check_keys(tracking, ("log_model",), "tracking.")
+    value = tracking.get("log_model", DEFAULT_LOG_MODEL)
+    if value not in LOG_MODEL:
+        raise fail("tracking.log_model", f"{value!r} is not allowed; allowed: {', '.join(LOG_MODEL)}")
+    return value
 
 
 def _parse_plugins(raw: Any) -> tuple[str, ...]:

@@ -158,6 +158,7 @@ class Objective:
                 runner=self.runner,
                 benchmark_params=exp.benchmark_params,
                 metric=exp.metric,
+                log_model=exp.log_model != "none",
             )
         except TrialStopped as stop:
             raise optuna.TrialPruned(str(stop)) from None

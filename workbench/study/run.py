@@ -44,6 +44,7 @@ from workbench.infra.stores import local_path, redact_url, sqlite_path
 from workbench.pruner.errors import ConfigError
 from workbench.study.budget import progress_bar, run_trials
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
+from workbench.study.models import keep_front_models, register_front
 from workbench.study.objective import Objective, TrialRunner
 from workbench.study.preflight import check_device, check_stores, resolve_task, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
@@ -171,6 +172,12 @@ def run_study(
         _log.warning("%s; the other workers completed the study", err)
     study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
     summarize_study(study, tracker, parent, experiment)
+    if experiment.log_model != "none":
+        try:  # the models are extras: a model MLflow cannot save must not fail a finished study
+            keep_front_models(study, tracker, experiment)
+            register_front(study, tracker, experiment, parent)
+        except Exception as err:  # noqa: BLE001 - reported, the study's results stand
+            _log.warning("keeping or registering the front's models failed (%s: %s)", type(err).__name__, err)
     tracker.end_study(parent)
     return study
 
@@ -264,4 +271,5 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
         "pruning": experiment.pruning,
         "search_space": space,
         "study": study,
+        "tracking": {"log_model": experiment.log_model},
     }

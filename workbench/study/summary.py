@@ -187,4 +187,8 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
         f"  make ui            then open {parent_url}  (the study's figures and tables)",
         f"  make notebooks EXPERIMENT={experiment}  (executed notebooks in notebooks/_executed/{experiment}/)",
     ]
+    if registered := study.user_attrs.get("registered_model"):  # the front's models (workbench.study.models)
+        out.append(
+            f"  workbench export RUN_ID --format torch --to DIR  (the front's models: registered model {registered!r})"
+        )
     return "\n".join(out)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,6 +34,7 @@ from workbench.infra import interrupts
 from workbench.study.preflight import task_goal
 from workbench.tracking import Tracker, trial_params
 from workbench.tracking.artifacts import BENCHMARK_PARAM
+from workbench.tracking.model_store import log_trial_model
 from workbench.trial import TrainingConfig, TrialResult, TrialStopped, build_pruning_config, run_trial
 
 __all__ = ["TrialRunner", "reason_of", "run_tracked_trial"]
@@ -51,6 +53,15 @@ class TrialRunner:
     build_config: Callable[..., dict[str, Any]] = build_pruning_config
     run: Callable[..., TrialResult] = run_trial
     goal: Callable[..., tuple[str, str]] = task_goal
+
+
+def _takes_on_model(run: Callable[..., Any]) -> bool:
+    """Whether ``run`` (a :class:`TrialRunner`'s trial function) accepts ``on_model=``."""
+    try:
+        params = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "on_model" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def reason_of(err: BaseException) -> str:
@@ -75,6 +86,7 @@ def run_tracked_trial(
     runner: TrialRunner = TrialRunner(),
     benchmark_params: dict[str, Any] | None = None,
     metric: str = "accuracy",
+    log_model: bool = False,
 ) -> tuple[str, TrialResult]:
     """Build the pruning config for ``params``, run the trial and log it as one MLflow run.
 
@@ -83,6 +95,9 @@ def run_tracked_trial(
     trials end their run KILLED / FAILED / KILLED with a ``workbench.reason`` tag (see the
     module docstring), then re-raise. ``runner`` supplies the config builder and the trial;
     ``metric`` names what ``on_eval`` receives (the evaluations a failed trial still logs).
+    With ``log_model``, a completed trial's pruned model is written sparse
+    (:func:`~workbench.trial.model_file.save_sparse_model`) and logged with its run
+    (``log_trial_model``: through the spool when the tracker spools).
     """
     with interrupts.deferred():  # the run and the trial's record of it: both or, interrupted before, neither
         run_id = tracker.trial_run(experiment_id, parent_run_id=parent_run_id, run_name=run_name, tags=tags)
@@ -116,7 +131,9 @@ def run_tracked_trial(
         config = runner.build_config(pruning_keys, training=training, fixed=fixed)
         logged = trial_params(eff, config, seed=seed, benchmark=benchmark, benchmark_params=bench_params)
         task = get_benchmark(benchmark, **bench_params) if bench_params else benchmark
-        result = runner.run(task, config, training, seed, _on_eval)
+        models: list[Any] = []
+        keep = log_model and _takes_on_model(runner.run)  # a runner of tests or tools may hand out no model
+        result = runner.run(task, config, training, seed, _on_eval, **({"on_model": models.append} if keep else {}))
     except TrialStopped as stop:
         log_partial(stop)
         tracker.finish(run_id, "PRUNED", f"early-stopped at step {stop.step} ({stop.metric} {stop.value:.4f})")
@@ -135,5 +152,8 @@ def run_tracked_trial(
             tracker.finish(run_id, "FAIL", reason_of(err))
         raise
     tracker.log_result(run_id, result, logged)
+    if models:
+        meta = {"run_id": run_id, "benchmark": benchmark, "metric": result.metric, "value": result.value}
+        log_trial_model(tracker, run_id, models[-1], meta=meta)
     tracker.finish(run_id, "COMPLETE")
     return run_id, result

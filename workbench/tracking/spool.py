@@ -70,6 +70,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ from workbench.infra.plugins import import_plugins
 from workbench.infra.processes import pid_running
 from workbench.infra.redaction import install_redaction
 from workbench.infra.stores import sqlite_path
+from workbench.tracking.model_store import log_model_file
 from workbench.tracking.tracker import Tracker, check_state, now_ms
 from workbench.trial.types import TrialResult
 
@@ -106,7 +108,7 @@ _log = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
 FORMAT, VERSION = "workbench-spool", 1
-METHODS = frozenset({"log_result", "log_partial", "finish"})
+METHODS = frozenset({"log_result", "log_partial", "log_model_file", "finish"})
 """The only tracker methods a spool file may call."""
 _RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialResult))
 _REQUIRED_FIELDS = frozenset(
@@ -249,6 +251,14 @@ class SpooledTracker(Tracker):
         kwargs = {"pruning_config": pruning_config, "eval_values": dict(evals), "metric": metric, "ts": ts or now_ms()}
         self._calls.setdefault(run_id, []).append(("log_partial", (run_id, dict(params)), kwargs))
 
+    def model_staging(self, run_id: str) -> Path:
+        """``<spool>/models/<run_id>/``: the sparse model waits next to the spool file that logs it."""
+        return self.spool / "models" / run_id
+
+    def log_model_file(self, run_id: str, path: str) -> None:
+        """Queue logging the trial's sparse model file (the writer logs it, then deletes it)."""
+        self._calls.setdefault(run_id, []).append(("log_model_file", (run_id, str(path)), {}))
+
     def finish(self, run_id: str, state: str, reason: str | None = None) -> None:
         """Queue the run's end and write the run's spool file (``state`` as in ``Tracker.finish``)."""
         check_state(state)
@@ -318,7 +328,8 @@ def replay(spool: str | os.PathLike, tracker: Tracker, *, reclaim: bool = False)
             continue
         try:
             for method, args, kwargs in calls:
-                _call_with_retries(getattr(tracker, method), args, kwargs)
+                call = getattr(tracker, method, None) or partial(log_model_file, tracker.client)  # log_model_file
+                _call_with_retries(call, args, kwargs)
         except Exception as err:  # noqa: BLE001 - keep the file, go on with the others
             failed = claimed.with_name(f"{path.stem}.failed")
             os.replace(claimed, failed)

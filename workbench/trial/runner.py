@@ -77,6 +77,7 @@ def run_trial(
     on_eval: Callable[[int, float], None] | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
+    on_model: Callable[[Any], None] | None = None,
 ) -> TrialResult:
     """Fine-tune ``benchmark``'s dense baseline for ``training.steps`` steps while pruning.
 
@@ -94,6 +95,8 @@ def run_trial(
             it may raise :class:`~workbench.trial.types.TrialStopped` to stop the trial
             (propagated, with the partial :class:`TrialResult` attached as ``.result``).
         cache_dir: Dense-baseline cache folder (default ``$WORKBENCH_CACHE_DIR`` or ``.workbench-cache``).
+        on_model: Called once with the pruned model (on the trial's device) after the final
+            evaluation of a completed trial (the study logs it: ``tracking.log_model``).
 
     Returns:
         The :class:`TrialResult`: the final and dense value of the task's metric (and every
@@ -170,6 +173,8 @@ def run_trial(
             if dense is not None:  # after the final evaluation, outside the trial's cost
                 inputs = example_inputs(task.eval_batches, device)
                 state["speed"] = measure_trial_speed(dense, model, inputs, repeats=training.speed_repeats)
+            if on_model is not None:
+                on_model(model)
     except (TrialStopped, TrialDiverged) as err:
         last = rec.last_metrics()
         value = err.value if isinstance(err, TrialStopped) else last.get(task.metric, float("nan"))
