@@ -27,7 +27,7 @@ from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
 from workbench.study.repeats import REPEAT_ATTR
 from workbench.tracking import Tracker
-from workbench.trial.space import effective_params
+from workbench.trial.space import effective_params, sampled_params
 
 __all__ = ["TrialBudget", "log_trial", "progress_bar", "run_trials"]
 
@@ -55,7 +55,8 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.values and extra not in names[: len(trial.values)] and extra in trial.user_attrs:
             values += f" {extra}={trial.user_attrs[extra]:.3f}"
     params = " ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in effective_params(trial.params).items()
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in effective_params(sampled_params(trial.params, trial.distributions)).items()
     )
     failure = trial.user_attrs.get("failure_reason")
     reason = f" ({failure})" if trial.state == TrialState.FAIL and failure else ""

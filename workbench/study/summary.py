@@ -32,7 +32,7 @@ from workbench.benchmarks.direction import best_first
 from workbench.results.front import front
 from workbench.results.matched import BIN_WIDTH, best_per_bin
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.trial.space import effective_params
+from workbench.trial.space import effective_params, sampled_params
 
 __all__ = ["FRONT_COLUMNS", "format_table", "front_columns", "result_rows", "study_goal", "summary_text"]
 
@@ -89,7 +89,7 @@ def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if not trial.values or REPEAT_ATTR in trial.user_attrs:
             continue
-        eff = effective_params(trial.params)
+        eff = effective_params(sampled_params(trial.params, trial.distributions))
         rows.append(
             {
                 "trial": trial.number,
