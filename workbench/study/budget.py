@@ -2,7 +2,8 @@
 
 :class:`TrialBudget` takes the study lock, fails orphaned trials, and lets one more trial start
 only while the trials that count (:func:`~workbench.study.recovery.counted_trials`) plus the
-RUNNING ones stay below the total; the lock is released as soon as the trial exists. So N
+RUNNING ones stay below the total, and the space still has an untrained point
+(:func:`~workbench.study.repeats.space_exhausted`); the lock is released as soon as the trial exists. So N
 processes, on one machine or several, stop at exactly the requested total. :func:`run_trials`
 is that loop, run by ``workbench search`` itself and by each spawned worker.
 
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from workbench.infra import interrupts
 from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
-from workbench.study.repeats import REPEAT_ATTR
+from workbench.study.repeats import REPEAT_ATTR, space_exhausted
 from workbench.tracking import Tracker
 from workbench.trial.space import effective_params, sampled_params
 
@@ -100,7 +101,7 @@ class TrialBudget:
         try:
             recover_study(self.study, self.tracker, self.parent_run_id, close_runs=False)
             running = len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            room = counted_trials(self.study) + running < self.total
+            room = counted_trials(self.study) + running < self.total and space_exhausted(self.study) is None
         except BaseException:
             self.release()
             raise
