@@ -164,3 +164,35 @@ def test_every_knob_that_varies_is_a_column_and_no_knob_that_does_not():
     from workbench.study.summary import table_columns
 
     assert "seed" not in table_columns(one_seed)
+
+
+@pytest.mark.parametrize("seeds, shown", [([0], False), ([0, 1, 2], True)])
+def test_trial_lines_show_the_seed_when_the_study_has_several(caplog, seeds, shown):
+    study = _study()
+    study.set_user_attr("seeds", seeds)
+    with caplog.at_level(logging.INFO, logger="workbench.study.workers"):
+        log_trial(study, study.trials[2])
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "workbench.study.workers"]
+    assert ("seed=0]" in line) is shown
+
+
+def test_a_layer_warning_every_trial_repeats_prints_once_per_study(caplog):
+    """The CNN's first convolution is not divisible by M=4 under every 2:4 trial: one line, not one per trial."""
+    import torch
+
+    from workbench.pruner import WeightPruningConfig, prepare_pruning
+    from workbench.study.console import once_per_study
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 16), torch.nn.Linear(16, 4)
+    )
+    config = WeightPruningConfig(pattern="2:4", target_sparsity=0.5, pruning_type="magnitude", start_step=1, end_step=1)
+    with caplog.at_level(logging.WARNING, logger="workbench.pruner"), once_per_study():
+        for _ in range(3):  # three trials in one study
+            prepare_pruning(model, config)
+    lines = [r.getMessage() for r in caplog.records if "not divisible by M=4" in r.getMessage()]
+    assert len(lines) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="workbench.pruner"):
+        prepare_pruning(model, config)  # outside a study: printed as before
+    assert any("not divisible by M=4" in r.getMessage() for r in caplog.records)

@@ -24,9 +24,10 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from workbench.infra import interrupts
+from workbench.study.console import once_per_study
 from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
-from workbench.study.repeats import REPEAT_ATTR, space_exhausted
+from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR, space_exhausted
 from workbench.tracking import Tracker
 from workbench.trial.space import effective_params, sampled_params
 
@@ -42,7 +43,8 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     the first value is the task's metric (``perplexity=35.2000`` for a language model; the study's
     user attribute ``metric``), the params the effective ones (an N:M target shows N/M), ``sparsity``
     the one reached; the second value is the study's second objective (``speedup=2.100`` with
-    ``[<metric>, speedup]``), and a measured ``speedup`` is shown when recorded.
+    ``[<metric>, speedup]``), and a measured ``speedup`` is shown when recorded; ``seed=N`` ends the
+    params when the study has several seeds (its user attribute ``seeds``).
     """
     objectives = study.user_attrs.get("objectives") or []
     names = (
@@ -59,6 +61,8 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in effective_params(sampled_params(trial.params, trial.distributions)).items()
     )
+    if len(study.user_attrs.get("seeds") or ()) > 1 and SEED_ATTR in trial.user_attrs:
+        params += f" seed={trial.user_attrs[SEED_ATTR]}"
     failure = trial.user_attrs.get("failure_reason")
     reason = f" ({failure})" if trial.state == TrialState.FAIL and failure else ""
     if REPEAT_ATTR in trial.user_attrs:
@@ -139,7 +143,7 @@ def run_trials(
     """
     budget = TrialBudget(study, spec=spec, total=total, tracker=tracker, parent_run_id=parent_run_id)
     objective.on_start = budget.release
-    with interrupts.deferred():
+    with interrupts.deferred(), once_per_study():
         while budget.claim():
             try:
                 study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))

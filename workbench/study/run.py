@@ -232,6 +232,7 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
         study.set_user_attr("metric", experiment.metric)  # the console lines and summaries name it
         study.set_user_attr("direction", experiment.direction)
         study.set_user_attr("objectives", list(experiment.study.objectives))  # sparsity or speedup second
+        study.set_user_attr("seeds", list(experiment.study.trial_seeds))  # trial lines show the seed when several
     return tracker, study, exp_id, parent
 
 
