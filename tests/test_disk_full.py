@@ -100,7 +100,7 @@ def test_a_full_disk_during_a_search_stops_it_with_one_line_and_the_same_command
     assert cli.main(command) == 0
     study = optuna.load_study(study_name="disk", storage=stores[1])
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 3
+    assert len([t for t in complete if "repeat_of" not in t.user_attrs]) == 3  # exact repeats do not count
     client = MlflowClient(stores[3])
     _, children = child_runs(client, "disk")
     by_id = {r.info.run_id: r for r in children}

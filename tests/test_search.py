@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from workbench.experiment import parse_experiment
 from workbench.results.matched import sparsity_bin
 from workbench.study.factories import default_storage, make_storage
+from workbench.study.repeats import REPEATS_IN_A_ROW
 from workbench.study.run import run_study
 from workbench.tracking import Tracker
 
@@ -78,15 +79,16 @@ def test_study_links_trials_and_runs_and_resumes_to_the_total(store):
         assert run.data.metrics["accuracy"] == trial.value
 
     study = run_study(exp, n_trials=5, tracking_uri=store, runner=FAKE)
-    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
-    assert study.user_attrs["mlflow_parent_run_id"] == parent
-    study = run_study(exp, n_trials=5, tracking_uri=store, runner=FAKE)
     trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]  # exact repeats get no run
-    assert len(study.trials) == 5 and len(_children(tracker, parent)) == len(trained)
+    assert len(trained) == 5 and [t.number for t in study.trials] == list(range(len(study.trials)))
+    assert study.user_attrs["mlflow_parent_run_id"] == parent
+    before = len(study.trials)
+    study = run_study(exp, n_trials=5, tracking_uri=store, runner=FAKE)
+    assert len(study.trials) == before and len(_children(tracker, parent)) == len(trained)
     artifacts = {f.path for f in tracker.client.list_artifacts(parent)}
     assert {"trials.csv", "best_so_far.png", "param_importances.json", "experiment.yaml"} <= artifacts
     rows = list(csv.DictReader(open(tracker.client.download_artifacts(parent, "trials.csv", "."))))
-    assert [r["number"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert [r["number"] for r in rows] == [str(n) for n in range(before)]
     importances = json.load(open(tracker.client.download_artifacts(parent, "param_importances.json", ".")))
     varied = {p for p in study.trials[0].params if len({t.params[p] for t in study.trials}) > 1}
     # scored at matched sparsity: the target's own effect is removed, so it is not a knob here
@@ -255,10 +257,11 @@ def test_an_exact_repeat_returns_the_stored_result_and_is_not_trained(store, cap
     )
     with caplog.at_level("INFO", logger="workbench"):
         study = run_study(exp, tracking_uri=store, runner=FAKE)
-    assert len(study.trials) == 6
     originals = [t for t in study.trials if "repeat_of" not in t.user_attrs]
     repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
-    assert len(originals) == 2 and len(repeats) == 4  # two distinct targets in six trials
+    assert len(originals) == 2  # two distinct targets: the space holds no third configuration
+    assert len(repeats) >= REPEATS_IN_A_ROW  # repeats do not spend the budget; the study stops on a run of them
+    assert "stopped at 2 of 6 trained trials" in caplog.text and "exhausted" in caplog.text
     by_number = {t.number: t for t in study.trials}
     for trial in repeats:
         twin = by_number[trial.user_attrs["repeat_of"]]
@@ -267,6 +270,43 @@ def test_an_exact_repeat_returns_the_stored_result_and_is_not_trained(store, cap
         assert f"trial {trial.number} repeats trial {twin.number}" in caplog.text
     parent = study.user_attrs["mlflow_parent_run_id"]
     assert len(_children(Tracker(store), parent)) == 2  # one MLflow run per trained configuration
+
+
+@pytest.mark.e2e
+def test_a_study_with_repeats_trains_n_trials_distinct_configurations(store, caplog):
+    """Repeats return stored results but do not count: the study trains n_trials distinct points."""
+    exp = _space_experiment(
+        "distinct",
+        {"pattern": "4x1", "criterion": "magnitude", "target_sparsity": {"low": 0.5, "high": 0.9, "step": 0.1}},
+        n_trials=4,
+        sampler="random",
+        seed=1,
+    )
+    study = run_study(exp, tracking_uri=store, runner=FAKE)
+    trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]
+    assert len(trained) == 4 and len({t.user_attrs["point_key"] for t in trained}) == 4
+    assert any("repeat_of" in t.user_attrs for t in study.trials)  # this seed draws a repeat within 4 trials
+    assert len(_children(Tracker(store), study.user_attrs["mlflow_parent_run_id"])) == 4
+
+
+@pytest.mark.e2e
+def test_a_grid_with_clipped_repeats_stops_and_says_why(store, caplog):
+    """2:4 at 0.6 and 0.7 both train 0.5: a 4-point grid holds 3 configurations; the study says so."""
+    exp = _space_experiment(
+        "grid-short",
+        {
+            "pattern": ["4x1", "2:4"],
+            "criterion": "magnitude",
+            "target_sparsity": {"low": 0.6, "high": 0.7, "step": 0.1},
+        },
+        n_trials=4,
+        sampler="grid",
+    )
+    with caplog.at_level("INFO", logger="workbench"):
+        study = run_study(exp, tracking_uri=store, runner=FAKE)
+    trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]
+    assert len(trained) == 3 and len(study.trials) == 4
+    assert "stopped at 3 of 4 trained trials: every point of the grid has been run" in caplog.text
 
 
 @pytest.mark.e2e

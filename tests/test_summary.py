@@ -89,14 +89,13 @@ def test_summary_text_tables_and_next_steps(multi, heading):
         "trial",
         "pattern",
         "criterion",
-        "scheduler",
         "target",
         "sparsity",
         "accuracy",
         "run_id",
-    ]
+    ]  # every trial is oneshot: the scheduler does not vary, so it is not a column
     first = lines[header + 1].split()
-    assert first[:6] == ["2", "2:4", "magnitude", "oneshot", "0.50", "0.500"]  # effective target, reached sparsity
+    assert first[:5] == ["2", "2:4", "magnitude", "0.50", "0.500"]  # effective target, reached sparsity
     matched = lines[lines.index(next(line for line in lines if line.startswith("Best accuracy per pattern"))) + 1]
     assert matched.split() == ["pattern", "0.50-0.60", "0.60-0.70", "0.80-0.90"]
     assert "http://h/#/x" in text and "make notebooks EXPERIMENT=demo" in text
@@ -127,3 +126,73 @@ def test_ui_addresses():
         "http://h/#/experiments/3/runs?searchFilter=tags.%60optuna.study_name%60%20%3D%20%27my%20study%27"
     )
     assert url.endswith("orderByKey=metrics.%60accuracy%60&orderByAsc=false")
+
+
+def test_every_knob_that_varies_is_a_column_and_no_knob_that_does_not():
+    """Two trials that differ only in decay type and scope are two rows with those columns shown."""
+    dists = {
+        "pattern": CategoricalDistribution(["4x1"]),
+        "scheduler": CategoricalDistribution(["iterative"]),
+        "sparsity_decay_type": CategoricalDistribution(["exp", "linear"]),
+        "pruning_scope": CategoricalDistribution(["global", "local"]),
+        "target_sparsity": FloatDistribution(0.5, 0.9, step=0.05),
+    }
+    study = optuna.create_study(directions=["maximize", "maximize"], study_name="knobs")
+    for i, (decay, scope, seed) in enumerate([("exp", "global", 0), ("linear", "local", 0), ("exp", "global", 1)]):
+        params = {
+            "pattern": "4x1",
+            "scheduler": "iterative",
+            "sparsity_decay_type": decay,
+            "pruning_scope": scope,
+            "target_sparsity": 0.8500000000000001,
+        }
+        reached = 0.85 - i / 20  # more accurate, less sparse: all three on the front
+        attrs = {"sparsity": reached, "seed": seed, "mlflow_run_id": f"run{i}"}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=dists, values=[0.9 + i / 100, reached], user_attrs=attrs
+            )
+        )
+    text = summary_text(study, multi_objective=True, parent_url="http://x", experiment="knobs")
+    header = next(line for line in text.splitlines() if line.startswith("trial"))
+    assert header.split() == [
+        "trial", "pruning_scope", "sparsity_decay_type", "target", "seed", "sparsity", "accuracy", "run_id"
+    ]  # fmt: skip
+    assert "linear" in text and "local" in text
+    assert "pattern" not in header and "scheduler" not in header  # one value in the whole study: hidden
+    one_seed = [r for r in result_rows(study) if r["seed"] == 0]
+    from workbench.study.summary import table_columns
+
+    assert "seed" not in table_columns(one_seed)
+
+
+@pytest.mark.parametrize("seeds, shown", [([0], False), ([0, 1, 2], True)])
+def test_trial_lines_show_the_seed_when_the_study_has_several(caplog, seeds, shown):
+    study = _study()
+    study.set_user_attr("seeds", seeds)
+    with caplog.at_level(logging.INFO, logger="workbench.study.workers"):
+        log_trial(study, study.trials[2])
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "workbench.study.workers"]
+    assert ("seed=0]" in line) is shown
+
+
+def test_a_layer_warning_every_trial_repeats_prints_once_per_study(caplog):
+    """The CNN's first convolution is not divisible by M=4 under every 2:4 trial: one line, not one per trial."""
+    import torch
+
+    from workbench.pruner import WeightPruningConfig, prepare_pruning
+    from workbench.study.console import once_per_study
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 16), torch.nn.Linear(16, 4)
+    )
+    config = WeightPruningConfig(pattern="2:4", target_sparsity=0.5, pruning_type="magnitude", start_step=1, end_step=1)
+    with caplog.at_level(logging.WARNING, logger="workbench.pruner"), once_per_study():
+        for _ in range(3):  # three trials in one study
+            prepare_pruning(model, config)
+    lines = [r.getMessage() for r in caplog.records if "not divisible by M=4" in r.getMessage()]
+    assert len(lines) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="workbench.pruner"):
+        prepare_pruning(model, config)  # outside a study: printed as before
+    assert any("not divisible by M=4" in r.getMessage() for r in caplog.records)

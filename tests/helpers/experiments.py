@@ -10,9 +10,20 @@ __all__ = ["experiment", "with_changes", "write_experiment"]
 
 
 def experiment(
-    name: str, benchmark: str, *, n_trials: int, steps: int = 20, targets=(0.5, 0.9), sampler: str = "grid"
+    name: str,
+    benchmark: str,
+    *,
+    n_trials: int,
+    steps: int = 20,
+    targets=(0.5, 0.9),
+    sampler: str = "grid",
+    step: float | None = None,
 ) -> dict:
+    """A one-knob study over ``targets``: a grid walks the two ends; a random or TPE sampler
+    draws from a 0.05 grid, so it has more distinct points than ``n_trials`` (exact repeats do
+    not count toward it, and a space with too few points would end the study early)."""
     low, high = targets
+    step = step or (round(high - low, 6) if sampler == "grid" else 0.05)
     return {
         "name": name,
         "benchmark": benchmark,
@@ -30,7 +41,7 @@ def experiment(
             "pattern": "1x1",
             "criterion": "magnitude",
             "scheduler": "oneshot",
-            "target_sparsity": {"low": low, "high": high, "step": round(high - low, 6)},
+            "target_sparsity": {"low": low, "high": high, "step": step},
         },
         "study": {"n_trials": n_trials, "sampler": sampler, "objectives": ["accuracy"], "pruner": "none", "seed": 0},
     }

@@ -18,7 +18,7 @@ from workbench import pruner  # a lazy namespace: the registries load when a val
 from workbench.pruner.errors import ConfigError
 from workbench.pruner.registry import did_you_mean
 from workbench.trial.posttraining_config import POSTTRAINING_KEY, POSTTRAINING_OPTIONS
-from workbench.trial.space import allowed_values, check_posttraining_pattern, is_posttraining
+from workbench.trial.space import allowed_values, check_posttraining_pattern, is_posttraining, on_grid
 
 __all__ = [
     "MAX_CHOICES",
@@ -55,9 +55,13 @@ class FloatRange:
     log: bool = False
 
     def grid(self) -> list[float]:
-        """Every value of a stepped range (the grid sampler needs them)."""
+        """Every value of a stepped range (the grid sampler needs them), each as :meth:`snap` rounds it."""
         count = int(math.floor((self.high - self.low) / self.step + 1e-9)) if self.step else 0
-        return [round(self.low + i * self.step, 10) for i in range(count + 1)] if self.step else [self.low]
+        return [self.snap(self.low + i * self.step) for i in range(count + 1)] if self.step else [self.low]
+
+    def snap(self, value: float) -> float:
+        """``value`` drawn from this range, rounded to the grid's precision (:func:`~workbench.trial.space.on_grid`)."""
+        return on_grid(value, self.step, self.low)
 
     def midpoint(self) -> float:
         """The middle of the range (geometric on a log scale), snapped to the step grid."""

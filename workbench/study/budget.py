@@ -2,7 +2,8 @@
 
 :class:`TrialBudget` takes the study lock, fails orphaned trials, and lets one more trial start
 only while the trials that count (:func:`~workbench.study.recovery.counted_trials`) plus the
-RUNNING ones stay below the total; the lock is released as soon as the trial exists. So N
+RUNNING ones stay below the total, and the space still has an untrained point
+(:func:`~workbench.study.repeats.space_exhausted`); the lock is released as soon as the trial exists. So N
 processes, on one machine or several, stop at exactly the requested total. :func:`run_trials`
 is that loop, run by ``workbench search`` itself and by each spawned worker.
 
@@ -23,11 +24,12 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from workbench.infra import interrupts
+from workbench.study.console import once_per_study
 from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
-from workbench.study.repeats import REPEAT_ATTR
+from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR, space_exhausted
 from workbench.tracking import Tracker
-from workbench.trial.space import effective_params
+from workbench.trial.space import effective_params, sampled_params
 
 __all__ = ["TrialBudget", "log_trial", "progress_bar", "run_trials"]
 
@@ -41,7 +43,8 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     the first value is the task's metric (``perplexity=35.2000`` for a language model; the study's
     user attribute ``metric``), the params the effective ones (an N:M target shows N/M), ``sparsity``
     the one reached; the second value is the study's second objective (``speedup=2.100`` with
-    ``[<metric>, speedup]``), and a measured ``speedup`` is shown when recorded.
+    ``[<metric>, speedup]``), and a measured ``speedup`` is shown when recorded; ``seed=N`` ends the
+    params when the study has several seeds (its user attribute ``seeds``).
     """
     objectives = study.user_attrs.get("objectives") or []
     names = (
@@ -55,8 +58,11 @@ def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.values and extra not in names[: len(trial.values)] and extra in trial.user_attrs:
             values += f" {extra}={trial.user_attrs[extra]:.3f}"
     params = " ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in effective_params(trial.params).items()
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in effective_params(sampled_params(trial.params, trial.distributions)).items()
     )
+    if len(study.user_attrs.get("seeds") or ()) > 1 and SEED_ATTR in trial.user_attrs:
+        params += f" seed={trial.user_attrs[SEED_ATTR]}"
     failure = trial.user_attrs.get("failure_reason")
     reason = f" ({failure})" if trial.state == TrialState.FAIL and failure else ""
     if REPEAT_ATTR in trial.user_attrs:
@@ -99,7 +105,7 @@ class TrialBudget:
         try:
             recover_study(self.study, self.tracker, self.parent_run_id, close_runs=False)
             running = len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            room = counted_trials(self.study) + running < self.total
+            room = counted_trials(self.study) + running < self.total and space_exhausted(self.study) is None
         except BaseException:
             self.release()
             raise
@@ -137,7 +143,7 @@ def run_trials(
     """
     budget = TrialBudget(study, spec=spec, total=total, tracker=tracker, parent_run_id=parent_run_id)
     objective.on_start = budget.release
-    with interrupts.deferred():
+    with interrupts.deferred(), once_per_study():
         while budget.claim():
             try:
                 study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))

@@ -203,7 +203,7 @@ def suggest_params(trial: optuna.Trial, experiment: Experiment) -> dict[str, Any
             low, high = space.low, space.high
             if dim == "target_sparsity" and experiment.study.sampler != "grid" and "pattern" in params:
                 low, high = _capped(space, max_sparsity(params["pattern"]))
-            params[dim] = trial.suggest_float(dim, low, high, step=space.step, log=space.log)
+            params[dim] = space.snap(trial.suggest_float(dim, low, high, step=space.step, log=space.log))
         else:
             params[dim] = trial.suggest_categorical(dim, space)
     return params
@@ -218,4 +218,4 @@ def _capped(space: FloatRange, cap: float) -> tuple[float, float]:
     if space.step is None:
         return space.low, cap
     steps = math.floor((cap - space.low) / space.step + 1e-9)
-    return space.low, round(space.low + steps * space.step, 10)
+    return space.low, space.snap(space.low + steps * space.step)

@@ -37,6 +37,7 @@ from sqlalchemy import text
 from workbench.infra.locks import file_lock
 from workbench.infra.processes import owner_is_dead, worker_identity
 from workbench.infra.stores import local_path, store_scheme
+from workbench.study.repeats import REPEAT_ATTR
 
 if TYPE_CHECKING:
     from workbench.tracking import Tracker
@@ -63,6 +64,9 @@ GRACE_PERIOD = int(os.environ.get("WORKBENCH_HEARTBEAT_GRACE", "60"))
 def counted_trials(study: optuna.Study) -> int:
     """Trials that count toward the study's total: COMPLETE, PRUNED, and FAIL by the trial itself.
 
+    An exact repeat (user attribute ``repeat_of``, :mod:`workbench.study.repeats`) is not trained
+    and does not count.
+
     A trial that failed by itself (diverged, raised; it carries a ``failure_reason``) is a
     result of the search and counts, as in Optuna's ``n_trials``, so a study of failing
     configurations still ends. A trial failed by an interruption (Ctrl-C, a killed worker, a
@@ -71,7 +75,8 @@ def counted_trials(study: optuna.Study) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-        if t.state != TrialState.FAIL or ("failure_reason" in t.user_attrs and not t.user_attrs.get("interrupted"))
+        if REPEAT_ATTR not in t.user_attrs
+        and (t.state != TrialState.FAIL or ("failure_reason" in t.user_attrs and not t.user_attrs.get("interrupted")))
     )
 
 

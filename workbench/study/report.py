@@ -38,7 +38,7 @@ from workbench.results.importance import residual_importances
 from workbench.results.matched import best_per_bin, matched_columns, matched_rows, sparsity_bin
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.study.summary import result_rows, study_goal
-from workbench.trial.space import effective_params, is_posttraining
+from workbench.trial.space import effective_params, is_posttraining, sampled_params
 
 if TYPE_CHECKING:
     from workbench.experiment import Experiment
@@ -64,10 +64,11 @@ def trial_rows(study: optuna.Study, objectives: tuple[str, ...] = ("accuracy",))
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
         for name, value in zip(objectives, trial.values or []):
             row[name] = value
-        eff = effective_params(trial.params)
+        sampled = sampled_params(trial.params, trial.distributions)
+        eff = effective_params(sampled)
         row.update(eff)
-        if eff.get("target_sparsity") != trial.params.get("target_sparsity"):
-            row["requested_target_sparsity"] = trial.params["target_sparsity"]
+        if eff.get("target_sparsity") != sampled.get("target_sparsity"):
+            row["requested_target_sparsity"] = sampled["target_sparsity"]
         row["sparsity"] = trial.user_attrs.get("sparsity", "")
         if "speedup" in trial.user_attrs:
             row.setdefault("speedup", trial.user_attrs["speedup"])

@@ -48,6 +48,7 @@ from workbench.study.models import keep_front_models, register_front
 from workbench.study.objective import Objective, TrialRunner
 from workbench.study.preflight import check_device, check_stores, resolve_task, source_of
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
+from workbench.study.repeats import space_exhausted
 from workbench.study.report import summarize_study
 from workbench.study.store_health import check_store_health
 from workbench.study.workers import WorkerError, run_workers
@@ -170,6 +171,7 @@ def run_study(
         if not isinstance(err, WorkerError) or counted_trials(study) < total:
             raise
         _log.warning("%s; the other workers completed the study", err)
+    _say_why_short(study, experiment.study_name, total)
     study = optuna.load_study(study_name=experiment.study_name, storage=make_storage(spec))
     summarize_study(study, tracker, parent, experiment)
     if experiment.log_model != "none":
@@ -180,6 +182,14 @@ def run_study(
             _log.warning("keeping or registering the front's models failed (%s: %s)", type(err).__name__, err)
     tracker.end_study(parent)
     return study
+
+
+def _say_why_short(study: optuna.Study, name: str, total: int) -> None:
+    """Log why a study ended with fewer than ``total`` trained trials (its space is exhausted)."""
+    done = counted_trials(study)
+    reason = space_exhausted(study) if done < total else None
+    if reason:
+        _log.warning("study %r stopped at %d of %d trained trials: %s", name, done, total, reason)
 
 
 def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[Tracker, optuna.Study, str, str]:
@@ -229,6 +239,7 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
         study.set_user_attr("metric", experiment.metric)  # the console lines and summaries name it
         study.set_user_attr("direction", experiment.direction)
         study.set_user_attr("objectives", list(experiment.study.objectives))  # sparsity or speedup second
+        study.set_user_attr("seeds", list(experiment.study.trial_seeds))  # trial lines show the seed when several
     return tracker, study, exp_id, parent
 
 

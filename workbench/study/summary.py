@@ -32,9 +32,17 @@ from workbench.benchmarks.direction import best_first
 from workbench.results.front import front
 from workbench.results.matched import BIN_WIDTH, best_per_bin
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.trial.space import effective_params
+from workbench.trial.space import SEARCH_DIMS, effective_params, ordered, sampled_params
 
-__all__ = ["FRONT_COLUMNS", "format_table", "front_columns", "result_rows", "study_goal", "summary_text"]
+__all__ = [
+    "FRONT_COLUMNS",
+    "format_table",
+    "front_columns",
+    "result_rows",
+    "study_goal",
+    "summary_text",
+    "table_columns",
+]
 
 FRONT_COLUMNS = ("trial", "pattern", "criterion", "scheduler", "target", "sparsity", "accuracy", "run_id")
 """The columns of the console's front / best-trials table (for an accuracy task)."""
@@ -43,6 +51,26 @@ FRONT_COLUMNS = ("trial", "pattern", "criterion", "scheduler", "target", "sparsi
 def front_columns(metric: str = "accuracy") -> tuple[str, ...]:
     """:data:`FRONT_COLUMNS` with the task's ``metric`` in place of accuracy."""
     return tuple(metric if c == "accuracy" else c for c in FRONT_COLUMNS)
+
+
+def table_columns(rows: Sequence[dict[str, Any]], metric: str = "accuracy", axis: str = "sparsity") -> list[str]:
+    """The console tables' columns for ``rows``: every knob that varies among them, no knob that does not.
+
+    Each searched dimension (:data:`~workbench.trial.space.SEARCH_DIMS`: pattern, criterion,
+    scheduler, decay type, pruning scope, pruner type, lr, ...) with more than one value in
+    ``rows`` gets a column, in the dimensions' order, so two trials never look like one
+    configuration with two results; ``target`` always; ``seed`` when the rows hold several seeds;
+    then the reached sparsity, the ``metric``, the measured speed-up when ``axis`` is ``speedup``,
+    and the run id.
+
+    Example:
+        >>> table_columns([{"pattern": "2:4", "criterion": "snip"}, {"pattern": "4x1", "criterion": "snip"}])
+        ['trial', 'pattern', 'target', 'sparsity', 'accuracy', 'run_id']
+    """
+    knobs = [d for d in SEARCH_DIMS if d != "target_sparsity" and len({repr(r.get(d)) for r in rows}) > 1]
+    seeds = ["seed"] if len({r.get("seed") for r in rows}) > 1 else []
+    last = ["speedup"] if axis == "speedup" else []
+    return ["trial", *ordered(knobs), "target", *seeds, "sparsity", metric, *last, "run_id"]
 
 
 def study_goal(study: optuna.Study) -> tuple[str, str]:
@@ -89,7 +117,7 @@ def result_rows(study: optuna.Study, metric: str | None = None) -> list[dict[str
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if not trial.values or REPEAT_ATTR in trial.user_attrs:
             continue
-        eff = effective_params(trial.params)
+        eff = effective_params(sampled_params(trial.params, trial.distributions))
         rows.append(
             {
                 "trial": trial.number,
@@ -165,7 +193,7 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
         f"study {study.study_name!r}: {len(states)} trials ({counts}{f'; {repeats} exact repeats not trained' if repeats else ''})"
     ]
     axis = str((study.user_attrs.get("objectives") or [metric, "sparsity"])[-1])
-    columns = front_columns(metric) if axis != "speedup" else (*front_columns(metric)[:-1], "speedup", "run_id")
+    columns = table_columns(rows, metric, axis)
     if rows:
         if multi_objective:
             shown = front(rows, metric=metric, direction=direction, axis=axis)

@@ -28,8 +28,9 @@ no effect there and an N:M pattern prunes exactly N/M.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from workbench import pruner
@@ -52,10 +53,13 @@ __all__ = [
     "dimension",
     "effective_params",
     "is_active",
+    "grid_decimals",
     "is_posttraining",
     "max_sparsity",
+    "on_grid",
     "ordered",
     "point_key",
+    "sampled_params",
 ]
 
 
@@ -182,6 +186,44 @@ def effective_params(params: dict[str, Any]) -> dict[str, Any]:
         spec = pruner.parse_pattern(out["pattern"])  # the pattern's family decides, not its syntax
         one_shot = is_posttraining(out.get("criterion"))
         out["target_sparsity"] = spec.effective_target(out["target_sparsity"], one_shot=one_shot)
+    return out
+
+
+def grid_decimals(*numbers: float) -> int:
+    """How many decimals a stepped range's values carry: the most any of ``numbers`` (its step and
+    low) is written with (``0.05`` -> 2, ``1e-05`` -> 5, ``2.0`` -> 1)."""
+    exponents = (Decimal(repr(float(n))).as_tuple().exponent for n in numbers)
+    return max((-e for e in exponents if isinstance(e, int)), default=0) if numbers else 0
+
+
+def on_grid(value: float, step: float | None, low: float = 0.0) -> float:
+    """``value`` of a range stepped by ``step`` from ``low``, rounded to the grid's precision.
+
+    The one rounding rule of sampled range values: ``low + k * step`` in floats is often a hair off
+    (``0.8500000000000001``); rounded to :func:`grid_decimals` of the step and low it is the value
+    the file wrote (``0.85``), which MLflow logs, filters (``params.target_sparsity = '0.85'``) and
+    every table shows. A range without a step (continuous or log) is returned unchanged.
+
+    Example:
+        >>> on_grid(0.5 + 7 * 0.05, 0.05, 0.5)
+        0.85
+    """
+    if not step:
+        return value
+    return round(value, grid_decimals(step, low))
+
+
+def sampled_params(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` of a stored Optuna trial with each stepped float on its grid (:func:`on_grid`).
+
+    ``distributions`` is the trial's (``FrozenTrial.distributions``): a float distribution's ``step``
+    and ``low`` give the grid; Optuna stores the unrounded value it drew.
+    """
+    out = dict(params)
+    for name, value in out.items():
+        dist = distributions.get(name)
+        if isinstance(value, float) and getattr(dist, "step", None) and isinstance(dist.step, float):
+            out[name] = on_grid(value, dist.step, dist.low)
     return out
 
 
