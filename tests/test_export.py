@@ -116,6 +116,7 @@ def test_the_front_keeps_its_models_and_they_give_the_logged_metric(mlp_study):
             assert not MlflowClient(tracker.tracking_uri).list_artifacts(run_id, "model")
 
 
+@pytest.mark.e2e
 def test_no_model_is_logged_with_log_model_none(tmp_path, monkeypatch):
     from workbench.study.tracked import TrialRunner
 

@@ -128,6 +128,7 @@ def measure_study(*, n_trials: int = 6, experiment_path: str = "experiments/defa
     Optuna wall time over its own time, and the median log-writer seconds per trial (param
     ``time.logging_s``) over the trial's own time.
     """
+    # start-up: the study layer (Optuna, MLflow) loads only for this section
     import os
     from pathlib import Path
 
