@@ -132,9 +132,9 @@ def measure_study(*, n_trials: int = 6, experiment_path: str = "experiments/defa
     import os
     from pathlib import Path
 
-    import optuna
+    import optuna  # start-up: see above
 
-    from workbench.experiment import load_experiment
+    from workbench.experiment import load_experiment  # start-up: see above
     from workbench.study import run_study
     from workbench.tracking import Tracker
 

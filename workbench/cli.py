@@ -228,8 +228,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.infra.interrupts import interrupt_guard, interrupt_reason
     from workbench.study.console import quiet_optuna
     from workbench.study.single import run_single
+    from workbench.study.workers import warm_up_torch
 
     quiet_optuna()
+    warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C and SIGTERM are armed
     runs: list[str] = []
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: the run ends KILLED with the reason
@@ -251,8 +253,10 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
     from workbench.infra.interrupts import interrupt_guard, interrupt_reason
     from workbench.study.console import quiet_optuna
     from workbench.study.rerun import rerun_trial
+    from workbench.study.workers import warm_up_torch
 
     quiet_optuna()
+    warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C and SIGTERM are armed
     runs: list[str] = []
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: the rerun's run ends KILLED with the reason

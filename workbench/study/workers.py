@@ -227,6 +227,9 @@ def warm_up_torch() -> None:
     later trial of the process then fails with an import error, which would count as the trial's
     own failure. Call this before interrupts are armed.
     """
+    # torch.use_deterministic_algorithms (benchmarks.base.torch_settings) imports inductor's config
+    import torch._inductor.config  # noqa: F401
+
     layer = torch.nn.Linear(2, 2)
     for optimizer in (
         torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9),

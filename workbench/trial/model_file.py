@@ -16,7 +16,7 @@ Example:
     >>> with torch.no_grad():
     ...     m.weight[:, ::2] = 0
     >>> path = Path(tempfile.mkdtemp()) / "m.safetensors"
-    >>> save_sparse_model(m, path, meta={"run_id": "r"})
+    >>> size = save_sparse_model(m, path, meta={"run_id": "r"})  # bytes on disk
     >>> state, meta = load_sparse_state(path)
     >>> torch.equal(state["weight"], m.weight), meta["run_id"]
     (True, 'r')
