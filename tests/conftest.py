@@ -7,7 +7,7 @@ each is trained at most once per session and the working tree stays clean.
 
 ``make check`` runs the tests that start no process and no server (``-m "not slow and not e2e and
 not browser"``). So that it stays that way, a test without one of those markers fails at the moment
-it starts a process (``subprocess.Popen`` of anything but ``git``, or a ``multiprocessing``
+it starts a process (``subprocess.Popen`` of anything but ``git`` or ``uname``, or a ``multiprocessing``
 process: a ``workbench search`` subprocess, a study's log writer, a worker, a server).
 """
 
@@ -49,8 +49,10 @@ def kernel_path(request, monkeypatch):
 
 #: markers of the tests that may start processes and servers (``make check`` leaves them out)
 PROCESS_MARKERS = ("slow", "e2e", "browser")
-#: programs any test may run: the provenance tag's ``git rev-parse`` / ``git status``
-ALLOWED_PROGRAMS = frozenset({"git"})
+#: programs any test may run: the provenance tag's ``git rev-parse`` / ``git status``, and the
+#: ``uname -p`` that ``platform.processor()`` runs the first time a process asks (MLflow's run
+#: context does), which depends on test order, not on the test
+ALLOWED_PROGRAMS = frozenset({"git", "uname"})
 
 
 def _program(args, executable) -> str:

@@ -224,12 +224,12 @@ def test_patterns_keep_nothing_from_one_mask_computation_to_the_next(pattern, sc
     p = get_pattern({"pattern": pattern, "pruning_scope": scope, "max_sparsity_ratio_per_op": 1.0}, layers)
     state = {k: (v, dict(v) if isinstance(v, dict) else None) for k, v in vars(p).items()}
     scores = {n: torch.rand(m.weight.shape) for n, m in layers.items()}
-    first = p.get_masks(scores, 0.3, {})
-    p.get_masks({n: torch.rand(s.shape) for n, s in scores.items()}, 0.4, {})
+    first = p.select_pruned(scores, 0.3, {})
+    p.select_pruned({n: torch.rand(s.shape) for n, s in scores.items()}, 0.4, {})
     assert {k: (v, dict(v) if isinstance(v, dict) else None) for k, v in vars(p).items()}.keys() == state.keys()
     for key, (value, copy) in state.items():
         assert getattr(p, key) is value and (copy is None or getattr(p, key) == copy), key
-    assert all(torch.equal(first[n], m) for n, m in p.get_masks(scores, 0.3, {}).items())
+    assert all(torch.equal(first[n], m) for n, m in p.select_pruned(scores, 0.3, {}).items())
 
 
 def test_a_pattern_family_must_parse_its_strings_and_everything_else_has_a_default():

@@ -164,7 +164,7 @@ def test_masks_zero_the_reference_on_either_path(kernel_path, pattern, layer, dt
     layers = {"l": _LAYERS[layer]().to(dtype)}
     p = get_pattern({"pattern": pattern}, layers)
     layout = p.layouts["l"]
-    masks = p.get_masks({"l": torch.rand(layout.rows, layout.cols)}, 0.5, {})
+    masks = p.select_pruned({"l": torch.rand(layout.rows, layout.cols)}, 0.5, {})
     weight = layers["l"].weight.detach()
     factors: dict[str, torch.Tensor] = {}
     for _ in range(2):  # the second step reuses what the first cached in ``factors``
@@ -253,7 +253,7 @@ def test_1x1_convolutions_take_the_fused_passes_of_linear_weights(monkeypatch, p
         layers["l"].weight.grad = torch.randn(layers["l"].weight.shape)
         c.on_before_optimizer_step()
     assert calls == ["accumulate_snip"]
-    masks = p.get_masks(c.scores, 0.5, {})
+    masks = p.select_pruned(c.scores, 0.5, {})
     p.apply_all({"l": layers["l"].weight.detach()}, masks, {})
     assert calls == ["accumulate_snip", "zero_by_mask"]
     assert 0.4 < float((layers["l"].weight == 0).float().mean()) < 0.6

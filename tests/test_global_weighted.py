@@ -71,7 +71,7 @@ def test_global_sparsity_is_within_one_block_of_the_target_and_bounds_hold(data,
         return
     scores = {n: p.reduce(n, p.layouts[n].to_2d(m.weight.detach().abs())) for n, m in p.modules.items()}
     ratio = min(target, hi_ratio)
-    pruned = p.get_masks(scores, ratio, {n: p.empty_mask(n) for n in p.modules})
+    pruned = p.select_pruned(scores, ratio, {n: p.nothing_pruned(n) for n in p.modules})
     zeros = {n: int(p.expand(n, m).sum()) for n, m in pruned.items()}
     numel = {n: p.modules[n].weight.numel() for n in pruned}
     blocks = {n: p.unit_size(n) for n in pruned}

@@ -102,7 +102,7 @@ def test_nm_masks_are_the_same_with_and_without_kernels(scope, monkeypatch, two_
             "max_sparsity_ratio_per_op": 1.0,
         }
         p = get_pattern(config, model)
-        return p.get_masks(scores, 0.3, {})
+        return p.select_pruned(scores, 0.3, {})
 
     native = masks()
     monkeypatch.setenv(kernels.ENV_SWITCH, "0")

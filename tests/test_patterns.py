@@ -36,7 +36,7 @@ def _random_scores(pattern, seed):
 def test_nxm_blocks_are_all_or_nothing_and_hit_the_ratio(n, m, rows, cols, ratio, seed):
     layer = nn.Linear(cols * m * 2, rows * n * 2)
     p = _pattern(f"{n}x{m}", {"l": layer})
-    masks = p.get_masks(_random_scores(p, seed), ratio, {})
+    masks = p.select_pruned(_random_scores(p, seed), ratio, {})
     weight = layer.weight.detach().clone()
     p.apply("l", weight, masks["l"])
     blocks = (weight == 0).view(weight.shape[0] // n, n, weight.shape[1] // m, m)
@@ -59,7 +59,7 @@ def test_nm_groups_hold_exactly_n_zeros(nm, groups, rows, seed, full):
     layer = nn.Linear(groups * m, rows)
     p = _pattern(f"{n}:{m}", {"l": layer})
     ratio = n / m if full else n / m / 2
-    masks = p.get_masks(_random_scores(p, seed), ratio, {})
+    masks = p.select_pruned(_random_scores(p, seed), ratio, {})
     per_group = masks["l"].view(rows, groups, m).sum(-1)
     if full:
         assert bool((per_group == n).all())
@@ -91,7 +91,7 @@ def test_nm_prunes_the_lowest_scores_of_each_pruned_group():
     layer = nn.Linear(8, 2)
     p = _pattern("2:4", {"l": layer})
     scores = torch.tensor([[4.0, 1.0, 3.0, 2.0, 9.0, 9.0, 0.5, 0.1], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]])
-    mask = p.get_masks({"l": scores}, 0.5, {})["l"]
+    mask = p.select_pruned({"l": scores}, 0.5, {})["l"]
     assert mask[0].tolist() == [False, True, False, True, False, False, True, True]
     assert mask[1].tolist() == [True, True, False, False, True, True, False, False]
 
@@ -100,7 +100,7 @@ def test_nm_prunes_the_lowest_scores_of_each_pruned_group():
 def test_channel_patterns_zero_whole_columns_or_rows(text, axis):
     layer = nn.Linear(12, 8)
     p = _pattern(text, {"l": layer})
-    masks = p.get_masks(_random_scores(p, 3), 0.5, {})
+    masks = p.select_pruned(_random_scores(p, 3), 0.5, {})
     weight = layer.weight.detach().clone()
     p.apply("l", weight, masks["l"])
     zero_lines = (weight == 0).all(dim=axis)
@@ -150,7 +150,7 @@ def test_global_scope_ranks_across_layers():
     small, big = nn.Linear(4, 4), nn.Linear(4, 4)
     p = get_pattern({**CFG, "pattern": "1x1", "pruning_scope": "global"}, {"a": small, "b": big})
     scores = {"a": torch.full((4, 4), 1.0), "b": torch.full((4, 4), 2.0)}
-    masks = p.get_masks(scores, 0.5, {})
+    masks = p.select_pruned(scores, 0.5, {})
     assert bool(masks["a"].all()) and not bool(masks["b"].any())
 
 
@@ -168,7 +168,7 @@ def test_global_min_max_per_op_respected_and_total_exact(sizes, ratio, lo, hi, s
         {"pattern": "4x1", "pruning_scope": "global", "min_sparsity_ratio_per_op": lo, "max_sparsity_ratio_per_op": hi},
         modules,
     )
-    masks = p.get_masks(_random_scores(p, seed), ratio, {})
+    masks = p.select_pruned(_random_scores(p, seed), ratio, {})
     counts = {n: int(m.sum()) for n, m in masks.items()}
     total = sum(m.numel() for m in masks.values())
     k = round(ratio * total)
@@ -187,8 +187,8 @@ def test_min_per_op_never_pushes_above_the_scheduled_ratio():
     for scope in ("global", "local"):
         p = get_pattern({"pattern": "4x1", "pruning_scope": scope, "min_sparsity_ratio_per_op": 0.2}, modules)
         scores = _random_scores(p, 0)
-        assert not any(bool(m.any()) for m in p.get_masks(scores, 0.0, {}).values())
-        counts = [int(m.sum()) for m in p.get_masks(scores, 0.1, {}).values()]
+        assert not any(bool(m.any()) for m in p.select_pruned(scores, 0.0, {}).values())
+        counts = [int(m.sum()) for m in p.select_pruned(scores, 0.1, {}).values()]
         assert counts == ([round(0.1 * 64)] * 2 if scope == "local" else counts) and sum(counts) <= 13
         if scope == "global":
             assert sum(counts) == round(0.1 * 128)

@@ -204,8 +204,8 @@ def test_a_family_stating_only_its_block_prunes_as_the_builtin_family_of_that_bl
     mine, builtin = (lib.get_pattern({**config, "pattern": p}, layers) for p in ("stripe2", "2x1"))
     assert type(mine).__mro__[1] is lib.BasePattern and mine.invalid_layers == builtin.invalid_layers == {}
     scores = {n: torch.rand(mine.grid(n, mine.layouts[n].rows)[::2], generator=gen) for n in layers}
-    masks = mine.get_masks(scores, 0.4, {})
-    want = builtin.get_masks(scores, 0.4, {})
+    masks = mine.select_pruned(scores, 0.4, {})
+    want = builtin.select_pruned(scores, 0.4, {})
     for name, module in layers.items():
         assert torch.equal(masks[name], want[name]), name
         weight, expected = module.weight.detach().clone(), module.weight.detach().clone()
@@ -214,3 +214,28 @@ def test_a_family_stating_only_its_block_prunes_as_the_builtin_family_of_that_bl
         assert torch.equal(weight, expected) and bool((weight[mine.expand(name, masks[name])] == 0).all())
         assert mine.zero_units(name, weight) == builtin.zero_units(name, expected)
         assert torch.equal(mine.pruned_from_weight(name, weight), masks[name])  # random weights: no other zeros
+
+
+def test_a_family_written_against_the_old_names_still_works_with_a_future_warning():
+    """Names before 0.1.0 read as kept masks; they stay as aliases until OLD_NAMES_REMOVED_IN."""
+    from workbench.pruner.patterns.base import OLD_NAMES_REMOVED_IN
+
+    with pytest.warns(FutureWarning, match=rf"mask_from_units is deprecated .* removed in {OLD_NAMES_REMOVED_IN}"):
+
+        class OldRows(lib.BasePattern):  # every other row pruned, whatever the scores
+            @classmethod
+            def parse(cls, text):
+                return lib.get_pattern({"pattern": "1x1"}, {}).spec if text == "1x1" else None
+
+            def mask_from_units(self, name, units, detail):
+                return torch.arange(units.shape[0]).unsqueeze(1).expand_as(units) % 2 == 0
+
+    layer = torch.nn.Linear(4, 6)
+    pattern = OldRows(resolve_config({"pattern": "1x1", "target_sparsity": 0.5})[0], {"l": layer})
+    new = pattern.select_pruned({"l": torch.rand(6, 4)}, 0.5, {})["l"]
+    assert torch.equal(new[:, 0], torch.tensor([True, False] * 3))  # the old override is the one used
+    with pytest.warns(FutureWarning, match="get_masks is deprecated .* use select_pruned"):
+        old = pattern.get_masks({"l": torch.rand(6, 4)}, 0.5, {})["l"]
+    assert torch.equal(old, new)
+    with pytest.warns(FutureWarning, match="empty_mask is deprecated .* use nothing_pruned"):
+        assert not bool(pattern.empty_mask("l").any())

@@ -117,7 +117,7 @@ class ColumnGroupPattern(BasePattern):
         lowest = self._groups(name, stored.float()).topk(self.spec.n, dim=1, largest=False)
         return lowest.values.sum(dim=1), lowest.indices
 
-    def mask_from_units(self, name, units, detail):
+    def pruned_from_units(self, name, units, detail):
         layout = self.layouts[name]
         chosen = units.reshape(detail.shape[0], 1, detail.shape[2]).expand(detail.shape)
         mask = torch.zeros(detail.shape[0], self.spec.m, detail.shape[2], dtype=torch.bool, device=units.device)

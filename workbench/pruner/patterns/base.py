@@ -2,7 +2,7 @@
 
 A pattern splits every layer's 2-D weight view into *units*: blocks for NxM, groups of M
 for N:M. Criteria give scores, the pattern turns them into one score per unit, and
-:meth:`BasePattern.get_masks` prunes the lowest-scoring units so the pruner's layers reach the
+:meth:`BasePattern.select_pruned` prunes the lowest-scoring units so the pruner's layers reach the
 scheduled sparsity, either with one ranking over all layers (global scope) or per layer.
 
 Masks are stored as *pruned* bool tensors at the pattern's own resolution (block-sized for NxM,
@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import logging
 import math
+import warnings
 from typing import ClassVar
 
 import torch
@@ -29,6 +30,11 @@ from .spec import PatternSpec
 logger = logging.getLogger(__name__)
 
 
+OLD_NAMES_REMOVED_IN = "0.2.0"
+"""The release that removes the method names before 0.1.0 (``get_masks``, ``empty_mask``,
+``mask_from_units``): their masks were *pruned* masks under a name that reads as kept."""
+
+
 class BasePattern(abc.ABC):
     """Base class of pruning patterns (the unit of pruning, e.g. a 4x1 block or an N:M group).
 
@@ -40,7 +46,7 @@ class BasePattern(abc.ABC):
     * :meth:`block`: the ``(rows, cols)`` of the 2-D weight view that one stored score and one
       mask entry cover (``(1, 1)``, element level, unless the family says otherwise);
     * :meth:`check_layer` (which layers fit), :meth:`unit_scores` (one score per unit, lower is
-      pruned first) and :meth:`mask_from_units` (the chosen units -> the pruned mask), with
+      pruned first) and :meth:`pruned_from_units` (the chosen units -> the pruned mask), with
       :meth:`num_units`, :meth:`pruned_units`, :meth:`unit_ratio` and :meth:`zero_units` to count
       units.
 
@@ -48,9 +54,9 @@ class BasePattern(abc.ABC):
     divides the layer. A family whose units are blocks defines :meth:`parse` and :meth:`block`;
     one whose units are something else (N:M groups) overrides the scoring and counting methods.
     Scores and masks at the block's resolution, :meth:`expand`, :meth:`pruned_from_weight`, the
-    selection in :meth:`get_masks` and the zeroing in :meth:`apply_all` (with the private
+    selection in :meth:`select_pruned` and the zeroing in :meth:`apply_all` (with the private
     backend's kernel dispatch and mask-cache policy) are the base's and derive from the block.
-    Nothing computed for one call of :meth:`get_masks` is kept on the object for the next.
+    Nothing computed for one call of :meth:`select_pruned` is kept on the object for the next.
 
     Args:
         config: A resolved pruner config (see :func:`workbench.pruner.resolve_config`).
@@ -101,6 +107,19 @@ class BasePattern(abc.ABC):
             self.layouts[name] = layout
             self.modules[name] = module
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Accept a family written against the names before 0.1.0 (``mask_from_units``), with a
+        FutureWarning naming the release that removes them (:data:`OLD_NAMES_REMOVED_IN`)."""
+        super().__init_subclass__(**kwargs)
+        if "mask_from_units" in cls.__dict__ and "pruned_from_units" not in cls.__dict__:
+            warnings.warn(
+                f"{cls.__name__}.mask_from_units is deprecated since 0.1.0 and will be removed in "
+                f"{OLD_NAMES_REMOVED_IN}; rename it pruned_from_units (it returns the pruned units' mask)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            cls.pruned_from_units = cls.__dict__["mask_from_units"]  # type: ignore[method-assign]
+
     # ---- the contract: what a family defines (everything but parse has a default) ---------
     @classmethod
     @abc.abstractmethod
@@ -132,13 +151,13 @@ class BasePattern(abc.ABC):
         self, name: str, stored: torch.Tensor, workspace: _backend.Workspace
     ) -> tuple[torch.Tensor, object]:
         """Stored scores -> ``(one score per unit (lower is pruned first), detail)``; ``detail``
-        is what :meth:`mask_from_units` needs besides the chosen units (``None`` if nothing).
-        ``workspace`` holds scratch memory shared by the layers of one :meth:`get_masks` call.
+        is what :meth:`pruned_from_units` needs besides the chosen units (``None`` if nothing).
+        ``workspace`` holds scratch memory shared by the layers of one :meth:`select_pruned` call.
         Here: every block is a unit, scored by its stored score."""
         r, _, c, _ = self.grid(name, self.layouts[name].rows)
         return (stored if stored.shape == (r, c) else self.reduce(name, stored)), None
 
-    def mask_from_units(self, name: str, units: torch.Tensor, detail: object) -> torch.Tensor:
+    def pruned_from_units(self, name: str, units: torch.Tensor, detail: object) -> torch.Tensor:
         """Pruned units (and :meth:`unit_scores`'s ``detail``) -> the pruned mask at the
         pattern's resolution (one entry per block). Here: the units are the blocks."""
         return units
@@ -210,7 +229,7 @@ class BasePattern(abc.ABC):
         _backend.zero_masked(weights, pruned, factors, self.layouts, self.block, self.expand)
 
     # ---- shared machinery ------------------------------------------------------------------
-    def empty_mask(self, name: str) -> torch.Tensor:
+    def nothing_pruned(self, name: str) -> torch.Tensor:
         """A pruned mask that prunes nothing, on the weight's device (the CPU for a meta weight;
         :meth:`BasePruner.follow_devices` moves masks to the weights' devices before a hook)."""
         weight = self.modules[name].weight
@@ -218,6 +237,18 @@ class BasePattern(abc.ABC):
         return self.pruned_from_weight(name, torch.ones(self.layouts[name].shape, device=device))
 
     def get_masks(
+        self, scores: dict[str, torch.Tensor], ratio: float, pre_masks: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Deprecated since 0.1.0 (removed in :data:`OLD_NAMES_REMOVED_IN`): :meth:`select_pruned`."""
+        _renamed("get_masks", "select_pruned")
+        return self.select_pruned(scores, ratio, pre_masks)
+
+    def empty_mask(self, name: str) -> torch.Tensor:
+        """Deprecated since 0.1.0 (removed in :data:`OLD_NAMES_REMOVED_IN`): :meth:`nothing_pruned`."""
+        _renamed("empty_mask", "nothing_pruned")
+        return self.nothing_pruned(name)
+
+    def select_pruned(
         self, scores: dict[str, torch.Tensor], ratio: float, pre_masks: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """New pruned masks so the layers reach ``ratio`` (element sparsity) in total.
@@ -262,5 +293,14 @@ class BasePattern(abc.ABC):
         else:
             chosen = [_backend.lowest_mask(u, min(round(target * s), h)) for u, s, h in zip(units, sizes, hi)]
         for name, unit_mask, (_, detail) in zip(free, chosen, ranked):
-            masks[name] = self.mask_from_units(name, unit_mask, detail)
+            masks[name] = self.pruned_from_units(name, unit_mask, detail)
         return masks
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"BasePattern.{old} is deprecated since 0.1.0 and will be removed in {OLD_NAMES_REMOVED_IN}; use "
+        f"{new} (same arguments; its masks are True where a unit is pruned)",
+        FutureWarning,
+        stacklevel=3,
+    )

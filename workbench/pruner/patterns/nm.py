@@ -102,7 +102,7 @@ class NMPattern(BasePattern):
         """Each group's score and, as the detail, its ``n`` lowest elements ``[groups, m]``."""
         return _backend.lowest_n_per_group(stored.float(), self.n, self.m, workspace)
 
-    def mask_from_units(self, name: str, units: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+    def pruned_from_units(self, name: str, units: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
         layout = self.layouts[name]
         return _backend.mask_groups(detail, units.reshape(-1)).view(layout.rows, layout.cols)
 

@@ -75,7 +75,7 @@ class BasePruner:
         self._last_update = -1
         self._begun = False
         self._factors: dict[str, torch.Tensor] = {}
-        self.pruned = {name: self.pattern.empty_mask(name) for name in self.modules}
+        self.pruned = {name: self.pattern.nothing_pruned(name) for name in self.modules}
         self._nothing_pruned = True  # until the first masks are set: mask_weights has nothing to do
 
     # ---- masks ---------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class BasicPruner(BasePruner):
             self.total_prune_steps,
             init_ratio=self.init_sparsity_ratio,
         )
-        self.set_pruned(self.pattern.get_masks(self.criterion.scores, ratio, self.pruned), ratio)
+        self.set_pruned(self.pattern.select_pruned(self.criterion.scores, ratio, self.pruned), ratio)
 
     def set_pruned(self, pruned: dict[str, torch.Tensor], ratio: float) -> None:
         """Install new masks, apply them and record the update."""

@@ -93,7 +93,7 @@ class RetrainFreePruner(BasePruner):
             self.total_prune_steps,
             init_ratio=self.init_sparsity_ratio,
         )
-        pruned = self.pattern.get_masks(scores, ratio, self.pruned)
+        pruned = self.pattern.select_pruned(scores, ratio, self.pruned)
         pruned = {n: self.rearrange(n, p) for n, p in pruned.items()}
         self.current_sparsity_ratio = ratio
         self.mask_updates += 1
