@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tools.bench_overhead import TYPICAL, hand_loop, measure_overhead
 from workbench.benchmarks import get_benchmark, load_dense_baseline
 from workbench.trial import build_pruning_config, run_trial
 from workbench.trial.types import TrainingConfig
 
 
+@pytest.mark.slow
 def test_the_hand_loop_reaches_the_trials_metric():
     training = TrainingConfig(steps=30, eval_every=10, pruning_frequency=5, threads=1)
     task = get_benchmark("mlp-digits")

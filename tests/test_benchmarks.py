@@ -179,6 +179,7 @@ def test_benchmark_data_validation():
 
 
 @pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.slow
 def test_builtin_trains_past_its_stated_dense_accuracy(dense, name):
     bench, model, accuracy = dense(name)
     assert accuracy >= bench.min_dense_accuracy

@@ -131,6 +131,7 @@ def test_without_transformers_the_callback_names_the_extra(monkeypatch):
     assert "\n" not in str(err.value) and "pip install -e '.[hf]'" in str(err.value)
 
 
+@pytest.mark.slow
 def test_the_trainers_mlflow_integration_records_the_sparsity(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -71,6 +71,7 @@ def test_a_half_migrated_store_without_runs_is_set_aside_and_the_search_works(tm
     assert [r.info.status for r in children] == ["FINISHED"]
 
 
+@pytest.mark.slow
 def test_workbench_run_sets_a_half_migrated_store_aside_too(tmp_path, monkeypatch, capsys):
     _half_migrated(tmp_path / "mlflow.db", with_run=False)
     write_experiment(tmp_path, experiment("half", "plugin_bench:blobs", n_trials=1))

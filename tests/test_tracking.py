@@ -246,6 +246,7 @@ def test_stopped_and_failed_runs_show_their_state(tracker, tmp_path, state, stat
     assert yaml.safe_load(open(path)) == {"target_sparsity": 0.5}
 
 
+@pytest.mark.slow
 def test_a_relative_sqlite_url_opens_the_current_folders_store(tmp_path, monkeypatch):
     """MLflow caches stores by URI: the same relative URL from two folders must reach two databases."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
