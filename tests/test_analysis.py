@@ -296,7 +296,8 @@ def test_plots_from_frames(store):
     assert {"pattern 4x1", "pattern 2:4", "criterion magnitude", "criterion snip_momentum"} <= set(legend)
     assert any(t.startswith("dense model ") for t in legend)  # the dense accuracy as a reference line
     matched = analysis.best_at_matched_sparsity(complete)
-    assert matched.index.names == ["pattern", "criterion"] and "0.50-0.60" in matched.columns
+    assert matched.index.names == ["pattern", "criterion"] and "0.500" in matched.columns
+    assert "within 0.01" in matched.attrs["note"]
     groups = analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
     assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [
         ["magnitude", "snip_momentum"],

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from workbench.experiment import parse_experiment
-from workbench.results.matched import sparsity_bin
+from workbench.results.matched import MATCH_TOLERANCE, matched_levels
 from workbench.study.factories import default_storage, make_storage
 from workbench.study.repeats import REPEATS_IN_A_ROW
 from workbench.study.run import run_study
@@ -146,16 +146,18 @@ def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
         f.path for f in client.list_artifacts(parent)
     }
     matched = list(csv.DictReader(open(client.download_artifacts(parent, "best_at_matched_sparsity.csv", "."))))
-    cells = [(r["sparsity_bin"], r["pattern"], r["criterion"]) for r in matched]
-    assert matched and len(cells) == len(set(cells))  # one best trial per pattern x criterion x sparsity bin
-    for row in matched:  # the best of its cell, at the sparsity it reached
+    cells = [(r["matched_sparsity"], r["pattern"], r["criterion"]) for r in matched]
+    assert matched and len(cells) == len(set(cells))  # one best per pattern x criterion x matched sparsity
+    levels = matched_levels([t.values[1] for t in study.trials if t.values])
+    for row in matched:  # the best of its cell, at the sparsity it reached, within the stated tolerance
+        assert float(row["tolerance"]) == MATCH_TOLERANCE
         same = [
             t
             for t in study.trials
             if t.params["pattern"] == row["pattern"]
             and t.params["criterion"] == row["criterion"]
             and t.values
-            and sparsity_bin(t.values[1]) == row["sparsity_bin"]
+            and levels[t.values[1]] == row["matched_sparsity"]
         ]
         assert float(row["accuracy"]) == max(t.values[0] for t in same)
     metrics = client.get_run(parent).data.metrics
