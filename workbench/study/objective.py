@@ -31,6 +31,7 @@ from workbench.infra.outage import StoreOutage, as_stop
 from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
 from workbench.study.repeats import KEY_ATTR, REPEAT_ATTR, SEED_ATTR, enqueue_other_seeds, find_twin, seed_of
+from workbench.study.sweep import enqueue_target_sweep
 from workbench.study.tracked import TrialRunner, reason_of, run_tracked_trial
 from workbench.tracking import Tracker
 from workbench.tracking.artifacts import DIRECTION_TAG, METRIC_TAG, config_label
@@ -131,6 +132,8 @@ class Objective:
             return self._repeat(trial, twin, seed)
         if not enqueued:
             enqueue_other_seeds(trial.study, dict(trial.params), seeds, trial.number)
+            if exp.study.sweep_target:  # every other target of the grid, for every seed
+                enqueue_target_sweep(trial, exp.search_space["target_sparsity"], seeds)
         training = replace(exp.training, threads=self.threads or exp.training.threads)
 
         def on_eval(step: int, value: float) -> None:
