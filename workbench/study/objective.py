@@ -85,6 +85,8 @@ class Objective:
         self._tracker: Tracker | None = None
         self.fatal: DiskFullError | StoreOutage | None = None
         """Set when a trial stopped on a full disk or a store outage: the trial loop raises it (the study stops)."""
+        self.progress: dict[str, Any] = {}
+        """The running trial: ``trial`` (number), ``step`` (last evaluated step), ``steps`` (read by the heartbeat)."""
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _tracker=None, on_start=None)
@@ -135,8 +137,10 @@ class Objective:
             if exp.study.sweep_target:  # every other target of the grid, for every seed
                 enqueue_target_sweep(trial, exp.search_space["target_sparsity"], seeds)
         training = replace(exp.training, threads=self.threads or exp.training.threads)
+        self.progress = {"trial": trial.number, "step": 0, "steps": training.steps}
 
         def on_eval(step: int, value: float) -> None:
+            self.progress = {**self.progress, "step": step}
             if not exp.multi_objective:
                 trial.report(value, step)  # Optuna's pruner compares under the study's (the task's) direction
                 if trial.should_prune():
