@@ -175,3 +175,10 @@ def test_a_level_never_spans_more_than_the_tolerance_and_equal_values_share_one(
             assert levels[a] != levels[b]
     lows = {label: min(v for v in values if levels[v] == label) for label in levels.values()}
     assert all(float(label.split("-")[0]) == pytest.approx(low, abs=5e-4) for label, low in lows.items())
+
+
+def test_best_follows_the_task_direction():
+    perplexity = SIMPSON.rename(columns={"accuracy": "perplexity"})
+    low = compare_at_matched_sparsity(perplexity, "criterion", metric="perplexity", direction="minimize")
+    high = compare_at_matched_sparsity(perplexity, "criterion", metric="perplexity")
+    assert low["best"].tolist() == ["snip", "snip"] and high["best"].tolist() == ["magnitude", "magnitude"]

@@ -129,17 +129,17 @@ NOTEBOOKS = {
         "matched sparsity) where two or more criteria were tried: read across a row.",
         'display(analysis.plot_at_matched_sparsity(complete, "criterion", rows="pattern", cols="scheduler", metric=METRIC))\n'
         "by_criterion = analysis.compare_at_matched_sparsity(\n"
-        '    complete, "criterion", within=["pattern", "scheduler"], metric=METRIC\n)\n'
+        '    complete, "criterion", within=["pattern", "scheduler"], metric=METRIC, direction=DIRECTION\n)\n'
         'print(by_criterion.attrs["note"])\nby_criterion',
         "## Schedule, with pattern and criterion fixed",
         'display(analysis.plot_at_matched_sparsity(complete, "scheduler", rows="pattern", cols="criterion", metric=METRIC))\n'
         "by_scheduler = analysis.compare_at_matched_sparsity(\n"
-        '    complete, "scheduler", within=["pattern", "criterion"], metric=METRIC\n)\n'
+        '    complete, "scheduler", within=["pattern", "criterion"], metric=METRIC, direction=DIRECTION\n)\n'
         'print(by_scheduler.attrs["note"])\nby_scheduler',
         "## Criterion, with every other knob fixed\nOnly trials that differ in the criterion alone: every other "
         "searched knob equal, reached sparsity matched within 0.01. A random or TPE study trains few such pairs; the line "
         "above an empty table says so.",
-        'strict = analysis.compare_at_matched_sparsity(complete, "criterion", within="all", metric=METRIC)\n'
+        'strict = analysis.compare_at_matched_sparsity(\n    complete, "criterion", within="all", metric=METRIC, direction=DIRECTION\n)\n'
         'print(strict.attrs["note"])\nstrict',
         "## Spread across seeds\nPer configuration (every searched knob and the target fixed): the metric's mean "
         "and spread over its seeds (`study.seeds`); `n_seeds` 1 means one seed, no spread.",

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 
 from workbench.analysis.frames import KNOBS
 from workbench.analysis.stats import trial_records
+from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
 from workbench.results.configs import by_configuration
 from workbench.results.matched import MATCH_TOLERANCE, check_tolerance, matched_levels, matched_note
@@ -105,14 +106,15 @@ def compare_at_matched_sparsity(
     within: Sequence[str] | str = ("pattern", "scheduler"),
     metric: str = "accuracy",
     tolerance: float = MATCH_TOLERANCE,
+    direction: str = "maximize",
 ) -> pd.DataFrame:
     """``metric`` per value of ``knob`` (columns) in each cell of held knobs and matched reached sparsity (rows).
 
     Rows: the ``within`` knobs and ``matched_sparsity`` (the range of reached sparsity the cell
     holds, never wider than ``tolerance``), only where at least two values of ``knob`` were tried
     (a comparison); columns: the values of ``knob`` (mean ``metric`` of the cell's configurations,
-    each a mean over its seeds; NaN where not tried), ``best`` (the value with the best mean under
-    the task's direction is the caller's to read: the highest here) and ``n_trials``.
+    each a mean over its seeds; NaN where not tried), ``best`` (the value with the best mean: the
+    highest, the lowest when ``direction`` is ``minimize``) and ``n_trials``.
     ``attrs``: ``held``, ``not_held`` (knobs taking two values inside one cell, averaged over
     there; a decay that only follows the scheduler is not one; empty with ``within="all"``),
     ``tolerance`` and ``note``, a sentence saying all three. ``ConfigError`` naming a missing
@@ -138,7 +140,8 @@ def compare_at_matched_sparsity(
     out.columns.name = None
     if len(out):
         counts = cells.groupby(keys, dropna=False)["n_trials"].sum()
-        out["best"] = means.idxmax(axis=1).astype(str).to_numpy()
+        best = means.idxmin(axis=1) if sign(direction) < 0 else means.idxmax(axis=1)
+        out["best"] = best.astype(str).to_numpy()
         out["n_trials"] = counts.reindex(out.index).to_numpy()
     else:
         out = out.assign(best=pd.Series(dtype=str), n_trials=pd.Series(dtype=int))
