@@ -17,7 +17,7 @@ from workbench.analysis import (
     plot_at_matched_sparsity,
 )
 from workbench.pruner import ConfigError
-from workbench.results.matched import MATCH_TOLERANCE, best_per_level, matched_levels, matched_rows
+from workbench.results.matched import MATCH_TOLERANCE, best_per_level, matched_levels, matched_rows, supported_tolerance
 
 
 def _trials(rows: list[tuple]) -> pd.DataFrame:
@@ -30,14 +30,15 @@ def _trials(rows: list[tuple]) -> pd.DataFrame:
 SIMPSON = _trials(
     [
         ("1x1", "oneshot", "none", "snip", 0.6, 0.600, 0.95),
-        ("1x1", "oneshot", "none", "snip", 0.61, 0.601, 0.95),
+        ("1x1", "oneshot", "none", "snip", 0.6, 0.601, 0.95),  # seed 1 of the row above
         ("1x1", "oneshot", "none", "magnitude", 0.6, 0.602, 0.96),
         ("channelx1", "oneshot", "none", "snip", 0.6, 0.5926, 0.50),
         ("channelx1", "oneshot", "none", "magnitude", 0.6, 0.595, 0.60),
-        ("channelx1", "oneshot", "none", "magnitude", 0.61, 0.596, 0.60),
+        ("channelx1", "oneshot", "none", "magnitude", 0.6, 0.596, 0.60),  # seed 1 of the row above
         ("1x1", "iterative", "exp", "magnitude", 0.9, 0.9, 0.90),  # alone in its cell: no comparison
     ]
 )
+SIMPSON.loc[[1, 5], "seed"] = 1
 
 
 def test_a_comparison_holds_pattern_scheduler_and_reached_sparsity_fixed():
@@ -47,7 +48,7 @@ def test_a_comparison_holds_pattern_scheduler_and_reached_sparsity_fixed():
     assert list(table.index.names) == ["pattern", "scheduler", "matched_sparsity"]
     assert table.index.tolist() == [("1x1", "oneshot", "0.593-0.602"), ("channelx1", "oneshot", "0.593-0.602")]
     assert table["best"].tolist() == ["magnitude", "magnitude"]
-    assert table.loc[("1x1", "oneshot", "0.593-0.602"), "snip"] == pytest.approx(0.95)  # two configurations
+    assert table.loc[("1x1", "oneshot", "0.593-0.602"), "snip"] == pytest.approx(0.95)  # two seeds, one mean
     assert table["n_trials"].tolist() == [3, 3]
     assert table.attrs["held"] == ["pattern", "scheduler"] and table.attrs["not_held"] == []
 
@@ -182,3 +183,17 @@ def test_best_follows_the_task_direction():
     low = compare_at_matched_sparsity(perplexity, "criterion", metric="perplexity", direction="minimize")
     high = compare_at_matched_sparsity(perplexity, "criterion", metric="perplexity")
     assert low["best"].tolist() == ["snip", "snip"] and high["best"].tolist() == ["magnitude", "magnitude"]
+
+
+def test_a_finer_grid_of_targets_narrows_the_tolerance_so_two_targets_never_match():
+    assert supported_tolerance([0.5, 0.55, 0.6]) == MATCH_TOLERANCE  # default.yaml's 0.05 steps
+    assert supported_tolerance([0.6, 0.61, None, float("nan")]) == pytest.approx(0.004)
+    assert supported_tolerance([0.6]) == MATCH_TOLERANCE
+    rows = [_row(0, "4x1", 0.60, 0.600, 0.9), _row(1, "2:4", 0.61, 0.609, 0.95)]  # 0.009 apart, two targets
+    flat = matched_rows(rows, ("pattern",))
+    assert sorted(r["matched_sparsity"] for r in flat) == ["0.600", "0.609"]
+    assert [r["tolerance"] for r in flat] == pytest.approx([0.004, 0.004])
+    df = pd.DataFrame(rows).rename(columns={"target": "target_sparsity"}).assign(scheduler="oneshot")
+    table = compare_at_matched_sparsity(df, "pattern", within=["scheduler"])
+    assert table.empty and "within 0.004" in table.attrs["note"]
+    assert "within 0.004" in best_at_matched_sparsity(df, ("pattern",)).attrs["note"]

@@ -5,7 +5,7 @@ proportions the sampler tried them, so such curves zig-zag. Here a comparison of
 values happens only *within* a cell: the same values of the ``within`` knobs (by default pattern
 and scheduler; ``"all"``: every other searched knob) and the same matched reached sparsity (the
 study's rule, :func:`workbench.results.matched.matched_levels`: within
-:data:`~workbench.results.matched.MATCH_TOLERANCE`, 0.01). Trials are first grouped by
+:data:`~workbench.results.matched.MATCH_TOLERANCE`, 0.01, less when the targets step finer). Trials are first grouped by
 configuration (:func:`workbench.results.configs.by_configuration`: the mean over seeds), so a
 configuration trained with three seeds weighs as one; each cell's value is the mean of its
 configurations. The knobs neither compared nor held are named in the result's
@@ -37,7 +37,7 @@ from workbench.analysis.stats import trial_records
 from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
 from workbench.results.configs import by_configuration
-from workbench.results.matched import MATCH_TOLERANCE, check_tolerance, matched_levels, matched_note
+from workbench.results.matched import matched_levels, matched_note, resolve_tolerance
 
 __all__ = ["compare_at_matched_sparsity", "configuration_knobs", "configurations_frame", "plot_at_matched_sparsity"]
 
@@ -75,9 +75,12 @@ def _held(df: pd.DataFrame, knob: str, within: Sequence[str] | str) -> tuple[lis
     return held, [k for k in varying if k not in held]
 
 
-def configurations_frame(
-    df: pd.DataFrame, *, metric: str = "accuracy", tolerance: float = MATCH_TOLERANCE
-) -> pd.DataFrame:
+def _tolerance(df: pd.DataFrame, tolerance: float | None) -> float:
+    """``tolerance`` checked, or when None what the frame's targets support (the study's rule)."""
+    return resolve_tolerance(tolerance, df["target_sparsity"] if "target_sparsity" in df else ())
+
+
+def configurations_frame(df: pd.DataFrame, *, metric: str = "accuracy", tolerance: float | None = None) -> pd.DataFrame:
     """One row per configuration of ``df``'s trials, with the matched reached sparsity it belongs to.
 
     The study's grouping (:func:`workbench.results.configs.by_configuration`, the target as
@@ -86,7 +89,7 @@ def configurations_frame(
     its level under the study's rule (:func:`workbench.results.matched.matched_levels`).
     Trials without a finite ``metric`` or ``sparsity`` are left out.
     """
-    tolerance = check_tolerance(tolerance)
+    tolerance = _tolerance(df, tolerance)
     valid = df.dropna(subset=[metric, "sparsity"])
     records = trial_records(valid, metric)
     configs = pd.DataFrame(by_configuration(records, metric=metric))
@@ -105,7 +108,7 @@ def compare_at_matched_sparsity(
     *,
     within: Sequence[str] | str = ("pattern", "scheduler"),
     metric: str = "accuracy",
-    tolerance: float = MATCH_TOLERANCE,
+    tolerance: float | None = None,
     direction: str = "maximize",
 ) -> pd.DataFrame:
     """``metric`` per value of ``knob`` (columns) in each cell of held knobs and matched reached sparsity (rows).
@@ -120,7 +123,7 @@ def compare_at_matched_sparsity(
     ``tolerance`` and ``note``, a sentence saying all three. ``ConfigError`` naming a missing
     column or a bad ``tolerance``.
     """
-    tolerance = check_tolerance(tolerance)
+    tolerance = _tolerance(df, tolerance)
     for column in (knob, metric, "sparsity"):
         if column not in df:
             raise ConfigError(f"compare_at_matched_sparsity: column {column!r} is not in the frame")
@@ -168,7 +171,7 @@ def plot_at_matched_sparsity(
     rows: str = "pattern",
     cols: str = "scheduler",
     metric: str = "accuracy",
-    tolerance: float = MATCH_TOLERANCE,
+    tolerance: float | None = None,
 ) -> Figure:
     """``metric`` against reached sparsity, one panel per (``rows``, ``cols``) pair with trials, one line per ``knob`` value.
 
@@ -182,7 +185,7 @@ def plot_at_matched_sparsity(
     kept above the panels, says the tolerance and names the knobs that take two values inside a
     panel (not held fixed).
     """
-    tolerance = check_tolerance(tolerance)
+    tolerance = _tolerance(df, tolerance)
     for column in (knob, rows, cols, metric, "sparsity"):
         if column not in df:
             raise ConfigError(f"plot_at_matched_sparsity: column {column!r} is not in the frame")

@@ -24,7 +24,7 @@ import pandas as pd
 from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
 from workbench.results.front import pareto_indices
-from workbench.results.matched import MATCH_TOLERANCE, matched_note, matched_rows
+from workbench.results.matched import matched_note, matched_rows, resolve_tolerance
 
 __all__ = [
     "best_at_matched_sparsity",
@@ -199,7 +199,7 @@ def best_at_matched_sparsity(
     df: pd.DataFrame,
     by: Sequence[str] = ("pattern", "criterion"),
     *,
-    tolerance: float = MATCH_TOLERANCE,
+    tolerance: float | None = None,
     metric: str = "accuracy",
     direction: str = "maximize",
 ) -> pd.DataFrame:
@@ -207,7 +207,8 @@ def best_at_matched_sparsity(
 
     The study's rule (:func:`workbench.results.matched.matched_rows`): trials grouped by
     configuration (mean ``metric`` over seeds), compared where their reached sparsities lie within
-    ``tolerance`` of each other. One row per group, one column per matched sparsity (labelled by
+    ``tolerance`` of each other (None: 0.01, less on a finer grid of targets;
+    :func:`workbench.results.matched.supported_tolerance`). One row per group, one column per matched sparsity (labelled by
     the range reached there, ``"0.593-0.600"``) holding the best mean ``metric`` there (the lowest
     when ``direction`` is ``minimize``), and ``<level> trial`` columns naming the configuration's
     first trial. The other knobs (scheduler, decay, ...) are whatever each best configuration
@@ -223,7 +224,9 @@ def best_at_matched_sparsity(
         (['0.500', '0.600', '0.650'], 0.9)
     """
     _need(df, [*by, "sparsity", metric], "best_at_matched_sparsity")
-    rows = matched_rows(trial_records(df, metric), tuple(by), tolerance=tolerance, metric=metric, direction=direction)
+    records = trial_records(df, metric)
+    tolerance = resolve_tolerance(tolerance, (r.get("target") for r in records))
+    rows = matched_rows(records, tuple(by), tolerance=tolerance, metric=metric, direction=direction)
     if not rows:
         out = pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(by)))
         out.attrs["note"] = matched_note(tolerance)

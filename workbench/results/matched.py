@@ -14,7 +14,9 @@ when every result reached the same value), so a table shows what was compared, n
 Why 0.01: a trial reaches its target to within the rounding of each layer's kept weights (the
 built-in benchmarks land within 0.008 of the target: 0.6 reaches 0.5926 on the tiny transformer),
 while targets step by 0.05 (``default.yaml``) or more. So one target's trials are one level and two
-targets never are. A study whose targets step by less than 0.01 should pass a smaller tolerance.
+targets never are. The tolerance the data supports (:func:`supported_tolerance`, used when none is
+given) is 0.01, or less than half the smallest step between two targets the rows hold, so two
+targets are never one level even on a finer grid.
 
 The study's console summary, its ``best_at_matched_sparsity.csv`` and ``best_<metric>/sparsity_<x>``
 metrics, and the notebooks' :func:`workbench.analysis.best_at_matched_sparsity` and
@@ -50,7 +52,9 @@ __all__ = [
     "matched_levels",
     "matched_note",
     "matched_rows",
+    "resolve_tolerance",
     "sparsity_bin",
+    "supported_tolerance",
 ]
 
 MATCH_TOLERANCE = 0.01
@@ -71,6 +75,27 @@ def check_tolerance(tolerance: Any, key: str = "tolerance") -> float:
             f"{key}: {tolerance!r} is not allowed; allowed: a reached-sparsity difference in [0, {_MAX_TOLERANCE:g})"
         )
     return float(tolerance)
+
+
+def supported_tolerance(targets: Iterable[Any], default: float = MATCH_TOLERANCE) -> float:
+    """``default``, or less where two distinct ``targets`` lie closer than twice it (0.4 of their gap).
+
+    None, NaN and non-numbers among ``targets`` are ignored (rows without a target keep ``default``).
+    """
+    values = sorted(
+        {
+            round(float(t), 6)
+            for t in targets
+            if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+        }
+    )
+    gaps = [b - a for a, b in zip(values, values[1:])]
+    return min(default, 0.4 * min(gaps)) if gaps else default
+
+
+def resolve_tolerance(tolerance: float | None, targets: Iterable[Any]) -> float:
+    """``tolerance`` checked (:func:`check_tolerance`), or when None what ``targets`` support."""
+    return supported_tolerance(targets) if tolerance is None else check_tolerance(tolerance)
 
 
 def _label(low: float, high: float, taken: set[str]) -> str:
@@ -123,7 +148,7 @@ def best_per_level(
     rows: Sequence[dict[str, Any]],
     by: Sequence[str],
     *,
-    tolerance: float = MATCH_TOLERANCE,
+    tolerance: float | None = None,
     metric: str = "accuracy",
     direction: str = "maximize",
 ) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
@@ -133,8 +158,9 @@ def best_per_level(
     are first grouped by configuration (:func:`~workbench.results.configs.by_configuration`), whose
     mean reached sparsity is matched. Returns ``{group: {level label: configuration row}}``; each
     row also holds ``matched_sparsity`` (its level) and ``tolerance``; ties keep the earlier trial.
+    ``tolerance`` None: :func:`supported_tolerance` of the rows' targets.
     """
-    tolerance = check_tolerance(tolerance)
+    tolerance = resolve_tolerance(tolerance, (r.get("target") for r in rows))
     configs = [
         c
         for c in by_configuration(rows, metric=metric)
@@ -183,13 +209,14 @@ def matched_rows(
     rows: Sequence[dict[str, Any]],
     by: Sequence[str] = ("pattern", "criterion"),
     *,
-    tolerance: float = MATCH_TOLERANCE,
+    tolerance: float | None = None,
     metric: str = "accuracy",
     direction: str = "maximize",
 ) -> list[dict[str, Any]]:
     """The best configuration of each ``by`` group at each matched reached sparsity, as flat rows.
 
-    Comparisons hold the reached sparsity within ``tolerance`` (column ``matched_sparsity``: the
+    Comparisons hold the reached sparsity within ``tolerance`` (None: what the rows' targets
+    support, :func:`supported_tolerance`; column ``matched_sparsity``: the
     range reached there; ``tolerance``); the other knobs (scheduler, decay, scope, ...) are whatever
     that group's best configuration used there (shown in its row), not held fixed. ``metric`` is
     the configuration's mean over seeds, ``<metric>_std`` its spread, ``n_seeds`` how many.

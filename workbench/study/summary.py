@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from workbench.benchmarks.direction import best_first
 from workbench.results.front import front
-from workbench.results.matched import MATCH_TOLERANCE, best_per_level, matched_note
+from workbench.results.matched import best_per_level, matched_note, supported_tolerance
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.trial.space import SEARCH_DIMS, effective_params, ordered, sampled_params
 
@@ -165,8 +165,8 @@ def format_table(
     return "\n".join([line(columns), *(line(t) for t in text)])
 
 
-def _matched_table(rows: Sequence[dict[str, Any]], metric: str, direction: str) -> str:
-    table = best_per_level(rows, ("pattern",), metric=metric, direction=direction)
+def _matched_table(rows: Sequence[dict[str, Any]], metric: str, direction: str, tolerance: float) -> str:
+    table = best_per_level(rows, ("pattern",), tolerance=tolerance, metric=metric, direction=direction)
     levels = sorted({label for cells in table.values() for label in cells})
     lines = []
     for (pattern,), cells in sorted(table.items(), key=lambda kv: str(kv[0])):
@@ -206,11 +206,12 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
             lower = " (lower is better)" if direction == "minimize" else ""
             out += ["", f"Best trials by {metric}{lower} ({len(shown)} of {len(rows)} trained trials):"]
         out.append(format_table(shown, columns))
+        tolerance = supported_tolerance(r.get("target") for r in rows)
         out += [
             "",
-            f"Best {metric} per pattern at matched reached sparsity ({matched_note(MATCH_TOLERANCE)}; "
+            f"Best {metric} per pattern at matched reached sparsity ({matched_note(tolerance)}; "
             "± spread over seeds; tN = the configuration's first trial N):",
-            _matched_table(rows, metric, direction),
+            _matched_table(rows, metric, direction, tolerance),
         ]
     out += [
         "",
