@@ -296,10 +296,32 @@ def test_plots_from_frames(store):
     assert {"pattern 4x1", "pattern 2:4", "criterion magnitude", "criterion snip_momentum"} <= set(legend)
     assert any(t.startswith("dense model ") for t in legend)  # the dense accuracy as a reference line
     matched = analysis.best_at_matched_sparsity(complete)
-    assert matched.index.names == ["pattern", "criterion"] and "0.50-0.60" in matched.columns
+    assert matched.index.names == ["pattern", "criterion"] and "0.500" in matched.columns
+    assert "within 0.01" in matched.attrs["note"]
     groups = analysis.plot_metric_by_group(complete, groups=["criterion", "scheduler"])
     assert [ax.get_legend_handles_labels()[1] for ax in groups.axes] == [
         ["magnitude", "snip_momentum"],
         ["iterative", "oneshot"],
     ]
     assert len(groups.axes[0].containers) == 1  # an error bar where a point has two seeds (magnitude, 0.5)
+
+
+def test_twelve_layers_get_twelve_distinguishable_lines():
+    from workbench.analysis.figures import line_styles
+
+    curves = pd.DataFrame(
+        [
+            {"run_id": "r0", "trial": 0, "layer": f"layer{i:02d}", "step": step, "elementwise": step / 100 * i / 12,
+             "blockwise": float("nan")}
+            for i in range(12)
+            for step in (0, 50, 100)
+        ]
+    )  # fmt: skip
+    fig = analysis.plot_layer_curves(curves, run_id="r0")
+    for ax in fig.axes[:1]:
+        styles = {(line.get_color(), line.get_linestyle()) for line in ax.get_lines()}
+        assert len(ax.get_lines()) == 12 and len(styles) == 12  # notebook 02 drew 12 layers in 10 colours
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend == [f"layer{i:02d}" for i in range(12)]
+    for n in (1, 10, 12, 20, 21, 80, 81, 200):
+        assert len(set(line_styles(n))) == n

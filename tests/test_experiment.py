@@ -135,6 +135,40 @@ def test_nm_target_is_clipped_to_pattern_maximum():
     assert effective_params({"pattern": "4x1", "target_sparsity": 0.8})["target_sparsity"] == 0.8
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"study.sweep_target": "yes"}, "study.sweep_target: 'yes' is not allowed; allowed: true, false"),
+        ({"study.sweep_target": 1}, "study.sweep_target: 1 is not allowed; allowed: true, false"),
+        (
+            {"study.sweep_target": True, "search_space.target_sparsity": {"low": 0.5, "high": 0.9}},
+            "study.sweep_target: true needs search_space.target_sparsity as a range with a step",
+        ),
+        (
+            {"study.sweep_target": True, "search_space.target_sparsity": 0.5},
+            "study.sweep_target: true needs search_space.target_sparsity as a range with a step (the targets swept), got 0.5",
+        ),
+        (
+            {"study.sweep_target": True, "study.sampler": "grid"},
+            "study.sweep_target: true is not allowed with sampler grid",
+        ),
+    ],
+)
+def test_sweep_target_is_checked_when_the_file_is_read(change, words):
+    data = copy.deepcopy(BASE)
+    for path, value in change.items():
+        section, key = path.split(".")
+        data[section][key] = value
+    with pytest.raises(ValueError) as info:
+        parse_experiment(data)
+    assert str(info.value).startswith(words) and "\n" not in str(info.value)
+
+
+def test_sweep_target_defaults_to_off_and_reads_true():
+    assert parse_experiment(BASE).study.sweep_target is False
+    assert parse_experiment(_with("study.sweep_target", True)).study.sweep_target is True
+
+
 def test_trial_seeds_are_the_seeds_list_else_the_study_seed():
     assert parse_experiment(BASE).study.trial_seeds == (1,)
     assert parse_experiment(_with("study.seeds", [0, 1, 2])).study.trial_seeds == (0, 1, 2)

@@ -120,7 +120,7 @@ def test_notebook_03_compares_with_the_other_knobs_and_the_reached_sparsity_fixe
         printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
         expected = analysis.compare_at_matched_sparsity(complete, knob, within=within)
         assert printed.strip() == expected.attrs["note"]
-        assert f"{knob} compared with {', '.join(within)}, reached sparsity (bins of 0.1) held fixed" in printed
+        assert f"{knob} compared with {', '.join(within)} held fixed; matched: reached sparsity within 0.01" in printed
         (table,) = [o["data"]["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
         with pd.option_context("display.max_columns", 40, "display.width", 200):
             assert table == repr(expected)  # the rows and columns the notebook shows, computed here again

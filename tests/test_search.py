@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from workbench.experiment import parse_experiment
-from workbench.results.matched import sparsity_bin
+from workbench.results.matched import MATCH_TOLERANCE, matched_levels
 from workbench.study.factories import default_storage, make_storage
 from workbench.study.repeats import REPEATS_IN_A_ROW
 from workbench.study.run import run_study
@@ -146,16 +146,18 @@ def test_multi_objective_study_logs_pareto_front_and_clips_nm_targets(store):
         f.path for f in client.list_artifacts(parent)
     }
     matched = list(csv.DictReader(open(client.download_artifacts(parent, "best_at_matched_sparsity.csv", "."))))
-    cells = [(r["sparsity_bin"], r["pattern"], r["criterion"]) for r in matched]
-    assert matched and len(cells) == len(set(cells))  # one best trial per pattern x criterion x sparsity bin
-    for row in matched:  # the best of its cell, at the sparsity it reached
+    cells = [(r["matched_sparsity"], r["pattern"], r["criterion"]) for r in matched]
+    assert matched and len(cells) == len(set(cells))  # one best per pattern x criterion x matched sparsity
+    levels = matched_levels([t.values[1] for t in study.trials if t.values])
+    for row in matched:  # the best of its cell, at the sparsity it reached, within the stated tolerance
+        assert float(row["tolerance"]) == MATCH_TOLERANCE
         same = [
             t
             for t in study.trials
             if t.params["pattern"] == row["pattern"]
             and t.params["criterion"] == row["criterion"]
             and t.values
-            and sparsity_bin(t.values[1]) == row["sparsity_bin"]
+            and levels[t.values[1]] == row["matched_sparsity"]
         ]
         assert float(row["accuracy"]) == max(t.values[0] for t in same)
     metrics = client.get_run(parent).data.metrics
@@ -328,3 +330,36 @@ def test_explicit_seeds_train_each_configuration_once_per_seed(store):
     frame = trials_frame("seeded", client=store)
     spread = seed_spread(frame[frame["state"] == "COMPLETE"], "target_sparsity")
     assert spread["n_seeds"].max() == 3 and (spread["n_seeds"] == spread["n_runs"]).all()
+
+
+@pytest.mark.e2e
+def test_sweep_target_puts_every_pattern_at_the_same_targets_and_they_are_compared(store):
+    from workbench.results.matched import matched_rows
+    from workbench.study.summary import result_rows
+
+    exp = _space_experiment(
+        "swept",
+        {
+            "pattern": ["4x1", "2:4"],
+            "criterion": "magnitude",
+            "target_sparsity": {"low": 0.3, "high": 0.7, "step": 0.1},
+        },
+        n_trials=8,
+        sampler="nsga2",
+        objectives=["accuracy", "sparsity"],
+        sweep_target=True,
+    )
+    study = run_study(exp, tracking_uri=store, runner=FAKE)
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE and "repeat_of" not in t.user_attrs]
+    reached = {(t.params["pattern"], round(t.params["target_sparsity"], 2)) for t in trained}
+    # 4x1 at every target of the grid, 2:4 at every target up to N/M = 0.5: nothing left to the sampler
+    assert reached == {("4x1", t) for t in (0.3, 0.4, 0.5, 0.6, 0.7)} | {("2:4", t) for t in (0.3, 0.4, 0.5)}
+    assert len(trained) == 8
+    shared = {}
+    for row in matched_rows(result_rows(study), ("pattern",)):
+        shared.setdefault(row["matched_sparsity"], set()).add(row["pattern"])
+    assert [level for level, patterns in sorted(shared.items()) if patterns == {"4x1", "2:4"}] == [
+        "0.300",
+        "0.400",
+        "0.500",
+    ]

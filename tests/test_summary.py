@@ -9,7 +9,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from workbench.results.front import front
-from workbench.results.matched import best_per_bin, sparsity_bin
+from workbench.results.matched import best_per_level, sparsity_bin
 from workbench.study.budget import log_trial
 from workbench.study.report import trial_rows
 from workbench.study.summary import result_rows, summary_text
@@ -27,7 +27,7 @@ TRIALS = [
     ("4x1", "snip_momentum", 0.8, 0.800, 0.90),  # 1: front
     ("2:4", "magnitude", 0.8, 0.500, 0.97),  # 2: front; target clipped to 0.5
     ("2:4", "snip_momentum", 0.5, 0.500, 0.93),  # 3: dominated by 2
-    ("4x1", "magnitude", 0.7, 0.650, 0.96),  # 4: front, beats trial 0 in bin 0.60-0.70
+    ("4x1", "magnitude", 0.7, 0.650, 0.96),  # 4: front; 0.05 above trial 0, so never matched with it
 ]
 
 
@@ -68,13 +68,14 @@ def test_a_dense_value_stored_before_0_1_0_is_read_with_a_warning_naming_its_rem
 def test_front_and_best_per_pattern_at_matched_sparsity():
     rows = result_rows(_study())
     assert [r["trial"] for r in front(rows)] == [2, 4, 1]
-    table = best_per_bin(rows, ("pattern",))
-    assert {k: v["trial"] for k, v in table[("4x1",)].items()} == {"0.60-0.70": 4, "0.80-0.90": 1}
-    assert {k: v["trial"] for k, v in table[("2:4",)].items()} == {"0.50-0.60": 2}
+    table = best_per_level(rows, ("pattern",))
+    # 0.600 and 0.650 are 0.05 apart: two levels, never one comparison
+    assert {k: v["trial"] for k, v in table[("4x1",)].items()} == {"0.600": 0, "0.650": 4, "0.800": 1}
+    assert {k: v["trial"] for k, v in table[("2:4",)].items()} == {"0.500": 2}
 
 
-@pytest.mark.parametrize("value, label", [(0.5, "0.50-0.60"), (0.59999999, "0.60-0.70"), (0.649, "0.60-0.70")])
-def test_sparsity_bins(value, label):
+@pytest.mark.parametrize("value, label", [(0.5, "0.50"), (0.59999999, "0.60"), (0.649, "0.65")])
+def test_sparsity_names_in_metric_keys(value, label):
     assert sparsity_bin(value) == label
 
 
@@ -97,7 +98,8 @@ def test_summary_text_tables_and_next_steps(multi, heading):
     first = lines[header + 1].split()
     assert first[:5] == ["2", "2:4", "magnitude", "0.50", "0.500"]  # effective target, reached sparsity
     matched = lines[lines.index(next(line for line in lines if line.startswith("Best accuracy per pattern"))) + 1]
-    assert matched.split() == ["pattern", "0.50-0.60", "0.60-0.70", "0.80-0.90"]
+    assert matched.split() == ["pattern", "0.500", "0.600", "0.650", "0.800"]
+    assert "matched: reached sparsity within 0.01" in text and "held fixed" not in text
     assert "http://h/#/x" in text and "make notebooks EXPERIMENT=demo" in text
 
 

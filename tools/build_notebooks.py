@@ -112,30 +112,34 @@ NOTEBOOKS = {
     ],
     "03_criterion_schedule": [
         "# Criterion and schedule at matched sparsity\n\nWhich criterion, and which schedule, keep the task's metric best "
-        "once the pattern and the reached sparsity are the same? Every comparison here holds the reached sparsity "
-        "fixed (bins of 0.1) and the other main knobs fixed: the figures have one panel per pattern and scheduler "
-        "(or pattern and criterion), the tables one row per such cell. A knob that still varies inside a panel or "
-        "a cell (pruner type, scope, decay, when the study searches them) is named in the figure's title and under "
-        "the table: there the comparison averages over it. Nothing is averaged across patterns or schedules.",
+        "once the pattern and the reached sparsity are the same? Every comparison here matches the reached sparsity "
+        "(configurations compared only where the sparsities they reached lie within 0.01 of each other, the study's "
+        "rule; a column or cell is labelled by the range it holds) and holds the other main knobs fixed: the "
+        "figures have one panel per pattern and scheduler (or pattern and criterion) that holds trials, the tables "
+        "one row per such cell. A configuration trained with several seeds counts once, at its mean. A knob that "
+        "still varies inside a panel or a cell (pruner type, scope, decay, when the study searches them) is named "
+        "in the figure's title and under the table as **not** held fixed: there the comparison averages over it. "
+        "Nothing is averaged across patterns or schedules. To have every pattern at the same sparsities, search "
+        "with `study.sweep_target: true` (docs/experiment-schema.md).",
         PARAMETERS.format(extra=""),
         SETUP,
         "## Criterion, with pattern and scheduler fixed\nOne panel per pattern and scheduler; x is the sparsity each "
-        "trial **reached**; dots are trials, a line joins a criterion's mean metric per bin of reached sparsity; "
-        "dashed: the dense model. The table lists the cells (pattern, scheduler, bin) where two or more criteria "
-        "were tried: read across a row.",
+        "trial **reached**; dots are trials, a line joins a criterion's mean metric (over its configurations' seed means) per "
+        "matched reached sparsity; dashed: the dense model. The table lists the cells (pattern, scheduler, "
+        "matched sparsity) where two or more criteria were tried: read across a row.",
         'display(analysis.plot_at_matched_sparsity(complete, "criterion", rows="pattern", cols="scheduler", metric=METRIC))\n'
         "by_criterion = analysis.compare_at_matched_sparsity(\n"
-        '    complete, "criterion", within=["pattern", "scheduler"], metric=METRIC\n)\n'
+        '    complete, "criterion", within=["pattern", "scheduler"], metric=METRIC, direction=DIRECTION\n)\n'
         'print(by_criterion.attrs["note"])\nby_criterion',
         "## Schedule, with pattern and criterion fixed",
         'display(analysis.plot_at_matched_sparsity(complete, "scheduler", rows="pattern", cols="criterion", metric=METRIC))\n'
         "by_scheduler = analysis.compare_at_matched_sparsity(\n"
-        '    complete, "scheduler", within=["pattern", "criterion"], metric=METRIC\n)\n'
+        '    complete, "scheduler", within=["pattern", "criterion"], metric=METRIC, direction=DIRECTION\n)\n'
         'print(by_scheduler.attrs["note"])\nby_scheduler',
         "## Criterion, with every other knob fixed\nOnly trials that differ in the criterion alone: every other "
-        "searched knob equal, same bin of reached sparsity. A random or TPE study trains few such pairs; the line "
+        "searched knob equal, reached sparsity matched within 0.01. A random or TPE study trains few such pairs; the line "
         "above an empty table says so.",
-        'strict = analysis.compare_at_matched_sparsity(complete, "criterion", within="all", metric=METRIC)\n'
+        'strict = analysis.compare_at_matched_sparsity(\n    complete, "criterion", within="all", metric=METRIC, direction=DIRECTION\n)\n'
         'print(strict.attrs["note"])\nstrict',
         "## Spread across seeds\nPer configuration (every searched knob and the target fixed): the metric's mean "
         "and spread over its seeds (`study.seeds`); `n_seeds` 1 means one seed, no spread.",

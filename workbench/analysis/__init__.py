@@ -5,8 +5,8 @@ Owns what the notebooks call: frames of trials and curves read from an MLflow st
 (:mod:`.goal`), the statistics over them (:mod:`.stats`: Pareto front, best per knob, seed
 spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
 figure; :mod:`.speed`: the metric against the measured speed-up) and their figures (:mod:`.figures`). May import every
-layer below the CLI except the study layer (an import contract): the Pareto front, bins of reached
-sparsity, importances and study figures it shares with the study's summary are
+layer below the CLI except the study layer (an import contract): the Pareto front, the matched
+reached sparsity (one tolerance rule), importances and study figures it shares with the study's summary are
 :mod:`workbench.results`. Nothing imports it but the CLI and notebooks.
 
 Example:
@@ -33,7 +33,12 @@ from workbench.analysis.frames import (
     trials_frame,
 )
 from workbench.analysis.goal import metric_of, summary_columns
-from workbench.analysis.matched import compare_at_matched_sparsity, configuration_knobs, plot_at_matched_sparsity
+from workbench.analysis.matched import (
+    compare_at_matched_sparsity,
+    configuration_knobs,
+    configurations_frame,
+    plot_at_matched_sparsity,
+)
 from workbench.analysis.speed import SPEED_COLUMNS, has_speed, plot_speedup
 from workbench.analysis.stats import (
     best_at_matched_sparsity,
@@ -53,6 +58,7 @@ __all__ = [
     "best_by",
     "compare_at_matched_sparsity",
     "configuration_knobs",
+    "configurations_frame",
     "cost_table",
     "curves_frame",
     "default_tracking_uri",

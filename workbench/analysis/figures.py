@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from workbench.analysis.stats import seed_spread
@@ -38,6 +40,24 @@ __all__ = [
 
 _MARKERS = "osD^vP*Xph<>"
 _MAX_LEGEND = 12
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def line_styles(n: int) -> list[tuple[str, str]]:
+    """``n`` distinguishable (colour, linestyle) pairs, one per line, no two alike.
+
+    Up to 10: the tab10 colours, solid; up to 20: the tab20 colours (pairs of light and dark hues),
+    solid; beyond: tab20 again with a dashed, dash-dot, then dotted line for each further 20, and
+    past 80 evenly spaced colours of a cyclic map under the four styles.
+    """
+    if n <= 10:
+        return [(to_hex(colormaps["tab10"](i)), "-") for i in range(n)]
+    if n <= 20 * len(_LINESTYLES):
+        tab20 = colormaps["tab20"]
+        return [(to_hex(tab20(i % 20)), _LINESTYLES[i // 20]) for i in range(n)]
+    per_style = -(-n // len(_LINESTYLES))
+    hsv = colormaps["hsv"]
+    return [(to_hex(hsv((i % per_style) / per_style)), _LINESTYLES[i // per_style]) for i in range(n)]
 
 
 def _label(trial: Any, run_id: str) -> str:
@@ -108,10 +128,21 @@ def plot_layer_curves(curves: pd.DataFrame, *, run_id: str | None = None) -> Fig
     second = "nm_groups_satisfied" if nm else "blockwise"
     fig = Figure(figsize=(10, 3.8), dpi=80)
     axes = fig.subplots(1, 2, sharey=True)
+    layers = sorted(rows["layer"].unique())
+    styles = dict(zip(layers, line_styles(len(layers))))  # as many distinct lines as layers, both panels alike
     for ax, value in zip(axes, ("elementwise", second)):
         for layer, layer_rows in rows.groupby("layer", sort=True):
             points = layer_rows.dropna(subset=[value])
-            ax.plot(points["step"], points[value], drawstyle="steps-post", linewidth=1, label=layer)
+            colour, style = styles[layer]
+            ax.plot(
+                points["step"],
+                points[value],
+                drawstyle="steps-post",
+                linewidth=1.2,
+                color=colour,
+                linestyle=style,
+                label=layer,
+            )
         what = "fraction of N:M groups satisfied" if value == "nm_groups_satisfied" else f"{value} sparsity"
         ax.set(title=f"{title}: {what}", xlabel="step", ylim=(-0.02, 1.02))
     axes[0].set_ylabel("sparsity")
@@ -149,11 +180,17 @@ def plot_global_curves(frame: pd.DataFrame, *, metrics: Sequence[str] | None = N
     fig = Figure(figsize=(4.2 * max(1, len(names)), 3.6), dpi=80)
     axes = np.atleast_1d(fig.subplots(1, max(1, len(names)), sharey=True))
     runs = list(dict.fromkeys(zip(frame["trial"], frame["run_id"])))
+    styles = line_styles(len(runs))
     for ax, name in zip(axes, names):
-        for i, (trial, run_id) in enumerate(runs):
+        for (trial, run_id), (colour, style) in zip(runs, styles):
             rows = frame[(frame["run_id"] == run_id) & (frame["metric"] == name)]
             ax.plot(
-                rows["step"], rows["value"], drawstyle="steps-post", color=f"C{i % 10}", label=_label(trial, run_id)
+                rows["step"],
+                rows["value"],
+                drawstyle="steps-post",
+                color=colour,
+                linestyle=style,
+                label=_label(trial, run_id),
             )
         ax.set(title=name, xlabel="step", ylim=(-0.02, 1.02))
     axes[0].set_ylabel("sparsity")
@@ -172,11 +209,19 @@ def plot_eval_curves(frame: pd.DataFrame, *, dense: pd.Series | None = None, met
     fig = Figure(figsize=(6.5, 4), dpi=80)
     ax = fig.subplots()
     runs = list(dict.fromkeys(zip(frame["trial"], frame["run_id"])))
-    for i, (trial, run_id) in enumerate(runs):
+    for (trial, run_id), (colour, style) in zip(runs, line_styles(len(runs))):
         rows = frame[frame["run_id"] == run_id]
-        ax.plot(rows["step"], rows[metric], "o-", markersize=3, color=f"C{i % 10}", label=_label(trial, run_id))
+        ax.plot(
+            rows["step"],
+            rows[metric],
+            marker="o",
+            linestyle=style,
+            markersize=3,
+            color=colour,
+            label=_label(trial, run_id),
+        )
         if dense is not None and run_id in dense.index and not pd.isna(dense[run_id]):
-            ax.axhline(float(dense[run_id]), color=f"C{i % 10}", linestyle=":", linewidth=1)
+            ax.axhline(float(dense[run_id]), color=colour, linestyle=":", linewidth=1)
     ax.set(
         title=f"{metric} during fine-tuning" + (" (dotted: dense)" if dense is not None else ""),
         xlabel="step",

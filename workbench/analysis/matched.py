@@ -1,21 +1,25 @@
-"""One knob compared with the reached sparsity and other knobs held fixed (notebook 03).
+"""One knob compared with the reached sparsity matched and other knobs held fixed (notebook 03).
 
 Averaging a metric over every trial at a target sparsity mixes patterns and schedules in whatever
 proportions the sampler tried them, so such curves zig-zag. Here a comparison of ``knob``'s
 values happens only *within* a cell: the same values of the ``within`` knobs (by default pattern
-and scheduler; ``"all"``: every other searched knob) and the same bin of reached sparsity (width
-0.1, as in the study's matched table). Each cell's value is the mean metric of its trials (so
-seeds and repeats are averaged); the knobs neither compared nor held are named in the result's
-``attrs["note"]``, never silently averaged over.
+and scheduler; ``"all"``: every other searched knob) and the same matched reached sparsity (the
+study's rule, :func:`workbench.results.matched.matched_levels`: within
+:data:`~workbench.results.matched.MATCH_TOLERANCE`, 0.01, less when the targets step finer). Trials are first grouped by
+configuration (:func:`workbench.results.configs.by_configuration`: the mean over seeds), so a
+configuration trained with three seeds weighs as one; each cell's value is the mean of its
+configurations. The knobs neither compared nor held are named in the result's
+``attrs["note"]``, never silently averaged over, and never called "held fixed".
 
 Example:
     >>> import pandas as pd
-    >>> df = pd.DataFrame({"pattern": ["4x1"] * 4, "scheduler": ["oneshot"] * 4,
-    ...                    "criterion": ["snip", "magnitude", "snip", "magnitude"],
-    ...                    "sparsity": [0.61, 0.63, 0.82, 0.71], "accuracy": [0.9, 0.8, 0.7, 0.75]})
+    >>> df = pd.DataFrame({"trial": range(4), "pattern": ["4x1"] * 4, "scheduler": ["oneshot"] * 4,
+    ...                    "criterion": ["snip", "magnitude", "snip", "magnitude"], "seed": 0,
+    ...                    "target_sparsity": [0.6, 0.6, 0.8, 0.7],
+    ...                    "sparsity": [0.6, 0.5926, 0.8, 0.7], "accuracy": [0.9, 0.8, 0.7, 0.75]})
     >>> table = compare_at_matched_sparsity(df, "criterion")
-    >>> table.reset_index()[["sparsity_bin", "magnitude", "snip", "best"]].values.tolist()
-    [['0.60-0.70', 0.8, 0.9, 'snip']]
+    >>> table.reset_index()[["matched_sparsity", "magnitude", "snip", "best"]].values.tolist()
+    [['0.593-0.600', 0.8, 0.9, 'snip']]
 """
 
 from __future__ import annotations
@@ -29,15 +33,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.analysis.frames import KNOBS
+from workbench.analysis.stats import trial_records
+from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
-from workbench.results.matched import BIN_WIDTH, sparsity_bin
+from workbench.results.configs import by_configuration
+from workbench.results.matched import matched_levels, matched_note, resolve_tolerance
 
-__all__ = ["compare_at_matched_sparsity", "configuration_knobs", "plot_at_matched_sparsity"]
+__all__ = ["compare_at_matched_sparsity", "configuration_knobs", "configurations_frame", "plot_at_matched_sparsity"]
 
 _IGNORED = ("target_sparsity", "seed")
-"""Not held as knobs: the target is replaced by the reached-sparsity bin; seeds are averaged."""
+"""Not held as knobs: the target is replaced by the matched reached sparsity; seeds are averaged."""
 _LEGEND_IN = 2.2
 """Inches on the figure's right kept for the legend (``snip_momentum`` fits)."""
+_TITLE_IN = 0.75
+"""Inches on the figure's top kept for its two-line title (so it never overprints a panel's title)."""
+_MAX_COLS = 3
+"""Panels per figure row when only the panels with trials are drawn."""
 
 
 def configuration_knobs(df: pd.DataFrame, *, exclude: Sequence[str] = ()) -> list[str]:
@@ -64,53 +75,90 @@ def _held(df: pd.DataFrame, knob: str, within: Sequence[str] | str) -> tuple[lis
     return held, [k for k in varying if k not in held]
 
 
+def _tolerance(df: pd.DataFrame, tolerance: float | None) -> float:
+    """``tolerance`` checked, or when None what the frame's targets support (the study's rule)."""
+    return resolve_tolerance(tolerance, df["target_sparsity"] if "target_sparsity" in df else ())
+
+
+def configurations_frame(df: pd.DataFrame, *, metric: str = "accuracy", tolerance: float | None = None) -> pd.DataFrame:
+    """One row per configuration of ``df``'s trials, with the matched reached sparsity it belongs to.
+
+    The study's grouping (:func:`workbench.results.configs.by_configuration`, the target as
+    ``target_sparsity`` here): ``metric`` is the mean over seeds, ``<metric>_std`` its spread,
+    ``n_seeds``, ``n_trials``, ``sparsity`` the mean reached; ``matched_sparsity`` is the label of
+    its level under the study's rule (:func:`workbench.results.matched.matched_levels`).
+    Trials without a finite ``metric`` or ``sparsity`` are left out.
+    """
+    tolerance = _tolerance(df, tolerance)
+    valid = df.dropna(subset=[metric, "sparsity"])
+    records = trial_records(valid, metric)
+    configs = pd.DataFrame(by_configuration(records, metric=metric))
+    if configs.empty:
+        return pd.DataFrame(columns=[*valid.columns, "n_trials", "matched_sparsity"])
+    configs = configs.rename(columns={"target": "target_sparsity"})
+    configs["n_trials"] = configs["trials"].map(len)
+    levels = matched_levels(configs["sparsity"].astype(float), tolerance)
+    configs["matched_sparsity"] = [levels[float(s)] for s in configs["sparsity"]]
+    return configs
+
+
 def compare_at_matched_sparsity(
     df: pd.DataFrame,
     knob: str = "criterion",
     *,
     within: Sequence[str] | str = ("pattern", "scheduler"),
     metric: str = "accuracy",
-    width: float = BIN_WIDTH,
+    tolerance: float | None = None,
+    direction: str = "maximize",
 ) -> pd.DataFrame:
-    """``metric`` per value of ``knob`` (columns) in each cell of held knobs and reached-sparsity bin (rows).
+    """``metric`` per value of ``knob`` (columns) in each cell of held knobs and matched reached sparsity (rows).
 
-    Rows: the ``within`` knobs and ``sparsity_bin``, only where at least two values of ``knob``
-    were tried (a comparison); columns: the values of ``knob`` (mean ``metric`` of the cell's
-    trials, NaN where not tried), ``best`` (the value with the highest mean) and ``n_trials``.
+    Rows: the ``within`` knobs and ``matched_sparsity`` (the range of reached sparsity the cell
+    holds, never wider than ``tolerance``), only where at least two values of ``knob`` were tried
+    (a comparison); columns: the values of ``knob`` (mean ``metric`` of the cell's configurations,
+    each a mean over its seeds; NaN where not tried), ``best`` (the value with the best mean: the
+    highest, the lowest when ``direction`` is ``minimize``) and ``n_trials``.
     ``attrs``: ``held``, ``not_held`` (knobs taking two values inside one cell, averaged over
-    there; a decay that only follows the scheduler is not one; empty with ``within="all"``) and ``note``, a sentence saying both. ``ConfigError`` naming a missing column.
+    there; a decay that only follows the scheduler is not one; empty with ``within="all"``),
+    ``tolerance`` and ``note``, a sentence saying all three. ``ConfigError`` naming a missing
+    column or a bad ``tolerance``.
     """
-    if not isinstance(width, (int, float)) or not 0 < width <= 1:
-        raise ConfigError(f"width: {width!r} is not allowed; allowed: a bin width in (0, 1]")
+    tolerance = _tolerance(df, tolerance)
     for column in (knob, metric, "sparsity"):
         if column not in df:
             raise ConfigError(f"compare_at_matched_sparsity: column {column!r} is not in the frame")
     valid = df.dropna(subset=[metric, "sparsity"])
     held, not_held = _held(valid, knob, within)
-    keys = [*held, "sparsity_bin"]
-    cells = valid.assign(sparsity_bin=[sparsity_bin(float(s), width) for s in valid["sparsity"]])
+    keys = [*held, "matched_sparsity"]
+    cells = configurations_frame(valid, metric=metric, tolerance=tolerance)
     not_held = _varying_within(cells, [*keys, knob], not_held)  # a decay that follows the scheduler is its part
-    means = cells.pivot_table(index=keys, columns=knob, values=metric, aggfunc="mean", dropna=False)
-    means = means.dropna(how="all")
-    means = means[means.notna().sum(axis=1) >= 2]
-    counts = cells.groupby(keys, dropna=False).size()
+    if cells.empty:
+        means = pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=keys))
+    else:
+        means = cells.pivot_table(index=keys, columns=knob, values=metric, aggfunc="mean", dropna=False)
+        means = means.dropna(how="all")
+        means = means[means.notna().sum(axis=1) >= 2]
     out = means.copy()
     out.columns = [str(c) for c in out.columns]
     out.columns.name = None
     if len(out):
-        out["best"] = means.idxmax(axis=1).astype(str).to_numpy()
+        counts = cells.groupby(keys, dropna=False)["n_trials"].sum()
+        best = means.idxmin(axis=1) if sign(direction) < 0 else means.idxmax(axis=1)
+        out["best"] = best.astype(str).to_numpy()
         out["n_trials"] = counts.reindex(out.index).to_numpy()
     else:
         out = out.assign(best=pd.Series(dtype=str), n_trials=pd.Series(dtype=int))
-    out.attrs.update(held=held, not_held=not_held, note=_note(knob, held, not_held, width, len(out)))
+    out.attrs.update(
+        held=held, not_held=not_held, tolerance=tolerance, note=_note(knob, held, not_held, tolerance, len(out))
+    )
     return out
 
 
-def _note(knob: str, held: list[str], not_held: list[str], width: float, rows: int) -> str:
-    held_text = ", ".join([*held, f"reached sparsity (bins of {width:g})"])
-    text = f"{knob} compared with {held_text} held fixed; each cell averages its trials (seeds, repeats)."
+def _note(knob: str, held: list[str], not_held: list[str], tolerance: float, rows: int) -> str:
+    text = f"{knob} compared with {', '.join(held)} held fixed; " if held else f"{knob} compared; "
+    text += f"{matched_note(tolerance)}; each cell averages its configurations."
     if not_held:
-        text += f" NOT held fixed (averaged over within a cell): {', '.join(not_held)}."
+        text += f" NOT held fixed (varied and averaged over within a cell): {', '.join(not_held)}."
     if rows == 0:
         text += f" No cell of this study holds two values of {knob}: nothing to compare at matched sparsity."
     return text
@@ -123,60 +171,76 @@ def plot_at_matched_sparsity(
     rows: str = "pattern",
     cols: str = "scheduler",
     metric: str = "accuracy",
-    width: float = BIN_WIDTH,
+    tolerance: float | None = None,
 ) -> Figure:
-    """``metric`` against reached sparsity, one panel per (``rows``, ``cols``) value, one line per ``knob`` value.
+    """``metric`` against reached sparsity, one panel per (``rows``, ``cols``) pair with trials, one line per ``knob`` value.
 
-    Within a panel the ``rows`` and ``cols`` knobs are fixed; each trial is a faint dot at the
-    sparsity it reached, and each line joins the mean of a ``knob`` value's trials per bin of
-    reached sparsity (at their mean reached sparsity), so lines are compared at matched sparsity,
-    never across patterns or schedules. Colours are the same in every panel; each panel has its
-    own metric scale (a collapsed configuration does not flatten the others); the dense model's
-    mean metric (column ``dense_<metric>``) is a dashed line. The title names the knobs that
-    take two values inside a panel (not held fixed).
+    Within a panel the ``rows`` and ``cols`` knobs are fixed; only pairs that hold trials get a
+    panel (at most three per figure row, in order of ``rows`` then ``cols``). Each trial is a faint
+    dot at the sparsity it reached, and each line joins, per matched reached sparsity (the study's
+    rule, within ``tolerance``), the mean of a ``knob`` value's configurations (each a mean over
+    seeds) at their mean reached sparsity, so lines are compared at matched sparsity, never across
+    patterns or schedules. Colours are the same in every panel; each panel has its own metric
+    scale; the dense model's mean metric (column ``dense_<metric>``) is a dashed line. The title,
+    kept above the panels, says the tolerance and names the knobs that take two values inside a
+    panel (not held fixed).
     """
+    tolerance = _tolerance(df, tolerance)
     for column in (knob, rows, cols, metric, "sparsity"):
         if column not in df:
             raise ConfigError(f"plot_at_matched_sparsity: column {column!r} is not in the frame")
     valid = df.dropna(subset=[metric, "sparsity"])
-    row_values = sorted(valid[rows].astype(str).unique()) or ["-"]
-    col_values = sorted(valid[cols].astype(str).unique()) or ["-"]
+    pairs = sorted({(str(r), str(c)) for r, c in zip(valid[rows], valid[cols])}) or [("-", "-")]
     colours = {v: f"C{i % 10}" for i, v in enumerate(sorted(valid[knob].astype(str).unique()))}
-    fig = Figure(figsize=(4.4 * len(col_values) + _LEGEND_IN, 3.0 * len(row_values) + 0.9), dpi=100)
-    axes = np.atleast_2d(fig.subplots(len(row_values), len(col_values), sharex=True, squeeze=False))
+    n_cols = min(_MAX_COLS, len(pairs))
+    n_rows = math.ceil(len(pairs) / n_cols)
+    fig = Figure(figsize=(4.4 * n_cols + _LEGEND_IN, 3.0 * n_rows + _TITLE_IN + 0.4), dpi=100)
+    grid = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     dense_column = f"dense_{metric}"
     dense = float(valid[dense_column].mean()) if dense_column in valid else math.nan
-    for (i, r), (j, c) in ((a, b) for a in enumerate(row_values) for b in enumerate(col_values)):
-        ax = axes[i, j]
-        panel = valid[(valid[rows].astype(str) == r) & (valid[cols].astype(str) == c)]
-        _draw_panel(ax, panel, knob, metric, width, colours)
+    configs = configurations_frame(valid, metric=metric, tolerance=tolerance)
+    axes = list(grid.flat)
+    for ax in axes[len(pairs) :]:
+        fig.delaxes(ax)
+    for index, (r, c) in enumerate(pairs):
+        ax = axes[index]
+        in_panel = (valid[rows].astype(str) == r) & (valid[cols].astype(str) == c)
+        panel_configs = (
+            configs[(configs[rows].astype(str) == r) & (configs[cols].astype(str) == c)] if len(configs) else configs
+        )
+        _draw_panel(ax, valid[in_panel], panel_configs, knob, metric, colours)
         if not math.isnan(dense):
             ax.axhline(dense, color="0.4", linestyle="--", linewidth=1)
         ax.set_title(f"{rows} {r} · {cols} {c}", fontsize=11)
         ax.grid(alpha=0.3)
-        if i == len(row_values) - 1:
-            ax.set_xlabel("sparsity reached", fontsize=10)
-        if j == 0:
+        ax.set_xlabel("sparsity reached", fontsize=10)
+        if index % n_cols == 0:
             ax.set_ylabel(metric, fontsize=10)
-    handles = [axes[0, 0].plot([], [], "o-", color=colour, label=v)[0] for v, colour in colours.items()]
+    handles = [axes[0].plot([], [], "o-", color=colour, label=v)[0] for v, colour in colours.items()]
     if not math.isnan(dense):
-        handles.append(axes[0, 0].plot([], [], "--", color="0.4", label="dense")[0])
+        handles.append(axes[0].plot([], [], "--", color="0.4", label="dense")[0])
     fig.legend(handles=handles, title=knob, loc="center right", fontsize=10, title_fontsize=10, frameon=False)
     not_held = _varying_within(valid, [rows, cols, knob], configuration_knobs(valid, exclude=(knob, rows, cols)))
     title = f"{metric} per {knob} at matched sparsity: {rows} and {cols} fixed per panel"
     subtitle = f"not held fixed: {', '.join(not_held)}" if not_held else "no other knob varies"
-    fig.suptitle(f"{title}\n({subtitle}; lines: mean per {width:g}-wide bin of reached sparsity)", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1 - _LEGEND_IN / fig.get_figwidth(), 1))
+    fig.suptitle(
+        f"{title}\n({subtitle}; lines: mean per reached sparsity matched within {tolerance:g})",
+        fontsize=11,
+        y=1 - 0.1 / fig.get_figheight(),
+        va="top",
+    )
+    top = 1 - _TITLE_IN / fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1 - _LEGEND_IN / fig.get_figwidth(), top))
     return fig
 
 
-def _draw_panel(ax: Any, panel: pd.DataFrame, knob: str, metric: str, width: float, colours: dict[str, str]) -> None:
-    if panel.empty:
-        ax.text(0.5, 0.5, "no trials", ha="center", va="center", transform=ax.transAxes, color="0.5")
+def _draw_panel(
+    ax: Any, trials: pd.DataFrame, configs: pd.DataFrame, knob: str, metric: str, colours: dict[str, str]
+) -> None:
+    for value, points in trials.groupby(trials[knob].astype(str), sort=True):
+        ax.scatter(points["sparsity"], points[metric], color=colours[value], s=14, alpha=0.35)
+    if configs.empty:
         return
-    for value, trials in panel.groupby(panel[knob].astype(str), sort=True):
-        colour = colours[value]
-        ax.scatter(trials["sparsity"], trials[metric], color=colour, s=14, alpha=0.35)
-        bins = trials.assign(bin=[sparsity_bin(float(s), width) for s in trials["sparsity"]])
-        line = bins.groupby("bin")[["sparsity", metric]].mean().sort_values("sparsity")
-        ax.plot(line["sparsity"], line[metric], "o-", color=colour, markersize=5, linewidth=1.6)
+    for value, group in configs.groupby(configs[knob].astype(str), sort=True):
+        line = group.groupby("matched_sparsity")[["sparsity", metric]].mean().sort_values("sparsity")
+        ax.plot(line["sparsity"], line[metric], "o-", color=colours[value], markersize=5, linewidth=1.6)

@@ -15,16 +15,26 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
 from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
 from workbench.results.front import pareto_indices
-from workbench.results.matched import BIN_WIDTH, matched_rows
+from workbench.results.matched import matched_note, matched_rows, resolve_tolerance
 
-__all__ = ["best_at_matched_sparsity", "best_by", "pareto_front", "pick_trials", "seed_spread", "variance_explained"]
+__all__ = [
+    "best_at_matched_sparsity",
+    "best_by",
+    "pareto_front",
+    "pick_trials",
+    "seed_spread",
+    "trial_records",
+    "variance_explained",
+]
 
 
 def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -32,6 +42,24 @@ def _need(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         if column not in df.columns:
             allowed = ", ".join(map(str, df.columns))
             raise ConfigError(f"{what}: column {column!r} is not in the frame; allowed: {allowed}")
+
+
+def trial_records(df: pd.DataFrame, metric: str = "accuracy") -> list[dict[str, Any]]:
+    """``df``'s trials with a finite ``metric`` and ``sparsity`` as the study's plain rows.
+
+    The rows :mod:`workbench.results` takes (``workbench.study.summary.result_rows``' shape): the
+    target as ``target`` (from ``target_sparsity``), ``trial`` an int (``-1 - position`` for a run
+    outside a study), NaN knobs left out so they group alike.
+    """
+    records = []
+    for i, record in enumerate(df.dropna(subset=[metric, "sparsity"]).to_dict("records")):
+        record = {k: v for k, v in record.items() if k == metric or not (isinstance(v, float) and math.isnan(v))}
+        trial = record.get("trial")
+        record["trial"] = int(trial) if isinstance(trial, (int, float)) else -1 - i  # a run outside a study
+        if "target_sparsity" in record:
+            record["target"] = round(float(record.pop("target_sparsity")), 6)
+        records.append(record)
+    return records
 
 
 def pareto_front(
@@ -171,38 +199,46 @@ def best_at_matched_sparsity(
     df: pd.DataFrame,
     by: Sequence[str] = ("pattern", "criterion"),
     *,
-    width: float = BIN_WIDTH,
+    tolerance: float | None = None,
     metric: str = "accuracy",
     direction: str = "maximize",
 ) -> pd.DataFrame:
-    """The best row of each ``by`` group in each bin of reached sparsity (``sparsity``), wide.
+    """The best configuration of each ``by`` group at each matched reached sparsity, wide.
 
-    One row per group, one column per bin (``"0.60-0.70"``) holding the best ``metric`` there (the
-    lowest when ``direction`` is ``minimize``), and
-    ``<bin> trial`` columns naming the trial. Groups are compared at the same reached sparsity;
-    the other knobs (scheduler, decay, ...) are whatever each best trial used, not held fixed
-    (:func:`workbench.results.matched.matched_rows` has them). The same numbers as the study's
-    ``best_at_matched_sparsity.csv``.
+    The study's rule (:func:`workbench.results.matched.matched_rows`): trials grouped by
+    configuration (mean ``metric`` over seeds), compared where their reached sparsities lie within
+    ``tolerance`` of each other (None: 0.01, less on a finer grid of targets;
+    :func:`workbench.results.matched.supported_tolerance`). One row per group, one column per matched sparsity (labelled by
+    the range reached there, ``"0.593-0.600"``) holding the best mean ``metric`` there (the lowest
+    when ``direction`` is ``minimize``), and ``<level> trial`` columns naming the configuration's
+    first trial. The other knobs (scheduler, decay, ...) are whatever each best configuration
+    used, not held fixed (:func:`workbench.results.matched.matched_rows` has them). ``attrs["note"]``
+    says the tolerance. The same numbers as the study's ``best_at_matched_sparsity.csv``.
 
     Example:
         >>> df = pd.DataFrame({"trial": [0, 1, 2], "pattern": ["4x1", "4x1", "2:4"], "criterion": ["snip"] * 3,
-        ...                    "sparsity": [0.61, 0.65, 0.5], "accuracy": [0.9, 0.95, 0.97]})
-        >>> float(best_at_matched_sparsity(df).loc[("4x1", "snip"), "0.60-0.70"])
-        0.95
+        ...                    "target_sparsity": [0.6, 0.65, 0.5], "sparsity": [0.6, 0.65, 0.5],
+        ...                    "accuracy": [0.9, 0.95, 0.97]})
+        >>> table = best_at_matched_sparsity(df)
+        >>> [c for c in table.columns if not c.endswith("trial")], float(table.loc[("4x1", "snip"), "0.600"])
+        (['0.500', '0.600', '0.650'], 0.9)
     """
-    _need(df, [*by, "sparsity", metric, "trial"], "best_at_matched_sparsity")
-    records = [
-        dict(r, trial=int(r["trial"])) for r in df.dropna(subset=["sparsity", metric, "trial"]).to_dict("records")
-    ]
-    rows = matched_rows(records, tuple(by), width=width, metric=metric, direction=direction)
+    _need(df, [*by, "sparsity", metric], "best_at_matched_sparsity")
+    records = trial_records(df, metric)
+    tolerance = resolve_tolerance(tolerance, (r.get("target") for r in records))
+    rows = matched_rows(records, tuple(by), tolerance=tolerance, metric=metric, direction=direction)
     if not rows:
-        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(by)))
+        out = pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=list(by)))
+        out.attrs["note"] = matched_note(tolerance)
+        return out
     long = pd.DataFrame(rows)
-    accuracy = long.pivot_table(index=list(by), columns="sparsity_bin", values=metric, aggfunc="first")
-    trials = long.pivot_table(index=list(by), columns="sparsity_bin", values="trial", aggfunc="first")
+    values = long.pivot_table(index=list(by), columns="matched_sparsity", values=metric, aggfunc="first")
+    trials = long.pivot_table(index=list(by), columns="matched_sparsity", values="trial", aggfunc="first")
     trials.columns = [f"{c} trial" for c in trials.columns]
-    out = accuracy.join(trials.astype("Int64"))
-    order = [c for b in accuracy.columns for c in (b, f"{b} trial")]
+    out = values.join(trials.astype("Int64"))
+    order = [c for b in values.columns for c in (b, f"{b} trial")]
     out = out[order]
     out.columns.name = None
-    return out.sort_values(list(accuracy.columns), ascending=sign(direction) < 0, na_position="last")
+    out = out.sort_values(list(values.columns), ascending=sign(direction) < 0, na_position="last")
+    out.attrs["note"] = matched_note(tolerance)
+    return out

@@ -99,6 +99,9 @@ class StudySettings:
     study_name: str | None = None
     seeds: tuple[int, ...] = ()
     """Seeds every sampled configuration is trained with (explicit repeats); empty: ``(seed,)``."""
+    sweep_target: bool = False
+    """Train every sampled configuration at every target of ``search_space.target_sparsity``'s grid
+    (up to N/M for an N:M pattern), so every compared pattern is at the same sparsities."""
 
     @property
     def trial_seeds(self) -> tuple[int, ...]:
@@ -198,7 +201,29 @@ def _parse_study(raw: Any) -> StudySettings:
     study_name = section.get("study_name")
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise fail("study.study_name", f"expected a non-empty string, got {study_name!r}")
-    return StudySettings(n_trials, sampler, tuple(objectives), pruner, seed, study_name, seeds)
+    sweep_target = section.get("sweep_target", False)
+    if not isinstance(sweep_target, bool):
+        raise fail("study.sweep_target", f"{sweep_target!r} is not allowed; allowed: true, false")
+    return StudySettings(n_trials, sampler, tuple(objectives), pruner, seed, study_name, seeds, sweep_target)
+
+
+def _check_sweep(target: Any, sampler: str) -> None:
+    """``study.sweep_target: true`` needs a stepped ``target_sparsity`` range and a sampler that does not walk a grid."""
+    if sampler == "grid":
+        raise fail(
+            "study.sweep_target",
+            "true is not allowed with sampler grid (the grid already trains every target); allowed: false, "
+            "or sampler tpe, random or nsga2",
+        )
+    if not (isinstance(target, FloatRange) and target.step is not None and target.high > target.low):
+        shown: Any = target
+        if isinstance(target, FloatRange):
+            shown = target.low if target.high == target.low else {"low": target.low, "high": target.high}
+        raise fail(
+            "study.sweep_target",
+            f"true needs search_space.target_sparsity as a range with a step (the targets swept), got {shown!r}; "
+            "allowed: {low: 0.5, high: 0.9, step: 0.1}",
+        )
 
 
 def _parse_seeds(raw: Any) -> tuple[int, ...]:
@@ -259,6 +284,8 @@ def parse_experiment(data: Any, *, source: str = "experiment") -> Experiment:
             raise fail(
                 "study.sampler", f"grid over {points} points; allowed: at most {MAX_GRID_VALUES} (coarser steps)"
             )
+    if study.sweep_target:
+        _check_sweep(space.get("target_sparsity"), study.sampler)
     return Experiment(
         log_model=_parse_tracking(data.get("tracking")),
         name=data["name"],

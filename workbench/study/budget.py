@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from workbench.infra import interrupts
+from workbench.study import heartbeat as _heartbeat
 from workbench.study.console import once_per_study
 from workbench.study.objective import Objective
 from workbench.study.recovery import counted_trials, recover_study, study_lock
@@ -130,8 +131,13 @@ def run_trials(
     parent_run_id: str | None,
     progress: Any = None,
     check: Callable[[], None] | None = None,
+    heartbeat_s: float | None = None,
 ) -> None:
     """Run trials one at a time until ``total`` count; ``progress`` is an optional tqdm bar.
+
+    While a trial runs, a line every ``heartbeat_s`` seconds (default
+    :data:`~workbench.study.heartbeat.HEARTBEAT_S`) says which trial, its step, ``n/N``
+    trials done and an ETA (:class:`~workbench.study.heartbeat.Heartbeat`), on the bar too.
 
     ``check`` runs after every trial (the log writer's health); a trial stopped by a full disk
     stops the loop with its :class:`~workbench.infra.diskfull.DiskFullError` (or a store's
@@ -143,12 +149,17 @@ def run_trials(
     """
     budget = TrialBudget(study, spec=spec, total=total, tracker=tracker, parent_run_id=parent_run_id)
     objective.on_start = budget.release
-    with interrupts.deferred(), once_per_study():
+    interval = heartbeat_s if heartbeat_s is not None else _heartbeat.HEARTBEAT_S
+    heartbeat = _heartbeat.Heartbeat(lambda: objective.progress, total=total, progress=progress, interval=interval)
+    with interrupts.deferred(), once_per_study(), heartbeat:
         while budget.claim():
+            objective.progress = {}  # not the previous trial's step
+            heartbeat.trial_started(**_pace(study))
             try:
                 study.optimize(objective, n_trials=1, callbacks=[log_trial], catch=(Exception,))
             finally:
                 budget.release()
+                heartbeat.trial_ended()
             if objective.fatal is not None:
                 raise objective.fatal
             if check is not None:
@@ -156,6 +167,18 @@ def run_trials(
             interrupts.raise_deferred()
             if progress is not None:
                 progress.update(counted_trials(study) - progress.n)
+
+
+def _pace(study: optuna.Study) -> dict[str, Any]:
+    """What the heartbeat's ETA needs: trials counted, durations of trained ones, trials running at once."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    durations = [
+        t.duration.total_seconds()
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.duration is not None and REPEAT_ATTR not in t.user_attrs
+    ]
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return {"done": counted_trials(study), "durations": durations, "parallel": running + 1}
 
 
 @contextlib.contextmanager

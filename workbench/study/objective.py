@@ -31,6 +31,7 @@ from workbench.infra.outage import StoreOutage, as_stop
 from workbench.infra.processes import worker_identity
 from workbench.study.factories import suggest_params
 from workbench.study.repeats import KEY_ATTR, REPEAT_ATTR, SEED_ATTR, enqueue_other_seeds, find_twin, seed_of
+from workbench.study.sweep import enqueue_target_sweep
 from workbench.study.tracked import TrialRunner, reason_of, run_tracked_trial
 from workbench.tracking import Tracker
 from workbench.tracking.artifacts import DIRECTION_TAG, METRIC_TAG, config_label
@@ -84,6 +85,8 @@ class Objective:
         self._tracker: Tracker | None = None
         self.fatal: DiskFullError | StoreOutage | None = None
         """Set when a trial stopped on a full disk or a store outage: the trial loop raises it (the study stops)."""
+        self.progress: dict[str, Any] = {}
+        """The running trial: ``trial`` (number), ``step`` (last evaluated step), ``steps`` (read by the heartbeat)."""
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _tracker=None, on_start=None)
@@ -131,9 +134,13 @@ class Objective:
             return self._repeat(trial, twin, seed)
         if not enqueued:
             enqueue_other_seeds(trial.study, dict(trial.params), seeds, trial.number)
+            if exp.study.sweep_target:  # every other target of the grid, for every seed
+                enqueue_target_sweep(trial, exp.search_space["target_sparsity"], seeds)
         training = replace(exp.training, threads=self.threads or exp.training.threads)
+        self.progress = {"trial": trial.number, "step": 0, "steps": training.steps}
 
         def on_eval(step: int, value: float) -> None:
+            self.progress = {**self.progress, "step": step}
             if not exp.multi_objective:
                 trial.report(value, step)  # Optuna's pruner compares under the study's (the task's) direction
                 if trial.should_prune():

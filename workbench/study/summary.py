@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from workbench.benchmarks.direction import best_first
 from workbench.results.front import front
-from workbench.results.matched import BIN_WIDTH, best_per_bin
+from workbench.results.matched import best_per_level, matched_note, supported_tolerance
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
 from workbench.trial.space import SEARCH_DIMS, effective_params, ordered, sampled_params
 
@@ -165,17 +165,19 @@ def format_table(
     return "\n".join([line(columns), *(line(t) for t in text)])
 
 
-def _matched_table(rows: Sequence[dict[str, Any]], metric: str, direction: str) -> str:
-    table = best_per_bin(rows, ("pattern",), metric=metric, direction=direction)
-    bins = sorted({label for cells in table.values() for label in cells})
+def _matched_table(rows: Sequence[dict[str, Any]], metric: str, direction: str, tolerance: float) -> str:
+    table = best_per_level(rows, ("pattern",), tolerance=tolerance, metric=metric, direction=direction)
+    levels = sorted({label for cells in table.values() for label in cells})
     lines = []
     for (pattern,), cells in sorted(table.items(), key=lambda kv: str(kv[0])):
         line = {"pattern": pattern}
-        for label in bins:
+        for label in levels:
             row = cells.get(label)
-            line[label] = f"{row[metric]:.4f} t{row['trial']}" if row else "-"
+            spread = row.get(f"{metric}_std", math.nan) if row else math.nan
+            pm = f"±{spread:.4f}" if isinstance(spread, float) and math.isfinite(spread) else ""
+            line[label] = f"{row[metric]:.4f}{pm} t{row['trial']}" if row else "-"
         lines.append(line)
-    return format_table(lines, ["pattern", *bins])
+    return format_table(lines, ["pattern", *levels])
 
 
 def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str, experiment: str) -> str:
@@ -204,10 +206,12 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
             lower = " (lower is better)" if direction == "minimize" else ""
             out += ["", f"Best trials by {metric}{lower} ({len(shown)} of {len(rows)} trained trials):"]
         out.append(format_table(shown, columns))
+        tolerance = supported_tolerance(r.get("target") for r in rows)
         out += [
             "",
-            f"Best {metric} per pattern at matched reached sparsity (bins of {BIN_WIDTH:g}; tN = trial N):",
-            _matched_table(rows, metric, direction),
+            f"Best {metric} per pattern at matched reached sparsity ({matched_note(tolerance)}; "
+            "± spread over seeds; tN = the configuration's first trial N):",
+            _matched_table(rows, metric, direction, tolerance),
         ]
     out += [
         "",

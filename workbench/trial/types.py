@@ -187,8 +187,9 @@ class TrialResult:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds: ``baseline``, ``finetune``, ``eval``, ``total`` (post-training trials: ``prune`` too)."""
     memory: dict[str, float] = field(default_factory=dict)
-    """Peak memory of the trial in MiB (:mod:`workbench.trial.cost`): ``peak_rss_mb`` and
-    ``peak_rss_increase_mb`` on every device, ``peak_cuda_mb`` on CUDA."""
+    """Peak memory of the trial in MiB (:mod:`workbench.trial.cost`): ``peak_rss_mb`` (this trial's
+    own peak; Linux, absent where the high-water mark cannot be reset), ``peak_rss_increase_mb``,
+    ``peak_cuda_mb`` on CUDA."""
     metric: str = "accuracy"
     """The name of the metric the study optimises (the task's ``metric``)."""
     direction: str = "maximize"
