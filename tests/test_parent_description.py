@@ -10,7 +10,15 @@ empty "Default" experiment beside the study's.
 from __future__ import annotations
 
 import dataclasses
+import html
+import os
+import re
+import signal
+import socket
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
@@ -18,15 +26,19 @@ import pytest
 from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from tools.screenshot import chromium
 from workbench.experiment import parse_experiment
 from workbench.results.configs import by_configuration
 from workbench.results.front import front
-from workbench.study.description import artifact_link, front_markdown, run_link, study_description
+from workbench.study.description import GAP, artifact_link, front_markdown, run_link, study_description
 from workbench.study.objective import TrialRunner
 from workbench.study.run import run_study
 from workbench.study.summary import result_rows
 
+from helpers import SAFETY_NET_S
 from helpers.results import fake_build_pruning_config, fake_goal, fake_run_trial
+
+TESTS = Path(__file__).resolve().parent
 
 STUDY = {
     "name": "described",
@@ -62,7 +74,7 @@ SEEDED = TrialRunner(build_config=fake_build_pruning_config, run=seeded_run_tria
 
 def _table(text: str) -> list[dict[str, str]]:
     """The markdown table of ``text`` as rows of header -> cell."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
+    lines = [line.replace(GAP, "") for line in text.splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
 
@@ -91,9 +103,10 @@ def test_the_parent_run_description_holds_the_front_of_configurations(described)
     for row, config in zip(table, expected):
         values = [t.values[0] for t in study.trials if t.number in config["trials"]]
         assert len(values) == 3 and len(set(values)) == 3  # the seeds disagree
-        assert float(row["accuracy (mean)"]) == pytest.approx(statistics.fmean(values), abs=5e-5)
-        assert float(row["std"]) == pytest.approx(statistics.stdev(values), abs=5e-5)
-        assert row["n"] == "3" and float(row["sparsity"]) == pytest.approx(config["sparsity"], abs=5e-4)
+        mean, std = (float(x) for x in row["accuracy mean ± std"].split(" ± "))
+        assert mean == pytest.approx(statistics.fmean(values), abs=5e-5)
+        assert std == pytest.approx(statistics.stdev(values), abs=5e-5)
+        assert row["seeds"] == "3" and float(row["sparsity reached"]) == pytest.approx(config["sparsity"], abs=5e-4)
         for trial, run_id in zip(config["trials"], config["run_ids"]):  # a link to each of its runs
             assert f"[t{trial}]({run_link(exp_id, run_id)})" in row["runs"]
             linked = client.get_run(run_id)
@@ -119,7 +132,8 @@ def test_a_single_objective_study_shows_its_best_configurations_ranked_on_the_me
     text = front_markdown(rows, metric="accuracy", direction="maximize", experiment_id="7", multi_objective=False)
     table = _table(text)
     assert [r["pattern"] for r in table] == ["2:4", "4x1"]  # the luckiest seed (0.99) does not win
-    assert table[0]["std"] == f"{statistics.stdev([0.95, 0.94]):.4f}" and table[0]["n"] == "2"
+    assert table[0]["accuracy mean ± std"] == f"0.9450 ± {statistics.stdev([0.95, 0.94]):.4f}"
+    assert table[0]["seeds"] == "2"
 
 
 def test_a_single_seed_shows_no_spread_and_a_minimised_metric_ranks_lowest_first():
@@ -130,10 +144,7 @@ def test_a_single_seed_shows_no_spread_and_a_minimised_metric_ranks_lowest_first
     table = _table(
         front_markdown(rows, metric="perplexity", direction="minimize", experiment_id="1", multi_objective=False)
     )
-    assert [(r["pattern"], r["perplexity (mean)"], r["std"]) for r in table] == [
-        ("2:4", "20.0000", "-"),
-        ("4x1", "30.0000", "-"),
-    ]
+    assert [(r["pattern"], r["perplexity mean ± std"]) for r in table] == [("2:4", "20.0000"), ("4x1", "30.0000")]
 
 
 def test_registered_versions_are_named_beside_their_runs():
@@ -169,3 +180,63 @@ def test_a_study_without_a_completed_trial_says_so():
     experiment = parse_experiment(STUDY)
     text = study_description(study, experiment, experiment_id="1", parent_run_id="p", tracker=None)
     assert "No trial completed" in text and "|" not in text
+
+
+@pytest.fixture(scope="module")
+def served(described, tmp_path_factory):
+    """``workbench ui`` over the described study's store; yields the UI's address."""
+    study, client, parent, _ = described
+    uri = client.tracking_uri
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "ui", "--port", str(port), "--tracking-uri", uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    proc.stdout.readline()  # printed once the server answers
+    yield f"http://127.0.0.1:{port}"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=SAFETY_NET_S)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_parent_run_page_shows_the_front_table_in_a_browser(described, served, tmp_path):
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium (apt-get install chromium, or set $CHROMIUM)")
+    study, _, parent, text = described
+    url = f"{served}/{run_link(study.user_attrs['mlflow_experiment_id'], parent)}"
+    dom = subprocess.run(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=30000",
+            "--window-size=1440,1800",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_NET_S,
+    ).stdout
+    dom = html.unescape(dom.replace("<!-- -->", ""))
+    assert "<table>" in dom  # the markdown table rendered as one
+    cells = [c.replace("\u2003", "").strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", dom, flags=re.S)]
+    for row in _table(text):  # every cell of the front table, as a cell of the page's table
+        for key, value in row.items():
+            if key != "runs":
+                assert value in cells, (key, value)
+        for trial in re.findall(r"\[(t\d+)\]", row["runs"]):
+            assert f">{trial}</a>" in dom
+    assert f'<img src="{artifact_link(parent, "accuracy_vs_sparsity.png")}"' in dom

@@ -27,7 +27,7 @@ Example:
     ...          "run_id": "r1"}]
     >>> text = front_markdown(rows, metric="accuracy", direction="maximize", experiment_id="1")
     >>> print(text.splitlines()[-1])
-    | 0.50 | 0.8500 | 0.0707 | 2 | 0.500 | [t0](#/experiments/1/runs/r0) [t1](#/experiments/1/runs/r1) |
+    | 0.50&emsp; | 0.8500 ± 0.0707&emsp; | 2&emsp; | 0.500&emsp; | [t0](#/experiments/1/runs/r0) [t1](#/experiments/1/runs/r1) |
 """
 
 from __future__ import annotations
@@ -91,6 +91,20 @@ def _number(value: Any, spec: str) -> str:
     return "-" if not isinstance(value, (int, float)) or value != value else format(value, spec)
 
 
+GAP = "&emsp;"
+"""Ends every cell but the last: MLflow's run page draws markdown tables without cell padding."""
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join([*(f"{c}{GAP}" for c in cells[:-1]), *cells[-1:]]) + " |"
+
+
+def _mean_spread(mean: Any, spread: Any) -> str:
+    """``mean ± spread`` (4 decimals); the mean alone when there is no spread (one seed)."""
+    text = _number(mean, ".4f")
+    return text if _number(spread, ".4f") == "-" else f"{text} ± {_number(spread, '.4f')}"
+
+
 def _varying(configs: Sequence[Mapping[str, Any]], knobs: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """The knobs with more than one value among ``configs`` (``target`` always), and the fixed ones' values."""
     varying, fixed = [], {}
@@ -115,10 +129,11 @@ def front_markdown(
 ) -> str:
     """The front of ``rows`` (plain result rows, one per trial) as a markdown table of configurations.
 
-    Columns: every knob that varies among the configurations (``target`` always), the mean of
-    ``metric`` over seeds, its standard deviation (``std``, ``-`` for one seed), ``n`` seeds, the
-    mean ``sparsity`` reached (and ``speedup`` when ``axis`` is ``speedup``), and the runs
-    (``tN`` links, with ``vK`` when ``versions`` maps the run id to its registered version).
+    Columns: every knob that varies among the configurations (``target`` always), ``<metric> mean ±
+    std``: the mean of ``metric`` over seeds and its standard deviation (the mean alone for one seed), the
+    number of ``seeds``, the mean ``sparsity reached`` (and the ``speed-up`` when ``axis`` is
+    ``speedup``), and the runs (``tN`` links, with ``vK`` when ``versions`` maps the run id to its
+    registered version).
     """
     configs = by_configuration(rows, metric=metric)
     if multi_objective:
@@ -127,9 +142,9 @@ def front_markdown(
         finite = [c for c in configs if c.get(metric) == c.get(metric)]
         shown = sorted(finite, key=lambda c: (best_first(c, metric, direction), c["trial"]))[:BEST_SHOWN]
     knobs, _ = _varying(configs, configuration_knobs(rows))
-    measured = ["sparsity", *(["speedup"] if axis == "speedup" else [])]
-    header = [*knobs, f"{metric} (mean)", "std", "n", *measured, "runs"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    reached = ["sparsity reached", *(["speed-up"] if axis == "speedup" else [])]
+    header = [*knobs, f"{metric} mean ± std", "seeds", *reached, "runs"]
+    lines = [_row(header), "|" + "|".join(["---"] * len(header)) + "|"]
     versions = versions or {}
     for c in shown:
         runs = []
@@ -138,14 +153,13 @@ def front_markdown(
             runs.append(link + (f" (v{versions[run_id]})" if run_id in versions else ""))
         cells = [
             *(_cell(c.get(k), k) for k in knobs),
-            _number(c.get(metric), ".4f"),
-            _number(c.get(spread_column(metric)), ".4f"),
+            _mean_spread(c.get(metric), c.get(spread_column(metric))),
             str(c["n_seeds"]),
             _number(c.get("sparsity"), ".3f"),
             *([_number(c.get("speedup"), ".2f")] if axis == "speedup" else []),
             " ".join(runs),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return "\n".join(lines)
 
 
@@ -176,7 +190,7 @@ def study_description(
     _, fixed = _varying(configs, configuration_knobs(rows))
     lower = " (lower is better)" if direction == "minimize" else ""
     others = [f"{stopped} stopped early"] * bool(stopped) + [f"{failed} failed"] * bool(failed)
-    others += [f"{repeats} exact repeats not trained"] * bool(repeats)
+    others += [f"{repeats} exact repeat{'s' * (repeats > 1)} not trained"] * bool(repeats)
     detail = f" ({', '.join(others)})" if others else ""
     out = [
         f"**Study `{study.study_name}`** on `{experiment.benchmark}`: {len(rows)} trials trained{detail}, "
@@ -200,8 +214,6 @@ def study_description(
         "",
         f"#### {title}",
         "",
-        "Each row is one configuration; `std` is the spread over its `n` seeds; `runs` open each trial.",
-        "",
         front_markdown(
             rows,
             metric=metric,
@@ -211,6 +223,9 @@ def study_description(
             multi_objective=multi,
             versions=versions,
         ),
+        "",
+        "One row per configuration (its seeds averaged; ± is the standard deviation over them); "
+        "each `tN` opens that trial's run.",
     ]
     if registered and versions:
         listed = ", ".join(f"v{v}" for v in sorted(set(versions.values()), key=int))
