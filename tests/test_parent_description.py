@@ -26,7 +26,6 @@ import pytest
 from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from tools.screenshot import chromium
 from workbench.experiment import parse_experiment
 from workbench.results.configs import by_configuration
 from workbench.results.front import front
@@ -36,6 +35,7 @@ from workbench.study.run import run_study
 from workbench.study.summary import result_rows
 
 from helpers import SAFETY_NET_S
+from helpers.browser import dump_dom
 from helpers.results import fake_build_pruning_config, fake_goal, fake_run_trial
 
 TESTS = Path(__file__).resolve().parent
@@ -208,28 +208,8 @@ def served(described, tmp_path_factory):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_parent_run_page_shows_the_front_table_in_a_browser(described, served, tmp_path):
-    binary = chromium()
-    if binary is None:
-        pytest.skip("no Chromium (apt-get install chromium, or set $CHROMIUM)")
     study, _, parent, text = described
-    url = f"{served}/{run_link(study.user_attrs['mlflow_experiment_id'], parent)}"
-    dom = subprocess.run(
-        [
-            binary,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=30000",
-            "--window-size=1440,1800",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=SAFETY_NET_S,
-    ).stdout
+    dom = dump_dom(f"{served}/{run_link(study.user_attrs['mlflow_experiment_id'], parent)}", tmp_path / "profile")
     dom = html.unescape(dom.replace("<!-- -->", ""))
     assert "<table>" in dom  # the markdown table rendered as one
     cells = [c.replace("\u2003", "").strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", dom, flags=re.S)]
