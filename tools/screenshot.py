@@ -3,13 +3,15 @@
 The docs' screenshots of the UI (``docs/images/``) are made with it, so they can be made again::
 
     .venv/bin/python tools/screenshot.py "http://127.0.0.1:5000/#/experiments/1/runs/<run_id>" \\
-        docs/images/parent-run.png --wait-for "Pareto front" --click "Expand description" --click Close
+        docs/images/parent-run.png --wait-for "Pareto front" --click "Expand description" --click Close \\
+        --height 1040 --colors 256
 
 Chromium (``/usr/bin/chromium`` from the Debian package, or ``$CHROMIUM``) is driven over its
 DevTools protocol with the standard library alone: the page is loaded, the tool waits until its
 text holds ``--wait-for``, clicks each ``--click`` in turn (an element whose ``aria-label`` or
 whole text is that string; one that is not there is skipped, with a note), waits for the page to
-settle, and saves the viewport (``--width`` x ``--height`` CSS pixels) as a PNG. Exit 2 with one
+settle, and saves the viewport (``--width`` x ``--height`` CSS pixels) as a PNG (``--colors N``:
+with a palette of N colours, a few times smaller). Exit 2 with one
 line when Chromium is missing or the page never shows ``--wait-for``.
 """
 
@@ -32,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "screenshot"]
+__all__ = ["chromium", "main", "reduce_colors", "screenshot"]
 
 _CLICK = """(label) => {
   const all = [...document.querySelectorAll('[aria-label], button, a, span, div[role="button"]')];
@@ -196,6 +198,16 @@ def screenshot(
     return notes
 
 
+def reduce_colors(path: Path, colors: int) -> None:
+    """Rewrite the PNG ``path`` with a palette of ``colors`` colours (a few times smaller for a docs page)."""
+    # start-up: Pillow (matplotlib's dependency) loads only when asked to shrink a picture
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE)
+    small.save(path, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line (module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -205,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--click", action="append", default=[], help="aria-label or text of an element to click")
     parser.add_argument("--width", type=int, default=1440)
     parser.add_argument("--height", type=int, default=1800)
+    parser.add_argument("--colors", type=int, default=0, help="reduce the PNG to N colours (Pillow), 0: keep")
     args = parser.parse_args(argv)
     try:
         notes = screenshot(
@@ -215,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in notes:
         print(note, file=sys.stderr)
+    if args.colors:
+        reduce_colors(args.out, args.colors)
     print(f"wrote {args.out}")
     return 0
 
