@@ -33,6 +33,7 @@ from workbench.study.description import GAP, artifact_link, front_markdown, run_
 from workbench.study.objective import TrialRunner
 from workbench.study.run import run_study
 from workbench.study.summary import result_rows
+from workbench.tracking.store_create import ensure_sqlite_store, hide_default_experiment
 
 from helpers import SAFETY_NET_S
 from helpers.browser import dump_dom
@@ -220,3 +221,13 @@ def test_the_parent_run_page_shows_the_front_table_in_a_browser(described, serve
         for trial in re.findall(r"\[(t\d+)\]", row["runs"]):
             assert f">{trial}</a>" in dom
     assert f'<img src="{artifact_link(parent, "accuracy_vs_sparsity.png")}"' in dom
+
+
+def test_default_is_kept_when_it_holds_a_run_or_is_the_study_experiment(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert ensure_sqlite_store(uri) is True and ensure_sqlite_store(uri) is False  # created once
+    client = MlflowClient(uri)
+    assert hide_default_experiment(client, keep="Default") is False  # the study's own experiment
+    client.create_run("0")
+    assert hide_default_experiment(client, keep="mine") is False  # holds a run: the user's
+    assert client.get_experiment("0").lifecycle_stage == "active"
