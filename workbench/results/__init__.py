@@ -6,8 +6,7 @@ Owns the rules that the study's end-of-search summary and parent-run artifacts
 so the two never disagree: trials grouped by configuration with the metric averaged over seeds
 (:mod:`.configs`), the Pareto front and whether trials measured speed (:mod:`.front`), the
 best per bin of reached sparsity (:mod:`.matched`), importances on residuals
-(:mod:`.importance`) and the study figures (:mod:`.figures`; one colour per pattern and one marker per
-criterion in every study: :mod:`.styles`). Rows are plain
+(:mod:`.importance`) and the study figures (:mod:`.figures`). Rows are plain
 dicts, one per trial; which way the task's metric is better is its ``direction`` (``"maximize"`` /
 ``"minimize"``, :mod:`workbench.benchmarks.direction`); sparsity and speed-up are
 maximised. May import experiment, trial, pruner and infra; never MLflow or Optuna, never the study
