@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from workbench.study.run import run_study
 from workbench.tracking.landing_view import SPARSITY_METRIC, VIEW_TAG_PREFIX, view_key, view_url
 
 from helpers import SAFETY_NET_S
+from helpers.browser import dump_dom
 from helpers.results import FAKE
 
 TESTS = Path(__file__).resolve().parent
@@ -153,38 +153,11 @@ def test_a_resumed_study_keeps_a_saved_view_the_user_changed(store, monkeypatch)
         client.set_experiment_tag(exp_id, key, original)
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_landing_page_lists_the_trials_with_pattern_and_metric_in_a_browser(served, tmp_path):
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium (apt-get install chromium, or set $CHROMIUM)")
     _, _, line, study = served
-    url = line.split()[2]
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=30000",
-            "--window-size=1920,1080",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=SAFETY_NET_S,
-    ).stdout
+    dom = dump_dom(line.split()[2], tmp_path / "profile")
     trained = [t for t in study.trials if "repeat_of" not in t.user_attrs]
     names = {t.number: f"t{t.number:02d} {t.params['pattern']} {t.params['criterion']}" for t in trained}
     for number, name in names.items():  # every trained trial is listed, named by its configuration

@@ -4,6 +4,7 @@
 - :mod:`helpers.results`: a complete :class:`~workbench.trial.TrialResult` and a stand-in trial runner.
 - :mod:`helpers.study`: a ``workbench search`` subprocess, polling its stores, its MLflow runs.
 - :mod:`helpers.analysis_store`: an MLflow store with known runs and curves, for analysis.
+- :mod:`helpers.browser`: a page's DOM as headless Chromium renders it (browser tests).
 - :mod:`helpers.pruner`: small models and a training loop for the pruner library.
 - :mod:`helpers.postgres`: a throw-away PostgreSQL server and an MLflow server on it.
 - :mod:`helpers.hf_tiny`: a local word-level tokenizer, tiny BERT/GPT-2 configs and text splits

@@ -31,6 +31,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from workbench.benchmarks.direction import best_of
 from workbench.results.front import has_speed
+from workbench.results.styles import color_map, marker_map
 from workbench.trial.space import is_posttraining
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
     "plot_metric_vs_speedup",
     "plot_pareto_front",
 ]
-
-_MARKERS = "osD^vP*Xph<>"
 
 
 def plot_best_so_far(
@@ -115,8 +114,8 @@ def plot_metric_vs_sparsity(
     fig = Figure(figsize=(12, 7.5), dpi=100)
     ax = fig.subplots()
     valid = [r for r in rows if r.get("sparsity") == r.get("sparsity") and r.get(metric) == r.get(metric)]
-    colors = {v: f"C{i % 10}" for i, v in enumerate(sorted({str(r.get(color)) for r in valid}))}
-    markers = {v: _MARKERS[i % len(_MARKERS)] for i, v in enumerate(sorted({str(r.get(marker)) for r in valid}))}
+    colors = color_map(color, (r.get(color) for r in valid))  # the same per value in every study
+    markers = marker_map(marker, (r.get(marker) for r in valid))
     for r in valid:
         _point(ax, r["sparsity"], r[metric], colors[str(r.get(color))], markers[str(r.get(marker))], r.get(marker))
     handles = [Line2D([], [], color=v, marker="s", ls="", ms=10, label=f"{color} {k}") for k, v in colors.items()]
@@ -193,8 +192,7 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", ma
     axes = fig.subplots(1, 2, sharey=True)
     valid = [r for r in rows if r.get(metric) == r.get(metric)]
     groups = sorted({str(r.get(marker)) for r in valid})
-    colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
-    markers = {g: _MARKERS[i % len(_MARKERS)] for i, g in enumerate(groups)}
+    colors, markers = color_map(marker, groups), marker_map(marker, groups)
     walls = [r["wall_s"] for r in valid if _positive(r.get("wall_s"))]
     log_wall = bool(walls) and max(walls) >= 10 * min(walls)  # within a decade, a log axis shows one label at most
     labels = ("wall time (s, log)" if log_wall else "wall time (s)", "peak memory (MiB, RSS)")

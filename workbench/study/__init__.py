@@ -4,7 +4,8 @@ Owns the Optuna side of a search: storages, samplers and early stopping (:mod:`.
 objective that runs one tracked trial (:mod:`.objective`), recovery of trials a dead process left
 (:mod:`.recovery`), the trial loop and budget shared by processes (:mod:`.budget`), worker
 processes (:mod:`.workers`), :func:`run_study` (:mod:`.run`), reruns (:mod:`.rerun`), console
-logging (:mod:`.console`) and the study's summary artifacts (:mod:`.report`, :mod:`.summary`; the
+logging (:mod:`.console`), the study's summary artifacts (:mod:`.report`, :mod:`.summary`) and the parent
+run's description, its front as a markdown table (:mod:`.description`; the
 front, bins, importances and figures they use are :mod:`workbench.results`). May import every
 layer below it: tracking, results, experiment, trial, benchmarks, pruner, infra; never analysis.
 """

@@ -43,6 +43,7 @@ from workbench.infra.locks import store_lock
 from workbench.infra.stores import local_path, redact_url, sqlite_path
 from workbench.pruner.errors import ConfigError
 from workbench.study.budget import progress_bar, run_trials
+from workbench.study.description import describe_study
 from workbench.study.factories import grid_space, make_pruner, make_sampler, make_storage, resolve_storage
 from workbench.study.models import keep_front_models, register_front
 from workbench.study.objective import Objective, TrialRunner
@@ -56,7 +57,7 @@ from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.landing_view import landing_view_tag
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
 from workbench.tracking.spool import SpoolWriter, replay, spool_dir
-from workbench.tracking.store_create import ensure_sqlite_store
+from workbench.tracking.store_create import ensure_sqlite_store, hide_default_experiment
 
 __all__ = ["run_study"]
 
@@ -180,6 +181,7 @@ def run_study(
             register_front(study, tracker, experiment, parent)
         except Exception as err:  # noqa: BLE001 - reported, the study's results stand
             _log.warning("keeping or registering the front's models failed (%s: %s)", type(err).__name__, err)
+    describe_study(study, tracker, parent, experiment)  # the answer on the parent run's page
     tracker.end_study(parent)
     return study
 
@@ -201,8 +203,10 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
     """
     with store_lock((local_path(spec), sqlite_path(tracking_uri))):
         check_store_health(spec, tracking_uri, experiment.study_name, experiment.name)
-        ensure_sqlite_store(tracking_uri)
+        created = ensure_sqlite_store(tracking_uri)
         tracker = Tracker(tracking_uri)
+        if created:  # a new store shows the study's experiment, not MLflow's empty Default beside it
+            hide_default_experiment(tracker.client, keep=experiment.name)
         study = optuna.create_study(
             storage=make_storage(spec, failed_trial_callback=stale_trial_callback(tracker)),
             study_name=experiment.study_name,

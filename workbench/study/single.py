@@ -22,7 +22,7 @@ from workbench.study.objective import plugin_tags, run_tracked_trial, task_tags
 from workbench.study.preflight import check_point_builds, check_tracking_uri, source_of
 from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.artifacts import config_label
-from workbench.tracking.store_create import ensure_sqlite_store
+from workbench.tracking.store_create import ensure_sqlite_store, hide_default_experiment
 from workbench.trial import TrialResult
 
 __all__ = ["run_single"]
@@ -42,8 +42,10 @@ def run_single(
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri, source=source_of(tracking_uri, "--tracking-uri", "MLFLOW_TRACKING_URI"))
     with store_lock([sqlite_path(uri)]):
-        ensure_sqlite_store(uri)
-    tracker = Tracker(tracking_uri)
+        created = ensure_sqlite_store(uri)
+        tracker = Tracker(tracking_uri)
+        if created:  # the run's experiment alone, not MLflow's empty Default beside it
+            hide_default_experiment(tracker.client, keep=experiment.name)
     run_id, result = run_tracked_trial(
         tracker,
         tracker.experiment_id(experiment.name, description=experiment.description or None),

@@ -1,6 +1,8 @@
 """The figure logged with every trial: every layer's sparsity over steps, and the global curve.
 
-One picture per trial, readable at its native size (1600 px wide): left, a layer x step heatmap
+One picture per trial, readable where MLflow shows it: the artifact pane of a run page is about
+800 px wide on a laptop's screen, so the figure is 900 px wide (:data:`WIDTH_PX`; a 1600 px one
+was shrunk to half, its labels to 5 px). Left, a layer x step heatmap
 of elementwise sparsity (one row per layer, labelled, so hundreds of layers still fit); right, the
 global sparsity reached and the task's metric over the same steps. The title names the
 configuration and the metric's final value. Built with ``Figure`` directly (no pyplot state, no backend
@@ -13,7 +15,7 @@ Example:
     ...                 layer_sparsity={"fc": {0: 0.0, 5: 0.5}})
     >>> fig = plot_trial_overview(r, title="t00 4x1 magnitude oneshot 0.50")
     >>> fig.axes[0].get_title(), round(fig.get_figwidth() * fig.dpi)
-    ('Per-layer sparsity (elementwise)', 1600)
+    ('Per-layer sparsity (elementwise)', 900)
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from matplotlib.ticker import MaxNLocator
 if TYPE_CHECKING:
     from workbench.trial import TrialResult
 
-__all__ = ["plot_trial_overview"]
+__all__ = ["WIDTH_PX", "plot_trial_overview"]
+
+WIDTH_PX, _DPI = 900, 90
+"""The figure's width in pixels: shown whole, not shrunk, in the artifact pane of MLflow's run page."""
 
 _MAX_LABELS = 80  # layer names shown on the heatmap's axis; more layers show every k-th name
 
@@ -50,13 +55,13 @@ def plot_trial_overview(result: TrialResult, *, title: str = "") -> Figure:
     """Layer x step heatmap of elementwise sparsity (left) and global sparsity + the task's metric (right).
 
     The title is ``title`` (the configuration) with the final value of the task's metric, the
-    dense one and the sparsity reached; a metric outside [0, 1] (perplexity) gets its own axis. 1600 px wide; the height grows with the number of layers.
+    dense one and the sparsity reached; a metric outside [0, 1] (perplexity) gets its own axis. :data:`WIDTH_PX` wide; the height grows with the number of layers.
     """
     layers = dict(result.layer_sparsity)  # the model's order, as the runner recorded them
     steps = sorted({s for c in layers.values() for s in c} | {s for c in result.sparsity.values() for s in c})
     height = min(4.0 + 0.16 * len(layers), 24.0)
-    fig = Figure(figsize=(16, height), dpi=100)
-    grid = fig.add_gridspec(1, 3, width_ratios=(2.2, 0.06, 1.2), wspace=0.2)
+    fig = Figure(figsize=(WIDTH_PX / _DPI, height), dpi=_DPI)
+    grid = fig.add_gridspec(1, 3, width_ratios=(1.7, 0.06, 1.2), wspace=0.35)
     heat, bar, curve = fig.add_subplot(grid[0]), fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
     if layers and steps:
         edges = np.array([*steps, steps[-1] + max(1, (steps[-1] - steps[0]) // 50)], dtype=float)
@@ -122,11 +127,11 @@ def plot_trial_overview(result: TrialResult, *, title: str = "") -> Figure:
         curve.set_ylabel("sparsity")
     if global_curve or evals:
         handles = curve.get_legend_handles_labels()[0] + (axis.get_legend_handles_labels()[0] if not unit else [])
-        curve.legend(handles=handles, loc="center left", fontsize=10, framealpha=0.9)  # early: curve low, metric high
+        curve.legend(handles=handles, loc="center left", fontsize=8, framealpha=0.9)  # early: curve low, metric high
     curve.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     reached = global_curve[max(global_curve)] if global_curve else float("nan")
     headline = f"{metric} {result.value:.4f} (dense {result.dense_value:.4f}), sparsity reached {reached:.3f}"
-    fig.suptitle(f"{title}: {headline}" if title else headline, fontsize=14, y=1 - 0.25 / height)
-    left = min(0.3, (6.0 * max([len(n) for n in layers] or [4]) + 40) / 1600)  # room for the layer names
-    fig.subplots_adjust(left=left, right=0.96, bottom=0.8 / height, top=1 - 1.0 / height)
+    fig.suptitle(f"{title}\n{headline}" if title else headline, fontsize=12, y=1 - 0.15 / height)
+    left = min(0.3, (5.5 * max([len(n) for n in layers] or [4]) + 40) / WIDTH_PX)  # room for the layer names
+    fig.subplots_adjust(left=left, right=0.93, bottom=0.8 / height, top=1 - 0.95 / height)
     return fig

@@ -9,6 +9,11 @@ rename and its folder after, so a power loss cannot leave a store without its ta
 an older workbench left, holding no run, is moved aside (``<name>.broken-<time>``, with a
 warning) and created again; one that holds runs is the user's data: a ConfigError says what to do.
 
+MLflow puts an empty experiment "Default" (id 0) in every new store; beside the study's own it
+only misleads (a first look at the UI opens on it). :func:`hide_default_experiment` moves it to
+the trash (MLflow's soft delete: MLflow itself does not create it again, ``mlflow gc`` would
+remove it for good) in a store the workbench has just created, where nothing can be in it.
+
 Example:
     >>> ensure_sqlite_store("sqlite:////tmp/doc-store/mlflow.db")  # doctest: +SKIP
 """
@@ -21,12 +26,13 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from workbench.infra.durable import replace_durably
 from workbench.infra.stores import sqlite_path, sqlite_url
 from workbench.pruner.errors import ConfigError
 
-__all__ = ["ensure_sqlite_store", "schema_problem"]
+__all__ = ["DEFAULT_EXPERIMENT", "ensure_sqlite_store", "hide_default_experiment", "schema_problem"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,28 +84,29 @@ def _create(db: Path) -> None:
     replace_durably(tmp, db)  # atomic and synced: the store appears complete, or not at all
 
 
-def ensure_sqlite_store(uri: str) -> None:
+def ensure_sqlite_store(uri: str) -> bool:
     """Create the MLflow SQLite store ``uri`` atomically if it does not exist (module docstring).
 
     Call it under a lock shared by the processes that may create the same store. Other URLs and
     complete stores are left alone; a file that is not a database is reported by
-    :func:`workbench.study.store_health.check_store_health`, not here.
+    :func:`workbench.study.store_health.check_store_health`, not here. Returns whether it created
+    the store (then :func:`hide_default_experiment` may tidy it).
     """
     path = sqlite_path(uri)
     if path is None or path == ":memory:":
-        return
+        return False
     db = Path(path).expanduser()
     for leftover in db.parent.glob(f".{db.name}.creating-*"):  # a creation killed before its rename
         leftover.unlink(missing_ok=True)
     if not db.exists() or db.stat().st_size == 0:
         _create(db)
-        return
+        return True
     try:
         problem = schema_problem(db)
     except sqlite3.DatabaseError:
-        return
+        return False
     if problem is None:
-        return
+        return False
     if _runs(db):
         raise ConfigError(
             f"{db}: the MLflow store is not usable: {problem}; it holds runs, so back it up and run "
@@ -109,3 +116,30 @@ def ensure_sqlite_store(uri: str) -> None:
     os.replace(db, aside)
     _log.warning("%s: %s and it held no run; moved to %s and created again", db, problem, aside)
     _create(db)
+    return True
+
+
+DEFAULT_EXPERIMENT = ("0", "Default")
+"""MLflow's own experiment in a new store: its id and name."""
+
+
+def hide_default_experiment(client: Any, *, keep: str) -> bool:
+    """Move MLflow's empty "Default" experiment of a new store to the trash; returns whether it did.
+
+    Only an active experiment 0 named ``Default`` that holds no run, and never when the study's own
+    experiment is named ``keep`` == ``Default`` (it would be that one). ``client`` is an
+    ``MlflowClient`` of the store.
+    """
+    exp_id, name = DEFAULT_EXPERIMENT
+    if keep == name:
+        return False
+    try:
+        found = client.get_experiment(exp_id)
+        if found.name != name or found.lifecycle_stage != "active" or client.search_runs([exp_id], max_results=1):
+            return False
+        client.delete_experiment(exp_id)
+    except Exception as err:  # noqa: BLE001 - tidying only: the store works with Default shown
+        _log.debug("MLflow's Default experiment left in place: %s", err)
+        return False
+    _log.debug("moved MLflow's empty Default experiment to the trash")
+    return True
