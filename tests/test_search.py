@@ -184,6 +184,17 @@ def test_grid_sampler_total_is_capped_by_the_grid(store):
     assert sorted(t.params["target_sparsity"] for t in study.trials) == [0.5, 0.6, 0.7]
 
 
+@pytest.mark.e2e
+def test_a_grid_with_seeds_trains_every_point_once_per_seed(store):
+    data = copy.deepcopy(EXPERIMENT)
+    data.update(name="grid-seeds")
+    data["search_space"].update(pattern=["4x1", "2:4"], criterion="magnitude", target_sparsity=0.5)
+    data["study"].update(sampler="grid", n_trials=10, seeds=[0, 1, 2])
+    study = run_study(parse_experiment(data), tracking_uri=store, runner=FAKE)
+    trained = sorted((t.params["pattern"], t.user_attrs.get("seed", 0)) for t in study.trials)
+    assert trained == [(p, s) for p in ("2:4", "4x1") for s in (0, 1, 2)]
+
+
 def test_default_storage_follows_the_study():
     assert default_storage("new", 1) == "sqlite:///optuna.db"
     assert default_storage("new", 3) == "optuna.journal"

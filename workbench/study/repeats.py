@@ -80,9 +80,12 @@ def enqueue_other_seeds(study: optuna.Study, params: dict[str, Any], seeds: Sequ
 def space_exhausted(study: optuna.Study) -> str | None:
     """Why ``study`` can train no new point (one line), or None while it still can.
 
-    A grid sampler whose every grid point has been run, or :data:`REPEATS_IN_A_ROW` finished
+    Never while trials are queued (the other seeds of a configuration, swept targets); else a
+    grid sampler whose every grid point has been run, or :data:`REPEATS_IN_A_ROW` finished
     trials in a row (the newest) that were all exact repeats of trained ones.
     """
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return None  # queued trials (another seed, a swept target) still train new points
     sampler = study.sampler
     if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
         return "every point of the grid has been run (exact repeats, e.g. N:M targets clipped to N/M, do not count)"

@@ -92,8 +92,9 @@ def run_study(
         raise ConfigError(f"n_trials: must be >= 1, got {total}")
     check_device(experiment)  # a device this machine lacks: exit 2 before any store or trial
     experiment = resolve_task(experiment, runner.goal)  # the task's metric and direction; bad objectives: exit 2
-    if experiment.study.sampler == "grid":
-        total = min(total, math.prod(len(v) for v in grid_space(experiment).values()) or 1)
+    if experiment.study.sampler == "grid":  # every grid point once per seed
+        grid = math.prod(len(v) for v in grid_space(experiment).values()) or 1
+        total = min(total, grid * len(experiment.study.trial_seeds))
     spec = resolve_storage(storage, experiment.study_name, workers)
     check_stores(  # both stores, before either is created or written
         spec,
