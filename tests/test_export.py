@@ -396,6 +396,8 @@ def _check_provenance(meta: dict, to: Path, tracker, run_id: str) -> None:
     assert meta["run_id"] == run_id and meta["config"] == spec
     assert meta["study"] == run.data.tags["optuna.study_name"] and meta["run_name"] == run.info.run_name
     assert meta["commit"] == run.data.tags.get("workbench.git_commit")
+    assert meta["benchmark"] == run.data.params["benchmark"] and meta["task"] == spec["benchmark"]
+    assert meta["benchmark"].startswith("family_plugins:")  # the spec the study ran, not the task's name
     readme = (to / "README.md").read_text()
     for fact in (run_id, f"study: `{meta['study']}`", f"commit: `{meta['commit']}`", meta["benchmark"], "trial.yaml"):
         assert str(fact) in readme, (fact, readme)

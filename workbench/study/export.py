@@ -5,7 +5,7 @@
 re-run from its ``trial.yaml``, and the time that took is recorded), writes ``format`` into a new
 folder, reloads what it wrote, compares the outputs on the first evaluation batch and the task's
 metric on the evaluation batches with the trial's logged value, and only then writes
-``export.json`` (provenance: run, study, experiment, commit, config; sizes on disk against the
+``export.json`` (provenance: run, study, experiment, commit, benchmark spec, config; sizes on disk against the
 dense fp32 checkpoint; the checks). Formats (:data:`FORMATS`):
 
 * ``torch``: ``model.safetensors`` (every tensor of the ``state_dict``, the zeros applied),
@@ -208,7 +208,8 @@ def _readme(meta: dict[str, Any], model: torch.nn.Module) -> str:
         f"- run: `{meta['run_id']}` ({meta['run_name']}), experiment `{meta['experiment_id']}`",
         f"- study: `{meta['study']}`",
         f"- commit: `{meta['commit']}`",
-        f"- benchmark: `{meta['benchmark']}`",
+        f"- benchmark: `{meta['benchmark']}` (task `{meta['task']}`), "
+        f"benchmark_params {meta['config'].get('benchmark_params') or {}}",
         f"- model from: {source}",
         "- config: the trial's `trial.yaml`, in `export.json` (`config`)",
         "",
@@ -313,7 +314,8 @@ def export(
             "experiment_id": run.info.experiment_id,
             "run_name": run.info.run_name,
             "commit": tags.get("workbench.git_commit"),
-            "benchmark": spec.get("benchmark"),
+            "benchmark": run.data.params.get("benchmark", spec.get("benchmark")),  # the spec the study ran
+            "task": spec.get("benchmark"),  # the built task's name (trial.yaml)
             "config": spec,
             "source": "re-run" if rerun_s is not None else "logged model",
             **({"rerun_seconds": round(rerun_s, 3)} if rerun_s is not None else {}),
