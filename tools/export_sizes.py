@@ -51,6 +51,7 @@ def _experiment(plugin: str, metric: str, patterns: list[str], target: float) ->
 
 def export_sizes(folder: Path) -> list[dict[str, Any]]:
     """Run the studies in ``folder``, export every trial in :data:`FORMATS`; one row per trial."""
+    # the study layer (torch, MLflow, Optuna) loads when the tool runs, not when `--help` is asked
     import workbench
     from workbench.experiment import parse_experiment
     from workbench.study.run import run_study

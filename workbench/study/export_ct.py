@@ -157,7 +157,7 @@ def sparsity_config(fmt: str, targets: list[str], global_sparsity: float, struct
         "global_sparsity": global_sparsity,
         "sparsity_structure": structure,
     }
-    try:
+    try:  # optional (the [hf] extra), and slow to import: only when an export writes a config
         from compressed_tensors.config import SparsityCompressionConfig
     except ImportError:  # the layout does not need the library
         return data
@@ -225,9 +225,9 @@ def write_compressed_tensors(model: torch.nn.Module, folder: Path, pattern: str)
 
 
 def _library_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import version  # only an export needs it
 
+    try:
         return version("compressed-tensors")
     except Exception:  # noqa: BLE001 - not installed: the layout needs no library
         return "none (written by the workbench)"
@@ -241,7 +241,7 @@ def load_compressed_tensors(folder: str | os.PathLike, model_class: Any = None) 
     from transformers) built from the folder's config without its ``quantization_config``. A
     folder whose ``sparsity_config`` names another format is a ValueError naming it.
     """
-    import transformers
+    import transformers  # the optional [hf] extra, slow to import: only a load needs it
 
     folder = Path(folder)
     config = transformers.AutoConfig.from_pretrained(str(folder))

@@ -65,7 +65,7 @@ class ExportedHF(Exported):
 def hf_loss(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
     """The loss a causal language model computes from its logits and ``labels`` (its own
     ``loss_function``), or None for other models (a classifier's evaluation uses the logits only)."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # optional [hf] extra
 
     if type(model).__name__ not in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
         return None
