@@ -65,3 +65,19 @@ def perplexity_blobs(width: int = 8):
         dense=DenseRecipe(**recipe),
         params={"width": width},
     )
+
+
+def named_blobs(width: int = 8):
+    """``blobs`` as a Task whose name (``two-blobs``) is not its spec: ``trial.yaml`` records the name,
+    so a rerun that built the task from it would not find this task (or would find another)."""
+    from workbench.benchmarks import DenseRecipe, Task, TensorBatches
+
+    _, data, recipe = blobs(width)
+    return Task(
+        "two-blobs",
+        build_model=lambda: blobs(width)[0],
+        train_batches=TensorBatches(data["x_train"], data["y_train"], batch_size=32),
+        eval_batches=TensorBatches(data["x_test"], data["y_test"], batch_size=64, shuffle=False),
+        dense=DenseRecipe(**recipe),
+        params={"width": width},
+    )

@@ -59,6 +59,61 @@ def test_a_sparse_file_is_smaller_than_dense_by_its_sparsity(tmp_path):
     assert size / dense < 0.2 + 1 / 32 + 0.02  # 20% values + 1 bit per weight (+ header)
 
 
+# compressed-tensors 0.12.2 (the last release with the sparse compressors and no transformers<5 pin),
+# BitmaskCompressor / Sparse24BitMaskCompressor.compress_weight("m", W): what it wrote for this W
+CT_W = [
+    [0.0, 1.5, 0.0, -2.0, 3.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.5, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 1.0, 2.0] + [0.0] * 5 + [-1.0],
+]
+CT_BITMASK = {"shape": [2, 12], "compressed": [1.5, -2.0, 3.0, 4.0, 0.5, 1.0, 2.0, -1.0], "bitmask": [[26, 5], [48, 8]],
+              "row_offsets": [0, 5]}  # fmt: skip
+CT_24 = {"shape": [[2], [12]], "compressed": [[1.5, -2.0, 3.0, 0.0, 4.0, 0.5], [0.0, 0.0, 1.0, 2.0, 0.0, -1.0]],
+         "bitmask": [[90, 5], [60, 12]]}  # fmt: skip
+
+
+def test_the_bitmask_layouts_are_compressed_tensors_own():
+    from workbench.study.export_ct import bitmask24_compress, bitmask24_decompress, bitmask_compress, bitmask_decompress
+
+    w = torch.tensor(CT_W)
+    ours = bitmask_compress(w)
+    assert {k: v.tolist() for k, v in ours.items()} == CT_BITMASK
+    assert ours["bitmask"].dtype == torch.uint8 and ours["row_offsets"].dtype == torch.int64
+    ours24 = bitmask24_compress(w)
+    assert ours24["shape"].tolist() == CT_24["shape"] and ours24["compressed"].tolist() == CT_24["compressed"]
+    # a group with fewer than two nonzeros keeps some zeros: which ones is the writer's choice (the library's
+    # topk ties); both decompress to W
+    theirs = {k: torch.tensor(v, dtype=torch.uint8 if k == "bitmask" else None) for k, v in CT_24.items()}
+    assert torch.equal(bitmask24_decompress(theirs), w) and torch.equal(bitmask24_decompress(ours24), w)
+    theirs = {k: torch.tensor(v, dtype=torch.uint8 if k == "bitmask" else None) for k, v in CT_BITMASK.items()}
+    assert torch.equal(bitmask_decompress(theirs), w)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 5), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
+def test_both_bitmask_layouts_give_any_weight_of_their_pattern_back_exactly(rows, groups, sparsity, seed):
+    from workbench.study.export_ct import (
+        bitmask24_compress,
+        bitmask24_decompress,
+        bitmask_compress,
+        bitmask_decompress,
+        is_24_rows,
+    )
+
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, 4 * groups, generator=gen) * (torch.rand(rows, 4 * groups, generator=gen) >= sparsity)
+    assert torch.equal(bitmask_decompress(bitmask_compress(w)), w)
+    two_four = w.clone().reshape(rows, groups, 4)
+    two_four.scatter_(-1, torch.rand(rows, groups, 4, generator=gen).argsort(-1)[..., :2], 0.0)
+    two_four = two_four.reshape(rows, -1)
+    assert is_24_rows(two_four)
+    parts = bitmask24_compress(two_four)
+    assert parts["compressed"].shape == (rows, 2 * groups)
+    assert torch.equal(bitmask24_decompress(parts), two_four)
+    if not is_24_rows(w):
+        with pytest.raises(ValueError, match="is not 2:4 along its rows"):
+            bitmask24_compress(w)
+
+
 def test_tracking_log_model_is_validated():
     data = experiment("x", "mlp-digits", n_trials=1)
     assert parse_experiment(data).log_model == "front"
@@ -216,6 +271,7 @@ def test_every_front_trial_exports_as_torch_and_reloads_to_its_logged_metric(mlp
     assert exports
     for run_id, _, meta, to in exports:
         assert sorted(p.name for p in to.iterdir()) == [
+            "README.md",
             "export.json",
             "masks.safetensors",
             "model.safetensors",
@@ -237,7 +293,8 @@ def test_every_front_trial_exports_as_torch_and_reloads_to_its_logged_metric(mlp
             "check": "outputs equal, metric equal",
         }
         assert meta["run_id"] == run_id and meta["study"] == "winners" and meta["config"]["benchmark"] == "mlp-digits"
-        assert meta["sizes"]["export_bytes"] == sum(p.stat().st_size for p in to.iterdir() if p.name != "export.json")
+        own = ("export.json", "README.md")  # written after the size is measured
+        assert meta["sizes"]["export_bytes"] == sum(p.stat().st_size for p in to.iterdir() if p.name not in own)
         assert meta["source"] == "logged model"
 
 
@@ -259,6 +316,10 @@ def test_export_bad_input_exits_2_with_one_line(mlp_study, tmp_path):
     cases = {
         "unknown run": (["0" * 32, "--format", "torch", "--to", str(tmp_path / "a")], "run_id: no run"),
         "hf on an MLP": ([run_id, "--format", "hf", "--to", str(tmp_path / "b")], "format: 'hf' does not apply"),
+        "compressed-tensors on an MLP": (
+            [run_id, "--format", "compressed-tensors", "--to", str(tmp_path / "d")],
+            "format: 'compressed-tensors' does not apply to run",
+        ),
         "unknown format": ([run_id, "--format", "onnx", "--to", str(tmp_path / "c")], "format: 'onnx' is not allowed"),
         "non-empty folder": ([run_id, "--format", "torch", "--to", str(full)], "exists and is not an empty folder"),
     }
@@ -272,7 +333,7 @@ def test_export_bad_input_exits_2_with_one_line(mlp_study, tmp_path):
         )
         assert done.returncode == 2, (case, done.stderr)
         assert done.stderr.count("\n") == 1 and message in done.stderr, (case, done.stderr)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and sorted(full.iterdir()) == [full / "x"]
+    assert not any((tmp_path / name).exists() for name in "abd") and sorted(full.iterdir()) == [full / "x"]
 
 
 @pytest.mark.slow
@@ -297,11 +358,13 @@ def test_a_dropped_model_is_exported_by_re_running_its_trial(mlp_study, tmp_path
 
 
 HF_FAMILIES = [("tiny_text", "accuracy"), ("tiny_lm", "perplexity")]
+HF_PATTERNS = ["1x1", "4x1", "2:4"]
 
 
 @pytest.fixture(scope="module", params=HF_FAMILIES, ids=[f[0] for f in HF_FAMILIES])
 def hf_study(request, tmp_path_factory):
-    """A 3-trial study on a tiny random BERT classifier / GPT-2 (tests/family_plugins.py), metric vs sparsity."""
+    """A 3-trial study on a tiny random BERT classifier / GPT-2 (tests/family_plugins.py), metric vs sparsity:
+    one trial per pattern of :data:`HF_PATTERNS` at 0.5, every trial's model kept (``log_model: all``)."""
     pytest.importorskip("transformers", reason="the [hf] extra (transformers) is not installed")
     pytest.importorskip("datasets", reason="the [hf] extra (datasets) is not installed")
     plugin, metric = request.param
@@ -311,19 +374,37 @@ def hf_study(request, tmp_path_factory):
         "benchmark": f"family_plugins:{plugin}",
         "training": {"steps": 12, "lr": 0.001, "optimizer": "adamw", "eval_every": 6, "pruning_frequency": 3},
         "search_space": {
-            "pattern": ["4x1"],
+            "pattern": HF_PATTERNS,
             "criterion": ["magnitude"],
             "scheduler": ["iterative"],
-            "target_sparsity": {"low": 0.5, "high": 0.7, "step": 0.1},
+            "target_sparsity": 0.5,
         },
         "study": {"n_trials": 3, "sampler": "grid", "objectives": [metric, "sparsity"], "pruner": "none", "seed": 0},
+        "tracking": {"log_model": "all"},
     }
     study = _run_study(folder, data)  # the task says its direction (perplexity: minimize)
     return folder, study, dataclasses.replace(parse_experiment(data), direction=study.user_attrs["direction"])
 
 
+def _check_provenance(meta: dict, to: Path, tracker, run_id: str) -> None:
+    """export.json and README.md name the run, the study, the commit and the config (the run's trial.yaml)."""
+    import json
+
+    run = tracker.client.get_run(run_id)
+    spec, _ = tracker.trial_spec(run_id)
+    assert json.loads((to / "export.json").read_text()) == json.loads(json.dumps(meta, default=str))
+    assert meta["run_id"] == run_id and meta["config"] == spec
+    assert meta["study"] == run.data.tags["optuna.study_name"] and meta["run_name"] == run.info.run_name
+    assert meta["commit"] == run.data.tags.get("workbench.git_commit")
+    assert meta["benchmark"] == run.data.params["benchmark"] and meta["task"] == spec["benchmark"]
+    assert meta["benchmark"].startswith("family_plugins:")  # the spec the study ran, not the task's name
+    readme = (to / "README.md").read_text()
+    for fact in (run_id, f"study: `{meta['study']}`", f"commit: `{meta['commit']}`", meta["benchmark"], "trial.yaml"):
+        assert str(fact) in readme, (fact, readme)
+
+
 @pytest.mark.slow
-def test_hf_front_trials_export_as_torch_and_hf_and_are_registered(hf_study):
+def test_hf_trials_export_in_every_format_reload_to_the_logged_metric_with_provenance(hf_study):
     import mlflow
     import numpy as np
     import transformers
@@ -342,8 +423,10 @@ def test_hf_front_trials_export_as_torch_and_hf_and_are_registered(hf_study):
     assert len(exports) == 3 * len(front)
     for run_id, fmt, meta, to in exports:
         logged = tracker.client.get_run(run_id).data.metrics[exp.metric]
-        if fmt == "slim":  # a dict-batch task: outputs checked, the metric needs the task's batches
+        _check_provenance(meta, to, tracker, run_id)
+        if fmt == "slim":  # slimming reorders sums: outputs and metric close, and checked on the exported module
             assert meta["verified"]["outputs_equal"] and meta["speed"]["slim_params"] <= meta["speed"]["dense_params"]
+            assert meta["verified"]["value"] == pytest.approx(logged, rel=1e-4)
             continue
         assert meta["verified"]["metric_equal"] and meta["verified"]["value"] == logged, (fmt, meta["verified"])
         if fmt == "hf":
@@ -363,6 +446,64 @@ def test_hf_front_trials_export_as_torch_and_hf_and_are_registered(hf_study):
         expected = servable(model, fields)(x).detach()
         got = mlflow.pyfunc.load_model(f"models:/{exp.study_name}/{version.version}").predict(x.numpy())
         assert np.array_equal(got, expected.numpy())
+
+
+@pytest.mark.slow
+def test_hf_trials_export_as_compressed_tensors_reload_with_transformers_to_the_logged_metric(hf_study):
+    import json
+
+    import workbench
+    from workbench.study.export_ct import load_compressed_tensors
+    from workbench.study.models import load_trial_model
+    from workbench.tracking import Tracker
+
+    folder, study, exp = hf_study
+    uri = f"sqlite:///{folder}/mlflow.db"
+    tracker = Tracker(uri)
+    seen = set()
+    for trial in study.trials:
+        run_id, pattern = trial.user_attrs["mlflow_run_id"], trial.params["pattern"]
+        to = folder / "ct" / run_id
+        meta = workbench.export(run_id, "compressed-tensors", to, tracking_uri=uri)
+        _check_provenance(meta, to, tracker, run_id)
+        logged = tracker.client.get_run(run_id).data.metrics[exp.metric]
+        assert meta["verified"]["metric_equal"] and meta["verified"]["value"] == logged
+        layout = meta["compression"]["format"]
+        # BERT's Linear weights are [out, in]: 2:4 along their rows; GPT-2's Conv1D stores [in, out]
+        want = "sparse-24-bitmask" if pattern == "2:4" and exp.metric == "accuracy" else "sparse-bitmask"
+        assert layout == want, (pattern, meta["compression"])
+        ct = json.loads((to / "config.json").read_text())["quantization_config"]
+        assert ct["quant_method"] == "compressed-tensors" and ct["sparsity_config"]["format"] == layout
+        assert ct["sparsity_config"]["sparsity_structure"] == (
+            "2:4" if layout == "sparse-24-bitmask" else "unstructured"
+        )
+        assert meta["compression"]["compressed_tensors"] >= 8  # every pruned attention / FFN weight of 2 layers
+        assert meta["sizes"]["export_bytes"] < meta["sizes"]["dense_fp32_bytes"]
+        model, task, _ = load_trial_model(tracker, run_id)
+        reloaded = load_compressed_tensors(to)  # the class config.json names, from transformers
+        assert type(reloaded) is type(model)
+        assert task.evaluate(reloaded, task.eval_batches)[exp.metric] == logged
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(reloaded.state_dict()[name], tensor), name
+        seen.add(pattern)
+    assert seen == set(HF_PATTERNS)
+
+
+@pytest.mark.slow
+def test_a_slim_export_whose_metric_cannot_be_checked_is_refused_and_leaves_nothing(hf_study, monkeypatch):
+    import workbench
+    import workbench.study.export as export_module
+    from workbench.pruner import ConfigError as Bad
+
+    folder, study, exp = hf_study
+    if exp.metric != "perplexity":
+        pytest.skip("a classifier's accuracy needs only the logits, which the exported program gives")
+    run_id = study.trials[0].user_attrs["mlflow_run_id"]
+    monkeypatch.setattr(export_module, "hf_loss", lambda model: None)  # the program's loss unknown
+    to = folder / "slim-unchecked"
+    with pytest.raises(Bad, match=r"format: 'slim' cannot be checked on run .*perplexity cannot be computed"):
+        workbench.export(run_id, "slim", to, tracking_uri=f"sqlite:///{folder}/mlflow.db")
+    assert not to.exists() and not list(folder.glob(".slim-unchecked-*"))
 
 
 @pytest.mark.slow

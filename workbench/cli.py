@@ -115,7 +115,7 @@ def _build_parser() -> _Parser:
 
     exp = sub.add_parser("export", help="write a trial's pruned model in a deployable format (docs/export.md)")
     exp.add_argument("run_id", help="MLflow run id of a trial")
-    exp.add_argument("--format", help="torch, hf (Hugging Face tasks) or slim (= --slim)")
+    exp.add_argument("--format", help="torch, hf or compressed-tensors (Hugging Face tasks), or slim (= --slim)")
     exp.add_argument("--to", required=True, help="a new (or empty) folder")
     for flag, text in (("--slim", "slimmed, torch.export (model.pt2)"), ("--rerun", "re-run a trial without a model")):
         exp.add_argument(flag, action="store_true", help=text)

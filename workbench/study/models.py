@@ -53,6 +53,7 @@ __all__ = [
     "load_trial_model",
     "register_front",
     "task_of_run",
+    "task_of_spec",
 ]
 
 _log = logging.getLogger(__name__)
@@ -101,13 +102,24 @@ def keep_front_models(study: optuna.Study, tracker: Tracker, experiment: Experim
     return kept
 
 
-def task_of_run(tracker: Tracker, run_id: str) -> tuple[Any, dict[str, Any], Any]:
-    """The task a trial ran on (its ``trial.yaml``'s benchmark and params, plug-ins imported), the
-    trial spec and the run."""
-    spec, run = tracker.trial_spec(run_id)
+def task_of_spec(spec: dict[str, Any], run: Any) -> Any:
+    """The task ``run`` trained on, built exactly as the study built it.
+
+    The benchmark is the spec the study ran, the run's ``benchmark`` param (``mlp-digits``,
+    ``pkg.mod:fn``): ``trial.yaml``'s ``benchmark`` is the built task's *name*, which for a plug-in
+    or a family is not its spec (``family_plugins:tiny_text`` builds ``hf-text-classification``);
+    only a run logged without that param falls back to it. ``trial.yaml``'s ``benchmark_params``
+    are passed, and the run's plug-in modules (tag ``workbench.plugins``) imported first.
+    """
     import_plugins(filter(None, run.data.tags.get(PLUGINS_TAG, "").split(",")))
-    bench = run.data.params.get("benchmark", spec["benchmark"])  # the spec the study ran (trial.yaml: the task's name)
-    return get_benchmark(bench, **dict(spec.get("benchmark_params") or {})), spec, run
+    bench = run.data.params.get("benchmark", spec["benchmark"])
+    return get_benchmark(bench, **dict(spec.get("benchmark_params") or {}))
+
+
+def task_of_run(tracker: Tracker, run_id: str) -> tuple[Any, dict[str, Any], Any]:
+    """The task a trial ran on (:func:`task_of_spec`), its ``trial.yaml`` and the run."""
+    spec, run = tracker.trial_spec(run_id)
+    return task_of_spec(spec, run), spec, run
 
 
 def load_trial_model(tracker: Tracker, run_id: str) -> tuple[Any, Any, dict[str, Any]]:

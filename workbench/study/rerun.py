@@ -13,11 +13,10 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
-from workbench.benchmarks import get_benchmark
 from workbench.infra import interrupts
-from workbench.infra.plugins import import_plugins
 from workbench.infra.stores import sqlite_path
 from workbench.pruner.errors import ConfigError
+from workbench.study.models import task_of_spec
 from workbench.study.objective import PLUGINS_TAG
 from workbench.tracking import Tracker, resolve_tracking_uri
 from workbench.tracking.artifacts import BENCHMARK_PARAM, metric_name
@@ -35,8 +34,9 @@ def rerun_trial(
     before the trial starts (``on_run(new_id)`` is called then): a trial that fails ends it
     ``FAILED`` and an interrupt (Ctrl-C, SIGTERM) ``KILLED``, with the reason.
 
-    The task is built as the source trial's was: its benchmark with the ``benchmark_params`` of its
-    ``trial.yaml``. Returns the new run's id, the source run's value of the task's metric (``None``
+    The task is built as the source trial's was (:func:`~workbench.study.models.task_of_spec`):
+    the benchmark spec the study ran (the run's ``benchmark`` param, not ``trial.yaml``'s task
+    name), the ``benchmark_params`` of its ``trial.yaml``, its plug-in modules imported. Returns the new run's id, the source run's value of the task's metric (``None``
     if it logged none), the new value and the metric's name (``accuracy``, ``perplexity``). A run without a loadable ``trial.yaml`` is a :class:`ConfigError` naming ``run_id``,
     and so is a SQLite store that does not exist (it is not created).
     """
@@ -58,10 +58,9 @@ def rerun_trial(
             f"run_id: run {run_id!r} was deleted; restore it in the MLflow UI, or rerun it anyway with --force"
         )
     plugins = source.data.tags.get(PLUGINS_TAG, "")
-    import_plugins(filter(None, plugins.split(",")))
     training = TrainingConfig(**spec["training"])
     bench_params = dict(spec.get("benchmark_params") or {})
-    task = get_benchmark(spec["benchmark"], **bench_params) if bench_params else spec["benchmark"]
+    task = task_of_spec(spec, source)  # the spec the study ran, not trial.yaml's task name
     skip = ("training.", "time.", BENCHMARK_PARAM)
     params = {k: v for k, v in source.data.params.items() if not k.startswith(skip)}
     params.update({f"{BENCHMARK_PARAM}{k}": v for k, v in bench_params.items()})  # typed, for trial.yaml
