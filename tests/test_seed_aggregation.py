@@ -225,3 +225,29 @@ def test_the_notebooks_seed_spread_agrees_with_the_configurations(samples):
         (configs["accuracy_std"], spread["accuracy_std"]),
     ):
         assert all(math.isclose(a, b, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b)) for a, b in zip(ours, theirs))
+
+
+@pytest.mark.e2e
+def test_the_landing_view_shows_every_searched_knob_the_seed_and_the_configuration_mean(seeded):
+    from workbench.tracking.landing_view import VIEW_TAG_PREFIX, view_key
+
+    uri, study = seeded
+    tags = Tracker(uri).client.get_experiment(study.user_attrs["mlflow_experiment_id"]).tags
+    view = json.loads(json.loads(tags[VIEW_TAG_PREFIX + view_key("seeds3")])["state"])
+    params = [c for c in view["selectedColumns"] if c.startswith("params.")]
+    assert params == ["params.`pattern`", "params.`criterion`", "params.`target_sparsity`", "params.`seed`"]
+    assert view["orderByKey"] == "metrics.`config/accuracy_mean`"  # scheduler (one value) hidden, mean first
+    assert not any(c.startswith("tags.") for c in view["selectedColumns"])  # log_model: none, nothing registered
+
+
+def test_the_landing_view_knobs_are_the_searched_ones_decay_and_scope_included():
+    from workbench.study.run import view_knobs
+
+    data = copy.deepcopy(EXPERIMENT)
+    data["search_space"].update(
+        scheduler=["oneshot", "iterative"], sparsity_decay_type=["exp", "linear"], pruning_scope=["global", "local"]
+    )
+    data["search_space"]["criterion"] = "magnitude"
+    knobs = view_knobs(parse_experiment(data))
+    assert knobs == ["pattern", "scheduler", "target_sparsity", "pruning_scope", "sparsity_decay_type"]
+    assert "criterion" not in knobs  # one value in the whole study: hidden
