@@ -163,6 +163,8 @@ def test_notebook_01_shows_the_mean_the_spread_and_no_seed_knob(seeded, tmp_path
         (cell,) = [c for c in code if marker in c.source]
         return "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in cell.outputs)
 
+    trials = text("trial_columns(").splitlines()[0].split()
+    assert {"pattern", "criterion", "seed"} <= set(trials) and "scheduler" not in trials  # one value: hidden
     table = text("configuration_columns(")
     assert "accuracy_std" in table and "n_seeds" in table and "trials" in table
     (snip,) = [line for line in table.splitlines() if " snip " in line and "4x1" in line]

@@ -45,7 +45,7 @@ NOTEBOOKS = {
         "`make notebooks` executes this notebook (the same figures are artifacts of the study's parent run).",
         PARAMETERS.format(extra=""),
         SETUP,
-        "trials[columns]",
+        "trials[analysis.trial_columns(trials, METRIC)]  # every knob that varies in the study; none that does not",
         "## Configurations: the metric over seeds\nA configuration is every searched knob and the target, not the "
         "seed: with `study.seeds: [0, 1, 2]` each is trained three times, and ranking trials would show the "
         "luckiest seed. One row per configuration: the mean of the metric over its seeds, its spread "

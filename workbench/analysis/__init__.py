@@ -15,7 +15,12 @@ Example:
     True
 """
 
-from workbench.analysis.configs import configuration_columns, configurations_frame, matched_configurations
+from workbench.analysis.configs import (
+    configuration_columns,
+    configurations_frame,
+    matched_configurations,
+    trial_columns,
+)
 from workbench.analysis.cost import cost_table, plot_cost
 from workbench.analysis.figures import (
     plot_accuracy_vs_sparsity,
@@ -81,6 +86,7 @@ __all__ = [
     "plot_speedup",
     "seed_spread",
     "summary_columns",
+    "trial_columns",
     "trials_frame",
     "variance_explained",
 ]

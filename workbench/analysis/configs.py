@@ -26,11 +26,12 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis.goal import summary_columns
 from workbench.pruner.errors import ConfigError
 from workbench.results.configs import by_configuration, several_seeds, spread_column, varying_knobs
 from workbench.results.matched import BIN_WIDTH, matched_rows
 
-__all__ = ["configuration_columns", "configurations_frame", "matched_configurations"]
+__all__ = ["configuration_columns", "configurations_frame", "matched_configurations", "trial_columns"]
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -85,3 +86,22 @@ def matched_configurations(
     rows = matched_rows(records, tuple(by), width=width, metric=metric, direction=direction)
     columns = ["sparsity_bin", *by, *(c for c in configuration_columns(configs, metric) if c not in by)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def trial_columns(trials: pd.DataFrame, metric: str = "accuracy") -> list[str]:
+    """The columns of a trials frame a table shows: :func:`~workbench.analysis.summary_columns` with every
+    knob that varies among ``trials`` (decay type, pruning scope, ...) and none that does not, and
+    ``seed`` only when the trials hold several seeds.
+
+    Example:
+        >>> df = pd.DataFrame({"trial": [0, 1], "pattern": ["4x1", "4x1"], "pruning_scope": ["global", "local"],
+        ...                    "target_sparsity": [0.5, 0.5], "seed": [0, 0], "accuracy": [0.9, 0.8]})
+        >>> trial_columns(df)
+        ['trial', 'pruning_scope', 'target_sparsity', 'accuracy']
+    """
+    knobs = varying_knobs(_records(trials))
+    base = summary_columns(metric)
+    at = base.index("target_sparsity")
+    seed = ["seed"] if "seed" in trials and trials["seed"].nunique() > 1 else []
+    shown = [*base[:2], *knobs, "target_sparsity", *seed, *(c for c in base[at + 1 :] if c != "seed")]
+    return [c for c in dict.fromkeys(shown) if c in trials]

@@ -173,11 +173,12 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
             [r["trial"] for r in results], values, label=metric, direction=direction
         )
     importances = param_importances(study)
+    unit = "configurations (means over seeds)" if seeded else "trials"
     if "importances" in importances:
         counts = importances["n_trials"]
         figures["param_importances.png"] = plot_importances(
             {f"{k} (n={counts[k]})": v for k, v in importances["importances"].items()},
-            title=f"Importance for {metric} at matched sparsity (share; n = trials where the knob acts)",
+            title=f"Importance for {metric} at matched sparsity (share; n = {unit} where the knob acts)",
         )
     else:
         _log.info("parameter importances skipped: %s", importances["skipped"])
