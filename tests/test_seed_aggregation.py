@@ -57,19 +57,15 @@ def seeded_run_trial(benchmark, pruning_config, training, seed, on_eval=None, *,
 
 SEEDED = TrialRunner(build_config=fake_build_pruning_config, run=seeded_run_trial, goal=fake_goal)
 
-EXPERIMENT = {
-    "name": "seeds3",
-    "benchmark": "fake-bench",
-    "training": {"steps": 20, "eval_every": 10, "threads": 1},
-    "search_space": {
-        "pattern": ["4x1", "2:4"],
-        "criterion": ["magnitude", "snip"],
-        "scheduler": "oneshot",
-        "target_sparsity": 0.5,
-    },
-    "study": {"n_trials": 12, "sampler": "random", "seed": 0, "objectives": ["accuracy", "sparsity"], "pruner": "none"},
-    "tracking": {"log_model": "none"},
-}
+SPACE = dict(pattern=["4x1", "2:4"], criterion=["magnitude", "snip"], scheduler="oneshot", target_sparsity=0.5)
+EXPERIMENT = dict(
+    name="seeds3",
+    benchmark="fake-bench",
+    training=dict(steps=20, eval_every=10, threads=1),
+    search_space=SPACE,  # 4 configurations, each trained with seeds 0, 1, 2
+    study=dict(n_trials=12, sampler="random", seed=0, objectives=["accuracy", "sparsity"], pruner="none"),
+    tracking=dict(log_model="none"),
+)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,10 @@ import pandas as pd
 from workbench.analysis.goal import summary_columns
 from workbench.pruner.errors import ConfigError
 from workbench.results.configs import by_configuration, several_seeds, spread_column, varying_knobs
-from workbench.results.matched import BIN_WIDTH, matched_rows
+from workbench.results.matched import matched_rows
+
+BY = ("pattern", "criterion")
+"""The groups :func:`matched_configurations` compares by default."""
 
 __all__ = ["configuration_columns", "configurations_frame", "matched_configurations", "trial_columns"]
 
@@ -66,24 +69,19 @@ def configuration_columns(configs: pd.DataFrame, metric: str = "accuracy") -> li
 
 
 def matched_configurations(
-    configs: pd.DataFrame,
-    by: Sequence[str] = ("pattern", "criterion"),
-    *,
-    width: float = BIN_WIDTH,
-    metric: str = "accuracy",
-    direction: str = "maximize",
+    configs: pd.DataFrame, *, metric: str = "accuracy", direction: str = "maximize", by: Sequence[str] = BY
 ) -> pd.DataFrame:
     """The best configuration of each ``by`` group in each bin of reached sparsity, one row per cell that has one.
 
     Long, not wide: a row per (bin, group) that holds a configuration, so no cell is empty
     (a wide table of groups x bins is mostly empty when each group reached a few sparsities).
     :func:`workbench.results.matched.matched_rows` over ``configs`` (:func:`configurations_frame`):
-    the reached sparsity is held within one bin of ``width``; the other knobs are whatever the
+    the reached sparsity is held within one bin of reached sparsity (the study's bins); the other knobs are whatever the
     best configuration used (its columns), not held fixed. Columns: ``sparsity_bin``, ``by``,
     then :func:`configuration_columns`.
     """
     records = configs.to_dict("records")
-    rows = matched_rows(records, tuple(by), width=width, metric=metric, direction=direction)
+    rows = matched_rows(records, tuple(by), metric=metric, direction=direction)
     columns = ["sparsity_bin", *by, *(c for c in configuration_columns(configs, metric) if c not in by)]
     return pd.DataFrame(rows, columns=columns)
 
