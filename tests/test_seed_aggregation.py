@@ -249,3 +249,43 @@ def test_the_landing_view_knobs_are_the_searched_ones_decay_and_scope_included()
     knobs = view_knobs(parse_experiment(data))
     assert knobs == ["pattern", "scheduler", "target_sparsity", "pruning_scope", "sparsity_decay_type"]
     assert "criterion" not in knobs  # one value in the whole study: hidden
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_ui_lists_each_trial_with_its_seed_and_its_configuration_mean_in_a_browser(seeded, tmp_path):
+    import signal
+    import subprocess
+
+    from test_ui import _chromium, _free_port, _start_ui, _table_cells
+
+    from helpers import SAFETY_NET_S
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium (apt-get install chromium, or set $CHROMIUM)")
+    uri, study = seeded
+    proc = _start_ui(uri, _free_port())
+    try:
+        url = proc.stdout.readline().split()[2]  # printed once the server answers
+        # wide: ag-grid renders only the columns in view, and seed is the tenth (at 1920 px, one scroll away)
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        flags += [f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000", "--window-size=3200,1080"]
+        dom = subprocess.run(
+            [chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=SAFETY_NET_S
+        ).stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=SAFETY_NET_S)
+    cells = _table_cells(dom)  # a fresh profile: the columns come from the study's saved view
+    configs = by_configuration(result_rows(study))
+    for config in configs:
+        for trial, run_id in zip(config["trials"], config["run_ids"]):
+            row = cells[run_id]
+            assert float(row["metrics.`config/accuracy_mean`"]) == pytest.approx(config["accuracy"]), trial
+            assert float(row["metrics.`config/n_seeds`"]) == 3
+            assert row["params.`seed`"] == str(study.trials[trial].user_attrs["seed"])
+    snip = next(c for c in configs if c["criterion"] == "snip" and c["pattern"] == "4x1")
+    assert float(cells[snip["run_ids"][0]]["metrics.`config/accuracy_std`"]) == pytest.approx(
+        statistics.stdev(SNIP_SEEDS), abs=1e-6
+    )
