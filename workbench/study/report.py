@@ -39,6 +39,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from mlflow.entities import Metric
 from optuna.trial import TrialState
 
 from workbench.benchmarks.direction import best_of
@@ -213,8 +214,6 @@ def _log_configuration_metrics(tracker: Tracker, configs: list[dict[str, Any]], 
     What the landing view shows beside each trial of a study with several seeds. A run that
     cannot be written (deleted meanwhile) is skipped with a debug line.
     """
-    from mlflow.entities import Metric
-
     now = int(time.time() * 1000)
     for config in configs:
         values = {
