@@ -112,7 +112,13 @@ def by_configuration(rows: Sequence[Mapping[str, Any]], *, metric: str = "accura
     ``sparsity``, ``speedup``, ``wall_s`` and ``peak_memory_mb`` are means over the trials, and
     ``sparsity_min`` / ``sparsity_max`` say how far apart its trials landed. Rows without a finite
     ``metric`` still form a configuration (its metric is NaN).
+
+    Rows that already are configurations (every one holds ``n_seeds``, ``trials`` and the
+    ``metric``'s spread: this function's output) come back as they are, copied: grouping twice
+    changes nothing, so a rule that groups its input (the matched tables) may be given either.
     """
+    if rows and all("n_seeds" in r and "trials" in r and spread_column(metric) in r for r in rows):
+        return [dict(r) for r in rows]
     knobs = configuration_knobs(rows)
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
