@@ -77,11 +77,12 @@ NOTEBOOKS = {
         "    display(complete[[c for c in shown if c in complete]])\n"
         "else:\n"
         '    print("no measured speed in this study (training.measure_speed is off)")',
-        "## Best configuration per pattern and criterion at matched sparsity\nOne row per bin of reached "
-        "sparsity (width 0.1) and pattern and criterion that has a configuration there: the best one (on its mean "
-        "over seeds) and its knobs. Rows of one bin are compared within that bin of reached sparsity, not at one "
-        "sparsity; the other knobs (scheduler, decay, scope) are **not** held fixed: each row is the best "
-        "configuration whatever it used (its columns). Pairs that never reached the same bin do not appear.",
+        "## Best configuration per pattern and criterion at matched sparsity\nOne row per level of reached "
+        "sparsity (the first column: the study's matching rule, as in the console's table) and pattern and "
+        "criterion that has a configuration there: the best one (on its mean over seeds) and its knobs. Rows of "
+        "one level are compared at the reached sparsity that level holds; the other knobs (scheduler, decay, "
+        "scope) are **not** held fixed: each row is the best configuration whatever it used (its columns). A "
+        "pattern and criterion that never reached a level has no row there (no empty cells).",
         "analysis.matched_configurations(configs, metric=METRIC, direction=DIRECTION)",
         "## Parameter importances at matched sparsity\nOver configurations (each one's metric its mean over "
         "seeds; the seed is never a knob). The metric is first fitted against the sparsity each configuration "

@@ -76,13 +76,15 @@ def matched_configurations(
     Long, not wide: a row per (bin, group) that holds a configuration, so no cell is empty
     (a wide table of groups x bins is mostly empty when each group reached a few sparsities).
     :func:`workbench.results.matched.matched_rows` over ``configs`` (:func:`configurations_frame`):
-    the reached sparsity is held within one bin of reached sparsity (the study's bins); the other knobs are whatever the
-    best configuration used (its columns), not held fixed. Columns: ``sparsity_bin``, ``by``,
-    then :func:`configuration_columns`.
+    the reached sparsity is matched by the study's rule (its first column, the level); the other knobs are whatever the
+    best configuration used (its columns), not held fixed. Columns: the level of reached sparsity
+    (``sparsity_bin`` or ``matched_sparsity``, as :func:`~workbench.results.matched.matched_rows`
+    names it), ``by``, then :func:`configuration_columns`.
     """
     records = configs.to_dict("records")
     rows = matched_rows(records, tuple(by), metric=metric, direction=direction)
-    columns = ["sparsity_bin", *by, *(c for c in configuration_columns(configs, metric) if c not in by)]
+    level = next((k for k in ("matched_sparsity", "sparsity_bin") if rows and k in rows[0]), "sparsity_bin")
+    columns = [level, *by, *(c for c in configuration_columns(configs, metric) if c not in by)]
     return pd.DataFrame(rows, columns=columns)
 
 
