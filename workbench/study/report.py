@@ -200,7 +200,7 @@ def summarize_study(study: optuna.Study, tracker: Tracker, parent_run_id: str, e
         searched += [spread_column(metric), "n_seeds", "trials"]
         matched = [dict(r, trials=" ".join(str(t) for t in r["trials"])) for r in matched]
     tables = {
-        "best_at_matched_sparsity.csv": (matched, [*matched_columns(metric), *searched]),
+        "best_at_matched_sparsity.csv": (matched, list(dict.fromkeys([*matched_columns(metric), *searched]))),
         "cost_by_criterion.csv": (cost_rows(results, **goal), list(COST_COLUMNS)),
     }
     tracker.log_study_summary(
