@@ -255,25 +255,17 @@ def test_the_landing_view_knobs_are_the_searched_ones_decay_and_scope_included()
 @pytest.mark.slow
 def test_the_ui_lists_each_trial_with_its_seed_and_its_configuration_mean_in_a_browser(seeded, tmp_path):
     import signal
-    import subprocess
 
-    from test_ui import _chromium, _free_port, _start_ui, _table_cells
+    from test_ui import _free_port, _start_ui, _table_cells
 
     from helpers import SAFETY_NET_S
 
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium (apt-get install chromium, or set $CHROMIUM)")
     uri, study = seeded
     proc = _start_ui(uri, _free_port())
     try:
         url = proc.stdout.readline().split()[2]  # printed once the server answers
         # wide: ag-grid renders only the columns in view, and seed is the tenth (at 1920 px, one scroll away)
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        flags += [f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000", "--window-size=3200,1080"]
-        dom = subprocess.run(
-            [chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=SAFETY_NET_S
-        ).stdout
+        dom = _dump_dom(url, tmp_path / "profile", size="3200,1080")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=SAFETY_NET_S)
@@ -289,3 +281,23 @@ def test_the_ui_lists_each_trial_with_its_seed_and_its_configuration_mean_in_a_b
     assert float(cells[snip["run_ids"][0]]["metrics.`config/accuracy_std`"]) == pytest.approx(
         statistics.stdev(SNIP_SEEDS), abs=1e-6
     )
+
+
+def _dump_dom(url: str, profile: Path, *, size: str) -> str:
+    """The page's DOM in headless Chromium: the shared helper where the suite has it (helpers.browser)."""
+    try:
+        from helpers.browser import dump_dom
+    except ImportError:  # a checkout before helpers.browser: test_ui's own Chromium lookup
+        import subprocess
+
+        from test_ui import _chromium
+
+        from helpers import SAFETY_NET_S
+
+        binary = _chromium()
+        if binary is None:
+            pytest.skip("no Chromium (apt-get install chromium, or set $CHROMIUM)")
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--dump-dom"]
+        flags += [f"--user-data-dir={profile}", "--virtual-time-budget=30000", f"--window-size={size}"]
+        return subprocess.run([binary, *flags, url], capture_output=True, text=True, timeout=SAFETY_NET_S).stdout
+    return dump_dom(url, profile, size=size)
