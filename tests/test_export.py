@@ -236,6 +236,8 @@ def test_the_registry_holds_one_tagged_version_per_front_trial_that_predicts_its
         assert float(version.tags["target"]) == pytest.approx(row["target"])
         assert float(version.tags["sparsity"]) == pytest.approx(row["sparsity"], abs=1e-6)
         assert float(version.tags["accuracy"]) == row["accuracy"]
+        run_tags = tracker.client.get_run(version.tags["run_id"]).data.tags  # the landing view's column
+        assert run_tags["workbench.registered_model"] == f"winners v{version.version}"
         model, task, _ = load_trial_model(tracker, version.tags["run_id"])
         x = next(iter(task.eval_batches))[0][:4]
         expected = model(x).detach()

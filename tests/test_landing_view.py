@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from workbench.tracking.landing_view import (
     KNOB_COLUMNS,
+    REGISTERED_COLUMN,
     SPARSITY_METRIC,
     VIEW_TAG_PREFIX,
     landing_view,
@@ -74,3 +75,33 @@ def test_a_minimised_metric_lands_lowest_first():
     assert landing_view("s")["orderByAsc"] is False
     with pytest.raises(ValueError, match="direction"):
         landing_view("s", direction="down")
+
+
+def test_a_study_of_several_seeds_shows_the_configuration_mean_spread_and_seed_best_mean_first():
+    view = landing_view("s", metric="accuracy", knobs=["pattern", "pruning_scope"], seeds=True)
+    config = ["metrics.`config/accuracy_mean`", "metrics.`config/accuracy_std`", "metrics.`config/n_seeds`"]
+    assert view["selectedColumns"] == [
+        "metrics.`accuracy`",
+        *config,
+        f"metrics.`{SPARSITY_METRIC}`",
+        "params.`pattern`",
+        "params.`pruning_scope`",
+        "params.`seed`",
+    ]
+    assert view["orderByKey"] == config[0] and view["orderByAsc"] is False  # the mean ranks, not the lucky seed
+    assert set(view["columnWidths"]) == set(view["selectedColumns"])
+    assert "params.`seed`" not in landing_view("s", knobs=["pattern"])["selectedColumns"]  # one seed: as before
+
+
+def test_a_study_that_keeps_its_models_points_at_the_registered_versions():
+    view = landing_view("s", models=True)
+    assert view["selectedColumns"][-1] == f"tags.`{REGISTERED_COLUMN}`" == "tags.`workbench.registered_model`"
+    assert not any(c.startswith("tags.") for c in landing_view("s")["selectedColumns"])
+    _, value = landing_view_tag("s", now_ms=0, knobs=["pattern"], seeds=True, models=True)
+    assert json.loads(json.loads(value)["state"]) == landing_view("s", knobs=["pattern"], seeds=True, models=True)
+
+
+@given(st.lists(st.sampled_from(["pattern", "criterion", "sparsity_decay_type", "pruning_scope", "lr"]), unique=True))
+def test_the_view_shows_exactly_the_knobs_it_is_given(knobs):
+    params = [c for c in landing_view("s", knobs=knobs)["selectedColumns"] if c.startswith("params.")]
+    assert params == [f"params.`{k}`" for k in knobs]

@@ -74,3 +74,22 @@ def test_the_mean_lies_within_the_seeds_and_every_trial_is_counted_once(samples)
         assert c["accuracy_min"] - 1e-12 <= c["accuracy"] <= c["accuracy_max"] + 1e-12
         assert c["sparsity_min"] - 1e-12 <= c["sparsity"] <= c["sparsity_max"] + 1e-12
         assert c["n_seeds"] == len({rows[t]["seed"] for t in c["trials"]})
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["2:4", "4x1"]), st.integers(0, 2), st.floats(0, 1, allow_nan=False)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_grouping_configurations_again_changes_nothing(samples):
+    rows = [_row(i, p, s, acc) for i, (p, s, acc) in enumerate(samples)]
+    once = by_configuration(rows)
+    twice = by_configuration(once)
+    assert [c["trials"] for c in twice] == [c["trials"] for c in once]
+    for a, b in zip(once, twice):
+        assert a["n_seeds"] == b["n_seeds"] and a["accuracy"] == b["accuracy"]
+        assert a["accuracy_std"] == b["accuracy_std"] or (
+            math.isnan(a["accuracy_std"]) and math.isnan(b["accuracy_std"])
+        )

@@ -45,12 +45,22 @@ NOTEBOOKS = {
         "`make notebooks` executes this notebook (the same figures are artifacts of the study's parent run).",
         PARAMETERS.format(extra=""),
         SETUP,
-        "trials[columns]",
+        "trials[analysis.trial_columns(trials, METRIC)]  # every knob that varies in the study; none that does not",
+        "## Configurations: the metric over seeds\nA configuration is every searched knob and the target, not the "
+        "seed: with `study.seeds: [0, 1, 2]` each is trained three times, and ranking trials would show the "
+        "luckiest seed. One row per configuration: the mean of the metric over its seeds, its spread "
+        "(`_std`, the standard deviation over seeds) and `n_seeds`, the mean sparsity reached and its trials; "
+        "a column for every knob that varies in the study (decay type, pruning scope, ...), none for a knob that "
+        "does not. Everything below compares these rows. With one seed per configuration, a row is a trial.",
+        "configs = analysis.configurations_frame(complete, metric=METRIC)\n"
+        "shown = analysis.configuration_columns(configs, METRIC)\n"
+        "configs[shown]",
         "## The task's metric vs sparsity reached\nColour: pattern; marker: criterion (hollow: post-training); dashed line: the dense "
-        "model; black line: the Pareto front (no other trial is both sparser and better). The x axis is the "
-        "sparsity each trial **reached**, so points at the same x are compared at the same sparsity.",
-        "front = analysis.pareto_front(complete, y=METRIC, direction=DIRECTION)\n"
-        "display(analysis.plot_accuracy_vs_sparsity(complete, y=METRIC, front=front))\nfront[columns]",
+        "model; black line: the Pareto front of the configurations' means (no other configuration is both sparser "
+        "and better); error bars: ± one standard deviation over seeds. The x axis is the (mean) sparsity each "
+        "configuration **reached**, so points at the same x are compared at the same sparsity.",
+        "front = analysis.pareto_front(configs, y=METRIC, direction=DIRECTION)\n"
+        "display(analysis.plot_accuracy_vs_sparsity(configs, y=METRIC, front=front))\nfront[shown]",
         "## Cost: the metric against wall time and peak memory\nPost-training criteria (wanda, sparsegpt: "
         "pruned once from calibration data, hollow markers, also in the figure above) and training-aware ones "
         "(pruned while fine-tuning) side by side: each trial's metric against its wall time (log axis) and the "
@@ -67,15 +77,18 @@ NOTEBOOKS = {
         "    display(complete[[c for c in shown if c in complete]])\n"
         "else:\n"
         '    print("no measured speed in this study (training.measure_speed is off)")',
-        "## Best configuration per pattern and criterion at matched sparsity\nEach column is a bin of reached "
-        "sparsity (width 0.1); a cell is the best value of that pattern and criterion there, and the trial that "
-        "got it. Comparisons within a column hold the reached sparsity fixed; the other knobs (scheduler, decay, "
-        "scope) are **not** held fixed: each cell is the best trial whatever it used (see its row above).",
-        "analysis.best_at_matched_sparsity(complete, metric=METRIC, direction=DIRECTION)",
-        "## Parameter importances at matched sparsity\nThe metric is first fitted against the sparsity each trial "
-        "reached; each knob is scored on what is left (what a trial kept beyond what the sparsity predicts), only "
-        "over the trials where it has an effect (the decay among iterative trials). So the target sparsity's "
-        "obvious effect does not drown the others (see `analysis.param_importances`).",
+        "## Best configuration per pattern and criterion at matched sparsity\nOne row per level of reached "
+        "sparsity (the first column: the study's matching rule, as in the console's table) and pattern and "
+        "criterion that has a configuration there: the best one (on its mean over seeds) and its knobs. Rows of "
+        "one level are compared at the reached sparsity that level holds; the other knobs (scheduler, decay, "
+        "scope) are **not** held fixed: each row is the best configuration whatever it used (its columns). A "
+        "pattern and criterion that never reached a level has no row there (no empty cells).",
+        "analysis.matched_configurations(configs, metric=METRIC, direction=DIRECTION)",
+        "## Parameter importances at matched sparsity\nOver configurations (each one's metric its mean over "
+        "seeds; the seed is never a knob). The metric is first fitted against the sparsity each configuration "
+        "reached; each knob is scored on what is left (what a configuration kept beyond what the sparsity "
+        "predicts), only over the configurations where it has an effect (the decay among iterative ones). So the "
+        "target sparsity's obvious effect does not drown the others (see `analysis.param_importances`).",
         "importances = analysis.param_importances(EXPERIMENT, client=TRACKING_URI)\n"
         'method = importances.attrs.get("method", "")\n'
         "if len(importances):\n"

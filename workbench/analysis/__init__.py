@@ -2,8 +2,8 @@
 
 Owns what the notebooks call: frames of trials and curves read from an MLflow store
 (:mod:`.frames`, :mod:`.store`), which metric the trials optimise and which way is better
-(:mod:`.goal`), the statistics over them (:mod:`.stats`: Pareto front, best per knob, seed
-spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
+(:mod:`.goal`), configurations with their metric averaged over seeds (:mod:`.configs`), the
+statistics over them (:mod:`.stats`: Pareto front, best per knob, seed spread, variance explained; :mod:`.matched`: one knob at matched sparsity, with its
 figure; :mod:`.speed`: the metric against the measured speed-up) and their figures (:mod:`.figures`). May import every
 layer below the CLI except the study layer (an import contract): the Pareto front, the matched
 reached sparsity (one tolerance rule), importances and study figures it shares with the study's summary are
@@ -15,6 +15,12 @@ Example:
     True
 """
 
+from workbench.analysis.configs import (
+    configuration_columns,
+    configurations_frame,
+    matched_configurations,
+    trial_columns,
+)
 from workbench.analysis.cost import cost_table, plot_cost
 from workbench.analysis.figures import (
     plot_accuracy_vs_sparsity,
@@ -57,6 +63,7 @@ __all__ = [
     "best_at_matched_sparsity",
     "best_by",
     "compare_at_matched_sparsity",
+    "configuration_columns",
     "configuration_knobs",
     "configurations_frame",
     "cost_table",
@@ -66,6 +73,7 @@ __all__ = [
     "global_curves_frame",
     "has_speed",
     "latest_experiment",
+    "matched_configurations",
     "metric_history_frame",
     "metric_of",
     "param_importances",
@@ -83,6 +91,7 @@ __all__ = [
     "plot_speedup",
     "seed_spread",
     "summary_columns",
+    "trial_columns",
     "trials_frame",
     "variance_explained",
 ]

@@ -89,18 +89,29 @@ def plot_accuracy_vs_sparsity(
     """Each trial at the sparsity it reached: colour = ``color`` (pattern), marker = ``marker`` (criterion).
 
     The same figure as the study's ``accuracy_vs_sparsity.png``
-    (:func:`workbench.results.figures.plot_metric_vs_sparsity`). ``front`` (e.g.
+    (:func:`workbench.results.figures.plot_metric_vs_sparsity`): given configurations
+    (:func:`~workbench.analysis.configurations_frame`), each is drawn at its mean with an error bar
+    of ± ``<y>_std`` where it has several seeds. ``front`` (e.g.
     :func:`workbench.analysis.pareto_front` of ``df``) is joined by a line; ``dense`` (default: the
     mean ``dense_<y>`` of ``df`` when it has one: ``dense_perplexity`` for ``y="perplexity"``) is drawn
     as a dashed line.
     """
     if dense is None and f"dense_{y}" in df and df[f"dense_{y}"].notna().any():
         dense = float(df[f"dense_{y}"].mean())
-    keep = [c for c in dict.fromkeys((color, marker, "trial")) if c not in (x, y)]
+    keep = [c for c in dict.fromkeys((color, marker, "trial", "trials", "n_seeds")) if c not in (x, y)]
 
-    def points(frame: pd.DataFrame) -> list[dict[str, Any]]:  # x as "sparsity", y as "_value"
+    def points(frame: pd.DataFrame) -> list[dict[str, Any]]:  # x as "sparsity", y as "_value" (its spread too)
         rows = frame.to_dict("records")
-        return [dict({c: r.get(c) for c in keep if c in r}, sparsity=r[x], _value=r[y]) for r in rows]
+        spread = {"_value_std": f"{y}_std"} if f"{y}_std" in frame else {}
+        return [
+            dict(
+                {c: r.get(c) for c in keep if c in r},
+                sparsity=r[x],
+                _value=r[y],
+                **{k: r[v] for k, v in spread.items()},
+            )
+            for r in rows
+        ]
 
     fig = plot_metric_vs_sparsity(
         points(df),

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 from mlflow.entities import Run
 
+from workbench.analysis.configs import configurations_frame
 from workbench.analysis.goal import final_columns, metric_of, run_goal, summary_columns
 from workbench.analysis.speed import SPEED_COLUMNS
 from workbench.analysis.stats import best_by, pareto_front, pick_trials, seed_spread, variance_explained
@@ -266,7 +267,9 @@ def param_importances(
     """Importance of each varied knob for ``target`` (default: the task's metric) at matched sparsity, largest first.
 
     The same numbers as the study's ``param_importances.json``
-    (:func:`workbench.results.importance.residual_importances`): ``target`` is fitted against the
+    (:func:`workbench.results.importance.residual_importances` over configurations: each one's
+    ``target`` averaged over its seeds, :func:`~workbench.analysis.configurations_frame`; the
+    seed is never a knob): ``target`` is fitted against the
     reached sparsity and each knob scored on the residual, so the target sparsity's obvious
     effect does not drown the rest; a knob counts only where it has an effect. Only study trials
     count (not ``workbench run`` / ``rerun`` runs). Values are shares
@@ -284,10 +287,12 @@ def param_importances(
     complete = trials[(trials["state"] == "COMPLETE") & (trials["source"] == "study")]  # a study's trials only
     metric, direction = metric_of(complete)
     target = target or metric  # default: the task's metric, under its direction
-    knobs = [k for k in KNOBS if k in complete and complete[k].nunique() > 1]
+    measured = target in complete and "sparsity" in complete  # else no trial completed: skipped below
+    configs = configurations_frame(complete, metric=target) if measured else complete  # mean over seeds, no seed knob
+    knobs = [k for k in SEARCH_DIMS if k in configs and configs[k].nunique() > 1]
     rows = [
         {k: v for k, v in row.items() if not (isinstance(v, float) and k in knobs and pd.isna(v))}
-        for row in complete.to_dict("records")
+        for row in configs.to_dict("records")
     ]
     result = residual_importances(rows, knobs, metric=target, direction=direction if target == metric else "maximize")
     series = pd.Series(result.get("importances", {}), name="importance", dtype="float64")

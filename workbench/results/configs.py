@@ -28,17 +28,53 @@ from typing import Any
 
 from workbench.trial.space import SEARCH_DIMS
 
-__all__ = ["by_configuration", "configuration_key", "configuration_knobs", "spread_column"]
+__all__ = [
+    "by_configuration",
+    "configuration_key",
+    "configuration_knobs",
+    "several_seeds",
+    "spread_column",
+    "varying_knobs",
+]
 
 _MEANS = ("sparsity", "speedup", "wall_s", "peak_memory_mb")
 """Per-trial measurements averaged over a configuration's trials (NaN ones left out)."""
 
 
 def configuration_knobs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The knobs that define a configuration in ``rows``: searched dimensions present, ``target``; never ``seed``."""
+    """The knobs that define a configuration in ``rows``: searched dimensions present, the target; never ``seed``.
+
+    The target is ``target`` (the console's rows) or, in rows without one, ``target_sparsity``
+    (the notebooks' trials frame, as MLflow logs it).
+    """
     present = {k for r in rows for k in r}
-    dims = [d if d != "target_sparsity" else "target" for d in SEARCH_DIMS]
+    target = "target" if "target" in present else "target_sparsity"
+    dims = [d if d != "target_sparsity" else target for d in SEARCH_DIMS]
     return [d for d in dict.fromkeys(dims) if d in present]
+
+
+def varying_knobs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The knobs of :func:`configuration_knobs` but the target that take more than one value in ``rows``.
+
+    What a table must show so that two configurations never look like one (decay type, pruning
+    scope, ...): a knob with one value everywhere is left out. In the dimensions' order.
+
+    Example:
+        >>> varying_knobs([{"pattern": "2:4", "criterion": "snip", "target": 0.5},
+        ...                {"pattern": "4x1", "criterion": "snip", "target": 0.6}])
+        ['pattern']
+    """
+    knobs = [k for k in configuration_knobs(rows) if k not in ("target", "target_sparsity")]
+    return [k for k in knobs if len({repr(r.get(k)) for r in rows}) > 1]
+
+
+def several_seeds(configs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether some configuration of ``configs`` (:func:`by_configuration` rows) was trained with several seeds.
+
+    Only then do tables show the spread over seeds, ``n_seeds`` and the trial numbers: a study of
+    one seed reads as it always did.
+    """
+    return any(c.get("n_seeds", 1) > 1 for c in configs)
 
 
 def configuration_key(row: Mapping[str, Any], knobs: Sequence[str]) -> tuple[str, ...]:
@@ -76,7 +112,13 @@ def by_configuration(rows: Sequence[Mapping[str, Any]], *, metric: str = "accura
     ``sparsity``, ``speedup``, ``wall_s`` and ``peak_memory_mb`` are means over the trials, and
     ``sparsity_min`` / ``sparsity_max`` say how far apart its trials landed. Rows without a finite
     ``metric`` still form a configuration (its metric is NaN).
+
+    Rows that already are configurations (every one holds ``n_seeds``, ``trials`` and the
+    ``metric``'s spread: this function's output) come back as they are, copied: grouping twice
+    changes nothing, so a rule that groups its input (the matched tables) may be given either.
     """
+    if rows and all("n_seeds" in r and "trials" in r and spread_column(metric) in r for r in rows):
+        return [dict(r) for r in rows]
     knobs = configuration_knobs(rows)
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,16 +111,35 @@ def plot_metric_vs_sparsity(
     the ``front`` points). ``dense`` draws the dense model's metric as a dashed line; ``front``
     (the Pareto-optimal rows) is joined by a line. A post-training criterion (``wanda``,
     ``sparsegpt``) is drawn hollow and labelled "(post-training)" in the legend. 1200 x 750 px.
+
+    Configuration rows (:func:`workbench.results.configs.by_configuration`) are drawn at their
+    means; one with ``n_seeds`` > 1 gets an error bar of ± its ``<metric>_std`` (one standard
+    deviation over seeds) and a front label naming its trials (``t1,4,7``).
     """
     fig = Figure(figsize=(12, 7.5), dpi=100)
     ax = fig.subplots()
     valid = [r for r in rows if r.get("sparsity") == r.get("sparsity") and r.get(metric) == r.get(metric)]
     colors = color_map(color, (r.get(color) for r in valid))  # the same per value in every study
     markers = marker_map(marker, (r.get(marker) for r in valid))
+    spread = f"{metric}_std"
+    seeds = sorted({int(r["n_seeds"]) for r in valid if r.get("n_seeds", 1) > 1 and _finite(r.get(spread))})
     for r in valid:
         _point(ax, r["sparsity"], r[metric], colors[str(r.get(color))], markers[str(r.get(marker))], r.get(marker))
+        if r.get("n_seeds", 1) > 1 and _finite(r.get(spread)):
+            ax.errorbar(
+                r["sparsity"],
+                r[metric],
+                yerr=r[spread],
+                fmt="none",
+                ecolor=colors[str(r.get(color))],
+                capsize=5,
+                lw=1.5,
+            )
     handles = [Line2D([], [], color=v, marker="s", ls="", ms=10, label=f"{color} {k}") for k, v in colors.items()]
     handles += _marker_handles(markers, marker)
+    if seeds:
+        n = "/".join(str(k) for k in seeds)
+        handles.append(Line2D([], [], color="dimgray", marker="|", ms=14, ls="", label=f"mean ± std over {n} seeds"))
     if dense is not None:
         ax.axhline(dense, color="black", ls="--", lw=1.2, zorder=1)
         handles.append(Line2D([], [], color="black", ls="--", label=f"dense model {dense:.4f}"))
@@ -128,8 +148,9 @@ def plot_metric_vs_sparsity(
         ax.plot([r["sparsity"] for r in ordered], [r[metric] for r in ordered], "-", color="black", lw=1.2, zorder=2)
         for r in ordered:
             if "trial" in r:
+                label = ",".join(str(t) for t in r["trials"]) if len(r.get("trials", ())) > 1 else r["trial"]
                 ax.annotate(
-                    f"t{r['trial']}", (r["sparsity"], r[metric]), xytext=(5, 5), textcoords="offset points", fontsize=10
+                    f"t{label}", (r["sparsity"], r[metric]), xytext=(5, 5), textcoords="offset points", fontsize=10
                 )
         handles.append(Line2D([], [], color="black", label="Pareto front (tN = trial N)"))
     ax.legend(handles=handles, fontsize=11, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -156,6 +177,11 @@ def _point(ax: Any, x: float, y: float, color: str, marker: str, group: Any) -> 
         linewidth=1.8 if hollow else 0.5,
         zorder=3,
     )
+
+
+def _finite(value: Any) -> bool:
+    """A real number, not NaN nor infinite: an error bar can be drawn from it."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive(value: Any) -> bool:

@@ -137,7 +137,9 @@ def load_trial_model(tracker: Tracker, run_id: str) -> tuple[Any, Any, dict[str,
 MLFLOW_MODEL_DIR = "mlflow_model"
 """The artifact folder of a front trial's MLflow Model (``runs:/<run_id>/mlflow_model``)."""
 REGISTERED_TAG = "workbench.registered_model"
-"""Parent-run tag: the registered model holding the study's front (``<name>`` versions ``1,2,...``)."""
+"""Parent-run tag: the registered model holding the study's front (``<name> v1,2,...``); on each
+registered trial's run, its own version (``<name> v2``), which the study's landing view shows
+(:data:`workbench.tracking.landing_view.REGISTERED_COLUMN`)."""
 
 
 def register_front(
@@ -149,7 +151,8 @@ def register_front(
     run: :func:`~workbench.tracking.mlflow_model.save_mlflow_model`) and one version tagged with
     its pattern, criterion, scheduler, target, reached sparsity, the metric, its value and the run.
     A run registered before (a resumed study) is not registered again. The parent run is tagged
-    :data:`REGISTERED_TAG` and gets ``front_models.csv``. Returns one row per version.
+    :data:`REGISTERED_TAG` and gets ``front_models.csv``; each registered trial's run is tagged
+    :data:`REGISTERED_TAG` with its version, so the landing view points at it. Returns one row per version.
     """
     client, name = tracker.client, experiment.study_name
     try:
@@ -180,6 +183,7 @@ def register_front(
             }
             source = f"{client.get_run(run_id).info.artifact_uri}/{MLFLOW_MODEL_DIR}"
             version = client.create_model_version(name, source, run_id=run_id, tags=tags)
+        client.set_tag(run_id, REGISTERED_TAG, f"{name} v{version.version}")  # the landing view's column
         out.append({"version": version.version, "uri": f"models:/{name}/{version.version}", **row})
     if out:
         client.set_tag(parent_run_id, REGISTERED_TAG, f"{name} v{','.join(str(r['version']) for r in out)}")

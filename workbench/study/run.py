@@ -58,6 +58,7 @@ from workbench.tracking.landing_view import landing_view_tag
 from workbench.tracking.server import LocalTrackingServer, needs_local_server
 from workbench.tracking.spool import SpoolWriter, replay, spool_dir
 from workbench.tracking.store_create import ensure_sqlite_store, hide_default_experiment
+from workbench.trial.space import ordered
 
 __all__ = ["run_study"]
 
@@ -248,10 +249,25 @@ def _open_stores(experiment: Experiment, spec: str, tracking_uri: str) -> tuple[
     return tracker, study, exp_id, parent
 
 
+def view_knobs(experiment: Experiment) -> list[str]:
+    """The params the landing view shows: every knob the study searches (more than one value), and the target.
+
+    In the search space's order (pattern, criterion, scheduler, decay type, pruning scope, ...);
+    a knob with one value in the whole study is left out, the target sparsity never is.
+    """
+    return ordered({*experiment.searched_dims(), "target_sparsity"})
+
+
 def _save_landing_view(tracker: Tracker, exp_id: str, experiment: Experiment) -> None:
     """The study's landing view as a saved view of its experiment, unless one is saved (a user's edit stays)."""
     key, value = landing_view_tag(
-        experiment.study_name, metric=experiment.metric, direction=experiment.direction, now_ms=int(time.time() * 1000)
+        experiment.study_name,
+        metric=experiment.metric,
+        direction=experiment.direction,
+        now_ms=int(time.time() * 1000),
+        knobs=view_knobs(experiment),
+        seeds=len(experiment.study.trial_seeds) > 1,
+        models=experiment.log_model != "none",
     )
     if key not in tracker.client.get_experiment(exp_id).tags:
         tracker.client.set_experiment_tag(exp_id, key, value)

@@ -1,12 +1,16 @@
 """What ``workbench search`` prints at the end: the answer at a glance, then where to look next.
 
 Plain data from the Optuna study (no MLflow reads): one row per trained complete trial
-(:func:`result_rows`, exact repeats left out), the Pareto front of the task's metric against the
-sparsity reached or the measured speed-up (two objectives; :func:`workbench.results.front.front`,
-the notebooks' front too) or the best trials (one), the best trial per pattern in bins of reached
+(:func:`result_rows`, exact repeats left out), grouped into configurations
+(:func:`workbench.results.configs.by_configuration`: every knob but the seed; the metric is the
+mean over seeds), the Pareto front of the configurations' mean metric against the sparsity reached
+or the measured speed-up (two objectives; :func:`workbench.results.front.front`, the notebooks'
+front too) or the best configurations (one), the best configuration per pattern in bins of reached
 sparsity (:func:`workbench.results.matched.best_per_bin`, so patterns are compared at the same
 sparsity), and the next steps: the MLflow UI address of the study's parent run and
-``make notebooks``.
+``make notebooks``. When some configuration was trained with several seeds
+(``study.seeds``), the tables rank the mean and show its spread (``± std``, the standard deviation
+over seeds), ``n_seeds`` and the trial numbers; with one seed they show one trial per row.
 
 Rows hold the task's metric under its own name (``accuracy``, ``perplexity``); every function
 takes ``metric`` (default ``accuracy``) and ``direction`` (``maximize`` / ``minimize``: "best"
@@ -29,13 +33,16 @@ import optuna
 from optuna.trial import TrialState
 
 from workbench.benchmarks.direction import best_first
+from workbench.results.configs import by_configuration, several_seeds, spread_column, varying_knobs
 from workbench.results.front import front
 from workbench.results.matched import best_per_level, matched_note, supported_tolerance
 from workbench.study.repeats import REPEAT_ATTR, SEED_ATTR
-from workbench.trial.space import SEARCH_DIMS, effective_params, ordered, sampled_params
+from workbench.trial.space import effective_params, sampled_params
 
 __all__ = [
     "FRONT_COLUMNS",
+    "SPREAD",
+    "configuration_columns",
     "format_table",
     "front_columns",
     "result_rows",
@@ -67,10 +74,38 @@ def table_columns(rows: Sequence[dict[str, Any]], metric: str = "accuracy", axis
         >>> table_columns([{"pattern": "2:4", "criterion": "snip"}, {"pattern": "4x1", "criterion": "snip"}])
         ['trial', 'pattern', 'target', 'sparsity', 'accuracy', 'run_id']
     """
-    knobs = [d for d in SEARCH_DIMS if d != "target_sparsity" and len({repr(r.get(d)) for r in rows}) > 1]
     seeds = ["seed"] if len({r.get("seed") for r in rows}) > 1 else []
     last = ["speedup"] if axis == "speedup" else []
-    return ["trial", *ordered(knobs), "target", *seeds, "sparsity", metric, *last, "run_id"]
+    return ["trial", *varying_knobs(rows), "target", *seeds, "sparsity", metric, *last, "run_id"]
+
+
+SPREAD = "± std"
+"""The console's column of a configuration's spread: the standard deviation of its metric over seeds."""
+
+
+def configuration_columns(
+    configs: Sequence[dict[str, Any]], metric: str = "accuracy", axis: str = "sparsity"
+) -> list[str]:
+    """The console tables' columns for configuration rows (:func:`~workbench.results.configs.by_configuration`).
+
+    With one seed per configuration, :func:`table_columns` (one trial per row, as ever). With
+    several: ``trials`` (the trial numbers, ``1,4,7``), every knob that varies, ``target``, the mean
+    reached sparsity, the ``metric``'s mean over seeds, its spread (:data:`SPREAD`) and
+    ``n_seeds``; no ``seed`` (it is what is averaged over) and no run id (a configuration has one
+    per seed: the trial numbers name them).
+    """
+    if not several_seeds(configs):
+        return table_columns(configs, metric, axis)
+    last = ["speedup"] if axis == "speedup" else []
+    return ["trials", *varying_knobs(configs), "target", "sparsity", metric, SPREAD, "n_seeds", *last]
+
+
+def _shown(configs: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """``configs`` as the console prints them: trial numbers joined, the spread under :data:`SPREAD`."""
+    return [
+        {**c, "trials": ",".join(str(t) for t in c.get("trials", (c.get("trial"),))), SPREAD: c[spread_column(metric)]}
+        for c in configs
+    ]
 
 
 def study_goal(study: optuna.Study) -> tuple[str, str]:
@@ -165,17 +200,25 @@ def format_table(
     return "\n".join([line(columns), *(line(t) for t in text)])
 
 
-def _matched_table(rows: Sequence[dict[str, Any]], metric: str, direction: str, tolerance: float) -> str:
-    table = best_per_level(rows, ("pattern",), tolerance=tolerance, metric=metric, direction=direction)
+def _matched_cell(row: dict[str, Any], metric: str, seeded: bool) -> str:
+    """A configuration's cell: ``0.9500 t4``, or with several seeds ``0.9793 ±0.0040 t1,4,7``."""
+    if not seeded:
+        return f"{row[metric]:.4f} t{row['trial']}"
+    spread = row[spread_column(metric)]
+    spread_text = f" ±{spread:.4f}" if spread == spread else ""
+    return f"{row[metric]:.4f}{spread_text} t{','.join(str(t) for t in row['trials'])}"
+
+
+def _matched_table(configs: Sequence[dict[str, Any]], metric: str, direction: str, tolerance: float) -> str:
+    seeded = several_seeds(configs)
+    table = best_per_level(configs, ("pattern",), tolerance=tolerance, metric=metric, direction=direction)
     levels = sorted({label for cells in table.values() for label in cells})
     lines = []
     for (pattern,), cells in sorted(table.items(), key=lambda kv: str(kv[0])):
         line = {"pattern": pattern}
         for label in levels:
             row = cells.get(label)
-            spread = row.get(f"{metric}_std", math.nan) if row else math.nan
-            pm = f"±{spread:.4f}" if isinstance(spread, float) and math.isfinite(spread) else ""
-            line[label] = f"{row[metric]:.4f}{pm} t{row['trial']}" if row else "-"
+            line[label] = _matched_cell(row, metric, seeded) if row else "-"
         lines.append(line)
     return format_table(lines, ["pattern", *levels])
 
@@ -195,23 +238,31 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
         f"study {study.study_name!r}: {len(states)} trials ({counts}{f'; {repeats} exact repeats not trained' if repeats else ''})"
     ]
     axis = str((study.user_attrs.get("objectives") or [metric, "sparsity"])[-1])
-    columns = table_columns(rows, metric, axis)
+    configs = by_configuration(rows, metric=metric)  # ranked on the mean over seeds, never the luckiest seed
+    seeded = several_seeds(configs)
+    columns = configuration_columns(configs, metric, axis)
+    of = (
+        f"{{}} of {len(configs)} configurations, {len(rows)} trained trials; {metric} = mean over seeds"
+        if seeded
+        else f"{{}} of {len(rows)} trained trials"
+    )
     if rows:
         if multi_objective:
-            shown = front(rows, metric=metric, direction=direction, axis=axis)
+            shown = front(configs, metric=metric, direction=direction, axis=axis)
             where = "measured speed-up" if axis == "speedup" else "reached sparsity"
-            out += ["", f"Pareto front, {metric} vs {where} ({len(shown)} of {len(rows)} trained trials):"]
+            out += ["", f"Pareto front, {metric} vs {where} ({of.format(len(shown))}):"]
         else:
-            shown = sorted(rows, key=lambda r: (best_first(r, metric, direction), r["trial"]))[:5]
+            shown = sorted(configs, key=lambda r: (best_first(r, metric, direction), r["trial"]))[:5]
             lower = " (lower is better)" if direction == "minimize" else ""
-            out += ["", f"Best trials by {metric}{lower} ({len(shown)} of {len(rows)} trained trials):"]
-        out.append(format_table(shown, columns))
+            best = "configurations" if seeded else "trials"
+            out += ["", f"Best {best} by {metric}{lower} ({of.format(len(shown))}):"]
+        out.append(format_table(_shown(shown, metric) if seeded else shown, columns))
+        what = "mean ±std over seeds; t1,4,7 = its trials" if seeded else "tN = trial N"
         tolerance = supported_tolerance(r.get("target") for r in rows)
         out += [
             "",
-            f"Best {metric} per pattern at matched reached sparsity ({matched_note(tolerance)}; "
-            "± spread over seeds; tN = the configuration's first trial N):",
-            _matched_table(rows, metric, direction, tolerance),
+            f"Best {metric} per pattern at matched reached sparsity ({matched_note(tolerance)}; {what}):",
+            _matched_table(configs, metric, direction, tolerance),
         ]
     out += [
         "",
