@@ -39,12 +39,7 @@ from workbench.analysis.frames import (
     trials_frame,
 )
 from workbench.analysis.goal import metric_of, summary_columns
-from workbench.analysis.matched import (
-    compare_at_matched_sparsity,
-    configuration_knobs,
-    configurations_frame,
-    plot_at_matched_sparsity,
-)
+from workbench.analysis.matched import compare_at_matched_sparsity, configuration_knobs, plot_at_matched_sparsity
 from workbench.analysis.speed import SPEED_COLUMNS, has_speed, plot_speedup
 from workbench.analysis.stats import (
     best_at_matched_sparsity,

@@ -32,14 +32,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from workbench.analysis.configs import configurations_frame
 from workbench.analysis.frames import KNOBS
-from workbench.analysis.stats import trial_records
 from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
-from workbench.results.configs import by_configuration
 from workbench.results.matched import matched_levels, matched_note, resolve_tolerance
 
-__all__ = ["compare_at_matched_sparsity", "configuration_knobs", "configurations_frame", "plot_at_matched_sparsity"]
+__all__ = ["compare_at_matched_sparsity", "configuration_knobs", "plot_at_matched_sparsity"]
 
 _IGNORED = ("target_sparsity", "seed")
 """Not held as knobs: the target is replaced by the matched reached sparsity; seeds are averaged."""
@@ -80,19 +79,13 @@ def _tolerance(df: pd.DataFrame, tolerance: float | None) -> float:
     return resolve_tolerance(tolerance, df["target_sparsity"] if "target_sparsity" in df else ())
 
 
-def configurations_frame(df: pd.DataFrame, *, metric: str = "accuracy", tolerance: float | None = None) -> pd.DataFrame:
-    """One row per configuration of ``df``'s trials, with the matched reached sparsity it belongs to.
-
-    The study's grouping (:func:`workbench.results.configs.by_configuration`, the target as
-    ``target_sparsity`` here): ``metric`` is the mean over seeds, ``<metric>_std`` its spread,
-    ``n_seeds``, ``n_trials``, ``sparsity`` the mean reached; ``matched_sparsity`` is the label of
-    its level under the study's rule (:func:`workbench.results.matched.matched_levels`).
-    Trials without a finite ``metric`` or ``sparsity`` are left out.
-    """
+def _configurations_at_levels(df: pd.DataFrame, metric: str, tolerance: float | None) -> pd.DataFrame:
+    """:func:`workbench.analysis.configurations_frame` of ``df``'s trials with a finite ``metric``
+    and ``sparsity``, plus ``n_trials`` and ``matched_sparsity``, the label of the configuration's
+    level under the study's rule (:func:`workbench.results.matched.matched_levels`)."""
     tolerance = _tolerance(df, tolerance)
     valid = df.dropna(subset=[metric, "sparsity"])
-    records = trial_records(valid, metric)
-    configs = pd.DataFrame(by_configuration(records, metric=metric))
+    configs = configurations_frame(valid, metric=metric)
     if configs.empty:
         return pd.DataFrame(columns=[*valid.columns, "n_trials", "matched_sparsity"])
     configs = configs.rename(columns={"target": "target_sparsity"})
@@ -130,7 +123,7 @@ def compare_at_matched_sparsity(
     valid = df.dropna(subset=[metric, "sparsity"])
     held, not_held = _held(valid, knob, within)
     keys = [*held, "matched_sparsity"]
-    cells = configurations_frame(valid, metric=metric, tolerance=tolerance)
+    cells = _configurations_at_levels(valid, metric, tolerance)
     not_held = _varying_within(cells, [*keys, knob], not_held)  # a decay that follows the scheduler is its part
     if cells.empty:
         means = pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=keys))
@@ -198,7 +191,7 @@ def plot_at_matched_sparsity(
     grid = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     dense_column = f"dense_{metric}"
     dense = float(valid[dense_column].mean()) if dense_column in valid else math.nan
-    configs = configurations_frame(valid, metric=metric, tolerance=tolerance)
+    configs = _configurations_at_levels(valid, metric, tolerance)
     axes = list(grid.flat)
     for ax in axes[len(pairs) :]:
         fig.delaxes(ax)
