@@ -138,10 +138,7 @@ def sparsity_bin(sparsity: float) -> str:
 
 def matched_note(tolerance: float = MATCH_TOLERANCE) -> str:
     """The sentence every table or figure that compares at matched sparsity shows: the tolerance."""
-    return (
-        f"matched: reached sparsity within {tolerance:g} (a column is the range its results reached; "
-        "each result is a configuration's mean over seeds)"
-    )
+    return f"matched: reached sparsity within {tolerance:g}, a column the range reached"
 
 
 def best_per_level(

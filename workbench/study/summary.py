@@ -261,7 +261,7 @@ def summary_text(study: optuna.Study, *, multi_objective: bool, parent_url: str,
         tolerance = supported_tolerance(r.get("target") for r in rows)
         out += [
             "",
-            f"Best {metric} per pattern at matched reached sparsity ({matched_note(tolerance)}; {what}):",
+            f"Best {metric} per pattern at the same reached sparsity ({matched_note(tolerance)}; {what}):",
             _matched_table(configs, metric, direction, tolerance),
         ]
     out += [
