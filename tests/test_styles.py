@@ -76,3 +76,18 @@ def test_the_study_figure_draws_2_4_in_its_colour_in_two_different_studies():
 
     assert colour_of_2_4(["2:4", "4x1"]) == colour_of_2_4(["1x1", "2:4", "channelx1"]) == to_rgba(PATTERN_COLORS["2:4"])
     assert marker_map("criterion", ["snip", "magnitude"]) == {"magnitude": "o", "snip": "D"}
+
+
+def test_no_figure_numbers_its_own_colours():
+    """Colour by position (``C0`` for the first value met) changes between studies: styles.py owns colours."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "workbench"
+    numbered = [
+        f"{path.relative_to(root)}:{i}"
+        for path in root.rglob("*.py")
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"f\"C\{", line)
+    ]
+    assert numbered == []

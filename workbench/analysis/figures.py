@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from workbench.analysis.stats import seed_spread
 from workbench.pruner.errors import ConfigError
 from workbench.results.figures import plot_metric_vs_sparsity
+from workbench.results.styles import color_of
 
 __all__ = [
     "plot_accuracy_vs_sparsity",
@@ -262,9 +263,9 @@ def plot_metric_by_group(
     valid = df.dropna(subset=[x, metric])
     for ax, group in zip(axes, groups):
         spread = seed_spread(valid, [group, x], metric=metric, seed=seed)
-        for i, (value, rows) in enumerate(spread.groupby(group, sort=True)):
+        for value, rows in spread.groupby(group, sort=True):
             rows = rows.sort_values(x)
-            color = f"C{i % 10}"
+            color = color_of(group, value)  # the same per pattern / criterion in every figure
             runs = valid[valid[group] == value]
             ax.scatter(runs[x], runs[metric], color=color, s=12, alpha=0.35)
             ax.plot(rows[x], rows[f"{metric}_mean"], "o-", color=color, markersize=4, label=str(value))

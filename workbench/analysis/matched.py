@@ -37,6 +37,7 @@ from workbench.analysis.frames import KNOBS
 from workbench.benchmarks.direction import sign
 from workbench.pruner.errors import ConfigError
 from workbench.results.matched import matched_levels, matched_note, resolve_tolerance
+from workbench.results.styles import color_map
 
 __all__ = ["compare_at_matched_sparsity", "configuration_knobs", "plot_at_matched_sparsity"]
 
@@ -184,7 +185,7 @@ def plot_at_matched_sparsity(
             raise ConfigError(f"plot_at_matched_sparsity: column {column!r} is not in the frame")
     valid = df.dropna(subset=[metric, "sparsity"])
     pairs = sorted({(str(r), str(c)) for r, c in zip(valid[rows], valid[cols])}) or [("-", "-")]
-    colours = {v: f"C{i % 10}" for i, v in enumerate(sorted(valid[knob].astype(str).unique()))}
+    colours = color_map(knob, valid[knob].astype(str))  # the same per pattern / criterion in every figure
     n_cols = min(_MAX_COLS, len(pairs))
     n_rows = math.ceil(len(pairs) / n_cols)
     fig = Figure(figsize=(4.4 * n_cols + _LEGEND_IN, 3.0 * n_rows + _TITLE_IN + 0.4), dpi=100)
