@@ -114,10 +114,14 @@ static int64_t between_rows(const float *x, int64_t n, const int64_t *rows, int6
 }
 
 /* w[i] *= 0 where pruned[i]: what multiplying by the keep mask does (a negative weight becomes
- * -0.0, NaN stays NaN), without building the 0/1 factor. */
+ * -0.0, NaN stays NaN), without building the 0/1 factor. Masks are bool tensors (bytes 0 or 1),
+ * so 1 - pruned is the keep factor. Every weight is multiplied, by 1 where kept: written as
+ * `pruned ? w * 0 : w` (or with `!pruned`), GCC if-converts the loop into masked stores of the
+ * pruned lanes, which ran 3-4x slower on this project's AMD EPYC (2026-12-07, one core, the
+ * reference stack's 4x1 and 1x1 masks). */
 VECTOR_CLONES
 static void zero_pruned(float *w, const uint8_t *pruned, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) w[i] = pruned[i] ? w[i] * 0.0f : w[i];
+    for (int64_t i = 0; i < n; ++i) w[i] *= (float)(1 - pruned[i]);
 }
 
 /* The same for Nx1 blocks: row r of the [rows, cols] weight is zeroed where row r / bn of the
@@ -127,7 +131,7 @@ static void zero_pruned_rows(float *w, const uint8_t *pruned, int64_t first, int
     for (int64_t r = first; r < first + rows; ++r) {
         float *wr = w + r * cols;
         const uint8_t *pr = pruned + (r / bn) * cols;
-        for (int64_t c = 0; c < cols; ++c) wr[c] = pr[c] ? wr[c] * 0.0f : wr[c];
+        for (int64_t c = 0; c < cols; ++c) wr[c] *= (float)(1 - pr[c]);
     }
 }
 
@@ -144,7 +148,10 @@ static void snip_accumulate(float *s, const float *w, const float *g, int64_t n,
 
 /* The same update for scores of Nx1 blocks (`bn` rows of one column; `cols` columns): a block's
  * value is the sum of its |w * g| in row order (_backend.reduce_blocks sums Nx1 blocks that way),
- * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows. */
+ * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows.
+ * The bn rows are read side by side, 64 columns at a time. Reading each block row front to back
+ * with two streams (w and g) into a row of sums in L1 was not faster on one core (2026-12-07,
+ * loaded machine), nor was reading 1024 columns at a time (performance.md). */
 VECTOR_CLONES
 static void snip_accumulate_blocks(float *s, const float *w, const float *g, int64_t rows, int64_t cols,
                                    int64_t bn, int mean, float alpha, float beta) {
@@ -666,6 +673,137 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- one call over many layers ----
+ * A job is one layer, described by int64 fields (addresses and sizes). Its rows are cut into
+ * tiles of about `tile` weights (whole block rows), and the tiles of all jobs are handed to the
+ * threads as they come free (schedule(dynamic)): one parallel region per hook instead of one per
+ * layer, and a thread that the OS preempts on a busy machine does not hold the others back at a
+ * barrier after every layer. What each tile computes does not depend on the tiling. */
+enum { SNIP_FIELDS = 7, ZERO_FIELDS = 5 };
+
+/* first[j] = the first tile of job j (first[njobs] = all tiles); per job, `rows` units of `unit`
+ * weights each (field offsets given), `per[j]` units per tile. Returns NULL when out of memory. */
+static int64_t *tile_jobs(const int64_t *jobs, int64_t njobs, int fields, int rows_at, int unit_at, int bn_at,
+                          int64_t tile, int64_t **per_out) {
+    int64_t *first = malloc((size_t)(2 * njobs + 1) * sizeof(int64_t));
+    if (first == NULL)
+        return NULL;
+    int64_t *per = first + njobs + 1;
+    first[0] = 0;
+    for (int64_t j = 0; j < njobs; ++j) {
+        const int64_t *job = jobs + j * fields;
+        const int64_t unit = job[unit_at] * (bn_at >= 0 ? job[bn_at] : 1), rows = job[rows_at];
+        per[j] = unit >= tile ? 1 : tile / unit;
+        first[j + 1] = first[j] + (rows + per[j] - 1) / per[j];
+    }
+    *per_out = per;
+    return first;
+}
+
+static inline int64_t job_of(const int64_t *first, int64_t njobs, int64_t t) {
+    int64_t lo = 0, hi = njobs - 1; /* the last job whose first tile is <= t */
+    while (lo < hi) {
+        const int64_t mid = (lo + hi + 1) / 2;
+        if (first[mid] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* jobs: [score, weight, grad, block rows, cols, bn, mean] per layer; bn == 1 is the element-wise
+ * update (give such a layer as numel rows of 1 column). Returns -1 when out of memory. */
+static PyObject *py_snip_accumulate_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs_at;
+    long long njobs, tile;
+    float alpha, beta;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLffLi", &jobs_at, &njobs, &alpha, &beta, &tile, &threads))
+        return NULL;
+    const int64_t *jobs = (const int64_t *)(uintptr_t)jobs_at;
+    int64_t *per = NULL, *first = tile_jobs(jobs, njobs, SNIP_FIELDS, 3, 4, 5, tile, &per);
+    if (first == NULL)
+        return PyLong_FromLong(-1);
+    const int64_t tiles = first[njobs];
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t j = job_of(first, njobs, t), *job = jobs + j * SNIP_FIELDS;
+        const int64_t rows = job[3], cols = job[4], bn = job[5];
+        const int64_t lo = (t - first[j]) * per[j], hi = lo + per[j] < rows ? lo + per[j] : rows;
+        float *s = (float *)(uintptr_t)job[0] + lo * cols;
+        const float *w = (const float *)(uintptr_t)job[1] + lo * bn * cols, *g = (const float *)(uintptr_t)job[2] + lo * bn * cols;
+        if (bn == 1)
+            snip_accumulate(s, w, g, (hi - lo) * cols, alpha, beta);
+        else
+            snip_accumulate_blocks(s, w, g, hi - lo, cols, bn, (int)job[6], alpha, beta);
+    }
+    Py_END_ALLOW_THREADS
+    free(first);
+    return PyLong_FromLong(0);
+}
+
+/* jobs: [weight, pruned, rows, cols, bn] per layer (bn == 1: a mask of the weight's shape, given
+ * as numel rows of 1 column). Returns -1 when out of memory. */
+static PyObject *py_zero_pruned_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs_at;
+    long long njobs, tile;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLLi", &jobs_at, &njobs, &tile, &threads))
+        return NULL;
+    const int64_t *jobs = (const int64_t *)(uintptr_t)jobs_at;
+    int64_t *per = NULL, *first = tile_jobs(jobs, njobs, ZERO_FIELDS, 2, 3, -1, tile, &per);
+    if (first == NULL)
+        return PyLong_FromLong(-1);
+    const int64_t tiles = first[njobs];
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t j = job_of(first, njobs, t), *job = jobs + j * ZERO_FIELDS;
+        const int64_t rows = job[2], cols = job[3], bn = job[4];
+        const int64_t lo = (t - first[j]) * per[j], hi = lo + per[j] < rows ? lo + per[j] : rows;
+        float *w = (float *)(uintptr_t)job[0];
+        const uint8_t *pruned = (const uint8_t *)(uintptr_t)job[1];
+        if (bn == 1)
+            zero_pruned(w + lo * cols, pruned + lo * cols, (hi - lo) * cols);
+        else
+            zero_pruned_rows(w, pruned, lo, hi - lo, cols, bn);
+    }
+    Py_END_ALLOW_THREADS
+    free(first);
+    return PyLong_FromLong(0);
+}
+
+/* jobs: [scores, runs, row, n, counts] per layer: count_rows over many layers, tiles of whole runs
+ * of `row` scores. Returns -1 when out of memory. */
+static PyObject *py_count_rows_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs_at;
+    long long njobs, tile;
+    float value;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLfLi", &jobs_at, &njobs, &value, &tile, &threads))
+        return NULL;
+    const int64_t *jobs = (const int64_t *)(uintptr_t)jobs_at;
+    int64_t *per = NULL, *first = tile_jobs(jobs, njobs, 5, 1, 2, -1, tile, &per);
+    if (first == NULL)
+        return PyLong_FromLong(-1);
+    const int64_t tiles = first[njobs];
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t j = job_of(first, njobs, t), *job = jobs + j * 5;
+        const int64_t runs = job[1], row = job[2], n = job[3];
+        const int64_t lo = (t - first[j]) * per[j], hi = lo + per[j] < runs ? lo + per[j] : runs;
+        const int64_t end = hi * row < n ? hi * row : n;
+        count_rows((const float *)(uintptr_t)job[0] + lo * row, end - lo * row, row, value,
+                   (float *)(uintptr_t)job[4] + lo);
+    }
+    Py_END_ALLOW_THREADS
+    free(first);
+    return PyLong_FromLong(0);
+}
+
 /* Shares cut the block rows, or, with fewer block rows than threads (channelx1), the block
  * columns; each thread mallocs its tile rows. Returns -1 where an allocation failed. */
 static PyObject *py_block_scores(PyObject *self, PyObject *args) {
@@ -746,6 +884,16 @@ static PyMethodDef methods[] = {
     {"snip_accumulate_blocks", py_snip_accumulate_blocks, METH_VARARGS,
      "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
      "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
+    {"snip_accumulate_many", py_snip_accumulate_many, METH_VARARGS,
+     "snip_accumulate_many(jobs, njobs, alpha, beta, tile, threads): snip_accumulate(_blocks) over many layers, "
+     "jobs int64 [score, weight, grad, block rows, cols, bn, mean] each, tiles of ~tile weights to the threads as "
+     "they come free; 0, or -1 when out of memory (addresses)"},
+    {"zero_pruned_many", py_zero_pruned_many, METH_VARARGS,
+     "zero_pruned_many(jobs, njobs, tile, threads): zero_pruned(_rows) over many layers, jobs int64 [weight, "
+     "pruned, rows, cols, bn] each; 0, or -1 when out of memory (addresses)"},
+    {"count_rows_many", py_count_rows_many, METH_VARARGS,
+     "count_rows_many(jobs, njobs, value, tile, threads): count_rows over many layers, jobs int64 [scores, runs, "
+     "row, n, counts] each; 0, or -1 when out of memory (addresses)"},
     {"block_scores", py_block_scores, METH_VARARGS,
      "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, inputs, bn, bm, "
      "threads): "
