@@ -209,18 +209,6 @@ def test_zero_by_mask_is_the_reference_or_declines(kernel_path, block_rows, rows
     assert torch.equal(weight.signbit(), want.signbit())  # -0.0 where a negative weight was pruned
 
 
-@pytest.fixture
-def tiles(monkeypatch):
-    """Two threads, a tiny split size and tiles of a few weights, so that a call over several
-    layers cuts each into many tiles that both threads take as they come free."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    monkeypatch.setattr(kernels, "SPLIT", 8)
-    monkeypatch.setattr(kernels, "TILE", 5)
-    yield
-    torch.set_num_threads(old)
-
-
 _LAYER = st.tuples(
     st.sampled_from([1, 2, 3, 4, 16]),  # block rows
     st.integers(1, 6),  # rows of blocks
@@ -237,7 +225,9 @@ _LAYER = st.tuples(
     beta=st.sampled_from([1.0, 0.5]),
     seed=st.integers(0, 10_000),
 )
-def test_accumulate_snip_many_is_the_reference_per_layer_or_declines(kernel_path, tiles, layers, alpha, beta, seed):
+def test_accumulate_snip_many_is_the_reference_per_layer_or_declines(
+    kernel_path, two_threads, layers, alpha, beta, seed
+):
     """One call over several layers (element and Nx1 scores, some the kernels cannot take) gives
     each layer the reference's update, or leaves it as it was and says so."""
     updates, befores = [], []
@@ -262,7 +252,7 @@ def test_accumulate_snip_many_is_the_reference_per_layer_or_declines(kernel_path
     layers=st.lists(st.tuples(st.sampled_from([1, 2, 3, 8]), st.integers(1, 6), st.integers(1, 40)), max_size=5),
     seed=st.integers(0, 10_000),
 )
-def test_zero_by_mask_many_is_the_reference_per_layer(kernel_path, tiles, layers, seed):
+def test_zero_by_mask_many_is_the_reference_per_layer(kernel_path, two_threads, layers, seed):
     """One call over several layers with element and Nx1 block masks zeroes each as the
     reference does (NaN stays NaN, a pruned negative weight becomes -0.0)."""
     gen = torch.Generator().manual_seed(seed)

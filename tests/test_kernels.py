@@ -19,18 +19,6 @@ from workbench.pruner.patterns import get_pattern
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason="C kernels not built (no compiler?)")
 
 
-@pytest.fixture
-def two_threads(monkeypatch):
-    """Two torch threads, a tiny split size and tiles of a few weights, so the kernels' thread
-    split and the tiles of the calls over many layers are exercised."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    monkeypatch.setattr(kernels, "SPLIT", 12)
-    monkeypatch.setattr(kernels, "TILE", 5)
-    yield
-    torch.set_num_threads(old)
-
-
 def _pytorch_path(scores: torch.Tensor, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
     with monkeypatch.context() as m:
         m.setenv(kernels.ENV_SWITCH, "0")

@@ -675,133 +675,109 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
 
 /* ---- one call over many layers ----
  * A job is one layer, described by int64 fields (addresses and sizes). Its rows are cut into
- * tiles of about `tile` weights (whole block rows), and the tiles of all jobs are handed to the
- * threads as they come free (schedule(dynamic)): one parallel region per hook instead of one per
- * layer, and a thread that the OS preempts on a busy machine does not hold the others back at a
- * barrier after every layer. What each tile computes does not depend on the tiling. */
-enum { SNIP_FIELDS = 7, ZERO_FIELDS = 5 };
+ * tiles of about `tile` weights (whole rows), and the tiles of all jobs are handed to the threads
+ * as they come free (schedule(dynamic)): one parallel region per hook instead of one per layer,
+ * and a thread that the OS preempts on a busy machine does not hold the others back at a barrier
+ * after every layer. What each tile computes does not depend on the tiling.
+ *
+ * MANY_SNIP: [score, weight, grad, block rows, cols, bn, mean]: snip_accumulate(_blocks); bn == 1
+ *            is the element-wise update (such a layer is given as numel rows of 1 column).
+ * MANY_ZERO: [weight, pruned, rows, cols, bn]: zero_pruned (bn == 1, numel rows of 1 column) or
+ *            zero_pruned_rows.
+ * MANY_COUNT: [scores, runs, row, n, counts]: count_rows, tiles of whole runs of `row` scores. */
+enum { MANY_SNIP = 0, MANY_ZERO = 1, MANY_COUNT = 2 };
+static const struct {
+    int fields, rows_at, unit_at, bn_at; /* where a job's rows, row width and block rows are */
+} MANY[3] = {{7, 3, 4, 5}, {5, 2, 3, -1}, {5, 1, 2, -1}};
 
-/* first[j] = the first tile of job j (first[njobs] = all tiles); per job, `rows` units of `unit`
- * weights each (field offsets given), `per[j]` units per tile. Returns NULL when out of memory. */
-static int64_t *tile_jobs(const int64_t *jobs, int64_t njobs, int fields, int rows_at, int unit_at, int bn_at,
-                          int64_t tile, int64_t **per_out) {
-    int64_t *first = malloc((size_t)(2 * njobs + 1) * sizeof(int64_t));
-    if (first == NULL)
-        return NULL;
-    int64_t *per = first + njobs + 1;
-    first[0] = 0;
-    for (int64_t j = 0; j < njobs; ++j) {
-        const int64_t *job = jobs + j * fields;
-        const int64_t unit = job[unit_at] * (bn_at >= 0 ? job[bn_at] : 1), rows = job[rows_at];
-        per[j] = unit >= tile ? 1 : tile / unit;
-        first[j + 1] = first[j] + (rows + per[j] - 1) / per[j];
-    }
-    *per_out = per;
-    return first;
-}
-
-static inline int64_t job_of(const int64_t *first, int64_t njobs, int64_t t) {
-    int64_t lo = 0, hi = njobs - 1; /* the last job whose first tile is <= t */
-    while (lo < hi) {
-        const int64_t mid = (lo + hi + 1) / 2;
-        if (first[mid] <= t)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
-/* jobs: [score, weight, grad, block rows, cols, bn, mean] per layer; bn == 1 is the element-wise
- * update (give such a layer as numel rows of 1 column). Returns -1 when out of memory. */
-static PyObject *py_snip_accumulate_many(PyObject *self, PyObject *args) {
-    unsigned long long jobs_at;
-    long long njobs, tile;
-    float alpha, beta;
-    int threads;
-    if (!PyArg_ParseTuple(args, "KLffLi", &jobs_at, &njobs, &alpha, &beta, &tile, &threads))
-        return NULL;
-    const int64_t *jobs = (const int64_t *)(uintptr_t)jobs_at;
-    int64_t *per = NULL, *first = tile_jobs(jobs, njobs, SNIP_FIELDS, 3, 4, 5, tile, &per);
-    if (first == NULL)
-        return PyLong_FromLong(-1);
-    const int64_t tiles = first[njobs];
-    Py_BEGIN_ALLOW_THREADS
-    #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t j = job_of(first, njobs, t), *job = jobs + j * SNIP_FIELDS;
-        const int64_t rows = job[3], cols = job[4], bn = job[5];
-        const int64_t lo = (t - first[j]) * per[j], hi = lo + per[j] < rows ? lo + per[j] : rows;
+/* Rows lo..hi of one job. */
+static void many_tile(int kind, const int64_t *job, int64_t lo, int64_t hi, float a, float b) {
+    if (kind == MANY_SNIP) {
+        const int64_t cols = job[4], bn = job[5];
         float *s = (float *)(uintptr_t)job[0] + lo * cols;
-        const float *w = (const float *)(uintptr_t)job[1] + lo * bn * cols, *g = (const float *)(uintptr_t)job[2] + lo * bn * cols;
+        const float *w = (const float *)(uintptr_t)job[1] + lo * bn * cols;
+        const float *g = (const float *)(uintptr_t)job[2] + lo * bn * cols;
         if (bn == 1)
-            snip_accumulate(s, w, g, (hi - lo) * cols, alpha, beta);
+            snip_accumulate(s, w, g, (hi - lo) * cols, a, b);
         else
-            snip_accumulate_blocks(s, w, g, hi - lo, cols, bn, (int)job[6], alpha, beta);
-    }
-    Py_END_ALLOW_THREADS
-    free(first);
-    return PyLong_FromLong(0);
-}
-
-/* jobs: [weight, pruned, rows, cols, bn] per layer (bn == 1: a mask of the weight's shape, given
- * as numel rows of 1 column). Returns -1 when out of memory. */
-static PyObject *py_zero_pruned_many(PyObject *self, PyObject *args) {
-    unsigned long long jobs_at;
-    long long njobs, tile;
-    int threads;
-    if (!PyArg_ParseTuple(args, "KLLi", &jobs_at, &njobs, &tile, &threads))
-        return NULL;
-    const int64_t *jobs = (const int64_t *)(uintptr_t)jobs_at;
-    int64_t *per = NULL, *first = tile_jobs(jobs, njobs, ZERO_FIELDS, 2, 3, -1, tile, &per);
-    if (first == NULL)
-        return PyLong_FromLong(-1);
-    const int64_t tiles = first[njobs];
-    Py_BEGIN_ALLOW_THREADS
-    #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t j = job_of(first, njobs, t), *job = jobs + j * ZERO_FIELDS;
-        const int64_t rows = job[2], cols = job[3], bn = job[4];
-        const int64_t lo = (t - first[j]) * per[j], hi = lo + per[j] < rows ? lo + per[j] : rows;
+            snip_accumulate_blocks(s, w, g, hi - lo, cols, bn, (int)job[6], a, b);
+    } else if (kind == MANY_ZERO) {
+        const int64_t cols = job[3], bn = job[4];
         float *w = (float *)(uintptr_t)job[0];
         const uint8_t *pruned = (const uint8_t *)(uintptr_t)job[1];
         if (bn == 1)
             zero_pruned(w + lo * cols, pruned + lo * cols, (hi - lo) * cols);
         else
             zero_pruned_rows(w, pruned, lo, hi - lo, cols, bn);
+    } else {
+        const int64_t row = job[2], n = job[3], end = hi * row < n ? hi * row : n;
+        count_rows((const float *)(uintptr_t)job[0] + lo * row, end - lo * row, row, a,
+                   (float *)(uintptr_t)job[4] + lo);
     }
-    Py_END_ALLOW_THREADS
-    free(first);
-    return PyLong_FromLong(0);
 }
 
-/* jobs: [scores, runs, row, n, counts] per layer: count_rows over many layers, tiles of whole runs
- * of `row` scores. Returns -1 when out of memory. */
-static PyObject *py_count_rows_many(PyObject *self, PyObject *args) {
-    unsigned long long jobs_at;
-    long long njobs, tile;
-    float value;
-    int threads;
-    if (!PyArg_ParseTuple(args, "KLfLi", &jobs_at, &njobs, &value, &tile, &threads))
-        return NULL;
-    const int64_t *jobs = (const int64_t *)(uintptr_t)jobs_at;
-    int64_t *per = NULL, *first = tile_jobs(jobs, njobs, 5, 1, 2, -1, tile, &per);
+/* All tiles of all jobs of `kind`; 0, or -1 when out of memory (nothing done). */
+static int run_many(int kind, const int64_t *jobs, int64_t njobs, int64_t tile, int threads, float a, float b) {
+    const int fields = MANY[kind].fields, rows_at = MANY[kind].rows_at;
+    int64_t *first = malloc((size_t)(2 * njobs + 1) * sizeof(int64_t)); /* first tile of each job */
     if (first == NULL)
-        return PyLong_FromLong(-1);
+        return -1;
+    int64_t *per = first + njobs + 1; /* rows per tile */
+    first[0] = 0;
+    for (int64_t j = 0; j < njobs; ++j) {
+        const int64_t *job = jobs + j * fields;
+        const int64_t unit = job[MANY[kind].unit_at] * (MANY[kind].bn_at >= 0 ? job[MANY[kind].bn_at] : 1);
+        per[j] = unit >= tile ? 1 : tile / unit;
+        first[j + 1] = first[j] + (job[rows_at] + per[j] - 1) / per[j];
+    }
     const int64_t tiles = first[njobs];
     Py_BEGIN_ALLOW_THREADS
     #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t j = job_of(first, njobs, t), *job = jobs + j * 5;
-        const int64_t runs = job[1], row = job[2], n = job[3];
-        const int64_t lo = (t - first[j]) * per[j], hi = lo + per[j] < runs ? lo + per[j] : runs;
-        const int64_t end = hi * row < n ? hi * row : n;
-        count_rows((const float *)(uintptr_t)job[0] + lo * row, end - lo * row, row, value,
-                   (float *)(uintptr_t)job[4] + lo);
+        int64_t lo_job = 0, hi_job = njobs - 1; /* the last job whose first tile is <= t */
+        while (lo_job < hi_job) {
+            const int64_t mid = (lo_job + hi_job + 1) / 2;
+            if (first[mid] <= t)
+                lo_job = mid;
+            else
+                hi_job = mid - 1;
+        }
+        const int64_t *job = jobs + lo_job * fields, rows = job[rows_at];
+        const int64_t lo = (t - first[lo_job]) * per[lo_job], hi = lo + per[lo_job] < rows ? lo + per[lo_job] : rows;
+        many_tile(kind, job, lo, hi, a, b);
     }
     Py_END_ALLOW_THREADS
     free(first);
-    return PyLong_FromLong(0);
+    return 0;
+}
+
+static PyObject *py_snip_accumulate_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs;
+    long long njobs, tile;
+    float alpha, beta;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLffLi", &jobs, &njobs, &alpha, &beta, &tile, &threads))
+        return NULL;
+    return PyLong_FromLong(run_many(MANY_SNIP, (const int64_t *)(uintptr_t)jobs, njobs, tile, threads, alpha, beta));
+}
+
+static PyObject *py_zero_pruned_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs;
+    long long njobs, tile;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLLi", &jobs, &njobs, &tile, &threads))
+        return NULL;
+    return PyLong_FromLong(run_many(MANY_ZERO, (const int64_t *)(uintptr_t)jobs, njobs, tile, threads, 0.0f, 0.0f));
+}
+
+static PyObject *py_count_rows_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs;
+    long long njobs, tile;
+    float value;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLfLi", &jobs, &njobs, &value, &tile, &threads))
+        return NULL;
+    return PyLong_FromLong(run_many(MANY_COUNT, (const int64_t *)(uintptr_t)jobs, njobs, tile, threads, value, 0.0f));
 }
 
 /* Shares cut the block rows, or, with fewer block rows than threads (channelx1), the block
