@@ -47,6 +47,22 @@ def kernel_path(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two torch threads, a tiny split size and tiles of a few weights, so the kernels' thread
+    split and the tiles of the calls over many layers are exercised."""
+    import torch
+
+    from workbench.pruner._backend import kernels
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(kernels, "SPLIT", 8)
+    monkeypatch.setattr(kernels, "TILE", 5)
+    yield
+    torch.set_num_threads(old)
+
+
 #: markers of the tests that may start processes and servers (``make check`` leaves them out)
 PROCESS_MARKERS = ("slow", "e2e", "browser")
 #: programs any test may run: the provenance tag's ``git rev-parse`` / ``git status``, and the

@@ -209,6 +209,69 @@ def test_zero_by_mask_is_the_reference_or_declines(kernel_path, block_rows, rows
     assert torch.equal(weight.signbit(), want.signbit())  # -0.0 where a negative weight was pruned
 
 
+_LAYER = st.tuples(
+    st.sampled_from([1, 2, 3, 4, 16]),  # block rows
+    st.integers(1, 6),  # rows of blocks
+    st.integers(1, 40),  # columns
+    st.booleans(),  # mean
+    st.sampled_from(["fits", "transposed", "float64"]),
+)
+
+
+@SETTINGS
+@given(
+    layers=st.lists(_LAYER, min_size=1, max_size=5),
+    alpha=st.sampled_from([0.9, 0.0, 0.37]),
+    beta=st.sampled_from([1.0, 0.5]),
+    seed=st.integers(0, 10_000),
+)
+def test_accumulate_snip_many_is_the_reference_per_layer_or_declines(
+    kernel_path, two_threads, layers, alpha, beta, seed
+):
+    """One call over several layers (element and Nx1 scores, some the kernels cannot take) gives
+    each layer the reference's update, or leaves it as it was and says so."""
+    updates, befores = [], []
+    for i, (block_rows, rows, cols, mean, kind) in enumerate(layers):
+        w, g, score = _snip_inputs(rows, cols, block_rows, seed + i)
+        if kind == "transposed":
+            score = score.t().contiguous().t()
+        elif kind == "float64":
+            score = score.double()
+        updates.append((score, w, g, block_rows, mean))
+        befores.append(score.clone())
+    done = _backend.accumulate_snip_many(updates, alpha, beta)
+    fits = [score.is_contiguous() and score.dtype == torch.float32 for score, *_ in updates]  # (a 1-row transpose is)
+    assert done == [kernel_path == "kernels" and ok for ok in fits]
+    for (score, w, g, block_rows, mean), before, ok in zip(updates, befores, done):
+        want = reference.accumulate_snip(before, w, g, alpha, beta, block_rows=block_rows, mean=mean) if ok else before
+        assert torch.equal(score, want.to(score.dtype))
+
+
+@SETTINGS
+@given(
+    layers=st.lists(st.tuples(st.sampled_from([1, 2, 3, 8]), st.integers(1, 6), st.integers(1, 40)), max_size=5),
+    seed=st.integers(0, 10_000),
+)
+def test_zero_by_mask_many_is_the_reference_per_layer(kernel_path, two_threads, layers, seed):
+    """One call over several layers with element and Nx1 block masks zeroes each as the
+    reference does (NaN stays NaN, a pruned negative weight becomes -0.0)."""
+    gen = torch.Generator().manual_seed(seed)
+    jobs, befores = [], []
+    for block_rows, rows, cols in layers:
+        weight = torch.randn(rows * block_rows, cols, generator=gen)
+        weight.view(-1)[: min(3, weight.numel())] = torch.tensor([float("nan"), float("inf"), -1.0])[: weight.numel()]
+        pruned = torch.rand(rows, cols, generator=gen) < 0.5
+        jobs.append((weight, pruned if block_rows > 1 else pruned.repeat(block_rows, 1), block_rows))
+        befores.append(weight.clone())
+    done = _backend.zero_by_mask_many(jobs)
+    assert done == [kernel_path == "kernels"] * len(jobs)
+    for (weight, mask, block_rows), before, ok in zip(jobs, befores, done):
+        want = reference.zero_by_mask(before, mask, block_rows=block_rows) if ok else before
+        assert torch.equal(weight.isnan(), want.isnan())
+        assert torch.equal(weight.nan_to_num(), want.nan_to_num())
+        assert torch.equal(weight.signbit(), want.signbit())
+
+
 def test_the_kernels_decline_what_they_cannot_take():
     w = torch.randn(6, 4)
     assert not _backend.zero_by_mask(w, torch.zeros(4, 6, dtype=torch.bool))  # not the weight's shape

@@ -243,7 +243,7 @@ def test_1x1_convolutions_take_the_fused_passes_of_linear_weights(monkeypatch, p
     """A 1x1 convolution's weight is its own 2-D view: its snip_momentum update and its masking
     run the fused Nx1 passes of Linear weights (same results: the tests above)."""
     calls = []
-    for module, name in ((_backend, "accumulate_snip"), (_backend.masking, "zero_by_mask")):
+    for module, name in ((_backend, "accumulate_snip_many"), (_backend.masking, "zero_by_mask_many")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     layers = {"l": nn.Conv2d(24, 16, 1)}
@@ -252,8 +252,8 @@ def test_1x1_convolutions_take_the_fused_passes_of_linear_weights(monkeypatch, p
     for _ in range(2):  # the first step creates the scores, the second accumulates
         layers["l"].weight.grad = torch.randn(layers["l"].weight.shape)
         c.on_before_optimizer_step()
-    assert calls == ["accumulate_snip"]
+    assert calls == ["accumulate_snip_many"]
     masks = p.select_pruned(c.scores, 0.5, {})
     p.apply_all({"l": layers["l"].weight.detach()}, masks, {})
-    assert calls == ["accumulate_snip", "zero_by_mask"]
+    assert calls == ["accumulate_snip_many", "zero_by_mask_many"]
     assert 0.4 < float((layers["l"].weight == 0).float().mean()) < 0.6

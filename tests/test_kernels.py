@@ -19,16 +19,6 @@ from workbench.pruner.patterns import get_pattern
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason="C kernels not built (no compiler?)")
 
 
-@pytest.fixture
-def two_threads(monkeypatch):
-    """Two torch threads and a tiny split size, so the kernels' thread split is exercised."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    monkeypatch.setattr(kernels, "SPLIT", 12)
-    yield
-    torch.set_num_threads(old)
-
-
 def _pytorch_path(scores: torch.Tensor, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
     with monkeypatch.context() as m:
         m.setenv(kernels.ENV_SWITCH, "0")
@@ -223,17 +213,17 @@ def test_nx1_blocks_are_summed_in_row_order():
 
 
 @needs_kernels
-@pytest.mark.parametrize(
-    "pattern, kernel",
-    [("1x1", "snip_accumulate"), ("2:4", "snip_accumulate"), ("4x1", "snip_accumulate_blocks"), ("2x2", None)],
-)
-def test_snip_momentum_updates_go_to_the_kernel_that_fits(pattern, kernel, monkeypatch):
+@pytest.mark.parametrize("pattern, block_rows", [("1x1", 1), ("2:4", 1), ("4x1", 4), ("2x2", None)])
+def test_snip_momentum_updates_go_to_the_kernel_that_fits(pattern, block_rows, monkeypatch):
+    """One compiled call per step over both pruned layers, with the element (block_rows 1) or
+    the Nx1 row-sum update; 2x2 blocks take block_scores instead."""
     from workbench.pruner import WeightPruningConfig, prepare_pruning
 
     calls = []
-    for name in ("snip_accumulate", "snip_accumulate_blocks"):
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, _n=name, _f=real, **k: calls.append(_n) or _f(*a, **k))
+    real = kernels.snip_accumulate_many
+    monkeypatch.setattr(
+        kernels, "snip_accumulate_many", lambda jobs, *a: calls.append([j[3] for j in jobs]) or real(jobs, *a)
+    )
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16), nn.Linear(16, 2))
     config = WeightPruningConfig(
         pattern=pattern,
@@ -250,8 +240,8 @@ def test_snip_momentum_updates_go_to_the_kernel_that_fits(pattern, kernel, monke
         pruning.on_before_optimizer_step()
         pruning.on_after_optimizer_step()
         model.zero_grad()
-    # the first step creates the scores; the next two update both pruned layers
-    assert calls == ([kernel] * 4 if kernel else [])
+    # the first step creates the scores; the next two update both pruned layers in one call each
+    assert calls == ([[block_rows] * 2] * 2 if block_rows else [])
 
 
 @needs_kernels

@@ -15,14 +15,16 @@ is for the steps after the schedule (masks applied only).
 The ``models`` and ``sweep`` sections (a ResNet-50-shaped conv stack, a BERT-base-shaped encoder,
 and that encoder at 1/4 to 2x the weights) time the pruner's hooks apart from the rest of each
 step instead: see :mod:`tools.bench_models` for their columns. ``--only SECTION`` runs one
-section; ``--quick`` takes one repetition per measurement, shorter schedules and no 2x model (a
+section (``--criterion snip_momentum``: the pruner section's rows of that criterion); ``--quick`` takes one repetition per measurement, shorter schedules and no 2x model (a
 few minutes for ``--only models --quick`` on two cores). ``--device`` (default ``auto``: CUDA when
 present) is where the pruner, models and sweep sections run (:mod:`tools.bench_device`); ``make
 test-gpu`` prints the pruner, models and slim tables on a GPU machine.
 The ``overhead`` section times a hand-written loop with the pruner's hooks against the workbench
 trial on the same config, interleaved in one process; ``study`` runs the default experiment
 (6 trials) against its trials' own time and the log writer's (:mod:`tools.bench_overhead`).
-The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
+The ``startup`` section times ``workbench search`` from its start to its first trial's start
+with 1 and 2 workers against a bare ``import torch``, and the log writer's time per trial
+(:mod:`tools.bench_workers`). The ``slim`` section measures dense vs channel-pruned vs slimmed forward latency and parameters
 (:mod:`tools.bench_slim`). The ``posttraining`` section times one-shot Wanda and SparseGPT in the
 authors' block mode against true-sequential calibration, with each one's peak memory
 (:mod:`tools.bench_posttraining`).
@@ -135,10 +137,11 @@ def time_pruner(pattern: str, criterion: str, target: float, *, repeats: int = 3
     return StepTimes(**{k: statistics.median(v) for k, v in kinds.items()})
 
 
-def pruner_table(*, repeats: int = 5) -> list[dict]:
-    """One row per (pattern, criterion): step times and their ratios to the dense step."""
+def pruner_table(*, repeats: int = 5, criterion: str | None = None) -> list[dict]:
+    """One row per (pattern, criterion) (only ``criterion``'s where given): step times and their
+    ratios to the dense step."""
     rows = []
-    for pattern, criterion, target in CASES:
+    for pattern, criterion, target in [case for case in CASES if criterion in (None, case[1])]:
         t = time_pruner(pattern, criterion, target, repeats=repeats)
         rows.append(
             {
@@ -182,6 +185,7 @@ SECTIONS = {
     "benchmarks": _lazy("tools.bench_trials", "benchmarks_table"),
     "tracking": _lazy("tools.bench_trials", "tracking_table"),
     "workers": _lazy("tools.bench_workers", "workers_table"),
+    "startup": _lazy("tools.bench_workers", "startup_table"),
     "overhead": _lazy("tools.bench_overhead", "overhead_table"),
     "study": _lazy("tools.bench_overhead", "study_table"),
     "slim": _lazy("tools.bench_slim", "slim_table"),
@@ -213,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="one repetition, shorter schedules, no 2x model: a run of a few minutes"
     )
+    parser.add_argument(
+        "--criterion",
+        choices=sorted({case[1] for case in CASES}),
+        help="the pruner section's rows of this criterion only (a shorter run)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -225,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = {} if args.repeats is None else {"repeats": args.repeats}
         if args.quick:
             kwargs = {"repeats": 1, **({"quick": True} if name in QUICK_SECTIONS else {})}
+        if name == "pruner" and args.criterion:
+            kwargs["criterion"] = args.criterion
         print(format_table(SECTIONS[name](**kwargs)), flush=True)
     return 0
 

@@ -9,6 +9,12 @@ warm dense-baseline cache, and reports two rates:
 * ``steady``: the sum over workers of (trials - 1) / (end of its last trial - end of its first),
   the rate a long study approaches (start-up and each worker's warm-up trial left out).
 
+Section "startup" (:func:`startup_table`): the time from ``workbench search``'s start to its
+first trial's start (Optuna's ``datetime_start``: the study's own record, no polling) with 1
+and 2 workers and a warm baseline cache, against a bare ``python -c "import torch"`` timed in
+the same run, and the log writer's seconds per trial (the run's ``time.logging_s``) over the
+trial's own seconds.
+
 Nothing is asserted; the numbers go into the README. Example:
 
     >>> rows = workers_table(repeats=1)   # doctest: +SKIP
@@ -30,7 +36,15 @@ import yaml
 from workbench.benchmarks import get_benchmark, load_dense_baseline
 from workbench.study.factories import make_storage
 
-__all__ = ["CASES", "measure_search", "workers_table"]
+__all__ = [
+    "CASES",
+    "first_trial_after",
+    "import_torch_s",
+    "measure_search",
+    "startup_table",
+    "workers_table",
+    "writer_ratio",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "experiments" / "quick.yaml"
@@ -52,7 +66,7 @@ def measure_search(
             env.pop(key, None)
         cmd = [sys.executable, "-m", "workbench", "-q", "search", "exp.yaml", "--workers", str(workers)]
         cmd += ["--storage", storage] if storage else []
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
@@ -62,8 +76,10 @@ def measure_search(
         os.chdir(tmp)
         try:
             trials = optuna.load_study(study_name=data["name"], storage=make_storage(spec)).trials
+            writer = _writer_over_own(trials, f"sqlite:///{tmp}/mlflow.db")
         finally:
             os.chdir(cwd)
+    first = first_trial_after(trials, started)
     steady = 0.0
     for pid in {t.user_attrs["worker"]["pid"] for t in trials}:
         ends = sorted(t.datetime_complete for t in trials if t.user_attrs["worker"]["pid"] == pid)
@@ -74,7 +90,85 @@ def measure_search(
         "trials": float(len(trials)),
         "wall_per_hour": 3600 * len(trials) / wall,
         "steady_per_hour": 3600 * steady,
+        "first_trial_s": first,
+        "writer_over_own": writer,
     }
+
+
+def first_trial_after(trials: list, started: float) -> float:
+    """Seconds from ``started`` (``time.time()``) to the earliest trial start the study recorded
+    (Optuna's ``datetime_start``, local wall clock)."""
+    return min(t.datetime_start.timestamp() for t in trials if t.datetime_start is not None) - started
+
+
+def _writer_over_own(trials: list, tracking_uri: str) -> float:
+    """:func:`writer_ratio` with the log writer's seconds read from the study's MLflow runs."""
+    from workbench.tracking import Tracker  # start-up: MLflow loads only once a study has run
+
+    client = Tracker(tracking_uri).client
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "tags.`workbench.kind` = 'trial'")
+    return writer_ratio(trials, {r.info.run_id: float(r.data.params.get("time.logging_s", "nan")) for r in runs})
+
+
+def writer_ratio(trials: list, writer_s: dict[str, float]) -> float:
+    """Median over the trials of the log writer's seconds for the trial's run (``writer_s``: run
+    id -> the run's param ``time.logging_s``) over the trial's own ``seconds``; NaN where none
+    can be paired.
+
+    Example:
+        >>> from types import SimpleNamespace as T
+        >>> writer_ratio([T(user_attrs={"mlflow_run_id": "a", "seconds": 2.0})], {"a": 0.5})
+        0.25
+    """
+    ratios = [
+        writer_s[t.user_attrs["mlflow_run_id"]] / t.user_attrs["seconds"]
+        for t in trials
+        if t.user_attrs.get("mlflow_run_id") in writer_s and t.user_attrs.get("seconds")
+    ]
+    return statistics.median(ratios) if ratios else float("nan")
+
+
+def import_torch_s() -> float:
+    """Wall seconds of a bare ``python -c "import torch"`` (the floor of any trial's start)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True, timeout=600)
+    return time.perf_counter() - start
+
+
+def startup_table(*, repeats: int = 3) -> list[dict]:
+    """Time to first trial of ``workbench search`` with 1 and 2 workers (dense baseline cached):
+    from the command's start to its first trial's start as the study recorded it, against a
+    bare ``import torch`` timed in the same run (interleaved, medians of ``repeats``), and the
+    log writer's seconds per trial over the trial's own seconds. ``quick.yaml`` with as many
+    trials as workers."""
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    torch_s: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-cache-") as cache:
+        quick = yaml.safe_load(QUICK.read_text())
+        load_dense_baseline(get_benchmark(quick["benchmark"]), int(quick["study"]["seed"]), cache_dir=cache)
+        for _ in range(max(1, repeats)):
+            for workers in runs:
+                torch_s.append(import_torch_s())
+                runs[workers].append(measure_search(workers, n_trials=workers, cache_dir=cache))
+    floor = statistics.median(torch_s)
+    rows = []
+    for workers, samples in runs.items():
+        first = statistics.median(s["first_trial_s"] for s in samples)
+        rows.append(
+            {
+                "workers": workers,
+                "import torch s": floor,
+                "first trial s": first,
+                "first trial / import torch": statistics.median(
+                    s["first_trial_s"] / t for s, t in zip(samples, torch_s[workers - 1 :: 2])
+                ),
+                "first trial s (range)": f"{min(s['first_trial_s'] for s in samples):.2f}-"
+                f"{max(s['first_trial_s'] for s in samples):.2f}",
+                "log writer / trial": statistics.median(s["writer_over_own"] for s in samples),
+            }
+        )
+    return rows
 
 
 CASES = (("1", 1, None), ("1 (journal storage)", 1, "optuna.journal"), ("2", 2, None))

@@ -287,32 +287,42 @@ class SnipMomentumCriterion(PruningCriterion):
         self.beta = 1.0
 
     def on_before_optimizer_step(self) -> None:
+        pending = []
         for name, module in self.modules.items():
             if module.weight.grad is None:
                 continue
             if name not in self.scores:
                 self.scores[name] = self._compute(name, _snip, element="snip").mul_(self.beta)
-            elif not self._accumulate_compiled(name, module):
+            else:
+                pending.append(name)
+        updates = {name: self._compiled_update(name, self.modules[name]) for name in pending}
+        compiled = [name for name in pending if updates[name] is not None]
+        jobs = [updates[name] for name in compiled]
+        done = _backend.accumulate_snip_many(jobs, self.alpha, self.beta) if jobs else []
+        finished = {name for name, ok in zip(compiled, done) if ok}
+        for name in pending:
+            if name not in finished:
                 self._compute(name, _snip, element="snip", into=self.scores[name], alpha=self.alpha, beta=self.beta)
 
-    def _accumulate_compiled(self, name: str, module: torch.nn.Module) -> bool:
-        """The update in one compiled pass, for element-level scores and for the in-order row sums
+    def _compiled_update(self, name: str, module: torch.nn.Module) -> tuple | None:
+        """What the compiled update takes (``(score, weight, grad, block_rows, mean)`` for
+        :func:`_backend.accumulate_snip_many`): element-level scores, and the in-order row sums
         of the pattern's Nx1 blocks (``_backend.row_order_blocks``: what ``BasePattern.reduce``
         sums in row order) of weights that are their own 2-D view (Linear, 1x1 convolutions);
-        ``False`` where it does not apply."""
+        ``None`` where it does not apply."""
         layout = self._layout(name)
         weight, grad = layout.memory_view(module.weight.detach()), layout.memory_view(module.weight.grad)
         if weight is None or grad is None:
-            return False
+            return None
         score = self.scores[name]
         if score.shape == weight.shape:
-            return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta)
+            return score, weight, grad, 1, False
         if self.pattern is None:
-            return False
+            return None
         (rows, cols), how = self.pattern.block(name), self.pattern.reduce_type
         if not _backend.row_order_blocks(rows, cols, how):
-            return False
-        return _backend.accumulate_snip(score, weight, grad, self.alpha, self.beta, block_rows=rows, mean=how == "mean")
+            return None
+        return score, weight, grad, rows, how == "mean"
 
 
 # ---- snip_momentum_block: momentum over the gradient of each block's mask -------------------

@@ -23,12 +23,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from . import kernels
 from .blocks import block_scores, weight_order_mask, zero_blocks
 from .groups import lowest_n_per_group, mask_groups
-from .masking import zero_by_mask, zero_masked
+from .masking import zero_by_mask, zero_by_mask_many, zero_masked
 from .selection import lowest_mask, select_lowest
 from .weighted import select_lowest_weighted
 from .workspace import Workspace, on_cpu
@@ -41,6 +43,7 @@ __all__ = [
     "ROW_ORDER_MAX",
     "Workspace",
     "accumulate_snip",
+    "accumulate_snip_many",
     "block_scores",
     "kernels_available",
     "lowest_mask",
@@ -54,6 +57,7 @@ __all__ = [
     "weight_order_mask",
     "zero_blocks",
     "zero_by_mask",
+    "zero_by_mask_many",
     "zero_masked",
 ]
 
@@ -117,3 +121,21 @@ def accumulate_snip(
     if block_rows == 1 and score.shape == weight.shape:
         return kernels.snip_accumulate(score, weight, grad, alpha, beta)
     return kernels.snip_accumulate_blocks(score, weight, grad, block_rows, mean=mean, alpha=alpha, beta=beta)
+
+
+def accumulate_snip_many(
+    updates: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, bool]], alpha: float, beta: float
+) -> list[bool]:
+    """:func:`accumulate_snip` for every ``(score, weight, grad, block_rows, mean)``, in one
+    compiled call over all the layers (its threads take tiles of any layer as they come free: one
+    parallel region per hook instead of one per layer). ``block_rows == 1`` takes element scores
+    of the weight's shape. Returns which updates were done; the caller updates the others.
+
+    Example:
+        >>> w, g = torch.ones(4, 2), torch.full((4, 2), 2.0)
+        >>> scores = [torch.zeros(4, 2), torch.zeros(1, 2)]
+        >>> done = accumulate_snip_many([(scores[0], w, g, 1, False), (scores[1], w, g, 4, True)], 0.9, 1.0)
+        >>> done == [kernels_available()] * 2 and (not all(done) or scores[1].tolist() == [[2.0, 2.0]])
+        True
+    """
+    return kernels.snip_accumulate_many(list(updates), alpha, beta)

@@ -114,10 +114,14 @@ static int64_t between_rows(const float *x, int64_t n, const int64_t *rows, int6
 }
 
 /* w[i] *= 0 where pruned[i]: what multiplying by the keep mask does (a negative weight becomes
- * -0.0, NaN stays NaN), without building the 0/1 factor. */
+ * -0.0, NaN stays NaN), without building the 0/1 factor. Masks are bool tensors (bytes 0 or 1),
+ * so 1 - pruned is the keep factor. Every weight is multiplied, by 1 where kept: written as
+ * `pruned ? w * 0 : w` (or with `!pruned`), GCC if-converts the loop into masked stores of the
+ * pruned lanes, which ran 3-4x slower on this project's AMD EPYC (2026-12-07, one core, the
+ * reference stack's 4x1 and 1x1 masks). */
 VECTOR_CLONES
 static void zero_pruned(float *w, const uint8_t *pruned, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) w[i] = pruned[i] ? w[i] * 0.0f : w[i];
+    for (int64_t i = 0; i < n; ++i) w[i] *= (float)(1 - pruned[i]);
 }
 
 /* The same for Nx1 blocks: row r of the [rows, cols] weight is zeroed where row r / bn of the
@@ -127,7 +131,7 @@ static void zero_pruned_rows(float *w, const uint8_t *pruned, int64_t first, int
     for (int64_t r = first; r < first + rows; ++r) {
         float *wr = w + r * cols;
         const uint8_t *pr = pruned + (r / bn) * cols;
-        for (int64_t c = 0; c < cols; ++c) wr[c] = pr[c] ? wr[c] * 0.0f : wr[c];
+        for (int64_t c = 0; c < cols; ++c) wr[c] *= (float)(1 - pr[c]);
     }
 }
 
@@ -144,7 +148,10 @@ static void snip_accumulate(float *s, const float *w, const float *g, int64_t n,
 
 /* The same update for scores of Nx1 blocks (`bn` rows of one column; `cols` columns): a block's
  * value is the sum of its |w * g| in row order (_backend.reduce_blocks sums Nx1 blocks that way),
- * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows. */
+ * divided by bn for "mean", then times beta and accumulated as above. `rows` are block rows.
+ * The bn rows are read side by side, 64 columns at a time. Reading each block row front to back
+ * with two streams (w and g) into a row of sums in L1 was not faster on one core (2026-12-07,
+ * loaded machine), nor was reading 1024 columns at a time (performance.md). */
 VECTOR_CLONES
 static void snip_accumulate_blocks(float *s, const float *w, const float *g, int64_t rows, int64_t cols,
                                    int64_t bn, int mean, float alpha, float beta) {
@@ -666,6 +673,113 @@ static PyObject *py_snip_accumulate_blocks(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- one call over many layers ----
+ * A job is one layer, described by int64 fields (addresses and sizes). Its rows are cut into
+ * tiles of about `tile` weights (whole rows), and the tiles of all jobs are handed to the threads
+ * as they come free (schedule(dynamic)): one parallel region per hook instead of one per layer,
+ * and a thread that the OS preempts on a busy machine does not hold the others back at a barrier
+ * after every layer. What each tile computes does not depend on the tiling.
+ *
+ * MANY_SNIP: [score, weight, grad, block rows, cols, bn, mean]: snip_accumulate(_blocks); bn == 1
+ *            is the element-wise update (such a layer is given as numel rows of 1 column).
+ * MANY_ZERO: [weight, pruned, rows, cols, bn]: zero_pruned (bn == 1, numel rows of 1 column) or
+ *            zero_pruned_rows.
+ * MANY_COUNT: [scores, runs, row, n, counts]: count_rows, tiles of whole runs of `row` scores. */
+enum { MANY_SNIP = 0, MANY_ZERO = 1, MANY_COUNT = 2 };
+static const struct {
+    int fields, rows_at, unit_at, bn_at; /* where a job's rows, row width and block rows are */
+} MANY[3] = {{7, 3, 4, 5}, {5, 2, 3, -1}, {5, 1, 2, -1}};
+
+/* Rows lo..hi of one job. */
+static void many_tile(int kind, const int64_t *job, int64_t lo, int64_t hi, float a, float b) {
+    if (kind == MANY_SNIP) {
+        const int64_t cols = job[4], bn = job[5];
+        float *s = (float *)(uintptr_t)job[0] + lo * cols;
+        const float *w = (const float *)(uintptr_t)job[1] + lo * bn * cols;
+        const float *g = (const float *)(uintptr_t)job[2] + lo * bn * cols;
+        if (bn == 1)
+            snip_accumulate(s, w, g, (hi - lo) * cols, a, b);
+        else
+            snip_accumulate_blocks(s, w, g, hi - lo, cols, bn, (int)job[6], a, b);
+    } else if (kind == MANY_ZERO) {
+        const int64_t cols = job[3], bn = job[4];
+        float *w = (float *)(uintptr_t)job[0];
+        const uint8_t *pruned = (const uint8_t *)(uintptr_t)job[1];
+        if (bn == 1)
+            zero_pruned(w + lo * cols, pruned + lo * cols, (hi - lo) * cols);
+        else
+            zero_pruned_rows(w, pruned, lo, hi - lo, cols, bn);
+    } else {
+        const int64_t row = job[2], n = job[3], end = hi * row < n ? hi * row : n;
+        count_rows((const float *)(uintptr_t)job[0] + lo * row, end - lo * row, row, a,
+                   (float *)(uintptr_t)job[4] + lo);
+    }
+}
+
+/* All tiles of all jobs of `kind`; 0, or -1 when out of memory (nothing done). */
+static int run_many(int kind, const int64_t *jobs, int64_t njobs, int64_t tile, int threads, float a, float b) {
+    const int fields = MANY[kind].fields, rows_at = MANY[kind].rows_at;
+    int64_t *first = malloc((size_t)(2 * njobs + 1) * sizeof(int64_t)); /* first tile of each job */
+    if (first == NULL)
+        return -1;
+    int64_t *per = first + njobs + 1; /* rows per tile */
+    first[0] = 0;
+    for (int64_t j = 0; j < njobs; ++j) {
+        const int64_t *job = jobs + j * fields;
+        const int64_t unit = job[MANY[kind].unit_at] * (MANY[kind].bn_at >= 0 ? job[MANY[kind].bn_at] : 1);
+        per[j] = unit >= tile ? 1 : tile / unit;
+        first[j + 1] = first[j] + (job[rows_at] + per[j] - 1) / per[j];
+    }
+    const int64_t tiles = first[njobs];
+    Py_BEGIN_ALLOW_THREADS
+    #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+        int64_t lo_job = 0, hi_job = njobs - 1; /* the last job whose first tile is <= t */
+        while (lo_job < hi_job) {
+            const int64_t mid = (lo_job + hi_job + 1) / 2;
+            if (first[mid] <= t)
+                lo_job = mid;
+            else
+                hi_job = mid - 1;
+        }
+        const int64_t *job = jobs + lo_job * fields, rows = job[rows_at];
+        const int64_t lo = (t - first[lo_job]) * per[lo_job], hi = lo + per[lo_job] < rows ? lo + per[lo_job] : rows;
+        many_tile(kind, job, lo, hi, a, b);
+    }
+    Py_END_ALLOW_THREADS
+    free(first);
+    return 0;
+}
+
+static PyObject *py_snip_accumulate_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs;
+    long long njobs, tile;
+    float alpha, beta;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLffLi", &jobs, &njobs, &alpha, &beta, &tile, &threads))
+        return NULL;
+    return PyLong_FromLong(run_many(MANY_SNIP, (const int64_t *)(uintptr_t)jobs, njobs, tile, threads, alpha, beta));
+}
+
+static PyObject *py_zero_pruned_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs;
+    long long njobs, tile;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLLi", &jobs, &njobs, &tile, &threads))
+        return NULL;
+    return PyLong_FromLong(run_many(MANY_ZERO, (const int64_t *)(uintptr_t)jobs, njobs, tile, threads, 0.0f, 0.0f));
+}
+
+static PyObject *py_count_rows_many(PyObject *self, PyObject *args) {
+    unsigned long long jobs;
+    long long njobs, tile;
+    float value;
+    int threads;
+    if (!PyArg_ParseTuple(args, "KLfLi", &jobs, &njobs, &value, &tile, &threads))
+        return NULL;
+    return PyLong_FromLong(run_many(MANY_COUNT, (const int64_t *)(uintptr_t)jobs, njobs, tile, threads, value, 0.0f));
+}
+
 /* Shares cut the block rows, or, with fewer block rows than threads (channelx1), the block
  * columns; each thread mallocs its tile rows. Returns -1 where an allocation failed. */
 static PyObject *py_block_scores(PyObject *self, PyObject *args) {
@@ -746,6 +860,16 @@ static PyMethodDef methods[] = {
     {"snip_accumulate_blocks", py_snip_accumulate_blocks, METH_VARARGS,
      "snip_accumulate_blocks(s, w, g, rows, cols, bn, mean, alpha, beta, threads): the same for the "
      "sums (or means) of Nx1 blocks; rows are block rows (addresses)"},
+    {"snip_accumulate_many", py_snip_accumulate_many, METH_VARARGS,
+     "snip_accumulate_many(jobs, njobs, alpha, beta, tile, threads): snip_accumulate(_blocks) over many layers, "
+     "jobs int64 [score, weight, grad, block rows, cols, bn, mean] each, tiles of ~tile weights to the threads as "
+     "they come free; 0, or -1 when out of memory (addresses)"},
+    {"zero_pruned_many", py_zero_pruned_many, METH_VARARGS,
+     "zero_pruned_many(jobs, njobs, tile, threads): zero_pruned(_rows) over many layers, jobs int64 [weight, "
+     "pruned, rows, cols, bn] each; 0, or -1 when out of memory (addresses)"},
+    {"count_rows_many", py_count_rows_many, METH_VARARGS,
+     "count_rows_many(jobs, njobs, value, tile, threads): count_rows over many layers, jobs int64 [scores, runs, "
+     "row, n, counts] each; 0, or -1 when out of memory (addresses)"},
     {"block_scores", py_block_scores, METH_VARARGS,
      "block_scores(s, w, g, dtype, element, how, accumulate, alpha, beta, rows, cols, off, inv, inputs, bn, bm, "
      "threads): "

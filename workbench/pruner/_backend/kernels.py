@@ -14,7 +14,11 @@ without one, or with ``WORKBENCH_NATIVE_KERNELS=0`` in the environment, every fu
 returns ``None`` (or ``False``) and the caller takes its PyTorch path. Each call splits its
 work into ``torch.get_num_threads()`` contiguous shares (one when it is smaller than
 :data:`SPLIT`, or when the kernels were built without OpenMP), which run on PyTorch's own OpenMP
-threads (see ``_kernels.c``).
+threads (see ``_kernels.c``). The passes of every step (:func:`snip_accumulate_many`,
+:func:`zero_pruned_many`) and the selection's probes (:func:`count_rows`) take all layers in one
+call instead: their tiles of :data:`TILE` weights go to whichever thread is free, so there is one
+parallel region per hook, and a thread the OS preempts on a busy machine does not stall the other
+at a barrier after every layer (docs/performance.md, 2026-12-07).
 
 Example:
     >>> import torch
@@ -38,6 +42,9 @@ ENV_SWITCH = "WORKBENCH_NATIVE_KERNELS"
 SOURCE = Path(__file__).with_name("_kernels.c")
 SPLIT = 1 << 16
 """Below this many elements (or units of work) a kernel runs on the calling thread alone."""
+TILE = 1 << 18
+"""The ``*_many`` kernels hand out work in tiles of about this many weights (whole rows; 1 MiB of
+float32), to whichever thread is free."""
 
 _log = logging.getLogger(__name__)
 
@@ -109,14 +116,16 @@ def two_of_four(
 def count_rows(flat: list[torch.Tensor], value: float, row: int) -> list[torch.Tensor] | None:
     """Per layer, per run of ``row`` scores, how many are ``<= value``, as float32.
 
-    What ``probes.row_sums`` gives for the 0/1 comparison, without writing the comparison out.
-    ``flat`` holds 1-D float32 tensors; ``None`` when the kernels are unavailable or do not fit.
+    What ``probes.row_sums`` gives for the 0/1 comparison, without writing the comparison out, in
+    one call over all layers (tiles of whole runs go to whichever thread is free). ``flat`` holds
+    1-D float32 tensors; ``None`` when the kernels are unavailable or do not fit.
     """
     if not available() or not _fits(flat, 1):
         return None
     counts = [torch.empty(-(-f.numel() // row)) for f in flat]
-    for f, out in zip(flat, counts):
-        _kernels.count_rows(f.data_ptr(), f.numel(), row, value, out.data_ptr(), threads(f.numel(), out.numel()))
+    fields = [[f.data_ptr(), out.numel(), row, f.numel(), out.data_ptr()] for f, out in zip(flat, counts)]
+    if _run_many("count_rows_many", fields, sum(f.numel() for f in flat), value) < 0:
+        return None
     return counts
 
 
@@ -261,6 +270,67 @@ def snip_accumulate_blocks(
         threads(weight.numel(), block_rows_total),
     )
     return True
+
+
+SnipJob = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, bool]
+"""``(score, weight, grad, block_rows, mean)``: one layer's update for :func:`snip_accumulate_many`."""
+
+
+def snip_accumulate_many(jobs: list[SnipJob], alpha: float, beta: float) -> list[bool]:
+    """:func:`snip_accumulate` (``block_rows == 1``, scores of the weight's shape) or
+    :func:`snip_accumulate_blocks` for every job, in one call whose threads take tiles of any
+    layer as they come free (the same values: each score is computed as those compute it).
+    Returns which jobs were done; the others (not fitting, or all without the kernels) are left
+    to the caller."""
+    done = [_snip_job_fits(*job) for job in jobs]
+    fields = []
+    for (score, weight, grad, block_rows, mean), ok in zip(jobs, done):
+        if ok:
+            rows, cols = (weight.numel(), 1) if block_rows == 1 else score.shape
+            fields.append([score.data_ptr(), weight.data_ptr(), grad.data_ptr(), rows, cols, block_rows, int(mean)])
+    weights = sum(job[1].numel() for job, ok in zip(jobs, done) if ok)
+    if fields and _run_many("snip_accumulate_many", fields, weights, alpha, beta) < 0:
+        return [False] * len(jobs)  # out of memory before any work: the caller's PyTorch path
+    return done
+
+
+def _snip_job_fits(score: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, block_rows: int, mean: bool) -> bool:
+    if not available() or grad.shape != weight.shape:
+        return False
+    if block_rows == 1:
+        return score.shape == weight.shape and _fits([score, weight, grad], score.dim())
+    return _fits([score, weight, grad], 2) and _block_grid(weight, block_rows) == score.shape
+
+
+def zero_pruned_many(jobs: list[tuple[torch.Tensor, torch.Tensor, int]]) -> list[bool]:
+    """:func:`zero_pruned` (``block_rows == 1``: a mask of the weight's shape) or
+    :func:`zero_pruned_rows` for every ``(weight, pruned, block_rows)``, in one call whose threads
+    take tiles of any layer as they come free. Returns which were done."""
+    done = [_zero_job_fits(*job) for job in jobs]
+    fields = []
+    for (weight, pruned, block_rows), ok in zip(jobs, done):
+        if ok:
+            rows, cols = (weight.numel(), 1) if block_rows == 1 else weight.shape
+            fields.append([weight.data_ptr(), pruned.data_ptr(), rows, cols, block_rows])
+    weights = sum(job[0].numel() for job, ok in zip(jobs, done) if ok)
+    if fields and _run_many("zero_pruned_many", fields, weights) < 0:
+        return [False] * len(jobs)
+    return done
+
+
+def _zero_job_fits(weight: torch.Tensor, pruned: torch.Tensor, block_rows: int) -> bool:
+    if not available() or pruned.dtype != torch.bool or not pruned.is_contiguous() or pruned.device.type != "cpu":
+        return False
+    if block_rows == 1:
+        return pruned.shape == weight.shape and _fits([weight], weight.dim())
+    return _fits([weight], 2) and _block_grid(weight, block_rows) == pruned.shape
+
+
+def _run_many(name: str, fields: list[list[int]], weights: int, *scalars: float) -> int:
+    """Run the ``*_many`` kernel ``name`` over the jobs' int64 ``fields`` (``weights`` in all):
+    tiles of :data:`TILE` weights, on all of PyTorch's threads where the work reaches :data:`SPLIT`."""
+    table = torch.tensor(fields, dtype=torch.int64)
+    return call(name, table.data_ptr(), len(fields), *scalars, TILE, threads(weights))
 
 
 def _block_grid(weight: torch.Tensor, block_rows: int) -> tuple[int, int] | None:

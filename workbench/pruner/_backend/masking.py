@@ -20,7 +20,7 @@ imports nothing of the workbench. Every route gives the weights ``weight * ~expa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -28,7 +28,7 @@ from . import kernels
 from .blocks import weight_order_mask, zero_blocks
 from .workspace import on_cpu
 
-__all__ = ["keep_factor", "zero_by_mask", "zero_masked"]
+__all__ = ["keep_factor", "zero_by_mask", "zero_by_mask_many", "zero_masked"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -126,26 +126,29 @@ def _zero_compiled(
 ) -> set[str]:
     """Zero what a compiled kernel can straight from the mask, in place; returns those layers:
     element-level masks of the weight's shape or of its 2-D view, then every block shape on
-    every ``[out, in]`` layer the kernels take (no full-size factor is built or kept for those)."""
-    zeroed = set()
+    every ``[out, in]`` layer the kernels take (no full-size factor is built or kept for those).
+    Element masks and Nx1 block masks of all layers go to one compiled call
+    (:func:`zero_by_mask_many`); what it declines, and other blocks, go layer by layer."""
+    batch: list[tuple[str, tuple[torch.Tensor, torch.Tensor, int]]] = []
     for name, mask in pruned.items():
         weight, layout = weights[name], layouts[name]
         if layout.transposed:  # the kernels read [out, in] weights
             continue
-        element = mask.numel() == weight.numel()
-        if element and (
-            zero_by_mask(weight, expand(name, mask))
-            or zero_blocks(weight, mask.reshape(layout.rows, layout.cols), (1, 1))
-        ):
-            zeroed.add(name)
+        bn, bm = block(name)
+        if mask.numel() == weight.numel():
+            batch.append((name, (weight, expand(name, mask), 1)))
+        elif bm == 1 and (flat := layout.memory_view(weight)) is not None:
+            batch.append((name, (flat, mask, bn)))
+    done = zero_by_mask_many([job for _, job in batch]) if batch else []
+    zeroed = {name for (name, _), ok in zip(batch, done) if ok}
+    for name, mask in pruned.items():
+        weight, layout = weights[name], layouts[name]
+        if name in zeroed or layout.transposed:
             continue
         bn, bm = block(name)
-        if element and bn * bm == 1:  # tried just above
-            continue
-        flat = layout.memory_view(weight) if bm == 1 else None
-        if flat is not None and zero_by_mask(flat, mask, block_rows=bn):
-            zeroed.add(name)
-        elif zero_blocks(weight, mask.reshape(layout.rows // bn, layout.cols // bm), (bn, bm)):
+        if mask.numel() == weight.numel():
+            bn = bm = 1
+        if zero_blocks(weight, mask.reshape(layout.rows // bn, layout.cols // bm), (bn, bm)):
             zeroed.add(name)
     return zeroed
 
@@ -159,9 +162,16 @@ def zero_by_mask(weight: torch.Tensor, pruned: torch.Tensor, *, block_rows: int 
     ``False``, doing nothing, where no compiled kernel takes the tensors; the caller then
     multiplies by its keep factor.
     """
-    if block_rows == 1:
-        return pruned.shape == weight.shape and kernels.zero_pruned([weight], [pruned])[0]
-    return kernels.zero_pruned_rows(weight, pruned, block_rows)
+    return zero_by_mask_many([(weight, pruned, block_rows)])[0]
+
+
+def zero_by_mask_many(jobs: Sequence[tuple[torch.Tensor, torch.Tensor, int]]) -> list[bool]:
+    """:func:`zero_by_mask` for every ``(weight, pruned, block_rows)``, in one compiled call over
+    all of them (its threads take tiles of any layer as they come free). Returns which were
+    zeroed; the others are left as they were."""
+    if not jobs:
+        return []
+    return kernels.zero_pruned_many(list(jobs))
 
 
 def _as_uint8(mask: torch.Tensor) -> torch.Tensor:
