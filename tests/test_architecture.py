@@ -126,3 +126,30 @@ def test_nothing_in_the_repository_points_outside_it():
         if OUTSIDE in (ROOT / name).read_text(errors="replace")
     ]
     assert not offenders, offenders
+
+
+_IMPORT_EACH_FRESH = """
+import importlib, pkgutil, sys, workbench
+names = sorted(m.name for m in pkgutil.walk_packages(workbench.__path__, "workbench.") if m.name != "workbench.__main__")
+for name in names:
+    for loaded in [k for k in sys.modules if k == "workbench" or k.startswith("workbench.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except ImportError as err:
+        print(f"{name}: {err}")
+"""
+
+
+@pytest.mark.e2e
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Importing any module first (``python -c "import workbench.pruner.config"``) works: no module
+    reaches a lazy package's names half-way through that package's own imports (a cycle)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH_FRESH],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert out.stdout == ""

@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +33,8 @@ def lazy_exports(
     """A module ``__getattr__`` and ``__dir__`` for package ``name`` that run ``load`` on first use.
 
     ``load`` returns the names to bind (its ``locals()`` after its imports); ``fallback(attr)``
-    answers names ``load`` does not bind (raise ``AttributeError`` for unknown ones).
+    answers names ``load`` does not bind (raise ``AttributeError`` for unknown ones). A submodule
+    not re-exported is imported on its own, without ``load``.
     """
     module = sys.modules[name]
 
@@ -39,6 +42,10 @@ def lazy_exports(
         if attr.startswith("__"):
             raise AttributeError(f"module {name!r} has no attribute {attr!r}")
         namespace = vars(module)
+        if attr not in namespace.get("__all__", ()) and importlib.util.find_spec(f"{name}.{attr}") is not None:
+            # a submodule (``from . import _backend`` asks the package first): import just it, since
+            # running ``load`` here, half-way through importing one of the package's modules, is a cycle
+            return importlib.import_module(f"{name}.{attr}")
         if not namespace.get("_lazy_loaded"):
             namespace["_lazy_loaded"] = True
             namespace.update({k: v for k, v in load().items() if not k.startswith("__")})
