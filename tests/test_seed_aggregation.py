@@ -29,6 +29,8 @@ from workbench.analysis import configurations_frame, seed_spread
 from workbench.experiment import parse_experiment
 from workbench.results.configs import by_configuration, configuration_knobs
 from workbench.results.figures import plot_metric_vs_sparsity
+from workbench.results.front import front
+from workbench.study.models import front_rows
 from workbench.study.objective import TrialRunner
 from workbench.study.report import param_importances
 from workbench.study.run import run_study
@@ -101,7 +103,7 @@ def test_the_console_ranks_the_mean_and_shows_the_spread_n_seeds_and_trials(seed
     mean, spread = statistics.fmean(SNIP_SEEDS), statistics.stdev(SNIP_SEEDS)
     assert snip.split() == [trials, "4x1", "snip", "-", "0.600", f"{mean:.4f}", f"{spread:.4f}", "3"]
     assert f"{max(SNIP_SEEDS):.4f}" not in text  # the luckiest seed is never shown as the configuration's value
-    matched = text.split("matched reached sparsity")[1].split("\n\n")[0]
+    matched = text.split("the same reached sparsity")[1].split("\n\n")[0]
     assert "mean ±std over seeds" in matched
     assert f"{mean:.4f} ±{spread:.4f} t{trials}" in matched
 
@@ -301,3 +303,15 @@ def _dump_dom(url: str, profile: Path, *, size: str) -> str:
         flags += [f"--user-data-dir={profile}", "--virtual-time-budget=30000", f"--window-size={size}"]
         return subprocess.run([binary, *flags, url], capture_output=True, text=True, timeout=SAFETY_NET_S).stdout
     return dump_dom(url, profile, size=size)
+
+
+@pytest.mark.e2e
+def test_the_models_kept_are_every_seed_of_the_front_configurations(seeded):
+    """The registry's front is the console's: configurations ranked on the mean, each with all its seeds."""
+    _, study = seeded
+    data = copy.deepcopy(EXPERIMENT)
+    data["study"]["seeds"] = [0, 1, 2]
+    kept = front_rows(study, parse_experiment(data))
+    configs = front(by_configuration(result_rows(study)), metric="accuracy", direction="maximize")
+    assert sorted(r["trial"] for r in kept) == sorted(t for c in configs for t in c["trials"])
+    assert len(kept) == 3 * len(configs)  # every seed of each front configuration

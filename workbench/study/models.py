@@ -3,8 +3,9 @@
 Every completed trial logs its pruned model sparse (``tracking.log_model`` ``front`` or ``all``;
 :func:`~workbench.study.tracked.run_tracked_trial`). When the study ends:
 
-* :func:`front_rows`: the trials whose models matter: the Pareto front of the task's metric
-  against the study's second objective (the front of :func:`workbench.results.front.front`, the
+* :func:`front_rows`: the trials whose models matter: every seed's trial of the configurations
+  (ranked on their mean over seeds) on the Pareto front of the task's metric against the study's
+  second objective (the front of :func:`workbench.results.front.front`, the
   workbench's one front implementation), or the best trial of a single-objective study;
 * :func:`keep_front_models`: with ``log_model: front``, the models of the other trials are
   deleted (one log line says how many and how much disk that freed); ``all`` keeps them;
@@ -32,6 +33,7 @@ from mlflow.exceptions import MlflowException
 from workbench.benchmarks import get_benchmark
 from workbench.benchmarks.direction import best_first
 from workbench.infra.plugins import import_plugins
+from workbench.results.configs import by_configuration
 from workbench.results.front import front
 from workbench.study.objective import PLUGINS_TAG
 from workbench.study.summary import result_rows
@@ -69,12 +71,20 @@ def front_of(
 
 
 def front_rows(study: optuna.Study, experiment: Experiment) -> list[dict[str, Any]]:
-    """The completed trials of ``study`` on its final front (see the module docstring), with run ids."""
+    """The completed trials of ``study`` on its final front (see the module docstring), with run ids.
+
+    The front is of configurations (:func:`~workbench.results.configs.by_configuration`: ranked on
+    the mean over seeds, as the console and the parent run rank them); every trial of a front
+    configuration is returned, one per seed, since each seed's model is a model of it.
+    """
     rows = [r for r in result_rows(study, experiment.metric) if r.get("run_id")]
     axis = str(experiment.study.objectives[-1]) if experiment.multi_objective else "sparsity"
-    return front_of(
-        rows, metric=experiment.metric, direction=experiment.direction, axis=axis, multi=experiment.multi_objective
+    configs = by_configuration(rows, metric=experiment.metric)
+    picked = front_of(
+        configs, metric=experiment.metric, direction=experiment.direction, axis=axis, multi=experiment.multi_objective
     )
+    trials = {t for config in picked for t in config["trials"]}
+    return [r for r in rows if r["trial"] in trials]
 
 
 def keep_front_models(study: optuna.Study, tracker: Tracker, experiment: Experiment) -> list[dict[str, Any]]:
