@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.pruner import WeightPruningConfig, get_sparsity_ratio, prepare_pruning
+from workbench.pruner import WeightPruningConfig, get_sparsity_ratio, layer_counts, layer_sparsity, prepare_pruning
 
 from helpers.pruner import MLP, ConvNet, batches, seeded, train
 
@@ -314,6 +314,24 @@ def test_sparsity_ratio_reports_three_views():
     assert mm == pytest.approx(0.5, abs=1e-3)
     assert overall == pytest.approx(0.5 * pruned_params / sum(p.numel() for p in model.parameters()))
     assert blockwise == pytest.approx(0.5, abs=1e-3)
+
+
+def test_layer_counts_are_what_both_sparsity_views_are_computed_from():
+    model = seeded(MLP)
+    pruning = prepare_pruning(model, WeightPruningConfig(pruning_type="magnitude", pattern="4x1", target_sparsity=0.5))
+    pruning.on_train_begin()
+    pruning.on_step_begin(0)
+    name, module = next(iter(pruning.pruners[0].modules.items()))
+    before = pruning.layer_sparsity()[name]
+    with torch.no_grad():  # one more zero in a kept block: elementwise moves, blockwise does not
+        flat = module.weight.view(-1)
+        flat[int(torch.nonzero(flat).view(-1)[0])] = 0.0
+    counts = layer_counts(pruning.pruners)
+    assert counts[name][:2] == (int((module.weight == 0).sum()), module.weight.numel())
+    assert get_sparsity_ratio(pruning.pruners, model, counts=counts) == get_sparsity_ratio(pruning.pruners, model)
+    assert layer_sparsity(pruning.pruners, counts=counts) == pruning.layer_sparsity()
+    elementwise, blockwise = pruning.layer_sparsity()[name]
+    assert elementwise == pytest.approx(before[0] + 1 / module.weight.numel()) and blockwise == before[1]
 
 
 def test_progressive_with_too_small_a_frequency_degrades_to_basic_pruning(caplog):

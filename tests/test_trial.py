@@ -187,6 +187,22 @@ def test_curves_are_recorded_at_mask_changes_and_evaluations(iterative_result):
         assert all(set(curve) == expected for curve in curves.values())
 
 
+def test_carried_curve_points_are_what_measuring_the_weights_gives(iterative_result, monkeypatch):
+    """Differential: the evaluations between mask changes carry the latest measurement; measuring
+    the weights there instead (the readable reference) gives the same curves, bit for bit."""
+    from workbench.trial.loop import Recorder
+
+    cfg = iterative_result.pruning_config
+    pruning_steps = set(range(cfg["start_step"], cfg["end_step"] + 1, cfg["pruning_frequency"]))
+    carried = set(iterative_result.eval_values) - pruning_steps - {TRAINING.steps - 1}
+    assert carried  # the fixture's schedule has evaluations between mask changes
+    monkeypatch.setattr(Recorder, "carry", Recorder.snapshot)
+    measured = _run()
+    assert measured.sparsity == iterative_result.sparsity
+    assert measured.layer_sparsity == iterative_result.layer_sparsity
+    assert measured.layer_blockwise_sparsity == iterative_result.layer_blockwise_sparsity
+
+
 def test_iterative_sparsity_is_monotone_and_reaches_the_target(iterative_result):
     r = iterative_result
     for curve in [*r.sparsity.values(), *r.layer_sparsity.values()]:

@@ -58,6 +58,7 @@ __all__ = [
     "get_reg",
     "get_scheduler",
     "get_sparsity_ratio",
+    "layer_counts",
     "layer_sparsity",
     "list_criteria",
     "list_decays",
@@ -143,7 +144,7 @@ def _load() -> dict:
     from .registry import Registry, did_you_mean
     from .regs import REGS, get_reg, register_reg
     from .schedulers import DECAYS, SCHEDULERS, Scheduler, get_scheduler, register_decay, register_scheduler
-    from .sparsity import LayerInfo, get_sparsity_ratio, layer_sparsity, parse_last_linear, parse_to_prune
+    from .sparsity import LayerInfo, get_sparsity_ratio, layer_counts, layer_sparsity, parse_last_linear, parse_to_prune
     from .yaml_read import read_yaml_file, read_yaml_text
 
     return locals()

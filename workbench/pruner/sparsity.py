@@ -35,6 +35,7 @@ __all__ = [
     "LayerInfo",
     "classify_layers",
     "get_sparsity_ratio",
+    "layer_counts",
     "layer_sparsity",
     "nothing_selected_error",
     "parse_last_linear",
@@ -208,12 +209,35 @@ def parse_to_prune(config: PrunerConfig | dict, model: nn.Module) -> dict[str, n
     return classify_layers([config], model)[0][0]
 
 
-def get_sparsity_ratio(pruners: list, model: nn.Module) -> tuple[float, float, float]:
+def layer_counts(pruners: list) -> dict[str, tuple[int, int, int, int]]:
+    """``{layer: (zero weights, weights, pruned units, units)}`` of every pruned layer, measured
+    on the weights in one pass: what :func:`get_sparsity_ratio` and :func:`layer_sparsity` are
+    computed from (pass it to both as ``counts=`` to read the weights once).
+
+    Example:
+        >>> import torch
+        >>> layer_counts([])
+        {}
+    """
+    out = {}
+    for pruner in pruners:
+        check_weights_have_data(pruner.modules)
+        for name, module in pruner.modules.items():
+            weight = module.weight.detach()
+            units_zero, units = pruner.pattern.zero_units(name, weight)
+            out[name] = (int(torch.count_nonzero(weight == 0)), weight.numel(), units_zero, units)
+    return out
+
+
+def get_sparsity_ratio(
+    pruners: list, model: nn.Module, *, counts: dict[str, tuple[int, int, int, int]] | None = None
+) -> tuple[float, float, float]:
     """``(elementwise_over_matmul_gemm_conv, elementwise_over_all, blockwise_over_matmul_gemm_conv)``.
 
     Zero weights over all weights of the pruned layers; zero weights of the pruned layers over
     all parameters of the model; pruned pattern units (blocks, or N:M groups holding N zeros)
-    over all units of the pruned layers. Measured on the weights themselves.
+    over all units of the pruned layers. Measured on the weights themselves, or taken from
+    ``counts`` (:func:`layer_counts` of the same pruners, measured before).
 
     Example:
         >>> import torch
@@ -221,27 +245,19 @@ def get_sparsity_ratio(pruners: list, model: nn.Module) -> tuple[float, float, f
         >>> get_sparsity_ratio([], model)
         (0.0, 0.0, 0.0)
     """
-    zeros = numel = units_zero = units = 0
-    for pruner in pruners:
-        check_weights_have_data(pruner.modules)
-        for name, module in pruner.modules.items():
-            weight = module.weight.detach()
-            zeros += int(torch.count_nonzero(weight == 0))
-            numel += weight.numel()
-            z, u = pruner.pattern.zero_units(name, weight)
-            units_zero += z
-            units += u
+    counts = layer_counts(pruners) if counts is None else counts
+    zeros, numel, units_zero, units = (sum(c[i] for c in counts.values()) for i in range(4))
     total = sum(p.numel() for p in model.parameters())
     return (zeros / numel if numel else 0.0, zeros / total if total else 0.0, units_zero / units if units else 0.0)
 
 
-def layer_sparsity(pruners: list) -> dict[str, tuple[float, float]]:
-    """``{layer: (elementwise, blockwise)}`` for every pruned layer, measured on the weights."""
-    out = {}
-    for pruner in pruners:
-        check_weights_have_data(pruner.modules)
-        for name, module in pruner.modules.items():
-            weight = module.weight.detach()
-            z, u = pruner.pattern.zero_units(name, weight)
-            out[name] = (int(torch.count_nonzero(weight == 0)) / weight.numel(), z / u if u else 0.0)
-    return out
+def layer_sparsity(
+    pruners: list, *, counts: dict[str, tuple[int, int, int, int]] | None = None
+) -> dict[str, tuple[float, float]]:
+    """``{layer: (elementwise, blockwise)}`` for every pruned layer, measured on the weights (or
+    taken from ``counts``, :func:`layer_counts` of the same pruners)."""
+    counts = layer_counts(pruners) if counts is None else counts
+    return {
+        name: (zeros / numel, units_zero / units if units else 0.0)
+        for name, (zeros, numel, units_zero, units) in counts.items()
+    }

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from workbench.benchmarks import OnDevice, Task, cycle_batches, make_optimizer, to_device
-from workbench.pruner import get_sparsity_ratio, prepare_pruning
+from workbench.pruner import get_sparsity_ratio, layer_counts, layer_sparsity, prepare_pruning
 from workbench.trial.devices import autocast
 from workbench.trial.types import SPARSITY_KEYS, TrainingConfig, TrialDiverged
 
@@ -49,11 +49,23 @@ class Recorder:
 
     def snapshot(self, step: int, pruning: Any, model: torch.nn.Module) -> None:
         """Record the global and per-layer sparsity at ``step``."""
-        for key, value in zip(SPARSITY_KEYS, get_sparsity_ratio(pruning.pruners, model)):
+        counts = layer_counts(pruning.pruners)  # the weights read once for both
+        for key, value in zip(SPARSITY_KEYS, get_sparsity_ratio(pruning.pruners, model, counts=counts)):
             self.sparsity[key][step] = float(value)
-        for name, (elementwise, blockwise) in pruning.layer_sparsity().items():
+        for name, (elementwise, blockwise) in layer_sparsity(pruning.pruners, counts=counts).items():
             self.layer.setdefault(name, {})[step] = float(elementwise)
             self.layer_block.setdefault(name, {})[step] = float(blockwise)
+
+    def carry(self, step: int, pruning: Any, model: torch.nn.Module) -> None:
+        """Record at ``step`` the sparsity of the latest snapshot: the masks have not changed since,
+        and masked weights stay zero, so the weights would give the same counts (a kept weight
+        landing exactly on 0.0 is counted at the next snapshot). Measures when there is none yet."""
+        latest = max(self.sparsity[SPARSITY_KEYS[0]], default=None)
+        if latest is None:
+            self.snapshot(step, pruning, model)
+            return
+        for curve in (*self.sparsity.values(), *self.layer.values(), *self.layer_block.values()):
+            curve[step] = curve[latest]
 
     def evaluated(self, step: int, metrics: dict[str, float]) -> float:
         """Record an evaluation at ``step``; returns the task's metric."""
@@ -158,8 +170,10 @@ def finetune(
         if step == final:
             break
         periodic = (step + 1) % training.eval_every == 0
-        if changed or periodic:
+        if changed:
             rec.snapshot(step, pruning, model)
+        elif periodic:
+            rec.carry(step, pruning, model)
         if periodic:
             evaluate(step)
     if epoch_open:

@@ -13,7 +13,8 @@ Steps are numbered as the pruner counts them (0 .. ``steps``-1, the numbering of
 (masks change in ``on_step_begin(s)``); ``train_loss[s]`` is the loss of step ``s``'s batch.
 Evaluation runs after every ``eval_every`` steps (steps ``eval_every-1``, ``2*eval_every-1``, ...)
 and after the last step; sparsity curves are recorded at every step where masks changed and at
-every evaluation.
+every evaluation (measured on the weights where masks changed and after the last step; at an
+evaluation between mask changes the latest measurement is carried, since masked weights stay zero).
 
 A config with a ``posttraining`` key (criterion ``wanda`` / ``sparsegpt``) runs the post-training
 trial instead (:mod:`.posttraining`: prune once from calibration data, evaluate at step 0, then
