@@ -79,6 +79,7 @@ def test_a_failed_spool_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 
 
 def test_a_new_mlflow_store_is_synced_renamed_then_its_folder_synced(tmp_path, calls, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))  # no store template: migrations run
     import sqlalchemy
     from mlflow.store.db import utils
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from workbench import cli
 from workbench.pruner import ConfigError
-from workbench.tracking.store_create import ensure_sqlite_store, schema_problem
+from workbench.tracking.store_create import ensure_sqlite_store, schema_problem, template_path
 
 from helpers.experiments import experiment, write_experiment
 from helpers.study import child_runs, finish, start_search
@@ -44,7 +44,46 @@ def _half_migrated(db, *, with_run: bool) -> None:
             )
 
 
-def test_a_store_whose_creation_is_cut_short_never_appears(tmp_path, monkeypatch):
+@pytest.fixture
+def no_template(tmp_path_factory, monkeypatch):
+    """A cache folder with no store template yet: a new store runs MLflow's migrations."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(cache))
+    return cache
+
+
+def test_a_new_store_is_a_copy_of_the_template_the_first_one_left(tmp_path, no_template, monkeypatch):
+    first, second = tmp_path / "a" / "mlflow.db", tmp_path / "b" / "mlflow.db"
+    first.parent.mkdir(), second.parent.mkdir()
+    assert ensure_sqlite_store(f"sqlite:///{first}")
+    template = template_path()
+    assert template.parent.parent == no_template and schema_problem(template) is None
+
+    def migrations(engine):
+        raise AssertionError("a template was there: no migration should run")
+
+    monkeypatch.setattr("mlflow.store.db.utils._initialize_tables", migrations)
+    assert ensure_sqlite_store(f"sqlite:///{second}")
+    assert second.read_bytes() == template.read_bytes() and schema_problem(second) is None
+    client = MlflowClient(f"sqlite:///{second}")  # MLflow opens the copy as a store of its own
+    exp = client.create_experiment("copied")
+    client.create_run(exp)
+    assert len(client.search_runs([exp])) == 1 and not MlflowClient(f"sqlite:///{first}").search_runs([exp])
+
+
+@pytest.mark.parametrize("damage", ["not a database", "half migrated"])
+def test_a_damaged_template_is_ignored_and_written_again(tmp_path, no_template, damage):
+    template = template_path()
+    template.parent.mkdir(parents=True)
+    if damage == "not a database":
+        template.write_text("garbage")
+    else:
+        _half_migrated(template, with_run=False)
+    assert ensure_sqlite_store(f"sqlite:///{tmp_path}/mlflow.db")
+    assert schema_problem(tmp_path / "mlflow.db") is None and schema_problem(template) is None
+
+
+def test_a_store_whose_creation_is_cut_short_never_appears(tmp_path, no_template, monkeypatch):
     def killed(engine):  # the tables half made, then the process dies
         engine.connect().exec_driver_sql("CREATE TABLE experiments (x INT)").close()
         raise KeyboardInterrupt("kill -9")

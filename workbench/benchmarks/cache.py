@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.infra.cache_dir import CACHE_ENV, DEFAULT_CACHE_DIR, resolve_cache_dir
 from workbench.infra.durable import write_durably
 from workbench.infra.locks import file_lock
 from workbench.pruner.errors import ConfigError
@@ -71,8 +72,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "WORKBENCH_CACHE_DIR"
-DEFAULT_CACHE_DIR = ".workbench-cache"
 TRAINING_CODE_VERSION = 1
 """Bump when :func:`train_dense` changes what it produces: every cached baseline is rebuilt."""
 DENSE_THREADS = 1
@@ -81,11 +80,6 @@ so a fixed count makes the cached baseline independent of the worker that happen
 (these models are too small to gain much from a second thread)."""
 _FORMAT = 2
 _ENTRY_KEYS = ("format", "key", "meta", "metrics", "state_dict", "checksum")
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache folder: ``cache_dir``, else ``$WORKBENCH_CACHE_DIR``, else ``./.workbench-cache``."""
-    return Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
 
 
 def _material(task: Task, seed: int) -> tuple[str, str]:

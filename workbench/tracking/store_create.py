@@ -9,6 +9,13 @@ rename and its folder after, so a power loss cannot leave a store without its ta
 an older workbench left, holding no run, is moved aside (``<name>.broken-<time>``, with a
 warning) and created again; one that holds runs is the user's data: a ConfigError says what to do.
 
+Running the migrations takes seconds (MLflow reads ~100 migration scripts), paid by every new
+store: a folder's first ``workbench search``. The first store created on a machine is also kept,
+untouched, as a template in the cache folder (``<cache>/mlflow-store/mlflow-<version>.db``,
+:mod:`workbench.infra.cache_dir`; one per MLflow version, whose schema it fixes), and later new
+stores are copies of it: the same file MLflow would have written, in milliseconds. A template that
+is not a complete store at its version's schema is ignored and written again.
+
 MLflow puts an empty experiment "Default" (id 0) in every new store; beside the study's own it
 only misleads (a first look at the UI opens on it). :func:`hide_default_experiment` moves it to
 the trash (MLflow's soft delete: MLflow itself does not create it again, ``mlflow gc`` would
@@ -23,16 +30,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from workbench.infra.cache_dir import resolve_cache_dir
 from workbench.infra.durable import replace_durably
 from workbench.infra.stores import sqlite_path, sqlite_url
 from workbench.pruner.errors import ConfigError
 
-__all__ = ["DEFAULT_EXPERIMENT", "ensure_sqlite_store", "hide_default_experiment", "schema_problem"]
+__all__ = ["DEFAULT_EXPERIMENT", "ensure_sqlite_store", "hide_default_experiment", "schema_problem", "template_path"]
 
 _log = logging.getLogger(__name__)
 
@@ -69,18 +78,49 @@ def _runs(db: Path) -> int:
         return 0
 
 
-def _create(db: Path) -> None:
-    # start-up: SQLAlchemy and MLflow's schema code load only when a store is created
-    import sqlalchemy
-    from mlflow.store.db.utils import _initialize_tables
+def template_path() -> Path:
+    """Where this MLflow version's empty store is kept (module docstring)."""
+    # start-up: MLflow's version only, when a store is created
+    from mlflow.version import VERSION
 
+    return resolve_cache_dir() / "mlflow-store" / f"mlflow-{VERSION}.db"
+
+
+def _usable_template(template: Path) -> bool:
+    try:
+        return template.is_file() and schema_problem(template) is None
+    except sqlite3.DatabaseError:
+        return False
+
+
+def _keep_template(tmp: Path, template: Path) -> None:
+    """Copy the store just created to ``template`` (atomically; a failure only costs the speed-up)."""
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        partial = template.with_name(f".{template.name}.{os.getpid()}")
+        shutil.copyfile(tmp, partial)
+        os.replace(partial, template)
+    except OSError as err:
+        _log.debug("no store template kept at %s: %s", template, err)
+
+
+def _create(db: Path) -> None:
     tmp = db.with_name(f".{db.name}.creating-{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    engine = sqlalchemy.create_engine(sqlite_url(tmp), poolclass=sqlalchemy.pool.NullPool)
-    try:
-        _initialize_tables(engine)
-    finally:
-        engine.dispose()
+    template = template_path()
+    if _usable_template(template):
+        shutil.copyfile(template, tmp)
+    else:
+        # start-up: SQLAlchemy and MLflow's schema code load only when a store is migrated
+        import sqlalchemy
+        from mlflow.store.db.utils import _initialize_tables
+
+        engine = sqlalchemy.create_engine(sqlite_url(tmp), poolclass=sqlalchemy.pool.NullPool)
+        try:
+            _initialize_tables(engine)
+        finally:
+            engine.dispose()
+        _keep_template(tmp, template)
     replace_durably(tmp, db)  # atomic and synced: the store appears complete, or not at all
 
 
