@@ -137,3 +137,23 @@ def test_what_search_loads_before_its_first_trial_has_no_figures(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.e2e
+def test_the_log_writer_starts_without_torch(tmp_path):
+    """The writer process (spawned beside the first trial) imports the CLI as its main module and
+    the spool module to run ``_writer_main``: MLflow, but not torch, which the trial is loading."""
+    code = (
+        "import sys, workbench.cli; from workbench.tracking.spool import _writer_main; "
+        "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['mlflow']"

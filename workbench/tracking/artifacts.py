@@ -24,8 +24,6 @@ from typing import Any
 import yaml
 from mlflow.entities import Metric
 
-from workbench.pruner import parse_pattern
-from workbench.pruner.config import DEFAULT_CONFIG, parse_pruning_type
 from workbench.pruner.errors import ConfigError
 from workbench.tracking.metric_keys import layer_metric_keys, sanitize_name
 from workbench.tracking.speed_metrics import speed_metrics
@@ -84,6 +82,9 @@ def trial_params(
     run carries all seven; a knob without effect in this trial (the decay of a one-step schedule)
     is logged as ``none``.
     """
+    # start-up: the log writer imports this module; the pruner (and torch) load with the first config
+    from workbench.pruner.config import DEFAULT_CONFIG, parse_pruning_type
+
     first = {**DEFAULT_CONFIG, **pruning_config, **(pruning_config.get("pruning_configs") or [{}])[0]}
     first.pop("pruning_configs", None)
     out: dict[str, Any] = {}
@@ -139,6 +140,9 @@ NM_LAYER_PREFIX = "layer_nm_satisfied"
 def is_nm(result: TrialResult) -> bool:
     """Whether the (first) pruner's pattern has a fixed sparsity (N:M), as its spec says, so its
     blockwise figure counts satisfied groups; ``False`` for a pattern no family parses."""
+    # start-up: the log writer imports this module; the pattern registry (and torch) load with the first result
+    from workbench.pruner import parse_pattern
+
     entries = result.pruning_config.get("pruning_configs") or [{}]
     try:
         return parse_pattern(entries[0].get("pattern", result.pruning_config.get("pattern"))).fixed_sparsity is not None

@@ -18,8 +18,6 @@ from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from workbench.trial.model_file import MODEL_FILE, save_sparse_model
-
 __all__ = [
     "MODEL_BYTES_TAG",
     "MODEL_DIR",
@@ -36,6 +34,8 @@ _log = logging.getLogger(__name__)
 
 MODEL_DIR, MODEL_TAG, MODEL_BYTES_TAG = "model", "workbench.model", "workbench.model_bytes"
 """Where a trial's sparse model is logged (``model/sparse_model.safetensors``) and the tags saying so."""
+MODEL_FILE = "sparse_model.safetensors"
+"""The file name a trial's sparse model is logged under, in :data:`MODEL_DIR`."""
 
 
 def log_model_file(client: Any, run_id: str, path: str) -> None:
@@ -61,6 +61,9 @@ def log_trial_model(tracker: Any, run_id: str, model: Any, *, meta: dict[str, An
     A spooling tracker (:class:`~workbench.tracking.spool.SpooledTracker`) gets the file in its
     spool folder and queues it for the log writer; any other tracker logs it now.
     """
+    # start-up: the log writer process imports this module and never needs torch
+    from workbench.trial.model_file import save_sparse_model
+
     spooled = callable(getattr(tracker, "log_model_file", None))
     folder = tracker.model_staging(run_id) if spooled else Path(tempfile.mkdtemp(prefix="workbench-model-"))
     path = folder / MODEL_FILE

@@ -36,7 +36,6 @@ from torch import nn
 
 __all__ = [
     "FORMAT",
-    "MODEL_FILE",
     "SPARSE_MIN_NUMEL",
     "SPARSE_MIN_ZEROS",
     "build_trial_model",
@@ -46,8 +45,6 @@ __all__ = [
     "unpack_mask",
 ]
 
-MODEL_FILE = "sparse_model.safetensors"
-"""The file name a trial's sparse model is logged under (``model/sparse_model.safetensors``)."""
 FORMAT = "workbench-sparse-model"
 """The ``format`` entry of the file's metadata (version 1)."""
 SPARSE_MIN_ZEROS = 1 / 16
