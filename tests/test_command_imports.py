@@ -118,6 +118,21 @@ def test_search_checks_the_search_space_against_the_registries(tmp_path):
     assert not imported & {"mlflow", "optuna"} and not list(tmp_path.glob("*.db"))
 
 
+def loaded_after(imports: str, names: tuple[str, ...], cwd: Path) -> list[str]:
+    """Which of ``names`` are in ``sys.modules`` after ``imports`` (a statement) in a fresh interpreter."""
+    code = f"import sys; {imports}; print(sorted(m for m in {names!r} if m in sys.modules))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().replace("'", '"'))
+
+
 @pytest.mark.e2e
 def test_what_search_loads_before_its_first_trial_has_no_figures(tmp_path):
     """The layers `workbench search` imports to run trials: matplotlib waits for a figure.
@@ -126,34 +141,12 @@ def test_what_search_loads_before_its_first_trial_has_no_figures(tmp_path):
     trial is tracked in MLflow.
     """
     modules = "workbench.cli, workbench.study, workbench.study.run, workbench.study.preflight, workbench.study.workers"
-    code = f"import sys, {modules}; print(sorted(m for m in ('matplotlib', 'mlflow.server') if m in sys.modules))"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert loaded_after(f"import {modules}", ("matplotlib", "mlflow.server"), tmp_path) == []
 
 
 @pytest.mark.e2e
 def test_the_log_writer_starts_without_torch(tmp_path):
     """The writer process (spawned beside the first trial) imports the CLI as its main module and
     the spool module to run ``_writer_main``: MLflow, but not torch, which the trial is loading."""
-    code = (
-        "import sys, workbench.cli; from workbench.tracking.spool import _writer_main; "
-        "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['mlflow']"
+    imports = "import workbench.cli; from workbench.tracking.spool import _writer_main"
+    assert loaded_after(imports, ("torch", "mlflow"), tmp_path) == ["mlflow"]
