@@ -64,7 +64,7 @@ from typing import Any
 
 import torch
 
-from workbench.pruner import Pruning, get_sparsity_ratio, prepare_pruning, resolve_config
+from workbench.pruner import Pruning, get_sparsity_ratio, layer_counts, layer_sparsity, prepare_pruning, resolve_config
 from workbench.pruner.errors import ConfigError
 
 try:  # optional extra [hf]: without transformers this module still imports (and documents itself)
@@ -261,9 +261,11 @@ class PruningCallback(TrainerCallback):
         """The log keys and their values now (empty before training)."""
         if self.pruning is None:
             return {}
-        values = dict(zip(GLOBAL_KEYS, get_sparsity_ratio(self.pruning.pruners, self.pruning.model)))
+        pruners = self.pruning.pruners
+        counts = layer_counts(pruners)  # the weights read once for both views
+        values = dict(zip(GLOBAL_KEYS, get_sparsity_ratio(pruners, self.pruning.model, counts=counts)))
         if self.per_layer:
-            for name, (elementwise, _) in self.pruning.layer_sparsity().items():
+            for name, (elementwise, _) in layer_sparsity(pruners, counts=counts).items():
                 values[f"layer_sparsity/{_BAD.sub('_', name)}"] = elementwise
         return values
 
