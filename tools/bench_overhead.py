@@ -5,9 +5,9 @@ times: a hand-written loop (the dense weights copied from memory, ``prepare_prun
 optimizer, ``training.steps`` steps with the pruner's hooks, and the evaluations the training
 config asks for: every ``eval_every`` steps and at the end), then
 :func:`~workbench.trial.run_trial` with the same config, seed and cache (the dense baseline
-cached before timing), in alternating order (ABBA). Both see the same machine state, so their ratio is what the trial
-runner's own work costs (loading the cached baseline, the curves and sparsity snapshots, the
-bookkeeping). ``trial/hand`` is the ratio of the medians. Nothing is asserted.
+cached before timing), in alternating order (ABBA). Both see the same machine state, so their
+ratio is what the trial runner's own work costs (loading the cached baseline, the curves and
+sparsity snapshots, the bookkeeping). ``trial/hand`` is the ratio of the medians. Nothing is asserted.
 """
 
 from __future__ import annotations

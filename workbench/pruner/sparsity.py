@@ -215,7 +215,6 @@ def layer_counts(pruners: list) -> dict[str, tuple[int, int, int, int]]:
     computed from (pass it to both as ``counts=`` to read the weights once).
 
     Example:
-        >>> import torch
         >>> layer_counts([])
         {}
     """

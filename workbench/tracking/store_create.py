@@ -95,13 +95,15 @@ def _usable_template(template: Path) -> bool:
 
 def _keep_template(tmp: Path, template: Path) -> None:
     """Copy the store just created to ``template`` (atomically; a failure only costs the speed-up)."""
+    partial = template.with_name(f".{template.name}.{os.getpid()}")
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
-        partial = template.with_name(f".{template.name}.{os.getpid()}")
         shutil.copyfile(tmp, partial)
         os.replace(partial, template)
     except OSError as err:
         _log.debug("no store template kept at %s: %s", template, err)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def _create(db: Path) -> None:
