@@ -171,7 +171,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.study.workers import warm_up_torch
 
     quiet_optuna()
-    warm_up_torch()  # torch's lazy imports happen now, before Ctrl-C is armed
+    if args.workers == 1:  # trials run in this process: torch's lazy imports happen now, before Ctrl-C is armed
+        warm_up_torch()  # (each spawned worker warms up itself; this process then trains nothing)
 
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt
