@@ -162,6 +162,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from workbench.experiment import load_experiment
 
     experiment = load_experiment(args.experiment)  # start-up: a bad file is rejected before MLflow and Optuna load
+    from workbench.tracking.provenance import prefetch_run_tags
+
+    prefetch_run_tags()  # the runs' git tags, asked in the background while the libraries load
+    if args.workers > 1:
+        from workbench.infra.forkserver import start_worker_server
+
+        start_worker_server()  # the workers' libraries load in the server the workers are forked from, meanwhile
 
     from workbench.infra.interrupts import interrupt_guard
     from workbench.infra.outage import as_stop
@@ -172,7 +179,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     quiet_optuna()
     if args.workers == 1:  # trials run in this process: torch's lazy imports happen now, before Ctrl-C is armed
-        warm_up_torch()  # (each spawned worker warms up itself; this process then trains nothing)
+        warm_up_torch()  # (each worker warms up itself; this process then trains nothing)
 
     try:
         with interrupt_guard():  # Ctrl-C and `kill PID`: close the trials and runs, never lose the interrupt

@@ -1,7 +1,8 @@
 """The workbench's cache folder: one rule for where cached files live.
 
-Dense baselines (:mod:`workbench.benchmarks.cache`) and the empty MLflow store new stores are
-copied from (:mod:`workbench.tracking.store_create`) live under it. ``cache_dir`` when given,
+Dense baselines (:mod:`workbench.benchmarks.cache`), the digits split
+(:mod:`workbench.benchmarks.digits`) and the empty MLflow store new stores are copied from
+(:mod:`workbench.tracking.store_create`) live under it. ``cache_dir`` when given,
 else ``$WORKBENCH_CACHE_DIR``, else ``./.workbench-cache``.
 
 Example:

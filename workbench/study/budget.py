@@ -5,7 +5,7 @@ only while the trials that count (:func:`~workbench.study.recovery.counted_trial
 RUNNING ones stay below the total, and the space still has an untrained point
 (:func:`~workbench.study.repeats.space_exhausted`); the lock is released as soon as the trial exists. So N
 processes, on one machine or several, stop at exactly the requested total. :func:`run_trials`
-is that loop, run by ``workbench search`` itself and by each spawned worker.
+is that loop, run by ``workbench search`` itself and by each worker process.
 
 Example:
     >>> run_trials(study, objective, spec="optuna.db", total=12,   # doctest: +SKIP

@@ -1,10 +1,11 @@
-"""Worker processes on one study: spawn, progress, interruption.
+"""Worker processes on one study: start, progress, interruption.
 
 Every process that runs trials (the ``workbench search`` process itself with one worker, or
-each of N spawned workers) runs :func:`~workbench.study.budget.run_trials`, which stops the N
+each of N worker processes) runs :func:`~workbench.study.budget.run_trials`, which stops the N
 processes at exactly the requested total.
 
-:func:`run_workers` spawns the N workers (each with ``max(1, cores // N)`` torch threads unless
+:func:`run_workers` starts the N workers (forked from the worker server that has their libraries
+loaded, :mod:`workbench.infra.forkserver`; each with ``max(1, cores // N)`` torch threads unless
 the experiment asks for fewer), draws a progress bar and, on Ctrl-C, passes the interrupt to
 the workers, waits for them to close their trials and runs, and re-raises. With several visible
 GPUs and ``training.device`` ``auto`` or ``cuda``, worker ``i`` sees only GPU ``i mod n``
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -33,6 +33,7 @@ import torch
 from workbench.experiment import Experiment
 from workbench.infra import interrupts
 from workbench.infra.diskfull import DISK_FULL_EXIT, DiskFullError
+from workbench.infra.forkserver import inherit, worker_context, worker_inheritance
 from workbench.infra.interrupts import ignoring_sigint, interrupt_guard
 from workbench.infra.outage import OUTAGE_EXIT, StoreOutage, as_stop
 from workbench.infra.plugins import import_plugins
@@ -43,6 +44,7 @@ from workbench.study.factories import make_pruner, make_sampler, make_storage
 from workbench.study.objective import Objective, TrialRunner
 from workbench.study.recovery import counted_trials, recover_study, stale_trial_callback
 from workbench.tracking import Tracker
+from workbench.tracking.provenance import prefetch_run_tags
 from workbench.tracking.server import wait_for_server
 from workbench.trial.devices import visible_gpus, worker_gpu
 
@@ -62,19 +64,23 @@ def thread_budget(requested: int, workers: int) -> int:
 
 
 def _worker(job: dict[str, Any]) -> None:
-    """One spawned worker process: run trials until the study holds the total.
+    """One worker process: run trials until the study holds the total.
 
-    It starts with SIGINT ignored (inherited from :func:`run_workers`), so a Ctrl-C during
-    start-up cannot leave a traceback; SIGINT and SIGTERM interrupt it once it is set up.
+    It starts with SIGINT ignored (inherited from the worker server, started with SIGINT
+    ignored), so a Ctrl-C during start-up cannot leave a traceback; SIGINT and SIGTERM interrupt it once it is set up.
     """
     study = tracker = None
+    inherit(
+        job["inherit"]
+    )  # forked from the worker server: the search process's environment and stdio, not the server's
     if job.get("gpu") is not None:  # before anything starts CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = job["gpu"]
+    prefetch_run_tags()  # the runs' git tags, asked in the background while torch warms up
     warm_up_torch()  # while SIGINT is still ignored
     guard = interrupt_guard()
     try:
         guard.__enter__()
-        install_redaction()  # a spawned process: nothing it logs may show a credential
+        install_redaction()  # a new process: nothing it logs may show a credential
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(f"[worker {job['index']}] %(message)s"))
         root = logging.getLogger("workbench")
@@ -83,7 +89,7 @@ def _worker(job: dict[str, Any]) -> None:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         torch.set_num_threads(job["threads"])
         exp: Experiment = job["experiment"]
-        import_plugins(exp.plugins)  # a spawned process: the user's registrations run again here
+        import_plugins(exp.plugins)  # a new process: the user's registrations run again here
         if job["wait_for_server"]:  # the local tracking server starts alongside the workers
             wait_for_server(job["tracking_uri"])
         tracker = Tracker(job["tracking_uri"])
@@ -149,8 +155,9 @@ def run_workers(
         WorkerError: A worker died (the next start of the study recovers its trial).
     """
     threads = thread_budget(experiment.training.threads, workers)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     base = {
+        "inherit": worker_inheritance(),
         "experiment": experiment,
         "storage": spec,
         "total": total,
