@@ -25,3 +25,19 @@ def test_measure_overhead_reports_both_medians():
     training = TrainingConfig(steps=10, eval_every=5, pruning_frequency=2, threads=1)
     m = measure_overhead("mlp-digits", repeats=1, training=training)
     assert set(m) == {"hand", "trial"} and m["hand"] > 0 and m["trial"] > 0
+
+
+def test_the_study_timeline_records_every_call_of_a_timed_step_even_a_failing_one():
+    from tools.study_timeline import timed
+
+    steps: list = []
+
+    def fail():
+        raise RuntimeError("boom")
+
+    add = timed(steps, lambda x: x + 1, "add")
+    assert add(1) == 2 and add(2) == 3
+    with pytest.raises(RuntimeError):
+        timed(steps, fail, "fail")()
+    assert [name for name, _, _ in steps] == ["add", "add", "fail"]
+    assert all(start <= end for _, start, end in steps) and steps[0][2] <= steps[1][1]
