@@ -67,12 +67,12 @@ def _worker(job: dict[str, Any]) -> None:
     """One worker process: run trials until the study holds the total.
 
     It starts with SIGINT ignored (inherited from the worker server, started with SIGINT
-    ignored), so a Ctrl-C during start-up cannot leave a traceback; SIGINT and SIGTERM interrupt it once it is set up.
+    ignored), so a Ctrl-C during start-up cannot leave a traceback; SIGINT and SIGTERM
+    interrupt it once it is set up.
     """
     study = tracker = None
-    inherit(
-        job["inherit"]
-    )  # forked from the worker server: the search process's environment and stdio, not the server's
+    # forked from the worker server: take the search process's environment and stdio, not the server's
+    inherit(job["inherit"])
     if job.get("gpu") is not None:  # before anything starts CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = job["gpu"]
     prefetch_run_tags()  # the runs' git tags, asked in the background while torch warms up
