@@ -14,7 +14,6 @@ again and rewritten; a cache folder that cannot be written only costs the two se
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 from importlib import metadata
@@ -26,6 +25,7 @@ from workbench.infra.cache_dir import resolve_cache_dir
 from workbench.infra.durable import write_durably
 
 from .base import BenchmarkData
+from .cache import state_checksum
 
 __all__ = ["digits_data", "split_cache_path"]
 
@@ -41,15 +41,6 @@ Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 def split_cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the split is cached: named by scikit-learn's version, whose data and split it is."""
     return resolve_cache_dir(cache_dir) / f"digits-split-sklearn{metadata.version('scikit-learn')}.pt"
-
-
-def _checksum(parts: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in _PARTS:
-        tensor = parts[name].contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _compute() -> Split:
@@ -82,7 +73,7 @@ def _read(path: Path) -> Split | None:
             or parts[k].dtype != _DTYPES[k]
             for k in _PARTS
         )
-        or entry.get("checksum") != _checksum(parts)
+        or entry.get("checksum") != state_checksum(parts)
     ):
         _log.warning("digits split cache %s fails its checks: computing it again", path)
         return None
@@ -99,7 +90,7 @@ def _split() -> Split:
     parts = dict(zip(_PARTS, split))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_durably(path, lambda handle: torch.save({"parts": parts, "checksum": _checksum(parts)}, handle))
+        write_durably(path, lambda handle: torch.save({"parts": parts, "checksum": state_checksum(parts)}, handle))
     except OSError as err:  # a read-only or full cache folder: the split is still right, only slower next time
         _log.debug("digits split not cached at %s: %s", path, err)
     return split

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.infra.cache_dir import resolve_cache_dir
-from workbench.infra.durable import replace_durably
+from workbench.infra.durable import replace_durably, write_durably
 from workbench.infra.stores import sqlite_path, sqlite_url
 from workbench.pruner.errors import ConfigError
 
@@ -94,16 +94,14 @@ def _usable_template(template: Path) -> bool:
 
 
 def _keep_template(tmp: Path, template: Path) -> None:
-    """Copy the store just created to ``template`` (atomically; a failure only costs the speed-up)."""
-    partial = template.with_name(f".{template.name}.{os.getpid()}")
+    """Copy the store just created to ``template`` (atomically, no partial file left; a failure
+    only costs the speed-up)."""
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp, partial)
-        os.replace(partial, template)
+        with tmp.open("rb") as source:
+            write_durably(template, lambda handle: shutil.copyfileobj(source, handle))
     except OSError as err:
         _log.debug("no store template kept at %s: %s", template, err)
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
 
 
 def _create(db: Path) -> None:
